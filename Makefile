@@ -1,0 +1,94 @@
+# Build, test and demo entry points. GNU make; works as root or as a sudoer on a fresh Debian 12 / Ubuntu.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 0.0.0.0
+PORT ?= 8080
+DEMO_DIR ?= .demo-data
+
+# `sudo` only when not already root.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+APT_ENV := DEBIAN_FRONTEND=noninteractive
+APT_INSTALL := $(SUDO) env $(APT_ENV) apt-get install -y --no-install-recommends
+# `apt-get update` runs at most once per make run: a marker shared with sub-makes through the environment.
+ifndef QMS_APT_MARKER
+QMS_APT_MARKER := $(shell mktemp -u /tmp/qms-apt-updated.XXXXXXXX)
+endif
+export QMS_APT_MARKER
+APT_UPDATE_ONCE := [ -e "$$QMS_APT_MARKER" ] || { $(SUDO) env $(APT_ENV) apt-get update && touch "$$QMS_APT_MARKER"; }
+
+# package:command — a package counts as present if the command is on PATH or dpkg knows the package.
+SYSTEM_PKGS := mosquitto:mosquitto chromium:chromium sox:sox espeak-ng:espeak-ng sqlite3:sqlite3 iproute2:ip
+
+.PHONY: help venv system-deps lint fmt test bench demo clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## create .venv and install qms with the test extra
+
+$(STAMP): pyproject.toml
+	@echo "==> venv: $(VENV)"
+	@if [ ! -x "$(PY)" ]; then \
+	  if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv "$(VENV)" >/dev/null 2>&1; then \
+	    rm -rf "$(VENV)"; \
+	    echo "==> installing python3-venv (python3 -m venv is unavailable)"; \
+	    $(APT_UPDATE_ONCE); \
+	    $(APT_INSTALL) python3 python3-venv; \
+	    python3 -m venv "$(VENV)"; \
+	  fi; \
+	fi
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[test]'
+	@touch "$@"
+
+system-deps: ## install Debian packages the tests need (only the missing ones)
+	@missing=(); \
+	for spec in $(SYSTEM_PKGS); do \
+	  pkg="$${spec%%:*}"; cmd="$${spec#*:}"; \
+	  if command -v "$$cmd" >/dev/null 2>&1 || dpkg -s "$$pkg" >/dev/null 2>&1; then continue; fi; \
+	  missing+=("$$pkg"); \
+	done; \
+	if [ "$${#missing[@]}" -eq 0 ]; then echo "==> system-deps: all present"; exit 0; fi; \
+	echo "==> system-deps: installing $${missing[*]}"; \
+	$(APT_UPDATE_ONCE); \
+	$(APT_INSTALL) "$${missing[@]}"; \
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ] && [[ " $${missing[*]} " == *" mosquitto "* ]]; then \
+	  echo "==> stopping the packaged mosquitto service (tests start their own brokers)"; \
+	  $(SUDO) systemctl disable --now mosquitto >/dev/null 2>&1 || true; \
+	fi
+
+lint: ## ruff check, ruff format --check, mypy
+	@echo "==> lint: ruff check"
+	$(VENV)/bin/ruff check .
+	@echo "==> lint: ruff format --check"
+	$(VENV)/bin/ruff format --check .
+	@echo "==> lint: mypy"
+	$(VENV)/bin/mypy
+
+fmt: ## format and autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: venv system-deps ## lint, then the whole test suite (benchmarks excluded)
+	@$(MAKE) --no-print-directory lint
+	@echo "==> test: pytest"
+	$(PY) -m pytest -q
+
+bench: venv ## run the benchmarks in tests/bench (they print their figures)
+	@echo "==> bench: pytest tests/bench"
+	$(PY) -m pytest tests/bench -q -s -p no:cacheprovider --override-ini addopts=
+
+demo: venv ## start the appliance with a demo branch (HOST=, PORT= to override)
+	$(VENV)/bin/qms-edge demo --data-dir $(DEMO_DIR) --host $(HOST) --port $(PORT)
+
+clean: ## remove demo data and tool caches
+	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
+	rm -rf ./*.egg-info
+	find . -path ./$(VENV) -prune -o -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""The HQ hub; filled by a later issue."""

@@ -1,0 +1,1 @@
+"""The branch appliance: queue engine, store, API and device adapters."""

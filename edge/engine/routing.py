@@ -1,0 +1,105 @@
+"""Routing: which waiting ticket a counter gets next (FIFO, priority with anti-starvation, skills, blending).
+
+The rules, in order, for one call-next at counter C:
+1. C must be active and `available` or `busy`; on `break`/`closed` nothing is assigned (`counter_unavailable`).
+2. Eligible tickets: `waiting`, in a service mapped to C, and not targeted at another counter.
+   None eligible: `empty` if the branch has no waiting ticket at all, else `no_compatible`.
+3. Per service, its head ticket:
+   a. Appointment blending (when the service sets `appointment_quota_pct`): an appointment due within
+      `appointment_boost_minutes` goes first; otherwise appointments are taken while their share of the calls in
+      the last `appointment_window_minutes` is below the quota, walk-ins otherwise.
+   b. Priority (when `priority_enabled`): the highest priority class goes first, FIFO within a class — except
+      that once `anti_starvation_n` priority tickets were called in a row in the service, the oldest waiting
+      regular ticket is called next. So a waiting regular ticket sees at most N priority calls before its turn.
+   c. Otherwise FIFO by queue order.
+4. Across C's services: the head with the highest effective priority, then the earliest queue order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from edge.engine.model import State, Ticket, is_open_counter
+from sync.contract_config import Service
+
+NoTicketReason = Literal["empty", "no_compatible", "counter_unavailable"]
+
+
+def eligible(state: State, counter_id: str, ticket: Ticket) -> bool:
+    """A waiting ticket the counter may take (skill mapping and counter targeting)."""
+    counter = state.config.counter(counter_id) if state.config else None
+    return (
+        counter is not None
+        and ticket.status == "waiting"
+        and ticket.service_id in counter.services
+        and ticket.target_counter in (None, counter_id)
+    )
+
+
+def counter_open(state: State, counter_id: str) -> bool:
+    """The counter is configured, active and not on break/closed."""
+    counter = state.config.counter(counter_id) if state.config else None
+    return counter is not None and counter.active and is_open_counter(state.counters.get(counter_id))
+
+
+def pick_next(state: State, counter_id: str, now: datetime) -> Ticket | NoTicketReason:
+    """The ticket call-next gives this counter, or why there is none."""
+    if not counter_open(state, counter_id):
+        return "counter_unavailable"
+    waiting = state.active("waiting")
+    by_service: dict[str, list[Ticket]] = {}
+    for t in waiting:
+        if eligible(state, counter_id, t):
+            by_service.setdefault(t.service_id, []).append(t)
+    if not by_service:
+        return "no_compatible" if waiting else "empty"
+    assert state.config is not None
+    heads: list[tuple[int, int, Ticket]] = []
+    for service_id, tickets in by_service.items():
+        service = state.config.service(service_id)
+        if service is None:
+            continue
+        head, rank = service_head(state, service, tickets, now)
+        heads.append((rank, -head.order, head))
+    if not heads:
+        return "no_compatible"
+    return max(heads, key=lambda h: (h[0], h[1]))[2]
+
+
+def service_head(state: State, service: Service, tickets: list[Ticket], now: datetime) -> tuple[Ticket, int]:
+    """The next ticket of one service among `tickets`, and its effective priority rank."""
+    pool = _blend(state, service, tickets, now)
+    if not service.priority_enabled:
+        return min(pool, key=lambda t: t.order), 0
+    regular = [t for t in pool if t.priority == 0]
+    priority = [t for t in pool if t.priority > 0]
+    if regular and (not priority or state.priority_streak.get(service.id, 0) >= service.anti_starvation_n):
+        return min(regular, key=lambda t: t.order), 0
+    best = max(priority, key=lambda t: (t.priority, -t.order))
+    return best, best.priority
+
+
+def _blend(state: State, service: Service, tickets: list[Ticket], now: datetime) -> list[Ticket]:
+    """Appointment vs walk-in: the pool the next call comes from (US-QUEUE-014)."""
+    if service.appointment_quota_pct is None:
+        return tickets
+    appointments = [t for t in tickets if t.channel == "appointment"]
+    walk_ins = [t for t in tickets if t.channel != "appointment"]
+    if not appointments or not walk_ins:
+        return tickets
+    boost = now + timedelta(minutes=service.appointment_boost_minutes)
+    due = [t for t in appointments if t.appointment_at is not None and t.appointment_at <= boost]
+    if due:
+        return [min(due, key=lambda t: (t.appointment_at or now, t.order))]
+    horizon = now - timedelta(minutes=service.appointment_window_minutes)
+    calls = [c for c in state.recent_calls.get(service.id, []) if c.at >= horizon]
+    share = sum(c.appointment for c in calls) / len(calls) if calls else 0.0
+    return appointments if share * 100 < service.appointment_quota_pct else walk_ins
+
+
+def queue_order(state: State, service: Service, tickets: list[Ticket]) -> list[Ticket]:
+    """Waiting tickets of one service in the order they are expected to be called (for positions)."""
+    if service.priority_enabled:
+        return sorted(tickets, key=lambda t: (-t.priority, t.order))
+    return sorted(tickets, key=lambda t: t.order)

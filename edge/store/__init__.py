@@ -1,0 +1,1 @@
+"""SQLite persistence of the appliance: event log with hash chain, projections, idempotency keys, users."""

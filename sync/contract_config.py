@@ -1,0 +1,133 @@
+"""The branch configuration document: one versioned msgspec structure shared by edge and cloud."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+SCHEMA_VERSION = 1
+
+Ident = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="stable identifier")]
+Prefix = Annotated[str, Meta(pattern=r"^[A-Z]{1,3}$", description="ticket number prefix, 1-3 capital letters")]
+Clock = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="local time HH:MM")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Name = Annotated[str, Meta(min_length=1, max_length=120)]
+Lang = Annotated[str, Meta(pattern=r"^[a-z]{2}$")]
+
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Area(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A floor or zone of the branch; display boards and speakers are per area."""
+
+    id: Ident
+    name: Name
+
+
+class Service(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A service customers queue for, with its numbering and queue policies."""
+
+    id: Ident
+    name: Name
+    names: dict[Lang, Name] = {}
+    prefix: Prefix
+    digits: Annotated[int, Meta(ge=1, le=6)] = 3
+    area_id: Ident | None = None
+    active: bool = True
+    # Opening hours per weekday as [open, close) local-time pairs; None means always open.
+    hours: dict[Weekday, list[tuple[Clock, Clock]]] | None = None
+    daily_capacity: Annotated[int, Meta(ge=1)] | None = None
+    sla_minutes: Annotated[int, Meta(ge=1, le=1440)] = 15
+    priority_enabled: bool = False
+    default_priority: Annotated[int, Meta(ge=0, le=9)] = 0
+    # Anti-starvation: after this many consecutive priority calls in the service, a waiting regular is called.
+    anti_starvation_n: Annotated[int, Meta(ge=1, le=100)] = 3
+    # Auto no-show after this many seconds in `called`; None disables it.
+    grace_seconds: Annotated[int, Meta(ge=5, le=86400)] | None = 120
+    no_show_policy: Literal["no_show", "return"] = "no_show"
+    max_returns: Annotated[int, Meta(ge=0, le=10)] = 1
+    unhold_position: Literal["original", "end"] = "original"
+    allow_cancel_serving: bool = False
+    avg_service_seconds: Annotated[int, Meta(ge=1, le=86400)] = 300
+    outcome_codes: list[Ident] = []
+    # Appointment vs walk-in blending (US-QUEUE-014); None disables it.
+    appointment_quota_pct: Annotated[int, Meta(ge=0, le=100)] | None = None
+    appointment_window_minutes: Annotated[int, Meta(ge=5, le=1440)] = 60
+    appointment_boost_minutes: Annotated[int, Meta(ge=0, le=240)] = 10
+
+
+class Counter(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A counter or room, and the services (skills) it may serve."""
+
+    id: Ident
+    name: Name
+    area_id: Ident | None = None
+    services: list[Ident]
+    auto_call: bool = False
+    active: bool = True
+
+
+class BranchConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole configuration of one branch, replaced as one document under optimistic concurrency."""
+
+    schema_version: int = SCHEMA_VERSION
+    version: Annotated[int, Meta(ge=0)] = 0
+    tenant_id: Ident
+    branch_id: Ident
+    name: Name
+    timezone: str = "Asia/Jakarta"
+    languages: list[Lang] = msgspec.field(default_factory=lambda: ["id", "en"])
+    areas: list[Area] = []
+    services: list[Service] = []
+    counters: list[Counter] = []
+
+    def service(self, service_id: str) -> Service | None:
+        """The service with this id, if configured."""
+        return next((s for s in self.services if s.id == service_id), None)
+
+    def counter(self, counter_id: str) -> Counter | None:
+        """The counter with this id, if configured."""
+        return next((c for c in self.counters if c.id == counter_id), None)
+
+
+def structural_errors(doc: BranchConfig) -> list[str]:
+    """Cross-reference checks the type system cannot express (unique ids, known references)."""
+    errors: list[str] = []
+    for kind, items in (("area", doc.areas), ("service", doc.services), ("counter", doc.counters)):
+        seen: set[str] = set()
+        for item in items:
+            if item.id in seen:
+                errors.append(f"duplicate {kind} id {item.id!r}")
+            seen.add(item.id)
+    area_ids = {a.id for a in doc.areas}
+    service_ids = {s.id for s in doc.services}
+    prefixes: dict[str, str] = {}
+    for s in doc.services:
+        if s.area_id is not None and s.area_id not in area_ids:
+            errors.append(f"service {s.id!r}: unknown area {s.area_id!r}")
+        if s.prefix in prefixes:
+            errors.append(f"service {s.id!r}: prefix {s.prefix!r} already used by {prefixes[s.prefix]!r}")
+        prefixes[s.prefix] = s.id
+        if not s.priority_enabled and s.default_priority:
+            errors.append(f"service {s.id!r}: default_priority needs priority_enabled")
+        for day, spans in (s.hours or {}).items():
+            errors.extend(
+                f"service {s.id!r}: {day} opens {start} after it closes {end}"
+                for start, end in spans
+                if start >= end
+            )
+    for c in doc.counters:
+        if c.area_id is not None and c.area_id not in area_ids:
+            errors.append(f"counter {c.id!r}: unknown area {c.area_id!r}")
+        errors.extend(f"counter {c.id!r}: unknown service {sid!r}" for sid in c.services if sid not in service_ids)
+        if len(set(c.services)) != len(c.services):
+            errors.append(f"counter {c.id!r}: a service is listed twice")
+    if doc.schema_version != SCHEMA_VERSION:
+        errors.append(f"schema_version {doc.schema_version} is not supported (expected {SCHEMA_VERSION})")
+    return errors
+
+
+config_decoder = msgspec.json.Decoder(BranchConfig)
+config_encoder = msgspec.json.Encoder()
