@@ -91,6 +91,7 @@ class QueueService:
         self._ensure_consistent()
         self._written_counters: dict[str, CounterState] = dict(self.state.counters)
         self.view = View.of(self.state)
+        self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         self.batches = 0
         self.commands = 0
 
@@ -195,13 +196,19 @@ class QueueService:
         results: list[tuple[_Work, Any, BaseException | None]] = []
         committed: list[Event] = []
         touched: dict[str, Ticket] = {}
+        if not batch:
+            self._sync_external()
+            if not decide(self.state, c.Tick(), now, self.ids):
+                return
         self._conn.execute("BEGIN IMMEDIATE")
+        self._sync_external()
         try:
             for work in batch:
                 results.append(self._do(work, now, committed, touched))
             self._apply(self._ticks(now), committed, touched)
             self._project(committed, touched)
             self._conn.execute("COMMIT")
+            self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         except Exception as exc:
             self._conn.execute("ROLLBACK")
             self.state = projections.load_state(self._conn)
@@ -229,6 +236,22 @@ class QueueService:
                     listener(committed)
                 except Exception:
                     log.exception("commit listener failed")
+
+    def _sync_external(self) -> None:
+        """Another process (the `qms-edge` CLI) committed: reload the state and publish its events."""
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return
+        self._data_version = version
+        before = self.state.seq
+        self.state = projections.load_state(self._conn)
+        self._written_counters = dict(self.state.counters)
+        self.view = View.of(self.state)
+        external = read_events(self._conn, before)
+        if external:
+            log.info("picked up %d event(s) written by another process", len(external))
+            for listener in self._listeners:
+                listener(external)
 
     def _do(self, work: _Work, now: datetime, committed: list[Event],
             touched: dict[str, Ticket]) -> tuple[_Work, Any, BaseException | None]:  # fmt: skip

@@ -95,7 +95,9 @@ def _blend(state: State, service: Service, tickets: list[Ticket], now: datetime)
     horizon = now - timedelta(minutes=service.appointment_window_minutes)
     calls = [c for c in state.recent_calls.get(service.id, []) if c.at >= horizon]
     share = sum(c.appointment for c in calls) / len(calls) if calls else 0.0
-    return appointments if share * 100 < service.appointment_quota_pct else walk_ins
+    # A 100 % quota means appointments always go first (share < 100 fails once every call was one).
+    under_quota = service.appointment_quota_pct >= 100 or share * 100 < service.appointment_quota_pct
+    return appointments if under_quota else walk_ins
 
 
 def queue_order(state: State, service: Service, tickets: list[Ticket]) -> list[Ticket]:

@@ -1,0 +1,171 @@
+"""Staff and device identities: argon2 password hashes, users table, expiring signed tokens, login back-off."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import jwt
+import msgspec
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+Role = Literal["admin", "supervisor", "agent", "device"]
+ROLES: tuple[Role, ...] = ("admin", "supervisor", "agent", "device")
+STAFF_TOKEN_SECONDS = 12 * 3600
+DEVICE_TOKEN_SECONDS = 7 * 24 * 3600
+LOGIN_MAX_FAILURES = 5
+LOGIN_WINDOW_SECONDS = 15 * 60
+
+# RFC 9106 "second recommended" profile scaled for a Pi: 3 passes over 32 MiB.
+_hasher = PasswordHasher(time_cost=3, memory_cost=32 * 1024, parallelism=1)
+_DUMMY_HASH = _hasher.hash("not-a-password")
+
+
+class User(msgspec.Struct, frozen=True, kw_only=True):
+    """A staff member or device account of this branch."""
+
+    username: str
+    role: Role
+    counters: list[str] = []
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, from a verified token."""
+
+    username: str
+    role: Role
+    branch_id: str
+    counters: tuple[str, ...] = ()
+
+    @property
+    def privileged(self) -> bool:
+        """Supervisors and admins act on any counter of the branch."""
+        return self.role in ("admin", "supervisor")
+
+    def may_use_counter(self, counter_id: str) -> bool:
+        """Agents and devices only act for the counters assigned to them."""
+        return self.privileged or counter_id in self.counters
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of the password."""
+    return _hasher.hash(password)
+
+
+def check_password(stored_hash: str | None, password: str) -> bool:
+    """Whether the password matches; runs the same work for unknown users (no user enumeration by timing)."""
+    try:
+        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def upsert_user(conn: sqlite3.Connection, username: str, password: str, role: Role, counters: list[str]) -> None:
+    """Create or replace a user (run inside the writer's transaction)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    conn.execute(
+        "INSERT INTO users (username, password_hash, role, counters, active, created_at) VALUES (?, ?, ?, ?, 1, ?)"
+        " ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role,"
+        " counters = excluded.counters, active = 1",
+        (username, hash_password(password), role, msgspec.json.encode(counters).decode(), datetime.now(UTC).isoformat()),
+    )
+
+
+def find_user(conn: sqlite3.Connection, username: str) -> tuple[User, str] | None:
+    """The user and their password hash."""
+    row = conn.execute(
+        "SELECT username, role, counters, active, password_hash FROM users WHERE username = ?", (username,)
+    ).fetchone()
+    if row is None:
+        return None
+    user = User(username=row[0], role=row[1], counters=msgspec.json.decode(row[2]), active=bool(row[3]))
+    return user, row[4]
+
+
+def list_users(conn: sqlite3.Connection) -> list[User]:
+    """Every user of the appliance."""
+    rows = conn.execute("SELECT username, role, counters, active FROM users ORDER BY username").fetchall()
+    return [User(username=r[0], role=r[1], counters=msgspec.json.decode(r[2]), active=bool(r[3])) for r in rows]
+
+
+def load_secret(data_dir: Path) -> bytes:
+    """The appliance's token-signing key, created once (mode 0600) in the data dir."""
+    path = data_dir / "token.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_bytes(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+@dataclass
+class TokenIssuer:
+    """Issues and verifies HS256 tokens bound to this branch; every token expires."""
+
+    secret: bytes
+
+    def issue(self, user: User, branch_id: str, now: float | None = None) -> tuple[str, int]:
+        """A token for the user and its lifetime in seconds."""
+        issued = int(now if now is not None else time.time())
+        lifetime = DEVICE_TOKEN_SECONDS if user.role == "device" else STAFF_TOKEN_SECONDS
+        claims = {
+            "sub": user.username,
+            "role": user.role,
+            "branch": branch_id,
+            "counters": list(user.counters),
+            "iat": issued,
+            "exp": issued + lifetime,
+            "jti": secrets.token_hex(8),
+        }
+        return jwt.encode(claims, self.secret, algorithm="HS256"), lifetime
+
+    def verify(self, token: str) -> Principal:
+        """The principal of a valid, unexpired token; raises jwt.InvalidTokenError otherwise."""
+        claims = jwt.decode(token, self.secret, algorithms=["HS256"], options={"require": ["exp", "sub", "role"]})
+        if claims["role"] not in ROLES:
+            raise jwt.InvalidTokenError("unknown role")
+        return Principal(claims["sub"], claims["role"], claims.get("branch", ""), tuple(claims.get("counters", [])))
+
+
+@dataclass
+class LoginThrottle:
+    """Back-off after repeated failed logins per username and per client address."""
+
+    failures: dict[str, deque[float]] = field(default_factory=dict)
+
+    def retry_after(self, *keys: str, now: float | None = None) -> int:
+        """Seconds the caller must wait (0: may try)."""
+        now = time.monotonic() if now is None else now
+        wait = 0.0
+        for key in keys:
+            recent = self._recent(key, now)
+            if len(recent) >= LOGIN_MAX_FAILURES:
+                wait = max(wait, recent[0] + LOGIN_WINDOW_SECONDS - now)
+        return int(wait) + (1 if wait else 0)
+
+    def failed(self, *keys: str, now: float | None = None) -> None:
+        """Record a failed attempt."""
+        now = time.monotonic() if now is None else now
+        for key in keys:
+            self._recent(key, now).append(now)
+
+    def succeeded(self, *keys: str) -> None:
+        """Forget failures after a successful login."""
+        for key in keys:
+            self.failures.pop(key, None)
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        recent = self.failures.setdefault(key, deque(maxlen=LOGIN_MAX_FAILURES * 2))
+        while recent and recent[0] < now - LOGIN_WINDOW_SECONDS:
+            recent.popleft()
+        return recent

@@ -1,0 +1,220 @@
+"""`qms-edge`: the appliance's command line for field technicians (serve, demo, verify, rebuild, config, status)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+import typer
+
+from edge.auth import ROLES, list_users, upsert_user
+from edge.engine import commands as c
+from edge.engine.errors import DomainError
+from edge.service import QueueService
+from edge.store import rebuild as rebuild_mod
+from edge.store.db import connect, open_database
+from edge.store.log import last_position, verify_chain
+from edge.store.projections import current_config, load_state
+
+app = typer.Typer(help="Branch queue appliance: run it, check it, configure it.", no_args_is_help=True)
+config_app = typer.Typer(help="The branch configuration document.", no_args_is_help=True)
+users_app = typer.Typer(help="Staff and device accounts of this appliance.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(users_app, name="users")
+
+DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar="QMS_DATA_DIR", help="Where the database lives.")]
+Host = Annotated[str, typer.Option("--host", envvar="QMS_HOST", help="Address to listen on.")]
+Port = Annotated[int, typer.Option("--port", envvar="QMS_PORT", help="TCP port to listen on.")]
+DEFAULT_DATA = Path("/var/lib/qms-edge")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _serve(data_dir: Path, host: str, port: int, log_level: str) -> None:
+    import uvicorn  # noqa: PLC0415 - only the serving commands need it
+
+    from edge.web.app import Settings, create_app  # noqa: PLC0415
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(Settings(data_dir=data_dir)), host=host, port=port, log_level=log_level,
+                access_log=False, timeout_graceful_shutdown=5)  # fmt: skip
+
+
+@app.command()
+def serve(data_dir: DataDir = DEFAULT_DATA, host: Host = "0.0.0.0", port: Port = 8080,  # noqa: S104 - LAN appliance
+          log_level: str = "info") -> None:  # fmt: skip
+    """Run the appliance: API, live event stream and the single writer."""
+    _serve(data_dir, host, port, log_level)
+
+
+@app.command()
+def demo(data_dir: DataDir = Path(".demo-data"), host: Host = "0.0.0.0", port: Port = 8080,  # noqa: S104
+         log_level: str = "info") -> None:  # fmt: skip
+    """Run the appliance with a demo bank branch (users admin, supervisor, agent1..4; password `demo`)."""
+    from edge.demo import DEMO_PASSWORD, DEMO_USERS, demo_config  # noqa: PLC0415
+
+    service = QueueService(data_dir)
+    try:
+        if service.state.config is None:
+            service.execute(c.ApplyConfig(actor="demo", config=demo_config(), base_version=0, source="demo"))
+            for username, role, counters in DEMO_USERS:
+                service.submit_store(
+                    lambda conn, u=username, r=role, cs=counters: upsert_user(conn, u, DEMO_PASSWORD, r, cs)  # type: ignore[misc]
+                ).result()
+    finally:
+        service.stop()
+    shown = "localhost" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    base = f"http://{shown}:{port}"
+    typer.echo(
+        f"""
+QMS demo branch 'jkt-sudirman' (Bank Demo - KCP Sudirman), data in {data_dir}
+  API          {base}/api/v1        OpenAPI  {base}/schema
+  Live events  {base}/api/v1/events  (SSE)
+  Logins (password '{DEMO_PASSWORD}', demo only):
+    admin (admin), supervisor (supervisor),
+    agent1 (counters 1,2), agent2 (3), agent3 (4,5), agent4 (6)
+  Try:
+    TOKEN=$(curl -s {base}/api/v1/auth/token -H 'content-type: application/json' \\
+            -d '{{"username":"agent1","password":"demo"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+    curl -s {base}/api/v1/tickets -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{{"service_id":"teller"}}'
+    curl -s -X POST {base}/api/v1/counters/1/call-next -H "Authorization: Bearer $TOKEN"
+"""
+    )
+    _serve(data_dir, host, port, log_level)
+
+
+@app.command()
+def verify(data_dir: DataDir = DEFAULT_DATA) -> None:
+    """Check the event log's hash chain and seq continuity; exit 1 if broken."""
+    conn = connect(_db(data_dir), readonly=True)
+    report = verify_chain(conn)
+    if not report.ok:
+        raise _fail(f"BROKEN after {report.checked} good events: {report.error}")
+    typer.echo(f"OK: {report.checked} events, chain intact, last seq {report.last_seq}")
+
+
+@app.command()
+def rebuild(data_dir: DataDir = DEFAULT_DATA,
+            check: Annotated[bool, typer.Option(help="Only compare, do not rewrite.")] = False) -> None:  # fmt: skip
+    """Rebuild projections from the event log; reports whether they matched the live ones."""
+    conn = open_database(data_dir)
+    result = rebuild_mod.replay(conn)
+    diffs = rebuild_mod.differences(conn, result)
+    for diff in diffs[:50]:
+        typer.echo(f"  differs: {diff}")
+    if check:
+        if diffs:
+            raise _fail(f"{len(diffs)} difference(s) between projections and the log")
+        typer.echo(f"OK: {result.events} events replayed; projections identical")
+        return
+    rebuild_mod.write(conn, result)
+    typer.echo(f"rebuilt from {result.events} events; {len(diffs)} difference(s) corrected")
+
+
+@app.command()
+def status(data_dir: DataDir = DEFAULT_DATA,
+           as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:  # fmt: skip
+    """Branch, config version, log position and today's queue at a glance."""
+    conn = connect(_db(data_dir), readonly=True)
+    state = load_state(conn)
+    seq, last_hash = last_position(conn)
+    last = conn.execute("SELECT occurred_at FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    by_status = Counter(t.status for t in state.tickets.values())
+    info = {
+        "branch_id": state.branch_id,
+        "config_version": state.config.version if state.config else 0,
+        "seq": seq,
+        "last_hash": last_hash,
+        "last_event_at": last[0] if last else None,
+        "business_date": state.business_date,
+        "tickets": dict(by_status),
+        "counters": {cid: {"presence": ctr.presence, "ticket": ctr.current_ticket}
+                     for cid, ctr in sorted(state.counters.items())},  # fmt: skip
+        "replication": {"state": "not configured"},
+    }
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    typer.echo(f"branch {info['branch_id'] or '-'}  config v{info['config_version']}  log seq {seq}")
+    typer.echo(f"last event {info['last_event_at'] or '-'}  business date {state.business_date or '-'}")
+    typer.echo("tickets: " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none"))
+    for cid, ctr in info["counters"].items():  # type: ignore[attr-defined]
+        typer.echo(f"  counter {cid}: {ctr['presence']}" + (f", ticket {ctr['ticket']}" if ctr["ticket"] else ""))
+    typer.echo("replication: not configured")
+
+
+@config_app.command("show")
+def config_show(data_dir: DataDir = DEFAULT_DATA) -> None:
+    """Print the current configuration document (JSON)."""
+    config = current_config(connect(_db(data_dir), readonly=True))
+    if config is None:
+        raise _fail("no configuration applied yet")
+    typer.echo(json.dumps(msgspec.to_builtins(config), indent=2, ensure_ascii=False))
+
+
+@config_app.command("apply")
+def config_apply(file: Annotated[Path, typer.Argument(help="JSON document; `-` for stdin.")],
+                 data_dir: DataDir = DEFAULT_DATA,
+                 force: Annotated[bool, typer.Option(help="Ignore the document's version.")] = False) -> None:  # fmt: skip
+    """Apply a configuration document (standalone branches); a running appliance picks it up within a second."""
+    from sync.contract_config import config_decoder  # noqa: PLC0415
+
+    raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    try:
+        config = config_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise _fail(f"invalid configuration: {exc}") from None
+    service = QueueService(data_dir)
+    try:
+        base = None if force else config.version
+        outcome = service.execute(c.ApplyConfig(actor="cli", config=config, base_version=base, source="cli"))
+    except DomainError as exc:
+        details = exc.extra.get("errors") or []
+        raise _fail("\n".join([f"refused ({exc.code}): {exc.detail}", *[f"  - {d}" for d in details]])) from None
+    finally:
+        service.stop()
+    typer.echo(f"applied: configuration version {outcome.response['version']}")
+
+
+@users_app.command("add")
+def users_add(username: str, role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")] = "agent",
+              counters: Annotated[str, typer.Option(help="Comma-separated counter ids (agents, devices).")] = "",
+              data_dir: DataDir = DEFAULT_DATA,
+              password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                                    confirmation_prompt=True)] = "") -> None:  # fmt: skip
+    """Create or update an account (the password is prompted, never echoed or logged)."""
+    if role not in ROLES:
+        raise _fail(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    if len(password) < 8 and role != "device":
+        raise _fail("password must have at least 8 characters")
+    ids = [x.strip() for x in counters.split(",") if x.strip()]
+    service = QueueService(data_dir)
+    try:
+        service.start()
+        service.submit_store(lambda conn: upsert_user(conn, username, password, role, ids)).result()  # type: ignore[arg-type]
+    finally:
+        service.stop()
+    typer.echo(f"user {username} ({role}) saved")
+
+
+@users_app.command("list")
+def users_list(data_dir: DataDir = DEFAULT_DATA) -> None:
+    """List accounts (never their passwords)."""
+    for user in list_users(connect(_db(data_dir), readonly=True)):
+        typer.echo(f"{user.username:16} {user.role:10} counters={','.join(user.counters) or '-'}"
+                   f"{'' if user.active else '  (disabled)'}")  # fmt: skip
+
+
+def _db(data_dir: Path) -> Path:
+    path = data_dir / "qms.sqlite3"
+    if not path.exists():
+        raise _fail(f"no appliance database in {data_dir} (use --data-dir or QMS_DATA_DIR)")
+    return path

@@ -1,0 +1,69 @@
+"""The app factory: wires the single writer, auth, the event stream and the API into one Litestar app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.problem_details import ProblemDetailsPlugin
+
+from edge.auth import LoginThrottle, TokenIssuer, load_secret
+from edge.engine.errors import DomainError
+from edge.service import QueueService
+from edge.web.api import APP_DEPENDENCIES, ROUTE_HANDLERS
+from edge.web.deps import Appliance
+from edge.web.problems import on_domain_error, on_http_error, on_unexpected
+from edge.web.stream import Broadcaster
+
+API_MAX_BODY_BYTES = 64 * 1024  # commands are small; the config route allows more
+log = logging.getLogger("qms.app")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the appliance keeps its data and what it serves."""
+
+    data_dir: Path
+    cors_origins: tuple[str, ...] = ()
+
+
+def create_app(settings: Settings, service: QueueService | None = None) -> Litestar:
+    """Build the appliance's web app; the writer starts and stops with the app."""
+    service = service or QueueService(settings.data_dir)
+    app_wiring = Appliance(service=service, issuer=TokenIssuer(load_secret(settings.data_dir)),
+                           throttle=LoginThrottle())  # fmt: skip
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        app_wiring.broadcaster = Broadcaster(asyncio.get_running_loop())
+        service.subscribe_commits(app_wiring.broadcaster.on_commit)
+        service.start()
+        log.info("appliance ready: branch %s at seq %s", service.view.state.branch_id, service.view.seq)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(service.stop)
+
+    api = Router(path="/api/v1", route_handlers=ROUTE_HANDLERS, dependencies=APP_DEPENDENCIES)
+    return Litestar(
+        route_handlers=[api],
+        state={"appliance": app_wiring},  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        plugins=[ProblemDetailsPlugin()],
+        exception_handlers={
+            DomainError: on_domain_error,
+            HTTPException: on_http_error,
+            Exception: on_unexpected,
+        },
+        openapi_config=OpenAPIConfig(title="QMS edge appliance API", version="1.0.0", path="/schema"),
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        request_max_body_size=API_MAX_BODY_BYTES,
+    )

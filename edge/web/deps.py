@@ -1,0 +1,69 @@
+"""Request-scoped dependencies: the app's services and the authenticated principal, with role checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from litestar import Request
+
+from edge.auth import LoginThrottle, Principal, TokenIssuer
+from edge.service import QueueService
+from edge.web.problems import ApiError
+from edge.web.stream import Broadcaster
+
+
+@dataclass
+class Appliance:
+    """What the web layer needs, built once by the app factory."""
+
+    service: QueueService
+    issuer: TokenIssuer
+    throttle: LoginThrottle
+    broadcaster: Broadcaster | None = None
+
+
+def appliance(request: Request[Any, Any, Any]) -> Appliance:
+    """The appliance wiring of this app."""
+    return request.app.state["appliance"]  # type: ignore[no-any-return]
+
+
+async def provide_appliance(request: Request[Any, Any, Any]) -> Appliance:
+    """Dependency: the appliance."""
+    return appliance(request)
+
+
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    """Dependency: the verified caller (Bearer token); 401 without a valid one, 403 for another branch."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    app = appliance(request)
+    try:
+        principal = app.issuer.verify(token.strip())
+    except jwt.ExpiredSignatureError:
+        raise ApiError(401, "token_expired", "the token has expired", headers={"WWW-Authenticate": "Bearer"}) from None
+    except jwt.InvalidTokenError:
+        raise ApiError(401, "invalid_token", "the token is not valid", headers={"WWW-Authenticate": "Bearer"}) from None
+    branch = app.service.view.state.branch_id
+    if principal.branch_id != branch:
+        raise ApiError(403, "wrong_branch", f"the token is for branch {principal.branch_id!r}, not {branch!r}")
+    return principal
+
+
+def require_role(principal: Principal, *roles: str) -> None:
+    """403 unless the principal has one of the roles."""
+    if principal.role not in roles:
+        raise ApiError(403, "forbidden", f"role {principal.role!r} may not do this; needs {' or '.join(roles)}")
+
+
+def require_counter(principal: Principal, counter_id: str | None) -> None:
+    """Agents and devices must name a counter assigned to them."""
+    if principal.privileged:
+        return
+    if counter_id is None:
+        raise ApiError(422, "counter_required", "counter_id is required for this action")
+    if not principal.may_use_counter(counter_id):
+        raise ApiError(403, "counter_not_assigned", f"counter {counter_id!r} is not assigned to {principal.username}")

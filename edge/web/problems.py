@@ -1,0 +1,77 @@
+"""RFC 9457 problem+json responses with a stable `code`: the one place errors become HTTP."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.problem_details import ProblemDetailsException
+
+from edge.engine.errors import DomainError
+
+log = logging.getLogger("qms.web")
+
+_GENERIC_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(ProblemDetailsException):
+    """A refusal raised by the web layer itself (auth, role, input), with a stable code."""
+
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:  # fmt: skip
+        super().__init__(
+            detail=detail,
+            status_code=status,
+            headers=headers,
+            title=code.replace("_", " "),
+            type_=f"urn:qms:problem:{code}",
+            extra={"code": code, **extra},
+        )
+
+
+def problem(request: Request[Any, Any, Any], status: int, code: str, detail: str, **extra: Any) -> Response[Any]:
+    """Render a problem+json response."""
+    return ApiError(status, code, detail, **extra).to_response(request)
+
+
+def on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    """Engine refusals: their own status and code; nothing changed."""
+    return problem(request, exc.status, exc.code, exc.detail, **exc.extra)
+
+
+def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """Framework errors (bad JSON, validation, 404 route, 405, 413) as problems."""
+    if isinstance(exc, ProblemDetailsException):
+        return exc.to_response(request)
+    status = exc.status_code
+    code = _GENERIC_CODES.get(status, "error")
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationException):
+        code = "invalid_body"
+        if exc.extra:
+            extra["errors"] = exc.extra
+    if status >= 500:
+        log.error("HTTP %s on %s: %s", status, request.url.path, exc.detail)
+    return problem(request, status, code, str(exc.detail), **extra)
+
+
+def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A bug: logged with its traceback, answered with a generic 500 problem (no internals leak)."""
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(request, 500, "internal_error", "internal error; it has been logged")
