@@ -64,9 +64,10 @@ def hash_password(password: str) -> str:
 def check_password(stored_hash: str | None, password: str) -> bool:
     """Whether the password matches; runs the same work for unknown users (no user enumeration by timing)."""
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        _hasher.verify(stored_hash or _DUMMY_HASH, password)  # raises on mismatch
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+    return stored_hash is not None
 
 
 def upsert_user(conn: sqlite3.Connection, username: str, password: str, role: Role, counters: list[str]) -> None:
@@ -77,7 +78,13 @@ def upsert_user(conn: sqlite3.Connection, username: str, password: str, role: Ro
         "INSERT INTO users (username, password_hash, role, counters, active, created_at) VALUES (?, ?, ?, ?, 1, ?)"
         " ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role,"
         " counters = excluded.counters, active = 1",
-        (username, hash_password(password), role, msgspec.json.encode(counters).decode(), datetime.now(UTC).isoformat()),
+        (
+            username,
+            hash_password(password),
+            role,
+            msgspec.json.encode(counters).decode(),
+            datetime.now(UTC).isoformat(),
+        ),
     )
 
 

@@ -31,6 +31,7 @@ DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar="QMS_DATA_DIR"
 Host = Annotated[str, typer.Option("--host", envvar="QMS_HOST", help="Address to listen on.")]
 Port = Annotated[int, typer.Option("--port", envvar="QMS_PORT", help="TCP port to listen on.")]
 DEFAULT_DATA = Path("/var/lib/qms-edge")
+MIN_PASSWORD = 8
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -39,27 +40,41 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _serve(data_dir: Path, host: str, port: int, log_level: str) -> None:
-    import uvicorn  # noqa: PLC0415 - only the serving commands need it
+    import uvicorn
 
-    from edge.web.app import Settings, create_app  # noqa: PLC0415
+    from edge.web.app import Settings, create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(Settings(data_dir=data_dir)), host=host, port=port, log_level=log_level,
-                access_log=False, timeout_graceful_shutdown=5)  # fmt: skip
+    uvicorn.run(
+        create_app(Settings(data_dir=data_dir)),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
 
 
 @app.command()
-def serve(data_dir: DataDir = DEFAULT_DATA, host: Host = "0.0.0.0", port: Port = 8080,  # noqa: S104 - LAN appliance
-          log_level: str = "info") -> None:  # fmt: skip
+def serve(
+    data_dir: DataDir = DEFAULT_DATA,
+    host: Host = "0.0.0.0",
+    port: Port = 8080,
+    log_level: str = "info",
+) -> None:
     """Run the appliance: API, live event stream and the single writer."""
     _serve(data_dir, host, port, log_level)
 
 
 @app.command()
-def demo(data_dir: DataDir = Path(".demo-data"), host: Host = "0.0.0.0", port: Port = 8080,  # noqa: S104
-         log_level: str = "info") -> None:  # fmt: skip
+def demo(
+    data_dir: DataDir = Path(".demo-data"),
+    host: Host = "0.0.0.0",
+    port: Port = 8080,
+    log_level: str = "info",
+) -> None:
     """Run the appliance with a demo bank branch (users admin, supervisor, agent1..4; password `demo`)."""
-    from edge.demo import DEMO_PASSWORD, DEMO_USERS, demo_config  # noqa: PLC0415
+    from edge.demo import DEMO_PASSWORD, DEMO_USERS, demo_config
 
     service = QueueService(data_dir)
     try:
@@ -71,7 +86,7 @@ def demo(data_dir: DataDir = Path(".demo-data"), host: Host = "0.0.0.0", port: P
                 ).result()
     finally:
         service.stop()
-    shown = "localhost" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{port}"
     typer.echo(
         f"""
@@ -83,8 +98,10 @@ QMS demo branch 'jkt-sudirman' (Bank Demo - KCP Sudirman), data in {data_dir}
     agent1 (counters 1,2), agent2 (3), agent3 (4,5), agent4 (6)
   Try:
     TOKEN=$(curl -s {base}/api/v1/auth/token -H 'content-type: application/json' \\
-            -d '{{"username":"agent1","password":"demo"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-    curl -s {base}/api/v1/tickets -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{{"service_id":"teller"}}'
+            -d '{{"username":"agent1","password":"demo"}}' \\
+            | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+    curl -s {base}/api/v1/tickets -H "Authorization: Bearer $TOKEN" \\
+         -H 'content-type: application/json' -d '{{"service_id":"teller"}}'
     curl -s -X POST {base}/api/v1/counters/1/call-next -H "Authorization: Bearer $TOKEN"
 """
     )
@@ -102,8 +119,10 @@ def verify(data_dir: DataDir = DEFAULT_DATA) -> None:
 
 
 @app.command()
-def rebuild(data_dir: DataDir = DEFAULT_DATA,
-            check: Annotated[bool, typer.Option(help="Only compare, do not rewrite.")] = False) -> None:  # fmt: skip
+def rebuild(
+    data_dir: DataDir = DEFAULT_DATA,
+    check: Annotated[bool, typer.Option(help="Only compare, do not rewrite.")] = False,
+) -> None:
     """Rebuild projections from the event log; reports whether they matched the live ones."""
     conn = open_database(data_dir)
     result = rebuild_mod.replay(conn)
@@ -120,15 +139,20 @@ def rebuild(data_dir: DataDir = DEFAULT_DATA,
 
 
 @app.command()
-def status(data_dir: DataDir = DEFAULT_DATA,
-           as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:  # fmt: skip
+def status(
+    data_dir: DataDir = DEFAULT_DATA,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
     """Branch, config version, log position and today's queue at a glance."""
     conn = connect(_db(data_dir), readonly=True)
     state = load_state(conn)
     seq, last_hash = last_position(conn)
     last = conn.execute("SELECT occurred_at FROM events ORDER BY seq DESC LIMIT 1").fetchone()
     by_status = Counter(t.status for t in state.tickets.values())
-    info = {
+    counters = {
+        cid: {"presence": ctr.presence, "ticket": ctr.current_ticket} for cid, ctr in sorted(state.counters.items())
+    }
+    info: dict[str, object] = {
         "branch_id": state.branch_id,
         "config_version": state.config.version if state.config else 0,
         "seq": seq,
@@ -136,8 +160,7 @@ def status(data_dir: DataDir = DEFAULT_DATA,
         "last_event_at": last[0] if last else None,
         "business_date": state.business_date,
         "tickets": dict(by_status),
-        "counters": {cid: {"presence": ctr.presence, "ticket": ctr.current_ticket}
-                     for cid, ctr in sorted(state.counters.items())},  # fmt: skip
+        "counters": counters,
         "replication": {"state": "not configured"},
     }
     if as_json:
@@ -146,7 +169,7 @@ def status(data_dir: DataDir = DEFAULT_DATA,
     typer.echo(f"branch {info['branch_id'] or '-'}  config v{info['config_version']}  log seq {seq}")
     typer.echo(f"last event {info['last_event_at'] or '-'}  business date {state.business_date or '-'}")
     typer.echo("tickets: " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none"))
-    for cid, ctr in info["counters"].items():  # type: ignore[attr-defined]
+    for cid, ctr in counters.items():
         typer.echo(f"  counter {cid}: {ctr['presence']}" + (f", ticket {ctr['ticket']}" if ctr["ticket"] else ""))
     typer.echo("replication: not configured")
 
@@ -161,11 +184,13 @@ def config_show(data_dir: DataDir = DEFAULT_DATA) -> None:
 
 
 @config_app.command("apply")
-def config_apply(file: Annotated[Path, typer.Argument(help="JSON document; `-` for stdin.")],
-                 data_dir: DataDir = DEFAULT_DATA,
-                 force: Annotated[bool, typer.Option(help="Ignore the document's version.")] = False) -> None:  # fmt: skip
+def config_apply(
+    file: Annotated[Path, typer.Argument(help="JSON document; `-` for stdin.")],
+    data_dir: DataDir = DEFAULT_DATA,
+    force: Annotated[bool, typer.Option(help="Ignore the document's version.")] = False,
+) -> None:
     """Apply a configuration document (standalone branches); a running appliance picks it up within a second."""
-    from sync.contract_config import config_decoder  # noqa: PLC0415
+    from sync.contract_config import config_decoder
 
     raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
     try:
@@ -177,29 +202,33 @@ def config_apply(file: Annotated[Path, typer.Argument(help="JSON document; `-` f
         base = None if force else config.version
         outcome = service.execute(c.ApplyConfig(actor="cli", config=config, base_version=base, source="cli"))
     except DomainError as exc:
-        details = exc.extra.get("errors") or []
-        raise _fail("\n".join([f"refused ({exc.code}): {exc.detail}", *[f"  - {d}" for d in details]])) from None
+        details = exc.extra.get("errors")
+        lines = [f"refused ({exc.code}): {exc.detail}"]
+        lines += [f"  - {d}" for d in details] if isinstance(details, list) else []
+        raise _fail("\n".join(lines)) from None
     finally:
         service.stop()
     typer.echo(f"applied: configuration version {outcome.response['version']}")
 
 
 @users_app.command("add")
-def users_add(username: str, role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")] = "agent",
-              counters: Annotated[str, typer.Option(help="Comma-separated counter ids (agents, devices).")] = "",
-              data_dir: DataDir = DEFAULT_DATA,
-              password: Annotated[str, typer.Option(prompt=True, hide_input=True,
-                                                    confirmation_prompt=True)] = "") -> None:  # fmt: skip
+def users_add(
+    username: str,
+    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")] = "agent",
+    counters: Annotated[str, typer.Option(help="Comma-separated counter ids (agents, devices).")] = "",
+    data_dir: DataDir = DEFAULT_DATA,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
+) -> None:
     """Create or update an account (the password is prompted, never echoed or logged)."""
     if role not in ROLES:
         raise _fail(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
-    if len(password) < 8 and role != "device":
-        raise _fail("password must have at least 8 characters")
+    if len(password) < MIN_PASSWORD and role != "device":
+        raise _fail(f"password must have at least {MIN_PASSWORD} characters")
     ids = [x.strip() for x in counters.split(",") if x.strip()]
     service = QueueService(data_dir)
     try:
         service.start()
-        service.submit_store(lambda conn: upsert_user(conn, username, password, role, ids)).result()  # type: ignore[arg-type]
+        service.submit_store(lambda conn: upsert_user(conn, username, password, role, ids)).result()  # type: ignore[arg-type,unused-ignore]
     finally:
         service.stop()
     typer.echo(f"user {username} ({role}) saved")
@@ -209,8 +238,10 @@ def users_add(username: str, role: Annotated[str, typer.Option(help=f"One of {',
 def users_list(data_dir: DataDir = DEFAULT_DATA) -> None:
     """List accounts (never their passwords)."""
     for user in list_users(connect(_db(data_dir), readonly=True)):
-        typer.echo(f"{user.username:16} {user.role:10} counters={','.join(user.counters) or '-'}"
-                   f"{'' if user.active else '  (disabled)'}")  # fmt: skip
+        typer.echo(
+            f"{user.username:16} {user.role:10} counters={','.join(user.counters) or '-'}"
+            f"{'' if user.active else '  (disabled)'}"
+        )
 
 
 def _db(data_dir: Path) -> Path:
@@ -218,3 +249,7 @@ def _db(data_dir: Path) -> Path:
     if not path.exists():
         raise _fail(f"no appliance database in {data_dir} (use --data-dir or QMS_DATA_DIR)")
     return path
+
+
+if __name__ == "__main__":
+    app()

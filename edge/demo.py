@@ -21,18 +21,39 @@ def demo_config() -> BranchConfig:
         ],
         services=[
             Service(
-                id="teller", name="Teller", names={"id": "Teller", "en": "Teller"}, prefix="A",
-                area_id="lantai-1", priority_enabled=True, anti_starvation_n=3, sla_minutes=10,
-                grace_seconds=120, avg_service_seconds=240, outcome_codes=["deposit", "withdrawal", "transfer"],
+                id="teller",
+                name="Teller",
+                names={"id": "Teller", "en": "Teller"},
+                prefix="A",
+                area_id="lantai-1",
+                priority_enabled=True,
+                anti_starvation_n=3,
+                sla_minutes=10,
+                grace_seconds=120,
+                avg_service_seconds=240,
+                outcome_codes=["deposit", "withdrawal", "transfer"],
             ),
             Service(
-                id="cs", name="Customer Service", names={"id": "Layanan Nasabah", "en": "Customer Service"},
-                prefix="B", area_id="lantai-2", sla_minutes=20, grace_seconds=180, no_show_policy="return",
-                avg_service_seconds=600, unhold_position="original",
+                id="cs",
+                name="Customer Service",
+                names={"id": "Layanan Nasabah", "en": "Customer Service"},
+                prefix="B",
+                area_id="lantai-2",
+                sla_minutes=20,
+                grace_seconds=180,
+                no_show_policy="return",
+                avg_service_seconds=600,
+                unhold_position="original",
             ),
             Service(
-                id="loan", name="Kredit", names={"id": "Kredit & Pinjaman", "en": "Loans"}, prefix="C",
-                area_id="lantai-2", sla_minutes=30, grace_seconds=180, avg_service_seconds=900,
+                id="loan",
+                name="Kredit",
+                names={"id": "Kredit & Pinjaman", "en": "Loans"},
+                prefix="C",
+                area_id="lantai-2",
+                sla_minutes=30,
+                grace_seconds=180,
+                avg_service_seconds=900,
                 allow_cancel_serving=True,
             ),
         ],
@@ -44,7 +65,7 @@ def demo_config() -> BranchConfig:
             Counter(id="5", name="Meja CS 5", area_id="lantai-2", services=["cs"]),
             Counter(id="6", name="Meja Kredit 6", area_id="lantai-2", services=["loan"]),
         ],
-    )  # fmt: skip
+    )
 
 
 DEMO_USERS: list[tuple[str, str, list[str]]] = [

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 import uuid_utils
 
-from edge.engine import State, Ticket, decide, evolve
+from edge.engine import Ticket, decide, evolve
 from edge.engine import commands as c
 from edge.engine.decide import next_deadline, no_ticket_reason
 from edge.engine.errors import DomainError
@@ -76,8 +76,9 @@ class RequestIdReused(DomainError):
 class QueueService:
     """Owns the engine state and the only write connection; everything else reads views or the log."""
 
-    def __init__(self, data_dir: Path, *, clock: Callable[[], datetime] = utcnow,
-                 ids: Callable[[], str] = new_id) -> None:  # fmt: skip
+    def __init__(
+        self, data_dir: Path, *, clock: Callable[[], datetime] = utcnow, ids: Callable[[], str] = new_id
+    ) -> None:
         self.data_dir = data_dir
         self.clock = clock
         self.ids = ids
@@ -101,7 +102,7 @@ class QueueService:
         """If the projections lag the log (they never should), rebuild them from the log."""
         seq, last_hash = last_position(self._conn)
         if seq != self.state.seq or (seq and last_hash != self.state.last_hash):
-            from edge.store import rebuild  # noqa: PLC0415 - only on the recovery path
+            from edge.store import rebuild
 
             log.warning("projections at seq %s but log at %s: rebuilding", self.state.seq, seq)
             result = rebuild.replay(self._conn)
@@ -154,7 +155,7 @@ class QueueService:
 
     def events_after(self, after: int, limit: int = 1000) -> list[Event]:
         """Committed events with seq > after, from the log."""
-        return self.read(lambda conn: read_events(conn, after, limit))  # type: ignore[no-any-return]
+        return self.read(lambda conn: read_events(conn, after, limit))  # type: ignore[no-any-return,unused-ignore]
 
     # ---- the writer thread -----------------------------------------------------------------------------------
 
@@ -203,8 +204,7 @@ class QueueService:
         self._conn.execute("BEGIN IMMEDIATE")
         self._sync_external()
         try:
-            for work in batch:
-                results.append(self._do(work, now, committed, touched))
+            results.extend(self._do(work, now, committed, touched) for work in batch)
             self._apply(self._ticks(now), committed, touched)
             self._project(committed, touched)
             self._conn.execute("COMMIT")
@@ -253,8 +253,9 @@ class QueueService:
             for listener in self._listeners:
                 listener(external)
 
-    def _do(self, work: _Work, now: datetime, committed: list[Event],
-            touched: dict[str, Ticket]) -> tuple[_Work, Any, BaseException | None]:  # fmt: skip
+    def _do(
+        self, work: _Work, now: datetime, committed: list[Event], touched: dict[str, Ticket]
+    ) -> tuple[_Work, Any, BaseException | None]:
         if work.store_fn is not None:
             self._conn.execute("SAVEPOINT store_fn")
             try:
@@ -271,8 +272,7 @@ class QueueService:
         except DomainError as exc:
             return work, None, exc
 
-    def _command(self, cmd: c.Command, now: datetime, committed: list[Event],
-                 touched: dict[str, Ticket]) -> Outcome:  # fmt: skip
+    def _command(self, cmd: c.Command, now: datetime, committed: list[Event], touched: dict[str, Ticket]) -> Outcome:
         fingerprint = None
         if cmd.request_id:
             fingerprint = hashlib.sha256(_encoder.encode(msgspec.structs.replace(cmd, request_id=None))).hexdigest()

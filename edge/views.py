@@ -18,9 +18,10 @@ def mask_phone(phone: str | None) -> str | None:
     """`081234567890` -> `0812****890`: enough for staff to confirm, not to copy."""
     if not phone:
         return None
-    if len(phone) <= 7:
+    shown = 7  # first four and last three digits
+    if len(phone) <= shown:
         return "*" * len(phone)
-    return f"{phone[:4]}{'*' * (len(phone) - 7)}{phone[-3:]}"
+    return f"{phone[:4]}{'*' * (len(phone) - shown)}{phone[-3:]}"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -125,8 +126,9 @@ class View:
             areas.add(counter.area_id)
         return areas
 
-    def tickets(self, *, status: str | None = None, service_id: str | None = None,
-                area: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    def tickets(
+        self, *, status: str | None = None, service_id: str | None = None, area: str | None = None
+    ) -> list[dict[str, Any]]:
         """Tickets in memory, filtered, oldest first."""
         found = [
             t

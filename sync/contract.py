@@ -30,7 +30,7 @@ class Event(Struct, frozen=True, kw_only=True, tag_field="type"):
     hash: str = ""
 
 
-class TicketCreated(Event, tag="ticket.created"):
+class TicketCreated(Event, frozen=True, kw_only=True, tag="ticket.created"):
     """A ticket entered a service's queue."""
 
     service_id: str
@@ -47,7 +47,7 @@ class TicketCreated(Event, tag="ticket.created"):
     appointment_at: datetime | None = None
 
 
-class TicketCalled(Event, tag="ticket.called"):
+class TicketCalled(Event, frozen=True, kw_only=True, tag="ticket.called"):
     """A counter called a ticket; `auto` marks auto-call, `specific` a call of a chosen ticket."""
 
     service_id: str
@@ -57,7 +57,7 @@ class TicketCalled(Event, tag="ticket.called"):
     specific: bool = False
 
 
-class TicketRecalled(Event, tag="ticket.recalled"):
+class TicketRecalled(Event, frozen=True, kw_only=True, tag="ticket.recalled"):
     """The counter called its ticket again."""
 
     service_id: str
@@ -66,14 +66,14 @@ class TicketRecalled(Event, tag="ticket.recalled"):
     no_show_deadline: datetime | None = None
 
 
-class TicketServing(Event, tag="ticket.serving"):
+class TicketServing(Event, frozen=True, kw_only=True, tag="ticket.serving"):
     """The customer arrived at the counter and service started."""
 
     service_id: str
     counter_id: str
 
 
-class TicketDone(Event, tag="ticket.done"):
+class TicketDone(Event, frozen=True, kw_only=True, tag="ticket.done"):
     """Service finished; `service_seconds` runs from start to completion."""
 
     service_id: str
@@ -83,7 +83,7 @@ class TicketDone(Event, tag="ticket.done"):
     wait_seconds: float = 0.0
 
 
-class TicketCancelled(Event, tag="ticket.cancelled"):
+class TicketCancelled(Event, frozen=True, kw_only=True, tag="ticket.cancelled"):
     """The ticket was cancelled from `from_status`."""
 
     service_id: str
@@ -92,7 +92,7 @@ class TicketCancelled(Event, tag="ticket.cancelled"):
     reason: str | None = None
 
 
-class TicketHeld(Event, tag="ticket.held"):
+class TicketHeld(Event, frozen=True, kw_only=True, tag="ticket.held"):
     """The ticket was put on hold and is skipped by call-next."""
 
     service_id: str
@@ -100,14 +100,14 @@ class TicketHeld(Event, tag="ticket.held"):
     counter_id: str | None = None
 
 
-class TicketUnheld(Event, tag="ticket.unheld"):
+class TicketUnheld(Event, frozen=True, kw_only=True, tag="ticket.unheld"):
     """The held ticket is waiting again at queue position `order`."""
 
     service_id: str
     order: int
 
 
-class TicketTransferred(Event, tag="ticket.transferred"):
+class TicketTransferred(Event, frozen=True, kw_only=True, tag="ticket.transferred"):
     """The ticket moved to another service and/or one counter and waits there."""
 
     from_service: str
@@ -120,7 +120,7 @@ class TicketTransferred(Event, tag="ticket.transferred"):
     reason: str | None = None
 
 
-class TicketNoShow(Event, tag="ticket.no_show"):
+class TicketNoShow(Event, frozen=True, kw_only=True, tag="ticket.no_show"):
     """The called customer did not come; `returned` means a `ticket.returned` follows."""
 
     service_id: str
@@ -129,7 +129,7 @@ class TicketNoShow(Event, tag="ticket.no_show"):
     returned: bool = False
 
 
-class TicketReturned(Event, tag="ticket.returned"):
+class TicketReturned(Event, frozen=True, kw_only=True, tag="ticket.returned"):
     """After a no-show the ticket waits again (return-to-queue policy)."""
 
     service_id: str
@@ -137,7 +137,7 @@ class TicketReturned(Event, tag="ticket.returned"):
     returns: int
 
 
-class CounterPresence(Event, tag="counter.presence"):
+class CounterPresence(Event, frozen=True, kw_only=True, tag="counter.presence"):
     """A counter's availability changed."""
 
     counter_id: str
@@ -145,7 +145,7 @@ class CounterPresence(Event, tag="counter.presence"):
     previous: Presence
 
 
-class ConfigApplied(Event, tag="config.applied"):
+class ConfigApplied(Event, frozen=True, kw_only=True, tag="config.applied"):
     """A new branch configuration version took effect."""
 
     version: int
@@ -172,10 +172,21 @@ AnyEvent = (
 EVENT_TYPES: tuple[str, ...] = tuple(
     str(t.__struct_config__.tag)
     for t in (
-        TicketCreated, TicketCalled, TicketRecalled, TicketServing, TicketDone, TicketCancelled, TicketHeld,
-        TicketUnheld, TicketTransferred, TicketNoShow, TicketReturned, CounterPresence, ConfigApplied,
+        TicketCreated,
+        TicketCalled,
+        TicketRecalled,
+        TicketServing,
+        TicketDone,
+        TicketCancelled,
+        TicketHeld,
+        TicketUnheld,
+        TicketTransferred,
+        TicketNoShow,
+        TicketReturned,
+        CounterPresence,
+        ConfigApplied,
     )
-)  # fmt: skip
+)
 
 event_encoder = msgspec.json.Encoder()
 canonical_encoder = msgspec.json.Encoder(order="sorted")

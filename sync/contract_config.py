@@ -114,9 +114,7 @@ def structural_errors(doc: BranchConfig) -> list[str]:
             errors.append(f"service {s.id!r}: default_priority needs priority_enabled")
         for day, spans in (s.hours or {}).items():
             errors.extend(
-                f"service {s.id!r}: {day} opens {start} after it closes {end}"
-                for start, end in spans
-                if start >= end
+                f"service {s.id!r}: {day} opens {start} after it closes {end}" for start, end in spans if start >= end
             )
     for c in doc.counters:
         if c.area_id is not None and c.area_id not in area_ids:

@@ -32,12 +32,18 @@ def write_tickets(conn: sqlite3.Connection, tickets: Iterable[Ticket]) -> None:
         " business_date = excluded.business_date, updated_at = excluded.updated_at, data = excluded.data",
         [
             (
-                t.ticket_id, t.ticket_number, t.service_id, t.status, t.business_date,
-                t.created_at.isoformat(), t.updated_at.isoformat(), _encoder.encode(t),
+                t.ticket_id,
+                t.ticket_number,
+                t.service_id,
+                t.status,
+                t.business_date,
+                t.created_at.isoformat(),
+                t.updated_at.isoformat(),
+                _encoder.encode(t),
             )
             for t in tickets
         ],
-    )  # fmt: skip
+    )
 
 
 def write_counters(conn: sqlite3.Connection, counters: Iterable[CounterState], removed: Iterable[str] = ()) -> None:

@@ -50,8 +50,13 @@ class AuthController(Controller):
         keys = (f"user:{data.username}", f"ip:{client}")
         wait = app.throttle.retry_after(*keys)
         if wait:
-            raise ApiError(429, "too_many_attempts", "too many failed logins; try later",
-                           headers={"Retry-After": str(wait)}, retry_after=wait)  # fmt: skip
+            raise ApiError(
+                429,
+                "too_many_attempts",
+                "too many failed logins; try later",
+                headers={"Retry-After": str(wait)},
+                retry_after=wait,
+            )
         found = app.service.read(lambda conn: find_user(conn, data.username))
         user: User | None = found[0] if found else None
         ok = await asyncio.to_thread(check_password, found[1] if found else None, data.password)
@@ -60,15 +65,20 @@ class AuthController(Controller):
             raise ApiError(401, "invalid_credentials", "wrong username or password")
         app.throttle.succeeded(*keys)
         token, lifetime = app.issuer.issue(user, app.service.view.state.branch_id)
-        return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "role": user.role,
-                "counters": user.counters}  # fmt: skip
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "role": user.role,
+            "counters": user.counters,
+        }
 
 
 class TicketController(Controller):
     """Tickets: create, read, and every lifecycle action."""
 
     path = "/tickets"
-    dependencies = {"principal": Provide(provide_principal)}  # noqa: RUF012
+    dependencies = {"principal": Provide(provide_principal)}
 
     @post("/", status_code=201, summary="Create a ticket (enqueue)")
     async def create(self, data: CreateTicket, app: Appliance, principal: Principal) -> Response[dict[str, Any]]:
@@ -77,8 +87,14 @@ class TicketController(Controller):
         return Response(outcome.response, status_code=200 if outcome.replayed else 201)
 
     @get("/", summary="List tickets (active and today's)")
-    async def list_tickets(self, app: Appliance, principal: Principal, status: str | None = None,
-                   service_id: str | None = None, area: str | None = None) -> dict[str, Any]:  # fmt: skip
+    async def list_tickets(
+        self,
+        app: Appliance,
+        principal: Principal,
+        status: str | None = None,
+        service_id: str | None = None,
+        area: str | None = None,
+    ) -> dict[str, Any]:
         """Tickets filtered by status, service or area, in queue order."""
         view = app.service.view
         return {"seq": view.seq, "tickets": view.tickets(status=status, service_id=service_id, area=area)}
@@ -91,8 +107,9 @@ class TicketController(Controller):
             raise ApiError(404, "ticket_not_found", f"no ticket {ticket_id!r}")
         return found
 
-    async def _act(self, app: Appliance, principal: Principal, ticket_id: str, body: CounterCommand,
-                   command: c.Command) -> dict[str, Any]:  # fmt: skip
+    async def _act(
+        self, app: Appliance, principal: Principal, ticket_id: str, body: CounterCommand, command: c.Command
+    ) -> dict[str, Any]:
         require_role(principal, *STAFF, "device")
         require_counter(principal, body.counter_id)
         if not principal.privileged and body.counter_id is not None:
@@ -104,80 +121,128 @@ class TicketController(Controller):
         """Call a chosen waiting ticket."""
         if data.counter_id is None:
             raise ApiError(422, "counter_required", "counter_id is required to call a ticket")
-        cmd = c.CallTicket(actor=principal.username, request_id=data.request_id, ticket_id=ticket_id,
-                           counter_id=data.counter_id)  # fmt: skip
+        cmd = c.CallTicket(
+            actor=principal.username,
+            request_id=data.request_id,
+            ticket_id=ticket_id,
+            counter_id=data.counter_id,
+        )
         return await self._act(app, principal, ticket_id, data, cmd)
 
     @post("/{ticket_id:str}/recall", status_code=200, summary="Recall (announce again)")
-    async def recall(self, ticket_id: str, app: Appliance, principal: Principal,
-                     data: CounterCommand | None = None) -> dict[str, Any]:  # fmt: skip
+    async def recall(
+        self, ticket_id: str, app: Appliance, principal: Principal, data: CounterCommand | None = None
+    ) -> dict[str, Any]:
         """Announce a called ticket again."""
         data = data or CounterCommand()
-        cmd = c.Recall(actor=principal.username, request_id=data.request_id, ticket_id=ticket_id,
-                       counter_id=data.counter_id)  # fmt: skip
+        cmd = c.Recall(
+            actor=principal.username,
+            request_id=data.request_id,
+            ticket_id=ticket_id,
+            counter_id=data.counter_id,
+        )
         return await self._act(app, principal, ticket_id, data, cmd)
 
     @post("/{ticket_id:str}/start", status_code=200, summary="Start serving")
-    async def start(self, ticket_id: str, app: Appliance, principal: Principal,
-                    data: CounterCommand | None = None) -> dict[str, Any]:  # fmt: skip
+    async def start(
+        self, ticket_id: str, app: Appliance, principal: Principal, data: CounterCommand | None = None
+    ) -> dict[str, Any]:
         """called -> serving, only at the calling counter."""
         data = data or CounterCommand()
-        cmd = c.Start(actor=principal.username, request_id=data.request_id, ticket_id=ticket_id,
-                      counter_id=data.counter_id)  # fmt: skip
+        cmd = c.Start(
+            actor=principal.username,
+            request_id=data.request_id,
+            ticket_id=ticket_id,
+            counter_id=data.counter_id,
+        )
         return await self._act(app, principal, ticket_id, data, cmd)
 
     @post("/{ticket_id:str}/complete", status_code=200, summary="Complete")
-    async def complete(self, ticket_id: str, app: Appliance, principal: Principal,
-                       data: CompleteBody | None = None) -> dict[str, Any]:  # fmt: skip
+    async def complete(
+        self, ticket_id: str, app: Appliance, principal: Principal, data: CompleteBody | None = None
+    ) -> dict[str, Any]:
         """serving -> done, with an optional outcome code."""
         data = data or CompleteBody()
-        cmd = c.Complete(actor=principal.username, request_id=data.request_id, ticket_id=ticket_id,
-                         counter_id=data.counter_id, outcome=data.outcome)  # fmt: skip
+        cmd = c.Complete(
+            actor=principal.username,
+            request_id=data.request_id,
+            ticket_id=ticket_id,
+            counter_id=data.counter_id,
+            outcome=data.outcome,
+        )
         return await self._act(app, principal, ticket_id, data, cmd)
 
     @post("/{ticket_id:str}/cancel", status_code=200, summary="Cancel")
-    async def cancel(self, ticket_id: str, app: Appliance, principal: Principal,
-                     data: CancelBody | None = None) -> dict[str, Any]:  # fmt: skip
+    async def cancel(
+        self, ticket_id: str, app: Appliance, principal: Principal, data: CancelBody | None = None
+    ) -> dict[str, Any]:
         """Cancel a waiting/held/called ticket (serving only where the service allows)."""
         data = data or CancelBody()
-        cmd = c.Cancel(actor=principal.username, request_id=data.request_id, ticket_id=ticket_id,
-                       counter_id=data.counter_id, reason=data.reason)  # fmt: skip
+        cmd = c.Cancel(
+            actor=principal.username,
+            request_id=data.request_id,
+            ticket_id=ticket_id,
+            counter_id=data.counter_id,
+            reason=data.reason,
+        )
         return await self._act(app, principal, ticket_id, data, cmd)
 
     @post("/{ticket_id:str}/hold", status_code=200, summary="Hold")
-    async def hold(self, ticket_id: str, app: Appliance, principal: Principal,
-                   data: CounterCommand | None = None) -> dict[str, Any]:  # fmt: skip
+    async def hold(
+        self, ticket_id: str, app: Appliance, principal: Principal, data: CounterCommand | None = None
+    ) -> dict[str, Any]:
         """Put a ticket aside; call-next skips it."""
         data = data or CounterCommand()
-        cmd = c.Hold(actor=principal.username, request_id=data.request_id, ticket_id=ticket_id,
-                     counter_id=data.counter_id)  # fmt: skip
+        cmd = c.Hold(
+            actor=principal.username,
+            request_id=data.request_id,
+            ticket_id=ticket_id,
+            counter_id=data.counter_id,
+        )
         return await self._act(app, principal, ticket_id, data, cmd)
 
     @post("/{ticket_id:str}/unhold", status_code=200, summary="Unhold")
-    async def unhold(self, ticket_id: str, app: Appliance, principal: Principal,
-                     data: CounterCommand | None = None) -> dict[str, Any]:  # fmt: skip
+    async def unhold(
+        self, ticket_id: str, app: Appliance, principal: Principal, data: CounterCommand | None = None
+    ) -> dict[str, Any]:
         """Back to waiting, at the position the service's policy says."""
         data = data or CounterCommand()
-        cmd = c.Unhold(actor=principal.username, request_id=data.request_id, ticket_id=ticket_id,
-                       counter_id=data.counter_id)  # fmt: skip
+        cmd = c.Unhold(
+            actor=principal.username,
+            request_id=data.request_id,
+            ticket_id=ticket_id,
+            counter_id=data.counter_id,
+        )
         return await self._act(app, principal, ticket_id, data, cmd)
 
     @post("/{ticket_id:str}/transfer", status_code=200, summary="Transfer to a service or a counter")
-    async def transfer(self, ticket_id: str, data: TransferBody, app: Appliance,
-                       principal: Principal) -> dict[str, Any]:  # fmt: skip
+    async def transfer(
+        self, ticket_id: str, data: TransferBody, app: Appliance, principal: Principal
+    ) -> dict[str, Any]:
         """Move the ticket; it waits in the target service (or for the target counter)."""
-        cmd = c.Transfer(actor=principal.username, request_id=data.request_id, ticket_id=ticket_id,
-                         counter_id=data.counter_id, to_service_id=data.to_service_id,
-                         to_counter_id=data.to_counter_id, reason=data.reason)  # fmt: skip
+        cmd = c.Transfer(
+            actor=principal.username,
+            request_id=data.request_id,
+            ticket_id=ticket_id,
+            counter_id=data.counter_id,
+            to_service_id=data.to_service_id,
+            to_counter_id=data.to_counter_id,
+            reason=data.reason,
+        )
         return await self._act(app, principal, ticket_id, data, cmd)
 
     @post("/{ticket_id:str}/no-show", status_code=200, summary="Mark no-show")
-    async def no_show(self, ticket_id: str, app: Appliance, principal: Principal,
-                      data: CounterCommand | None = None) -> dict[str, Any]:  # fmt: skip
+    async def no_show(
+        self, ticket_id: str, app: Appliance, principal: Principal, data: CounterCommand | None = None
+    ) -> dict[str, Any]:
         """The called customer did not come (or the ticket returns to the queue, per policy)."""
         data = data or CounterCommand()
-        cmd = c.NoShow(actor=principal.username, request_id=data.request_id, ticket_id=ticket_id,
-                       counter_id=data.counter_id)  # fmt: skip
+        cmd = c.NoShow(
+            actor=principal.username,
+            request_id=data.request_id,
+            ticket_id=ticket_id,
+            counter_id=data.counter_id,
+        )
         return await self._act(app, principal, ticket_id, data, cmd)
 
 
@@ -189,15 +254,14 @@ def _check_service_access(app: Appliance, ticket_id: str, counter_id: str) -> No
     if ticket is None or counter is None:
         return  # the engine answers not-found precisely
     if ticket.counter_id != counter_id and ticket.service_id not in counter.services:
-        raise ApiError(403, "service_not_assigned",
-                       f"counter {counter_id!r} does not serve {ticket.service_id!r}")  # fmt: skip
+        raise ApiError(403, "service_not_assigned", f"counter {counter_id!r} does not serve {ticket.service_id!r}")
 
 
 class CounterController(Controller):
     """Counters: call-next, presence, list."""
 
     path = "/counters"
-    dependencies = {"principal": Provide(provide_principal)}  # noqa: RUF012
+    dependencies = {"principal": Provide(provide_principal)}
 
     @get("/", summary="List counters")
     async def list_counters(self, app: Appliance, principal: Principal, area: str | None = None) -> dict[str, Any]:
@@ -206,8 +270,9 @@ class CounterController(Controller):
         return {"seq": view.seq, "counters": view.counters(area)}
 
     @post("/{counter_id:str}/call-next", status_code=200, summary="Call the next ticket")
-    async def call_next(self, counter_id: str, app: Appliance, principal: Principal,
-                        data: CounterCommand | None = None) -> dict[str, Any]:  # fmt: skip
+    async def call_next(
+        self, counter_id: str, app: Appliance, principal: Principal, data: CounterCommand | None = None
+    ) -> dict[str, Any]:
         """The called ticket, or `{"ticket": null, "reason": ...}` when nothing is eligible."""
         require_role(principal, *STAFF, "device")
         require_counter(principal, counter_id)
@@ -216,13 +281,15 @@ class CounterController(Controller):
         return outcome.response
 
     @put("/{counter_id:str}/presence", summary="Set availability")
-    async def presence(self, counter_id: str, data: PresenceBody, app: Appliance,
-                       principal: Principal) -> dict[str, Any]:  # fmt: skip
+    async def presence(
+        self, counter_id: str, data: PresenceBody, app: Appliance, principal: Principal
+    ) -> dict[str, Any]:
         """available | busy | break | closed; on break the counter gets no tickets."""
         require_role(principal, *STAFF)
         require_counter(principal, counter_id)
-        cmd = c.SetPresence(actor=principal.username, request_id=data.request_id, counter_id=counter_id,
-                            status=data.status)  # fmt: skip
+        cmd = c.SetPresence(
+            actor=principal.username, request_id=data.request_id, counter_id=counter_id, status=data.status
+        )
         return (await run(app, cmd)).response
 
 
@@ -235,8 +302,12 @@ class BranchController(Controller):
     async def health(self, app: Appliance) -> dict[str, Any]:
         """No auth: for kiosks, boards and monitoring to see the appliance is up."""
         state = app.service.view.state
-        return {"status": "ok", "seq": state.seq, "branch_id": state.branch_id,
-                "config_version": state.config.version if state.config else 0}  # fmt: skip
+        return {
+            "status": "ok",
+            "seq": state.seq,
+            "branch_id": state.branch_id,
+            "config_version": state.config.version if state.config else 0,
+        }
 
     @get("/config", summary="The branch configuration", dependencies={"principal": Provide(provide_principal)})
     async def get_config(self, app: Appliance, principal: Principal) -> Response[Any]:
@@ -246,11 +317,19 @@ class BranchController(Controller):
             raise ApiError(404, "not_configured", "the branch has no configuration yet")
         return Response(msgspec.to_builtins(config), headers={"ETag": f'"{config.version}"'})
 
-    @put("/config", summary="Replace the branch configuration (admin)",
-         dependencies={"principal": Provide(provide_principal)}, request_max_body_size=CONFIG_MAX_BYTES)  # fmt: skip
-    async def put_config(self, app: Appliance, principal: Principal,
-                         body: Annotated[bytes, Body(media_type="application/json")],
-                         if_match: Annotated[str | None, Parameter(header="If-Match")] = None) -> Response[Any]:  # fmt: skip
+    @put(
+        "/config",
+        summary="Replace the branch configuration (admin)",
+        dependencies={"principal": Provide(provide_principal)},
+        request_max_body_size=CONFIG_MAX_BYTES,
+    )
+    async def put_config(
+        self,
+        app: Appliance,
+        principal: Principal,
+        body: Annotated[bytes, Body(media_type="application/json")],
+        if_match: Annotated[str | None, Parameter(header="If-Match")] = None,
+    ) -> Response[Any]:
         """Optimistic concurrency: base version from If-Match or the document's `version`; stale -> 412."""
         require_role(principal, "admin")
         config = _decode_config(body)
@@ -261,22 +340,30 @@ class BranchController(Controller):
         return Response({"version": version}, headers={"ETag": f'"{version}"'})
 
     @get("/snapshot", summary="State at a seq", dependencies={"principal": Provide(provide_principal)})
-    async def snapshot(self, app: Appliance, principal: Principal, area: str | None = None,
-                       service_id: str | None = None) -> dict[str, Any]:  # fmt: skip
+    async def snapshot(
+        self, app: Appliance, principal: Principal, area: str | None = None, service_id: str | None = None
+    ) -> dict[str, Any]:
         """Active tickets, counters and current calls, consistent at `seq` (resync after reconnect)."""
         return app.service.view.snapshot(area=area, service_id=service_id)
 
     @get("/events", summary="Live events (SSE)", dependencies={"principal": Provide(provide_principal)})
-    async def events(self, app: Appliance, principal: Principal,
-                     last_event_id: Annotated[str | None, Parameter(header="Last-Event-ID")] = None,
-                     after: Annotated[int | None, Parameter(ge=0)] = None, area: str | None = None,
-                     service_id: str | None = None) -> ServerSentEvent:  # fmt: skip
+    async def events(
+        self,
+        app: Appliance,
+        principal: Principal,
+        last_event_id: Annotated[str | None, Parameter(header="Last-Event-ID")] = None,
+        after: Annotated[int | None, Parameter(ge=0)] = None,
+        area: str | None = None,
+        service_id: str | None = None,
+    ) -> ServerSentEvent:
         """Server-Sent Events; `id` is the seq; resumes after Last-Event-ID (or ?after=) with no gap."""
         start = after if after is not None else _parse_last_event_id(last_event_id, app.service.view.seq)
         assert app.broadcaster is not None
         wanted = make_filter(app.service, area, service_id)
-        return ServerSentEvent(event_stream(app.service, app.broadcaster, start, wanted),
-                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+        return ServerSentEvent(
+            event_stream(app.service, app.broadcaster, start, wanted),
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
 
 def _decode_config(body: bytes) -> BranchConfig:
@@ -295,7 +382,7 @@ def _decode_config(body: bytes) -> BranchConfig:
 def _parse_if_match(value: str) -> int:
     cleaned = value.strip().removeprefix("W/").strip('"')
     if not cleaned.isdigit():
-        raise ApiError(400, "bad_if_match", "If-Match must be the quoted config version, e.g. \"3\"")
+        raise ApiError(400, "bad_if_match", 'If-Match must be the quoted config version, e.g. "3"')
     return int(cleaned)
 
 

@@ -38,11 +38,12 @@ class Settings:
 def create_app(settings: Settings, service: QueueService | None = None) -> Litestar:
     """Build the appliance's web app; the writer starts and stops with the app."""
     service = service or QueueService(settings.data_dir)
-    app_wiring = Appliance(service=service, issuer=TokenIssuer(load_secret(settings.data_dir)),
-                           throttle=LoginThrottle())  # fmt: skip
+    app_wiring = Appliance(
+        service=service, issuer=TokenIssuer(load_secret(settings.data_dir)), throttle=LoginThrottle()
+    )
 
     @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+    async def lifespan(_app: Litestar) -> AsyncGenerator[None, None]:
         app_wiring.broadcaster = Broadcaster(asyncio.get_running_loop())
         service.subscribe_commits(app_wiring.broadcaster.on_commit)
         service.start()

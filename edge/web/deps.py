@@ -26,7 +26,8 @@ class Appliance:
 
 def appliance(request: Request[Any, Any, Any]) -> Appliance:
     """The appliance wiring of this app."""
-    return request.app.state["appliance"]  # type: ignore[no-any-return]
+    app: Appliance = request.app.state["appliance"]
+    return app
 
 
 async def provide_appliance(request: Request[Any, Any, Any]) -> Appliance:

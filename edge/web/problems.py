@@ -12,6 +12,7 @@ from litestar.plugins.problem_details import ProblemDetailsException
 from edge.engine.errors import DomainError
 
 log = logging.getLogger("qms.web")
+HTTP_SERVER_ERROR = 500
 
 _GENERIC_CODES = {
     400: "bad_request",
@@ -33,8 +34,9 @@ _GENERIC_CODES = {
 class ApiError(ProblemDetailsException):
     """A refusal raised by the web layer itself (auth, role, input), with a stable code."""
 
-    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:  # fmt: skip
+    def __init__(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(
             detail=detail,
             status_code=status,
@@ -66,7 +68,7 @@ def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
         code = "invalid_body"
         if exc.extra:
             extra["errors"] = exc.extra
-    if status >= 500:
+    if status >= HTTP_SERVER_ERROR:
         log.error("HTTP %s on %s: %s", status, request.url.path, exc.detail)
     return problem(request, status, code, str(exc.detail), **extra)
 

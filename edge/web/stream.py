@@ -101,8 +101,9 @@ def _message(w: Wire) -> ServerSentEventMessage:
     return ServerSentEventMessage(data=w.data, id=str(w.seq))
 
 
-async def event_stream(service: QueueService, broadcaster: Broadcaster, after: int,
-                       wanted: Filter) -> AsyncGenerator[ServerSentEventMessage, None]:  # fmt: skip
+async def event_stream(
+    service: QueueService, broadcaster: Broadcaster, after: int, wanted: Filter
+) -> AsyncGenerator[ServerSentEventMessage, None]:
     """Backlog from the log after `after`, then live events; every seq at most once, none skipped."""
     q = broadcaster.subscribe()
     last = after
@@ -140,4 +141,3 @@ async def event_stream(service: QueueService, broadcaster: Broadcaster, after: i
                     yield _message(w)
     finally:
         broadcaster.unsubscribe(q)
-
