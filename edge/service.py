@@ -205,7 +205,7 @@ class QueueService:
         self._sync_external()
         try:
             results.extend(self._do(work, now, committed, touched) for work in batch)
-            self._apply(self._ticks(now), committed, touched)
+            self._ticks(now, committed, touched)
             self._project(committed, touched)
             self._conn.execute("COMMIT")
             self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
@@ -310,18 +310,13 @@ class QueueService:
         committed.extend(sealed_events)
         return sealed_events
 
-    def _ticks(self, now: datetime) -> list[Event]:
-        """Due auto no-shows and auto-calls (decided one step at a time, as each changes the state)."""
-        events: list[Event] = []
-        probe = decide(self.state, c.Tick(), now, self.ids)
-        # Tick events are applied immediately so the next Tick sees them; bounded to avoid a runaway loop.
-        for _ in range(1000):
-            if not probe:
-                break
-            events.extend(probe)
-            self._apply(probe, [], {})
-            probe = decide(self.state, c.Tick(), now, self.ids)
-        return events
+    def _ticks(self, now: datetime, committed: list[Event], touched: dict[str, Ticket]) -> None:
+        """Due auto no-shows and auto-calls, decided one step at a time as each changes the state."""
+        for _ in range(1000):  # bounded: each step ends a `called` ticket or fills an idle counter
+            events = decide(self.state, c.Tick(), now, self.ids)
+            if not events:
+                return
+            self._apply(events, committed, touched)
 
     def _project(self, committed: list[Event], touched: dict[str, Ticket]) -> None:
         """Write the projections the transaction's events changed."""

@@ -97,7 +97,8 @@ def verify_chain(conn: sqlite3.Connection) -> ChainReport:
     """Check every event: seq gapless from 1, prev_hash links, hash = SHA-256(prev_hash + body), body agrees."""
     prev_hash, expected, checked = GENESIS_HASH, 1, 0
     rows = conn.execute("SELECT seq, body, prev_hash, hash FROM events ORDER BY seq")
-    for seq, body, stored_prev, stored_hash in rows:
+    for seq, raw, stored_prev, stored_hash in rows:
+        body = raw if isinstance(raw, bytes) else str(raw).encode()  # a tampered row may come back as TEXT
         error = None
         if seq != expected:
             error = f"gap: expected seq {expected}, found {seq}"
