@@ -64,6 +64,8 @@ def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
     status = exc.status_code
     code = _GENERIC_CODES.get(status, "error")
     extra: dict[str, Any] = {}
+    if status == 400 and str(exc.detail).startswith("JSON is malformed"):
+        code = "malformed_json"
     if isinstance(exc, ValidationException):
         code = "invalid_body"
         if exc.extra:
