@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ from sync.contract import ConfigApplied, Event
 log = logging.getLogger("qms.writer")
 
 MAX_BATCH = 256  # commands per transaction (group commit)
+REQUEST_ID_RETENTION = timedelta(hours=24)  # how long a request_id is remembered for idempotent replays
+PRUNE_EVERY_BATCHES = 1000
 IDLE_WAKE_SECONDS = 1.0  # the writer checks timers (auto no-show, auto-call) at least this often
 _STOP = object()
 _encoder = msgspec.json.Encoder()
@@ -206,6 +208,9 @@ class QueueService:
         try:
             results.extend(self._do(work, now, committed, touched) for work in batch)
             self._ticks(now, committed, touched)
+            if self.batches % PRUNE_EVERY_BATCHES == 0:
+                cutoff = (now - REQUEST_ID_RETENTION).isoformat()
+                self._conn.execute("DELETE FROM requests WHERE created_at < ?", (cutoff,))
             self._project(committed, touched)
             self._conn.execute("COMMIT")
             self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
