@@ -11,7 +11,9 @@ SCHEMA_VERSION = 1
 
 Ident = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="stable identifier")]
 Prefix = Annotated[str, Meta(pattern=r"^[A-Z]{1,3}$", description="ticket number prefix, 1-3 capital letters")]
-Clock = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="local time HH:MM")]
+Clock = Annotated[
+    str, Meta(pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$", description="local time HH:MM (24:00 = midnight)")
+]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Name = Annotated[str, Meta(min_length=1, max_length=120)]
 Lang = Annotated[str, Meta(pattern=r"^[a-z]{2}$")]

@@ -35,7 +35,7 @@ def _cli_commands() -> list[str]:
 
 
 def test_readme_starts_with_the_two_setup_commands() -> None:
-    first_block = README.split("```")[1]
+    first_block = README.split("```", 2)[1]
     assert "make demo" in first_block
     assert "make test" in first_block
 
@@ -54,7 +54,7 @@ def test_every_error_code_is_documented(code: str) -> None:
 
 @pytest.mark.parametrize("command", _cli_commands())
 def test_every_cli_command_is_documented(command: str) -> None:
-    assert f"qms-edge {command}" in README or f"`{command.split()[-1]}`" in README
+    assert f"qms-edge {command}" in README
 
 
 def test_the_scan_finds_codes() -> None:

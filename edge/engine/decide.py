@@ -30,7 +30,9 @@ from sync.contract import (
     TicketTransferred,
     TicketUnheld,
 )
-from sync.contract_config import Service
+from sync.contract_config import BranchConfig, Service
+
+MAX_PRIORITY = 9
 
 
 class Ids(Protocol):
@@ -119,6 +121,8 @@ def _enqueue(state: State, cmd: c.Enqueue, now: datetime, ids: Ids) -> list[Even
     if not within_hours(service, now, config.timezone):
         raise DomainError(f"service {service.id!r} is closed now", code="service_closed")
     priority = service.default_priority if cmd.priority is None else cmd.priority
+    if not 0 <= priority <= MAX_PRIORITY:  # 0 is regular; 1..9 are priority classes, higher first
+        raise Invalid(f"priority must be 0..{MAX_PRIORITY}, not {priority}", code="invalid_priority")
     if priority and not service.priority_enabled:
         raise Invalid(f"service {service.id!r} takes no priority tickets", code="priority_not_allowed")
     if cmd.channel == "appointment" and cmd.appointment_at is None:
@@ -162,8 +166,17 @@ def _ready_counter(state: State, counter_id: str) -> None:
         )
 
 
-def _call(state: State, cmd: c.Command, ticket: Ticket, counter_id: str, now: datetime, ids: Ids,
-          *, auto: bool = False, specific: bool = False) -> TicketCalled:  # fmt: skip
+def _call(
+    state: State,
+    cmd: c.Command,
+    ticket: Ticket,
+    counter_id: str,
+    now: datetime,
+    ids: Ids,
+    *,
+    auto: bool = False,
+    specific: bool = False,
+) -> TicketCalled:
     service = _service(state, ticket.service_id)
     return TicketCalled(
         **_base(cmd, now, ids, ticket.ticket_id),  # type: ignore[arg-type]
@@ -238,10 +251,9 @@ def _complete(state: State, cmd: c.Complete, now: datetime, ids: Ids) -> list[Ev
     _at_counter(ticket, cmd.counter_id)
     service = _service(state, ticket.service_id)
     if cmd.outcome is not None and service.outcome_codes and cmd.outcome not in service.outcome_codes:
-        raise Invalid(
-            f"outcome {cmd.outcome!r} is not one of {service.outcome_codes}", code="unknown_outcome"
-        )
-    assert ticket.counter_id is not None and ticket.served_at is not None
+        raise Invalid(f"outcome {cmd.outcome!r} is not one of {service.outcome_codes}", code="unknown_outcome")
+    assert ticket.counter_id is not None
+    assert ticket.served_at is not None
     waited_until = ticket.called_at or ticket.served_at
     return [
         TicketDone(
@@ -258,7 +270,9 @@ def _complete(state: State, cmd: c.Complete, now: datetime, ids: Ids) -> list[Ev
 def _cancel(state: State, cmd: c.Cancel, now: datetime, ids: Ids) -> list[Event]:
     ticket = _ticket(state, cmd.ticket_id)
     service = _service(state, ticket.service_id)
-    allowed = ("waiting", "held", "called", "serving") if service.allow_cancel_serving else ("waiting", "held", "called")
+    allowed = (
+        ("waiting", "held", "called", "serving") if service.allow_cancel_serving else ("waiting", "held", "called")
+    )
     if ticket.status == "serving" and not service.allow_cancel_serving:
         raise InvalidTransition(
             f"ticket {ticket.ticket_number} is being served; the service does not allow cancelling it",
@@ -341,8 +355,9 @@ def _transfer(state: State, cmd: c.Transfer, now: datetime, ids: Ids) -> list[Ev
     ]
 
 
-def _no_show_events(state: State, cmd: c.Command, ticket: Ticket, now: datetime, ids: Ids,
-                    *, automatic: bool, order: int | None = None) -> list[Event]:  # fmt: skip
+def _no_show_events(
+    state: State, cmd: c.Command, ticket: Ticket, now: datetime, ids: Ids, *, automatic: bool, order: int | None = None
+) -> list[Event]:
     service = _service(state, ticket.service_id)
     returns = service.no_show_policy == "return" and ticket.returns < service.max_returns
     events: list[Event] = [

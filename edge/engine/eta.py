@@ -8,7 +8,7 @@ ETA heuristic: tickets ahead are shared among the service's open counters, each 
 from __future__ import annotations
 
 from edge.engine.model import State, Ticket, is_open_counter
-from edge.engine.routing import queue_order
+from edge.engine.routing import queue_key, queue_order
 
 
 def mean_service_seconds(state: State, service_id: str) -> float:
@@ -45,7 +45,7 @@ def positions(state: State) -> dict[str, tuple[int, int | None]]:
             continue
         mean = mean_service_seconds(state, service_id)
         n_open = open_counters(state, service_id)
-        for index, t in enumerate(queue_order(state, service, tickets)):
+        for index, t in enumerate(queue_order(service, tickets)):
             eta = None if n_open == 0 else round(index / n_open * mean + mean / 2)
             result[t.ticket_id] = (index + 1, eta)
     return result
@@ -56,15 +56,11 @@ def position_of(state: State, ticket: Ticket) -> tuple[int, int | None] | None:
     service = state.config.service(ticket.service_id) if state.config else None
     if ticket.status != "waiting" or service is None:
         return None
-
-    def key(t: Ticket) -> tuple[int, int]:
-        return (-t.priority, t.order) if service.priority_enabled else (0, t.order)
-
-    mine = key(ticket)
+    mine = queue_key(service, ticket)
     ahead = sum(
         1
         for t in state.tickets.values()
-        if t.status == "waiting" and t.service_id == ticket.service_id and key(t) < mine
+        if t.status == "waiting" and t.service_id == ticket.service_id and queue_key(service, t) < mine
     )
     n_open = open_counters(state, ticket.service_id)
     mean = mean_service_seconds(state, ticket.service_id)

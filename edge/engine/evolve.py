@@ -53,9 +53,15 @@ def evolve(state: State, event: Event) -> State:
             _update(state, event, status="no_show", no_show_deadline=None)
         case TicketReturned():
             _update(
-                state, event, status="waiting", order=event.order, returned=True, returns=event.returns,
-                counter_id=None, called_at=None,
-            )  # fmt: skip
+                state,
+                event,
+                status="waiting",
+                order=event.order,
+                returned=True,
+                returns=event.returns,
+                counter_id=None,
+                called_at=None,
+            )
         case CounterPresence():
             counter = state.counters.get(event.counter_id) or CounterState(counter_id=event.counter_id)
             state.counters[event.counter_id] = replace(counter, presence=event.status, updated_at=event.occurred_at)
@@ -123,9 +129,14 @@ def _called(state: State, e: TicketCalled) -> None:
     assert e.ticket_id is not None
     ticket = state.tickets[e.ticket_id]
     _update(
-        state, e, status="called", counter_id=e.counter_id, called_at=e.occurred_at,
-        no_show_deadline=e.no_show_deadline, target_counter=None,
-    )  # fmt: skip
+        state,
+        e,
+        status="called",
+        counter_id=e.counter_id,
+        called_at=e.occurred_at,
+        no_show_deadline=e.no_show_deadline,
+        target_counter=None,
+    )
     counter = state.counters.get(e.counter_id) or CounterState(counter_id=e.counter_id)
     state.counters[e.counter_id] = replace(counter, current_ticket=e.ticket_id, updated_at=e.occurred_at)
     service = state.config.service(e.service_id) if state.config else None
@@ -153,10 +164,19 @@ def _transferred(state: State, e: TicketTransferred) -> None:
     assert e.ticket_id is not None
     ticket = state.tickets[e.ticket_id]
     _update(
-        state, e, status="waiting", service_id=e.to_service, order=e.order, counter_id=None,
-        target_counter=e.to_counter, called_at=None, no_show_deadline=None, transferred_from=e.from_service,
-        transfer_reason=e.reason, transfer_count=ticket.transfer_count + 1,
-    )  # fmt: skip
+        state,
+        e,
+        status="waiting",
+        service_id=e.to_service,
+        order=e.order,
+        counter_id=None,
+        target_counter=e.to_counter,
+        called_at=None,
+        no_show_deadline=None,
+        transferred_from=e.from_service,
+        transfer_reason=e.reason,
+        transfer_count=ticket.transfer_count + 1,
+    )
 
 
 def _config(state: State, e: ConfigApplied) -> None:

@@ -6,7 +6,7 @@ from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from sync.contract_config import Service
+from sync.contract_config import WEEKDAYS, Service
 
 
 @lru_cache(maxsize=32)
@@ -30,6 +30,6 @@ def within_hours(service: Service, now: datetime, timezone: str) -> bool:
     if service.hours is None:
         return True
     local = now.astimezone(zone(timezone))
-    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()]
+    day = WEEKDAYS[local.weekday()]
     clock = local.strftime("%H:%M")
-    return any(start <= clock < end for start, end in service.hours.get(day, []))
+    return any(start <= clock < end for start, end in service.hours.get(day) or [])

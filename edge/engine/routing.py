@@ -24,6 +24,7 @@ from edge.engine.model import State, Ticket, is_open_counter
 from sync.contract_config import Service
 
 NoTicketReason = Literal["empty", "no_compatible", "counter_unavailable"]
+FULL_QUOTA_PCT = 100  # an appointment quota of 100 % means: appointments always go first
 
 
 def eligible(state: State, counter_id: str, ticket: Ticket) -> bool:
@@ -95,13 +96,16 @@ def _blend(state: State, service: Service, tickets: list[Ticket], now: datetime)
     horizon = now - timedelta(minutes=service.appointment_window_minutes)
     calls = [c for c in state.recent_calls.get(service.id, []) if c.at >= horizon]
     share = sum(c.appointment for c in calls) / len(calls) if calls else 0.0
-    # A 100 % quota means appointments always go first (share < 100 fails once every call was one).
-    under_quota = service.appointment_quota_pct >= 100 or share * 100 < service.appointment_quota_pct
+    # `share < quota` alone would turn a 100 % quota into alternation once every call in the window was one.
+    under_quota = service.appointment_quota_pct >= FULL_QUOTA_PCT or share * 100 < service.appointment_quota_pct
     return appointments if under_quota else walk_ins
 
 
-def queue_order(state: State, service: Service, tickets: list[Ticket]) -> list[Ticket]:
-    """Waiting tickets of one service in the order they are expected to be called (for positions)."""
-    if service.priority_enabled:
-        return sorted(tickets, key=lambda t: (-t.priority, t.order))
-    return sorted(tickets, key=lambda t: t.order)
+def queue_key(service: Service, ticket: Ticket) -> tuple[int, int]:
+    """Expected call order within a service (for positions): priority class first when enabled, then arrival."""
+    return (-ticket.priority, ticket.order) if service.priority_enabled else (0, ticket.order)
+
+
+def queue_order(service: Service, tickets: list[Ticket]) -> list[Ticket]:
+    """Waiting tickets of one service in the order they are expected to be called."""
+    return sorted(tickets, key=lambda t: queue_key(service, t))

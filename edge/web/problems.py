@@ -13,6 +13,7 @@ from edge.engine.errors import DomainError
 
 log = logging.getLogger("qms.web")
 HTTP_SERVER_ERROR = 500
+HTTP_BAD_REQUEST = 400
 
 _GENERIC_CODES = {
     400: "bad_request",
@@ -64,7 +65,7 @@ def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
     status = exc.status_code
     code = _GENERIC_CODES.get(status, "error")
     extra: dict[str, Any] = {}
-    if status == 400 and str(exc.detail).startswith("JSON is malformed"):
+    if status == HTTP_BAD_REQUEST and str(exc.detail).startswith("JSON is malformed"):
         code = "malformed_json"
     if isinstance(exc, ValidationException):
         code = "invalid_body"

@@ -31,7 +31,7 @@ class CreateTicket(Struct, forbid_unknown_fields=True, kw_only=True):
     email: Email | None = None
     customer_ref: Annotated[str, Meta(max_length=64)] | None = None
     lang: Annotated[str, Meta(pattern=r"^[a-z]{2}$")] | None = None
-    appointment_at: datetime | None = None
+    appointment_at: Annotated[datetime, Meta(tz=True)] | None = None
     request_id: RequestId | None = None
 
 

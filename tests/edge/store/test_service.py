@@ -65,7 +65,8 @@ def test_wal_and_full_sync(service: QueueService, tmp_path: Path) -> None:
 def test_same_request_id_gives_same_response_and_one_event(service: QueueService, tmp_path: Path) -> None:
     first = service.execute(c.Enqueue(service_id="teller", request_id="kiosk-1:42"))
     again = service.execute(c.Enqueue(service_id="teller", request_id="kiosk-1:42"))
-    assert again.replayed and not again.events
+    assert again.replayed
+    assert not again.events
     assert again.response == first.response
     assert rows(tmp_path, "SELECT count(*) FROM events WHERE request_id = ?", "kiosk-1:42") == [(1,)]
 
