@@ -414,7 +414,7 @@ def _apply_config(state: State, cmd: c.ApplyConfig, now: datetime, ids: Ids) -> 
     version = cmd.version if cmd.version is not None else current + 1
     if version <= current and state.config is not None:
         raise DomainError(f"version {version} is not newer than {current}", code="version_conflict", status=412)
-    errors = check_config(state, cmd.config)
+    errors = check_config(state, cmd.config, now)
     if errors:
         raise Invalid("the configuration is not valid", code="invalid_config", errors=errors)
     config = replace(cmd.config, version=version)

@@ -154,3 +154,19 @@ def test_unhold_policy_change_applies_on_next_unhold(fifo) -> None:
     fifo.reconfigure(with_service(fifo.config, "s", unhold_position="end"))
     fifo.run(c.Unhold(ticket_id=a.ticket_id))
     assert fifo.call_next("c1").ticket_id == b.ticket_id
+
+
+def test_prefix_used_today_cannot_pass_to_another_service(engine: Engine) -> None:
+    """Giving today's `A` to another service would issue a second A001 today; tomorrow it may."""
+    engine.run(c.Enqueue(service_id="teller"))
+    config = engine.config
+    swapped = [
+        replace(s, prefix="X") if s.id == "teller" else replace(s, prefix="A") if s.id == "cs" else s
+        for s in config.services
+    ]
+    err = engine.refuse(c.ApplyConfig(config=replace(config, services=swapped), base_version=config.version))
+    assert err.code == "invalid_config"
+    assert any("reassigned from tomorrow" in e for e in err.extra["errors"])  # type: ignore[union-attr]
+    engine.advance(hours=24)
+    engine.run(c.ApplyConfig(config=replace(config, services=swapped), base_version=config.version))
+    assert engine.run(c.Enqueue(service_id="cs"))[0].ticket_number == "A001"
