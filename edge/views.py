@@ -89,6 +89,7 @@ class View:
             replace(
                 state,
                 tickets=dict(state.tickets),
+                active_ids=set(state.active_ids),
                 counters=dict(state.counters),
                 sequences=dict(state.sequences),
                 priority_streak=dict(state.priority_streak),

@@ -86,12 +86,28 @@ class BranchConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     counters: list[Counter] = []
 
     def service(self, service_id: str) -> Service | None:
-        """The service with this id, if configured."""
-        return next((s for s in self.services if s.id == service_id), None)
+        """The service with this id, if configured (O(1): routing asks this per waiting ticket)."""
+        return _index(self)[1].get(service_id)
 
     def counter(self, counter_id: str) -> Counter | None:
-        """The counter with this id, if configured."""
-        return next((c for c in self.counters if c.id == counter_id), None)
+        """The counter with this id, if configured (O(1))."""
+        return _index(self)[2].get(counter_id)
+
+
+# Id -> item maps per config object. A frozen Struct has no room for a cache of its own, so they live here, keyed
+# by identity (the entry keeps its config alive, so an id cannot be reused while cached). Few configs are live.
+_INDEX_LIMIT = 16
+_indexes: dict[int, tuple[BranchConfig, dict[str, Service], dict[str, Counter]]] = {}
+
+
+def _index(config: BranchConfig) -> tuple[BranchConfig, dict[str, Service], dict[str, Counter]]:
+    entry = _indexes.get(id(config))
+    if entry is None or entry[0] is not config:
+        entry = (config, {s.id: s for s in config.services}, {c.id: c for c in config.counters})
+        if len(_indexes) >= _INDEX_LIMIT:
+            _indexes.clear()
+        _indexes[id(config)] = entry
+    return entry
 
 
 def structural_errors(doc: BranchConfig) -> list[str]:

@@ -142,11 +142,7 @@ def check_pure_imports(path: str, source: str) -> list[Violation]:
     for line, name in imports(path, tree):
         if top_level(name) in IMPURE_MODULES:
             found.append(Violation(path, line, f"pure module imports {name} (I/O or nondeterminism)"))
-        elif (
-            path.startswith("edge/engine/")
-            and top_level(name) == "edge"
-            and not name.startswith("edge.engine")
-        ):
+        elif path.startswith("edge/engine/") and top_level(name) == "edge" and not name.startswith("edge.engine"):
             # The rest of edge (store, service, web, devices) does I/O: the engine depends on none of it.
             found.append(Violation(path, line, f"edge.engine imports {name} from outside the engine"))
     return found
@@ -171,9 +167,7 @@ def check_no_clock(path: str, source: str) -> list[Violation]:
     tree = parse(path, source)
     if isinstance(tree, Violation):
         return [tree]
-    lines = sorted(
-        {node.lineno for node in ast.walk(tree) if isinstance(node, ast.expr) and is_clock_read(node)}
-    )
+    lines = sorted({node.lineno for node in ast.walk(tree) if isinstance(node, ast.expr) and is_clock_read(node)})
     return [Violation(path, line, "pure module reads the clock; pass `now` in") for line in lines]
 
 
@@ -236,18 +230,12 @@ BAD_SOURCES = [
         id="edge-cloud",
     ),
     pytest.param(check_cloud_direction, "cloud/cli.py", DOC + "import edge.cli\n", 2, id="cloud-edge"),
-    pytest.param(
-        check_sync_direction, "sync/relay.py", DOC + "\nfrom edge.store import log\n", 3, id="sync-edge"
-    ),
+    pytest.param(check_sync_direction, "sync/relay.py", DOC + "\nfrom edge.store import log\n", 3, id="sync-edge"),
     pytest.param(check_sync_direction, "sync/relay.py", DOC + "import cloud\n", 2, id="sync-cloud"),
     pytest.param(check_pure_imports, "edge/engine/decide.py", DOC + "import time\n", 2, id="engine-time"),
-    pytest.param(
-        check_pure_imports, "edge/engine/ids.py", DOC + "from uuid_utils import uuid7\n", 2, id="engine-uuid"
-    ),
+    pytest.param(check_pure_imports, "edge/engine/ids.py", DOC + "from uuid_utils import uuid7\n", 2, id="engine-uuid"),
     pytest.param(check_pure_imports, "sync/contract.py", DOC + "import os.path\n", 2, id="contract-os"),
-    pytest.param(
-        check_pure_imports, "sync/contract_v2.py", DOC + "import asyncio\n", 2, id="contract-asyncio"
-    ),
+    pytest.param(check_pure_imports, "sync/contract_v2.py", DOC + "import asyncio\n", 2, id="contract-asyncio"),
     pytest.param(
         check_pure_imports,
         "edge/engine/model.py",
@@ -295,9 +283,7 @@ GOOD_SOURCES = [
         DOC + "from sync.contract import Event\nimport cloudpickle\n",
         id="edge-sync",
     ),
-    pytest.param(
-        check_cloud_direction, "cloud/store.py", DOC + "from . import edge_cache\n", id="cloud-relative"
-    ),
+    pytest.param(check_cloud_direction, "cloud/store.py", DOC + "from . import edge_cache\n", id="cloud-relative"),
     pytest.param(check_pure_imports, "edge/store/log.py", DOC + "import sqlite3\n", id="store-may-do-io"),
     pytest.param(check_pure_imports, "sync/relay.py", DOC + "import nats\n", id="relay-may-do-io"),
     pytest.param(

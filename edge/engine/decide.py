@@ -189,7 +189,10 @@ def _call(
 
 
 def _call_next(state: State, cmd: c.CallNext, now: datetime, ids: Ids) -> list[Event]:
-    """Returns [] when nothing is eligible; the reason is `no_ticket_reason`."""
+    """Returns [] when nothing is eligible (also on break/closed); the reason is `no_ticket_reason`."""
+    _counter(state, cmd.counter_id)
+    if not counter_open(state, cmd.counter_id):
+        return []
     _ready_counter(state, cmd.counter_id)
     picked = pick_next(state, cmd.counter_id, now)
     if isinstance(picked, str):

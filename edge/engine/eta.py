@@ -58,9 +58,7 @@ def position_of(state: State, ticket: Ticket) -> tuple[int, int | None] | None:
         return None
     mine = queue_key(service, ticket)
     ahead = sum(
-        1
-        for t in state.tickets.values()
-        if t.status == "waiting" and t.service_id == ticket.service_id and queue_key(service, t) < mine
+        1 for t in state.active("waiting") if t.service_id == ticket.service_id and queue_key(service, t) < mine
     )
     n_open = open_counters(state, ticket.service_id)
     mean = mean_service_seconds(state, ticket.service_id)

@@ -82,7 +82,7 @@ def _update(state: State, event: Event, **changes: object) -> None:
     """Replace the event's ticket with changed fields."""
     assert event.ticket_id is not None
     ticket = state.tickets[event.ticket_id]
-    state.tickets[event.ticket_id] = replace(ticket, updated_at=event.occurred_at, **changes)
+    state.put(replace(ticket, updated_at=event.occurred_at, **changes))
 
 
 def _release(state: State, ticket_id: str | None) -> None:
@@ -105,22 +105,24 @@ def _created(state: State, e: TicketCreated) -> None:
     if e.business_date == state.business_date:
         state.sequences[e.service_id] = max(state.sequences.get(e.service_id, 0), e.seq_no)
     assert e.ticket_id is not None
-    state.tickets[e.ticket_id] = Ticket(
-        ticket_id=e.ticket_id,
-        ticket_number=e.ticket_number,
-        service_id=e.service_id,
-        status="waiting",
-        business_date=e.business_date,
-        order=e.order,
-        created_at=e.occurred_at,
-        updated_at=e.occurred_at,
-        priority=e.priority,
-        channel=e.channel,
-        phone=e.phone,
-        email=e.email,
-        customer_ref=e.customer_ref,
-        lang=e.lang,
-        appointment_at=e.appointment_at,
+    state.put(
+        Ticket(
+            ticket_id=e.ticket_id,
+            ticket_number=e.ticket_number,
+            service_id=e.service_id,
+            status="waiting",
+            business_date=e.business_date,
+            order=e.order,
+            created_at=e.occurred_at,
+            updated_at=e.occurred_at,
+            priority=e.priority,
+            channel=e.channel,
+            phone=e.phone,
+            email=e.email,
+            customer_ref=e.customer_ref,
+            lang=e.lang,
+            appointment_at=e.appointment_at,
+        )
     )
 
 

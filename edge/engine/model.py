@@ -77,6 +77,7 @@ class State:
     business_date: str = ""
     order_seq: int = 0
     tickets: dict[str, Ticket] = field(default_factory=dict)
+    active_ids: set[str] = field(default_factory=set)  # index of not-finished tickets (derived from `tickets`)
     counters: dict[str, CounterState] = field(default_factory=dict)
     sequences: dict[str, int] = field(default_factory=dict)
     priority_streak: dict[str, int] = field(default_factory=dict)
@@ -86,7 +87,15 @@ class State:
     def active(self, status: str | None = None) -> list[Ticket]:
         """Tickets that are not finished, optionally only those in one status."""
         wanted = ACTIVE_STATUSES if status is None else {status}
-        return [t for t in self.tickets.values() if t.status in wanted]
+        return [t for tid in self.active_ids if (t := self.tickets[tid]).status in wanted]
+
+    def put(self, ticket: Ticket) -> None:
+        """Store a ticket version and keep the active index in step."""
+        self.tickets[ticket.ticket_id] = ticket
+        if ticket.status in ACTIVE_STATUSES:
+            self.active_ids.add(ticket.ticket_id)
+        else:
+            self.active_ids.discard(ticket.ticket_id)
 
 
 class Bookkeeping(Struct, kw_only=True):
@@ -130,6 +139,7 @@ def state_from(book: Bookkeeping, tickets: list[Ticket], counters: list[CounterS
         business_date=book.business_date,
         order_seq=book.order_seq,
         tickets={t.ticket_id: t for t in tickets},
+        active_ids={t.ticket_id for t in tickets if t.status in ACTIVE_STATUSES},
         counters={c.counter_id: c for c in counters},
         sequences=dict(book.sequences),
         priority_streak=dict(book.priority_streak),

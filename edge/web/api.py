@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
-from litestar.di import Provide
-from litestar.params import Body, Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter, RawBody
 from litestar.response import ServerSentEvent
 
 from edge.auth import Principal, User, check_password, find_user
@@ -30,10 +30,12 @@ from edge.web.stream import event_stream, make_filter
 from sync.contract_config import BranchConfig, config_decoder, structural_errors
 
 STAFF = ("admin", "supervisor", "agent")
+AppDep = NamedDependency[Appliance]
+Caller = NamedDependency[Principal]
 CONFIG_MAX_BYTES = 1024 * 1024
 
 
-async def run(app: Appliance, command: c.Command) -> Outcome:
+async def run(app: AppDep, command: c.Command) -> Outcome:
     """Submit to the single writer and await the committed outcome."""
     return await asyncio.wrap_future(app.service.submit(command))
 
@@ -44,7 +46,7 @@ class AuthController(Controller):
     path = "/auth"
 
     @post("/token", status_code=200, summary="Get a bearer token")
-    async def token(self, request: Request[Any, Any, Any], data: TokenRequest, app: Appliance) -> dict[str, Any]:
+    async def token(self, request: Request[Any, Any, Any], data: JSONBody[TokenRequest], app: AppDep) -> dict[str, Any]:
         """Exchange credentials for a token; repeated failures are throttled (429)."""
         client = request.client.host if request.client else "?"
         keys = (f"user:{data.username}", f"ip:{client}")
@@ -81,26 +83,27 @@ class TicketController(Controller):
     dependencies = {"principal": Provide(provide_principal)}
 
     @post("/", status_code=201, summary="Create a ticket (enqueue)")
-    async def create(self, data: CreateTicket, app: Appliance, principal: Principal) -> Response[dict[str, Any]]:
+    async def create(self, data: JSONBody[CreateTicket], app: AppDep, principal: Caller) -> Response[dict[str, Any]]:
         """Enqueue a ticket for a service; the same request_id returns the same ticket."""
         outcome = await run(app, c.Enqueue(actor=principal.username, **msgspec.structs.asdict(data)))
-        return Response(outcome.response, status_code=200 if outcome.replayed else 201)
+        headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+        return Response(outcome.response, status_code=201, headers=headers)
 
     @get("/", summary="List tickets (active and today's)")
     async def list_tickets(
         self,
-        app: Appliance,
-        principal: Principal,
-        status: str | None = None,
-        service_id: str | None = None,
-        area: str | None = None,
+        app: AppDep,
+        principal: Caller,
+        status: FromQuery[str | None] = None,
+        service_id: FromQuery[str | None] = None,
+        area: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         """Tickets filtered by status, service or area, in queue order."""
         view = app.service.view
         return {"seq": view.seq, "tickets": view.tickets(status=status, service_id=service_id, area=area)}
 
     @get("/{ticket_id:str}", summary="One ticket")
-    async def get_ticket(self, ticket_id: str, app: Appliance, principal: Principal) -> dict[str, Any]:
+    async def get_ticket(self, ticket_id: FromPath[str], app: AppDep, principal: Caller) -> dict[str, Any]:
         """A ticket with its position and ETA while waiting."""
         found = app.service.view.ticket(ticket_id)
         if found is None:
@@ -108,7 +111,7 @@ class TicketController(Controller):
         return found
 
     async def _act(
-        self, app: Appliance, principal: Principal, ticket_id: str, body: CounterCommand, command: c.Command
+        self, app: AppDep, principal: Caller, ticket_id: FromPath[str], body: CounterCommand, command: c.Command
     ) -> dict[str, Any]:
         require_role(principal, *STAFF, "device")
         require_counter(principal, body.counter_id)
@@ -117,7 +120,9 @@ class TicketController(Controller):
         return (await run(app, command)).response
 
     @post("/{ticket_id:str}/call", status_code=200, summary="Call this ticket to a counter")
-    async def call(self, ticket_id: str, data: CallTicketBody, app: Appliance, principal: Principal) -> dict[str, Any]:
+    async def call(
+        self, ticket_id: FromPath[str], data: JSONBody[CallTicketBody], app: AppDep, principal: Caller
+    ) -> dict[str, Any]:
         """Call a chosen waiting ticket."""
         if data.counter_id is None:
             raise ApiError(422, "counter_required", "counter_id is required to call a ticket")
@@ -131,7 +136,7 @@ class TicketController(Controller):
 
     @post("/{ticket_id:str}/recall", status_code=200, summary="Recall (announce again)")
     async def recall(
-        self, ticket_id: str, app: Appliance, principal: Principal, data: CounterCommand | None = None
+        self, ticket_id: FromPath[str], app: AppDep, principal: Caller, data: JSONBody[CounterCommand | None] = None
     ) -> dict[str, Any]:
         """Announce a called ticket again."""
         data = data or CounterCommand()
@@ -145,7 +150,7 @@ class TicketController(Controller):
 
     @post("/{ticket_id:str}/start", status_code=200, summary="Start serving")
     async def start(
-        self, ticket_id: str, app: Appliance, principal: Principal, data: CounterCommand | None = None
+        self, ticket_id: FromPath[str], app: AppDep, principal: Caller, data: JSONBody[CounterCommand | None] = None
     ) -> dict[str, Any]:
         """called -> serving, only at the calling counter."""
         data = data or CounterCommand()
@@ -159,7 +164,7 @@ class TicketController(Controller):
 
     @post("/{ticket_id:str}/complete", status_code=200, summary="Complete")
     async def complete(
-        self, ticket_id: str, app: Appliance, principal: Principal, data: CompleteBody | None = None
+        self, ticket_id: FromPath[str], app: AppDep, principal: Caller, data: JSONBody[CompleteBody | None] = None
     ) -> dict[str, Any]:
         """serving -> done, with an optional outcome code."""
         data = data or CompleteBody()
@@ -174,7 +179,7 @@ class TicketController(Controller):
 
     @post("/{ticket_id:str}/cancel", status_code=200, summary="Cancel")
     async def cancel(
-        self, ticket_id: str, app: Appliance, principal: Principal, data: CancelBody | None = None
+        self, ticket_id: FromPath[str], app: AppDep, principal: Caller, data: JSONBody[CancelBody | None] = None
     ) -> dict[str, Any]:
         """Cancel a waiting/held/called ticket (serving only where the service allows)."""
         data = data or CancelBody()
@@ -189,7 +194,7 @@ class TicketController(Controller):
 
     @post("/{ticket_id:str}/hold", status_code=200, summary="Hold")
     async def hold(
-        self, ticket_id: str, app: Appliance, principal: Principal, data: CounterCommand | None = None
+        self, ticket_id: FromPath[str], app: AppDep, principal: Caller, data: JSONBody[CounterCommand | None] = None
     ) -> dict[str, Any]:
         """Put a ticket aside; call-next skips it."""
         data = data or CounterCommand()
@@ -203,7 +208,7 @@ class TicketController(Controller):
 
     @post("/{ticket_id:str}/unhold", status_code=200, summary="Unhold")
     async def unhold(
-        self, ticket_id: str, app: Appliance, principal: Principal, data: CounterCommand | None = None
+        self, ticket_id: FromPath[str], app: AppDep, principal: Caller, data: JSONBody[CounterCommand | None] = None
     ) -> dict[str, Any]:
         """Back to waiting, at the position the service's policy says."""
         data = data or CounterCommand()
@@ -217,7 +222,7 @@ class TicketController(Controller):
 
     @post("/{ticket_id:str}/transfer", status_code=200, summary="Transfer to a service or a counter")
     async def transfer(
-        self, ticket_id: str, data: TransferBody, app: Appliance, principal: Principal
+        self, ticket_id: FromPath[str], data: JSONBody[TransferBody], app: AppDep, principal: Caller
     ) -> dict[str, Any]:
         """Move the ticket; it waits in the target service (or for the target counter)."""
         cmd = c.Transfer(
@@ -233,7 +238,7 @@ class TicketController(Controller):
 
     @post("/{ticket_id:str}/no-show", status_code=200, summary="Mark no-show")
     async def no_show(
-        self, ticket_id: str, app: Appliance, principal: Principal, data: CounterCommand | None = None
+        self, ticket_id: FromPath[str], app: AppDep, principal: Caller, data: JSONBody[CounterCommand | None] = None
     ) -> dict[str, Any]:
         """The called customer did not come (or the ticket returns to the queue, per policy)."""
         data = data or CounterCommand()
@@ -246,7 +251,7 @@ class TicketController(Controller):
         return await self._act(app, principal, ticket_id, data, cmd)
 
 
-def _check_service_access(app: Appliance, ticket_id: str, counter_id: str) -> None:
+def _check_service_access(app: AppDep, ticket_id: FromPath[str], counter_id: str) -> None:
     """An agent may only touch tickets of services their counter serves (or already at their counter)."""
     state = app.service.view.state
     ticket = state.tickets.get(ticket_id)
@@ -264,14 +269,14 @@ class CounterController(Controller):
     dependencies = {"principal": Provide(provide_principal)}
 
     @get("/", summary="List counters")
-    async def list_counters(self, app: Appliance, principal: Principal, area: str | None = None) -> dict[str, Any]:
+    async def list_counters(self, app: AppDep, principal: Caller, area: FromQuery[str | None] = None) -> dict[str, Any]:
         """Counters with presence and current ticket."""
         view = app.service.view
         return {"seq": view.seq, "counters": view.counters(area)}
 
     @post("/{counter_id:str}/call-next", status_code=200, summary="Call the next ticket")
     async def call_next(
-        self, counter_id: str, app: Appliance, principal: Principal, data: CounterCommand | None = None
+        self, counter_id: FromPath[str], app: AppDep, principal: Caller, data: JSONBody[CounterCommand | None] = None
     ) -> dict[str, Any]:
         """The called ticket, or `{"ticket": null, "reason": ...}` when nothing is eligible."""
         require_role(principal, *STAFF, "device")
@@ -282,7 +287,7 @@ class CounterController(Controller):
 
     @put("/{counter_id:str}/presence", summary="Set availability")
     async def presence(
-        self, counter_id: str, data: PresenceBody, app: Appliance, principal: Principal
+        self, counter_id: FromPath[str], data: JSONBody[PresenceBody], app: AppDep, principal: Caller
     ) -> dict[str, Any]:
         """available | busy | break | closed; on break the counter gets no tickets."""
         require_role(principal, *STAFF)
@@ -299,7 +304,7 @@ class BranchController(Controller):
     path = "/"
 
     @get("/health", summary="Liveness and position in the log")
-    async def health(self, app: Appliance) -> dict[str, Any]:
+    async def health(self, app: AppDep) -> dict[str, Any]:
         """No auth: for kiosks, boards and monitoring to see the appliance is up."""
         state = app.service.view.state
         return {
@@ -310,7 +315,7 @@ class BranchController(Controller):
         }
 
     @get("/config", summary="The branch configuration", dependencies={"principal": Provide(provide_principal)})
-    async def get_config(self, app: Appliance, principal: Principal) -> Response[Any]:
+    async def get_config(self, app: AppDep, principal: Caller) -> Response[Any]:
         """The current document; its version is also the ETag."""
         config = app.service.view.state.config
         if config is None:
@@ -325,10 +330,10 @@ class BranchController(Controller):
     )
     async def put_config(
         self,
-        app: Appliance,
-        principal: Principal,
-        body: Annotated[bytes, Body(media_type="application/json")],
-        if_match: Annotated[str | None, Parameter(header="If-Match")] = None,
+        app: AppDep,
+        principal: Caller,
+        body: RawBody,
+        if_match: Annotated[str | None, HeaderParameter(name="If-Match")] = None,
     ) -> Response[Any]:
         """Optimistic concurrency: base version from If-Match or the document's `version`; stale -> 412."""
         require_role(principal, "admin")
@@ -341,7 +346,11 @@ class BranchController(Controller):
 
     @get("/snapshot", summary="State at a seq", dependencies={"principal": Provide(provide_principal)})
     async def snapshot(
-        self, app: Appliance, principal: Principal, area: str | None = None, service_id: str | None = None
+        self,
+        app: AppDep,
+        principal: Caller,
+        area: FromQuery[str | None] = None,
+        service_id: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         """Active tickets, counters and current calls, consistent at `seq` (resync after reconnect)."""
         return app.service.view.snapshot(area=area, service_id=service_id)
@@ -349,12 +358,12 @@ class BranchController(Controller):
     @get("/events", summary="Live events (SSE)", dependencies={"principal": Provide(provide_principal)})
     async def events(
         self,
-        app: Appliance,
-        principal: Principal,
-        last_event_id: Annotated[str | None, Parameter(header="Last-Event-ID")] = None,
-        after: Annotated[int | None, Parameter(ge=0)] = None,
-        area: str | None = None,
-        service_id: str | None = None,
+        app: AppDep,
+        principal: Caller,
+        last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
+        after: Annotated[int | None, QueryParameter(ge=0)] = None,
+        area: FromQuery[str | None] = None,
+        service_id: FromQuery[str | None] = None,
     ) -> ServerSentEvent:
         """Server-Sent Events; `id` is the seq; resumes after Last-Event-ID (or ?after=) with no gap."""
         start = after if after is not None else _parse_last_event_id(last_event_id, app.service.view.seq)

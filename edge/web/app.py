@@ -67,4 +67,5 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         openapi_config=OpenAPIConfig(title="QMS edge appliance API", version="1.0.0", path="/schema"),
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         request_max_body_size=API_MAX_BODY_BYTES,
+        logging_config=None,  # the process configures logging (qms-edge serve --log-level)
     )

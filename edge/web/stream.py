@@ -26,8 +26,8 @@ class Wire:
     seq: int
     type: str
     data: str
-    service_id: str | None
-    counter_id: str | None
+    service_ids: frozenset[str]
+    counter_ids: frozenset[str]
     broadcast: bool
 
 
@@ -37,10 +37,15 @@ def to_wire(event: Event) -> Wire:
         seq=event.seq,
         type=event_type(event),
         data=event_encoder.encode(event).decode(),
-        service_id=getattr(event, "service_id", None),
-        counter_id=getattr(event, "counter_id", None) or getattr(event, "to_counter", None),
+        service_ids=_ids(event, "service_id", "from_service", "to_service"),
+        counter_ids=_ids(event, "counter_id", "from_counter", "to_counter"),
         broadcast=isinstance(event, ConfigApplied),
     )
+
+
+def _ids(event: Event, *fields: str) -> frozenset[str]:
+    """The non-empty values of some id fields of an event."""
+    return frozenset(v for f in fields if isinstance(v := getattr(event, f, None), str))
 
 
 @dataclass
@@ -83,16 +88,16 @@ def make_filter(service: QueueService, area: str | None, service_id: str | None)
     def wanted(w: Wire) -> bool:
         if w.broadcast:
             return True
-        if service_id is not None and w.service_id != service_id:
+        if service_id is not None and service_id not in w.service_ids:
             return False
         if area is None:
             return True
         config = service.view.state.config
         if config is None:
             return False
-        svc = config.service(w.service_id) if w.service_id else None
-        ctr = config.counter(w.counter_id) if w.counter_id else None
-        return (svc is not None and svc.area_id == area) or (ctr is not None and ctr.area_id == area)
+        areas = {s.area_id for sid in w.service_ids if (s := config.service(sid)) is not None}
+        areas |= {k.area_id for cid in w.counter_ids if (k := config.counter(cid)) is not None}
+        return area in areas
 
     return wanted
 

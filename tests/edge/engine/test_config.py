@@ -7,6 +7,7 @@ from datetime import timedelta
 from msgspec.structs import replace
 
 from edge.engine import commands as c
+from edge.engine.decide import no_ticket_reason
 from sync.contract import ConfigApplied
 from tests.edge.engine.conftest import Engine, ctr, svc, with_counter, with_service, without_service
 
@@ -138,7 +139,8 @@ def test_deactivating_a_service_keeps_its_queue_callable(engine: Engine) -> None
 def test_deactivated_counter_is_unavailable(engine: Engine) -> None:
     engine.enqueue("teller")
     engine.reconfigure(with_counter(engine.config, "1", active=False))
-    engine.refuse(c.CallNext(counter_id="1"), "counter_unavailable")
+    assert engine.decide(c.CallNext(counter_id="1")) == []
+    assert no_ticket_reason(engine.state, "1", engine.now) == "counter_unavailable"
 
 
 def test_presence_survives_a_config_change(engine: Engine) -> None:

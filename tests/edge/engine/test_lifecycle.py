@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge.engine import commands as c
+from edge.engine.decide import no_ticket_reason
 from edge.engine.errors import InvalidTransition
 from sync.contract import (
     EVENT_TYPES,
@@ -156,8 +157,10 @@ def test_call_next_inactive_counter_unavailable(demo) -> None:
     from tests.edge.engine.conftest import with_counter
 
     engine = Engine(with_counter(demo, "1", active=False))
-    engine.enqueue("teller")
-    engine.refuse(c.CallNext(counter_id="1"), "counter_unavailable")
+    t = engine.enqueue("teller")
+    assert engine.decide(c.CallNext(counter_id="1")) == []  # 200 {"ticket": null, "reason": "counter_unavailable"}
+    assert no_ticket_reason(engine.state, "1", engine.now) == "counter_unavailable"
+    engine.refuse(c.CallTicket(ticket_id=t.ticket_id, counter_id="1"), "counter_unavailable")
 
 
 def test_call_specific_ticket(engine: Engine) -> None:

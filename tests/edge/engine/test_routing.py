@@ -205,7 +205,7 @@ def test_break_gets_no_tickets(engine: Engine, status: str) -> None:
     t = engine.enqueue("teller")
     (e,) = engine.set_presence("1", status)
     assert (e.counter_id, e.status, e.previous) == ("1", status, "available")
-    engine.refuse(c.CallNext(counter_id="1"), "counter_unavailable")
+    assert engine.decide(c.CallNext(counter_id="1")) == []
     engine.refuse(c.CallTicket(ticket_id=t.ticket_id, counter_id="1"), "counter_unavailable")
     assert no_ticket_reason(engine.state, "1", engine.now) == "counter_unavailable"
     engine.set_presence("1", "available")

@@ -237,8 +237,15 @@ class QueueMachine(RuleBasedStateMachine):
         ]
 
     def _check_nothing_eligible(self, counter_id: str) -> None:
-        assert self._eligible(counter_id) == [], "call-next returned nothing although a ticket was eligible"
         reason = no_ticket_reason(self.state, counter_id, self.e.now)
+        cfg = self.state.config
+        assert cfg is not None
+        configured = cfg.counter(counter_id)
+        assert configured is not None
+        if not configured.active or self.state.counters[counter_id].presence in ("break", "closed"):
+            assert reason == "counter_unavailable"  # a counter on break/closed is given nothing
+            return
+        assert self._eligible(counter_id) == [], "call-next returned nothing although a ticket was eligible"
         any_waiting = any(t.status == "waiting" for t in self.state.tickets.values())
         assert reason == ("no_compatible" if any_waiting else "empty")
 
