@@ -111,13 +111,15 @@ class TicketController(Controller):
         return found
 
     async def _act(
-        self, app: AppDep, principal: Caller, ticket_id: FromPath[str], body: CounterCommand, command: c.Command
+        self, app: AppDep, principal: Caller, ticket_id: str, body: CounterCommand, command: type[c.Command]
     ) -> dict[str, Any]:
+        """Authorise, then run `command` built from the body (its fields are named like the command's)."""
         require_role(principal, *STAFF, "device")
         require_counter(principal, body.counter_id)
         if not principal.privileged and body.counter_id is not None:
             _check_service_access(app, ticket_id, body.counter_id)
-        return (await run(app, command)).response
+        cmd = command(actor=principal.username, ticket_id=ticket_id, **msgspec.structs.asdict(body))  # type: ignore[call-arg]
+        return (await run(app, cmd)).response
 
     @post("/{ticket_id:str}/call", status_code=200, summary="Call this ticket to a counter")
     async def call(
@@ -126,129 +128,63 @@ class TicketController(Controller):
         """Call a chosen waiting ticket."""
         if data.counter_id is None:
             raise ApiError(422, "counter_required", "counter_id is required to call a ticket")
-        cmd = c.CallTicket(
-            actor=principal.username,
-            request_id=data.request_id,
-            ticket_id=ticket_id,
-            counter_id=data.counter_id,
-        )
-        return await self._act(app, principal, ticket_id, data, cmd)
+        return await self._act(app, principal, ticket_id, data, c.CallTicket)
 
     @post("/{ticket_id:str}/recall", status_code=200, summary="Recall (announce again)")
     async def recall(
         self, ticket_id: FromPath[str], app: AppDep, principal: Caller, data: JSONBody[CounterCommand | None] = None
     ) -> dict[str, Any]:
         """Announce a called ticket again."""
-        data = data or CounterCommand()
-        cmd = c.Recall(
-            actor=principal.username,
-            request_id=data.request_id,
-            ticket_id=ticket_id,
-            counter_id=data.counter_id,
-        )
-        return await self._act(app, principal, ticket_id, data, cmd)
+        return await self._act(app, principal, ticket_id, data or CounterCommand(), c.Recall)
 
     @post("/{ticket_id:str}/start", status_code=200, summary="Start serving")
     async def start(
         self, ticket_id: FromPath[str], app: AppDep, principal: Caller, data: JSONBody[CounterCommand | None] = None
     ) -> dict[str, Any]:
         """called -> serving, only at the calling counter."""
-        data = data or CounterCommand()
-        cmd = c.Start(
-            actor=principal.username,
-            request_id=data.request_id,
-            ticket_id=ticket_id,
-            counter_id=data.counter_id,
-        )
-        return await self._act(app, principal, ticket_id, data, cmd)
+        return await self._act(app, principal, ticket_id, data or CounterCommand(), c.Start)
 
     @post("/{ticket_id:str}/complete", status_code=200, summary="Complete")
     async def complete(
         self, ticket_id: FromPath[str], app: AppDep, principal: Caller, data: JSONBody[CompleteBody | None] = None
     ) -> dict[str, Any]:
         """serving -> done, with an optional outcome code."""
-        data = data or CompleteBody()
-        cmd = c.Complete(
-            actor=principal.username,
-            request_id=data.request_id,
-            ticket_id=ticket_id,
-            counter_id=data.counter_id,
-            outcome=data.outcome,
-        )
-        return await self._act(app, principal, ticket_id, data, cmd)
+        return await self._act(app, principal, ticket_id, data or CompleteBody(), c.Complete)
 
     @post("/{ticket_id:str}/cancel", status_code=200, summary="Cancel")
     async def cancel(
         self, ticket_id: FromPath[str], app: AppDep, principal: Caller, data: JSONBody[CancelBody | None] = None
     ) -> dict[str, Any]:
         """Cancel a waiting/held/called ticket (serving only where the service allows)."""
-        data = data or CancelBody()
-        cmd = c.Cancel(
-            actor=principal.username,
-            request_id=data.request_id,
-            ticket_id=ticket_id,
-            counter_id=data.counter_id,
-            reason=data.reason,
-        )
-        return await self._act(app, principal, ticket_id, data, cmd)
+        return await self._act(app, principal, ticket_id, data or CancelBody(), c.Cancel)
 
     @post("/{ticket_id:str}/hold", status_code=200, summary="Hold")
     async def hold(
         self, ticket_id: FromPath[str], app: AppDep, principal: Caller, data: JSONBody[CounterCommand | None] = None
     ) -> dict[str, Any]:
         """Put a ticket aside; call-next skips it."""
-        data = data or CounterCommand()
-        cmd = c.Hold(
-            actor=principal.username,
-            request_id=data.request_id,
-            ticket_id=ticket_id,
-            counter_id=data.counter_id,
-        )
-        return await self._act(app, principal, ticket_id, data, cmd)
+        return await self._act(app, principal, ticket_id, data or CounterCommand(), c.Hold)
 
     @post("/{ticket_id:str}/unhold", status_code=200, summary="Unhold")
     async def unhold(
         self, ticket_id: FromPath[str], app: AppDep, principal: Caller, data: JSONBody[CounterCommand | None] = None
     ) -> dict[str, Any]:
         """Back to waiting, at the position the service's policy says."""
-        data = data or CounterCommand()
-        cmd = c.Unhold(
-            actor=principal.username,
-            request_id=data.request_id,
-            ticket_id=ticket_id,
-            counter_id=data.counter_id,
-        )
-        return await self._act(app, principal, ticket_id, data, cmd)
+        return await self._act(app, principal, ticket_id, data or CounterCommand(), c.Unhold)
 
     @post("/{ticket_id:str}/transfer", status_code=200, summary="Transfer to a service or a counter")
     async def transfer(
         self, ticket_id: FromPath[str], data: JSONBody[TransferBody], app: AppDep, principal: Caller
     ) -> dict[str, Any]:
         """Move the ticket; it waits in the target service (or for the target counter)."""
-        cmd = c.Transfer(
-            actor=principal.username,
-            request_id=data.request_id,
-            ticket_id=ticket_id,
-            counter_id=data.counter_id,
-            to_service_id=data.to_service_id,
-            to_counter_id=data.to_counter_id,
-            reason=data.reason,
-        )
-        return await self._act(app, principal, ticket_id, data, cmd)
+        return await self._act(app, principal, ticket_id, data, c.Transfer)
 
     @post("/{ticket_id:str}/no-show", status_code=200, summary="Mark no-show")
     async def no_show(
         self, ticket_id: FromPath[str], app: AppDep, principal: Caller, data: JSONBody[CounterCommand | None] = None
     ) -> dict[str, Any]:
         """The called customer did not come (or the ticket returns to the queue, per policy)."""
-        data = data or CounterCommand()
-        cmd = c.NoShow(
-            actor=principal.username,
-            request_id=data.request_id,
-            ticket_id=ticket_id,
-            counter_id=data.counter_id,
-        )
-        return await self._act(app, principal, ticket_id, data, cmd)
+        return await self._act(app, principal, ticket_id, data or CounterCommand(), c.NoShow)
 
 
 def _check_service_access(app: AppDep, ticket_id: FromPath[str], counter_id: str) -> None:
