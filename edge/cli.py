@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 from collections import Counter
 from pathlib import Path
@@ -172,6 +173,51 @@ def status(
     for cid, ctr in counters.items():
         typer.echo(f"  counter {cid}: {ctr['presence']}" + (f", ticket {ctr['ticket']}" if ctr["ticket"] else ""))
     typer.echo("replication: not configured")
+
+
+@app.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="File to write (a SQLite database).")],
+    data_dir: DataDir = DEFAULT_DATA,
+) -> None:
+    """Copy the database consistently while the appliance runs, then verify the copy's chain."""
+    if dest.exists():
+        raise _fail(f"{dest} exists; choose a new file")
+    source = connect(_db(data_dir), readonly=True)
+    target = sqlite3.connect(dest)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    report = verify_chain(connect(dest, readonly=True))
+    if not report.ok:
+        raise _fail(f"the copy does not verify: {report.error}")
+    typer.echo(f"backup written to {dest}: {report.checked} events, last seq {report.last_seq}, chain intact")
+
+
+@app.command()
+def restore(
+    source: Annotated[Path, typer.Argument(help="A file written by `qms-edge backup`.")],
+    data_dir: DataDir = DEFAULT_DATA,
+    yes: Annotated[bool, typer.Option("--yes", help="Replace an existing database.")] = False,
+) -> None:
+    """Replace the appliance database with a verified backup (stop the appliance first)."""
+    if not source.is_file():
+        raise _fail(f"no such backup file: {source}")
+    report = verify_chain(connect(source, readonly=True))
+    if not report.ok:
+        raise _fail(f"refusing to restore: the backup does not verify: {report.error}")
+    if (data_dir / "qms.sqlite3").exists() and not yes:
+        raise _fail(f"{data_dir} already has a database; add --yes to replace it")
+    target = open_database(data_dir)
+    src = connect(source, readonly=True)
+    try:
+        src.backup(target)
+    finally:
+        src.close()
+        target.close()
+    typer.echo(f"restored {report.checked} events (last seq {report.last_seq}) into {data_dir}")
 
 
 @config_app.command("show")

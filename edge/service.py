@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import hashlib
 import logging
@@ -95,8 +96,10 @@ class QueueService:
         self._written_counters: dict[str, CounterState] = dict(self.state.counters)
         self.view = View.of(self.state)
         self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        self.batches = 0
+        self.batches = 0  # statistics for `/metrics` and the benchmarks
         self.commands = 0
+        self.commit_seconds = 0.0
+        self.outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
@@ -196,6 +199,7 @@ class QueueService:
     def _process(self, batch: list[_Work]) -> None:
         """One transaction for the whole batch plus due timers; on a storage error retry items one by one."""
         now = self.clock()
+        started = time.perf_counter()
         results: list[tuple[_Work, Any, BaseException | None]] = []
         committed: list[Event] = []
         touched: dict[str, Ticket] = {}
@@ -228,9 +232,13 @@ class QueueService:
             return
         self.batches += 1
         self.commands += len(batch)
+        self.commit_seconds += time.perf_counter() - started
         if committed:
             self.view = View.of(self.state)
         for work, result, error in results:
+            if work.command is not None:
+                outcome = "refused" if error else "replayed" if result.replayed else "ok"
+                self.outcomes[(type(work.command).__name__, outcome)] += 1
             if error is not None:
                 work.future.set_exception(error)
             else:

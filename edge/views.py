@@ -170,6 +170,7 @@ class View:
             "seq": self.seq,
             "branch_id": self.state.branch_id,
             "config_version": self.state.config.version if self.state.config else 0,
+            "timezone": self.state.config.timezone if self.state.config else None,
             "tickets": active,
             "counters": self.counters(area),
             "now_calling": [ticket_view(t) for t in calls if t.status == "called"],

@@ -245,6 +245,7 @@ class BranchController(Controller):
         state = app.service.view.state
         return {
             "status": "ok",
+            "timezone": state.config.timezone if state.config else None,
             "seq": state.seq,
             "branch_id": state.branch_id,
             "config_version": state.config.version if state.config else 0,

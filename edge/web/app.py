@@ -9,14 +9,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from litestar import Litestar, Router
+from litestar import Litestar, Response, Router, get
 from litestar.config.cors import CORSConfig
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.problem_details import ProblemDetailsPlugin
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from edge.auth import LoginThrottle, TokenIssuer, load_secret
 from edge.engine.errors import DomainError
+from edge.metrics import registry_for, render
 from edge.service import QueueService
 from edge.web.api import APP_DEPENDENCIES, ROUTE_HANDLERS
 from edge.web.deps import Appliance
@@ -54,8 +56,15 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
             await asyncio.to_thread(service.stop)
 
     api = Router(path="/api/v1", route_handlers=ROUTE_HANDLERS, dependencies=APP_DEPENDENCIES)
+    registry = registry_for(service, lambda: len(app_wiring.broadcaster.subscribers) if app_wiring.broadcaster else 0)
+
+    @get("/metrics", summary="Prometheus metrics", include_in_schema=False, sync_to_thread=False)
+    def metrics() -> Response[bytes]:
+        """Aggregate figures only (no tickets, no personal data), for the branch's monitoring on the LAN."""
+        return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
+
     return Litestar(
-        route_handlers=[api],
+        route_handlers=[api, metrics],
         state={"appliance": app_wiring},  # type: ignore[arg-type]
         lifespan=[lifespan],
         plugins=[ProblemDetailsPlugin()],

@@ -168,3 +168,40 @@ def test_verify_detects_a_tampered_event(configured: Path) -> None:
     message = _out(result)
     assert "seq 3" in message
     assert "BROKEN after 2 good events" in message
+
+
+def test_backup_and_restore_round_trip(configured: Path, tmp_path: Path) -> None:
+    service = QueueService(configured)
+    try:
+        for _ in range(3):
+            service.execute(c.Enqueue(service_id="teller"))
+    finally:
+        service.stop()
+    copy = tmp_path / "backup.sqlite3"
+    result = runner.invoke(app, ["backup", str(copy), "--data-dir", str(configured)])
+    assert result.exit_code == 0, _out(result)
+    assert "4 events" in result.output
+    again = runner.invoke(app, ["backup", str(copy), "--data-dir", str(configured)])
+    assert again.exit_code != 0  # never overwrites
+
+    restored = tmp_path / "restored"
+    result = runner.invoke(app, ["restore", str(copy), "--data-dir", str(restored)])
+    assert result.exit_code == 0, _out(result)
+    status = runner.invoke(app, ["status", "--json", "--data-dir", str(restored)])
+    assert json.loads(status.output)["tickets"] == {"waiting": 3}
+    refused = runner.invoke(app, ["restore", str(copy), "--data-dir", str(restored)])
+    assert refused.exit_code != 0
+    assert "--yes" in _out(refused)
+
+
+def test_restore_refuses_a_tampered_backup(configured: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "backup.sqlite3"
+    assert runner.invoke(app, ["backup", str(copy), "--data-dir", str(configured)]).exit_code == 0
+    conn = sqlite3.connect(copy)
+    conn.execute("DROP TRIGGER events_append_only_update")
+    conn.execute("UPDATE events SET hash = 'f' || substr(hash, 2) WHERE seq = 1")
+    conn.commit()
+    conn.close()
+    result = runner.invoke(app, ["restore", str(copy), "--data-dir", str(tmp_path / "x")])
+    assert result.exit_code != 0
+    assert "does not verify" in _out(result)
