@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import typing
 from datetime import datetime
 from typing import Literal
 
@@ -169,24 +170,7 @@ AnyEvent = (
     | ConfigApplied
 )
 
-EVENT_TYPES: tuple[str, ...] = tuple(
-    str(t.__struct_config__.tag)
-    for t in (
-        TicketCreated,
-        TicketCalled,
-        TicketRecalled,
-        TicketServing,
-        TicketDone,
-        TicketCancelled,
-        TicketHeld,
-        TicketUnheld,
-        TicketTransferred,
-        TicketNoShow,
-        TicketReturned,
-        CounterPresence,
-        ConfigApplied,
-    )
-)
+EVENT_TYPES: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in typing.get_args(AnyEvent))
 
 event_encoder = msgspec.json.Encoder()
 canonical_encoder = msgspec.json.Encoder(order="sorted")

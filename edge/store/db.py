@@ -5,58 +5,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA: list[str] = [
-    # v1
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE events (
-        seq INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL UNIQUE,
-        type TEXT NOT NULL,
-        occurred_at TEXT NOT NULL,
-        ticket_id TEXT,
-        request_id TEXT,
-        actor TEXT NOT NULL,
-        body BLOB NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL
-    );
-    CREATE INDEX events_ticket ON events (ticket_id);
-    CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
-        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-    CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
-        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-    CREATE TABLE tickets (
-        ticket_id TEXT PRIMARY KEY,
-        ticket_number TEXT NOT NULL,
-        service_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        business_date TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        data BLOB NOT NULL
-    );
-    CREATE INDEX tickets_status ON tickets (status, service_id);
-    CREATE INDEX tickets_day ON tickets (business_date, ticket_number);
-    CREATE TABLE counters (counter_id TEXT PRIMARY KEY, data BLOB NOT NULL);
-    CREATE TABLE config (version INTEGER PRIMARY KEY, seq INTEGER NOT NULL, doc BLOB NOT NULL);
-    CREATE TABLE requests (
-        request_id TEXT PRIMARY KEY,
-        fingerprint TEXT NOT NULL,
-        response BLOB NOT NULL,
-        seq INTEGER NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE users (
-        username TEXT PRIMARY KEY,
-        password_hash TEXT NOT NULL,
-        role TEXT NOT NULL CHECK (role IN ('admin', 'supervisor', 'agent', 'device')),
-        counters TEXT NOT NULL DEFAULT '[]',
-        active INTEGER NOT NULL DEFAULT 1,
-        created_at TEXT NOT NULL
-    );
-    """,
-]
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def migration_scripts() -> list[tuple[str, str]]:
+    """Every migration as (file name, SQL), in file-name order (`NNNN_what.sql`); user_version counts applied ones."""
+    return [(p.name, p.read_text(encoding="utf-8")) for p in sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))]
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -76,7 +30,8 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to the newest version; returns it."""
     current = conn.execute("PRAGMA user_version").fetchone()[0]
-    for version, script in enumerate(SCHEMA[current:], start=current + 1):
+    scripts = migration_scripts()
+    for version, (_name, script) in enumerate(scripts[current:], start=current + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _statements(script):
@@ -86,14 +41,16 @@ def migrate(conn: sqlite3.Connection) -> int:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-    return len(SCHEMA)
+    return len(scripts)
 
 
 def _statements(script: str) -> list[str]:
-    """Split a migration into statements, keeping trigger bodies whole."""
+    """Split a migration into statements (comments dropped), keeping trigger bodies whole."""
     out: list[str] = []
     buf = ""
     for line in script.strip().splitlines():
+        if line.lstrip().startswith("--"):
+            continue
         buf += line + "\n"
         if sqlite3.complete_statement(buf):
             out.append(buf.strip())
