@@ -8,7 +8,7 @@ ETA heuristic: tickets ahead are shared among the service's open counters, each 
 from __future__ import annotations
 
 from edge.engine.model import State, Ticket, is_open_counter
-from edge.engine.routing import queue_key, queue_order
+from edge.engine.routing import queue_order
 
 
 def mean_service_seconds(state: State, service_id: str) -> float:
@@ -31,35 +31,29 @@ def open_counters(state: State, service_id: str) -> int:
     )
 
 
-def positions(state: State) -> dict[str, tuple[int, int | None]]:
-    """For every waiting ticket: (1-based position in its service, ETA in seconds or None)."""
+def positions(state: State, service_id: str | None = None) -> dict[str, tuple[int, int | None]]:
+    """For every waiting ticket (of one service, or all): (1-based position in call order, ETA seconds or None)."""
     result: dict[str, tuple[int, int | None]] = {}
     if state.config is None:
         return result
     by_service: dict[str, list[Ticket]] = {}
     for t in state.active("waiting"):
-        by_service.setdefault(t.service_id, []).append(t)
-    for service_id, tickets in by_service.items():
-        service = state.config.service(service_id)
+        if service_id is None or t.service_id == service_id:
+            by_service.setdefault(t.service_id, []).append(t)
+    for sid, tickets in by_service.items():
+        service = state.config.service(sid)
         if service is None:
             continue
-        mean = mean_service_seconds(state, service_id)
-        n_open = open_counters(state, service_id)
-        for index, t in enumerate(queue_order(service, tickets)):
+        mean = mean_service_seconds(state, sid)
+        n_open = open_counters(state, sid)
+        for index, t in enumerate(queue_order(service, tickets, state.priority_streak.get(sid, 0))):
             eta = None if n_open == 0 else round(index / n_open * mean + mean / 2)
             result[t.ticket_id] = (index + 1, eta)
     return result
 
 
 def position_of(state: State, ticket: Ticket) -> tuple[int, int | None] | None:
-    """Position and ETA of one waiting ticket, in O(waiting) without sorting the queue."""
-    service = state.config.service(ticket.service_id) if state.config else None
-    if ticket.status != "waiting" or service is None:
+    """Position and ETA of one waiting ticket (orders only its own service's queue)."""
+    if ticket.status != "waiting":
         return None
-    mine = queue_key(service, ticket)
-    ahead = sum(
-        1 for t in state.active("waiting") if t.service_id == ticket.service_id and queue_key(service, t) < mine
-    )
-    n_open = open_counters(state, ticket.service_id)
-    mean = mean_service_seconds(state, ticket.service_id)
-    return ahead + 1, None if n_open == 0 else round(ahead / n_open * mean + mean / 2)
+    return positions(state, ticket.service_id).get(ticket.ticket_id)

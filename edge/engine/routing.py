@@ -101,11 +101,23 @@ def _blend(state: State, service: Service, tickets: list[Ticket], now: datetime)
     return appointments if under_quota else walk_ins
 
 
-def queue_key(service: Service, ticket: Ticket) -> tuple[int, int]:
-    """Expected call order within a service (for positions): priority class first when enabled, then arrival."""
-    return (-ticket.priority, ticket.order) if service.priority_enabled else (0, ticket.order)
+def queue_order(service: Service, tickets: list[Ticket], streak: int = 0) -> list[Ticket]:
+    """Waiting tickets of one service in the order call-next will take them (for positions and ETAs).
 
-
-def queue_order(service: Service, tickets: list[Ticket]) -> list[Ticket]:
-    """Waiting tickets of one service in the order they are expected to be called."""
-    return sorted(tickets, key=lambda t: queue_key(service, t))
+    Plays rule 3b forward from the service's current priority streak: the same choice `service_head` makes at each
+    call. Appointment blending is not simulated (it depends on when the calls happen).
+    """
+    if not service.priority_enabled:
+        return sorted(tickets, key=lambda t: t.order)
+    regular = sorted((t for t in tickets if t.priority == 0), key=lambda t: t.order)
+    priority = sorted((t for t in tickets if t.priority > 0), key=lambda t: (-t.priority, t.order))
+    order: list[Ticket] = []
+    r = p = 0
+    while r < len(regular) or p < len(priority):
+        if r < len(regular) and (p == len(priority) or streak >= service.anti_starvation_n):
+            order.append(regular[r])
+            r, streak = r + 1, 0
+        else:
+            order.append(priority[p])
+            p, streak = p + 1, streak + 1
+    return order

@@ -321,3 +321,37 @@ def test_eta_uses_recent_service_times(fifo: Engine) -> None:
     fifo.run(c.Complete(ticket_id=t.ticket_id))
     w = fifo.enqueue("s")
     assert positions(fifo.state)[w.ticket_id] == (1, 50)
+
+
+def test_positions_follow_the_anti_starvation_call_order(engine: Engine) -> None:
+    """Positions are the order call-next will really take (teller: N=3), not a plain priority sort."""
+    plan = [0, 1, 1, 1, 1, 1, 0, 1, 1]  # R1 P1..P5 R2 P6 P7
+    tickets = [engine.enqueue("teller", priority=p) for p in plan]
+    by_position = sorted(tickets, key=lambda t: positions(engine.state)[t.ticket_id][0])
+    called = []
+    for _ in tickets:
+        counter = next(k for k in ("1", "2", "3") if engine.counter(k).current_ticket is None)
+        ticket = engine.call_next(counter)
+        assert ticket is not None
+        called.append(ticket.ticket_id)
+        engine.run(c.Start(ticket_id=ticket.ticket_id, counter_id=counter))
+        engine.run(c.Complete(ticket_id=ticket.ticket_id, counter_id=counter))
+    assert called == [t.ticket_id for t in by_position]
+    numbers = [engine.ticket(tid).ticket_number for tid in called]
+    assert numbers == ["A002", "A003", "A004", "A001", "A005", "A006", "A008", "A007", "A009"]
+
+
+def test_positions_start_from_the_current_streak(engine: Engine) -> None:
+    for _ in range(3):
+        engine.enqueue("teller", priority=1)
+    for _ in range(3):
+        ticket = engine.call_next("1")
+        assert ticket is not None
+        engine.run(c.Start(ticket_id=ticket.ticket_id, counter_id="1"))
+        engine.run(c.Complete(ticket_id=ticket.ticket_id, counter_id="1"))
+    p4, r1 = engine.enqueue("teller", priority=1), engine.enqueue("teller")
+    assert positions(engine.state)[r1.ticket_id][0] == 1  # the streak is at N: the regular goes next
+    assert positions(engine.state)[p4.ticket_id][0] == 2
+    called = engine.call_next("1")
+    assert called is not None
+    assert called.ticket_id == r1.ticket_id
