@@ -20,8 +20,10 @@ Role = Literal["admin", "supervisor", "agent", "device"]
 ROLES: tuple[Role, ...] = ("admin", "supervisor", "agent", "device")
 STAFF_TOKEN_SECONDS = 12 * 3600
 DEVICE_TOKEN_SECONDS = 7 * 24 * 3600
-LOGIN_MAX_FAILURES = 5
+LOGIN_MAX_FAILURES = 5  # per username
+LOGIN_MAX_FAILURES_PER_ADDRESS = 20  # per client address (a shared counter PC must not lock out its colleagues)
 LOGIN_WINDOW_SECONDS = 15 * 60
+THROTTLE_MAX_KEYS = 10_000
 
 # RFC 9106 "second recommended" profile scaled for a Pi: 3 passes over 32 MiB.
 _hasher = PasswordHasher(time_cost=3, memory_cost=32 * 1024, parallelism=1)
@@ -156,13 +158,15 @@ class LoginThrottle:
         wait = 0.0
         for key in keys:
             recent = self._recent(key, now)
-            if len(recent) >= LOGIN_MAX_FAILURES:
+            if len(recent) >= _limit(key):
                 wait = max(wait, recent[0] + LOGIN_WINDOW_SECONDS - now)
         return int(wait) + (1 if wait else 0)
 
     def failed(self, *keys: str, now: float | None = None) -> None:
         """Record a failed attempt."""
         now = time.monotonic() if now is None else now
+        if len(self.failures) > THROTTLE_MAX_KEYS:  # random usernames must not grow memory without bound
+            self.failures = {k: q for k, q in self.failures.items() if q and q[-1] >= now - LOGIN_WINDOW_SECONDS}
         for key in keys:
             self._recent(key, now).append(now)
 
@@ -172,7 +176,12 @@ class LoginThrottle:
             self.failures.pop(key, None)
 
     def _recent(self, key: str, now: float) -> deque[float]:
-        recent = self.failures.setdefault(key, deque(maxlen=LOGIN_MAX_FAILURES * 2))
+        recent = self.failures.setdefault(key, deque(maxlen=_limit(key)))
         while recent and recent[0] < now - LOGIN_WINDOW_SECONDS:
             recent.popleft()
         return recent
+
+
+def _limit(key: str) -> int:
+    """Failures allowed in the window for a throttle key (`user:…` or `ip:…`)."""
+    return LOGIN_MAX_FAILURES_PER_ADDRESS if key.startswith("ip:") else LOGIN_MAX_FAILURES

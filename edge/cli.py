@@ -13,7 +13,7 @@ from typing import Annotated
 import msgspec
 import typer
 
-from edge.auth import ROLES, list_users, upsert_user
+from edge.auth import ROLES, find_user, list_users, upsert_user
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.service import QueueService
@@ -238,6 +238,8 @@ def config_apply(
     """Apply a configuration document (standalone branches); a running appliance picks it up within a second."""
     from sync.contract_config import config_decoder
 
+    if str(file) != "-" and not file.is_file():
+        raise _fail(f"no such file: {file}")
     raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
     try:
         config = config_decoder.decode(raw)
@@ -265,7 +267,7 @@ def users_add(
     data_dir: DataDir = DEFAULT_DATA,
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
 ) -> None:
-    """Create or update an account (the password is prompted, never echoed or logged)."""
+    """Create or update an account (the password is prompted, never echoed or logged; --password for scripts)."""
     if role not in ROLES:
         raise _fail(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
     if len(password) < MIN_PASSWORD and role != "device":
@@ -273,11 +275,16 @@ def users_add(
     ids = [x.strip() for x in counters.split(",") if x.strip()]
     service = QueueService(data_dir)
     try:
+        config = service.state.config
+        unknown = [cid for cid in ids if config is None or config.counter(cid) is None]
+        if unknown:
+            raise _fail(f"unknown counter(s) {', '.join(unknown)}: apply the branch configuration first")
+        existed = service.read(lambda conn: find_user(conn, username)) is not None
         service.start()
         service.submit_store(lambda conn: upsert_user(conn, username, password, role, ids)).result()  # type: ignore[arg-type,unused-ignore]
     finally:
         service.stop()
-    typer.echo(f"user {username} ({role}) saved")
+    typer.echo(f"user {username} ({role}) {'updated' if existed else 'created'}")
 
 
 @users_app.command("list")

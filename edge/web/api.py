@@ -27,12 +27,14 @@ from edge.web.schemas import (
     TransferBody,
 )
 from edge.web.stream import event_stream, make_filter
+from sync.contract import TicketStatus
 from sync.contract_config import BranchConfig, config_decoder, structural_errors
 
 STAFF = ("admin", "supervisor", "agent")
 AppDep = NamedDependency[Appliance]
 Caller = NamedDependency[Principal]
 CONFIG_MAX_BYTES = 1024 * 1024
+MAX_SEQ_DIGITS = 18  # seq is a SQLite INTEGER
 
 
 async def run(app: AppDep, command: c.Command) -> Outcome:
@@ -94,11 +96,12 @@ class TicketController(Controller):
         self,
         app: AppDep,
         principal: Caller,
-        status: FromQuery[str | None] = None,
+        status: FromQuery[TicketStatus | None] = None,
         service_id: FromQuery[str | None] = None,
         area: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         """Tickets filtered by status, service or area, in queue order."""
+        _check_filters(app, area, service_id)
         view = app.service.view
         return {"seq": view.seq, "tickets": view.tickets(status=status, service_id=service_id, area=area)}
 
@@ -207,6 +210,7 @@ class CounterController(Controller):
     @get("/", summary="List counters")
     async def list_counters(self, app: AppDep, principal: Caller, area: FromQuery[str | None] = None) -> dict[str, Any]:
         """Counters with presence and current ticket."""
+        _check_filters(app, area, None)
         view = app.service.view
         return {"seq": view.seq, "counters": view.counters(area)}
 
@@ -290,6 +294,7 @@ class BranchController(Controller):
         service_id: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         """Active tickets, counters and current calls, consistent at `seq` (resync after reconnect)."""
+        _check_filters(app, area, service_id)
         return app.service.view.snapshot(area=area, service_id=service_id)
 
     @get("/events", summary="Live events (SSE)", dependencies={"principal": Provide(provide_principal)})
@@ -298,12 +303,21 @@ class BranchController(Controller):
         app: AppDep,
         principal: Caller,
         last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
-        after: Annotated[int | None, QueryParameter(ge=0)] = None,
+        after: Annotated[int | None, QueryParameter(ge=0, le=2**63 - 1)] = None,
         area: FromQuery[str | None] = None,
         service_id: FromQuery[str | None] = None,
     ) -> ServerSentEvent:
         """Server-Sent Events; `id` is the seq; resumes after Last-Event-ID (or ?after=) with no gap."""
-        start = after if after is not None else _parse_last_event_id(last_event_id, app.service.view.seq)
+        current = app.service.view.seq
+        start = after if after is not None else _parse_last_event_id(last_event_id, current)
+        if start > current:  # the client saw events this log does not have (e.g. after a restore): resync
+            raise ApiError(
+                409,
+                "resume_point_ahead",
+                f"resume point {start} is ahead of the log (seq {current}); resync from /snapshot",
+                seq=current,
+            )
+        _check_filters(app, area, service_id)
         assert app.broadcaster is not None
         wanted = make_filter(app.service, area, service_id)
         return ServerSentEvent(
@@ -313,6 +327,10 @@ class BranchController(Controller):
 
 
 def _decode_config(body: bytes) -> BranchConfig:
+    try:
+        msgspec.json.decode(body)  # well-formed at all? (a schema error in a truncated body would mislead)
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
     try:
         config = config_decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -336,9 +354,18 @@ def _parse_last_event_id(value: str | None, current: int) -> int:
     """No Last-Event-ID: start live from now. Otherwise resume after it."""
     if value is None or value == "":
         return current
-    if not value.strip().isdigit():
+    if not value.strip().isdigit() or len(value.strip()) > MAX_SEQ_DIGITS:
         raise ApiError(400, "bad_last_event_id", "Last-Event-ID must be a seq number")
     return int(value)
+
+
+def _check_filters(app: Appliance, area: str | None, service_id: str | None) -> None:
+    """An unknown area or service in a filter is a mistake worth telling, not an empty result."""
+    config = app.service.view.state.config
+    if area is not None and (config is None or all(a.id != area for a in config.areas)):
+        raise ApiError(404, "unknown_area", f"no area {area!r}")
+    if service_id is not None and (config is None or config.service(service_id) is None):
+        raise ApiError(404, "unknown_service", f"no service {service_id!r}")
 
 
 ROUTE_HANDLERS = [AuthController, TicketController, CounterController, BranchController]

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsException
 
 from edge.engine.errors import DomainError
@@ -65,15 +65,20 @@ def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
     status = exc.status_code
     code = _GENERIC_CODES.get(status, "error")
     extra: dict[str, Any] = {}
-    if status == HTTP_BAD_REQUEST and str(exc.detail).startswith("JSON is malformed"):
-        code = "malformed_json"
+    detail = str(exc.detail)
+    if status == HTTP_BAD_REQUEST and isinstance(exc.__cause__, SerializationException):
+        code = "malformed_json"  # not parseable at all (broken, truncated, trailing garbage)
     if isinstance(exc, ValidationException):
-        code = "invalid_body"
-        if exc.extra:
-            extra["errors"] = exc.extra
+        errors = exc.extra if isinstance(exc.extra, list) else []
+        in_body = all(str(e.get("source")) in ("body", "ParamType.BODY") for e in errors if isinstance(e, dict))
+        code = "invalid_body" if in_body else "invalid_parameter"
+        if any(isinstance(e, dict) and e.get("message") == "'data'" for e in errors):
+            detail, errors = "a JSON request body is required", []
+        if errors:
+            extra["errors"] = [{**e, "source": str(getattr(e.get("source"), "value", e.get("source")))} for e in errors]
     if status >= HTTP_SERVER_ERROR:
         log.error("HTTP %s on %s: %s", status, request.url.path, exc.detail)
-    return problem(request, status, code, str(exc.detail), **extra)
+    return problem(request, status, code, detail, **extra)
 
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

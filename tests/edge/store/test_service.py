@@ -215,3 +215,16 @@ def test_config_written_by_another_process_is_picked_up(service: QueueService, t
         threading.Event().wait(0.02)
     assert service.execute(c.Enqueue(service_id="teller")).events[0].seq == 3
     assert "ConfigApplied" in seen
+
+
+def test_verify_detects_a_cut_off_tail(service: QueueService, tmp_path: Path) -> None:
+    for _ in range(3):
+        service.execute(c.Enqueue(service_id="teller"))
+    conn = sqlite3.connect(tmp_path / "qms.sqlite3")
+    conn.execute("DROP TRIGGER events_append_only_delete")
+    conn.execute("DELETE FROM events WHERE seq = (SELECT max(seq) FROM events)")
+    conn.commit()
+    conn.close()
+    report = verify_chain(service._read)
+    assert not report.ok
+    assert "seq 4 was applied" in (report.error or "")

@@ -788,3 +788,40 @@ def test_health_needs_no_auth(api: Api) -> None:
     assert r.status_code == 200
     assert r.json()["status"] == "ok"
     assert r.json()["branch_id"] == "jkt-sudirman"
+
+
+def test_a_locked_out_user_does_not_lock_out_colleagues_on_the_same_pc(api: Api) -> None:
+    for _ in range(LOGIN_MAX_FAILURES):
+        api.post("/auth/token", {"username": "agent1", "password": "wrong"}, user=None)
+    assert api.post("/auth/token", {"username": "agent1", "password": "demo"}, user=None).status_code == 429
+    assert api.post("/auth/token", {"username": "agent2", "password": "demo"}, user=None).status_code == 200
+
+
+def test_malformed_and_missing_bodies_have_precise_codes(api: Api) -> None:
+    for raw in (b'{"service_id":', b"{bad}", b'{"service_id": "teller"} x'):
+        r = api.client.post(
+            "/api/v1/tickets", content=raw, headers={**api.h("admin"), "content-type": "application/json"}
+        )
+        assert_problem(r, 400, "malformed_json")
+    r = api.client.post("/api/v1/tickets", content=b"", headers={**api.h("admin"), "content-type": "application/json"})
+    assert assert_problem(r, 400, "invalid_body")["detail"] == "a JSON request body is required"
+    r = api.client.put("/api/v1/config", content=b'{"x":', headers=api.h("admin"))
+    assert_problem(r, 400, "malformed_json")
+
+
+def test_bad_filters_are_refused(api: Api) -> None:
+    assert_problem(api.get("/tickets?status=bogus"), 400, "invalid_parameter")
+    assert_problem(api.get("/tickets?area=nowhere"), 404, "unknown_area")
+    assert_problem(api.get("/snapshot?service_id=nope"), 404, "unknown_service")
+    assert_problem(api.get("/counters?area=zzz"), 404, "unknown_area")
+    assert_problem(api.get("/events?area=zzz"), 404, "unknown_area")
+
+
+def test_resume_points_out_of_range(api: Api) -> None:
+    assert_problem(api.get("/events?after=99999999999999999999999"), 400, "invalid_parameter")
+    huge = {"Last-Event-ID": "9" * 30}
+    assert_problem(api.get("/events", headers=huge), 400, "bad_last_event_id")
+    seq = api.snapshot()["seq"]
+    problem = assert_problem(api.get(f"/events?after={seq + 5}"), 409, "resume_point_ahead")
+    assert problem["seq"] == seq
+    assert_problem(api.get("/events", headers={"Last-Event-ID": str(seq + 1)}), 409, "resume_point_ahead")
