@@ -16,6 +16,8 @@ import typer
 from edge.auth import ROLES, find_user, list_users, upsert_user
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
+from edge.replication import CloudLink
+from edge.replication import lag as replication_lag
 from edge.service import QueueService
 from edge.store import rebuild as rebuild_mod
 from edge.store.db import connect, open_database
@@ -40,14 +42,14 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _serve(data_dir: Path, host: str, port: int, log_level: str) -> None:
+def _serve(data_dir: Path, host: str, port: int, log_level: str, cloud: CloudLink | None = None) -> None:
     import uvicorn
 
     from edge.web.app import Settings, create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
-        create_app(Settings(data_dir=data_dir)),
+        create_app(Settings(data_dir=data_dir, cloud=cloud or CloudLink.from_env())),
         host=host,
         port=port,
         log_level=log_level,
@@ -62,9 +64,16 @@ def serve(
     host: Host = "0.0.0.0",
     port: Port = 8080,
     log_level: str = "info",
+    nats_url: Annotated[str, typer.Option(envvar="QMS_NATS_URL", help="Cloud NATS server(s), comma-separated.")] = "",
+    tenant: Annotated[str, typer.Option(envvar="QMS_TENANT", help="Tenant id at the cloud.")] = "default",
+    branch: Annotated[str, typer.Option(envvar="QMS_BRANCH", help="Branch id before the first config.")] = "",
+    nats_nkey: Annotated[str, typer.Option(envvar="QMS_NATS_NKEY", help="NKey seed file (qms-cloud branch add).")] = "",
 ) -> None:
-    """Run the appliance: API, live event stream and the single writer."""
-    _serve(data_dir, host, port, log_level)
+    """Run the appliance: API, live event stream, the single writer and (with --nats-url) the cloud relay."""
+    cloud = None
+    if nats_url:
+        cloud = CloudLink(nats_url=nats_url, tenant=tenant, branch_id=branch or None, nkey_seed_file=nats_nkey or None)
+    _serve(data_dir, host, port, log_level, cloud)
 
 
 @app.command()
@@ -162,7 +171,7 @@ def status(
         "business_date": state.business_date,
         "tickets": dict(by_status),
         "counters": counters,
-        "replication": {"state": "not configured"},
+        "replication": replication_lag(conn),
     }
     if as_json:
         typer.echo(json.dumps(info, indent=2))
@@ -172,7 +181,11 @@ def status(
     typer.echo("tickets: " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none"))
     for cid, ctr in counters.items():
         typer.echo(f"  counter {cid}: {ctr['presence']}" + (f", ticket {ctr['ticket']}" if ctr["ticket"] else ""))
-    typer.echo("replication: not configured")
+    rep = replication_lag(conn)
+    typer.echo(
+        f"replication: cursor {rep['acked_seq']} of {rep['log_seq']}, lag {rep['lag_events']} events"
+        f" / {rep['lag_seconds']:.1f} s, last ack {rep['last_ack_at'] or '-'}"
+    )
 
 
 @app.command()

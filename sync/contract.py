@@ -154,6 +154,14 @@ class ConfigApplied(Event, frozen=True, kw_only=True, tag="config.applied"):
     source: str = "api"
 
 
+class ConfigRejected(Event, frozen=True, kw_only=True, tag="config.rejected"):
+    """A configuration version (from the cloud) was refused; the branch keeps running its current version."""
+
+    version: int
+    errors: list[str] = []
+    source: str = "cloud"
+
+
 AnyEvent = (
     TicketCreated
     | TicketCalled
@@ -168,6 +176,7 @@ AnyEvent = (
     | TicketReturned
     | CounterPresence
     | ConfigApplied
+    | ConfigRejected
 )
 
 EVENT_TYPES: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in typing.get_args(AnyEvent))

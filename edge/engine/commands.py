@@ -121,6 +121,14 @@ class ApplyConfig(Command, frozen=True, kw_only=True):
     version: int | None = None  # explicit target version (cloud-distributed); default base + 1
 
 
+class RejectConfig(Command, frozen=True, kw_only=True):
+    """Record that a distributed configuration version was refused (it never took effect)."""
+
+    version: int
+    errors: list[str]
+    source: str = "cloud"
+
+
 class Tick(Command, frozen=True, kw_only=True):
     """Time passed: fire due auto no-shows, then at most one auto-call."""
 

@@ -16,6 +16,7 @@ from edge.engine.numbering import business_date, format_number, within_hours
 from edge.engine.routing import counter_open, eligible, pick_next
 from sync.contract import (
     ConfigApplied,
+    ConfigRejected,
     CounterPresence,
     Event,
     TicketCalled,
@@ -48,7 +49,7 @@ def decide(state: State, command: c.Command, now: datetime, ids: Ids) -> list[Ev
     handler = _HANDLERS.get(type(command))
     if handler is None:
         raise Invalid(f"unknown command {type(command).__name__}", code="unknown_command")
-    if state.config is None and not isinstance(command, c.ApplyConfig | c.Tick):
+    if state.config is None and not isinstance(command, c.ApplyConfig | c.Tick | c.RejectConfig):
         raise DomainError("the branch has no configuration yet", code="not_configured", status=503)
     return handler(state, command, now, ids)
 
@@ -431,6 +432,11 @@ def _apply_config(state: State, cmd: c.ApplyConfig, now: datetime, ids: Ids) -> 
     ]
 
 
+def _reject_config(_state: State, cmd: c.RejectConfig, now: datetime, ids: Ids) -> list[Event]:
+    """A refused configuration version becomes an event, so the cloud learns why the branch did not apply it."""
+    return [ConfigRejected(**_base(cmd, now, ids), version=cmd.version, errors=cmd.errors, source=cmd.source)]  # type: ignore[arg-type]
+
+
 def _tick(state: State, cmd: c.Tick, now: datetime, ids: Ids) -> list[Event]:
     """Due auto no-shows (each exactly once: the event ends `called`), else one auto-call."""
     if state.config is None:
@@ -471,5 +477,6 @@ _HANDLERS: dict[type, Callable[..., list[Event]]] = {
     c.NoShow: _no_show,
     c.SetPresence: _presence,
     c.ApplyConfig: _apply_config,
+    c.RejectConfig: _reject_config,
     c.Tick: _tick,
 }

@@ -9,6 +9,7 @@ from msgspec.structs import replace
 from edge.engine.model import SERVICE_TIME_WINDOW, TERMINAL_STATUSES, CounterState, RecentCall, State, Ticket
 from sync.contract import (
     ConfigApplied,
+    ConfigRejected,
     CounterPresence,
     Event,
     TicketCalled,
@@ -67,6 +68,8 @@ def evolve(state: State, event: Event) -> State:
             state.counters[event.counter_id] = replace(counter, presence=event.status, updated_at=event.occurred_at)
         case ConfigApplied():
             _config(state, event)
+        case ConfigRejected():
+            pass  # the refused version never took effect
         case _:
             raise TypeError(f"unknown event {type(event).__name__}")
     order = getattr(event, "order", None)

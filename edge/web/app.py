@@ -19,10 +19,12 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from edge.auth import LoginThrottle, TokenIssuer, load_secret
 from edge.engine.errors import DomainError
 from edge.metrics import registry_for, render
+from edge.replication import CloudLink, Replication
 from edge.service import QueueService
 from edge.web.api import APP_DEPENDENCIES, ROUTE_HANDLERS
 from edge.web.deps import Appliance
 from edge.web.problems import on_domain_error, on_http_error, on_unexpected
+from edge.web.replication_api import replication_status
 from edge.web.stream import Broadcaster
 
 API_MAX_BODY_BYTES = 64 * 1024  # commands are small; the config route allows more
@@ -35,6 +37,7 @@ class Settings:
 
     data_dir: Path
     cors_origins: tuple[str, ...] = ()
+    cloud: CloudLink | None = None  # the cloud link (relay + config watch); None = standalone branch
 
 
 def create_app(settings: Settings, service: QueueService | None = None) -> Litestar:
@@ -49,13 +52,16 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         app_wiring.broadcaster = Broadcaster(asyncio.get_running_loop())
         service.subscribe_commits(app_wiring.broadcaster.on_commit)
         service.start()
+        await replication.start()
         log.info("appliance ready: branch %s at seq %s", service.view.state.branch_id, service.view.seq)
         try:
             yield
         finally:
+            await replication.stop()
             await asyncio.to_thread(service.stop)
 
-    api = Router(path="/api/v1", route_handlers=ROUTE_HANDLERS, dependencies=APP_DEPENDENCIES)
+    replication = Replication(service, settings.cloud)
+    api = Router(path="/api/v1", route_handlers=[*ROUTE_HANDLERS, replication_status], dependencies=APP_DEPENDENCIES)
     registry = registry_for(service, lambda: len(app_wiring.broadcaster.subscribers) if app_wiring.broadcaster else 0)
 
     @get("/metrics", summary="Prometheus metrics", include_in_schema=False, sync_to_thread=False)
@@ -65,7 +71,7 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
 
     return Litestar(
         route_handlers=[api, metrics],
-        state={"appliance": app_wiring},  # type: ignore[arg-type]
+        state={"appliance": app_wiring, "replication": replication},  # type: ignore[arg-type]
         lifespan=[lifespan],
         plugins=[ProblemDetailsPlugin()],
         exception_handlers={

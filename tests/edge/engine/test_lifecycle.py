@@ -348,6 +348,7 @@ def _every_action(engine: Engine) -> list[tuple[str, list]]:
     out.append(("ticket.no_show", no_show[:1]))
     out.append(("ticket.returned", no_show[1:]))
     out.append(("counter.presence", engine.set_presence("5", "break")))
+    out.append(("config.rejected", engine.run(c.RejectConfig(version=9, errors=["unknown service x"]))))
     return out
 
 

@@ -1,0 +1,275 @@
+"""Applying replicated events: idempotent by (branch_id, seq), hash chain verified, gaps parked and reported.
+
+For each branch the `branches` row says which seq comes next and the hash it must link to. An event:
+* below `next_seq` is a duplicate (JetStream redelivery, a relay that re-sent after a crash): counted, skipped;
+* equal to it is verified (prev_hash links, hash matches its canonical body) and applied, then any parked
+  successors are drained;
+* above it is parked and the branch is marked `gap` until the missing events arrive;
+* failing verification marks the branch `chain_broken`; nothing more is applied for it until an operator looks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from cloud.store import branches, events, insert_ignore, parked, tickets, transaction, utcnow_iso
+from sync.contract import (
+    GENESIS_HASH,
+    ConfigApplied,
+    ConfigRejected,
+    Event,
+    TicketCreated,
+    TicketTransferred,
+    canonical_bytes,
+    chain_hash,
+    event_decoder,
+    event_type,
+)
+from sync.relay import SUBJECT_PREFIX
+
+_STATUS_AFTER = {
+    "ticket.called": "called",
+    "ticket.recalled": "called",
+    "ticket.serving": "serving",
+    "ticket.done": "done",
+    "ticket.cancelled": "cancelled",
+    "ticket.held": "held",
+    "ticket.unheld": "waiting",
+    "ticket.transferred": "waiting",
+    "ticket.no_show": "no_show",
+    "ticket.returned": "waiting",
+}
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One message from the stream: its subject and the event JSON."""
+
+    subject: str
+    data: bytes
+
+
+@dataclass
+class ApplyResult:
+    """What one batch did."""
+
+    applied: int = 0
+    duplicates: int = 0
+    parked: int = 0
+    refused: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def subject_branch(subject: str) -> tuple[str, str] | None:
+    """(tenant, branch) of `qms.evt.<tenant>.<branch>`, None for anything else."""
+    prefix, _, rest = subject.rpartition(".")
+    prefix, _, tenant = prefix.rpartition(".")
+    if prefix != SUBJECT_PREFIX or not tenant or not rest:
+        return None
+    return tenant, rest
+
+
+def apply_batch(engine: Engine, messages: Sequence[Incoming]) -> ApplyResult:
+    """Apply a batch in one transaction; ack the messages only after this returns."""
+    result = ApplyResult()
+    by_branch: dict[tuple[str, str], list[tuple[int, bytes, Event | None]]] = {}
+    for message in messages:
+        where = subject_branch(message.subject)
+        if where is None:
+            result.refused += 1
+            result.problems.append(f"unexpected subject {message.subject!r}")
+            continue
+        try:
+            event: Event | None = event_decoder.decode(message.data)
+        except msgspec.DecodeError as exc:
+            result.refused += 1
+            result.problems.append(f"{message.subject}: undecodable event ({exc})")
+            continue
+        assert event is not None
+        if event.branch_id != where[1]:
+            # A branch can only publish on its own subject; an event naming another branch is refused outright.
+            result.refused += 1
+            result.problems.append(f"{message.subject}: event of branch {event.branch_id!r} on another's subject")
+            continue
+        by_branch.setdefault(where, []).append((event.seq, message.data, event))
+    if not by_branch:
+        return result
+    with transaction(engine) as conn:
+        for tenant, branch_id in sorted(by_branch):  # a fixed lock order: no deadlock between consumers
+            _apply_branch(conn, tenant, branch_id, by_branch[(tenant, branch_id)], result)
+    return result
+
+
+def _lock_branch(conn: Connection, tenant: str, branch_id: str) -> Any:
+    now = utcnow_iso()
+    conn.execute(
+        insert_ignore(conn, branches).values(
+            branch_id=branch_id, tenant=tenant, next_seq=1, last_hash=GENESIS_HASH, events=0, duplicates=0,
+            status="ok", updated_at=now,
+        )
+    )  # fmt: skip
+    return conn.execute(sa.select(branches).where(branches.c.branch_id == branch_id).with_for_update()).one()
+
+
+def _apply_branch(
+    conn: Connection, tenant: str, branch_id: str, items: list[tuple[int, bytes, Event | None]], result: ApplyResult
+) -> None:
+    row = _lock_branch(conn, tenant, branch_id)
+    next_seq, last_hash, status = row.next_seq, row.last_hash, row.status
+    now = utcnow_iso()
+    pending: dict[int, tuple[bytes, Event | None]] = {}
+    duplicates = 0
+    for seq, data, event in sorted(items, key=lambda item: item[0]):
+        if seq < next_seq or seq in pending:
+            duplicates += 1
+        else:
+            pending[seq] = (data, event)
+    to_apply: list[Event] = []
+    problem: str | None = row.problem if status == "chain_broken" else None
+    while status != "chain_broken":
+        if next_seq not in pending:
+            drained = _take_parked(conn, branch_id, next_seq)
+            if drained is None:
+                break
+            pending[next_seq] = drained
+        data, event = pending.pop(next_seq)
+        event = event or event_decoder.decode(data)
+        error = verify_link(event, last_hash)
+        if error is not None:
+            status, problem = "chain_broken", f"seq {next_seq}: {error}"
+            pending[next_seq] = (data, event)
+            result.problems.append(f"{branch_id}: {problem}")
+            break
+        to_apply.append(event)
+        last_hash, next_seq = event.hash, next_seq + 1
+    # A parked copy of an event that has meanwhile arrived in order is stale.
+    conn.execute(sa.delete(parked).where(parked.c.branch_id == branch_id, parked.c.seq < next_seq))
+    if pending:  # out of order or behind a broken link: keep them until their turn
+        conn.execute(
+            insert_ignore(conn, parked),
+            [
+                {"branch_id": branch_id, "seq": seq, "body": data.decode(), "received_at": now}
+                for seq, (data, _) in pending.items()
+            ],
+        )
+        result.parked += len(pending)
+    if status != "chain_broken":
+        waiting = conn.execute(
+            sa.select(sa.func.min(parked.c.seq)).where(parked.c.branch_id == branch_id)
+        ).scalar_one_or_none()
+        status, problem = ("gap", f"missing seq {next_seq}..{waiting - 1}") if waiting is not None else ("ok", None)
+    _write_events(conn, branch_id, to_apply, now)
+    values: dict[str, Any] = {
+        "next_seq": next_seq,
+        "last_hash": last_hash,
+        "events": branches.c.events + len(to_apply),
+        "duplicates": branches.c.duplicates + duplicates,
+        "last_received_at": now,
+        "status": status,
+        "problem": problem,
+        "updated_at": now,
+    }
+    if to_apply:
+        values["last_event_at"] = to_apply[-1].occurred_at.isoformat()
+    values.update(_config_fields(to_apply))
+    conn.execute(sa.update(branches).where(branches.c.branch_id == branch_id).values(**values))
+    result.applied += len(to_apply)
+    result.duplicates += duplicates
+
+
+def verify_link(event: Event, last_hash: str) -> str | None:
+    """Why the event does not continue the chain, or None when it does."""
+    if event.prev_hash != last_hash:
+        return "prev_hash does not link to the previous event"
+    if chain_hash(event.prev_hash, canonical_bytes(event)) != event.hash:
+        return "hash does not match the event's content"
+    return None
+
+
+def _take_parked(conn: Connection, branch_id: str, seq: int) -> tuple[bytes, Event | None] | None:
+    """A parked event that is now next in line, removed from the parking table."""
+    body = conn.execute(
+        sa.select(parked.c.body).where(parked.c.branch_id == branch_id, parked.c.seq == seq)
+    ).scalar_one_or_none()
+    if body is None:
+        return None
+    conn.execute(sa.delete(parked).where(parked.c.branch_id == branch_id, parked.c.seq == seq))
+    return body.encode(), None
+
+
+def _write_events(conn: Connection, branch_id: str, applied: Sequence[Event], now: str) -> None:
+    """Insert the events and fold them into the ticket projection (one row per ticket, last state wins)."""
+    if not applied:
+        return
+    conn.execute(
+        events.insert(),
+        [
+            {
+                "branch_id": branch_id,
+                "seq": e.seq,
+                "event_id": e.event_id,
+                "type": event_type(e),
+                "occurred_at": e.occurred_at.isoformat(),
+                "ticket_id": e.ticket_id,
+                "hash": e.hash,
+                "body": msgspec.json.encode(e).decode(),
+                "received_at": now,
+            }
+            for e in applied
+        ],
+    )
+    created, updated = _ticket_changes(applied)
+    if created:
+        conn.execute(insert_ignore(conn, tickets), [{"branch_id": branch_id, **row} for row in created.values()])
+    for ticket_id, change in updated.items():
+        where = (tickets.c.branch_id == branch_id) & (tickets.c.ticket_id == ticket_id)
+        conn.execute(sa.update(tickets).where(where).values(**change))
+
+
+def _ticket_changes(applied: Iterable[Event]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    created: dict[str, dict[str, Any]] = {}
+    updated: dict[str, dict[str, Any]] = {}
+    for e in applied:
+        if e.ticket_id is None:
+            continue
+        at = e.occurred_at.isoformat()
+        if isinstance(e, TicketCreated):
+            created[e.ticket_id] = {
+                "ticket_id": e.ticket_id,
+                "service_id": e.service_id,
+                "ticket_number": e.ticket_number,
+                "business_date": e.business_date,
+                "status": "waiting",
+                "updated_at": at,
+            }
+            continue
+        status = _STATUS_AFTER.get(event_type(e))
+        if status is None:
+            continue
+        change: dict[str, Any] = {"status": status, "updated_at": at}
+        if isinstance(e, TicketTransferred):
+            change["service_id"] = e.to_service
+        target = created.get(e.ticket_id)
+        if target is not None:
+            target.update(change)
+        else:
+            updated.setdefault(e.ticket_id, {}).update(change)
+    return created, updated
+
+
+def _config_fields(applied: Sequence[Event]) -> dict[str, Any]:
+    """Which configuration version the branch runs, and the last one it refused."""
+    values: dict[str, Any] = {}
+    for e in applied:
+        if isinstance(e, ConfigApplied):
+            values["config_version"] = e.version
+        elif isinstance(e, ConfigRejected):
+            values["config_rejected_version"] = e.version
+            values["config_rejected_reason"] = "; ".join(e.errors)[:2000]
+    return values

@@ -1,0 +1,182 @@
+"""The appliance's cloud link: relay settings, the SQLite event source and cursor, and replication lag.
+
+The relay itself (`sync.relay`) is storage-agnostic; this module binds it to the appliance: it reads the event log on
+the read-only connection, writes the cursor through the single writer (`submit_store`), and reports lag from the
+cursor table, so `qms-edge status` can show it without the server running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from edge.service import QueueService
+from edge.store.log import decode_row
+from sync.contract import event_encoder
+from sync.relay import LinkSettings, Outgoing, Relay, RelayStatus
+
+CURSOR_NAME = "cloud"
+
+
+@dataclass(frozen=True)
+class CloudLink:
+    """Relay settings: CLI options or `QMS_NATS_URL`, `QMS_TENANT`, `QMS_BRANCH`, `QMS_NATS_NKEY` (seed file),
+    `QMS_NATS_USER`/`QMS_NATS_PASSWORD`."""
+
+    nats_url: str
+    tenant: str
+    branch_id: str | None = None  # until the first configuration arrives from the cloud
+    nkey_seed_file: str | None = None
+    user: str | None = None
+    password: str | None = None
+    batch_size: int = 1000
+    config_poll_seconds: float = 2.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> CloudLink | None:
+        """The link configured in the environment, or None (a standalone branch)."""
+        env = dict(os.environ) if env is None else env
+        url = env.get("QMS_NATS_URL", "").strip()
+        if not url:
+            return None
+        return cls(
+            nats_url=url,
+            tenant=env.get("QMS_TENANT", "default"),
+            branch_id=env.get("QMS_BRANCH") or None,
+            nkey_seed_file=env.get("QMS_NATS_NKEY") or None,
+            user=env.get("QMS_NATS_USER") or None,
+            password=env.get("QMS_NATS_PASSWORD") or None,
+        )
+
+    def settings(self, branch_id: str) -> LinkSettings:
+        """Connection settings for one branch."""
+        servers = tuple(s.strip() for s in self.nats_url.split(",") if s.strip())
+        return LinkSettings(
+            servers=servers,
+            tenant=self.tenant,
+            branch_id=branch_id,
+            nkey_seed_file=self.nkey_seed_file,
+            user=self.user,
+            password=self.password,
+        )
+
+
+def read_outgoing(conn: sqlite3.Connection, after: int, limit: int) -> list[Outgoing]:
+    """Events after `after` as the JSON the cloud verifies: the logged event with its hash put back."""
+    rows = conn.execute("SELECT seq, body, hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+    out = []
+    for seq, body, hash_ in rows:
+        event = decode_row(body, hash_)
+        out.append(Outgoing(seq=seq, payload=event_encoder.encode(event), occurred_at=event.occurred_at.timestamp()))
+    return out
+
+
+def load_cursor(conn: sqlite3.Connection, name: str = CURSOR_NAME) -> int:
+    """The last seq the cloud's stream acknowledged (0 before the first ack)."""
+    row = conn.execute("SELECT acked_seq FROM replication_cursor WHERE name = ?", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def store_cursor(conn: sqlite3.Connection, seq: int, name: str = CURSOR_NAME) -> None:
+    """Advance the cursor (inside the writer's transaction); it never moves backwards."""
+    conn.execute(
+        "INSERT INTO replication_cursor (name, acked_seq, acked_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq),"
+        " acked_at = excluded.acked_at",
+        (name, seq, datetime.now(UTC).isoformat()),
+    )
+
+
+class ServiceSource:
+    """The relay's `EventSource` over a running QueueService: reads on the shared read connection, writes the
+    cursor through the single writer."""
+
+    def __init__(self, service: QueueService) -> None:
+        self.service = service
+
+    def read_after(self, seq: int, limit: int) -> Sequence[Outgoing]:
+        """Committed events after `seq` (called from a worker thread)."""
+        result: list[Outgoing] = self.service.read(lambda conn: read_outgoing(conn, seq, limit))
+        return result
+
+    async def save_cursor(self, seq: int) -> None:
+        """Persist the cursor in the writer's transaction and wait for its commit."""
+        await asyncio.wrap_future(self.service.submit_store(lambda conn: store_cursor(conn, seq)))
+
+
+def lag(conn: sqlite3.Connection, now: float | None = None) -> dict[str, Any]:
+    """Replication lag from the cursor table and the log: events not yet acknowledged and the age of the oldest."""
+    now = time.time() if now is None else now
+    head = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+    try:
+        row = conn.execute(
+            "SELECT acked_seq, acked_at FROM replication_cursor WHERE name = ?", (CURSOR_NAME,)
+        ).fetchone()
+    except sqlite3.OperationalError:  # a database the appliance has not migrated yet: nothing shipped
+        row = None
+    acked = int(row[0]) if row else 0
+    oldest = conn.execute("SELECT occurred_at FROM events WHERE seq = ?", (acked + 1,)).fetchone()
+    seconds = max(0.0, now - datetime.fromisoformat(oldest[0]).timestamp()) if oldest else 0.0
+    return {
+        "acked_seq": acked,
+        "log_seq": head,
+        "lag_events": head - acked,
+        "lag_seconds": round(seconds, 3),
+        "last_ack_at": row[1] if row else None,
+    }
+
+
+def describe(status: RelayStatus | None, lag_info: dict[str, Any], configured: bool) -> dict[str, Any]:
+    """The replication section of `/api/v1/replication` and `qms-edge status`."""
+    if not configured:
+        return {"state": "not configured", **lag_info}
+    info: dict[str, Any] = {"state": status.state if status else "stopped", **lag_info}
+    if status is not None:
+        info.update(
+            last_error=status.last_error,
+            retry_in=round(status.retry_in, 2) if status.retry_in is not None else None,
+            shipped=status.shipped,
+            duplicates=status.duplicates,
+        )
+    return info
+
+
+class Replication:
+    """The relay (and the config watcher) of one running appliance, started and stopped with the web app."""
+
+    def __init__(self, service: QueueService, link: CloudLink | None) -> None:
+        self.service = service
+        self.link = link
+        self.relay: Relay | None = None
+        self.config_watch: Any = None
+
+    async def start(self) -> None:
+        """Start shipping (no-op for a standalone branch or one without a configuration yet)."""
+        if self.link is None:
+            return
+        branch_id = self.service.view.state.branch_id or self.link.branch_id
+        if not branch_id:
+            return
+        settings = self.link.settings(branch_id)
+        cursor = self.service.read(load_cursor)
+        self.relay = Relay(settings, ServiceSource(self.service), cursor=cursor, batch_size=self.link.batch_size)
+        self.service.subscribe_commits(lambda _events: self.relay.notify() if self.relay else None)
+        self.relay.start()
+
+    async def stop(self) -> None:
+        """Stop the relay and the watcher (the cursor is durable; the next start resumes)."""
+        if self.config_watch is not None:
+            await self.config_watch.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+
+    def status(self) -> dict[str, Any]:
+        """State and lag, for the API."""
+        info = self.service.read(lag)
+        return describe(self.relay.status if self.relay else None, info, self.link is not None)

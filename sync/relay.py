@@ -1,0 +1,266 @@
+"""The edge relay: ships a branch's event log to the cloud's JetStream stream, in order, at least once, resumable.
+
+The relay knows nothing of the appliance's storage: it reads batches through an `EventSource` (seq, payload) and
+persists its cursor through it. Exactly-once at the cloud comes from two layers: JetStream drops a re-publish with
+the same `Nats-Msg-Id` (`<branch>:<seq>`) inside the stream's duplicate window, and the cloud applies by
+`(branch_id, seq)` whatever arrives later than that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+from nats.js.errors import Error as JetStreamError
+
+log = logging.getLogger("qms.relay")
+
+STREAM = "QMS_EVENTS"
+SUBJECT_PREFIX = "qms.evt"
+CONFIG_BUCKET = "qms_config"
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_token(kind: str, value: str) -> str:
+    """A tenant or branch id usable as one NATS subject token (no dots, wildcards or spaces)."""
+    if not _TOKEN.match(value):
+        raise ValueError(f"{kind} {value!r} cannot be a NATS subject token (letters, digits, '_' and '-' only)")
+    return value
+
+
+def event_subject(tenant: str, branch_id: str) -> str:
+    """`qms.evt.<tenant>.<branch>`: the only subject a branch may publish its events to."""
+    return f"{SUBJECT_PREFIX}.{check_token('tenant', tenant)}.{check_token('branch', branch_id)}"
+
+
+def config_key(tenant: str, branch_id: str) -> str:
+    """`<tenant>.<branch>`: the branch's key in the `qms_config` KV bucket."""
+    return f"{check_token('tenant', tenant)}.{check_token('branch', branch_id)}"
+
+
+def inbox_prefix(tenant: str, branch_id: str) -> str:
+    """A per-branch reply inbox, so a branch's credentials never need to read another branch's replies."""
+    return f"_INBOX_{check_token('tenant', tenant)}_{check_token('branch', branch_id)}"
+
+
+def msg_id(branch_id: str, seq: int) -> str:
+    """The JetStream de-duplication id of one event."""
+    return f"{branch_id}:{seq}"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One event ready to ship: its seq, the event JSON as in the log (hash fields included), when it happened."""
+
+    seq: int
+    payload: bytes
+    occurred_at: float  # POSIX seconds, for the lag in seconds
+
+
+class EventSource(Protocol):
+    """Where the relay reads events and keeps its cursor (the appliance's SQLite through its single writer)."""
+
+    def read_after(self, seq: int, limit: int) -> Sequence[Outgoing]:
+        """Up to `limit` committed events with seq > `seq`, in order (blocking; run in a thread)."""
+        ...
+
+    def save_cursor(self, seq: int) -> Awaitable[None]:
+        """Persist that everything up to `seq` was acknowledged by the stream."""
+        ...
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """How to reach the cloud's NATS: servers, credentials, tenant and branch."""
+
+    servers: tuple[str, ...]
+    tenant: str
+    branch_id: str
+    nkey_seed_file: str | None = None  # written by `qms-cloud branch add`
+    user: str | None = None
+    password: str | None = None
+    connect_timeout: float = 2.0
+
+    async def connect(self, **extra: Any) -> NatsClient:
+        """One connection attempt (no automatic reconnect: the caller owns the backoff)."""
+        options: dict[str, Any] = {
+            "servers": list(self.servers),
+            "connect_timeout": self.connect_timeout,
+            "allow_reconnect": False,
+            # nats-py treats 0 as "forever" for the first connect; 1 attempt per call, the relay owns the backoff.
+            "max_reconnect_attempts": 1,
+            "reconnect_time_wait": 0.05,
+            "inbox_prefix": inbox_prefix(self.tenant, self.branch_id),
+            "name": f"qms-edge {self.tenant}.{self.branch_id}",
+            "error_cb": _quiet_error,
+            **extra,
+        }
+        if self.nkey_seed_file:
+            options["nkeys_seed"] = self.nkey_seed_file
+        if self.user:
+            options["user"] = self.user
+            options["password"] = self.password or ""
+        return await nats.connect(**options)
+
+
+async def _quiet_error(exc: Exception) -> None:
+    """nats-py reports connection errors here; the relay's own loop logs what matters."""
+    log.debug("nats: %s", exc)
+
+
+@dataclass
+class RelayStatus:
+    """What the relay is doing now (for the API and logs); the durable cursor lives in the source."""
+
+    state: str = "starting"  # starting | connected | disconnected | stopped
+    acked_seq: int = 0
+    shipped: int = 0
+    duplicates: int = 0
+    last_error: str | None = None
+    last_ack_at: float | None = None
+    retry_in: float | None = None
+    batches: int = field(default=0)
+
+
+class Relay:
+    """Ships the log from the last acknowledged seq: read a batch, publish it asynchronously, await every ack,
+    save the cursor, repeat; while the cloud is unreachable it backs off exponentially (with jitter)."""
+
+    def __init__(
+        self,
+        link: LinkSettings,
+        source: EventSource,
+        *,
+        cursor: int,
+        batch_size: int = 1000,
+        ack_timeout: float = 10.0,
+        idle_poll: float = 1.0,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 30.0,
+    ) -> None:
+        self.link = link
+        self.source = source
+        self.subject = event_subject(link.tenant, link.branch_id)
+        self.batch_size = batch_size
+        self.ack_timeout = ack_timeout
+        self.idle_poll = idle_poll
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.status = RelayStatus(acked_seq=cursor)
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run in the current event loop until `stop()`."""
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self.run(), name="qms-relay")
+
+    async def stop(self) -> None:
+        """Finish the batch in flight (bounded by the ack timeout) and stop."""
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self.ack_timeout + 1)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        self.status.state = "stopped"
+
+    def notify(self) -> None:
+        """New events committed (thread-safe: the appliance's writer thread calls this)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    # ---- the loop --------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, pump, and on any link failure back off and start again from the acknowledged cursor."""
+        backoff = self.backoff_initial
+        while not self._stopping.is_set():
+            nc: NatsClient | None = None
+            try:
+                nc = await self.link.connect()
+                self.status.state, self.status.retry_in = "connected", None
+                backoff = self.backoff_initial
+                log.info("relay connected; shipping from seq %d", self.status.acked_seq + 1)
+                await self._pump(nc)
+            except Exception as exc:  # any failure (link, store) is retried from the durable cursor
+                self.status.state = "disconnected"
+                self.status.last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                delay = min(self.backoff_max, backoff) * (0.5 + random.random() / 2)  # noqa: S311 - jitter
+                self.status.retry_in = delay
+                expected = isinstance(exc, NatsError | JetStreamError | OSError | TimeoutError | RelayRefused)
+                log.log(
+                    logging.WARNING if expected else logging.ERROR,
+                    "relay: %s; retry in %.1fs",
+                    self.status.last_error,
+                    delay,
+                    exc_info=not expected,
+                )
+                backoff = min(self.backoff_max, backoff * 2)
+                await self._sleep(delay)
+            finally:
+                if nc is not None:
+                    with contextlib.suppress(Exception):
+                        await nc.close()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, cut short by `stop()`."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _pump(self, nc: NatsClient) -> None:
+        js = nc.jetstream()
+        while not self._stopping.is_set():
+            if nc.is_closed or not nc.is_connected:
+                raise RelayRefused("connection lost")
+            self._wake.clear()
+            batch = await asyncio.to_thread(self.source.read_after, self.status.acked_seq, self.batch_size)
+            if not batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.idle_poll)
+                continue
+            await self._ship(js, batch)
+
+    async def _ship(self, js: Any, batch: Sequence[Outgoing]) -> None:
+        """Publish a batch asynchronously, await every ack, then persist the cursor (never before)."""
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for item in batch:
+                headers = {"Nats-Msg-Id": msg_id(self.link.branch_id, item.seq)}
+                futures.append(await js.publish_async(self.subject, item.payload, headers=headers))
+            acks = await asyncio.wait_for(asyncio.gather(*futures), self.ack_timeout)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        for ack in acks:
+            if ack.stream != STREAM:
+                raise RelayRefused(f"subject is captured by stream {ack.stream!r}, not {STREAM!r}")
+        await self.source.save_cursor(batch[-1].seq)
+        self.status.acked_seq = batch[-1].seq
+        self.status.shipped += len(batch)
+        self.status.duplicates += sum(1 for ack in acks if ack.duplicate)
+        self.status.last_ack_at = time.time()
+        self.status.batches += 1
+
+
+class RelayRefused(Exception):
+    """The link is up but shipping cannot proceed (lost connection, wrong stream); retried with backoff."""

@@ -1,0 +1,38 @@
+"""Cloud store fixtures: every store test runs on SQLite and on a real PostgreSQL (a throwaway cluster)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support.postgres import PostgresCluster
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """One PostgreSQL cluster for the session, started on a free port and removed at the end."""
+    cluster = PostgresCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty cloud database URL: a SQLite file, or a new database in the PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cloud.sqlite3'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    name = f"qms_test_{next(_databases)}"
+    admin = sa.create_engine(cluster.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return cluster.url.rsplit("/", 1)[0] + f"/{name}"
