@@ -14,6 +14,7 @@ import msgspec
 import typer
 
 from edge.auth import ROLES, find_user, list_users, upsert_user
+from edge.devices.cli import devices_app
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.replication import CloudLink
@@ -29,6 +30,7 @@ config_app = typer.Typer(help="The branch configuration document.", no_args_is_h
 users_app = typer.Typer(help="Staff and device accounts of this appliance.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")
+app.add_typer(devices_app, name="devices")
 
 DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar="QMS_DATA_DIR", help="Where the database lives.")]
 Host = Annotated[str, typer.Option("--host", envvar="QMS_HOST", help="Address to listen on.")]
@@ -45,11 +47,12 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 def _serve(data_dir: Path, host: str, port: int, log_level: str, cloud: CloudLink | None = None) -> None:
     import uvicorn
 
+    from edge.devices.runtime import serve_settings
     from edge.web.app import Settings, create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
-        create_app(Settings(data_dir=data_dir, cloud=cloud or CloudLink.from_env())),
+        create_app(Settings(data_dir=data_dir, **serve_settings(port), cloud=cloud or CloudLink.from_env())),
         host=host,
         port=port,
         log_level=log_level,

@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 from litestar.response import ServerSentEvent
 
 from edge.auth import Principal, User, check_password, find_user
+from edge.devices.api import DeviceController, PairingController
 from edge.engine import commands as c
 from edge.service import Outcome
 from edge.web.deps import Appliance, provide_appliance, provide_principal, require_counter, require_role
@@ -368,5 +369,12 @@ def _check_filters(app: Appliance, area: str | None, service_id: str | None) -> 
         raise ApiError(404, "unknown_service", f"no service {service_id!r}")
 
 
-ROUTE_HANDLERS = [AuthController, TicketController, CounterController, BranchController]
+ROUTE_HANDLERS = [
+    AuthController,
+    TicketController,
+    CounterController,
+    BranchController,
+    DeviceController,
+    PairingController,
+]
 APP_DEPENDENCIES = {"app": Provide(provide_appliance)}

@@ -17,6 +17,7 @@ from litestar.plugins.problem_details import ProblemDetailsPlugin
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from edge.auth import LoginThrottle, TokenIssuer, load_secret
+from edge.devices.runtime import DeviceRuntime
 from edge.engine.errors import DomainError
 from edge.metrics import registry_for, render
 from edge.replication import CloudLink, Replication
@@ -37,6 +38,8 @@ class Settings:
 
     data_dir: Path
     cors_origins: tuple[str, ...] = ()
+    mdns: bool = False  # advertise `_qms._tcp.local.` (qms-edge serve: on unless QMS_MDNS=0)
+    http_port: int = 8080  # the port the mDNS advertisement names
     cloud: CloudLink | None = None  # the cloud link (relay + config watch); None = standalone branch
 
 
@@ -47,17 +50,22 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         service=service, issuer=TokenIssuer(load_secret(settings.data_dir)), throttle=LoginThrottle()
     )
 
+    devices = DeviceRuntime(service, settings.data_dir, mdns=settings.mdns, http_port=settings.http_port)
+    app_wiring.devices = devices
+
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncGenerator[None, None]:
         app_wiring.broadcaster = Broadcaster(asyncio.get_running_loop())
         service.subscribe_commits(app_wiring.broadcaster.on_commit)
         service.start()
+        devices.start()  # MQTT bridge (when configured) and mDNS
         await replication.start()
         log.info("appliance ready: branch %s at seq %s", service.view.state.branch_id, service.view.seq)
         try:
             yield
         finally:
             await replication.stop()
+            await asyncio.to_thread(devices.stop)
             await asyncio.to_thread(service.stop)
 
     replication = Replication(service, settings.cloud)

@@ -9,6 +9,7 @@ import jwt
 from litestar import Request
 
 from edge.auth import LoginThrottle, Principal, TokenIssuer
+from edge.devices.runtime import DeviceRuntime
 from edge.service import QueueService
 from edge.web.problems import ApiError
 from edge.web.stream import Broadcaster
@@ -22,6 +23,7 @@ class Appliance:
     issuer: TokenIssuer
     throttle: LoginThrottle
     broadcaster: Broadcaster | None = None
+    devices: DeviceRuntime | None = None
 
 
 def appliance(request: Request[Any, Any, Any]) -> Appliance:
@@ -51,6 +53,11 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     branch = app.service.view.state.branch_id
     if principal.branch_id != branch:
         raise ApiError(403, "wrong_branch", f"the token is for branch {principal.branch_id!r}, not {branch!r}")
+    if principal.role == "device" and app.devices is not None:
+        # Device tokens live 7 days: the registry (cached between writes) decides on every request.
+        refusal = app.devices.access.token_refusal(principal.username)
+        if refusal is not None:
+            raise ApiError(401, refusal, f"device {principal.username!r} may not connect: {refusal}")
     return principal
 
 

@@ -129,7 +129,8 @@ class RunningAppliance:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
         cmd = [*qms_edge_command(), "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
                "--port", str(self.port), "--log-level", "warning"]  # fmt: skip
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Test servers do not announce themselves on the LAN unless a test asks for it (QMS_MDNS=1).
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "QMS_MDNS": os.environ.get("QMS_MDNS", "0")}
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + STARTUP_SECONDS
         last_error: Exception | None = None
