@@ -1,10 +1,35 @@
-"""The `qms-cloud` command line for the HQ hub."""
+"""The `qms-cloud` command line for the HQ hub: serve the console and consumers, issue branch credentials,
+distribute configuration versions."""
 
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Operate the QMS HQ hub.")
+branch_app = typer.Typer(no_args_is_help=True, help="Branches and their NATS credentials.")
+config_app = typer.Typer(no_args_is_help=True, help="Branch configuration versions.")
+app.add_typer(branch_app, name="branch")
+app.add_typer(config_app, name="config")
+
+DbUrl = Annotated[
+    str, typer.Option("--db-url", envvar="QMS_CLOUD_DB", help="SQLAlchemy URL (sqlite:///… or postgresql+psycopg://…).")
+]
+NatsUrl = Annotated[str, typer.Option("--nats-url", envvar="QMS_NATS_URL", help="NATS server(s), comma-separated.")]
+NatsNkey = Annotated[str, typer.Option("--nats-nkey", envvar="QMS_NATS_NKEY", help="The hub's NKey seed file.")]
+KeysDir = Annotated[
+    Path, typer.Option("--keys-dir", envvar="QMS_CLOUD_KEYS", help="Where NKey seeds are written (mode 0600).")
+]
+AuthOut = Annotated[
+    Path, typer.Option("--auth-out", envvar="QMS_NATS_AUTH", help="nats-server include file with the users.")
+]
+DEFAULT_DB = "sqlite:///qms-cloud.sqlite3"
 
 
 @app.callback()
@@ -20,3 +45,110 @@ def show_version() -> None:
     except PackageNotFoundError:
         typer.echo("unknown (qms is not installed)", err=True)
         raise typer.Exit(1) from None
+
+
+def _servers(nats_url: str) -> list[str]:
+    return [s.strip() for s in nats_url.split(",") if s.strip()]
+
+
+def _nats_options(nats_nkey: str) -> dict[str, Any]:
+    return {"nkeys_seed": nats_nkey} if nats_nkey else {}
+
+
+@app.command()
+def serve(
+    db_url: DbUrl = DEFAULT_DB,
+    nats_url: NatsUrl = "",
+    nats_nkey: NatsNkey = "",
+    host: Annotated[str, typer.Option(envvar="QMS_CLOUD_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="QMS_CLOUD_PORT")] = 8090,
+    workers: Annotated[int, typer.Option(help="Pull loops on the durable consumer in this process.")] = 2,
+    log_level: str = "info",
+) -> None:
+    """Run the console and (with --nats-url) the durable consumers that apply branch events."""
+    import uvicorn
+
+    from cloud.web.app import CloudSettings, create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = CloudSettings(
+        db_url=db_url, nats_servers=tuple(_servers(nats_url)), workers=workers, nats_options=_nats_options(nats_nkey)
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+
+
+@branch_app.command("add")
+def branch_add(
+    tenant: str,
+    branch: str,
+    db_url: DbUrl = DEFAULT_DB,
+    keys_dir: KeysDir = Path("nats-keys"),
+    auth_out: AuthOut = Path("nats-auth.conf"),
+) -> None:
+    """Issue (or rotate) a branch's NKey and regenerate the nats-server users; reload nats-server afterwards."""
+    from cloud.credentials import issue, write_authorization
+    from cloud.store import create_store_engine
+    from sync.relay import check_token
+
+    try:
+        check_token("tenant", tenant)
+        check_token("branch", branch)
+    except ValueError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    engine = create_store_engine(db_url)
+    issued = issue(engine, keys_dir, tenant, branch)
+    write_authorization(engine, keys_dir, auth_out)
+    typer.echo(f"branch {tenant}.{branch}: public key {issued.public_key}")
+    typer.echo(f"  seed file {issued.seed_file} -> copy to the appliance, set QMS_NATS_NKEY to its path")
+    typer.echo(f"  nats-server users written to {auth_out} (reload: nats-server --signal reload)")
+
+
+@branch_app.command("list")
+def branch_list(db_url: DbUrl = DEFAULT_DB) -> None:
+    """Branches with their link state and configuration version."""
+    from cloud.console import overview
+    from cloud.store import create_store_engine
+
+    for b in overview(create_store_engine(db_url))["branches"]:
+        typer.echo(
+            f"{b.tenant}.{b.branch_id:20} {b.link:12} events {b.events:8} last {b.last_event_at or '-'}"
+            f"  config v{b.config_version or '-'}" + (f"  ({b.problem})" if b.problem else "")
+        )
+
+
+@config_app.command("push")
+def config_push(
+    tenant: str,
+    branch: str,
+    file: Annotated[Path, typer.Argument(help="JSON configuration document; `-` for stdin.")],
+    db_url: DbUrl = DEFAULT_DB,
+    nats_url: NatsUrl = "nats://127.0.0.1:4222",
+    nats_nkey: NatsNkey = "",
+) -> None:
+    """Distribute a new configuration version to a branch (through the `qms_config` KV bucket)."""
+    from cloud.config_dist import ConfigRefused, distribute
+    from cloud.store import create_store_engine
+
+    raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    engine = create_store_engine(db_url)
+
+    async def push() -> tuple[int, int]:
+        import nats
+
+        from cloud.consumer import ensure_config_bucket
+
+        nc = await nats.connect(servers=_servers(nats_url), **_nats_options(nats_nkey))
+        try:
+            js = nc.jetstream()
+            await ensure_config_bucket(js)
+            return await distribute(engine, js, tenant, branch, raw)
+        finally:
+            await nc.close()
+
+    try:
+        pushed, revision = asyncio.run(push())
+    except ConfigRefused as exc:
+        typer.secho(f"refused: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{tenant}.{branch}: configuration version {pushed} distributed (KV revision {revision})")

@@ -16,9 +16,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
+from edge.engine import commands as c
+from edge.engine.errors import DomainError
 from edge.service import QueueService
 from edge.store.log import decode_row
+from sync.config_watch import ConfigEntry, ConfigWatch
 from sync.contract import event_encoder
+from sync.contract_config import config_decoder
 from sync.relay import LinkSettings, Outgoing, Relay, RelayStatus
 
 CURSOR_NAME = "cloud"
@@ -132,6 +138,19 @@ def lag(conn: sqlite3.Connection, now: float | None = None) -> dict[str, Any]:
     }
 
 
+def cloud_config_state(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """The last configuration version received from the cloud and what became of it."""
+    try:
+        row = conn.execute(
+            "SELECT kv_revision, version, outcome, detail, updated_at FROM cloud_config WHERE key = ?", (CURSOR_NAME,)
+        ).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    if row is None:
+        return None
+    return dict(zip(("kv_revision", "version", "outcome", "detail", "updated_at"), row, strict=True))
+
+
 def describe(status: RelayStatus | None, lag_info: dict[str, Any], configured: bool) -> dict[str, Any]:
     """The replication section of `/api/v1/replication` and `qms-edge status`."""
     if not configured:
@@ -147,6 +166,79 @@ def describe(status: RelayStatus | None, lag_info: dict[str, Any], configured: b
     return info
 
 
+class _VersionOnly(msgspec.Struct):
+    """Just enough of a document to name the version being refused when the rest does not parse."""
+
+    version: int = 0
+
+
+def load_config_revision(conn: sqlite3.Connection) -> int:
+    """The last KV revision of the branch's config key that was handled (applied or refused)."""
+    row = conn.execute("SELECT kv_revision FROM cloud_config WHERE key = ?", (CURSOR_NAME,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def store_config_outcome(conn: sqlite3.Connection, revision: int, version: int, outcome: str, detail: str) -> None:
+    """Remember what became of a distributed version (inside the writer's transaction)."""
+    conn.execute(
+        "INSERT INTO cloud_config (key, kv_revision, version, outcome, detail, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET kv_revision = excluded.kv_revision, version = excluded.version,"
+        " outcome = excluded.outcome, detail = excluded.detail, updated_at = excluded.updated_at",
+        (CURSOR_NAME, revision, version, outcome, detail, datetime.now(UTC).isoformat()),
+    )
+
+
+class CloudConfigHandler:
+    """Applies a configuration version from the cloud through the single writer, or records why it was refused
+    (a `config.rejected` event, which replicates back to the cloud)."""
+
+    def __init__(self, service: QueueService, branch_id: str) -> None:
+        self.service = service
+        self.branch_id = branch_id
+
+    async def __call__(self, entry: ConfigEntry) -> None:
+        """Handle one KV revision."""
+        try:
+            config = config_decoder.decode(entry.value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            version = _version_hint(entry.value)
+            await self._reject(entry, version, [f"the document does not parse: {exc}"])
+            return
+        current = self.service.view.state.config
+        if config.branch_id != self.branch_id:
+            await self._reject(entry, config.version, [f"the document is for branch {config.branch_id!r}"])
+            return
+        if current is not None and current.version == config.version:
+            await self._record(entry, config.version, "already_applied", "")
+            return
+        command = c.ApplyConfig(actor="cloud", config=config, base_version=None, source="cloud", version=config.version)
+        try:
+            await asyncio.wrap_future(self.service.submit(command))
+        except DomainError as exc:
+            details = exc.extra.get("errors")
+            errors = [str(d) for d in details] if isinstance(details, list) and details else [exc.detail]
+            await self._reject(entry, config.version, errors)
+            return
+        await self._record(entry, config.version, "applied", "")
+
+    async def _reject(self, entry: ConfigEntry, version: int, errors: list[str]) -> None:
+        command = c.RejectConfig(actor="cloud", version=version, errors=errors, source="cloud")
+        await asyncio.wrap_future(self.service.submit(command))
+        await self._record(entry, version, "rejected", "; ".join(errors))
+
+    async def _record(self, entry: ConfigEntry, version: int, outcome: str, detail: str) -> None:
+        await asyncio.wrap_future(
+            self.service.submit_store(lambda conn: store_config_outcome(conn, entry.revision, version, outcome, detail))
+        )
+
+
+def _version_hint(raw: bytes) -> int:
+    try:
+        return msgspec.json.decode(raw, type=_VersionOnly).version
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return 0
+
+
 class Replication:
     """The relay (and the config watcher) of one running appliance, started and stopped with the web app."""
 
@@ -154,7 +246,7 @@ class Replication:
         self.service = service
         self.link = link
         self.relay: Relay | None = None
-        self.config_watch: Any = None
+        self.config_watch: ConfigWatch | None = None
 
     async def start(self) -> None:
         """Start shipping (no-op for a standalone branch or one without a configuration yet)."""
@@ -168,6 +260,14 @@ class Replication:
         self.relay = Relay(settings, ServiceSource(self.service), cursor=cursor, batch_size=self.link.batch_size)
         self.service.subscribe_commits(lambda _events: self.relay.notify() if self.relay else None)
         self.relay.start()
+        handler = CloudConfigHandler(self.service, branch_id)
+        self.config_watch = ConfigWatch(
+            settings,
+            handler,
+            handled_revision=self.service.read(load_config_revision),
+            poll_seconds=self.link.config_poll_seconds,
+        )
+        self.config_watch.start()
 
     async def stop(self) -> None:
         """Stop the relay and the watcher (the cursor is durable; the next start resumes)."""
@@ -178,5 +278,8 @@ class Replication:
 
     def status(self) -> dict[str, Any]:
         """State and lag, for the API."""
-        info = self.service.read(lag)
-        return describe(self.relay.status if self.relay else None, info, self.link is not None)
+        info = describe(self.relay.status if self.relay else None, self.service.read(lag), self.link is not None)
+        if self.config_watch is not None:
+            info["config_watch"] = {"state": self.config_watch.state, "last_error": self.config_watch.last_error}
+        info["cloud_config"] = self.service.read(cloud_config_state)
+        return info

@@ -1,0 +1,110 @@
+"""Read model of the HQ console: branches with their link state, live queues per branch, cross-branch counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from cloud.store import branches, config_versions, events, parked, tickets
+
+LIVE_STATUSES = ("waiting", "called", "serving")
+STALE_AFTER_SECONDS = 300.0  # no event for this long: the console flags the link as quiet
+
+
+@dataclass
+class BranchView:
+    """One branch as the console shows it."""
+
+    branch_id: str
+    tenant: str
+    status: str
+    problem: str | None
+    events: int
+    duplicates: int
+    next_seq: int
+    parked: int
+    last_event_at: str | None
+    last_received_at: str | None
+    seconds_since_event: float | None
+    config_version: int | None
+    config_latest: int | None
+    config_rejected_version: int | None
+    config_rejected_reason: str | None
+    queue: dict[str, dict[str, int]] = field(default_factory=dict)  # service -> status -> count
+
+    @property
+    def link(self) -> str:
+        """`ok`, `quiet` (nothing for a while), `gap` or `chain_broken`."""
+        if self.status != "ok":
+            return self.status
+        if self.seconds_since_event is not None and self.seconds_since_event > STALE_AFTER_SECONDS:
+            return "quiet"
+        return "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (the console's API)."""
+        return {**self.__dict__, "link": self.link}
+
+
+def _age(value: str | None, now: datetime) -> float | None:
+    if value is None:
+        return None
+    return round(max(0.0, (now - datetime.fromisoformat(value)).total_seconds()), 1)
+
+
+def overview(engine: Engine, now: datetime | None = None) -> dict[str, Any]:
+    """Everything the console page shows, read in one transaction."""
+    now = now or datetime.now(UTC)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(branches).order_by(branches.c.tenant, branches.c.branch_id)).all()
+        latest: dict[str, int] = dict(
+            conn.execute(
+                sa.select(config_versions.c.branch_id, sa.func.max(config_versions.c.version)).group_by(
+                    config_versions.c.branch_id
+                )
+            ).all()
+        )
+        parked_counts: dict[str, int] = dict(
+            conn.execute(sa.select(parked.c.branch_id, sa.func.count()).group_by(parked.c.branch_id)).all()
+        )
+        queue_rows = conn.execute(
+            sa.select(tickets.c.branch_id, tickets.c.service_id, tickets.c.status, sa.func.count())
+            .where(tickets.c.status.in_(LIVE_STATUSES))
+            .group_by(tickets.c.branch_id, tickets.c.service_id, tickets.c.status)
+        ).all()
+        type_counts = conn.execute(
+            sa.select(events.c.type, sa.func.count()).group_by(events.c.type).order_by(events.c.type)
+        ).all()
+    views = {
+        r.branch_id: BranchView(
+            branch_id=r.branch_id,
+            tenant=r.tenant,
+            status=r.status,
+            problem=r.problem,
+            events=r.events,
+            duplicates=r.duplicates,
+            next_seq=r.next_seq,
+            parked=parked_counts.get(r.branch_id, 0),
+            last_event_at=r.last_event_at,
+            last_received_at=r.last_received_at,
+            seconds_since_event=_age(r.last_event_at, now),
+            config_version=r.config_version,
+            config_latest=latest.get(r.branch_id),
+            config_rejected_version=r.config_rejected_version,
+            config_rejected_reason=r.config_rejected_reason,
+        )
+        for r in rows
+    }
+    for branch_id, service_id, status, count in queue_rows:
+        if branch_id in views:
+            views[branch_id].queue.setdefault(service_id, dict.fromkeys(LIVE_STATUSES, 0))[status] = count
+    return {
+        "generated_at": now.isoformat(),
+        "branches": list(views.values()),
+        "event_counts": [{"type": t, "count": n} for t, n in type_counts],
+        "total_events": sum(n for _t, n in type_counts),
+    }

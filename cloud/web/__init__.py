@@ -1,0 +1,1 @@
+"""The HQ console (Litestar + Jinja, server-rendered)."""

@@ -1,0 +1,96 @@
+"""The cloud hub's web app: the console page, its JSON twin, health; the event consumers run in its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request, get
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Template
+from litestar.template.config import TemplateConfig
+from sqlalchemy.engine import Engine
+
+from cloud.console import overview
+from cloud.consumer import EventConsumer
+from cloud.store import create_store_engine
+
+log = logging.getLogger("qms.cloud.web")
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    """Where the hub stores data, which NATS it consumes, and how many consumers it runs."""
+
+    db_url: str
+    nats_servers: tuple[str, ...] = ()
+    workers: int = 1
+    nats_options: dict[str, Any] = field(default_factory=dict)
+
+
+def _engine(request: Request[Any, Any, Any]) -> Engine:
+    engine: Engine = request.app.state["engine"]
+    return engine
+
+
+@get("/", sync_to_thread=True)
+def console(request: Request[Any, Any, Any]) -> Template:
+    """The console: branches with link state and config version, live queues, event counts."""
+    return Template(template_name="console.html", context=overview(_engine(request)))
+
+
+@get("/api/v1/branches", sync_to_thread=True)
+def branches_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The console's data as JSON (for automation and tests)."""
+    data = overview(_engine(request))
+    return {**data, "branches": [b.as_dict() for b in data["branches"]]}
+
+
+@get("/api/v1/health", sync_to_thread=False)
+def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Liveness and the consumers' counters."""
+    consumer: EventConsumer | None = request.app.state.get("consumer")
+    stats = consumer.stats if consumer else None
+    return {
+        "status": "ok",
+        "consuming": consumer is not None,
+        "applied": stats.applied if stats else 0,
+        "duplicates": stats.duplicates if stats else 0,
+        "last_error": stats.last_error if stats else None,
+    }
+
+
+def create_app(settings: CloudSettings) -> Litestar:
+    """Build the hub's app; with NATS servers configured, the durable consumers start and stop with it."""
+    engine = create_store_engine(settings.db_url)
+    state: dict[str, Any] = {"engine": engine, "consumer": None}
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        consumer = None
+        if settings.nats_servers:
+            consumer = EventConsumer(
+                engine, list(settings.nats_servers), workers=settings.workers, connect_options=settings.nats_options
+            )
+            await consumer.start()
+            app.state["consumer"] = consumer
+        try:
+            yield
+        finally:
+            if consumer is not None:
+                await consumer.stop()
+            await asyncio.to_thread(engine.dispose)
+
+    return Litestar(
+        route_handlers=[console, branches_json, health],
+        state=state,  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        logging_config=None,
+    )

@@ -1,0 +1,47 @@
+"""`qms-cloud`: issuing branch credentials writes a private seed and the nats-server users; listing branches."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cloud.cli import app
+from cloud.credentials import public_key_of
+
+runner = CliRunner()
+
+
+def test_branch_add_issues_an_nkey_and_the_server_users(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cloud.sqlite3'}"
+    args = ["--db-url", db, "--keys-dir", str(tmp_path / "keys"), "--auth-out", str(tmp_path / "auth.conf")]
+    first = runner.invoke(app, ["branch", "add", "acme", "jkt-sudirman", *args])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, ["branch", "add", "acme", "bdg-dago", *args])
+    assert second.exit_code == 0, second.output
+    seed = tmp_path / "keys" / "acme.jkt-sudirman.nk"
+    assert stat.S_IMODE(seed.stat().st_mode) == 0o600
+    assert seed.read_text().startswith("SU")
+    auth = (tmp_path / "auth.conf").read_text()
+    assert public_key_of(seed) in auth
+    assert '"qms.evt.acme.jkt-sudirman"' in auth
+    assert '"_INBOX_acme_bdg-dago.>"' in auth
+    assert public_key_of(tmp_path / "keys" / "hub.nk") in auth
+    rotated = runner.invoke(app, ["branch", "add", "acme", "jkt-sudirman", *args])
+    assert rotated.exit_code == 0
+    assert public_key_of(seed) in (tmp_path / "auth.conf").read_text()
+    assert (tmp_path / "auth.conf").read_text().count("qms.evt.acme.jkt-sudirman") == 1
+
+
+def test_branch_add_refuses_ids_that_are_not_subject_tokens(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["branch", "add", "acme", "jkt.sudirman", "--db-url",
+                                 f"sqlite:///{tmp_path / 'c.sqlite3'}"])  # fmt: skip
+    assert result.exit_code == 1
+    assert "cannot be a NATS subject token" in result.output
+
+
+def test_branch_list_on_an_empty_store(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["branch", "list", "--db-url", f"sqlite:///{tmp_path / 'c.sqlite3'}"])
+    assert result.exit_code == 0
+    assert result.output == ""

@@ -1,0 +1,39 @@
+"""The HQ console page and its JSON twin over a store filled with real replicated events (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar.testing import TestClient
+
+from cloud.apply import Incoming, apply_batch
+from cloud.store import create_store_engine
+from cloud.web.app import CloudSettings, create_app
+from tests.cloud.branch_events import make_branch_events, subject
+
+
+def test_console_shows_branches_queues_and_event_counts(store_url: str, tmp_path: Path) -> None:
+    one = make_branch_events(tmp_path / "one", "jkt-sudirman", tickets=20)
+    two = make_branch_events(tmp_path / "two", "bdg-dago", tickets=4)
+    engine = create_store_engine(store_url)
+    apply_batch(engine, [Incoming(subject("jkt-sudirman"), o.payload) for o in one])
+    apply_batch(engine, [Incoming(subject("bdg-dago"), o.payload) for o in two[:2] + two[3:]])  # seq 3 missing
+    engine.dispose()
+    with TestClient(app=create_app(CloudSettings(db_url=store_url))) as client:
+        data = client.get("/api/v1/branches").json()
+        page = client.get("/")
+    by_id = {b["branch_id"]: b for b in data["branches"]}
+    assert by_id["jkt-sudirman"]["link"] == "ok"
+    assert by_id["jkt-sudirman"]["events"] == len(one)
+    assert by_id["jkt-sudirman"]["config_version"] == 1
+    assert by_id["jkt-sudirman"]["queue"]["teller"] == {"waiting": 11, "called": 1, "serving": 0}
+    assert by_id["bdg-dago"]["link"] == "gap"
+    assert by_id["bdg-dago"]["problem"] == "missing seq 3..3"
+    assert by_id["bdg-dago"]["parked"] == len(two) - 3
+    counts = {row["type"]: row["count"] for row in data["event_counts"]}
+    assert counts["ticket.created"] == 20 + 1  # bdg-dago: config.applied, then one ticket before the gap
+    assert data["total_events"] == len(one) + 2
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    for text in ("jkt-sudirman", "bdg-dago", "missing seq 3..3", "ticket.created", "runs v1"):
+        assert text in page.text
