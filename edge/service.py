@@ -19,6 +19,8 @@ from typing import Any
 import msgspec
 import uuid_utils
 
+from edge.audit import AuditEntry
+from edge.audit import insert as insert_audit
 from edge.engine import Ticket, decide, evolve
 from edge.engine import commands as c
 from edge.engine.decide import next_deadline, no_ticket_reason
@@ -67,6 +69,7 @@ class _Work:
     future: concurrent.futures.Future[Any]
     command: c.Command | None = None
     store_fn: Callable[[sqlite3.Connection], Any] | None = None
+    audit: AuditEntry | None = None  # written in the command's transaction when it succeeds
 
 
 class RequestIdReused(DomainError):
@@ -135,10 +138,13 @@ class QueueService:
 
     # ---- submitting work -------------------------------------------------------------------------------------
 
-    def submit(self, command: c.Command) -> concurrent.futures.Future[Outcome]:
-        """Queue a command; the future resolves after its transaction committed (or with its DomainError)."""
+    def submit(self, command: c.Command, audit: AuditEntry | None = None) -> concurrent.futures.Future[Outcome]:
+        """Queue a command; the future resolves after its transaction committed (or with its DomainError).
+
+        With `audit`, the entry is written in the same transaction when the command succeeds (not on a replay).
+        """
         future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
-        self._queue.put(_Work(future, command=command))
+        self._queue.put(_Work(future, command=command, audit=audit))
         return future
 
     def execute(self, command: c.Command, timeout: float = 30.0) -> Outcome:
@@ -281,9 +287,12 @@ class QueueService:
             return work, result, None
         assert work.command is not None
         try:
-            return work, self._command(work.command, now, committed, touched), None
+            outcome = self._command(work.command, now, committed, touched)
         except DomainError as exc:
             return work, None, exc
+        if work.audit is not None and not outcome.replayed:
+            insert_audit(self._conn, work.audit, now, outcome.events[-1].seq if outcome.events else None)
+        return work, outcome, None
 
     def _command(self, cmd: c.Command, now: datetime, committed: list[Event], touched: dict[str, Ticket]) -> Outcome:
         fingerprint = None

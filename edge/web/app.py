@@ -26,6 +26,7 @@ from edge.web.api import APP_DEPENDENCIES, ROUTE_HANDLERS
 from edge.web.deps import Appliance
 from edge.web.problems import on_domain_error, on_http_error, on_unexpected
 from edge.web.replication_api import replication_status
+from edge.web.staff import staff_router, template_config
 from edge.web.stream import Broadcaster
 
 API_MAX_BODY_BYTES = 64 * 1024  # commands are small; the config route allows more
@@ -78,7 +79,8 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
 
     return Litestar(
-        route_handlers=[api, metrics],
+        route_handlers=[api, metrics, staff_router()],
+        template_config=template_config(),
         state={"appliance": app_wiring, "replication": replication},  # type: ignore[arg-type]
         lifespan=[lifespan],
         plugins=[ProblemDetailsPlugin()],

@@ -1,0 +1,338 @@
+"""Branch admin: services, counters, areas (applied as a new config version), users and roles, the audit viewer."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.di import Provide
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+
+from edge import audit as audit_log
+from edge.auth import ROLES, find_user, hash_password, list_users
+from edge.engine import commands as c
+from edge.engine.errors import DomainError
+from edge.web.deps import appliance
+from edge.web.staff import boards
+from edge.web.staff.forms import (
+    FormError,
+    area_from_form,
+    checked_config,
+    counter_from_form,
+    hours_text,
+    replace_item,
+    service_from_form,
+)
+from edge.web.staff.pages import run
+from edge.web.staff.render import error_message, render, translator
+from edge.web.staff.session import Refused, StaffDep, check_csrf, entry, provide_staff, revoke_user_sessions
+from sync.contract_config import BranchConfig
+
+STAFF_ROLES = [r for r in ROLES if r != "device"]
+MIN_PASSWORD = 8
+
+
+def _config(request: Request[Any, Any, Any]) -> BranchConfig:
+    config = appliance(request).service.view.state.config
+    if config is None:
+        raise Refused("not_configured", status=404)
+    return config
+
+
+def _base_version(form: dict[str, Any]) -> int:
+    raw = str(form.get("base_version", ""))
+    if not raw.isdigit():
+        raise Refused("input", status=422)
+    return int(raw)
+
+
+class AdminPages(Controller):
+    """`/staff/admin`: the configuration document edited through forms, users, and the audit log."""
+
+    path = "/staff/admin"
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/", sync_to_thread=False)
+    def overview(self, request: Request[Any, Any, Any], staff: StaffDep) -> Template:
+        """Areas, services and counters at a glance, with their edit links."""
+        staff.require("admin")
+        return render(
+            request,
+            "staff/admin.html",
+            staff,
+            config=_config(request),
+            notice=request.query_params.get("msg"),
+            error=request.query_params.get("err"),
+        )
+
+    @get("/services/{service_id:str}", sync_to_thread=False)
+    def service_form(self, request: Request[Any, Any, Any], staff: StaffDep, service_id: FromPath[str]) -> Template:
+        """Edit a service (`new` for a new one)."""
+        staff.require("admin")
+        config = _config(request)
+        service = config.service(service_id)
+        if service is None and service_id != "new":
+            raise Refused("not_found", status=404)
+        return render(
+            request,
+            "staff/admin_service.html",
+            staff,
+            config=config,
+            service=service,
+            hours=hours_text(service.hours if service else None),
+            errors=[],
+            form=None,
+        )
+
+    @get("/counters/{counter_id:str}", sync_to_thread=False)
+    def counter_form(self, request: Request[Any, Any, Any], staff: StaffDep, counter_id: FromPath[str]) -> Template:
+        """Edit a counter and its services (`new` for a new one)."""
+        staff.require("admin")
+        config = _config(request)
+        counter = config.counter(counter_id)
+        if counter is None and counter_id != "new":
+            raise Refused("not_found", status=404)
+        return render(request, "staff/admin_counter.html", staff, config=config, counter=counter, errors=[], form=None)
+
+    @post("/config/{kind:str}")
+    async def save(
+        self, request: Request[Any, Any, Any], staff: StaffDep, kind: FromPath[str]
+    ) -> Response[Any] | Template:
+        """Apply an edited service, counter or area as a new config version (stale base version -> clear message)."""
+        staff.require("admin")
+        raw = await request.form()
+        form: dict[str, Any] = dict(raw)
+        form["services"] = raw.getall("services") if "services" in raw else []
+        await check_csrf(request, staff, form)
+        config = _config(request)
+        old_id = str(form.get("old_id") or "") or None
+        try:
+            updated = _edited(config, kind, form, old_id)
+            cmd = c.ApplyConfig(
+                actor=staff.username,
+                config=checked_config(updated),
+                base_version=_base_version(form),
+                source="staff-ui",
+            )
+            item_id = str(form.get("id") or old_id)
+            audit = entry(
+                request,
+                staff.username,
+                staff.role,
+                f"config_{kind}",
+                target=f"{kind}:{item_id}",
+                change="update" if old_id else "create",
+                base_version=form.get("base_version"),
+            )
+            response = await run(appliance(request), cmd, audit)
+        except (FormError, DomainError) as exc:
+            errors = exc.errors if isinstance(exc, FormError) else [error_message(request, exc)]
+            if isinstance(exc, DomainError):
+                errors += [str(e) for e in exc.extra.get("errors", [])]  # type: ignore[attr-defined]
+            return self._form_again(request, staff, kind, old_id, form, errors)
+        message = translator(request)("Saved. The branch now runs configuration version %(v)s.", v=response["version"])
+        return Redirect(f"/staff/admin/?msg={message}", status_code=303)
+
+    def _form_again(
+        self,
+        request: Request[Any, Any, Any],
+        staff: StaffDep,
+        kind: str,
+        old_id: str | None,
+        form: dict[str, Any],
+        errors: list[str],
+    ) -> Template:
+        config = _config(request)
+        if kind == "service":
+            service = config.service(old_id) if old_id else None
+            return render(
+                request,
+                "staff/admin_service.html",
+                staff,
+                422,
+                config=config,
+                service=service,
+                hours=str(form.get("hours", "")),
+                errors=errors,
+                form=form,
+            )
+        if kind == "counter":
+            counter = config.counter(old_id) if old_id else None
+            return render(
+                request,
+                "staff/admin_counter.html",
+                staff,
+                422,
+                config=config,
+                counter=counter,
+                errors=errors,
+                form=form,
+            )
+        return render(request, "staff/admin.html", staff, 422, config=config, error="; ".join(errors), notice=None)
+
+    # ---- users ---------------------------------------------------------------------------------------------
+
+    @get("/users", sync_to_thread=False)
+    def users(self, request: Request[Any, Any, Any], staff: StaffDep) -> Template:
+        """Users, their roles and counters."""
+        staff.require("admin")
+        return self._users(request, staff)
+
+    def _users(
+        self, request: Request[Any, Any, Any], staff: StaffDep, errors: list[str] | None = None, status: int = 200
+    ) -> Template:
+        users = appliance(request).service.read(list_users)
+        return render(
+            request,
+            "staff/admin_users.html",
+            staff,
+            status,
+            users=[u for u in users if u.role != "device"],
+            roles=STAFF_ROLES,
+            config=_config(request),
+            errors=errors or [],
+            notice=request.query_params.get("msg"),
+        )
+
+    @post("/users")
+    async def save_user(self, request: Request[Any, Any, Any], staff: StaffDep) -> Response[Any] | Template:
+        """Create or update a user; a changed role, counters, password or deactivation signs them out."""
+        staff.require("admin")
+        raw = await request.form()
+        form: dict[str, Any] = dict(raw)
+        await check_csrf(request, staff, form)
+        _ = translator(request)
+        username = str(form.get("username", "")).strip()
+        role = str(form.get("role", ""))
+        password = str(form.get("password", ""))
+        active = str(form.get("active", "")) == "on"
+        config = _config(request)
+        counters = [cid for cid in raw.getall("counters") if config.counter(cid)] if "counters" in raw else []
+        errors = []
+        if not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            errors.append(_("Username: letters, digits, dot, dash and underscore only."))
+        if role not in STAFF_ROLES:
+            errors.append(_("Choose a role."))
+        if role == "agent" and not counters:
+            errors.append(_("An agent needs at least one counter."))
+        exists = appliance(request).service.read(lambda conn: find_user(conn, username)) is not None
+        if (password or not exists) and len(password) < MIN_PASSWORD:
+            errors.append(_("The password needs at least %(n)s characters.", n=MIN_PASSWORD))
+        if username == staff.username and (role != "admin" or not active):
+            errors.append(_("You cannot remove your own admin access."))
+        if errors:
+            return self._users(request, staff, errors, 422)
+        audit = entry(
+            request,
+            staff.username,
+            staff.role,
+            "user_update" if exists else "user_create",
+            target=f"user:{username}",
+            new_role=role,
+            counters=",".join(counters),
+            active=active,
+            password_changed=bool(password),
+        )
+        # argon2 is slow on purpose: hash off the event loop and off the single writer thread.
+        hashed = await asyncio.to_thread(hash_password, password) if password else None
+        now = appliance(request).service.clock()
+
+        def write(conn: sqlite3.Connection) -> None:
+            save_user(conn, username, hashed, role, counters, active, now)
+            revoke_user_sessions(conn, username)
+            audit_log.insert(conn, audit, now)
+
+        await asyncio.wrap_future(appliance(request).service.submit_store(write))
+        return Redirect(f"/staff/admin/users?msg={_('Saved.')}", status_code=303)
+
+    # ---- audit ---------------------------------------------------------------------------------------------
+
+    @get("/audit", sync_to_thread=False)
+    def audit(
+        self,
+        request: Request[Any, Any, Any],
+        staff: StaffDep,
+        day_from: FromQuery[str | None] = None,
+        day_to: FromQuery[str | None] = None,
+        actor: FromQuery[str | None] = None,
+        action: FromQuery[str | None] = None,
+    ) -> Template:
+        """The audit log, filtered by date range (branch-local days), user and action type."""
+        staff.require("admin")
+        app = appliance(request)
+        tz = boards.zone(app.service.view)
+        since = _local_day(day_from, tz)
+        until = _local_day(day_to, tz)
+        until = until + timedelta(days=1) if until else None
+        rows = app.service.read(
+            lambda conn: audit_log.search(conn, since=since, until=until, actor=actor or None, action=action or None)
+        )
+        actors, actions = app.service.read(audit_log.known_values)
+        return render(
+            request,
+            "staff/audit.html",
+            staff,
+            rows=rows,
+            actors=actors,
+            actions=actions,
+            filters={"day_from": day_from or "", "day_to": day_to or "", "actor": actor or "", "action": action or ""},
+        )
+
+
+def save_user(
+    conn: sqlite3.Connection,
+    username: str,
+    password_hash: str | None,
+    role: str,
+    counters: list[str],
+    active: bool,
+    now: datetime,
+) -> None:
+    """Create a user (a password is required then) or update role, counters, active and optionally the password."""
+    encoded = msgspec.json.encode(counters).decode()
+    if password_hash is not None:
+        conn.execute(
+            "INSERT INTO users (username, password_hash, role, counters, active, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash",
+            (username, password_hash, role, encoded, int(active), now.isoformat()),
+        )
+    conn.execute(
+        "UPDATE users SET role = ?, counters = ?, active = ? WHERE username = ?", (role, encoded, int(active), username)
+    )
+
+
+def _local_day(value: str | None, tz: Any) -> datetime | None:
+    """`2026-11-24` as the start of that day in the branch's timezone."""
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=tz)
+    except ValueError:
+        return None
+
+
+def _edited(config: BranchConfig, kind: str, form: dict[str, Any], old_id: str | None) -> BranchConfig:
+    """The document with one item created or replaced."""
+    if kind == "service":
+        service = service_from_form(form, config.service(old_id) if old_id else None)
+        services = replace_item(config.services, service, old_id)
+        counters = config.counters
+        if old_id and service.id != old_id:  # a renamed service id stays mapped on its counters
+            counters = [
+                msgspec.structs.replace(k, services=[service.id if s == old_id else s for s in k.services])
+                for k in counters
+            ]
+        return msgspec.structs.replace(config, services=services, counters=counters)
+    if kind == "counter":
+        counter = counter_from_form(form, [s.id for s in config.services], config.counter(old_id) if old_id else None)
+        return msgspec.structs.replace(config, counters=replace_item(config.counters, counter, old_id))
+    if kind == "area":
+        area = area_from_form(form)
+        old = old_id if old_id and any(a.id == old_id for a in config.areas) else None
+        return msgspec.structs.replace(config, areas=replace_item(config.areas, area, old))
+    raise Refused("not_found", status=404)

@@ -1,0 +1,139 @@
+"""Admin forms <-> the branch configuration document: parse, validate, and write edits back as a new document."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import msgspec
+
+from sync.contract_config import WEEKDAYS, Area, BranchConfig, Counter, Service, Weekday, structural_errors
+
+T = TypeVar("T")
+Item = TypeVar("Item", Area, Service, Counter)
+_SPAN = re.compile(r"^\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*$")
+
+
+class FormError(Exception):
+    """The form's values are not a valid configuration; the messages say why."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def _int(form: dict[str, Any], key: str, default: int | None = None) -> int | None:
+    raw = str(form.get(key) or "").strip()
+    if not raw:
+        return default
+    if not re.fullmatch(r"-?\d{1,7}", raw):
+        raise FormError([f"{key}: not a whole number"])
+    return int(raw)
+
+
+def _text(form: dict[str, Any], key: str) -> str:
+    return str(form.get(key) or "").strip()
+
+
+def _checked(form: dict[str, Any], key: str) -> bool:
+    return str(form.get(key) or "") in ("on", "true", "1")
+
+
+def hours_text(hours: dict[Weekday, list[tuple[str, str]]] | None) -> str:
+    """Opening hours as editable lines: `mon 08:00-15:00, 16:00-18:00`."""
+    if not hours:
+        return ""
+    return "\n".join(f"{day} {', '.join(f'{a}-{b}' for a, b in hours[day])}" for day in WEEKDAYS if day in hours)
+
+
+def parse_hours(text: str) -> dict[str, list[tuple[str, str]]] | None:
+    """Lines `mon-fri 08:00-15:00, 16:00-18:00` (a day or a day range) -> the document's hours; empty: always open."""
+    result: dict[str, list[tuple[str, str]]] = {}
+    for raw in text.splitlines():
+        line = raw.strip().lower()
+        if not line:
+            continue
+        days, _, spans = line.partition(" ")
+        first, _, last = days.partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            raise FormError([f"hours: {raw.strip()!r} must start with a day (mon..sun) or a range like mon-fri"])
+        span_days = WEEKDAYS[WEEKDAYS.index(first) : WEEKDAYS.index(last or first) + 1]
+        pairs = []
+        for part in spans.split(","):
+            match = _SPAN.match(part)
+            if not match:
+                raise FormError([f"hours: {part.strip()!r} must look like 08:00-15:00"])
+            pairs.append((match[1], match[2]))
+        for day in span_days:
+            result.setdefault(day, []).extend(pairs)
+    return result or None
+
+
+def service_from_form(form: dict[str, Any], existing: Service | None) -> Service:
+    """A Service from the admin form (fields the form does not show are kept from the existing one)."""
+    data: dict[str, Any] = msgspec.to_builtins(existing) if existing else {}
+    names = {lang: _text(form, f"name_{lang}") for lang in ("id", "en") if _text(form, f"name_{lang}")}
+    data.update(
+        id=_text(form, "id") or (existing.id if existing else ""),
+        name=_text(form, "name"),
+        names=names,
+        prefix=_text(form, "prefix").upper(),
+        digits=_int(form, "digits", 3),
+        area_id=_text(form, "area_id") or None,
+        active=_checked(form, "active"),
+        hours=parse_hours(_text(form, "hours")),
+        daily_capacity=_int(form, "daily_capacity"),
+        sla_minutes=_int(form, "sla_minutes", 15),
+        priority_enabled=_checked(form, "priority_enabled"),
+        default_priority=_int(form, "default_priority", 0),
+        grace_seconds=_int(form, "grace_seconds"),
+        no_show_policy=_text(form, "no_show_policy") or "no_show",
+        max_returns=_int(form, "max_returns", 1),
+        avg_service_seconds=_int(form, "avg_service_seconds", 300),
+        outcome_codes=[s.strip() for s in _text(form, "outcome_codes").split(",") if s.strip()],
+    )
+    return _convert(data, Service)
+
+
+def counter_from_form(form: dict[str, Any], services: list[str], existing: Counter | None) -> Counter:
+    """A Counter from the admin form; only configured services can be ticked (and are checked again)."""
+    data: dict[str, Any] = msgspec.to_builtins(existing) if existing else {}
+    chosen = [s for s in services if s in set(form.get("services") or [])]
+    data.update(
+        id=_text(form, "id") or (existing.id if existing else ""),
+        name=_text(form, "name"),
+        area_id=_text(form, "area_id") or None,
+        services=chosen,
+        auto_call=_checked(form, "auto_call"),
+        active=_checked(form, "active"),
+    )
+    if not chosen:
+        raise FormError(["a counter must serve at least one service"])
+    return _convert(data, Counter)
+
+
+def area_from_form(form: dict[str, Any]) -> Area:
+    """An Area from the admin form."""
+    return _convert({"id": _text(form, "id"), "name": _text(form, "name")}, Area)
+
+
+def _convert(data: dict[str, Any], kind: type[T]) -> T:
+    try:
+        return msgspec.convert(data, kind)
+    except msgspec.ValidationError as exc:
+        raise FormError([str(exc)]) from None
+
+
+def replace_item(items: list[Item], item: Item, old_id: str | None) -> list[Item]:
+    """The list with the item replaced (by its old id) or appended."""
+    if old_id is None:
+        return [*items, item]  # type: ignore[list-item]  # mypy cannot widen a constrained TypeVar here
+    return [item if x.id == old_id else x for x in items]
+
+
+def checked_config(config: BranchConfig) -> BranchConfig:
+    """The document if it passes the structural checks (unique ids, known references, prefixes)."""
+    errors = structural_errors(config)
+    if errors:
+        raise FormError(errors)
+    return config

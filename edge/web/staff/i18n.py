@@ -1,0 +1,82 @@
+"""Translations of the staff pages: gettext-style catalogs (English msgid -> text) as JSON, one file per language."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+CATALOGS = Path(__file__).resolve().parent.parent / "i18n"
+LANGUAGES = ("id", "en")
+DEFAULT_LANGUAGE = "id"
+
+
+@cache
+def catalog(lang: str) -> dict[str, str]:
+    """The msgid -> translation map of a language (English msgids stand for themselves; en.json labels codes)."""
+    path = CATALOGS / f"{lang}.json"
+    if not path.exists():
+        return {}
+    data: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+class Translator:
+    """`_("Call next")` in a template; `%(name)s` placeholders are filled from keyword arguments."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+        self._catalog = catalog(self.lang)
+
+    def __call__(self, msgid: str, **values: Any) -> str:
+        """The translation of msgid (msgid itself when missing), with placeholders filled."""
+        text = self._catalog.get(msgid) or msgid
+        return text % values if values else text
+
+
+# Codes shown through `_(code)`: ticket statuses, presences, roles, policies and audit actions.
+DYNAMIC_MSGIDS = (
+    "waiting",
+    "called",
+    "serving",
+    "held",
+    "done",
+    "cancelled",
+    "no_show",
+    "return",
+    "available",
+    "busy",
+    "break",
+    "closed",
+    "admin",
+    "supervisor",
+    "agent",
+    "login",
+    "login_failed",
+    "logout",
+    "call_next",
+    "call",
+    "recall",
+    "start",
+    "complete",
+    "hold",
+    "unhold",
+    "transfer",
+    "cancel",
+    "presence",
+    "close_counter",
+    "set_presence",
+    "reassign",
+    "force_transfer",
+    "config_service",
+    "config_counter",
+    "config_area",
+    "user_create",
+    "user_update",
+)
+
+
+def pick_language(cookie: str | None) -> str:
+    """The language the staff member chose (cookie), else Indonesian: the branch's language, whatever the browser."""
+    return str(cookie) if cookie in LANGUAGES else DEFAULT_LANGUAGE

@@ -1,0 +1,173 @@
+"""Staff web sessions: an opaque cookie backed by a revocable server-side row, CSRF tokens, the current staff member."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from litestar import Request
+from litestar.di import NamedDependency
+
+from edge.audit import AuditEntry
+from edge.auth import STAFF_TOKEN_SECONDS, Principal, User, find_user
+from edge.web.deps import Appliance, appliance
+
+COOKIE = "qms_session"
+LANG_COOKIE = "qms_lang"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+SESSION_LIFETIME = timedelta(seconds=STAFF_TOKEN_SECONDS)
+STAFF_ROLES = ("admin", "supervisor", "agent")
+
+
+class NotSignedIn(Exception):
+    """No valid session: the page handler answers with a redirect to the login page."""
+
+
+class Refused(Exception):
+    """The signed-in staff member may not see or do this."""
+
+    def __init__(self, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Staff:
+    """The signed-in staff member, re-read from the users table on every request (role changes apply at once)."""
+
+    user: User
+    principal: Principal
+    session_id: str
+    csrf: str
+
+    @property
+    def username(self) -> str:
+        """Who."""
+        return self.user.username
+
+    @property
+    def role(self) -> str:
+        """Their role."""
+        return self.user.role
+
+    def require(self, *roles: str) -> None:
+        """Refuse unless the staff member has one of the roles."""
+        if self.role not in roles:
+            raise Refused("role")
+
+    def require_counter(self, counter_id: str) -> None:
+        """Refuse a counter not assigned to an agent (supervisors and admins may use any)."""
+        if not self.principal.may_use_counter(counter_id):
+            raise Refused("counter")
+
+
+def _digest(session_id: str) -> str:
+    """Only a hash of the session id is stored: a copy of the database does not yield live cookies."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def csrf_for(app: Appliance, session_id: str) -> str:
+    """The session's CSRF token: an HMAC of the session id with the appliance's signing key."""
+    return hmac.new(app.issuer.secret, f"csrf:{session_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def client_of(request: Request[Any, Any, Any]) -> tuple[str | None, str | None]:
+    """The caller's address and user agent, for the audit trail."""
+    return (request.client.host if request.client else None), request.headers.get("user-agent")
+
+
+def entry(
+    request: Request[Any, Any, Any], actor: str, role: str | None, action: str, target: str | None = None, **detail: Any
+) -> AuditEntry:
+    """An audit entry for this request."""
+    ip, agent = client_of(request)
+    clean = {k: v for k, v in detail.items() if v not in (None, "")}
+    return AuditEntry(actor=actor, role=role, action=action, target=target, detail=clean, ip=ip, user_agent=agent)
+
+
+def open_session(conn: sqlite3.Connection, username: str, ip: str | None, user_agent: str | None, now: datetime) -> str:
+    """Create a session row (in the writer's transaction); returns the cookie value."""
+    session_id = secrets.token_urlsafe(32)
+    conn.execute(
+        "INSERT INTO staff_sessions (session_hash, username, created_at, expires_at, ip, user_agent)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            _digest(session_id),
+            username,
+            now.isoformat(),
+            (now + SESSION_LIFETIME).isoformat(),
+            ip,
+            (user_agent or "")[:300],
+        ),
+    )
+    conn.execute("DELETE FROM staff_sessions WHERE expires_at < ?", (now.isoformat(),))
+    return session_id
+
+
+def revoke_session(conn: sqlite3.Connection, session_id: str) -> None:
+    """Sign a session out for good (the cookie stops working even if copied)."""
+    conn.execute("UPDATE staff_sessions SET revoked = 1 WHERE session_hash = ?", (_digest(session_id),))
+
+
+def revoke_user_sessions(conn: sqlite3.Connection, username: str) -> None:
+    """Sign a user out everywhere (deactivated, password or role changed)."""
+    conn.execute("UPDATE staff_sessions SET revoked = 1 WHERE username = ?", (username,))
+
+
+def _lookup(conn: sqlite3.Connection, session_id: str, now: datetime) -> tuple[User, str] | None:
+    row = conn.execute(
+        "SELECT username FROM staff_sessions WHERE session_hash = ? AND revoked = 0 AND expires_at > ?",
+        (_digest(session_id), now.isoformat()),
+    ).fetchone()
+    return find_user(conn, row[0]) if row else None
+
+
+def current_staff(request: Request[Any, Any, Any]) -> Staff | None:
+    """The staff member of the request's session cookie, if it is valid and the user is active staff."""
+    session_id = request.cookies.get(COOKIE)
+    if not session_id or len(session_id) > 100:  # noqa: PLR2004 - token_urlsafe(32) is 43 chars
+        return None
+    app = appliance(request)
+    now = datetime.now(UTC)
+    found = app.service.read(lambda conn: _lookup(conn, session_id, now))
+    if found is None:
+        return None
+    user: User = found[0]
+    if not user.active or user.role not in STAFF_ROLES:
+        return None
+    principal = Principal(user.username, user.role, app.service.view.state.branch_id, tuple(user.counters))
+    return Staff(user=user, principal=principal, session_id=session_id, csrf=csrf_for(app, session_id))
+
+
+async def provide_staff(request: Request[Any, Any, Any]) -> Staff:
+    """Dependency: the signed-in staff member; otherwise the login page."""
+    staff = current_staff(request)
+    if staff is None:
+        raise NotSignedIn
+    return staff
+
+
+async def check_csrf(request: Request[Any, Any, Any], staff: Staff, form: dict[str, Any] | None = None) -> None:
+    """Refuse a state-changing request without the session's CSRF token (header or form field)."""
+    sent = request.headers.get(CSRF_HEADER) or (form or {}).get(CSRF_FIELD) or ""
+    if not hmac.compare_digest(str(sent), staff.csrf):
+        raise Refused("csrf", status=403)
+
+
+def same_origin(request: Request[Any, Any, Any]) -> bool:
+    """A browser POST whose Origin (when sent) is this host: blocks cross-site login forms."""
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin is None
+    host = request.headers.get("host", "")
+    return origin.split("://", 1)[-1] == host
+
+
+StaffDep = NamedDependency[Staff]

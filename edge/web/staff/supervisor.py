@@ -1,0 +1,133 @@
+"""The supervisor's floor view: every counter and service live, and audited interventions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import Provide
+from litestar.response import Template
+
+from edge.auth import list_users
+from edge.engine import commands as c
+from edge.engine.errors import DomainError
+from edge.web.deps import appliance
+from edge.web.staff import boards
+from edge.web.staff.pages import answer, run
+from edge.web.staff.render import RETRYABLE, error_message, language, render, translator
+from edge.web.staff.session import Refused, StaffDep, check_csrf, entry, provide_staff
+
+SUPERVISORS = ("admin", "supervisor")
+
+
+def _opt(form: dict[str, Any], key: str) -> str | None:
+    value = str(form.get(key) or "").strip()
+    return value[:500] or None
+
+
+def intervention(actor: str, form: dict[str, Any]) -> tuple[str, c.Command]:
+    """The audit action name and the engine command of a supervisor's intervention."""
+    action = str(form.get("action", ""))
+    ticket_id = _opt(form, "ticket_id") or ""
+    if action == "presence":
+        status = str(form.get("status", ""))
+        counter_id = _opt(form, "counter_id") or ""
+        if status not in ("available", "busy", "break", "closed"):
+            raise Refused("input", status=422)
+        name = "close_counter" if status == "closed" else "set_presence"
+        return name, c.SetPresence(actor=actor, counter_id=counter_id, status=status)  # type: ignore[arg-type]
+    if action == "transfer":
+        to_counter = _opt(form, "to_counter_id")
+        name = "reassign" if to_counter and not _opt(form, "to_service_id") else "force_transfer"
+        cmd = c.Transfer(
+            actor=actor,
+            ticket_id=ticket_id,
+            to_service_id=_opt(form, "to_service_id"),
+            to_counter_id=to_counter,
+            reason=_opt(form, "reason"),
+        )
+        return name, cmd
+    if action == "cancel":
+        return "cancel", c.Cancel(actor=actor, ticket_id=ticket_id, reason=_opt(form, "reason"))
+    if action == "unhold":
+        return "unhold", c.Unhold(actor=actor, ticket_id=ticket_id)
+    raise Refused("input", status=422)
+
+
+class SupervisorPages(Controller):
+    """`/staff/supervisor`: the floor at a glance, live."""
+
+    path = "/staff/supervisor"
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/", sync_to_thread=False)
+    def floor(self, request: Request[Any, Any, Any], staff: StaffDep) -> Template:
+        """The whole page."""
+        return self._floor(request, staff, "staff/supervisor.html")
+
+    @get("/live", sync_to_thread=False)
+    def floor_live(self, request: Request[Any, Any, Any], staff: StaffDep) -> Template:
+        """The live part, re-fetched on each event."""
+        return self._floor(request, staff, "staff/_floor.html")
+
+    def _floor(self, request: Request[Any, Any, Any], staff: StaffDep, template: str) -> Template:
+        staff.require(*SUPERVISORS)
+        app = appliance(request)
+        view = app.service.view
+        now = datetime.now(UTC)
+        by_counter: dict[str, list[str]] = {}
+        for user in app.service.read(list_users):
+            if user.active and user.role == "agent":
+                for counter_id in user.counters:
+                    by_counter.setdefault(counter_id, []).append(user.username)
+        config = view.state.config
+        return render(
+            request,
+            template,
+            staff,
+            counters=boards.counter_lines(view, now, by_counter),
+            services=boards.service_lines(view, now),
+            tickets=boards.active_rows(view, now, language(request)),
+            all_services=config.services if config else [],
+            all_counters=config.counters if config else [],
+            service_name=lambda sid: boards.service_name(
+                config.service(sid) if config else None, language(request), sid
+            ),
+            counter_name=lambda cid: config.counter(cid).name if config and config.counter(cid) else cid,  # type: ignore[union-attr]
+            error=request.query_params.get("err"),
+            notice=request.query_params.get("msg"),
+        )
+
+    @post("/act")
+    async def act(self, request: Request[Any, Any, Any], staff: StaffDep) -> Response[Any]:
+        """An intervention; written to the audit log in the same transaction as its effect."""
+        staff.require(*SUPERVISORS)
+        form = dict(await request.form())
+        await check_csrf(request, staff, form)
+        name, command = intervention(staff.username, form)
+        target = f"counter:{form['counter_id']}" if form.get("counter_id") else f"ticket:{form.get('ticket_id')}"
+        audit = entry(
+            request,
+            staff.username,
+            staff.role,
+            name,
+            target=target,
+            ticket=form.get("ticket_id"),
+            to_service=form.get("to_service_id"),
+            to_counter=form.get("to_counter_id"),
+            reason=form.get("reason"),
+            status=form.get("status"),
+        )
+        try:
+            await run(appliance(request), command, audit)
+        except DomainError as exc:
+            return answer(
+                request,
+                "/staff/supervisor/",
+                False,
+                error_message(request, exc),
+                retry=exc.code in RETRYABLE,
+                status=exc.status,
+            )
+        return answer(request, "/staff/supervisor/", True, translator(request)("Done."))

@@ -1,0 +1,145 @@
+/* Staff console: posts actions without reloading, re-renders live regions on each engine event (SSE),
+   keyboard shortcuts. No framework, no build step. */
+(function () {
+  "use strict";
+  var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  var live = document.getElementById("live");
+  var toast = document.getElementById("toast");
+  var pending = null, refreshing = false, again = false, deferred = false;
+
+  function showToast(message, isError, retry) {
+    if (!toast || !message) { return; }
+    toast.querySelector(".toast-text").textContent = message;
+    toast.classList.toggle("toast-error", !!isError);
+    var btn = toast.querySelector(".toast-retry");
+    btn.hidden = !retry;
+    btn.onclick = retry ? function () { toast.hidden = true; retry(); } : null;
+    toast.hidden = false;
+    clearTimeout(showToast.timer);
+    if (!retry) { showToast.timer = setTimeout(function () { toast.hidden = true; }, isError ? 8000 : 4000); }
+  }
+  if (toast) { toast.querySelector(".toast-close").onclick = function () { toast.hidden = true; }; }
+
+  function liveUrl() {
+    var url = live.getAttribute("data-live");
+    var service = live.getAttribute("data-service");
+    return service ? url + "?service=" + encodeURIComponent(service) : url;
+  }
+
+  /* A region the user is working in (open transfer form, focused field) is left alone until they are done. */
+  function busy(region) {
+    var active = document.activeElement;
+    if (region.querySelector("details[open]")) { return true; }
+    return !!(active && region.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName));
+  }
+
+  function refresh() {
+    if (!live) { return Promise.resolve(); }
+    if (refreshing) { again = true; return Promise.resolve(); }
+    refreshing = true;
+    return fetch(liveUrl(), { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 401) { window.location.reload(); return null; }
+        return r.ok ? r.text() : null;
+      })
+      .then(function (html) {
+        if (html === null || html === undefined) { return; }
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var regions = doc.querySelectorAll("[data-region]");
+        deferred = false;
+        if (!regions.length) { live.innerHTML = html; return; }
+        regions.forEach(function (fresh) {
+          var name = fresh.getAttribute("data-region");
+          var current = live.querySelector('[data-region="' + name + '"]');
+          if (!current) { return; }
+          if (busy(current)) { deferred = true; return; }
+          current.replaceWith(document.importNode(fresh, true));
+        });
+        var seq = doc.querySelector("[data-seq]");
+        if (seq) { live.setAttribute("data-seq", seq.getAttribute("data-seq")); }
+      })
+      .catch(function () { /* the next event or the periodic refresh tries again */ })
+      .finally(function () {
+        refreshing = false;
+        if (again) { again = false; refresh(); }
+      });
+  }
+
+  function schedule() {
+    if (pending) { return; }
+    pending = setTimeout(function () { pending = null; refresh(); }, 60);
+  }
+
+  function post(form, submitter) {
+    var data = new FormData(form);
+    if (submitter && submitter.name) { data.set(submitter.name, submitter.value); }
+    var need = form.getAttribute("data-need-target");
+    if (need && !data.get("to_service_id") && !data.get("to_counter_id")) { showToast(need, true); return; }
+    var buttons = form.querySelectorAll("button");
+    buttons.forEach(function (b) { b.setAttribute("aria-busy", "true"); b.disabled = true; });
+    var send = function () {
+      return fetch(form.getAttribute("action"), {
+        method: "POST", body: new URLSearchParams(data), credentials: "same-origin",
+        headers: { "X-Requested-With": "fetch", "X-CSRF-Token": csrf }
+      }).then(function (r) {
+        if (r.status === 401) { window.location.reload(); return null; }
+        return r.json().catch(function () { return { ok: false, message: r.statusText }; });
+      }).then(function (body) {
+        if (!body) { return; }
+        if (body.ok) { if (body.message) { showToast(body.message, false); } }
+        else { showToast(body.message, true, body.retry ? send : null); }
+        return refresh();
+      }).catch(function () { showToast(document.documentElement.lang === "en" ? "Connection lost. Retry?" : "Koneksi terputus. Coba lagi?", true, send); });
+    };
+    send().finally(function () { buttons.forEach(function (b) { b.removeAttribute("aria-busy"); b.disabled = false; }); });
+  }
+
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (!form.hasAttribute("data-act")) { return; }
+    ev.preventDefault();
+    var confirmText = form.getAttribute("data-confirm");
+    if (confirmText && !window.confirm(confirmText)) { return; }
+    post(form, ev.submitter);
+  });
+
+  document.addEventListener("change", function (ev) {
+    var form = ev.target.form;
+    if (!form || !form.hasAttribute("data-filter") || !live) { return; }
+    var value = ev.target.value;
+    live.setAttribute("data-service", value);
+    var url = new URL(window.location.href);
+    if (value) { url.searchParams.set("service", value); } else { url.searchParams.delete("service"); }
+    history.replaceState(null, "", url);
+    refresh();
+  });
+
+  /* Frequent actions from the keyboard: N call next, S start, R recall, C complete, H hold. */
+  document.addEventListener("keydown", function (ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) { return; }
+    var t = ev.target;
+    if (t && /^(INPUT|SELECT|TEXTAREA)$/.test(t.tagName)) { return; }
+    var key = (ev.key || "").toLowerCase();
+    var btn = document.querySelector('[data-region="now"] [data-key="' + key + '"]');
+    if (btn && !btn.disabled) { ev.preventDefault(); btn.click(); }
+  });
+
+  document.addEventListener("toggle", function (ev) {
+    if (ev.target.tagName === "DETAILS" && !ev.target.open && deferred) { refresh(); }
+  }, true);
+  document.addEventListener("focusout", function () { if (deferred) { setTimeout(function () { if (deferred) { refresh(); } }, 0); } });
+
+  if (live && window.EventSource) {
+    var source = new EventSource("/staff/events");
+    source.onmessage = schedule;
+    source.onopen = schedule; /* after a reconnect, catch up on anything missed */
+  }
+  /* Waiting times tick even when nothing happens. */
+  if (live) { setInterval(refresh, 30000); }
+
+  var clock = document.querySelector("[data-clock]");
+  if (clock) {
+    var fmt = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", timeZone: clock.getAttribute("data-tz") || undefined });
+    setInterval(function () { clock.textContent = fmt.format(new Date()); }, 10000);
+  }
+})();
