@@ -33,6 +33,7 @@ from sync.contract import (
 )
 from sync.relay import SUBJECT_PREFIX
 
+UNPARK_CHUNK = 5000
 _STATUS_AFTER = {
     "ticket.called": "called",
     "ticket.recalled": "called",
@@ -132,12 +133,12 @@ def _apply_branch(
             pending[seq] = (data, event)
     to_apply: list[Event] = []
     problem: str | None = row.problem if status == "chain_broken" else None
+    from_parking: set[int] = set()
     while status != "chain_broken":
         if next_seq not in pending:
-            drained = _take_parked(conn, branch_id, next_seq)
-            if drained is None:
+            if not _unpark(conn, branch_id, next_seq, pending, from_parking):
                 break
-            pending[next_seq] = drained
+            continue
         data, event = pending.pop(next_seq)
         event = event or event_decoder.decode(data)
         error = verify_link(event, last_hash)
@@ -148,17 +149,18 @@ def _apply_branch(
             break
         to_apply.append(event)
         last_hash, next_seq = event.hash, next_seq + 1
-    # A parked copy of an event that has meanwhile arrived in order is stale.
+    # Applied events leave the parking table (and so does a parked copy of one that arrived in order meanwhile).
     conn.execute(sa.delete(parked).where(parked.c.branch_id == branch_id, parked.c.seq < next_seq))
-    if pending:  # out of order or behind a broken link: keep them until their turn
+    newly_parked = [(seq, data) for seq, (data, _) in pending.items() if seq not in from_parking]
+    if newly_parked:  # out of order or behind a broken link: keep them until their turn
         conn.execute(
             insert_ignore(conn, parked),
             [
                 {"branch_id": branch_id, "seq": seq, "body": data.decode(), "received_at": now}
-                for seq, (data, _) in pending.items()
+                for seq, data in newly_parked
             ],
         )
-        result.parked += len(pending)
+        result.parked += len(newly_parked)
     if status != "chain_broken":
         waiting = conn.execute(
             sa.select(sa.func.min(parked.c.seq)).where(parked.c.branch_id == branch_id)
@@ -192,15 +194,28 @@ def verify_link(event: Event, last_hash: str) -> str | None:
     return None
 
 
-def _take_parked(conn: Connection, branch_id: str, seq: int) -> tuple[bytes, Event | None] | None:
-    """A parked event that is now next in line, removed from the parking table."""
-    body = conn.execute(
-        sa.select(parked.c.body).where(parked.c.branch_id == branch_id, parked.c.seq == seq)
-    ).scalar_one_or_none()
-    if body is None:
-        return None
-    conn.execute(sa.delete(parked).where(parked.c.branch_id == branch_id, parked.c.seq == seq))
-    return body.encode(), None
+def _unpark(
+    conn: Connection,
+    branch_id: str,
+    next_seq: int,
+    pending: dict[int, tuple[bytes, Event | None]],
+    from_parking: set[int],
+) -> bool:
+    """Load parked events from `next_seq` on into `pending` (one query per chunk); False when it is not parked."""
+    if next_seq in from_parking:
+        return False
+    rows = conn.execute(
+        sa.select(parked.c.seq, parked.c.body)
+        .where(parked.c.branch_id == branch_id, parked.c.seq >= next_seq)
+        .order_by(parked.c.seq)
+        .limit(UNPARK_CHUNK)
+    ).all()
+    for seq, body in rows:
+        if seq not in pending:
+            pending[seq] = (body.encode(), None)
+            from_parking.add(seq)
+    from_parking.add(next_seq)  # never query twice for the same position
+    return next_seq in pending
 
 
 def _write_events(conn: Connection, branch_id: str, applied: Sequence[Event], now: str) -> None:
@@ -227,9 +242,26 @@ def _write_events(conn: Connection, branch_id: str, applied: Sequence[Event], no
     created, updated = _ticket_changes(applied)
     if created:
         conn.execute(insert_ignore(conn, tickets), [{"branch_id": branch_id, **row} for row in created.values()])
-    for ticket_id, change in updated.items():
-        where = (tickets.c.branch_id == branch_id) & (tickets.c.ticket_id == ticket_id)
-        conn.execute(sa.update(tickets).where(where).values(**change))
+    if updated:
+        conn.execute(
+            sa.update(tickets)
+            .where(tickets.c.branch_id == sa.bindparam("b_branch"), tickets.c.ticket_id == sa.bindparam("b_ticket"))
+            .values(
+                status=sa.bindparam("b_status"),
+                updated_at=sa.bindparam("b_at"),
+                service_id=sa.func.coalesce(sa.bindparam("b_service", type_=sa.String), tickets.c.service_id),
+            ),
+            [
+                {
+                    "b_branch": branch_id,
+                    "b_ticket": ticket_id,
+                    "b_status": change["status"],
+                    "b_at": change["updated_at"],
+                    "b_service": change.get("service_id"),
+                }
+                for ticket_id, change in updated.items()
+            ],
+        )
 
 
 def _ticket_changes(applied: Iterable[Event]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
