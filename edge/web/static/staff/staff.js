@@ -33,6 +33,18 @@
     return !!(active && region.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName));
   }
 
+  /* What the agent already picked (an outcome, a transfer target, a reason) survives a live re-render. */
+  function keepChoices(from, to) {
+    from.querySelectorAll("select[id], input[id]:not([type=hidden]), textarea[id]").forEach(function (el) {
+      var twin = to.querySelector("#" + CSS.escape(el.id));
+      if (twin && twin.tagName === el.tagName && el.value !== el.defaultValue && el.type !== "checkbox") {
+        twin.value = el.value;
+      } else if (twin && el.tagName === "SELECT" && el.selectedIndex > 0) {
+        twin.value = el.value;
+      }
+    });
+  }
+
   function refresh() {
     if (!live) { return Promise.resolve(); }
     if (refreshing) { again = true; return Promise.resolve(); }
@@ -53,7 +65,9 @@
           var current = live.querySelector('[data-region="' + name + '"]');
           if (!current) { return; }
           if (busy(current)) { deferred = true; return; }
-          current.replaceWith(document.importNode(fresh, true));
+          var next = document.importNode(fresh, true);
+          keepChoices(current, next);
+          current.replaceWith(next);
         });
         var seq = doc.querySelector("[data-seq]");
         if (seq) { live.setAttribute("data-seq", seq.getAttribute("data-seq")); }
@@ -86,7 +100,13 @@
         return r.json().catch(function () { return { ok: false, message: r.statusText }; });
       }).then(function (body) {
         if (!body) { return; }
-        if (body.ok) { if (body.message) { showToast(body.message, false); } }
+        if (body.ok) {
+          if (body.message) { showToast(body.message, false); }
+          /* the action is done: its form no longer holds the region back from the fresh state */
+          var region = form.closest("[data-region]");
+          if (region) { region.querySelectorAll("details[open]").forEach(function (d) { d.open = false; }); }
+          if (document.activeElement && form.contains(document.activeElement)) { document.activeElement.blur(); }
+        }
         else { showToast(body.message, true, body.retry ? send : null); }
         return refresh();
       }).catch(function () { showToast(document.documentElement.lang === "en" ? "Connection lost. Retry?" : "Koneksi terputus. Coba lagi?", true, send); });
