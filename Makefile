@@ -8,6 +8,10 @@ MAKEFLAGS += --no-builtin-rules
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# ESPHome pins paho-mqtt 1.x, zeroconf and uvicorn versions that clash with the appliance's: its own venv.
+ESPHOME_VENV ?= .venv-esphome
+ESPHOME_VERSION := 2026.6.5
+ESPHOME_STAMP := $(ESPHOME_VENV)/.installed-$(ESPHOME_VERSION)
 HOST ?= 0.0.0.0
 PORT ?= 8080
 DEMO_DIR ?= .demo-data
@@ -31,7 +35,7 @@ SYSTEM_PKGS := mosquitto:mosquitto chromium:chromium sox:sox espeak-ng:espeak-ng
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-venv: $(STAMP) ## create .venv and install qms with the test extra
+venv: $(STAMP) $(ESPHOME_STAMP) ## create .venv (qms + test extra) and .venv-esphome (firmware checks)
 
 $(STAMP): pyproject.toml
 	@echo "==> venv: $(VENV)"
@@ -46,6 +50,12 @@ $(STAMP): pyproject.toml
 	fi
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e '.[test]'
+	@touch "$@"
+
+$(ESPHOME_STAMP): | $(STAMP)
+	@echo "==> esphome $(ESPHOME_VERSION) in $(ESPHOME_VENV) (validates firmware-configs/)"
+	[ -x "$(ESPHOME_VENV)/bin/python" ] || python3 -m venv "$(ESPHOME_VENV)"
+	$(ESPHOME_VENV)/bin/python -m pip install -q "esphome==$(ESPHOME_VERSION)"
 	@touch "$@"
 
 system-deps: ## install Debian packages the tests need (only the missing ones)

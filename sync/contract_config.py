@@ -71,6 +71,54 @@ class Counter(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     active: bool = True
 
 
+Color = Annotated[str, Meta(pattern=r"^#[0-9A-Fa-f]{6}$", description="#RRGGBB")]
+MediaSrc = Annotated[str, Meta(min_length=1, max_length=500, pattern=r"^(/|https?://)", description="media URL")]
+
+
+class Branding(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How display boards look: logo and colours (high contrast by default)."""
+
+    logo_url: MediaSrc | None = None
+    background_color: Color = "#0B1220"
+    text_color: Color = "#FFFFFF"
+    accent_color: Color = "#FFC928"
+    panel_color: Color = "#16213A"
+
+
+class Slide(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One signage item (image, video or HTML page) shown beside the calls, optionally on a schedule."""
+
+    kind: Literal["image", "video", "html"]
+    src: MediaSrc
+    seconds: Annotated[int, Meta(ge=1, le=3600)] = 10
+    days: list[Weekday] = []  # empty: every day
+    start: Clock | None = None  # local time window [start, end); None: all day
+    end: Clock | None = None
+    areas: list[Ident] = []  # empty: every area's boards
+
+
+class Display(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Display boards: branding, how many recent calls, the signage playlist."""
+
+    branding: Branding = msgspec.field(default_factory=Branding)
+    recent_calls: Annotated[int, Meta(ge=0, le=12)] = 6
+    playlist: list[Slide] = []
+
+
+class Announcements(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Spoken announcements of calls and recalls, per area."""
+
+    enabled: bool = True
+    languages: list[Lang] = []  # empty: the branch's languages
+    chime: bool = True
+    quiet_hours: list[tuple[Clock, Clock]] = []  # local [start, end) spans, may cross midnight; boards still update
+    min_gap_ms: Annotated[int, Meta(ge=0, le=10000)] = 600  # silence between two announcements of one area
+    recall_repeats: Annotated[int, Meta(ge=1, le=3)] = 2  # a recall is spoken this many times
+    outputs: list[Literal["speaker", "board", "mqtt"]] = msgspec.field(
+        default_factory=lambda: ["speaker", "board", "mqtt"]
+    )
+
+
 class BranchConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The whole configuration of one branch, replaced as one document under optimistic concurrency."""
 
@@ -84,6 +132,8 @@ class BranchConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     areas: list[Area] = []
     services: list[Service] = []
     counters: list[Counter] = []
+    display: Display = msgspec.field(default_factory=Display)
+    announcements: Announcements = msgspec.field(default_factory=Announcements)
 
     def service(self, service_id: str) -> Service | None:
         """The service with this id, if configured (O(1): routing asks this per waiting ticket)."""
