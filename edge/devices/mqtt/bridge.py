@@ -281,6 +281,8 @@ class MqttBridge:
             log.warning("MQTT command for counter %s is malformed: %s", counter_id, exc)
             return
         refused = self.check_device(cmd.device_id, counter_id) if self.check_device else None
+        if refused is None and self.on_presence is not None:
+            self.on_presence(cmd.device_id, True, datetime.now(UTC))  # a press is a sign of life (last seen)
         if refused is not None:
             self._reply(cmd, {"ok": False, "code": refused, "detail": f"device {cmd.device_id!r}: {refused}"})
             return
