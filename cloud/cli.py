@@ -63,6 +63,9 @@ def serve(
     host: Annotated[str, typer.Option(envvar="QMS_CLOUD_HOST")] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="QMS_CLOUD_PORT")] = 8090,
     workers: Annotated[int, typer.Option(help="Pull loops on the durable consumer in this process.")] = 2,
+    replicas: Annotated[
+        int, typer.Option(envvar="QMS_NATS_REPLICAS", help="Replicas of QMS_EVENTS and qms_config (3 on a cluster).")
+    ] = 1,
     log_level: str = "info",
 ) -> None:
     """Run the console and (with --nats-url) the durable consumers that apply branch events."""
@@ -72,7 +75,11 @@ def serve(
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = CloudSettings(
-        db_url=db_url, nats_servers=tuple(_servers(nats_url)), workers=workers, nats_options=_nats_options(nats_nkey)
+        db_url=db_url,
+        nats_servers=tuple(_servers(nats_url)),
+        workers=workers,
+        replicas=replicas,
+        nats_options=_nats_options(nats_nkey),
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
 

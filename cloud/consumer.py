@@ -91,6 +91,7 @@ class EventConsumer:
         batch: int = 500,
         durable: str = DURABLE,
         connect_options: dict[str, Any] | None = None,
+        replicas: int = 1,
     ) -> None:
         self.engine = engine
         self.servers = servers
@@ -98,6 +99,7 @@ class EventConsumer:
         self.batch = batch
         self.durable = durable
         self.connect_options = connect_options or {}
+        self.replicas = replicas  # R3 on the production cluster: the stream and bucket survive a node loss
         self.stats = ConsumerStats()
         self._nc: NatsClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -127,8 +129,8 @@ class EventConsumer:
                     servers=self.servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5, **self.connect_options
                 )
                 js = self._nc.jetstream()
-                await ensure_stream(js)
-                await ensure_config_bucket(js)
+                await ensure_stream(js, replicas=self.replicas)
+                await ensure_config_bucket(js, replicas=self.replicas)
                 config = ConsumerConfig(
                     durable_name=self.durable,
                     ack_policy=AckPolicy.EXPLICIT,

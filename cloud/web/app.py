@@ -31,6 +31,7 @@ class CloudSettings:
     db_url: str
     nats_servers: tuple[str, ...] = ()
     workers: int = 1
+    replicas: int = 1
     nats_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -76,7 +77,11 @@ def create_app(settings: CloudSettings) -> Litestar:
         consumer = None
         if settings.nats_servers:
             consumer = EventConsumer(
-                engine, list(settings.nats_servers), workers=settings.workers, connect_options=settings.nats_options
+                engine,
+                list(settings.nats_servers),
+                workers=settings.workers,
+                connect_options=settings.nats_options,
+                replicas=settings.replicas,
             )
             await consumer.start()
             app.state["consumer"] = consumer

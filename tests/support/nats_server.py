@@ -6,6 +6,7 @@ started again on the same port and store, which is how tests cut and restore the
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -33,7 +34,15 @@ def nats_server_binary() -> str:
 class NatsServer:
     """One nats-server process; `start()` reads the port it picked from its log."""
 
-    def __init__(self, workdir: Path, config: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        config: str | None = None,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        jetstream_flags: bool = True,
+    ) -> None:
         self.workdir = workdir
         self.store = workdir / "jetstream"
         self.config_path = workdir / "nats.conf" if config is not None else None
@@ -41,6 +50,9 @@ class NatsServer:
             workdir.mkdir(parents=True, exist_ok=True)
             self.config_path.write_text(config)
         self.port: int | None = port  # None: let the server pick (-p -1) on the first start
+        self.extra_args = extra_args
+        self.env = env
+        self.jetstream_flags = jetstream_flags  # False when the config file enables JetStream with its own store
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -56,16 +68,20 @@ class NatsServer:
         self.starts += 1
         log_path = self.workdir / f"nats-{self.starts}.log"
         port = str(self.port) if self.port is not None else "-1"
-        cmd = [nats_server_binary(), "-a", "127.0.0.1", "-p", port, "-js", "-sd", str(self.store), "-l", str(log_path)]
+        cmd = [nats_server_binary(), "-a", "127.0.0.1", "-p", port, "-l", str(log_path)]
+        if self.jetstream_flags:
+            cmd += ["-js", "-sd", str(self.store)]
         if self.config_path is not None:
             cmd += ["-c", str(self.config_path)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        cmd += list(self.extra_args)
+        env = {**os.environ, **self.env} if self.env else None
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 if self.starts > 1 and time.monotonic() < deadline - 1:  # the old store lock may linger ~1 s
                     time.sleep(0.2)
-                    self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                    self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
                     continue
                 raise RuntimeError(f"nats-server exited with {self.proc.returncode}: {self._tail(log_path)}")
             text = log_path.read_bytes() if log_path.exists() else b""

@@ -1,0 +1,79 @@
+"""The ansible playbooks are well-formed: YAML plays with hosts and named tasks using known modules, every notify
+has its handler, every referenced file exists, and every template renders with the example inventory's variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import yaml
+
+ANSIBLE = Path(__file__).resolve().parents[2] / "ansible"
+PLAYBOOKS = ["cloud-hub.yml", "appliance-sync.yml"]
+MODULES = {"ansible.builtin.pip", "ansible.builtin.user", "ansible.builtin.file", "ansible.builtin.copy",
+           "ansible.builtin.template", "ansible.builtin.systemd"}  # fmt: skip
+TASK_KEYS = {"name", "become", "loop", "notify", "tags", "when", "register"}
+
+
+def load(name: str) -> Any:
+    return yaml.safe_load((ANSIBLE / name).read_text())
+
+
+def module_of(task: dict[str, Any]) -> str:
+    modules = set(task) - TASK_KEYS
+    assert len(modules) == 1, f"task {task.get('name')!r} has modules {modules}"
+    return modules.pop()
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
+def test_playbook_structure(playbook: str) -> None:
+    plays = load(playbook)
+    assert isinstance(plays, list)
+    assert plays
+    for play in plays:
+        assert {"name", "hosts", "tasks"} <= set(play)
+        handlers = {h["name"] for h in play.get("handlers", [])}
+        for task in play["tasks"] + play.get("handlers", []):
+            assert task.get("name"), task
+            module = module_of(task)
+            assert module in MODULES, module
+            args = task[module]
+            for notified in [task["notify"]] if isinstance(task.get("notify"), str) else task.get("notify", []):
+                assert notified in handlers, f"{playbook}: no handler {notified!r}"
+            src = args.get("src") if isinstance(args, dict) else None
+            if src and "{{" not in src:
+                assert (ANSIBLE / src).exists(), f"{playbook}: missing {src}"
+
+
+def _context(inventory: dict[str, Any], group: str, host: str, play_vars: dict[str, Any]) -> dict[str, Any]:
+    everything = inventory["all"]
+    groups = {name: list(g["hosts"]) for name, g in everything["children"].items()}
+    host_vars = everything["children"][group]["hosts"][host] or {}
+    return {**everything["vars"], **play_vars, **host_vars, "groups": groups, "qms_edge_etc": "/etc/qms-edge"}
+
+
+@pytest.mark.parametrize(
+    ("template", "group", "playbook", "play_index"),
+    [
+        ("nats.env.j2", "nats", "cloud-hub.yml", 0),
+        ("nats.service.j2", "nats", "cloud-hub.yml", 0),
+        ("qms-cloud.env.j2", "hub", "cloud-hub.yml", 1),
+        ("qms-cloud.service.j2", "hub", "cloud-hub.yml", 1),
+        ("qms-edge-sync.env.j2", "appliances", "appliance-sync.yml", 0),
+    ],
+)
+def test_templates_render_with_the_example_inventory(template: str, group: str, playbook: str, play_index: int) -> None:
+    inventory = load("inventory.example.yml")
+    host = next(iter(inventory["all"]["children"][group]["hosts"]))
+    play_vars = load(playbook)[play_index].get("vars", {})
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701 - config files, not HTML
+    context = _context(inventory, group, host, play_vars)
+    text = env.from_string((ANSIBLE / "templates" / template).read_text()).render(**context)
+    assert "{{" not in text
+    if template == "nats.env.j2":
+        assert "NATS_ROUTE_3=nats-route://nats-3.hub.example:6222" in text
+    if template == "qms-edge-sync.env.j2":
+        assert "QMS_BRANCH=jkt-sudirman" in text
+        assert "QMS_NATS_NKEY=/etc/qms-edge/cloud.nk" in text
