@@ -187,12 +187,14 @@ class AdminPages(Controller):
         self, request: Request[Any, Any, Any], staff: StaffDep, errors: list[str] | None = None, status: int = 200
     ) -> Template:
         users = appliance(request).service.read(list_users)
+        editing = next((u for u in users if u.username == request.query_params.get("edit")), None)
         return render(
             request,
             "staff/admin_users.html",
             staff,
             status,
             users=[u for u in users if u.role != "device"],
+            editing=editing,
             roles=STAFF_ROLES,
             config=_config(request),
             errors=errors or [],

@@ -25,6 +25,7 @@ from edge.web.staff.session import (
     LANG_COOKIE,
     SESSION_LIFETIME,
     Refused,
+    Staff,
     StaffDep,
     check_csrf,
     client_of,
@@ -35,7 +36,7 @@ from edge.web.staff.session import (
     revoke_session,
     same_origin,
 )
-from edge.web.stream import event_stream, make_filter
+from edge.web.stream import Filter, Wire, event_stream, make_filter
 
 NextParam = Annotated[str | None, QueryParameter(name="next")]
 HOME = {"agent": "/staff/counter", "supervisor": "/staff/supervisor/", "admin": "/staff/supervisor/"}
@@ -275,10 +276,23 @@ class DeskPages(Controller):
         """The engine's event stream for this page session (the pages re-render on each event)."""
         app = appliance(request)
         assert app.broadcaster is not None
+        wanted = make_filter(app.service, None, None) if staff.principal.privileged else _agent_filter(app, staff)
         return ServerSentEvent(
-            event_stream(app.service, app.broadcaster, app.service.view.seq, make_filter(app.service, None, None)),
+            event_stream(app.service, app.broadcaster, app.service.view.seq, wanted),
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+
+def _agent_filter(app: Appliance, staff: Staff) -> Filter:
+    """An agent's page hears only events of its counters and of the services they serve (plus config changes)."""
+    counters = set(staff.user.counters)
+
+    def wanted(wire: Wire) -> bool:
+        config = app.service.view.state.config
+        services = {sid for cid in counters if config and (k := config.counter(cid)) for sid in k.services}
+        return wire.broadcast or bool(wire.counter_ids & counters) or bool(wire.service_ids & services)
+
+    return wanted
 
 
 def _my_counters(request: Request[Any, Any, Any], staff: StaffDep) -> list[Any]:

@@ -19,6 +19,7 @@ from edge.web.staff.render import RETRYABLE, error_message, language, render, tr
 from edge.web.staff.session import Refused, StaffDep, check_csrf, entry, provide_staff
 
 SUPERVISORS = ("admin", "supervisor")
+RECENT_EVENTS = 500  # how far back the floor looks for who last acted at each counter
 
 
 def _opt(form: dict[str, Any], key: str) -> str | None:
@@ -82,11 +83,18 @@ class SupervisorPages(Controller):
                 for counter_id in user.counters:
                     by_counter.setdefault(counter_id, []).append(user.username)
         config = view.state.config
+        recent = app.service.events_after(max(0, view.seq - RECENT_EVENTS), RECENT_EVENTS)
+        last_actor = {
+            cid: event.actor
+            for event in recent
+            if (cid := getattr(event, "counter_id", None)) and event.actor not in ("system", "")
+        }
         return render(
             request,
             template,
             staff,
             counters=boards.counter_lines(view, now, by_counter),
+            last_actor=last_actor,
             services=boards.service_lines(view, now),
             tickets=boards.active_rows(view, now, language(request)),
             all_services=config.services if config else [],

@@ -36,16 +36,20 @@ def stage(appliance: RunningAppliance) -> None:
         ("teller", None),
     ]:
         kiosk.enqueue(service, **({"priority": priority} if priority else {}))
-    api, admin = appliance.api, appliance.headers("admin")
-    with httpx.Client(timeout=10, headers=admin) as client:
-        first = client.post(f"{api}/counters/1/call-next").json()["ticket"]
-        client.post(f"{api}/tickets/{first['ticket_id']}/start", json={"counter_id": "1"})
-        client.post(f"{api}/counters/3/call-next")
-        client.post(f"{api}/counters/4/call-next")
-        client.put(f"{api}/counters/2/presence", json={"status": "break"})
-        client.put(f"{api}/counters/6/presence", json={"status": "closed"})
-        waiting = client.get(f"{api}/tickets", params={"status": "waiting", "service_id": "cs"}).json()["tickets"]
-        client.post(f"{api}/tickets/{waiting[-1]['ticket_id']}/hold", json={})
+    api = appliance.api
+
+    def as_(user: str) -> httpx.Client:
+        return httpx.Client(timeout=10, headers=appliance.headers(user))
+
+    with as_("agent1") as agent1, as_("agent2") as agent2, as_("agent3") as agent3, as_("agent4") as agent4:
+        first = agent1.post(f"{api}/counters/1/call-next").json()["ticket"]
+        agent1.post(f"{api}/tickets/{first['ticket_id']}/start", json={"counter_id": "1"})
+        agent1.put(f"{api}/counters/2/presence", json={"status": "break"})
+        agent2.post(f"{api}/counters/3/call-next")
+        agent3.post(f"{api}/counters/4/call-next")
+        agent4.put(f"{api}/counters/6/presence", json={"status": "closed"})
+        waiting = agent3.get(f"{api}/tickets", params={"status": "waiting", "service_id": "cs"}).json()["tickets"]
+        agent3.post(f"{api}/tickets/{waiting[-1]['ticket_id']}/hold", json={"counter_id": "4"}).raise_for_status()
 
 
 def shoot(page: Page, name: str) -> None:

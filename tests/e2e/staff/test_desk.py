@@ -8,7 +8,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from tests.e2e.staff.conftest import Kiosk
-from tests.support.appliance import RunningAppliance
+from tests.support.appliance import RunningAppliance, event_rows
 
 LIVE_MS = 1000  # another agent's screen must show a change within a second
 
@@ -128,3 +128,18 @@ def test_presence_break_and_back(signed_in: Any, kiosk: Kiosk) -> None:
     expect(now_serving(page).get_by_role("button", name=re.compile("Panggil berikutnya"))).to_have_count(0)
     now_serving(page).get_by_role("button", name="Tersedia").click()
     expect(now_serving(page).get_by_role("button", name=re.compile("Panggil berikutnya"))).to_be_visible()
+
+
+def test_a_supervisor_closes_a_counter_and_the_agent_sees_it_live(
+    signed_in: Any, kiosk: Kiosk, appliance: RunningAppliance
+) -> None:
+    kiosk.enqueue("teller")
+    agent: Page = signed_in("agent2")  # counter 3
+    expect(now_serving(agent).get_by_role("button", name=re.compile("Panggil berikutnya"))).to_be_visible()
+    supervisor: Page = signed_in("supervisor")
+    supervisor.get_by_role("button", name="Tutup Loket 3").click()
+    expect(supervisor.locator('tr[data-counter="3"] .presence-closed')).to_be_visible()
+    expect(now_serving(agent).locator(".presence-closed")).to_be_visible(timeout=LIVE_MS)
+    expect(now_serving(agent).get_by_role("button", name=re.compile("Panggil berikutnya"))).to_have_count(0)
+    audited = event_rows(appliance.data_dir, "SELECT actor, action, target FROM audit WHERE action = 'close_counter'")
+    assert audited == [("supervisor", "close_counter", "counter:3")]

@@ -423,3 +423,32 @@ def test_the_language_switch_is_remembered(staff: Staff) -> None:
     assert 'lang="en"' in page
     assert "Call next" in page
     assert "Now serving" in page
+
+
+def test_call_a_specific_ticket_from_the_waiting_list(staff: Staff, api: Api) -> None:
+    api.enqueue("teller")
+    second = api.enqueue("teller")
+    staff.login("agent1")
+    assert staff.act("1", "call", ticket_id=second["ticket_id"]).json()["ok"] is True
+    called = api.ticket(second["ticket_id"])
+    assert (called["status"], called["counter_id"]) == ("called", "1")
+
+
+def test_the_floor_names_who_last_acted_at_a_counter(staff: Staff, api: Api) -> None:
+    api.enqueue("teller")
+    agent = Staff(staff.client)
+    agent.login("agent2")
+    agent.act("3", "call_next")
+    staff.login("supervisor")
+    row = re.search(r'<tr data-counter="3">.*?</tr>', staff.client.get("/staff/supervisor/live").text, re.S)
+    assert row is not None
+    assert "<strong>agent2</strong>" in row[0]
+    assert "aksi terakhir" in row[0]
+
+
+def test_editing_a_user_prefills_the_form(staff: Staff) -> None:
+    staff.login("admin")
+    page = staff.client.get("/staff/admin/users", params={"edit": "agent3"}).text
+    assert 'value="agent3" readonly' in page
+    assert re.search(r'id="uc-4" name="counters" value="4"\s+checked', page)
+    assert not re.search(r'id="uc-1" name="counters" value="1"\s+checked', page)
