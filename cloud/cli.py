@@ -66,6 +66,9 @@ def serve(
     replicas: Annotated[
         int, typer.Option(envvar="QMS_NATS_REPLICAS", help="Replicas of QMS_EVENTS and qms_config (3 on a cluster).")
     ] = 1,
+    console_password: Annotated[
+        str, typer.Option(envvar="QMS_CLOUD_CONSOLE_PASSWORD", help="HTTP Basic password (user hq) for the console.")
+    ] = "",
     log_level: str = "info",
 ) -> None:
     """Run the console and (with --nats-url) the durable consumers that apply branch events."""
@@ -80,6 +83,7 @@ def serve(
         workers=workers,
         replicas=replicas,
         nats_options=_nats_options(nats_nkey),
+        console_password=console_password,
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
 

@@ -27,6 +27,7 @@ log = logging.getLogger("qms.cloud.consumer")
 
 DURABLE = "qms-cloud"
 DUPLICATE_WINDOW_SECONDS = 3600.0  # JetStream de-dup by Nats-Msg-Id; the store de-dups beyond it
+MAX_AGE_SECONDS = 30 * 86400.0  # the cloud store is the record; the stream is a 30-day buffer in front of it
 
 
 async def ensure_stream(js: Any, *, replicas: int = 1) -> None:
@@ -38,6 +39,7 @@ async def ensure_stream(js: Any, *, replicas: int = 1) -> None:
         storage=StorageType.FILE,
         num_replicas=replicas,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        max_age=MAX_AGE_SECONDS,
         description="Branch event logs (qms.evt.<tenant>.<branch>), one message per event",
     )
     try:

@@ -8,6 +8,7 @@ cursor table, so `qms-edge status` can show it without the server running.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import time
@@ -28,6 +29,7 @@ from sync.contract_config import config_decoder
 from sync.relay import LinkSettings, Outgoing, Relay, RelayStatus
 
 CURSOR_NAME = "cloud"
+log = logging.getLogger("qms.replication")
 
 
 @dataclass(frozen=True)
@@ -254,6 +256,7 @@ class Replication:
             return
         branch_id = self.service.view.state.branch_id or self.link.branch_id
         if not branch_id:
+            log.warning("cloud link configured but no branch id yet: set QMS_BRANCH (--branch) or apply a config")
             return
         settings = self.link.settings(branch_id)
         cursor = self.service.read(load_cursor)

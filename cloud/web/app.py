@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hmac
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -11,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request, get
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template.config import TemplateConfig
@@ -32,7 +38,30 @@ class CloudSettings:
     nats_servers: tuple[str, ...] = ()
     workers: int = 1
     replicas: int = 1
+    console_password: str = ""  # HTTP Basic (user `hq`) on the console and its API; empty = open (bind to localhost)
     nats_options: dict[str, Any] = field(default_factory=dict)
+
+
+def basic_password(header: str) -> str | None:
+    """The password of an `Authorization: Basic …` header, None when absent or malformed."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        _user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return password if sep else None
+
+
+def console_guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+    """HQ staff only: the console shows every branch's queues."""
+    expected: str = connection.app.state["console_password"]
+    if not expected:
+        return
+    given = basic_password(connection.headers.get("authorization", ""))
+    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise NotAuthorizedException(headers={"WWW-Authenticate": 'Basic realm="qms-cloud", charset="UTF-8"'})
 
 
 def _engine(request: Request[Any, Any, Any]) -> Engine:
@@ -40,13 +69,13 @@ def _engine(request: Request[Any, Any, Any]) -> Engine:
     return engine
 
 
-@get("/", sync_to_thread=True)
+@get("/", sync_to_thread=True, guards=[console_guard])
 def console(request: Request[Any, Any, Any]) -> Template:
     """The console: branches with link state and config version, live queues, event counts."""
     return Template(template_name="console.html", context=overview(_engine(request)))
 
 
-@get("/api/v1/branches", sync_to_thread=True)
+@get("/api/v1/branches", sync_to_thread=True, guards=[console_guard])
 def branches_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """The console's data as JSON (for automation and tests)."""
     data = overview(_engine(request))
@@ -70,7 +99,7 @@ def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
 def create_app(settings: CloudSettings) -> Litestar:
     """Build the hub's app; with NATS servers configured, the durable consumers start and stop with it."""
     engine = create_store_engine(settings.db_url)
-    state: dict[str, Any] = {"engine": engine, "consumer": None}
+    state: dict[str, Any] = {"engine": engine, "consumer": None, "console_password": settings.console_password}
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:

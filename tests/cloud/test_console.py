@@ -37,3 +37,16 @@ def test_console_shows_branches_queues_and_event_counts(store_url: str, tmp_path
     assert "text/html" in page.headers["content-type"]
     for text in ("jkt-sudirman", "bdg-dago", "missing seq 3..3", "ticket.created", "runs v1"):
         assert text in page.text
+
+
+def test_console_requires_the_password_when_one_is_set(tmp_path: Path) -> None:
+    settings = CloudSettings(db_url=f"sqlite:///{tmp_path / 'c.sqlite3'}", console_password="s3cret")
+    with TestClient(app=create_app(settings)) as client:
+        refused = client.get("/")
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"].startswith("Basic")
+        assert client.get("/api/v1/branches", auth=("hq", "wrong")).status_code == 401
+        assert client.get("/api/v1/branches", headers={"Authorization": "Basic !!!"}).status_code == 401
+        assert client.get("/api/v1/branches", auth=("hq", "s3cret")).status_code == 200
+        assert client.get("/", auth=("hq", "s3cret")).status_code == 200
+        assert client.get("/api/v1/health").status_code == 200  # monitoring stays open
