@@ -22,6 +22,7 @@ from edge.web.staff import boards
 from edge.web.staff.forms import (
     FormError,
     area_from_form,
+    branch_from_form,
     checked_config,
     counter_from_form,
     hours_text,
@@ -333,6 +334,8 @@ def _edited(config: BranchConfig, kind: str, form: dict[str, Any], old_id: str |
     if kind == "counter":
         counter = counter_from_form(form, [s.id for s in config.services], config.counter(old_id) if old_id else None)
         return msgspec.structs.replace(config, counters=replace_item(config.counters, counter, old_id))
+    if kind == "branch":
+        return branch_from_form(config, form)
     if kind == "area":
         area = area_from_form(form)
         old = old_id if old_id and any(a.id == old_id for a in config.areas) else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -115,6 +116,20 @@ def counter_from_form(form: dict[str, Any], services: list[str], existing: Count
 def area_from_form(form: dict[str, Any]) -> Area:
     """An Area from the admin form."""
     return _convert({"id": _text(form, "id"), "name": _text(form, "name")}, Area)
+
+
+def branch_from_form(config: BranchConfig, form: dict[str, Any]) -> BranchConfig:
+    """The branch's own settings: display name, timezone (an IANA name this appliance knows), languages."""
+    timezone = _text(form, "timezone")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise FormError([f"timezone: {timezone!r} is not a known IANA timezone (e.g. Asia/Jakarta)"]) from None
+    languages = [lang for lang in ("id", "en") if _checked(form, f"lang_{lang}")]
+    if not languages:
+        raise FormError(["languages: choose at least one"])
+    data = {**msgspec.to_builtins(config), "name": _text(form, "name"), "timezone": timezone, "languages": languages}
+    return _convert(data, BranchConfig)
 
 
 def _convert(data: dict[str, Any], kind: type[T]) -> T:

@@ -72,6 +72,7 @@ DYNAMIC_MSGIDS = (
     "config_service",
     "config_counter",
     "config_area",
+    "config_branch",
     "user_create",
     "user_update",
 )

@@ -16,6 +16,7 @@ from playwright.sync_api import Page, sync_playwright
 from tests.e2e.staff.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, Kiosk
 from tests.support.appliance import RunningAppliance, seed_demo
 
+TABLET = {"width": 820, "height": 1180}
 OUT = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 
 
@@ -78,6 +79,10 @@ def main() -> int:
                 page.get_by_role("button", name=label[lang][2]).click()
                 page.wait_for_url("**/staff/counter/1")
                 shoot(page, f"agent-{lang}")
+                if lang == "id":  # the same desk on a tablet held upright
+                    page.set_viewport_size(TABLET)
+                    shoot(page, "agent-tablet-id")
+                    page.set_viewport_size(VIEWPORT)  # type: ignore[arg-type]
                 page.goto(f"{appliance.base_url}/staff/counter/2")
                 shoot(page, f"agent-break-{lang}")
                 context.close()

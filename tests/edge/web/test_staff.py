@@ -452,3 +452,22 @@ def test_editing_a_user_prefills_the_form(staff: Staff) -> None:
     assert 'value="agent3" readonly' in page
     assert re.search(r'id="uc-4" name="counters" value="4"\s+checked', page)
     assert not re.search(r'id="uc-1" name="counters" value="1"\s+checked', page)
+
+
+def test_admin_changes_the_branch_timezone_and_an_unknown_one_is_refused(staff: Staff, api: Api) -> None:
+    staff.login("admin")
+    form = {"csrf_token": staff.csrf, "base_version": "1", "name": "KCP Sudirman", "timezone": "Mars/Olympus",
+            "lang_id": "on", "lang_en": "on"}  # fmt: skip
+    r = staff.client.post("/staff/admin/config/branch", data=form)
+    assert r.status_code == 422
+    assert "not a known IANA timezone" in r.text
+    form["timezone"] = "Asia/Makassar"
+    assert staff.client.post("/staff/admin/config/branch", data=form, follow_redirects=False).status_code == 303
+    doc, etag = api.config()
+    assert (doc["name"], doc["timezone"], doc["languages"], etag) == (
+        "KCP Sudirman",
+        "Asia/Makassar",
+        ["id", "en"],
+        '"2"',
+    )
+    assert 'data-tz="Asia/Makassar"' in staff.client.get("/staff/admin/audit").text
