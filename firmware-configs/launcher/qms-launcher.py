@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,15 +111,21 @@ def call(appliance: Appliance, path: str, token: str, body: dict[str, object] | 
         return json.loads(response.read())  # type: ignore[no-any-return]
 
 
+DEFAULT_PAGES = {"kiosk": "/kiosk", "display": "/board"}
+PAGE_PARAMS = ("area", "lang", "key", "audio")  # config fields passed on to the page
+
+
 def page_url(appliance: Appliance, config: dict[str, object], role: str, area: str) -> str:
-    """The page this board shows: the config's `page` (default `/kiosk` or `/display`) with area and language."""
-    page = str(config.get("page") or f"/{role}")
+    """The page this board shows: the config's `page` (kiosk `/kiosk`, display `/board`) with area, lang, key, audio.
+
+    A display board's `key` is the signature `qms-edge board url` prints (the board page refuses unsigned URLs).
+    """
+    page = str(config.get("page") or DEFAULT_PAGES[role])
     if not page.startswith("/"):
         raise ValueError(f"page must be a path on the appliance, not {page!r}")
-    query = [f"area={config.get('area', area)}"]
-    if config.get("lang"):
-        query.append(f"lang={config['lang']}")
-    return f"{appliance.base}{page}?{'&'.join(query)}"
+    params = {"area": area, **{k: config[k] for k in PAGE_PARAMS if config.get(k) not in (None, "")}}
+    query = urllib.parse.urlencode({k: v for k, v in params.items() if v not in (None, "")})
+    return f"{appliance.base}{page}{'&' if '?' in page else '?'}{query}" if query else f"{appliance.base}{page}"
 
 
 def healthy(url: str) -> bool:

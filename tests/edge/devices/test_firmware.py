@@ -3,6 +3,7 @@ kiosk/display launcher finds the appliance by mDNS, applies its fleet config and
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -64,7 +65,8 @@ def test_the_launcher_finds_the_appliance_and_rolls_back_a_broken_config(
         added = httpx.post(f"{appliance.api}/devices", json={"device_id": "board-9", "type": "display",
                                                              "area_id": "lantai-2"}, headers=admin)  # fmt: skip
         creds = httpx.post(f"{appliance.api}/devices/pair", json={"code": added.json()["pairing_code"]}).json()
-        # The page must answer for an apply to count as good; the health endpoint stands in for the board page.
+        # A page must answer for an apply to count as good; the health endpoint stands in for the board page here
+        # (the page URL itself is checked in test_the_launcher_builds_the_signed_board_url).
         config = {"config": {"page": "/api/v1/health", "lang": "id"}}
         assert httpx.put(f"{appliance.api}/devices/board-9/config", json=config, headers=admin).status_code == 200
 
@@ -87,4 +89,21 @@ def test_the_launcher_finds_the_appliance_and_rolls_back_a_broken_config(
         device = next(d for d in httpx.get(f"{appliance.api}/devices", headers=admin).json()["devices"]
                       if d["device_id"] == "board-9")  # fmt: skip
         assert (device["config_version"], device["applied_version"], device["last_good_version"]) == (2, 1, 1)
-        assert "no-such-page" in device["apply_error"]
+        assert "does not answer" in device["apply_error"]
+
+
+def test_the_launcher_builds_the_signed_board_url() -> None:
+    spec = importlib.util.spec_from_file_location("qms_launcher", LAUNCHER)
+    assert spec is not None
+    assert spec.loader is not None
+    launcher = importlib.util.module_from_spec(spec)
+    sys.modules["qms_launcher"] = launcher  # dataclasses look their module up while the class is created
+    spec.loader.exec_module(launcher)
+    appliance = launcher.Appliance("10.0.0.2", 8080, "/api/v1", "jkt-sudirman")
+    board = launcher.page_url(appliance, {"key": "k3y", "lang": "en", "audio": 1}, "display", "lantai-1")
+    assert board == "http://10.0.0.2:8080/board?area=lantai-1&lang=en&key=k3y&audio=1"
+    assert launcher.page_url(appliance, {}, "kiosk", "lantai-1") == "http://10.0.0.2:8080/kiosk?area=lantai-1"
+    custom = launcher.page_url(appliance, {"page": "/board?service=cs", "area": "lantai-2"}, "display", "lantai-1")
+    assert custom == "http://10.0.0.2:8080/board?service=cs&area=lantai-2"
+    with pytest.raises(ValueError, match="path on the appliance"):
+        launcher.page_url(appliance, {"page": "http://evil.example/"}, "display", "lantai-1")
