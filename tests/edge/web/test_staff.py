@@ -471,3 +471,42 @@ def test_admin_changes_the_branch_timezone_and_an_unknown_one_is_refused(staff: 
         '"2"',
     )
     assert 'data-tz="Asia/Makassar"' in staff.client.get("/staff/admin/audit").text
+
+
+def test_recall_no_show_and_cancel_from_the_desk(staff: Staff, api: Api, data_dir: Path) -> None:
+    first = api.enqueue("teller")
+    second = api.enqueue("teller")
+    staff.login("agent1")
+    staff.act("1", "call_next")
+    assert staff.act("1", "recall", ticket_id=first["ticket_id"]).json()["ok"] is True
+    assert api.ticket(first["ticket_id"])["recall_count"] == 1
+    assert staff.act("1", "no_show", ticket_id=first["ticket_id"]).json()["ok"] is True
+    assert api.ticket(first["ticket_id"])["status"] == "no_show"
+    staff.act("1", "call_next")
+    assert staff.act("1", "cancel", ticket_id=second["ticket_id"], reason="left").json()["ok"] is True
+    assert api.ticket(second["ticket_id"])["status"] == "cancelled"
+    assert audit_rows(data_dir, "action = 'cancel'")[0][3] == f'{{"ticket":"{second["ticket_id"]}","reason":"left"}}'
+
+
+def test_supervisor_force_transfers_to_another_service_and_cancels(staff: Staff, api: Api, data_dir: Path) -> None:
+    first = api.enqueue("teller")
+    second = api.enqueue("teller")
+    staff.login("supervisor")
+    assert staff.intervene("transfer", ticket_id=first["ticket_id"], to_service_id="loan").json()["ok"] is True
+    assert api.ticket(first["ticket_id"])["service_id"] == "loan"
+    assert staff.intervene("cancel", ticket_id=second["ticket_id"], reason="duplicate").json()["ok"] is True
+    assert api.ticket(second["ticket_id"])["status"] == "cancelled"
+    assert [r[1] for r in audit_rows(data_dir, "actor = 'supervisor' AND action != 'login'")] == [
+        "force_transfer",
+        "cancel",
+    ]
+
+
+def test_admin_adds_and_renames_an_area(staff: Staff, api: Api) -> None:
+    staff.login("admin")
+    form = {"csrf_token": staff.csrf, "base_version": "1", "id": "lantai-3", "name": "Lantai 3 - Prioritas"}
+    assert staff.client.post("/staff/admin/config/area", data=form, follow_redirects=False).status_code == 303
+    form = {"csrf_token": staff.csrf, "base_version": "2", "old_id": "lantai-1", "id": "lantai-1", "name": "Lobi"}
+    assert staff.client.post("/staff/admin/config/area", data=form, follow_redirects=False).status_code == 303
+    areas = {a["id"]: a["name"] for a in api.config()[0]["areas"]}
+    assert areas == {"lantai-1": "Lobi", "lantai-2": "Lantai 2 - Customer Service", "lantai-3": "Lantai 3 - Prioritas"}
