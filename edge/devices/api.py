@@ -53,13 +53,15 @@ class AckBody(Struct, forbid_unknown_fields=True, kw_only=True):
     error: Annotated[str, Meta(max_length=500)] | None = None
 
 
-async def _write(app: Appliance, fn: Any) -> Any:
-    """Run a registry write in the single writer, then drop the device-access cache."""
+async def _write(app: Appliance, fn: Any, *, logins_changed: bool = False) -> Any:
+    """Run a registry write in the single writer, then drop the access cache (and update the broker's logins)."""
     try:
         return await asyncio.wrap_future(app.service.submit_store(fn))
     finally:
         if app.devices is not None:
             app.devices.access.invalidate()
+            if logins_changed:
+                await asyncio.to_thread(app.devices.registry_changed)
 
 
 def _view(app: Appliance, device: registry.Device) -> dict[str, Any]:
@@ -114,10 +116,10 @@ class DeviceController(Controller):
 
     @post("/{device_id:str}/revoke", status_code=200, summary="Revoke a device")
     async def revoke(self, device_id: FromPath[str], app: AppDep, principal: Caller) -> dict[str, Any]:
-        """Cut a device off at once: its token is refused from the next request; regenerate the broker files."""
+        """Cut a device off at once: its token is refused from the next request and its broker login is removed."""
         require_role(principal, "admin")
         now = datetime.now(UTC)
-        device = await _write(app, lambda conn: registry.revoke(conn, device_id, now))
+        device = await _write(app, lambda conn: registry.revoke(conn, device_id, now), logins_changed=True)
         return _view(app, device)
 
     @put("/{device_id:str}/config", status_code=200, summary="Publish a new config version for a device")
@@ -164,7 +166,7 @@ class PairingController(Controller):
             )  # fmt: skip
         now = datetime.now(UTC)
         try:
-            device = await _write(app, lambda conn: registry.pair(conn, data.code, now))
+            device = await _write(app, lambda conn: registry.pair(conn, data.code, now), logins_changed=True)
         except registry.PairingFailed:
             app.throttle.failed(*keys)
             raise

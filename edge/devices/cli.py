@@ -52,6 +52,22 @@ def _read(data_dir: Path, fn: Any) -> Any:
         conn.close()
 
 
+def _update_broker(data_dir: Path) -> str:
+    """Rewrite and reload the broker's logins when this data dir has MQTT configured; says what happened."""
+    from edge.auth import load_secret
+    from edge.devices.mqtt.broker import regenerate
+    from edge.store.projections import load_state
+
+    devices = _read(data_dir, registry.list_devices)
+    branch = _read(data_dir, lambda conn: load_state(conn).branch_id)
+    try:
+        if regenerate(data_dir, branch=branch, secret=load_secret(data_dir), devices=devices):
+            return "broker logins rewritten and the broker reloaded"
+    except (OSError, RuntimeError) as exc:
+        return f"could not update the broker ({exc}); run `qms-edge devices mqtt-config` and reload mosquitto"
+    return "reload the broker after `qms-edge devices mqtt-config` (no running broker of this data dir found)"
+
+
 @devices_app.command("add")
 def add(
     device_id: Annotated[str, typer.Argument(help="A stable id, e.g. `btn-counter-1`.")],
@@ -104,7 +120,7 @@ def pair(
     typer.echo(f"device {device.device_id} paired (branch {branch}); put these into the device's secrets:")
     for key, value in creds.items():
         typer.echo(f"  {key}: {value}")
-    typer.echo("then regenerate the broker files: qms-edge devices mqtt-config")
+    typer.echo(_update_broker(data_dir))
 
 
 @devices_app.command("list")
@@ -125,10 +141,10 @@ def list_(data_dir: DataDir = DEFAULT_DATA, as_json: AsJson = False) -> None:
 
 @devices_app.command("revoke")
 def revoke(device_id: str, data_dir: DataDir = DEFAULT_DATA) -> None:
-    """Revoke a device: its token is refused at once; run `qms-edge devices mqtt-config` to drop its MQTT login."""
+    """Revoke a device: its token is refused at once and its MQTT login is removed from the broker."""
     now = datetime.now(UTC)
     _write(data_dir, lambda conn: registry.revoke(conn, device_id, now))
-    typer.echo(f"device {device_id} revoked; now run `qms-edge devices mqtt-config` and reload mosquitto")
+    typer.echo(f"device {device_id} revoked; {_update_broker(data_dir)}")
 
 
 @devices_app.command("mqtt-config")

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edge.auth import load_secret
 from edge.devices.access import DeviceAccess
 from edge.devices.discovery import Advertiser, mdns_enabled, service_info
 from edge.devices.mqtt.bridge import MqttBridge, load_settings
-from edge.devices.registry import record_presence
+from edge.devices.mqtt.broker import regenerate
+from edge.devices.registry import list_devices, record_presence
 from edge.service import QueueService
 
 log = logging.getLogger("qms.devices")
@@ -66,6 +69,22 @@ class DeviceRuntime:
                 adapter.stop()
             except Exception:
                 log.exception("stopping %s failed", type(adapter).__name__)
+
+    def registry_changed(self) -> None:
+        """After a pairing or revocation: forget cached access and rewrite + reload the broker's logins and ACL."""
+        self.access.invalidate()
+        state = self.service.view.state
+        if not state.branch_id:
+            return
+        try:
+            devices = self.service.read(list_devices)
+            reloaded = regenerate(self.data_dir, branch=state.branch_id, secret=load_secret(self.data_dir),
+                                  devices=devices)  # fmt: skip
+        except (OSError, RuntimeError, subprocess.SubprocessError):
+            log.exception("could not update the broker's logins; run `qms-edge devices mqtt-config` and reload it")
+            return
+        if reloaded:
+            log.info("broker logins and ACL rewritten and reloaded")
 
     def _presence(self, device_id: str, online: bool, at: datetime) -> None:
         """Store presence through the single writer without waiting for it (called on the MQTT thread)."""

@@ -48,6 +48,11 @@ class MqttSettings(msgspec.Struct, frozen=True, kw_only=True):
     username: str = EDGE_DEVICE_ID
     password: str = ""
     keepalive: int = 30
+    # Where `qms-edge devices mqtt-config` wrote the broker's files, and how: the appliance rewrites them and reloads
+    # the broker (SIGHUP) after every pairing and revocation.
+    broker_dir: str = ""
+    bind: str = "0.0.0.0"
+    persistence: bool = True
 
 
 def load_settings(data_dir: Path) -> MqttSettings | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from pathlib import Path
 import msgspec
 
 from edge.devices.mqtt import topics
-from edge.devices.mqtt.bridge import EDGE_DEVICE_ID, SETTINGS_FILE, MqttSettings
+from edge.devices.mqtt.bridge import EDGE_DEVICE_ID, SETTINGS_FILE, MqttSettings, load_settings
 from edge.devices.registry import Device, mqtt_password
 
 # Mosquitto's default (1000) dropped half of a 5,000-message QoS 1 burst to one subscriber (STACK-NOTES).
@@ -78,6 +79,7 @@ def render_conf(directory: Path, *, port: int, bind: str, persistence: bool) -> 
         "max_inflight_messages 100",
         "set_tcp_nodelay true",
         f"persistence {'true' if persistence else 'false'}",
+        f"pid_file {directory / 'mosquitto.pid'}",  # the appliance reloads the broker after pairings and revocations
     ]
     if persistence:
         lines.append(f"persistence_location {directory / 'data'}/")
@@ -113,6 +115,25 @@ def _give_to_broker(paths: Iterable[Path]) -> None:
         shutil.chown(path, user=BROKER_USER)
 
 
+def regenerate(data_dir: Path, *, branch: str, secret: bytes, devices: Iterable[Device]) -> bool:
+    """Rewrite the broker's files from the registry and SIGHUP the broker (it drops removed logins at once).
+
+    False when MQTT is not configured in this data dir or the broker is not running; errors are raised to the caller.
+    """
+    settings = load_settings(data_dir)
+    if settings is None or not settings.broker_dir:
+        return False
+    directory = Path(settings.broker_dir)
+    write_broker_files(directory, data_dir=data_dir, branch=branch, secret=secret, devices=devices, port=settings.port,
+                       bind=settings.bind, connect_host=settings.host, persistence=settings.persistence)  # fmt: skip
+    try:
+        pid = int((directory / "mosquitto.pid").read_text().strip())
+    except (OSError, ValueError):
+        return False
+    os.kill(pid, signal.SIGHUP)
+    return True
+
+
 def write_broker_files(
     directory: Path,
     *,
@@ -136,7 +157,15 @@ def write_broker_files(
         (directory / "data").mkdir(exist_ok=True)
         owned.append(directory / "data")
     _give_to_broker(owned)
-    settings = MqttSettings(host=connect_host, port=port, username=EDGE_DEVICE_ID, password=found[0].password)
+    settings = MqttSettings(
+        host=connect_host,
+        port=port,
+        username=EDGE_DEVICE_ID,
+        password=found[0].password,
+        broker_dir=str(directory.resolve()),
+        bind=bind,
+        persistence=persistence,
+    )
     target = data_dir / SETTINGS_FILE
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
