@@ -366,6 +366,8 @@ class QueueService:
                 return counter_view(state, state.counters[cmd.counter_id])
             case c.ApplyConfig():
                 return {"version": state.config.version if state.config else 0}
+            case c.LeaseNumbers():
+                return msgspec.to_builtins(events[-1]) if events else {}
             case _:
                 ticket_id = events[-1].ticket_id if events else getattr(cmd, "ticket_id", None)
                 return self._ticket(ticket_id) or {}

@@ -162,6 +162,17 @@ class ConfigRejected(Event, frozen=True, kw_only=True, tag="config.rejected"):
     source: str = "cloud"
 
 
+class NumbersLeased(Event, frozen=True, kw_only=True, tag="numbers.leased"):
+    """A kiosk reserved numbers `first_seq..last_seq` of a service for the day, to issue while offline."""
+
+    lease_id: str
+    device_id: str
+    service_id: str
+    business_date: str
+    first_seq: int
+    last_seq: int
+
+
 AnyEvent = (
     TicketCreated
     | TicketCalled
@@ -177,6 +188,7 @@ AnyEvent = (
     | CounterPresence
     | ConfigApplied
     | ConfigRejected
+    | NumbersLeased
 )
 
 EVENT_TYPES: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in typing.get_args(AnyEvent))

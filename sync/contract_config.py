@@ -119,6 +119,38 @@ class Announcements(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     )
 
 
+Host = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$", description="host name or IP address")]
+
+
+class KioskPrinter(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A kiosk's ESC/POS ticket printer on the LAN (raw TCP, port 9100)."""
+
+    host: Host
+    port: Annotated[int, Meta(ge=1, le=65535)] = 9100
+    paper_mm: Literal[58, 80] = 80
+    profile: Annotated[str, Meta(min_length=1, max_length=40)] = "TM-T20II"
+    timeout_seconds: Annotated[float, Meta(gt=0, le=30)] = 3.0
+
+
+class Kiosk(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Self-service kiosks: optional customer inputs, masking, printers, offline buffer and branding."""
+
+    phone_input: Literal["off", "optional", "required"] = "off"
+    customer_ref_input: Literal["off", "optional", "required"] = "off"
+    phone_display: Literal["masked", "hidden"] = "masked"  # how a phone number is shown back (screen, ticket)
+    idle_seconds: Annotated[int, Meta(ge=5, le=600)] = 45
+    ticket_seconds: Annotated[int, Meta(ge=5, le=120)] = 20  # how long the issued ticket stays on screen
+    title: dict[Lang, Annotated[str, Meta(max_length=80)]] = {}
+    footer: dict[Lang, Annotated[str, Meta(max_length=160)]] = {}
+    accent_color: Annotated[str, Meta(pattern=r"^#[0-9A-Fa-f]{6}$")] = "#0A5BD3"
+    logo_text: Annotated[str, Meta(max_length=24)] | None = None  # printed/shown when there is no logo image
+    printer: KioskPrinter | None = None  # the default printer of every kiosk
+    printers: dict[Ident, KioskPrinter] = {}  # per kiosk device id, overriding `printer`
+    offline_lease_size: Annotated[int, Meta(ge=0, le=100)] = 10  # numbers per service held for offline issuing
+    offline_browser_print: bool = False  # offline tickets go to the kiosk OS printer (Chromium --kiosk-printing)
+    public_base_url: Annotated[str, Meta(pattern=r"^https?://", max_length=200)] | None = None  # status-link host
+
+
 class BranchConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The whole configuration of one branch, replaced as one document under optimistic concurrency."""
 
@@ -134,6 +166,7 @@ class BranchConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     counters: list[Counter] = []
     display: Display = msgspec.field(default_factory=Display)
     announcements: Announcements = msgspec.field(default_factory=Announcements)
+    kiosk: Kiosk = msgspec.field(default_factory=Kiosk)
 
     def service(self, service_id: str) -> Service | None:
         """The service with this id, if configured (O(1): routing asks this per waiting ticket)."""

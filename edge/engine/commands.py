@@ -133,3 +133,24 @@ class Tick(Command, frozen=True, kw_only=True):
     """Time passed: fire due auto no-shows, then at most one auto-call."""
 
     kind: Literal["tick"] = "tick"
+
+
+class LeaseNumbers(Command, frozen=True, kw_only=True):
+    """Reserve a block of today's numbers of a service for a kiosk's offline buffer."""
+
+    device_id: str
+    service_id: str
+    count: int
+
+
+class EnqueueLeased(Command, frozen=True, kw_only=True):
+    """Reconcile a ticket a kiosk issued offline from its lease (request_id = the kiosk's temporary id)."""
+
+    lease_id: str
+    seq_no: int
+    issued_at: datetime
+    device_id: str
+    channel: str = "kiosk"
+    phone: str | None = None
+    customer_ref: str | None = None
+    lang: str | None = None

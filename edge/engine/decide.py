@@ -19,6 +19,7 @@ from sync.contract import (
     ConfigRejected,
     CounterPresence,
     Event,
+    NumbersLeased,
     TicketCalled,
     TicketCancelled,
     TicketCreated,
@@ -34,6 +35,7 @@ from sync.contract import (
 from sync.contract_config import BranchConfig, Service
 
 MAX_PRIORITY = 9
+MAX_LEASE = 100  # numbers one kiosk may hold back per lease
 
 
 class Ids(Protocol):
@@ -463,6 +465,69 @@ def next_deadline(state: State) -> datetime | None:
     return min(deadlines, default=None)
 
 
+def _lease_numbers(state: State, cmd: c.LeaseNumbers, now: datetime, ids: Ids) -> list[Event]:
+    """Reserve the next `count` numbers of today (within the daily capacity) for a kiosk's offline buffer."""
+    config = _config(state)
+    service = _service(state, cmd.service_id)
+    if not service.active:
+        raise DomainError(f"service {service.id!r} is not active", code="service_inactive")
+    if not 1 <= cmd.count <= MAX_LEASE:
+        raise Invalid(f"a lease holds 1..{MAX_LEASE} numbers, not {cmd.count}", code="invalid_lease_size")
+    day = max(business_date(now, config.timezone), state.business_date)
+    first = (state.sequences.get(service.id, 0) if day == state.business_date else 0) + 1
+    last = first + cmd.count - 1
+    if service.daily_capacity is not None:
+        last = min(last, service.daily_capacity)
+    if last < first:
+        raise DomainError(f"service {service.id!r} reached today's capacity", code="service_full")
+    return [
+        NumbersLeased(
+            **_base(cmd, now, ids),  # type: ignore[arg-type]
+            lease_id=ids(),
+            device_id=cmd.device_id,
+            service_id=service.id,
+            business_date=day,
+            first_seq=first,
+            last_seq=last,
+        )
+    ]
+
+
+def _enqueue_leased(state: State, cmd: c.EnqueueLeased, now: datetime, ids: Ids) -> list[Event]:
+    """A ticket issued offline joins the queue with its leased number, dated when it was issued (clamped)."""
+    lease = state.leases.get(cmd.lease_id)
+    if lease is None or lease.business_date != state.business_date:
+        raise DomainError(f"no lease {cmd.lease_id!r} for today", code="lease_not_found", status=410)
+    if lease.device_id != cmd.device_id:
+        raise DomainError(f"lease {cmd.lease_id!r} belongs to another device", code="lease_wrong_device", status=403)
+    if not lease.first_seq <= cmd.seq_no <= lease.last_seq:
+        raise Invalid(f"number {cmd.seq_no} is not in lease {cmd.lease_id!r}", code="lease_number_invalid")
+    if cmd.seq_no in lease.used:
+        raise DomainError(f"number {cmd.seq_no} of lease {cmd.lease_id!r} is already used", code="lease_number_used")
+    if not cmd.request_id:
+        raise Invalid("an offline ticket needs its temporary id as request_id", code="request_id_required")
+    service = _service(state, lease.service_id)
+    issued = min(max(cmd.issued_at, lease.granted_at), now)  # a kiosk clock is not trusted beyond its lease
+    ticket_id = ids()
+    base = _base(cmd, now, ids, ticket_id)
+    base["occurred_at"] = issued
+    return [
+        TicketCreated(
+            **base,  # type: ignore[arg-type]
+            service_id=service.id,
+            ticket_number=format_number(service, cmd.seq_no),
+            seq_no=cmd.seq_no,
+            business_date=lease.business_date,
+            order=state.order_seq + 1,
+            priority=service.default_priority,
+            channel=cmd.channel,
+            phone=cmd.phone,
+            customer_ref=cmd.customer_ref,
+            lang=cmd.lang,
+        )
+    ]
+
+
 _HANDLERS: dict[type, Callable[..., list[Event]]] = {
     c.Enqueue: _enqueue,
     c.CallNext: _call_next,
@@ -479,4 +544,6 @@ _HANDLERS: dict[type, Callable[..., list[Event]]] = {
     c.ApplyConfig: _apply_config,
     c.RejectConfig: _reject_config,
     c.Tick: _tick,
+    c.LeaseNumbers: _lease_numbers,
+    c.EnqueueLeased: _enqueue_leased,
 }

@@ -6,12 +6,13 @@ from datetime import timedelta
 
 from msgspec.structs import replace
 
-from edge.engine.model import SERVICE_TIME_WINDOW, TERMINAL_STATUSES, CounterState, RecentCall, State, Ticket
+from edge.engine.model import SERVICE_TIME_WINDOW, TERMINAL_STATUSES, CounterState, Lease, RecentCall, State, Ticket
 from sync.contract import (
     ConfigApplied,
     ConfigRejected,
     CounterPresence,
     Event,
+    NumbersLeased,
     TicketCalled,
     TicketCancelled,
     TicketCreated,
@@ -70,6 +71,8 @@ def evolve(state: State, event: Event) -> State:
             _config(state, event)
         case ConfigRejected():
             pass  # the refused version never took effect
+        case NumbersLeased():
+            _leased(state, event)
         case _:
             raise TypeError(f"unknown event {type(event).__name__}")
     order = getattr(event, "order", None)
@@ -97,16 +100,10 @@ def _release(state: State, ticket_id: str | None) -> None:
 
 def _created(state: State, e: TicketCreated) -> None:
     """A new ticket; a new business day resets numbering and forgets finished tickets of earlier days."""
-    if e.business_date > state.business_date:
-        state.business_date = e.business_date
-        state.sequences = {}
-        state.tickets = {
-            tid: t
-            for tid, t in state.tickets.items()
-            if t.status not in TERMINAL_STATUSES or t.business_date >= e.business_date
-        }
+    _roll_day(state, e.business_date)
     if e.business_date == state.business_date:
         state.sequences[e.service_id] = max(state.sequences.get(e.service_id, 0), e.seq_no)
+        _use_leased(state, e)
     assert e.ticket_id is not None
     state.put(
         Ticket(
@@ -127,6 +124,43 @@ def _created(state: State, e: TicketCreated) -> None:
             appointment_at=e.appointment_at,
         )
     )
+
+
+def _roll_day(state: State, day: str) -> None:
+    """Entering a new business day resets numbering, drops leases and forgets finished tickets of earlier days."""
+    if day <= state.business_date:
+        return
+    state.business_date = day
+    state.sequences = {}
+    state.leases = {}
+    state.tickets = {
+        tid: t for tid, t in state.tickets.items() if t.status not in TERMINAL_STATUSES or t.business_date >= day
+    }
+
+
+def _leased(state: State, e: NumbersLeased) -> None:
+    """Reserve the block: ordinary numbering continues after it, so no number is ever handed out twice."""
+    _roll_day(state, e.business_date)
+    if e.business_date != state.business_date:
+        return  # a lease of an earlier day can no longer be used
+    state.sequences[e.service_id] = max(state.sequences.get(e.service_id, 0), e.last_seq)
+    state.leases[e.lease_id] = Lease(
+        lease_id=e.lease_id,
+        device_id=e.device_id,
+        service_id=e.service_id,
+        business_date=e.business_date,
+        first_seq=e.first_seq,
+        last_seq=e.last_seq,
+        granted_at=e.occurred_at,
+    )
+
+
+def _use_leased(state: State, e: TicketCreated) -> None:
+    """A created ticket whose number lies in a lease of its service consumes that number of the lease."""
+    for lease in state.leases.values():
+        if lease.service_id == e.service_id and lease.first_seq <= e.seq_no <= lease.last_seq:
+            state.leases[lease.lease_id] = replace(lease, used=(*lease.used, e.seq_no))
+            return
 
 
 def _called(state: State, e: TicketCalled) -> None:

@@ -66,6 +66,19 @@ class RecentCall(Struct, frozen=True, array_like=True):
     appointment: bool
 
 
+class Lease(Struct, frozen=True, kw_only=True):
+    """A block of one day's numbers reserved for a kiosk; `used` are those reconciled into the queue so far."""
+
+    lease_id: str
+    device_id: str
+    service_id: str
+    business_date: str
+    first_seq: int
+    last_seq: int
+    granted_at: datetime
+    used: tuple[int, ...] = ()
+
+
 @dataclass
 class State:
     """Everything decide needs; evolve updates it in place and returns it (single writer owns it)."""
@@ -83,6 +96,7 @@ class State:
     priority_streak: dict[str, int] = field(default_factory=dict)
     service_times: dict[str, list[float]] = field(default_factory=dict)
     recent_calls: dict[str, list[RecentCall]] = field(default_factory=dict)
+    leases: dict[str, Lease] = field(default_factory=dict)  # today's kiosk number leases (offline buffer)
 
     def active(self, status: str | None = None) -> list[Ticket]:
         """Tickets that are not finished, optionally only those in one status."""
@@ -111,6 +125,7 @@ class Bookkeeping(Struct, kw_only=True):
     priority_streak: dict[str, int]
     service_times: dict[str, list[float]]
     recent_calls: dict[str, list[RecentCall]]
+    leases: dict[str, Lease] = {}
 
 
 def bookkeeping_of(state: State) -> Bookkeeping:
@@ -126,6 +141,7 @@ def bookkeeping_of(state: State) -> Bookkeeping:
         priority_streak=state.priority_streak,
         service_times=state.service_times,
         recent_calls=state.recent_calls,
+        leases=state.leases,
     )
 
 
@@ -145,6 +161,7 @@ def state_from(book: Bookkeeping, tickets: list[Ticket], counters: list[CounterS
         priority_streak=dict(book.priority_streak),
         service_times={k: list(v) for k, v in book.service_times.items()},
         recent_calls={k: list(v) for k, v in book.recent_calls.items()},
+        leases=dict(book.leases),
     )
 
 

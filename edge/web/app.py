@@ -24,6 +24,7 @@ from edge.replication import CloudLink, Replication
 from edge.service import QueueService
 from edge.web.api import APP_DEPENDENCIES, ROUTE_HANDLERS
 from edge.web.deps import Appliance
+from edge.web.kiosk import kiosk_router
 from edge.web.problems import on_domain_error, on_http_error, on_unexpected
 from edge.web.replication_api import replication_status
 from edge.web.staff import staff_router, template_config
@@ -70,6 +71,7 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
             await asyncio.to_thread(service.stop)
 
     replication = Replication(service, settings.cloud)
+    kiosk, kiosk_app = kiosk_router(service, load_secret(settings.data_dir))
     api = Router(path="/api/v1", route_handlers=[*ROUTE_HANDLERS, replication_status], dependencies=APP_DEPENDENCIES)
     registry = registry_for(service, lambda: len(app_wiring.broadcaster.subscribers) if app_wiring.broadcaster else 0)
 
@@ -79,9 +81,9 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
 
     return Litestar(
-        route_handlers=[api, metrics, staff_router()],
+        route_handlers=[api, metrics, staff_router(), kiosk],
         template_config=template_config(),
-        state={"appliance": app_wiring, "replication": replication},  # type: ignore[arg-type]
+        state={"appliance": app_wiring, "replication": replication, "kiosk": kiosk_app},  # type: ignore[arg-type]
         lifespan=[lifespan],
         plugins=[ProblemDetailsPlugin()],
         exception_handlers={

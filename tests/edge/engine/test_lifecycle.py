@@ -349,6 +349,7 @@ def _every_action(engine: Engine) -> list[tuple[str, list]]:
     out.append(("ticket.returned", no_show[1:]))
     out.append(("counter.presence", engine.set_presence("5", "break")))
     out.append(("config.rejected", engine.run(c.RejectConfig(version=9, errors=["unknown service x"]))))
+    out.append(("numbers.leased", engine.run(c.LeaseNumbers(device_id="kiosk-1", service_id="cs", count=3))))
     return out
 
 

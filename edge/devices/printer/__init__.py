@@ -1,0 +1,1 @@
+"""ESC/POS ticket printing: a pure layout, its encoding and TCP delivery, and a PNG preview."""

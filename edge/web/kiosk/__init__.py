@@ -1,0 +1,282 @@
+"""The kiosk: `/kiosk` (touch page), `/kiosk/api/*` (issue, print, lease, offline sync) and `/t/<token>` (status)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from litestar import Request, Response, Router, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody
+from litestar.static_files import create_static_files_router
+
+from edge.auth import Principal
+from edge.devices.printer.layout import TicketPrint
+from edge.engine import commands as c
+from edge.engine.errors import DomainError
+from edge.engine.numbering import format_number
+from edge.service import QueueService
+from edge.web.deps import provide_principal, require_role
+from edge.web.kiosk import links
+from edge.web.kiosk.catalog import catalog, local_time, minutes, service_name, words
+from edge.web.kiosk.printing import PrintDesk
+from edge.web.kiosk.schemas import KioskTicket, LeaseRequest, OfflineBatch, OfflineTicket
+from edge.web.problems import ApiError
+from sync.contract_config import BranchConfig
+
+log = logging.getLogger("qms.kiosk")
+WEB = Path(__file__).resolve().parent.parent
+KIOSK_ROLES = ("device", "admin", "supervisor")
+STAFF_ROLES = ("admin", "supervisor", "agent")
+Caller = NamedDependency[Principal]
+
+
+class KioskApp:
+    """The kiosk's wiring: the writer, the status-link secret, the print desk and the page templates."""
+
+    def __init__(self, service: QueueService, secret: bytes) -> None:
+        self.service = service
+        self.secret = secret
+        self.desk = PrintDesk()
+        self.pages = Environment(loader=FileSystemLoader(WEB / "templates"), autoescape=select_autoescape(["html"]))
+
+    def config(self) -> BranchConfig:
+        """The live configuration (503 before the branch is configured)."""
+        config = self.service.view.state.config
+        if config is None:
+            raise ApiError(503, "not_configured", "the branch has no configuration yet")
+        return config
+
+    def status_url(self, request: Request[Any, Any, Any], ref: str) -> str:
+        """The public status link of a ticket (the branch's public address when it has one)."""
+        base = self.config().kiosk.public_base_url or str(request.base_url).rstrip("/")
+        return f"{base.rstrip('/')}/t/{links.sign(self.secret, ref)}"
+
+    def html(self, template: str, status: int = 200, **context: Any) -> Response[str]:
+        """A rendered page that no one may frame or cache."""
+        body = self.pages.get_template(template).render(**context)
+        headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+        return Response(body, status_code=status, media_type="text/html; charset=utf-8", headers=headers)
+
+    async def submit(self, command: c.Command) -> dict[str, Any]:
+        """Run a command through the single writer and return its committed response."""
+        outcome = await asyncio.wrap_future(self.service.submit(command))
+        return outcome.response
+
+    def ticket_print(self, request: Request[Any, Any, Any], view: dict[str, Any], lang: str, ref: str,
+                     *, offline: bool = False) -> TicketPrint:  # fmt: skip
+        """What the printer gets for a committed ticket."""
+        config = self.config()
+        service = config.service(view["service_id"])
+        kiosk = config.kiosk
+        created = _moment(view["created_at"])
+        return TicketPrint(
+            branch_name=config.name,
+            ticket_number=view["ticket_number"],
+            service_name=service_name(service, lang) if service else view["service_id"],
+            issued_at=local_time(created, config.timezone),
+            status_url=self.status_url(request, ref),
+            lang=lang,
+            position=view.get("position"),
+            eta_minutes=minutes(view.get("eta_seconds")),
+            logo_text=kiosk.logo_text,
+            phone=view.get("phone") if kiosk.phone_display == "masked" else None,
+            customer_ref=view.get("customer_ref"),
+            footer=kiosk.footer.get(lang),
+            offline=offline,
+        )
+
+
+def _moment(iso: str) -> datetime:
+    """A view's RFC 3339 timestamp as a datetime."""
+    return datetime.fromisoformat(iso)
+
+
+def _check_inputs(app: KioskApp, data: KioskTicket | OfflineTicket) -> None:
+    """The branch decides whether phone and reference are asked for, optional or required."""
+    kiosk = app.config().kiosk
+    for field, mode in (("phone", kiosk.phone_input), ("customer_ref", kiosk.customer_ref_input)):
+        value = getattr(data, field)
+        if mode == "off" and value is not None:
+            raise ApiError(422, f"{field}_not_enabled", f"this branch does not take a {field} at the kiosk")
+        if mode == "required" and not value:
+            raise ApiError(422, f"{field}_required", f"this branch requires a {field} at the kiosk")
+
+
+def _kiosk_app(request: Request[Any, Any, Any]) -> KioskApp:
+    kiosk: KioskApp = request.app.state["kiosk"]
+    return kiosk
+
+
+def _public_ticket(view: dict[str, Any], hide_phone: bool) -> dict[str, Any]:
+    """The ticket as the kiosk shows it (phone masked or hidden per policy)."""
+    shown = dict(view)
+    shown["phone"] = None if hide_phone else (view.get("phone") or None)
+    return shown
+
+
+@get("/kiosk", include_in_schema=False, sync_to_thread=False)
+def kiosk_page(request: Request[Any, Any, Any]) -> Response[str]:
+    """The touch page: every screen rendered once; the script moves between them and keeps working offline."""
+    app = _kiosk_app(request)
+    state = app.service.view.state
+    if state.config is None:
+        return app.html("kiosk/unconfigured.html", 503)
+    document = catalog(state, app.service.clock())
+    embedded = msgspec.json.encode(document).decode().replace("</", "<\\/")  # cannot close the <script> early
+    return app.html("kiosk/kiosk.html", doc=document, doc_json=embedded, words=words(document["languages"][0]))
+
+
+@get("/kiosk/api/catalog", sync_to_thread=False, summary="Kiosk document (services, words, settings)")
+def kiosk_catalog(request: Request[Any, Any, Any], principal: Caller) -> Response[dict[str, Any]]:
+    """The versioned kiosk document; `ETag` is its version, so polling kiosks can compare cheaply."""
+    require_role(principal, *KIOSK_ROLES)
+    app = _kiosk_app(request)
+    app.config()
+    document = catalog(app.service.view.state, app.service.clock())
+    return Response(document, headers={"ETag": f'"{document["version"]}"', "Cache-Control": "no-store"})
+
+
+@post("/kiosk/api/tickets", status_code=201, summary="Issue a ticket at a kiosk and print it")
+async def kiosk_issue(
+    request: Request[Any, Any, Any], data: JSONBody[KioskTicket], principal: Caller
+) -> dict[str, Any]:
+    """Enqueue (committed first), then print off the writer; a printer failure only changes `print`."""
+    require_role(principal, *KIOSK_ROLES)
+    app = _kiosk_app(request)
+    _check_inputs(app, data)
+    command = c.Enqueue(actor=principal.username, request_id=data.request_id, service_id=data.service_id,
+                        channel="kiosk", phone=data.phone, customer_ref=data.customer_ref, lang=data.lang)  # fmt: skip
+    view = await app.submit(command)
+    ref = f"t:{view['ticket_id']}"
+    config = app.config()
+    printed = await app.desk.print_ticket(
+        app.desk.address_for(config.kiosk, principal.username), principal.username,
+        app.ticket_print(request, view, data.lang, ref),
+    )  # fmt: skip
+    url = app.status_url(request, ref)
+    created = _moment(view["created_at"])
+    return {
+        "ticket": _public_ticket(view, config.kiosk.phone_display == "hidden"),
+        "issued_local": local_time(created, config.timezone),
+        "status_url": url,
+        "qr_svg": links.qr_svg(url),
+        "print": printed,
+    }
+
+
+@post("/kiosk/api/leases", status_code=201, summary="Reserve numbers for offline issuing")
+async def kiosk_lease(
+    request: Request[Any, Any, Any], data: JSONBody[LeaseRequest], principal: Caller
+) -> dict[str, Any]:
+    """A block of today's numbers with their temporary ids, status links and QR codes, ready for offline use."""
+    require_role(principal, *KIOSK_ROLES)
+    app = _kiosk_app(request)
+    size = app.config().kiosk.offline_lease_size
+    if size == 0:
+        raise ApiError(409, "offline_disabled", "this branch does not lease numbers to kiosks")
+    lease = await app.submit(c.LeaseNumbers(actor=principal.username, device_id=principal.username,
+                                            service_id=data.service_id, count=size))  # fmt: skip
+    service = app.config().service(lease["service_id"])
+    assert service is not None
+    numbers = []
+    for seq_no in range(lease["first_seq"], lease["last_seq"] + 1):
+        temp_id = f"off-{lease['lease_id']}-{seq_no}"
+        url = app.status_url(request, f"o:{temp_id}")
+        number = format_number(service, seq_no)
+        numbers.append({"seq_no": seq_no, "temp_id": temp_id, "ticket_number": number, "status_url": url,
+                        "qr_svg": links.qr_svg(url)})  # fmt: skip
+    return {key: lease[key] for key in ("lease_id", "service_id", "business_date", "first_seq", "last_seq")} | {
+        "numbers": numbers
+    }
+
+
+@post("/kiosk/api/offline", status_code=200, summary="Reconcile tickets issued offline")
+async def kiosk_offline(
+    request: Request[Any, Any, Any], data: JSONBody[OfflineBatch], principal: Caller
+) -> dict[str, Any]:
+    """Each ticket exactly once (its temporary id is the request_id); one result per ticket."""
+    require_role(principal, *KIOSK_ROLES)
+    app = _kiosk_app(request)
+    results = [await _reconcile(app, item, principal.username) for item in data.tickets]
+    return {"results": results}
+
+
+async def _reconcile(app: KioskApp, item: OfflineTicket, device_id: str) -> dict[str, Any]:
+    if item.temp_id != f"off-{item.lease_id}-{item.seq_no}":
+        return {"temp_id": item.temp_id, "ok": False, "code": "temp_id_mismatch", "retry": False}
+    try:
+        view = await app.submit(c.EnqueueLeased(
+            actor=device_id, request_id=item.temp_id, lease_id=item.lease_id, seq_no=item.seq_no,
+            issued_at=item.issued_at, device_id=device_id, phone=item.phone, customer_ref=item.customer_ref,
+            lang=item.lang,
+        ))  # fmt: skip
+    except DomainError as exc:
+        log.warning("offline ticket %s refused: %s", item.temp_id, exc.detail)
+        return {"temp_id": item.temp_id, "ok": False, "code": exc.code, "retry": False}
+    return {"temp_id": item.temp_id, "ok": True, "ticket_id": view["ticket_id"], "ticket_number": view["ticket_number"]}
+
+
+@get("/kiosk/api/printers", sync_to_thread=False, summary="Kiosk printer status (staff)")
+def kiosk_printers(request: Request[Any, Any, Any], principal: Caller) -> dict[str, Any]:
+    """Each kiosk printer's last outcome (ok, offline, timeout, paper_out, error) and counts."""
+    require_role(principal, *STAFF_ROLES)
+    return {"printers": _kiosk_app(request).desk.snapshot()}
+
+
+def _status(app: KioskApp, token: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(ticket view or None, its number when known) for a status token; 404 if the token was not signed here."""
+    ref = links.verify(app.secret, token)
+    if ref is None:
+        raise ApiError(404, "not_found", "unknown ticket link")
+    kind, _, ident = ref.partition(":")
+    view = app.service.view
+    if kind == "t":
+        return view.ticket(ident), None
+    row = app.service.read(
+        lambda conn: conn.execute("SELECT response FROM requests WHERE request_id = ?", (ident,)).fetchone()
+    )
+    if row is not None:
+        ticket_id = msgspec.json.decode(row[0]).get("ticket_id")
+        if ticket_id and (ticket := view.ticket(ticket_id)) is not None:
+            return ticket, None
+    return None, _offline_number(app, ident)
+
+
+def _offline_number(app: KioskApp, temp_id: str) -> str | None:
+    """The number of a not yet synced offline ticket (`off-<lease_id>-<seq>`), from its lease."""
+    lease_id, _, seq = temp_id.removeprefix("off-").rpartition("-")
+    lease = app.service.view.state.leases.get(lease_id)
+    service = app.config().service(lease.service_id) if lease else None
+    return format_number(service, int(seq)) if service and seq.isdigit() else None
+
+
+@get("/t/{token:str}", include_in_schema=False, sync_to_thread=False)
+def status_page(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[str]:
+    """The customer's live status page (public; the link itself is the secret)."""
+    app = _kiosk_app(request)
+    ticket, pending_number = _status(app, token)
+    config = app.config()
+    lang = (ticket or {}).get("lang") or config.languages[0]
+    service = config.service(ticket["service_id"]) if ticket else None
+    counter = config.counter(ticket["counter_id"]) if ticket and ticket.get("counter_id") else None
+    return app.html("kiosk/status.html", ticket=ticket, words=words(lang), branch=config.name, lang=lang,
+                    pending_number=pending_number,
+                    service=service_name(service, lang) if service else None, counter=counter.name if counter else None,
+                    eta=minutes(ticket.get("eta_seconds")) if ticket else None)  # fmt: skip
+
+
+def kiosk_router(service: QueueService, secret: bytes) -> tuple[Router, KioskApp]:
+    """The kiosk's routes and its wiring (put the wiring in `app.state["kiosk"]`)."""
+    app = KioskApp(service, secret)
+    auth = {"principal": Provide(provide_principal)}
+    api = Router(path="/", route_handlers=[kiosk_catalog, kiosk_issue, kiosk_lease, kiosk_offline, kiosk_printers],
+                 dependencies=auth)  # fmt: skip
+    static = create_static_files_router(path="/kiosk/static", directories=[WEB / "static" / "kiosk"],
+                                        include_in_schema=False, name="kiosk_static")  # fmt: skip
+    return Router(path="/", route_handlers=[kiosk_page, status_page, api, static]), app

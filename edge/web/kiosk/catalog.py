@@ -1,0 +1,218 @@
+"""What a kiosk shows: the services with their open/closed state, its words and settings, as one versioned document."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from edge.engine.model import State
+from edge.engine.numbering import business_date, within_hours, zone
+from sync.contract_config import WEEKDAYS, BranchConfig, Kiosk, Service
+
+WORDS: dict[str, dict[str, str]] = {
+    "id": {
+        "lang_name": "Bahasa Indonesia",
+        "welcome": "Selamat datang",
+        "choose_lang": "Pilih bahasa",
+        "choose_service": "Pilih layanan",
+        "waiting": "menunggu",
+        "wait_min": "± {n} menit",
+        "closed": "Tutup",
+        "closed_now": "Tutup saat ini",
+        "opens_at": "Buka {day} pukul {time}",
+        "today": "hari ini",
+        "tomorrow": "besok",
+        "unavailable": "Tidak tersedia hari ini",
+        "full": "Kuota hari ini penuh",
+        "details": "Data tambahan",
+        "phone": "Nomor HP",
+        "phone_hint": "Contoh: 081234567890",
+        "phone_invalid": "Nomor HP harus 8-15 angka",
+        "phone_required": "Nomor HP wajib diisi",
+        "ref": "Nomor nasabah / referensi",
+        "ref_invalid": "Maksimal 32 huruf atau angka",
+        "ref_required": "Nomor referensi wajib diisi",
+        "optional": "opsional",
+        "skip": "Lewati",
+        "continue": "Ambil nomor",
+        "back": "Kembali",
+        "clear": "Hapus",
+        "your_number": "Nomor antrean Anda",
+        "ahead": "Antrean di depan Anda",
+        "eta": "Perkiraan tunggu",
+        "minutes": "menit",
+        "issued": "Waktu",
+        "scan": "Pindai QR untuk memantau antrean di ponsel Anda",
+        "printing": "Mencetak tiket…",
+        "printed": "Silakan ambil tiket Anda",
+        "print_failed": "Printer bermasalah. Foto layar ini atau pindai QR — nomor Anda tetap berlaku.",
+        "done": "Selesai",
+        "offline": "Offline — menyambung kembali…",
+        "offline_ticket": "Tiket offline: nomor Anda berlaku dan akan disinkronkan otomatis.",
+        "offline_empty": "Kiosk sedang offline dan cadangan nomor habis. Silakan ke petugas.",
+        "working": "Memproses…",
+        "error": "Maaf, terjadi kesalahan. Silakan coba lagi atau hubungi petugas.",
+        "large_text": "Huruf besar",
+        "contrast": "Kontras tinggi",
+        "not_paired": "Kiosk ini belum dipasangkan. Hubungi petugas.",
+        "status_title": "Status antrean",
+        "status_waiting": "Menunggu",
+        "status_called": "Dipanggil — silakan menuju",
+        "status_serving": "Sedang dilayani",
+        "status_finished": "Selesai",
+        "status_pending": "Tiket ini dibuat saat offline dan akan muncul setelah tersinkron.",
+        "counter": "Loket",
+        "updated": "Diperbarui otomatis",
+    },
+    "en": {
+        "lang_name": "English",
+        "welcome": "Welcome",
+        "choose_lang": "Choose your language",
+        "choose_service": "Choose a service",
+        "waiting": "waiting",
+        "wait_min": "~{n} min",
+        "closed": "Closed",
+        "closed_now": "Closed now",
+        "opens_at": "Opens {day} at {time}",
+        "today": "today",
+        "tomorrow": "tomorrow",
+        "unavailable": "Not available today",
+        "full": "Today's quota is full",
+        "details": "Your details",
+        "phone": "Mobile number",
+        "phone_hint": "e.g. 081234567890",
+        "phone_invalid": "A mobile number has 8-15 digits",
+        "phone_required": "Please enter your mobile number",
+        "ref": "Customer / reference number",
+        "ref_invalid": "Up to 32 letters or digits",
+        "ref_required": "Please enter your reference number",
+        "optional": "optional",
+        "skip": "Skip",
+        "continue": "Get my number",
+        "back": "Back",
+        "clear": "Clear",
+        "your_number": "Your queue number",
+        "ahead": "People ahead of you",
+        "eta": "Estimated wait",
+        "minutes": "min",
+        "issued": "Time",
+        "scan": "Scan the QR code to follow your turn on your phone",
+        "printing": "Printing your ticket…",
+        "printed": "Please take your ticket",
+        "print_failed": "The printer has a problem. Take a photo of this screen or scan the QR — your number is valid.",
+        "done": "Done",
+        "offline": "Offline — reconnecting…",
+        "offline_ticket": "Offline ticket: your number is valid and will sync automatically.",
+        "offline_empty": "This kiosk is offline and has no numbers in reserve. Please ask our staff.",
+        "working": "One moment…",
+        "error": "Sorry, something went wrong. Please try again or ask our staff.",
+        "large_text": "Large text",
+        "contrast": "High contrast",
+        "not_paired": "This kiosk is not paired yet. Please ask our staff.",
+        "status_title": "Queue status",
+        "status_waiting": "Waiting",
+        "status_called": "Called — please go to",
+        "status_serving": "Being served",
+        "status_finished": "Finished",
+        "status_pending": "This ticket was issued offline and appears here once it has synced.",
+        "counter": "Counter",
+        "updated": "Updates automatically",
+    },
+}
+
+
+def words(lang: str) -> dict[str, str]:
+    """The kiosk's words in a language (Indonesian when unknown)."""
+    return WORDS.get(lang, WORDS["id"])
+
+
+def service_name(service: Service, lang: str) -> str:
+    """A service's name in a language, falling back to its default name."""
+    return service.names.get(lang) or service.name
+
+
+def next_opening(service: Service, now: datetime, timezone: str) -> tuple[int, str] | None:
+    """(days from today, "HH:MM") of the service's next opening within a week, or None."""
+    if not service.hours:
+        return None
+    local = now.astimezone(zone(timezone))
+    clock = local.strftime("%H:%M")
+    for offset in range(8):
+        day = WEEKDAYS[(local.weekday() + offset) % 7]
+        starts = sorted(start for start, _end in service.hours.get(day) or [] if offset or start > clock)
+        if starts:
+            return offset, starts[0]
+    return None
+
+
+def service_state(state: State, service: Service, now: datetime) -> dict[str, Any]:
+    """One service as the kiosk offers it: open or why not, and how long the queue is."""
+    config = state.config
+    assert config is not None
+    waiting = sum(1 for t in state.active("waiting") if t.service_id == service.id)
+    entry: dict[str, Any] = {
+        "id": service.id,
+        "prefix": service.prefix,
+        "names": {lang: service_name(service, lang) for lang in WORDS},
+        "waiting": waiting,
+        "eta_minutes": round(waiting * service.avg_service_seconds / 60),
+        "open": False,
+        "reason": None,
+        "opens": None,
+    }
+    if not service.active:
+        entry["reason"] = "unavailable"
+    elif not within_hours(service, now, config.timezone):
+        entry["reason"] = "closed"
+        entry["opens"] = next_opening(service, now, config.timezone)
+    elif service.daily_capacity is not None and state.sequences.get(service.id, 0) >= service.daily_capacity:
+        entry["reason"] = "full"
+    else:
+        entry["open"] = True
+    return entry
+
+
+def kiosk_settings(config: BranchConfig) -> Kiosk:
+    """The branch's kiosk settings."""
+    return config.kiosk
+
+
+def catalog(state: State, now: datetime) -> dict[str, Any]:
+    """The kiosk document: version (config + opening state), languages, words, settings, services.
+
+    The `version` changes whenever what the kiosk shows changes, so a kiosk swaps documents whole, never field by field.
+    """
+    config = state.config
+    assert config is not None
+    kiosk = kiosk_settings(config)
+    languages = [lang for lang in config.languages if lang in WORDS] or ["id", "en"]
+    services = [service_state(state, s, now) for s in config.services]
+    settings = msgspec.to_builtins(kiosk)
+    settings.pop("printers", None)  # printer addresses stay on the appliance
+    settings.pop("printer", None)
+    body = {
+        "config_version": config.version,
+        "branch_name": config.name,
+        "timezone": config.timezone,
+        "business_date": max(business_date(now, config.timezone), state.business_date),
+        "languages": languages,
+        "words": {lang: WORDS[lang] for lang in languages},
+        "settings": settings,
+        "services": services,
+    }
+    opening = [(s["id"], s["open"], s["reason"]) for s in services]
+    digest = hashlib.sha256(msgspec.json.encode([config.version, opening])).hexdigest()[:12]
+    return {"version": f"{config.version}-{digest}", **body}
+
+
+def local_time(moment: datetime, timezone: str) -> str:
+    """`24/11/2026 09:05` in the branch's time zone."""
+    return moment.astimezone(zone(timezone)).strftime("%d/%m/%Y %H:%M")
+
+
+def minutes(seconds: int | None) -> int | None:
+    """Seconds rounded up to whole minutes (None stays None)."""
+    return None if seconds is None else int(timedelta(seconds=seconds + 59).total_seconds() // 60)

@@ -1,0 +1,94 @@
+"""Kiosk printing: which printer a kiosk uses, print after commit (off the writer), and each printer's last status."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from edge.devices.printer.escpos import PrinterAddress, PrinterError, encode, send
+from edge.devices.printer.layout import TicketPrint, ticket_layout
+from sync.contract_config import Kiosk
+
+log = logging.getLogger("qms.printer")
+
+
+@dataclass
+class PrinterStatus:
+    """What staff see of one kiosk's printer: last outcome, when, and counts."""
+
+    device_id: str
+    address: str
+    ok: bool = True
+    error: str | None = None
+    detail: str | None = None
+    at: str | None = None
+    printed: int = 0
+    failed: int = 0
+
+
+@dataclass
+class PrintDesk:
+    """Prints tickets for kiosks and remembers each printer's health (in memory; the log keeps the history)."""
+
+    statuses: dict[str, PrinterStatus] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @staticmethod
+    def address_for(kiosk: Kiosk, device_id: str) -> PrinterAddress | None:
+        """The printer of a kiosk device: its own, else the branch default, else none."""
+        printer = kiosk.printers.get(device_id) or kiosk.printer
+        if printer is None:
+            return None
+        return PrinterAddress(printer.host, printer.port, printer.paper_mm, printer.profile, printer.timeout_seconds)
+
+    def print_now(self, address: PrinterAddress, device_id: str, ticket: TicketPrint) -> dict[str, Any]:
+        """Encode and send one ticket (blocking); never raises: the result says what happened."""
+        started = time.monotonic()
+        try:
+            send(address, encode(ticket_layout(ticket, address.paper_mm), address.paper_mm, address.profile))
+        except PrinterError as exc:
+            log.error(  # noqa: TRY400 - an expected device state, not a bug: no traceback
+                "printer %s (kiosk %s) failed for ticket %s: %s", f"{address.host}:{address.port}",
+                      device_id, ticket.ticket_number, exc)  # fmt: skip
+            self._record(device_id, address, exc)
+            return {"ok": False, "error": exc.kind, "detail": exc.detail}
+        except Exception as exc:  # an encoding bug must not cost the customer their ticket
+            log.exception("printing ticket %s on kiosk %s failed", ticket.ticket_number, device_id)
+            error = PrinterError("error", str(exc))
+            self._record(device_id, address, error)
+            return {"ok": False, "error": "error", "detail": str(exc)}
+        self._record(device_id, address, None)
+        log.info("printed %s on %s:%s in %.0f ms", ticket.ticket_number, address.host, address.port,
+                 (time.monotonic() - started) * 1000)  # fmt: skip
+        return {"ok": True}
+
+    async def print_ticket(self, address: PrinterAddress | None, device_id: str, ticket: TicketPrint) -> dict[str, Any]:
+        """Print in a worker thread (the ticket is already committed); no printer configured is not an error."""
+        if address is None:
+            return {"ok": False, "error": "no_printer", "detail": "no printer is configured for this kiosk"}
+        return await asyncio.to_thread(self.print_now, address, device_id, ticket)
+
+    def _record(self, device_id: str, address: PrinterAddress, error: PrinterError | None) -> None:
+        with self._lock:
+            status = self.statuses.get(device_id)
+            target = f"{address.host}:{address.port}"
+            if status is None or status.address != target:
+                status = self.statuses[device_id] = PrinterStatus(device_id, target)
+            status.ok = error is None
+            status.error = error.kind if error else None
+            status.detail = error.detail if error else None
+            status.at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            if error is None:
+                status.printed += 1
+            else:
+                status.failed += 1
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every known kiosk printer's status, for staff and monitoring."""
+        with self._lock:
+            return [vars(s).copy() for s in sorted(self.statuses.values(), key=lambda s: s.device_id)]

@@ -1,0 +1,400 @@
+/* Kiosk page: screens, issuing, health/reconnect, offline buffer (leases + IndexedDB), remote config. No build step. */
+(() => {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const app = $("app");
+  const POLL_MS = 5000;
+  const REQUEST_MS = 8000;
+  const LEASE_LOW = 3;
+  const TOKEN_KEY = "qms.kiosk.token";
+  const LEASE_KEY = "qms.kiosk.leases";
+
+  let doc = JSON.parse($("kiosk-doc").textContent);
+  let pendingDoc = null;
+  let lang = doc.languages[0];
+  let service = null;
+  let online = true;
+  let idleTimer = null;
+  let countdownTimer = null;
+  let activeField = null;
+
+  // ---- token: given once by the launcher as #token=…, then kept on the device ----------------------------------
+  const hash = new URLSearchParams(location.hash.slice(1));
+  if (hash.get("token")) {
+    localStorage.setItem(TOKEN_KEY, hash.get("token"));
+    history.replaceState(null, "", location.pathname);
+  }
+  const token = () => localStorage.getItem(TOKEN_KEY);
+
+  // ---- nothing to break out of ------------------------------------------------------------------------------
+  for (const type of ["contextmenu", "dragstart", "selectstart", "gesturestart"]) {
+    document.addEventListener(type, (e) => e.preventDefault());
+  }
+  document.addEventListener("keydown", (e) => {
+    if (e.ctrlKey || e.altKey || e.metaKey || /^F\d+$/.test(e.key) || e.key === "Escape") e.preventDefault();
+  });
+  history.pushState(null, "", location.pathname);
+  window.addEventListener("popstate", () => history.pushState(null, "", location.pathname));
+  document.addEventListener("touchmove", (e) => { if (e.touches.length > 1) e.preventDefault(); }, { passive: false });
+
+  // ---- words and screens ------------------------------------------------------------------------------------
+  const w = (key, vars) => {
+    let text = (doc.words[lang] || doc.words[doc.languages[0]])[key] || key;
+    for (const [k, v] of Object.entries(vars || {})) text = text.replace(`{${k}}`, v);
+    return text;
+  };
+  function translate() {
+    document.documentElement.lang = lang;
+    for (const el of document.querySelectorAll("[data-w]")) el.textContent = w(el.dataset.w);
+  }
+  function show(name) {
+    for (const el of document.querySelectorAll(".screen")) el.hidden = el.id !== `screen-${name}`;
+    app.dataset.screen = name;
+    armIdle();
+  }
+  function busy(on) { $("busy").hidden = !on; }
+
+  function reset() {
+    clearInterval(countdownTimer);
+    service = null;
+    lang = doc.languages[0];
+    document.body.classList.remove("large", "contrast");
+    $("btn-large").setAttribute("aria-pressed", "false");
+    $("btn-contrast").setAttribute("aria-pressed", "false");
+    if (pendingDoc) { applyDoc(pendingDoc); pendingDoc = null; }
+    translate();
+    show("lang");
+  }
+
+  // ---- idle timeout: any screen but home returns home when nobody touches it --------------------------------
+  function armIdle() {
+    clearTimeout(idleTimer);
+    if (app.dataset.screen === "lang" || app.dataset.screen === "unpaired") return;
+    idleTimer = setTimeout(reset, doc.settings.idle_seconds * 1000);
+  }
+  for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, armIdle, true);
+
+  // ---- accessibility toggles --------------------------------------------------------------------------------
+  for (const [id, cls] of [["btn-large", "large"], ["btn-contrast", "contrast"]]) {
+    $(id).addEventListener("click", () => {
+      const on = document.body.classList.toggle(cls);
+      $(id).setAttribute("aria-pressed", String(on));
+    });
+  }
+
+  // ---- clock in the branch's time zone ----------------------------------------------------------------------
+  const clockFmt = () => new Intl.DateTimeFormat("en-GB", { timeZone: doc.timezone, hour: "2-digit", minute: "2-digit" });
+  const stampFmt = () => new Intl.DateTimeFormat("en-GB", {
+    timeZone: doc.timezone, day: "2-digit", month: "2-digit", year: "numeric", hour: "2-digit", minute: "2-digit",
+  });
+  const tick = () => { $("clock").textContent = clockFmt().format(new Date()); };
+  tick();
+  setInterval(tick, 1000);
+
+  // ---- services ---------------------------------------------------------------------------------------------
+  function serviceInfo(s) {
+    if (s.open) return `${s.waiting} ${w("waiting")} · ${w("wait_min", { n: s.eta_minutes })}`;
+    if (s.reason === "closed" && s.opens) {
+      const day = s.opens[0] === 0 ? w("today") : s.opens[0] === 1 ? w("tomorrow") : "";
+      return `${w("closed_now")} · ${w("opens_at", { day, time: s.opens[1] }).replace("  ", " ")}`;
+    }
+    return w(s.reason === "full" ? "full" : s.reason === "closed" ? "closed_now" : "unavailable");
+  }
+  function renderServices() {
+    const box = $("services");
+    box.replaceChildren();
+    for (const s of doc.services) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = `service${s.open ? "" : " closed"}`;
+      b.dataset.service = s.id;
+      if (!s.open) b.setAttribute("aria-disabled", "true");
+      const prefix = document.createElement("span");
+      prefix.className = "prefix";
+      prefix.textContent = s.prefix;
+      const name = document.createElement("span");
+      name.className = "sname";
+      name.textContent = s.names[lang] || s.names[doc.languages[0]];
+      const info = document.createElement("span");
+      info.className = "sinfo";
+      info.textContent = serviceInfo(s);
+      b.append(prefix, name, info);
+      b.addEventListener("click", () => { if (s.open) chooseService(s); });
+      box.append(b);
+    }
+  }
+  function applyDoc(next) {
+    doc = next;
+    document.documentElement.style.setProperty("--accent", doc.settings.accent_color);
+    $("branch-name").textContent = doc.branch_name;
+    if (!doc.languages.includes(lang)) lang = doc.languages[0];
+    renderServices();
+    translate();
+  }
+
+  for (const b of document.querySelectorAll(".lang")) {
+    b.addEventListener("click", () => { lang = b.dataset.lang; translate(); renderServices(); show("service"); });
+  }
+  for (const b of document.querySelectorAll("[data-go]")) b.addEventListener("click", () => {
+    if (b.dataset.go === "lang") reset(); else show(b.dataset.go);
+  });
+
+  // ---- optional details: phone / customer reference ---------------------------------------------------------
+  const PHONE = /^\+?[0-9]{8,15}$/;
+  const REF = /^[A-Za-z0-9][A-Za-z0-9 ./-]{0,31}$/;
+  const inputs = () => ({ phone: doc.settings.phone_input, ref: doc.settings.customer_ref_input });
+
+  function chooseService(s) {
+    service = s;
+    const modes = inputs();
+    if (modes.phone === "off" && modes.ref === "off") { issue(); return; }
+    for (const [key, mode] of Object.entries(modes)) {
+      $(`field-${key}`).hidden = mode === "off";
+      $(key).value = "";
+      $(`${key}-error`).textContent = "";
+      $(`field-${key}`).classList.remove("invalid");
+      $(`${key}-opt`).textContent = mode === "optional" ? `(${w("optional")})` : "";
+    }
+    $("btn-skip").hidden = modes.phone === "required" || modes.ref === "required";
+    focusField(modes.phone !== "off" ? "phone" : "ref");
+    show("details");
+  }
+  function focusField(key) {
+    activeField = key;
+    for (const k of ["phone", "ref"]) $(`field-${k}`).classList.toggle("active", k === key);
+  }
+  for (const k of ["phone", "ref"]) $(k).addEventListener("pointerdown", () => focusField(k));
+  for (const key of document.querySelectorAll(".key")) {
+    key.addEventListener("click", () => {
+      const field = $(activeField);
+      const k = key.dataset.key;
+      if (k === "clear") field.value = "";
+      else if (k === "⌫") field.value = field.value.slice(0, -1);
+      else if (k === "+" && (activeField !== "phone" || field.value !== "")) return;
+      else if (field.value.length < (activeField === "phone" ? 16 : 32)) field.value += k;
+      $(`${activeField}-error`).textContent = "";
+      $(`field-${activeField}`).classList.remove("invalid");
+    });
+  }
+  function validate() {
+    const modes = inputs();
+    const out = {};
+    let ok = true;
+    for (const [key, pattern, bad, missing] of [["phone", PHONE, "phone_invalid", "phone_required"],
+                                                 ["ref", REF, "ref_invalid", "ref_required"]]) {
+      if (modes[key] === "off") continue;
+      const value = $(key).value.trim();
+      let error = "";
+      if (!value && modes[key] === "required") error = w(missing);
+      else if (value && !pattern.test(value)) error = w(bad);
+      $(`${key}-error`).textContent = error;
+      $(`field-${key}`).classList.toggle("invalid", Boolean(error));
+      if (error) { ok = false; focusField(key); }
+      if (value) out[key === "ref" ? "customer_ref" : "phone"] = value;
+    }
+    return ok ? out : null;
+  }
+  $("btn-issue").addEventListener("click", () => { const extra = validate(); if (extra) issue(extra); });
+  $("btn-skip").addEventListener("click", () => issue({}));
+
+  // ---- talking to the appliance -----------------------------------------------------------------------------
+  class Unreachable extends Error {}
+  class Refused extends Error { constructor(status, body) { super(body.detail || status); this.status = status; this.body = body; } }
+
+  async function call(method, path, body) {
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(), REQUEST_MS);
+    let res;
+    try {
+      res = await fetch(path, {
+        method, signal: ctrl.signal, cache: "no-store",
+        headers: { "Authorization": `Bearer ${token()}`, "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      throw new Unreachable(String(err));
+    } finally {
+      clearTimeout(timer);
+    }
+    if (res.status >= 500 && res.status !== 503) throw new Unreachable(`HTTP ${res.status}`);
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Refused(res.status, data);
+    return data;
+  }
+  const newId = () => `k-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+
+  async function issue(extra = {}) {
+    const s = service;
+    busy(true);
+    const body = { service_id: s.id, lang, request_id: newId(), ...extra };
+    try {
+      let result;
+      try {
+        result = await call("POST", "/kiosk/api/tickets", body);
+      } catch (err) {
+        if (!(err instanceof Unreachable)) throw err;
+        result = await call("POST", "/kiosk/api/tickets", body); // same request_id: at most one ticket
+      }
+      setOnline(true);
+      showTicket({
+        number: result.ticket.ticket_number, issued: result.issued_local, position: result.ticket.position,
+        eta: result.ticket.eta_seconds, phone: result.ticket.phone, qr: result.qr_svg, print: result.print,
+      });
+    } catch (err) {
+      if (err instanceof Unreachable) { setOnline(false); await issueOffline(s, extra); }
+      else if (err instanceof Refused && err.status === 401) show("unpaired");
+      else message(err instanceof Refused ? (err.body.detail || w("error")) : w("error"));
+    } finally {
+      busy(false);
+    }
+  }
+
+  function message(text) { $("message").textContent = text; show("message"); }
+
+  function showTicket(t) {
+    $("t-number").textContent = t.number;
+    $("t-service").textContent = service ? (service.names[lang] || service.names[doc.languages[0]]) : "";
+    $("t-time").textContent = t.issued;
+    $("t-ahead-row").hidden = t.position == null;
+    $("t-ahead").textContent = t.position == null ? "" : String(Math.max(t.position - 1, 0));
+    $("t-eta-row").hidden = t.eta == null;
+    $("t-eta").textContent = t.eta == null ? "" : `~${Math.ceil(t.eta / 60)} ${w("minutes")}`;
+    $("t-phone-row").hidden = !t.phone;
+    $("t-phone").textContent = t.phone || "";
+    $("t-qr").innerHTML = t.qr; // server-made SVG (segno), never customer input
+    const status = $("t-print");
+    const failed = t.offline || (t.print && !t.print.ok);
+    status.className = `tprint ${t.offline ? "failed" : failed ? "failed" : "ok"}`;
+    status.textContent = t.offline ? w("offline_ticket") : failed ? w("print_failed") : w("printed");
+    status.dataset.print = t.offline ? "offline" : t.print && !t.print.ok ? t.print.error : "ok";
+    document.querySelector(".ticket").classList.toggle("fallback", Boolean(failed));
+    show("ticket");
+    let left = doc.settings.ticket_seconds * (failed ? 2 : 1);
+    $("countdown").textContent = `(${left})`;
+    clearInterval(countdownTimer);
+    countdownTimer = setInterval(() => {
+      left -= 1;
+      $("countdown").textContent = `(${left})`;
+      if (left <= 0) reset();
+    }, 1000);
+    if (t.offline && doc.settings.offline_browser_print) setTimeout(() => window.print(), 300);
+  }
+  $("btn-done").addEventListener("click", reset);
+
+  // ---- offline buffer: leased numbers (localStorage) and issued tickets (IndexedDB) --------------------------
+  const leases = () => JSON.parse(localStorage.getItem(LEASE_KEY) || "{}");
+  const saveLeases = (all) => localStorage.setItem(LEASE_KEY, JSON.stringify(all));
+
+  function db() {
+    return new Promise((resolve, reject) => {
+      const req = indexedDB.open("qms-kiosk", 1);
+      req.onupgradeneeded = () => req.result.createObjectStore("pending", { keyPath: "temp_id" });
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    });
+  }
+  async function store(mode, fn) {
+    const conn = await db();
+    return new Promise((resolve, reject) => {
+      const tx = conn.transaction("pending", mode);
+      const result = fn(tx.objectStore("pending"));
+      tx.oncomplete = () => { conn.close(); resolve(result.result === undefined ? result : result.result); };
+      tx.onerror = () => { conn.close(); reject(tx.error); };
+    });
+  }
+  const pendingAll = () => store("readonly", (s) => s.getAll());
+
+  function takeNumber(serviceId) {
+    const all = leases();
+    for (const lease of all[serviceId] || []) {
+      if (lease.business_date !== doc.business_date) continue;
+      const free = lease.numbers.find((n) => !lease.used.includes(n.seq_no));
+      if (free) {
+        lease.used.push(free.seq_no);
+        saveLeases(all);
+        return { lease, number: free };
+      }
+    }
+    return null;
+  }
+
+  async function issueOffline(s, extra) {
+    const taken = takeNumber(s.id);
+    if (!taken) { message(w("offline_empty")); return; }
+    const issuedAt = new Date();
+    const record = {
+      temp_id: taken.number.temp_id, lease_id: taken.lease.lease_id, seq_no: taken.number.seq_no,
+      issued_at: issuedAt.toISOString(), lang, ...extra,
+    };
+    await store("readwrite", (st) => st.put(record));
+    let phone = null;
+    if (extra.phone && doc.settings.phone_display === "masked") {
+      const p = extra.phone;
+      phone = p.length <= 7 ? "*".repeat(p.length) : `${p.slice(0, 4)}${"*".repeat(p.length - 7)}${p.slice(-3)}`;
+    }
+    showTicket({ number: taken.number.ticket_number, issued: stampFmt().format(issuedAt).replace(",", ""),
+                 position: null, eta: null, phone, qr: taken.number.qr_svg, offline: true });
+  }
+
+  async function syncOffline() {
+    const pending = await pendingAll();
+    if (!pending.length) return;
+    pending.sort((a, b) => a.issued_at.localeCompare(b.issued_at));
+    const tickets = pending.map(({ temp_id, lease_id, seq_no, issued_at, lang: l, phone, customer_ref }) =>
+      ({ temp_id, lease_id, seq_no, issued_at, lang: l, phone, customer_ref }));
+    const { results } = await call("POST", "/kiosk/api/offline", { tickets });
+    const finished = results.filter((r) => r.ok || !r.retry).map((r) => r.temp_id);
+    await store("readwrite", (st) => { for (const id of finished) st.delete(id); return finished; });
+  }
+
+  async function topUpLeases() {
+    if (!doc.settings.offline_lease_size) return;
+    const all = leases();
+    let changed = false;
+    for (const s of doc.services) {
+      const kept = (all[s.id] || []).filter((l) => l.business_date === doc.business_date
+        && l.numbers.some((n) => !l.used.includes(n.seq_no)));
+      const free = kept.reduce((sum, l) => sum + l.numbers.filter((n) => !l.used.includes(n.seq_no)).length, 0);
+      if (kept.length !== (all[s.id] || []).length) { all[s.id] = kept; changed = true; }
+      if (!s.open || free >= LEASE_LOW) continue;
+      const lease = await call("POST", "/kiosk/api/leases", { service_id: s.id });
+      all[s.id] = [...kept, { ...lease, used: [] }];
+      changed = true;
+    }
+    if (changed) saveLeases(all);
+  }
+
+  // ---- health check, reconnect, remote config ---------------------------------------------------------------
+  function setOnline(on) {
+    online = on;
+    $("offline").hidden = on;
+    app.dataset.online = String(on);
+  }
+  async function poll() {
+    if (!token()) { show("unpaired"); return; }
+    try {
+      const next = await call("GET", "/kiosk/api/catalog");
+      setOnline(true);
+      if (app.dataset.screen === "unpaired") reset();
+      if (next.version !== doc.version || JSON.stringify(next.services) !== JSON.stringify(doc.services)) {
+        // A whole new document, applied between customers only: never a half-applied configuration.
+        if (app.dataset.screen === "lang") applyDoc(next); else pendingDoc = next;
+      }
+      await syncOffline();
+      await topUpLeases();
+      app.dataset.synced = "true";
+    } catch (err) {
+      if (err instanceof Unreachable) setOnline(false);
+      else if (err instanceof Refused && err.status === 401) show("unpaired");
+    }
+  }
+  async function loop() {
+    await poll();
+    setTimeout(loop, online ? POLL_MS : POLL_MS / 2);
+  }
+
+  renderServices();
+  translate();
+  show("lang");
+  loop();
+})();

@@ -1,0 +1,142 @@
+"""The kiosk end to end: issue in each language, phone validation and masking, idle reset, printing, fallback QR."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.kiosk.conftest import KioskRig, open_kiosk
+from tests.support.appliance import event_rows
+
+pytestmark = pytest.mark.slow
+QR_COMMAND = b"\x1d(k"  # GS ( k: the printer draws the QR code itself
+
+
+def take_ticket(page: Page, lang: str, service: str = "teller") -> str:
+    """Language -> service -> (skip details) -> the number on screen."""
+    page.click(f"#lang-{lang}")
+    page.click(f"#services [data-service='{service}']")
+    page.click("#btn-skip")
+    expect(page.locator("#screen-ticket")).to_be_visible()
+    return page.locator("#t-number").inner_text()
+
+
+@pytest.mark.parametrize(
+    ("lang", "service_name", "printed_word"),
+    [("id", "Layanan Nasabah", "Silakan ambil tiket Anda"), ("en", "Customer Service", "Please take your ticket")],
+)
+def test_issue_and_print_a_ticket_in_each_language(
+    page: Page, rig: KioskRig, lang: str, service_name: str, printed_word: str
+) -> None:
+    open_kiosk(page, rig)
+    number = take_ticket(page, lang, "cs")
+    assert re.fullmatch(r"B\d{3}", number)
+    expect(page.locator("#t-service")).to_have_text(service_name)
+    expect(page.locator("#t-print")).to_have_text(printed_word)
+    expect(page.locator("#t-qr svg")).to_be_visible()
+    assert page.locator("html").get_attribute("lang") == lang
+    (job,) = rig.sink.wait_for_jobs(1)
+    assert number.encode() in job
+    assert QR_COMMAND in job
+    assert b"/t/" in job  # the QR carries the status link
+    ticket = next(t for t in rig.tickets() if t["ticket_number"] == number)
+    assert (ticket["channel"], ticket["lang"], ticket["status"]) == ("kiosk", lang, "waiting")
+
+
+def test_closed_service_is_explained_and_cannot_be_chosen(page: Page, rig: KioskRig) -> None:
+    open_kiosk(page, rig)
+    page.click("#lang-en")
+    loan = page.locator("#services [data-service='loan']")
+    expect(loan).to_have_class(re.compile("closed"))
+    expect(loan.locator(".sinfo")).to_contain_text("Opens tomorrow at 08:00")
+    loan.click(force=True)
+    expect(page.locator("#screen-service")).to_be_visible()
+
+
+def test_phone_is_validated_stored_and_shown_masked(page: Page, rig: KioskRig) -> None:
+    open_kiosk(page, rig)
+    page.click("#lang-en")
+    page.click("#services [data-service='teller']")
+    for key in "0812":
+        page.click(f".key[data-key='{key}']")
+    page.click("#btn-issue")
+    expect(page.locator("#phone-error")).to_have_text("A mobile number has 8-15 digits")
+    expect(page.locator("#screen-details")).to_be_visible()
+    for key in "34567890":
+        page.click(f".key[data-key='{key}']")
+    page.click("#btn-issue")
+    expect(page.locator("#screen-ticket")).to_be_visible()
+    expect(page.locator("#t-phone")).to_have_text("0812*****890")
+    number = page.locator("#t-number").inner_text()
+    ticket = next(t for t in rig.tickets() if t["ticket_number"] == number)
+    assert ticket["phone"] == "0812*****890"  # shown masked to staff too
+    bodies = [row[0] for row in event_rows(rig.data_dir, "SELECT body FROM events WHERE type = 'ticket.created'")]
+    assert any(b'"phone":"081234567890"' in bytes(body) for body in bodies)  # stored as given, for notifications
+    (job,) = rig.sink.wait_for_jobs(1)
+    assert b"0812*****890" in job
+    assert b"081234567890" not in job
+
+
+def test_idle_kiosk_returns_home_and_resets_accessibility(page: Page, rig: KioskRig) -> None:
+    open_kiosk(page, rig)
+    page.click("#btn-large")
+    page.click("#btn-contrast")
+    assert page.evaluate("document.body.className") == "kiosk large contrast"
+    page.click("#lang-en")
+    expect(page.locator("#screen-service")).to_be_visible()
+    expect(page.locator("#screen-lang")).to_be_visible(timeout=9000)  # idle_seconds = 5
+    assert page.evaluate("document.body.className") == "kiosk"
+
+
+def test_printer_down_shows_fallback_qr_and_logs_the_error(page: Page, rig_printer_down: KioskRig) -> None:
+    rig = rig_printer_down
+    open_kiosk(page, rig)
+    number = take_ticket(page, "en")
+    expect(page.locator("#t-print")).to_contain_text("The printer has a problem")
+    expect(page.locator(".ticket.fallback #t-qr svg")).to_be_visible()
+    assert page.locator("#t-print").get_attribute("data-print") == "offline"
+    assert re.search(rf"ERROR:qms.printer:printer .* failed for ticket {number}: offline", rig.appliance.log())
+    status = httpx.get(f"{rig.appliance.base_url}/kiosk/api/printers", headers=rig.admin(), timeout=10).json()
+    (printer,) = status["printers"]
+    assert (printer["device_id"], printer["ok"], printer["error"], printer["failed"]) == (
+        "kiosk-1",
+        False,
+        "offline",
+        1,
+    )
+    assert any(t["ticket_number"] == number for t in rig.tickets())  # the ticket itself is never lost
+
+
+def test_status_link_opens_the_live_status_page(page: Page, rig: KioskRig) -> None:
+    r = httpx.post(f"{rig.appliance.base_url}/kiosk/api/tickets", json={"service_id": "teller", "request_id": "s-1"},
+                   headers={"Authorization": f"Bearer {rig.token}"}, timeout=10)  # fmt: skip
+    assert r.status_code == 201, r.text
+    page.goto(r.json()["status_url"])
+    expect(page.locator("#number")).to_have_text(r.json()["ticket"]["ticket_number"])
+    expect(page.locator("#state")).to_have_text("Menunggu")
+    forged = r.json()["status_url"][:-3] + "AAA"
+    assert httpx.get(forged, timeout=10).status_code == 404
+
+
+def test_offline_status_link_shows_the_number_before_and_after_sync(rig: KioskRig) -> None:
+    auth = {"Authorization": f"Bearer {rig.token}"}
+    base = rig.appliance.base_url
+    lease = httpx.post(f"{base}/kiosk/api/leases", json={"service_id": "cs"}, headers=auth, timeout=10).json()
+    first = lease["numbers"][0]
+    pending = httpx.get(first["status_url"], timeout=10).text
+    assert first["ticket_number"] in pending
+    assert "akan muncul setelah tersinkron" in pending
+    item = {"temp_id": first["temp_id"], "lease_id": lease["lease_id"], "seq_no": first["seq_no"],
+            "issued_at": "2026-01-01T00:00:00Z"}  # fmt: skip
+    for _ in range(2):  # the retry after a lost response changes nothing
+        r = httpx.post(f"{base}/kiosk/api/offline", json={"tickets": [item]}, headers=auth, timeout=10)
+        (result,) = r.json()["results"]
+        assert result["ok"], result
+        assert result["ticket_number"] == first["ticket_number"]
+    assert event_rows(rig.data_dir, "SELECT count(*) FROM events WHERE request_id = ?", (first["temp_id"],)) == [(1,)]
+    synced = httpx.get(first["status_url"], timeout=10).text
+    assert "Menunggu" in synced
+    assert first["ticket_number"] in synced

@@ -1,0 +1,85 @@
+"""The ticket layout, its ESC/POS encoding, delivery to a (recording) TCP 9100 printer and error translation."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from edge.devices.printer.escpos import PrinterAddress, PrinterError, encode, send
+from edge.devices.printer.layout import COLUMNS, Qr, Text, TicketPrint, ticket_layout
+from edge.devices.printer.preview import render_png
+from tests.edge.devices.printer.sink import PrinterSink
+from tests.support.appliance import free_port
+
+TICKET = TicketPrint(
+    branch_name="Bank Demo - KCP Sudirman",
+    ticket_number="B012",
+    service_name="Layanan Nasabah",
+    issued_at="24/11/2026 09:05",
+    status_url="http://10.0.0.2:8080/t/abc.def",
+    position=3,
+    eta_minutes=8,
+    logo_text="BANK DEMO",
+    phone="0812****890",
+)
+
+
+@pytest.mark.parametrize("paper_mm", [58, 80])
+def test_layout_fits_the_paper_and_carries_number_qr_and_facts(paper_mm: int) -> None:
+    blocks = ticket_layout(TICKET, paper_mm)
+    texts = [b for b in blocks if isinstance(b, Text)]
+    assert all(len(t.text) * t.size <= COLUMNS[paper_mm] for t in texts), [t.text for t in texts]
+    assert any(t.text == "B012" and t.size >= 3 for t in texts)
+    assert [b.data for b in blocks if isinstance(b, Qr)] == [TICKET.status_url]
+    lines = "\n".join(t.text for t in texts)
+    assert "Antrean di depan Anda" in lines
+    assert "~8 menit" in lines
+    assert "0812****890" in lines
+
+
+def test_english_ticket_and_offline_banner() -> None:
+    blocks = ticket_layout(TicketPrint(**{**TICKET.__dict__, "lang": "en", "offline": True}), 80)
+    lines = [b.text for b in blocks if isinstance(b, Text)]
+    assert "YOUR QUEUE NUMBER" in lines
+    assert any(line.startswith("OFFLINE TICKET") for line in lines)
+
+
+def test_encoding_has_native_qr_cut_and_code_page_characters() -> None:
+    data = encode(ticket_layout(TicketPrint(**{**TICKET.__dict__, "service_name": "Café"}), 58), 58)
+    assert b"B012" in data
+    assert b"\x1d(k" in data  # GS ( k: native QR
+    assert b"http://10.0.0.2:8080/t/abc.def" in data
+    assert b"Caf\x82" in data  # é in code page 437, not UTF-8 bytes the printer would garble
+    assert data.endswith(b"\x1dV\x00")  # full cut
+
+
+def test_send_delivers_the_bytes_to_a_tcp_9100_printer() -> None:
+    with PrinterSink() as sink:
+        send(PrinterAddress("127.0.0.1", sink.port), b"hello\n")
+        (job,) = sink.wait_for_jobs(1)
+    assert job == b"\x10\x04\x04hello\n"  # status query, then the ticket
+
+
+def test_printer_offline_and_paper_out_are_translated() -> None:
+    with pytest.raises(PrinterError) as offline:
+        send(PrinterAddress("127.0.0.1", free_port(), timeout_seconds=1), b"x")
+    assert offline.value.kind == "offline"
+    with PrinterSink(paper_out=True) as sink, pytest.raises(PrinterError) as paper:
+        send(PrinterAddress("127.0.0.1", sink.port), b"never printed")
+    assert paper.value.kind == "paper_out"
+    assert all(b"never printed" not in job for job in sink.jobs)
+
+
+def test_a_printer_that_accepts_but_never_reads_times_out() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        with pytest.raises(PrinterError) as info:
+            send(PrinterAddress("127.0.0.1", port, timeout_seconds=0.5), b"x" * 50_000_000)
+    assert info.value.kind == "timeout"
+
+
+def test_png_preview_is_drawn_from_the_same_layout() -> None:
+    png = render_png(ticket_layout(TICKET, 80), 80)
+    assert png.startswith(b"\x89PNG")
+    assert len(png) > 5000

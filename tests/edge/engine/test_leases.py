@@ -1,0 +1,196 @@
+"""Kiosk number leases (offline buffer): reserve, reconcile exactly once, never a duplicate number, replayable."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import hypothesis.strategies as st
+from hypothesis import settings
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from edge.engine import commands as c
+from edge.engine.errors import DomainError
+from sync.contract import NumbersLeased, TicketCreated
+from tests.edge.engine.conftest import AT_MIDNIGHT, T0, Engine, ctr, projection, replay, small_config, svc
+
+
+def engine(**service: object) -> Engine:
+    """One service `A` (prefix A) and one counter."""
+    return Engine(small_config([svc("a", "A", **service)], [ctr("1", ["a"])]))
+
+
+def lease(e: Engine, count: int = 5, device: str = "kiosk-1") -> NumbersLeased:
+    """Take a lease and return its event."""
+    (event,) = e.run(c.LeaseNumbers(device_id=device, service_id="a", count=count))
+    assert isinstance(event, NumbersLeased)
+    return event
+
+
+def offline(e: Engine, leased: NumbersLeased, seq_no: int, minutes_ago: float = 0, **kw: object) -> TicketCreated:
+    """Reconcile one offline ticket of the lease."""
+    cmd = c.EnqueueLeased(
+        lease_id=leased.lease_id,
+        seq_no=seq_no,
+        issued_at=e.now - timedelta(minutes=minutes_ago),
+        device_id=leased.device_id,
+        request_id=f"off-{leased.lease_id}-{seq_no}",
+        **kw,  # type: ignore[arg-type]
+    )
+    (event,) = e.run(cmd)
+    assert isinstance(event, TicketCreated)
+    return event
+
+
+def test_lease_reserves_the_next_block_and_numbering_continues_after_it() -> None:
+    e = engine()
+    first = e.run(c.Enqueue(service_id="a"))[0]
+    leased = lease(e, 5)
+    assert (leased.first_seq, leased.last_seq) == (2, 6)
+    assert leased.business_date == "2026-01-12"
+    after = e.run(c.Enqueue(service_id="a"))[0]
+    assert isinstance(first, TicketCreated)
+    assert isinstance(after, TicketCreated)
+    assert (first.ticket_number, after.ticket_number) == ("A001", "A007")
+
+
+def test_offline_ticket_joins_with_its_leased_number_and_original_time() -> None:
+    e = engine()
+    leased = lease(e, 3)
+    e.advance(minutes=20)
+    created = offline(e, leased, 2, minutes_ago=5, phone="081234567890", lang="en")
+    assert created.ticket_number == "A002"
+    assert created.occurred_at == e.now - timedelta(minutes=5)
+    assert created.request_id == f"off-{leased.lease_id}-2"
+    ticket = e.ticket(created.ticket_id or "")
+    assert ticket.status == "waiting"
+    assert ticket.created_at == created.occurred_at
+    assert ticket.channel == "kiosk"
+    assert e.state.leases[leased.lease_id].used == (2,)
+
+
+def test_a_leased_number_is_reconciled_at_most_once() -> None:
+    e = engine()
+    leased = lease(e, 3)
+    offline(e, leased, 1)
+    e.refuse(
+        c.EnqueueLeased(lease_id=leased.lease_id, seq_no=1, issued_at=e.now, device_id="kiosk-1", request_id="x"),
+        "lease_number_used",
+    )
+
+
+def test_numbers_outside_the_lease_another_device_or_unknown_lease_are_refused() -> None:
+    e = engine()
+    leased = lease(e, 3)
+    base = {"issued_at": e.now, "request_id": "r1"}
+    e.refuse(c.EnqueueLeased(lease_id=leased.lease_id, seq_no=4, device_id="kiosk-1", **base), "lease_number_invalid")  # type: ignore[arg-type]
+    e.refuse(c.EnqueueLeased(lease_id=leased.lease_id, seq_no=1, device_id="kiosk-2", **base), "lease_wrong_device")  # type: ignore[arg-type]
+    e.refuse(c.EnqueueLeased(lease_id="nope", seq_no=1, device_id="kiosk-1", **base), "lease_not_found")  # type: ignore[arg-type]
+
+
+def test_issued_time_is_clamped_between_the_lease_and_now() -> None:
+    e = engine()
+    leased = lease(e, 2)
+    e.advance(minutes=10)
+    early = offline(e, leased, 1, minutes_ago=60)  # kiosk clock far behind
+    late = offline(e, leased, 2, minutes_ago=-60)  # kiosk clock ahead
+    assert early.occurred_at == leased.occurred_at
+    assert late.occurred_at == e.now
+
+
+def test_lease_respects_daily_capacity_and_inactive_services() -> None:
+    e = engine(daily_capacity=4)
+    e.run(c.Enqueue(service_id="a"))
+    leased = lease(e, 10)
+    assert (leased.first_seq, leased.last_seq) == (2, 4)
+    e.refuse(c.LeaseNumbers(device_id="kiosk-1", service_id="a", count=1), "service_full")
+    e.refuse(c.Enqueue(service_id="a"), "service_full")
+    e.refuse(c.LeaseNumbers(device_id="kiosk-1", service_id="a", count=0), "invalid_lease_size")
+    e.refuse(c.LeaseNumbers(device_id="kiosk-1", service_id="zz", count=1), "unknown_service")
+
+
+def test_a_lease_expires_with_its_business_day() -> None:
+    e = engine()
+    leased = lease(e, 3)
+    e.now = AT_MIDNIGHT
+    fresh = e.run(c.Enqueue(service_id="a"))[0]
+    assert isinstance(fresh, TicketCreated)
+    assert fresh.ticket_number == "A001"
+    assert e.state.leases == {}
+    e.refuse(
+        c.EnqueueLeased(lease_id=leased.lease_id, seq_no=1, issued_at=e.now, device_id="kiosk-1", request_id="r"),
+        "lease_not_found",
+    )
+
+
+def test_replaying_the_log_rebuilds_leases_and_numbering() -> None:
+    e = engine()
+    leased = lease(e, 4)
+    offline(e, leased, 3)
+    e.run(c.Enqueue(service_id="a"))
+    rebuilt = replay(e.events)
+    assert projection(rebuilt) == projection(e.state)
+    assert rebuilt.leases == e.state.leases
+
+
+class LeaseMachine(RuleBasedStateMachine):
+    """Online tickets, leases and offline reconciliations interleaved: every number once, replay identical."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.e = engine()
+        self.leases: list[NumbersLeased] = []
+        self.numbers: set[tuple[str, str]] = set()
+
+    def _record(self, events: list[object]) -> None:
+        for ev in events:
+            if isinstance(ev, TicketCreated):
+                key = (ev.ticket_number, ev.business_date)
+                assert key not in self.numbers, f"number {key} issued twice"
+                self.numbers.add(key)
+
+    @initialize()
+    def start(self) -> None:
+        self.e.now = T0
+
+    @rule()
+    def enqueue(self) -> None:
+        self._record(self.e.run(c.Enqueue(service_id="a")))
+
+    @rule(count=st.integers(1, 6), device=st.sampled_from(["k1", "k2"]))
+    def take_lease(self, count: int, device: str) -> None:
+        self.leases.append(lease(self.e, count, device))
+
+    @rule(i=st.integers(0, 50), seq=st.integers(0, 8), device=st.sampled_from(["k1", "k2"]))
+    def reconcile(self, i: int, seq: int, device: str) -> None:
+        if not self.leases:
+            return
+        leased = self.leases[i % len(self.leases)]
+        cmd = c.EnqueueLeased(
+            lease_id=leased.lease_id,
+            seq_no=leased.first_seq + seq,
+            issued_at=self.e.now,
+            device_id=device,
+            request_id=f"off-{leased.lease_id}-{seq}",
+        )
+        try:
+            events = self.e.decide(cmd)
+        except DomainError:
+            return
+        self.e.apply(events)
+        self._record(list(events))
+
+    @rule(minutes=st.integers(1, 600))
+    def wait(self, minutes: int) -> None:
+        self.e.advance(minutes=minutes)
+
+    @invariant()
+    def replay_matches(self) -> None:
+        rebuilt = replay(self.e.events)
+        assert projection(rebuilt) == projection(self.e.state)
+        assert rebuilt.leases == self.e.state.leases
+        for leased in self.e.state.leases.values():
+            assert len(set(leased.used)) == len(leased.used)
+
+
+TestLeaseMachine = LeaseMachine.TestCase
+TestLeaseMachine.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
