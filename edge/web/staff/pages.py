@@ -217,7 +217,7 @@ class DeskPages(Controller):
         view = appliance(request).service.view
         found = boards.desk(view, counter_id, datetime.now(UTC), language(request), service or None)
         if found is None:
-            raise Refused("counter", status=404)
+            raise Refused("not_found", status=404)
         notice = request.query_params.get("msg")
         error = request.query_params.get("err")
         return render(

@@ -103,7 +103,7 @@ def new_context(browser: Browser) -> Iterator[Any]:
 
     def make(**kw: Any) -> BrowserContext:
         context = browser.new_context(viewport=VIEWPORT, **kw)
-        context.set_default_timeout(5000)
+        context.set_default_timeout(10_000)  # generous for a loaded CI box; live checks set 1 s themselves
         contexts.append(context)
         return context
 

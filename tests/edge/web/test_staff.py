@@ -510,3 +510,10 @@ def test_admin_adds_and_renames_an_area(staff: Staff, api: Api) -> None:
     assert staff.client.post("/staff/admin/config/area", data=form, follow_redirects=False).status_code == 303
     areas = {a["id"]: a["name"] for a in api.config()[0]["areas"]}
     assert areas == {"lantai-1": "Lobi", "lantai-2": "Lantai 2 - Customer Service", "lantai-3": "Lantai 3 - Prioritas"}
+
+
+def test_a_supervisor_asking_for_an_unknown_counter_gets_not_found(staff: Staff) -> None:
+    staff.login("supervisor")
+    r = staff.client.get("/staff/counter/nope")
+    assert r.status_code == 404
+    assert "Tidak ditemukan." in r.text
