@@ -32,7 +32,9 @@ VIEWPORT = {"width": 1366, "height": 768}
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running in the main thread while it lives, which breaks
+# every later asyncio test; it must end with this package.
+@pytest.fixture(scope="package")
 def playwright_instance() -> Iterator[Playwright]:
     """One Playwright driver for the session."""
     if not Path(CHROMIUM).exists():
@@ -41,7 +43,7 @@ def playwright_instance() -> Iterator[Playwright]:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     """Debian's Chromium, headless."""
     b = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
