@@ -14,6 +14,7 @@ import msgspec
 import typer
 
 from edge.auth import ROLES, find_user, list_users, upsert_user
+from edge.devices.audio.cli import voice_app
 from edge.devices.cli import devices_app
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
@@ -24,6 +25,7 @@ from edge.store import rebuild as rebuild_mod
 from edge.store.db import connect, open_database
 from edge.store.log import last_position, verify_chain
 from edge.store.projections import current_config, load_state
+from edge.web.board.cli import board_app
 
 app = typer.Typer(help="Branch queue appliance: run it, check it, configure it.", no_args_is_help=True)
 config_app = typer.Typer(help="The branch configuration document.", no_args_is_help=True)
@@ -31,6 +33,8 @@ users_app = typer.Typer(help="Staff and device accounts of this appliance.", no_
 app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")
 app.add_typer(devices_app, name="devices")
+app.add_typer(voice_app, name="voice")
+app.add_typer(board_app, name="board")
 
 DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar="QMS_DATA_DIR", help="Where the database lives.")]
 Host = Annotated[str, typer.Option("--host", envvar="QMS_HOST", help="Address to listen on.")]
@@ -118,6 +122,13 @@ QMS demo branch 'jkt-sudirman' (Bank Demo - KCP Sudirman), data in {data_dir}
     curl -s -X POST {base}/api/v1/counters/1/call-next -H "Authorization: Bearer $TOKEN"
 """
     )
+    import os
+
+    from edge.web.board.cli import board_urls
+
+    boards = "\n".join(f"    {u}" for u in board_urls(data_dir, base))
+    typer.echo(f"  Display boards (add &lang=en, &audio=1):\n{boards}\n")
+    os.environ.setdefault("QMS_VOICE_AUTOBUILD", "1")  # spoken announcements out of the box: build missing packs
     _serve(data_dir, host, port, log_level)
 
 

@@ -23,6 +23,8 @@ from edge.metrics import registry_for, render
 from edge.replication import CloudLink, Replication
 from edge.service import QueueService
 from edge.web.api import APP_DEPENDENCIES, ROUTE_HANDLERS
+from edge.web.board.pages import board_router
+from edge.web.board.runtime import BoardRuntime
 from edge.web.deps import Appliance
 from edge.web.kiosk import kiosk_router
 from edge.web.problems import on_domain_error, on_http_error, on_unexpected
@@ -59,6 +61,7 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
     async def lifespan(_app: Litestar) -> AsyncGenerator[None, None]:
         app_wiring.broadcaster = Broadcaster(asyncio.get_running_loop())
         service.subscribe_commits(app_wiring.broadcaster.on_commit)
+        board.start(asyncio.get_running_loop())  # boards and announcements follow commits too
         service.start()
         devices.start()  # MQTT bridge (when configured) and mDNS
         await replication.start()
@@ -68,9 +71,11 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         finally:
             await replication.stop()
             await asyncio.to_thread(devices.stop)
+            await asyncio.to_thread(board.stop)
             await asyncio.to_thread(service.stop)
 
     replication = Replication(service, settings.cloud)
+    board = BoardRuntime(service, settings.data_dir, app_wiring.issuer.secret)
     kiosk, kiosk_app = kiosk_router(service, load_secret(settings.data_dir))
     api = Router(path="/api/v1", route_handlers=[*ROUTE_HANDLERS, replication_status], dependencies=APP_DEPENDENCIES)
     registry = registry_for(service, lambda: len(app_wiring.broadcaster.subscribers) if app_wiring.broadcaster else 0)
@@ -81,9 +86,9 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
 
     return Litestar(
-        route_handlers=[api, metrics, staff_router(), kiosk],
+        route_handlers=[api, metrics, staff_router(), kiosk, board_router()],
         template_config=template_config(),
-        state={"appliance": app_wiring, "replication": replication, "kiosk": kiosk_app},  # type: ignore[arg-type]
+        state={"appliance": app_wiring, "replication": replication, "kiosk": kiosk_app, "board": board},  # type: ignore[arg-type]
         lifespan=[lifespan],
         plugins=[ProblemDetailsPlugin()],
         exception_handlers={

@@ -42,3 +42,17 @@ def board_url(
         raise typer.Exit(1)
     path = board_path(load_secret(data_dir), config.branch_id, scope, lang)
     typer.echo(base.rstrip("/") + path + ("&audio=1" if audio else ""))
+
+
+def board_urls(data_dir: Path, base: str) -> list[str]:
+    """Signed URLs of every area's board (for `qms-edge demo`'s banner); empty without a configuration."""
+    from edge.auth import load_secret
+    from edge.store.db import connect
+    from edge.store.projections import current_config
+
+    db = data_dir / "qms.sqlite3"
+    config = current_config(connect(db, readonly=True)) if db.exists() else None
+    if config is None:
+        return []
+    secret = load_secret(data_dir)
+    return [base.rstrip("/") + board_path(secret, config.branch_id, Scope("area", a.id)) for a in config.areas]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -59,7 +60,10 @@ class BoardHub:
             if self._pending or self.loop is None:
                 return
             self._pending = True
-        self.loop.call_soon_threadsafe(self._refresh)
+        try:
+            self.loop.call_soon_threadsafe(self._refresh)
+        except RuntimeError:  # the loop closed: the app is shutting down
+            self._pending = False
 
     def _refresh(self) -> None:
         with self._lock:
@@ -91,7 +95,8 @@ class BoardHub:
                 "recall": announcement.recall,
             }
         )
-        self.loop.call_soon_threadsafe(self._announce, announcement.area, body)
+        with contextlib.suppress(RuntimeError):  # the loop closed: the app is shutting down
+            self.loop.call_soon_threadsafe(self._announce, announcement.area, body)
 
     def _announce(self, area: str, body: bytes) -> None:
         config = self.service.view.state.config

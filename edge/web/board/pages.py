@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import mimetypes
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Controller, Request, Response, Router, get
+from litestar.params import FromPath, FromQuery
 from litestar.response import File, ServerSentEvent
 from litestar.static_files import create_static_files_router
 
@@ -56,11 +58,11 @@ class BoardPages(Controller):
     def page(
         self,
         request: Request[Any, Any, Any],
-        area: str | None = None,
-        service: str | None = None,
-        key: str | None = None,
-        lang: str | None = None,
-        audio: bool = False,
+        area: FromQuery[str | None] = None,
+        service: FromQuery[str | None] = None,
+        key: FromQuery[str | None] = None,
+        lang: FromQuery[str | None] = None,
+        audio: FromQuery[bool] = False,
     ) -> Response[str]:
         """The board: server-rendered with its current state, then kept live by board.js."""
         try:
@@ -98,9 +100,9 @@ class BoardPages(Controller):
     def state(
         self,
         request: Request[Any, Any, Any],
-        area: str | None = None,
-        service: str | None = None,
-        key: str | None = None,
+        area: FromQuery[str | None] = None,
+        service: FromQuery[str | None] = None,
+        key: FromQuery[str | None] = None,
     ) -> Response[dict[str, Any]]:
         """The board's state now (what the page resyncs from after any reconnect)."""
         scope = authorize(request, area, service, key)
@@ -110,9 +112,9 @@ class BoardPages(Controller):
     async def events(
         self,
         request: Request[Any, Any, Any],
-        area: str | None = None,
-        service: str | None = None,
-        key: str | None = None,
+        area: FromQuery[str | None] = None,
+        service: FromQuery[str | None] = None,
+        key: FromQuery[str | None] = None,
     ) -> ServerSentEvent:
         """Server-Sent Events: `state` (the whole board, `id` = seq), `announce` (audio to play), `ping`."""
         scope = authorize(request, area, service, key)
@@ -121,7 +123,13 @@ class BoardPages(Controller):
         )
 
     @get("/audio/{area:str}/{name:str}", sync_to_thread=False)
-    def audio(self, request: Request[Any, Any, Any], area: str, name: str, key: str | None = None) -> Response[bytes]:
+    def audio(
+        self,
+        request: Request[Any, Any, Any],
+        area: FromPath[str],
+        name: FromPath[str],
+        key: FromQuery[str | None] = None,
+    ) -> Response[bytes]:
         """A recent announcement as WAV (`<seq>.wav`), for boards and MQTT speakers."""
         authorize(request, area, None, key)
         seq = name.removesuffix(".wav")
@@ -131,15 +139,22 @@ class BoardPages(Controller):
         return Response(announcement.wav, media_type="audio/wav", headers={"Cache-Control": "private, max-age=600"})
 
     @get("/media/{name:path}", sync_to_thread=True)
-    def media(self, request: Request[Any, Any, Any], name: str) -> File:
+    def media(self, request: Request[Any, Any, Any], name: FromPath[str]) -> File:
         """A signage file from `<data-dir>/board-media/` (cached by boards for a day)."""
         path = runtime(request).media.local(name.lstrip("/"))
         if path is None:
             raise ApiError(404, "media_not_found", f"no signage file {name!r}")
-        return File(path, content_disposition_type="inline", headers={"Cache-Control": "public, max-age=86400"})
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return File(
+            path,
+            filename=path.name,
+            media_type=media_type,
+            content_disposition_type="inline",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
 
     @get("/remote", sync_to_thread=True)
-    def remote(self, request: Request[Any, Any, Any], src: str) -> File:
+    def remote(self, request: Request[Any, Any, Any], src: FromQuery[str]) -> File:
         """A remote playlist item through the appliance's cache (only URLs the playlist names: no open proxy)."""
         board = runtime(request)
         config = board.service.view.state.config
@@ -148,8 +163,13 @@ class BoardPages(Controller):
         cached = board.media.remote(src)
         if cached is None:
             raise ApiError(502, "media_unavailable", "the item is neither cached nor reachable")
-        return File(cached[0], media_type=cached[1], content_disposition_type="inline",
-                    headers={"Cache-Control": "public, max-age=86400"})  # fmt: skip
+        return File(
+            cached[0],
+            filename=cached[0].name,
+            media_type=cached[1],
+            content_disposition_type="inline",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
 
     @get("/sw.js", sync_to_thread=False)
     def service_worker(self) -> Response[bytes]:

@@ -51,7 +51,6 @@ def _call(config: BranchConfig, ticket: Ticket) -> dict[str, Any]:
         "counter_name": counter.name if counter else ticket.counter_id,
         "service_id": ticket.service_id,
         "service_names": {"": service.name, **service.names} if service else {},
-        "status": ticket.status,
         "recall_count": ticket.recall_count,
         "called_at": _last_called(ticket).isoformat(),
     }
