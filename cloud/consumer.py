@@ -146,6 +146,7 @@ class EventConsumer:
                     for _ in range(self.workers)
                 ]
                 log.info("consuming %s with %d worker(s)", STREAM, self.workers)
+                delay = 0.2  # connected: the next outage starts its backoff afresh
                 await asyncio.gather(*(self._pull(sub) for sub in subs))
             except asyncio.CancelledError:
                 raise

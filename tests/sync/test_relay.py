@@ -115,18 +115,18 @@ class KillDuring:
 
 
 async def test_nats_killed_mid_batch_and_restarted_loses_and_duplicates_nothing(
-    tmp_path: Path, nats_server: NatsServer
+    tmp_path: Path, nats_server: NatsServer, store_url: str
 ) -> None:
     seed_demo(tmp_path / "edge")
     service = QueueService(tmp_path / "edge")
     service.start()
-    hub = await asyncio.to_thread(lambda: CloudHub(f"sqlite:///{tmp_path / 'cloud.sqlite3'}", nats_server.url).start())
+    hub = await asyncio.to_thread(lambda: CloudHub(store_url, nats_server.url, workers=2).start())
     try:
-        await asyncio.to_thread(enqueue_many, service, 6000)
+        await asyncio.to_thread(enqueue_many, service, 3000)
         last = service.state.seq
         source = KillDuring(ServiceSource(service), nats_server, nth=3)
         link = LinkSettings(servers=(nats_server.url,), tenant=TENANT, branch_id=BRANCH)
-        relay = Relay(link, source, cursor=0, batch_size=1000, ack_timeout=2.0, backoff_max=1.0)
+        relay = Relay(link, source, cursor=0, batch_size=500, ack_timeout=2.0, backoff_max=1.0)
         relay.start()
         await asyncio.to_thread(source.killed.wait, 30)
         await wait_for(lambda: relay.status.state == "disconnected", "the relay to notice")
@@ -157,11 +157,13 @@ class CrashBeforeSave:
         await asyncio.Event().wait()  # never returns; the relay task is cancelled here
 
 
-async def test_relay_crash_between_publish_and_cursor_save_is_absorbed(tmp_path: Path, nats_server: NatsServer) -> None:
+async def test_relay_crash_between_publish_and_cursor_save_is_absorbed(
+    tmp_path: Path, nats_server: NatsServer, store_url: str
+) -> None:
     seed_demo(tmp_path / "edge")
     service = QueueService(tmp_path / "edge")
     service.start()
-    hub = await asyncio.to_thread(lambda: CloudHub(f"sqlite:///{tmp_path / 'cloud.sqlite3'}", nats_server.url).start())
+    hub = await asyncio.to_thread(lambda: CloudHub(store_url, nats_server.url).start())
     link = LinkSettings(servers=(nats_server.url,), tenant=TENANT, branch_id=BRANCH)
     try:
         await asyncio.to_thread(enqueue_many, service, 300)
