@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,27 +58,36 @@ class Appliance:
         return f"http://{self.host}:{self.port}"
 
 
-def discover(branch: str | None, seconds: float) -> Appliance | None:
-    """The appliance advertising `_qms._tcp` (of `branch`, when given), via python3-zeroconf or avahi-browse."""
+def discover(branch: str | None, seconds: float, accepts: Callable[[Appliance], bool]) -> Appliance | None:
+    """The appliance advertising `_qms._tcp` (of `branch`, when given) that accepts this board's token.
+
+    Several appliances may answer on one LAN (neighbouring branches, a test bench): the one that knows this
+    device is ours. Uses python3-zeroconf, or avahi-browse when it is not installed.
+    """
     try:
         from zeroconf import ServiceBrowser, Zeroconf
     except ImportError:
-        return _discover_avahi(branch)
+        return next((a for a in _discover_avahi(branch) if accepts(a)), None)
     zc = Zeroconf()
     found: list[str] = []
+    rejected: set[str] = set()
     browser = ServiceBrowser(zc, SERVICE, handlers=[lambda **kw: found.append(kw["name"])])
     try:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             for name in list(found):  # noqa: PERF101 - a copy: the browser thread appends
+                if name in rejected:
+                    continue
                 info = zc.get_service_info(SERVICE, name, timeout=2000)
                 if info is None or not info.parsed_addresses():
                     continue
                 props = {k.decode(): (v or b"").decode() for k, v in info.properties.items()}
-                if branch and props.get("branch") != branch:
+                candidate = Appliance(info.parsed_addresses()[0], info.port or 80, props.get("api", "/api/v1"),
+                                      props.get("branch", ""))  # fmt: skip
+                if (branch and candidate.branch != branch) or not accepts(candidate):
+                    rejected.add(name)
                     continue
-                return Appliance(info.parsed_addresses()[0], info.port or 80, props.get("api", "/api/v1"),
-                                 props.get("branch", ""))  # fmt: skip
+                return candidate
             time.sleep(0.2)
         return None
     finally:
@@ -85,12 +95,13 @@ def discover(branch: str | None, seconds: float) -> Appliance | None:
         zc.close()
 
 
-def _discover_avahi(branch: str | None) -> Appliance | None:
+def _discover_avahi(branch: str | None) -> list[Appliance]:
     tool = shutil.which("avahi-browse")
     if tool is None:
-        return None
+        return []
     argv = [tool, "-rptk", SERVICE.removesuffix(".local.")]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False).stdout  # noqa: S603 - fixed argv
+    found = []
     for line in out.splitlines():
         fields = line.split(";")
         if len(fields) < 10 or fields[0] != "=" or fields[2] != "IPv4":  # noqa: PLR2004 - avahi's parsable format
@@ -98,8 +109,17 @@ def _discover_avahi(branch: str | None) -> Appliance | None:
         txt = dict(part.strip('"').split("=", 1) for part in fields[9].split() if "=" in part)
         if branch and txt.get("branch") != branch:
             continue
-        return Appliance(fields[7], int(fields[8]), txt.get("api", "/api/v1"), txt.get("branch", ""))
-    return None
+        found.append(Appliance(fields[7], int(fields[8]), txt.get("api", "/api/v1"), txt.get("branch", "")))
+    return found
+
+
+def token_accepted(appliance: Appliance, token: str) -> bool:
+    """Whether this appliance knows the board's device token."""
+    try:
+        call(appliance, "/devices/me/config", token)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return True
 
 
 def call(appliance: Appliance, path: str, token: str, body: dict[str, object] | None = None) -> dict[str, object]:
@@ -174,7 +194,7 @@ def browser_command(url: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Discover, configure, launch, watch; returns only with --once / --dry-run."""
     while True:
-        appliance = discover(args.branch, args.discover_seconds)
+        appliance = discover(args.branch, args.discover_seconds, lambda a: token_accepted(a, args.token))
         if appliance is None:
             print("appliance not found by mDNS; retrying", file=sys.stderr, flush=True)
             if args.once:
