@@ -8,9 +8,13 @@ from pathlib import Path
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def migration_scripts() -> list[tuple[str, str]]:
-    """Every migration as (file name, SQL), in file-name order (`NNNN_what.sql`); user_version counts applied ones."""
-    return [(p.name, p.read_text(encoding="utf-8")) for p in sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))]
+def migration_scripts() -> list[tuple[int, str]]:
+    """Every migration as (number, SQL) from `NNNN_what.sql`, in order; user_version is the last number applied."""
+    found = sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    numbers = [int(p.name[:4]) for p in found]
+    if len(set(numbers)) != len(numbers):
+        raise RuntimeError(f"two migrations share a number in {MIGRATIONS}")
+    return [(n, p.read_text(encoding="utf-8")) for n, p in zip(numbers, found, strict=True)]
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -28,10 +32,10 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema to the newest version; returns it."""
+    """Apply the migrations numbered above user_version, each in its own transaction; returns the version."""
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     scripts = migration_scripts()
-    for version, (_name, script) in enumerate(scripts[current:], start=current + 1):
+    for version, script in (m for m in scripts if m[0] > current):
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _statements(script):
@@ -41,7 +45,7 @@ def migrate(conn: sqlite3.Connection) -> int:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-    return len(scripts)
+    return scripts[-1][0] if scripts else current
 
 
 def _statements(script: str) -> list[str]:

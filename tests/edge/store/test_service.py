@@ -228,3 +228,24 @@ def test_verify_detects_a_cut_off_tail(service: QueueService, tmp_path: Path) ->
     report = verify_chain(service._read)
     assert not report.ok
     assert "seq 4 was applied" in (report.error or "")
+
+
+def test_migrations_follow_their_file_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """user_version is the number of the last applied file, so a later file is applied once even after a gap."""
+    from edge.store import db
+
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_a.sql").write_text("CREATE TABLE a (x);")
+    (folder / "0003_c.sql").write_text("CREATE TABLE c (x);")
+    monkeypatch.setattr(db, "MIGRATIONS", folder)
+    conn = db.connect(tmp_path / "m.sqlite3")
+    assert db.migrate(conn) == 3
+    (folder / "0004_d.sql").write_text("-- a comment line\nCREATE TABLE d (x);")
+    assert db.migrate(conn) == 4
+    assert db.migrate(conn) == 4
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"a", "c", "d"} <= tables
+    (folder / "0004_dup.sql").write_text("SELECT 1;")
+    with pytest.raises(RuntimeError, match="share a number"):
+        db.migrate(conn)
