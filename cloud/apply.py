@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -26,7 +27,7 @@ from sync.contract import (
     Event,
     TicketCreated,
     TicketTransferred,
-    canonical_bytes,
+    canonical_encoder,
     chain_hash,
     event_decoder,
     event_type,
@@ -46,6 +47,54 @@ _STATUS_AFTER = {
     "ticket.no_show": "no_show",
     "ticket.returned": "waiting",
 }
+
+
+@dataclass(frozen=True)
+class UnknownEvent:
+    """An event of a type this hub does not know yet (a newer appliance): kept, counted and chain-checked from its
+    JSON, so one upgrade order (edges before the hub) never stalls a branch."""
+
+    seq: int
+    branch_id: str
+    event_id: str
+    type: str
+    occurred_at: datetime
+    prev_hash: str
+    hash: str
+    ticket_id: str | None
+    raw: bytes
+    fields: dict[str, Any]
+
+
+AnyApplied = Event | UnknownEvent
+
+
+def decode_any(data: bytes) -> AnyApplied:
+    """The typed event, or an `UnknownEvent` when only its type is new; DecodeError when it is no event at all."""
+    try:
+        return event_decoder.decode(data)
+    except msgspec.ValidationError:
+        fields = msgspec.json.decode(data)
+        try:
+            return UnknownEvent(
+                seq=int(fields["seq"]),
+                branch_id=str(fields["branch_id"]),
+                event_id=str(fields["event_id"]),
+                type=str(fields["type"]),
+                occurred_at=datetime.fromisoformat(str(fields["occurred_at"])),
+                prev_hash=str(fields["prev_hash"]),
+                hash=str(fields["hash"]),
+                ticket_id=fields.get("ticket_id"),
+                raw=data,
+                fields=fields,
+            )
+        except (KeyError, TypeError, ValueError):
+            raise msgspec.DecodeError("not an event envelope") from None
+
+
+def type_of(event: AnyApplied) -> str:
+    """The event's `type`."""
+    return event.type if isinstance(event, UnknownEvent) else event_type(event)
 
 
 @dataclass(frozen=True)
@@ -79,7 +128,7 @@ def subject_branch(subject: str) -> tuple[str, str] | None:
 def apply_batch(engine: Engine, messages: Sequence[Incoming]) -> ApplyResult:
     """Apply a batch in one transaction; ack the messages only after this returns."""
     result = ApplyResult()
-    by_branch: dict[tuple[str, str], list[tuple[int, bytes, Event | None]]] = {}
+    by_branch: dict[tuple[str, str], list[tuple[int, bytes, AnyApplied | None]]] = {}
     for message in messages:
         where = subject_branch(message.subject)
         if where is None:
@@ -87,8 +136,8 @@ def apply_batch(engine: Engine, messages: Sequence[Incoming]) -> ApplyResult:
             result.problems.append(f"unexpected subject {message.subject!r}")
             continue
         try:
-            event: Event | None = event_decoder.decode(message.data)
-        except msgspec.DecodeError as exc:
+            event: AnyApplied | None = decode_any(message.data)
+        except (msgspec.DecodeError, TypeError, AttributeError) as exc:
             result.refused += 1
             result.problems.append(f"{message.subject}: undecodable event ({exc})")
             continue
@@ -119,19 +168,23 @@ def _lock_branch(conn: Connection, tenant: str, branch_id: str) -> Any:
 
 
 def _apply_branch(
-    conn: Connection, tenant: str, branch_id: str, items: list[tuple[int, bytes, Event | None]], result: ApplyResult
+    conn: Connection,
+    tenant: str,
+    branch_id: str,
+    items: list[tuple[int, bytes, AnyApplied | None]],
+    result: ApplyResult,
 ) -> None:
     row = _lock_branch(conn, tenant, branch_id)
     next_seq, last_hash, status = row.next_seq, row.last_hash, row.status
     now = utcnow_iso()
-    pending: dict[int, tuple[bytes, Event | None]] = {}
+    pending: dict[int, tuple[bytes, AnyApplied | None]] = {}
     duplicates = 0
     for seq, data, event in sorted(items, key=lambda item: item[0]):
         if seq < next_seq or seq in pending:
             duplicates += 1
         else:
             pending[seq] = (data, event)
-    to_apply: list[Event] = []
+    to_apply: list[AnyApplied] = []
     problem: str | None = row.problem if status == "chain_broken" else None
     from_parking: set[int] = set()
     while status != "chain_broken":
@@ -140,8 +193,8 @@ def _apply_branch(
                 break
             continue
         data, event = pending.pop(next_seq)
-        event = event or event_decoder.decode(data)
-        error = verify_link(event, last_hash)
+        event = event or decode_any(data)
+        error = verify_link(data, last_hash)
         if error is not None:
             status, problem = "chain_broken", f"seq {next_seq}: {error}"
             pending[next_seq] = (data, event)
@@ -185,11 +238,16 @@ def _apply_branch(
     result.duplicates += duplicates
 
 
-def verify_link(event: Event, last_hash: str) -> str | None:
-    """Why the event does not continue the chain, or None when it does."""
-    if event.prev_hash != last_hash:
+def verify_link(data: bytes, last_hash: str) -> str | None:
+    """Why the event (as received) does not continue the chain, or None when it does.
+
+    The hash is checked over the received JSON itself (sorted keys, `hash` emptied — the edge's canonical form), not
+    over this hub's decoding of it: a newer appliance's extra fields are covered, never silently dropped.
+    """
+    fields = msgspec.json.decode(data)
+    if fields.get("prev_hash") != last_hash:
         return "prev_hash does not link to the previous event"
-    if chain_hash(event.prev_hash, canonical_bytes(event)) != event.hash:
+    if chain_hash(last_hash, canonical_encoder.encode({**fields, "hash": ""})) != fields.get("hash"):
         return "hash does not match the event's content"
     return None
 
@@ -198,7 +256,7 @@ def _unpark(
     conn: Connection,
     branch_id: str,
     next_seq: int,
-    pending: dict[int, tuple[bytes, Event | None]],
+    pending: dict[int, tuple[bytes, AnyApplied | None]],
     from_parking: set[int],
 ) -> bool:
     """Load parked events from `next_seq` on into `pending` (one query per chunk); False when it is not parked."""
@@ -218,7 +276,7 @@ def _unpark(
     return next_seq in pending
 
 
-def _write_events(conn: Connection, branch_id: str, applied: Sequence[Event], now: str) -> None:
+def _write_events(conn: Connection, branch_id: str, applied: Sequence[AnyApplied], now: str) -> None:
     """Insert the events and fold them into the ticket projection (one row per ticket, last state wins)."""
     if not applied:
         return
@@ -229,11 +287,11 @@ def _write_events(conn: Connection, branch_id: str, applied: Sequence[Event], no
                 "branch_id": branch_id,
                 "seq": e.seq,
                 "event_id": e.event_id,
-                "type": event_type(e),
+                "type": type_of(e),
                 "occurred_at": e.occurred_at.isoformat(),
                 "ticket_id": e.ticket_id,
                 "hash": e.hash,
-                "body": msgspec.json.encode(e).decode(),
+                "body": e.raw.decode() if isinstance(e, UnknownEvent) else msgspec.json.encode(e).decode(),
                 "received_at": now,
             }
             for e in applied
@@ -264,7 +322,7 @@ def _write_events(conn: Connection, branch_id: str, applied: Sequence[Event], no
         )
 
 
-def _ticket_changes(applied: Iterable[Event]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+def _ticket_changes(applied: Iterable[AnyApplied]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     created: dict[str, dict[str, Any]] = {}
     updated: dict[str, dict[str, Any]] = {}
     for e in applied:
@@ -281,7 +339,7 @@ def _ticket_changes(applied: Iterable[Event]) -> tuple[dict[str, dict[str, Any]]
                 "updated_at": at,
             }
             continue
-        status = _STATUS_AFTER.get(event_type(e))
+        status = _STATUS_AFTER.get(type_of(e))
         if status is None:
             continue
         change: dict[str, Any] = {"status": status, "updated_at": at}
@@ -295,7 +353,7 @@ def _ticket_changes(applied: Iterable[Event]) -> tuple[dict[str, dict[str, Any]]
     return created, updated
 
 
-def _config_fields(applied: Sequence[Event]) -> dict[str, Any]:
+def _config_fields(applied: Sequence[AnyApplied]) -> dict[str, Any]:
     """Which configuration version the branch runs, and the last one it refused."""
     values: dict[str, Any] = {}
     for e in applied:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from cloud.apply import Incoming, apply_batch, subject_branch
+from cloud.apply import Incoming, apply_batch, subject_branch, verify_link
 from cloud.store import branches, create_store_engine, events, parked, tickets
+from sync.contract import canonical_encoder, chain_hash
 from sync.relay import Outgoing
 from tests.cloud.branch_events import make_branch_events, subject
 
@@ -142,3 +143,36 @@ def test_concurrent_appliers_keep_exactly_once(store_url: str, log: list[Outgoin
     assert stored_seqs(engine) == list(range(1, len(log) + 1))
     row = branch_row(engine)
     assert (row.status, row.events) == ("ok", len(log))
+
+
+def _sealed(fields: dict[str, object], seq: int, prev_hash: str) -> Outgoing:
+    """An event sealed the way the edge seals one: hash over the sorted-key JSON with an empty `hash`."""
+    body = {**fields, "seq": seq, "prev_hash": prev_hash, "hash": ""}
+    body["hash"] = chain_hash(prev_hash, canonical_encoder.encode(body))
+    return Outgoing(seq=seq, payload=json.dumps(body).encode(), occurred_at=0.0)
+
+
+def test_events_from_a_newer_appliance_are_kept_and_chain_checked(store_url: str, log: list[Outgoing]) -> None:
+    """An unknown event type and an extra field on a known type (both allowed by the contract's evolution rules)."""
+    engine = create_store_engine(store_url)
+    last = json.loads(log[-1].payload)
+    future = _sealed({"type": "numbers.leased_v9", "branch_id": "jkt-sudirman", "event_id": "e-future",
+                      "occurred_at": last["occurred_at"], "actor": "system", "request_id": None,
+                      "ticket_id": None, "block": [1, 2, 3]}, len(log) + 1, last["hash"])  # fmt: skip
+    created = {k: v for k, v in json.loads(log[1].payload).items() if k != "hash"}
+    extra = _sealed({**created, "event_id": "e-extra", "ticket_id": "t-extra", "kiosk_id": "k1"}, len(log) + 2,
+                    json.loads(future.payload)["hash"])  # fmt: skip
+    result = apply_batch(engine, incoming([*log, future, extra]))
+    assert (result.applied, result.refused) == (len(log) + 2, 0)
+    row = branch_row(engine)
+    assert (row.status, row.next_seq) == ("ok", len(log) + 3)
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(events.c.seq, events.c.type).where(events.c.seq > len(log))).all())
+        body = conn.execute(sa.select(events.c.body).where(events.c.seq == len(log) + 1)).scalar_one()
+    assert stored == {len(log) + 1: "numbers.leased_v9", len(log) + 2: "ticket.created"}
+    assert json.loads(body)["block"] == [1, 2, 3]
+    tampered = json.loads(extra.payload)
+    tampered["kiosk_id"] = "k2"  # the extra field is covered by the hash too
+    prev = json.loads(future.payload)["hash"]
+    assert verify_link(extra.payload, prev) is None
+    assert verify_link(json.dumps(tampered).encode(), prev) == "hash does not match the event's content"
