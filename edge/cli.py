@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import sqlite3
 import sys
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import msgspec
 import typer
 
+from edge import audit as audit_log
+from edge.audit import AuditEntry
 from edge.auth import ROLES, find_user, list_users, upsert_user
 from edge.devices.audio.cli import voice_app
 from edge.devices.cli import devices_app
@@ -275,7 +279,10 @@ def config_apply(
     service = QueueService(data_dir)
     try:
         base = None if force else config.version
-        outcome = service.execute(c.ApplyConfig(actor="cli", config=config, base_version=base, source="cli"))
+        cmd = c.ApplyConfig(actor="cli", config=config, base_version=base, source="cli")
+        detail: dict[str, object] = {"base_version": base, "file": str(file), "force": force}
+        service.start()
+        outcome = service.submit(cmd, _cli_audit("config_replace", f"config:{config.branch_id}", detail)).result(30)
     except DomainError as exc:
         details = exc.extra.get("errors")
         lines = [f"refused ({exc.code}): {exc.detail}"]
@@ -308,7 +315,15 @@ def users_add(
             raise _fail(f"unknown counter(s) {', '.join(unknown)}: apply the branch configuration first")
         existed = service.read(lambda conn: find_user(conn, username)) is not None
         service.start()
-        service.submit_store(lambda conn: upsert_user(conn, username, password, role, ids)).result()  # type: ignore[arg-type,unused-ignore]
+        audit = _cli_audit(
+            "user_update" if existed else "user_create", f"user:{username}", {"role": role, "counters": ids}
+        )
+
+        def save(conn: sqlite3.Connection) -> None:
+            upsert_user(conn, username, password, role, ids)  # type: ignore[arg-type,unused-ignore]
+            audit_log.insert(conn, audit, datetime.now(UTC))
+
+        service.submit_store(save).result()
     finally:
         service.stop()
     typer.echo(f"user {username} ({role}) {'updated' if existed else 'created'}")
@@ -322,6 +337,18 @@ def users_list(data_dir: DataDir = DEFAULT_DATA) -> None:
             f"{user.username:16} {user.role:10} counters={','.join(user.counters) or '-'}"
             f"{'' if user.active else '  (disabled)'}"
         )
+
+
+def _cli_audit(action: str, target: str, detail: dict[str, object]) -> AuditEntry:
+    """An audit entry for a technician's command (who: the OS user at the appliance's console)."""
+    return AuditEntry(
+        actor="cli",
+        role="technician",
+        action=action,
+        target=target,
+        detail=detail,
+        user_agent=f"qms-edge ({getpass.getuser()})",
+    )
 
 
 def _db(data_dir: Path) -> Path:

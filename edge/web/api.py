@@ -11,6 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter, RawBody
 from litestar.response import ServerSentEvent
 
+from edge.audit import AuditEntry
 from edge.auth import Principal, User, check_password, find_user
 from edge.devices.api import DeviceController, PairingController
 from edge.engine import commands as c
@@ -38,9 +39,9 @@ CONFIG_MAX_BYTES = 1024 * 1024
 MAX_SEQ_DIGITS = 18  # seq is a SQLite INTEGER
 
 
-async def run(app: AppDep, command: c.Command) -> Outcome:
-    """Submit to the single writer and await the committed outcome."""
-    return await asyncio.wrap_future(app.service.submit(command))
+async def run(app: AppDep, command: c.Command, audit: AuditEntry | None = None) -> Outcome:
+    """Submit to the single writer and await the committed outcome (with `audit`, recorded in its transaction)."""
+    return await asyncio.wrap_future(app.service.submit(command, audit))
 
 
 class AuthController(Controller):
@@ -272,6 +273,7 @@ class BranchController(Controller):
     )
     async def put_config(
         self,
+        request: Request[Any, Any, Any],
         app: AppDep,
         principal: Caller,
         body: RawBody,
@@ -282,7 +284,16 @@ class BranchController(Controller):
         config = _decode_config(body)
         base = _parse_if_match(if_match) if if_match is not None else config.version
         cmd = c.ApplyConfig(actor=principal.username, config=config, base_version=base, source="api")
-        outcome = await run(app, cmd)
+        audit = AuditEntry(
+            actor=principal.username,
+            role=principal.role,
+            action="config_replace",
+            target=f"config:{config.branch_id}",
+            detail={"base_version": base, "source": "api"},
+            ip=request.client.host if request.client else None,
+            user_agent=request.headers.get("user-agent"),
+        )
+        outcome = await run(app, cmd, audit)
         version = outcome.response["version"]
         return Response({"version": version}, headers={"ETag": f'"{version}"'})
 

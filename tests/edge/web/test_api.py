@@ -6,6 +6,7 @@ counters 1-3), cs (B, return-to-queue, lantai-2, counters 4-5), loan (C, cancel 
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -825,3 +826,19 @@ def test_resume_points_out_of_range(api: Api) -> None:
     problem = assert_problem(api.get(f"/events?after={seq + 5}"), 409, "resume_point_ahead")
     assert problem["seq"] == seq
     assert_problem(api.get("/events", headers={"Last-Event-ID": str(seq + 1)}), 409, "resume_point_ahead")
+
+
+def test_config_replacement_is_audited_with_origin(api: Api, data_dir: Path) -> None:
+    doc = api.get("/config").json()
+    r = api.put("/config", {**doc, "name": "Audited"}, headers={"If-Match": '"1"', "User-Agent": "hq-script/1.0"})
+    assert r.status_code == 200, r.text
+    refused = api.put("/config", {**doc, "name": "Stale"}, headers={"If-Match": '"1"'})
+    assert refused.status_code == 412
+    conn = sqlite3.connect(data_dir / "qms.sqlite3")
+    rows = conn.execute("SELECT actor, role, action, ip, user_agent, seq FROM audit").fetchall()
+    conn.close()
+    assert len(rows) == 1  # the refused attempt changed nothing and is not an action
+    actor, role, action, ip, agent, seq = rows[0]
+    assert (actor, role, action, agent) == ("admin", "admin", "config_replace", "hq-script/1.0")
+    assert ip
+    assert seq == api.snapshot()["seq"]

@@ -205,3 +205,19 @@ def test_restore_refuses_a_tampered_backup(configured: Path, tmp_path: Path) -> 
     result = runner.invoke(app, ["restore", str(copy), "--data-dir", str(tmp_path / "x")])
     assert result.exit_code != 0
     assert "does not verify" in _out(result)
+
+
+def test_cli_config_and_user_changes_are_audited(configured: Path, tmp_path: Path) -> None:
+    config_file = _write_config(tmp_path / "v2.json", replace(demo_config(), version=1, name="Renamed"))
+    assert runner.invoke(app, ["config", "apply", str(config_file), "--data-dir", str(configured)]).exit_code == 0
+    added = runner.invoke(
+        app, ["users", "add", "clerk", "--role", "agent", "--counters", "1", "--password", "longenough1",
+              "--data-dir", str(configured)],
+    )  # fmt: skip
+    assert added.exit_code == 0, _out(added)
+    conn = sqlite3.connect(configured / "qms.sqlite3")
+    rows = conn.execute("SELECT actor, action, target, seq FROM audit ORDER BY id").fetchall()
+    conn.close()
+    assert [r[:3] for r in rows[:2]] == [("cli", "config_replace", "config:jkt-sudirman")] * 2  # fixture's, then v2
+    assert [r[3] for r in rows[:2]] == [1, 2]  # the config.applied events they produced
+    assert rows[2] == ("cli", "user_create", "user:clerk", None)
