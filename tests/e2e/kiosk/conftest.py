@@ -133,6 +133,12 @@ def rig_printer_down(tmp_path: Path, kiosk_template: Path, sink: PrinterSink) ->
 
 
 @pytest.fixture
+def rig_patient(tmp_path: Path, kiosk_template: Path, sink: PrinterSink) -> Iterator[KioskRig]:
+    """A kiosk that waits a minute before returning home (tests that span poll intervals)."""
+    yield from make_rig(tmp_path, kiosk_template, sink, idle_seconds=60)
+
+
+@pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     """A fresh 1080p landscape page (own storage: IndexedDB and localStorage start empty)."""
     context = browser.new_context(viewport=LANDSCAPE, has_touch=True)

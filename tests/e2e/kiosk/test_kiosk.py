@@ -140,3 +140,30 @@ def test_offline_status_link_shows_the_number_before_and_after_sync(rig: KioskRi
     synced = httpx.get(first["status_url"], timeout=10).text
     assert "Menunggu" in synced
     assert first["ticket_number"] in synced
+
+
+def test_remote_config_is_picked_up_whole_and_only_between_customers(page: Page, rig_patient: KioskRig) -> None:
+    rig = rig_patient
+    open_kiosk(page, rig)
+    page.click("#lang-en")  # a customer is choosing
+    config = httpx.get(f"{rig.appliance.api}/config", headers=rig.admin(), timeout=10).json()
+    config = config.get("config", config)
+    for service in config["services"]:
+        if service["id"] == "teller":
+            service["names"] = {"id": "Kasir", "en": "Cashier"}
+        if service["id"] == "cs":
+            service["active"] = False
+    config["kiosk"]["accent_color"] = "#7A1FA2"
+    r = httpx.put(f"{rig.appliance.api}/config", json=config, headers=rig.admin(), timeout=10)
+    assert r.status_code == 200, r.text
+    teller = page.locator("#services [data-service='teller'] .sname")
+    cs = page.locator("#services [data-service='cs']")
+    page.wait_for_selector("#app[data-pending='true']", state="attached", timeout=15000)  # fetched, held back
+    expect(teller).to_have_text("Teller")  # not swapped under the customer's finger
+    page.click("[data-go='lang']")
+    page.click("#lang-en")
+    expect(teller).to_have_text("Cashier")
+    expect(cs).to_have_class(re.compile("closed"))
+    expect(cs.locator(".sinfo")).to_have_text("Not available today")
+    accent = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--accent')")
+    assert accent.strip().upper() == "#7A1FA2"

@@ -61,7 +61,7 @@
     document.body.classList.remove("large", "contrast");
     $("btn-large").setAttribute("aria-pressed", "false");
     $("btn-contrast").setAttribute("aria-pressed", "false");
-    if (pendingDoc) { applyDoc(pendingDoc); pendingDoc = null; }
+    if (pendingDoc) { applyDoc(pendingDoc); pendingDoc = null; app.dataset.pending = "false"; }
     translate();
     show("lang");
   }
@@ -243,13 +243,20 @@
     } catch (err) {
       if (err instanceof Unreachable) { setOnline(false); await issueOffline(s, extra); }
       else if (err instanceof Refused && err.status === 401) show("unpaired");
-      else message(err instanceof Refused ? (err.body.detail || w("error")) : w("error"));
+      else message(refusal(err));
     } finally {
       busy(false);
     }
   }
 
   function message(text) { $("message").textContent = text; show("message"); }
+
+  // The customer reads their own language, never the engine's English detail.
+  const REFUSALS = { service_closed: "closed_now", service_inactive: "unavailable", service_full: "full" };
+  function refusal(err) {
+    const code = err instanceof Refused ? err.body.code : null;
+    return w(REFUSALS[code] || (code === "phone_invalid" ? "phone_invalid" : "error"));
+  }
 
   function showTicket(t) {
     $("t-number").textContent = t.number;
@@ -378,7 +385,8 @@
       if (app.dataset.screen === "unpaired") reset();
       if (next.version !== doc.version || JSON.stringify(next.services) !== JSON.stringify(doc.services)) {
         // A whole new document, applied between customers only: never a half-applied configuration.
-        if (app.dataset.screen === "lang") applyDoc(next); else pendingDoc = next;
+        if (app.dataset.screen === "lang") applyDoc(next);
+        else { pendingDoc = next; app.dataset.pending = "true"; }
       }
       await syncOffline();
       await topUpLeases();
