@@ -27,6 +27,7 @@ from edge.web.board.pages import board_router
 from edge.web.board.runtime import BoardRuntime
 from edge.web.deps import Appliance
 from edge.web.kiosk import kiosk_router
+from edge.web.kiosk.printing import PrinterCollector
 from edge.web.problems import on_domain_error, on_http_error, on_unexpected
 from edge.web.replication_api import replication_status
 from edge.web.staff import staff_router, template_config
@@ -79,6 +80,7 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
     kiosk, kiosk_app = kiosk_router(service, load_secret(settings.data_dir))
     api = Router(path="/api/v1", route_handlers=[*ROUTE_HANDLERS, replication_status], dependencies=APP_DEPENDENCIES)
     registry = registry_for(service, lambda: len(app_wiring.broadcaster.subscribers) if app_wiring.broadcaster else 0)
+    registry.register(PrinterCollector(kiosk_app.desk))
 
     @get("/metrics", summary="Prometheus metrics", include_in_schema=False, sync_to_thread=False)
     def metrics() -> Response[bytes]:

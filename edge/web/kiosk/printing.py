@@ -6,9 +6,13 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from edge.devices.printer.escpos import PrinterAddress, PrinterError, encode, send
 from edge.devices.printer.layout import TicketPrint, ticket_layout
@@ -92,3 +96,25 @@ class PrintDesk:
         """Every known kiosk printer's status, for staff and monitoring."""
         with self._lock:
             return [vars(s).copy() for s in sorted(self.statuses.values(), key=lambda s: s.device_id)]
+
+
+class PrinterCollector(Collector):
+    """`/metrics`: each kiosk printer's health (1 = last print succeeded) and its printed/failed counts."""
+
+    def __init__(self, desk: PrintDesk) -> None:
+        self.desk = desk
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """One sample per kiosk printer that has printed or failed since the appliance started."""
+        up = GaugeMetricFamily(
+            "qms_kiosk_printer_up", "1 when the kiosk printer's last print succeeded", labels=["device"]
+        )
+        jobs = CounterMetricFamily(
+            "qms_kiosk_print_jobs", "Tickets sent to kiosk printers", labels=["device", "result"]
+        )
+        for status in self.desk.snapshot():
+            up.add_metric([status["device_id"]], 1.0 if status["ok"] else 0.0)
+            jobs.add_metric([status["device_id"], "printed"], status["printed"])
+            jobs.add_metric([status["device_id"], "failed"], status["failed"])
+        yield up
+        yield jobs

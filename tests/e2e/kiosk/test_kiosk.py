@@ -107,6 +107,9 @@ def test_printer_down_shows_fallback_qr_and_logs_the_error(page: Page, rig_print
         "offline",
         1,
     )
+    metrics = httpx.get(f"{rig.appliance.base_url}/metrics", timeout=10).text
+    assert 'qms_kiosk_printer_up{device="kiosk-1"} 0.0' in metrics
+    assert 'qms_kiosk_print_jobs_total{device="kiosk-1",result="failed"} 1.0' in metrics
     assert any(t["ticket_number"] == number for t in rig.tickets())  # the ticket itself is never lost
 
 
