@@ -95,6 +95,7 @@ class View:
                 priority_streak=dict(state.priority_streak),
                 service_times={k: list(v) for k, v in state.service_times.items()},
                 recent_calls={k: list(v) for k, v in state.recent_calls.items()},
+                leases=dict(state.leases),
             )
         )
 
