@@ -42,7 +42,7 @@ CONNECT_TIMEOUT = 30.0
 
 def test_call_next_to_announcement_audio_ready(tmp_path: Path) -> None:
     if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
+        pytest.fail("espeak-ng is not installed")
     data = tmp_path / "data"
     seed(data, n_counters=4, tickets=CALLS)
     build_pack(data / "voice", "id", "espeak", TEST_CLIPS)

@@ -10,43 +10,19 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from edge.auth import load_secret
 from edge.web.board.access import Scope, board_path
+from tests.support import browser as chromium
 from tests.support.appliance import RunningAppliance, seed_demo
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+CHROMIUM, CHROMIUM_ARGS = chromium.CHROMIUM, chromium.CHROMIUM_ARGS
+playwright_instance = chromium.playwright_instance  # package-scoped fixtures shared by the browser suites
+browser = chromium.browser
+
 BRANCH = "jkt-sudirman"
 FULL_HD = {"width": 1920, "height": 1080}
-
-
-# Package scope: the sync API keeps an event loop running in the main thread while it lives, which would break
-# every later asyncio test (and the staff tests' own Playwright); it must end with this package.
-@pytest.fixture(scope="package")
-def playwright_instance() -> Iterator[Playwright]:
-    """One Playwright driver for the session."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (make system-deps)")
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="package")
-def browser(playwright_instance: Playwright) -> Iterator[Browser]:
-    """Debian's Chromium, headless."""
-    b = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield b
-    b.close()
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,7 @@ def test_the_board_stream_carries_the_announcement_and_its_wav(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
+        pytest.fail("espeak-ng is not installed")
     build_pack(data_dir / "voice", "id", "espeak", TEST_CLIPS)
     sink = tmp_path / "speaker"
     monkeypatch.setenv("QMS_AUDIO_SINK", str(sink))

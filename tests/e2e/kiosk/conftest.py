@@ -21,10 +21,8 @@ from edge.service import QueueService
 from sync.contract_config import WEEKDAYS, BranchConfig, Kiosk, KioskPrinter
 from tests.edge.devices.printer.sink import PrinterSink
 from tests.support.appliance import RunningAppliance, free_port, mint_token, seed_demo
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 LANDSCAPE = {"width": 1920, "height": 1080}
 PORTRAIT = {"width": 1080, "height": 1920}
 KIOSK_USERS = [*DEMO_USERS, ("kiosk-1", "device", [])]
@@ -80,7 +78,7 @@ class KioskRig:
 def browser() -> Iterator[Browser]:
     """Debian's Chromium, headless, per module (Playwright's sync API holds an event loop while it runs)."""
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed")
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps`")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b

@@ -13,42 +13,18 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
+from tests.support import browser as chromium
 from tests.support.appliance import RunningAppliance, seed_demo
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+CHROMIUM, CHROMIUM_ARGS = chromium.CHROMIUM, chromium.CHROMIUM_ARGS
+playwright_instance = chromium.playwright_instance  # package-scoped fixtures shared by the browser suites
+browser = chromium.browser
+
 VIEWPORT = {"width": 1366, "height": 768}
 
 pytestmark = pytest.mark.slow
-
-
-# Package scope: Playwright's sync API keeps an event loop running in the main thread while it lives, which breaks
-# every later asyncio test; it must end with this package.
-@pytest.fixture(scope="package")
-def playwright_instance() -> Iterator[Playwright]:
-    """One Playwright driver for the session."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (make system-deps)")
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="package")
-def browser(playwright_instance: Playwright) -> Iterator[Browser]:
-    """Debian's Chromium, headless."""
-    b = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield b
-    b.close()
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ def esphome() -> str:
                       shutil.which("esphome")):  # fmt: skip
         if candidate and Path(candidate).exists():
             return candidate
-    pytest.skip("esphome is not installed (make venv installs it into .venv-esphome)")
+    pytest.fail("esphome is not installed (make venv installs it into .venv-esphome)")
 
 
 def test_there_are_a_button_and_a_display() -> None:

@@ -28,7 +28,7 @@ TEST_CLIPS = {WORD_TICKET, WORD_COUNTER, char_clip("A"), *(char_clip(d) for d in
 def voice_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Indonesian (espeak-ng) and English (piper, espeak-ng when piper is absent) packs with the test clips."""
     if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (make system-deps)")
+        pytest.fail("espeak-ng is not installed (make system-deps)")
     root = tmp_path_factory.mktemp("voice")
     build_pack(root, "id", "espeak", TEST_CLIPS)
     build_pack(root, "en", "piper", TEST_CLIPS)

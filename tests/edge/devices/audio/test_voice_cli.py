@@ -26,7 +26,7 @@ def test_unknown_language_or_engine_is_refused_clearly(tmp_path: Path) -> None:
 
 def test_a_missing_engine_falls_back_and_the_pack_speaks(tmp_path: Path) -> None:
     if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
+        pytest.fail("espeak-ng is not installed")
     # gTTS is an optional extra (it needs internet): without it the build says so and uses espeak-ng.
     result = run_cli("voice", "build", "--lang", "id", "--engine", "gtts", "--data-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
