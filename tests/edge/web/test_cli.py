@@ -199,7 +199,11 @@ def test_restore_refuses_a_tampered_backup(configured: Path, tmp_path: Path) -> 
     assert runner.invoke(app, ["backup", str(copy), "--data-dir", str(configured)]).exit_code == 0
     conn = sqlite3.connect(copy)
     conn.execute("DROP TRIGGER events_append_only_update")
-    conn.execute("UPDATE events SET hash = 'f' || substr(hash, 2) WHERE seq = 1")
+    # flip the first hex digit (a fixed replacement would leave 1 hash in 16 unchanged)
+    conn.execute(
+        "UPDATE events SET hash = CASE WHEN substr(hash, 1, 1) = 'f' THEN '0' ELSE 'f' END || substr(hash, 2)"
+        " WHERE seq = 1"
+    )
     conn.commit()
     conn.close()
     result = runner.invoke(app, ["restore", str(copy), "--data-dir", str(tmp_path / "x")])
