@@ -32,6 +32,16 @@ STARTUP_SECONDS = 20.0
 STOP_SECONDS = 10.0
 
 
+def terminate(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM a test server and wait for a graceful exit; SIGKILL it if none comes within `timeout`."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
 def free_port() -> int:
     """A TCP port that was free a moment ago on 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -158,12 +168,7 @@ class RunningAppliance:
     def stop(self) -> int | None:
         """SIGTERM and wait for a graceful exit (SIGKILL if it does not come); returns the exit code."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_SECONDS)
+            terminate(self.proc, STOP_SECONDS)
         self._reap()
         return self.proc.returncode if self.proc is not None else None
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from types import TracebackType
+
+from tests.support.appliance import terminate
 
 STARTUP_SECONDS = 20.0
 _LISTEN = re.compile(rb"Listening for client connections on [^:\s]+:(\d+)")
@@ -96,12 +97,7 @@ class NatsServer:
     def stop(self) -> None:
         """SIGTERM and wait (the store is flushed); SIGKILL if it hangs."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+            terminate(self.proc, 10)
 
     def kill(self) -> None:
         """SIGKILL: the cloud vanishes mid-conversation."""

@@ -22,7 +22,7 @@ from edge.auth import load_secret
 from edge.devices.mqtt.broker import write_broker_files
 from edge.devices.registry import Device, list_devices, mqtt_password
 from edge.store.db import connect
-from tests.support.appliance import free_port
+from tests.support.appliance import free_port, terminate
 
 START_SECONDS = 10.0
 
@@ -78,12 +78,7 @@ class Mosquitto:
     def stop(self) -> None:
         """SIGTERM, wait."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+            terminate(self.proc, 10)
 
     def reload(self) -> None:
         """Regenerate the files and SIGHUP the broker (what `qms-edge devices mqtt-config` is followed by)."""
