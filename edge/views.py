@@ -9,7 +9,7 @@ from typing import Any
 
 from edge.engine import State, Ticket
 from edge.engine.eta import positions
-from edge.engine.model import CounterState
+from edge.engine.model import CounterState, queue_key
 
 RECENT_CALLS = 10  # "last N calls" a board shows
 
@@ -139,7 +139,7 @@ class View:
             and (service_id is None or t.service_id == service_id)
             and (area is None or area in self.area_of(t))
         ]
-        found.sort(key=lambda t: (t.business_date, t.order))
+        found.sort(key=lambda t: (t.business_date, *queue_key(t)))
         return [ticket_view(t, self.positions.get(t.ticket_id)) for t in found]
 
     def counters(self, area: str | None = None) -> list[dict[str, Any]]:

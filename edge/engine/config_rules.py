@@ -38,7 +38,7 @@ def _prefixes_reused_today(state: State, config: BranchConfig, now: datetime) ->
     if state.config is None or state.business_date != business_date(now, state.config.timezone):
         return []
     errors = []
-    for service_id in state.sequences:
+    for service_id in {*state.sequences, *(lease.service_id for lease in state.leases.values())}:
         old = state.config.service(service_id)
         owner = next((s for s in config.services if old is not None and s.prefix == old.prefix), None)
         if old is not None and owner is not None and owner.id != service_id:

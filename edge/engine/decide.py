@@ -11,8 +11,15 @@ from msgspec.structs import replace
 from edge.engine import commands as c
 from edge.engine.config_rules import check_config
 from edge.engine.errors import DomainError, Invalid, InvalidTransition, NotFound
-from edge.engine.model import CounterState, State, Ticket
-from edge.engine.numbering import business_date, format_number, within_hours
+from edge.engine.model import CounterState, State, Ticket, queue_key
+from edge.engine.numbering import (
+    business_date,
+    format_number,
+    issued_count,
+    next_lease_start,
+    next_number,
+    within_hours,
+)
 from edge.engine.routing import counter_open, eligible, pick_next
 from sync.contract import (
     ConfigApplied,
@@ -131,9 +138,10 @@ def _enqueue(state: State, cmd: c.Enqueue, now: datetime, ids: Ids) -> list[Even
     if cmd.channel == "appointment" and cmd.appointment_at is None:
         raise Invalid("an appointment ticket needs appointment_at", code="appointment_time_missing")
     day = max(business_date(now, config.timezone), state.business_date)
-    seq_no = (state.sequences.get(service.id, 0) if day == state.business_date else 0) + 1
-    if service.daily_capacity is not None and seq_no > service.daily_capacity:
+    last, leased = state.numbering(service.id, day)
+    if service.daily_capacity is not None and issued_count(last, leased) >= service.daily_capacity:
         raise DomainError(f"service {service.id!r} reached today's capacity", code="service_full")
+    seq_no = next_number(last, leased)
     ticket_id = ids()
     return [
         TicketCreated(
@@ -445,7 +453,7 @@ def _tick(state: State, cmd: c.Tick, now: datetime, ids: Ids) -> list[Event]:
         return []
     events: list[Event] = []
     due = [t for t in state.active("called") if t.no_show_deadline is not None and t.no_show_deadline <= now]
-    for index, ticket in enumerate(sorted(due, key=lambda t: t.order)):
+    for index, ticket in enumerate(sorted(due, key=queue_key)):
         order = state.order_seq + 1 + index
         events += _no_show_events(state, cmd, ticket, now, ids, automatic=True, order=order)
     if events:
@@ -466,7 +474,7 @@ def next_deadline(state: State) -> datetime | None:
 
 
 def _lease_numbers(state: State, cmd: c.LeaseNumbers, now: datetime, ids: Ids) -> list[Event]:
-    """Reserve the next `count` numbers of today (within the daily capacity) for a kiosk's offline buffer."""
+    """Reserve `count` numbers of today's offline block (within the daily capacity) for a kiosk's offline buffer."""
     config = _config(state)
     service = _service(state, cmd.service_id)
     if not service.active:
@@ -474,12 +482,13 @@ def _lease_numbers(state: State, cmd: c.LeaseNumbers, now: datetime, ids: Ids) -
     if not 1 <= cmd.count <= MAX_LEASE:
         raise Invalid(f"a lease holds 1..{MAX_LEASE} numbers, not {cmd.count}", code="invalid_lease_size")
     day = max(business_date(now, config.timezone), state.business_date)
-    first = (state.sequences.get(service.id, 0) if day == state.business_date else 0) + 1
-    last = first + cmd.count - 1
+    last, leased = state.numbering(service.id, day)
+    count = cmd.count
     if service.daily_capacity is not None:
-        last = min(last, service.daily_capacity)
-    if last < first:
+        count = min(count, service.daily_capacity - issued_count(last, leased))
+    if count < 1:
         raise DomainError(f"service {service.id!r} reached today's capacity", code="service_full")
+    first = next_lease_start(service, last, leased)
     return [
         NumbersLeased(
             **_base(cmd, now, ids),  # type: ignore[arg-type]
@@ -488,7 +497,7 @@ def _lease_numbers(state: State, cmd: c.LeaseNumbers, now: datetime, ids: Ids) -
             service_id=service.id,
             business_date=day,
             first_seq=first,
-            last_seq=last,
+            last_seq=first + count - 1,
         )
     ]
 
@@ -508,6 +517,10 @@ def _enqueue_leased(state: State, cmd: c.EnqueueLeased, now: datetime, ids: Ids)
         raise Invalid("an offline ticket needs its temporary id as request_id", code="request_id_required")
     service = _service(state, lease.service_id)
     issued = min(max(cmd.issued_at, lease.granted_at), now)  # a kiosk clock is not trusted beyond its lease
+    # Its place is its issue time: before every waiting ticket issued after it (it shares the first one's order and
+    # goes first on the earlier time, see `queue_key`), after the rest; at the end when none came after it.
+    later = [t.order for t in state.active("waiting") if t.created_at > issued]
+    order = min(later, default=state.order_seq + 1)
     ticket_id = ids()
     base = _base(cmd, now, ids, ticket_id)
     base["occurred_at"] = issued
@@ -518,7 +531,7 @@ def _enqueue_leased(state: State, cmd: c.EnqueueLeased, now: datetime, ids: Ids)
             ticket_number=format_number(service, cmd.seq_no),
             seq_no=cmd.seq_no,
             business_date=lease.business_date,
-            order=state.order_seq + 1,
+            order=order,
             priority=service.default_priority,
             channel=cmd.channel,
             phone=cmd.phone,

@@ -101,9 +101,8 @@ def _release(state: State, ticket_id: str | None) -> None:
 def _created(state: State, e: TicketCreated) -> None:
     """A new ticket; a new business day resets numbering and forgets finished tickets of earlier days."""
     _roll_day(state, e.business_date)
-    if e.business_date == state.business_date:
+    if e.business_date == state.business_date and not _use_leased(state, e):
         state.sequences[e.service_id] = max(state.sequences.get(e.service_id, 0), e.seq_no)
-        _use_leased(state, e)
     assert e.ticket_id is not None
     state.put(
         Ticket(
@@ -139,11 +138,10 @@ def _roll_day(state: State, day: str) -> None:
 
 
 def _leased(state: State, e: NumbersLeased) -> None:
-    """Reserve the block: ordinary numbering continues after it, so no number is ever handed out twice."""
+    """Reserve the block: ordinary numbering skips every leased range, so no number is ever handed out twice."""
     _roll_day(state, e.business_date)
     if e.business_date != state.business_date:
         return  # a lease of an earlier day can no longer be used
-    state.sequences[e.service_id] = max(state.sequences.get(e.service_id, 0), e.last_seq)
     state.leases[e.lease_id] = Lease(
         lease_id=e.lease_id,
         device_id=e.device_id,
@@ -155,12 +153,13 @@ def _leased(state: State, e: NumbersLeased) -> None:
     )
 
 
-def _use_leased(state: State, e: TicketCreated) -> None:
-    """A created ticket whose number lies in a lease of its service consumes that number of the lease."""
+def _use_leased(state: State, e: TicketCreated) -> bool:
+    """A created ticket whose number lies in a lease of its service consumes that number of the lease (True)."""
     for lease in state.leases.values():
         if lease.service_id == e.service_id and lease.first_seq <= e.seq_no <= lease.last_seq:
             state.leases[lease.lease_id] = replace(lease, used=(*lease.used, e.seq_no))
-            return
+            return True
+    return False
 
 
 def _called(state: State, e: TicketCalled) -> None:

@@ -103,6 +103,13 @@ class State:
         wanted = ACTIVE_STATUSES if status is None else {status}
         return [t for tid in self.active_ids if (t := self.tickets[tid]).status in wanted]
 
+    def numbering(self, service_id: str, day: str) -> tuple[int, list[tuple[int, int]]]:
+        """A service's last ordinary number and its leased (first, last) ranges on `day` (a new day starts empty)."""
+        if day != self.business_date:
+            return 0, []
+        leased = [(lease.first_seq, lease.last_seq) for lease in self.leases.values() if lease.service_id == service_id]
+        return self.sequences.get(service_id, 0), leased
+
     def put(self, ticket: Ticket) -> None:
         """Store a ticket version and keep the active index in step."""
         self.tickets[ticket.ticket_id] = ticket
@@ -163,6 +170,15 @@ def state_from(book: Bookkeeping, tickets: list[Ticket], counters: list[CounterS
         recent_calls={k: list(v) for k, v in book.recent_calls.items()},
         leases=dict(book.leases),
     )
+
+
+def queue_key(ticket: Ticket) -> tuple[int, datetime, str]:
+    """FIFO key: queue order, then issue time, then number.
+
+    Orders are unique but for a reconciled offline ticket, which takes the order of the first ticket issued after
+    it (it goes before that ticket: same order, earlier issue time).
+    """
+    return (ticket.order, ticket.created_at, ticket.ticket_number)
 
 
 def is_open_counter(counter: CounterState | None) -> bool:

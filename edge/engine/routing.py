@@ -11,7 +11,7 @@ The rules, in order, for one call-next at counter C:
    b. Priority (when `priority_enabled`): the highest priority class goes first, FIFO within a class — except
       that once `anti_starvation_n` priority tickets were called in a row in the service, the oldest waiting
       regular ticket is called next. So a waiting regular ticket sees at most N priority calls before its turn.
-   c. Otherwise FIFO by queue order.
+   c. Otherwise FIFO by queue order (a reconciled offline ticket goes before the tickets issued after it).
 4. Across C's services: the head with the highest effective priority, then the earliest queue order.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from edge.engine.model import State, Ticket, is_open_counter
+from edge.engine.model import State, Ticket, is_open_counter, queue_key
 from sync.contract_config import Service
 
 NoTicketReason = Literal["empty", "no_compatible", "counter_unavailable"]
@@ -56,28 +56,27 @@ def pick_next(state: State, counter_id: str, now: datetime) -> Ticket | NoTicket
     if not by_service:
         return "no_compatible" if waiting else "empty"
     assert state.config is not None
-    heads: list[tuple[int, int, Ticket]] = []
+    heads: list[tuple[int, Ticket]] = []
     for service_id, tickets in by_service.items():
         service = state.config.service(service_id)
         if service is None:
             continue
-        head, rank = service_head(state, service, tickets, now)
-        heads.append((rank, -head.order, head))
+        heads.append(service_head(state, service, tickets, now)[::-1])
     if not heads:
         return "no_compatible"
-    return max(heads, key=lambda h: (h[0], h[1]))[2]
+    return min(heads, key=lambda h: (-h[0], queue_key(h[1])))[1]
 
 
 def service_head(state: State, service: Service, tickets: list[Ticket], now: datetime) -> tuple[Ticket, int]:
     """The next ticket of one service among `tickets`, and its effective priority rank."""
     pool = _blend(state, service, tickets, now)
     if not service.priority_enabled:
-        return min(pool, key=lambda t: t.order), 0
+        return min(pool, key=queue_key), 0
     regular = [t for t in pool if t.priority == 0]
     priority = [t for t in pool if t.priority > 0]
     if regular and (not priority or state.priority_streak.get(service.id, 0) >= service.anti_starvation_n):
-        return min(regular, key=lambda t: t.order), 0
-    best = max(priority, key=lambda t: (t.priority, -t.order))
+        return min(regular, key=queue_key), 0
+    best = min(priority, key=lambda t: (-t.priority, queue_key(t)))
     return best, best.priority
 
 
@@ -92,7 +91,7 @@ def _blend(state: State, service: Service, tickets: list[Ticket], now: datetime)
     boost = now + timedelta(minutes=service.appointment_boost_minutes)
     due = [t for t in appointments if t.appointment_at is not None and t.appointment_at <= boost]
     if due:
-        return [min(due, key=lambda t: (t.appointment_at or now, t.order))]
+        return [min(due, key=lambda t: (t.appointment_at or now, queue_key(t)))]
     horizon = now - timedelta(minutes=service.appointment_window_minutes)
     calls = [c for c in state.recent_calls.get(service.id, []) if c.at >= horizon]
     share = sum(c.appointment for c in calls) / len(calls) if calls else 0.0
@@ -108,9 +107,9 @@ def queue_order(service: Service, tickets: list[Ticket], streak: int = 0) -> lis
     call. Appointment blending is not simulated (it depends on when the calls happen).
     """
     if not service.priority_enabled:
-        return sorted(tickets, key=lambda t: t.order)
-    regular = sorted((t for t in tickets if t.priority == 0), key=lambda t: t.order)
-    priority = sorted((t for t in tickets if t.priority > 0), key=lambda t: (-t.priority, t.order))
+        return sorted(tickets, key=queue_key)
+    regular = sorted((t for t in tickets if t.priority == 0), key=queue_key)
+    priority = sorted((t for t in tickets if t.priority > 0), key=lambda t: (-t.priority, queue_key(t)))
     order: list[Ticket] = []
     r = p = 0
     while r < len(regular) or p < len(priority):

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from edge.engine.model import State
-from edge.engine.numbering import business_date, within_hours, zone
+from edge.engine.numbering import business_date, issued_count, within_hours, zone
 from sync.contract_config import WEEKDAYS, BranchConfig, Kiosk, Service
 
 WORDS: dict[str, dict[str, str]] = {
@@ -153,6 +153,7 @@ def service_state(state: State, service: Service, now: datetime) -> dict[str, An
     config = state.config
     assert config is not None
     waiting = sum(1 for t in state.active("waiting") if t.service_id == service.id)
+    issued = issued_count(*state.numbering(service.id, business_date(now, config.timezone)))
     entry: dict[str, Any] = {
         "id": service.id,
         "prefix": service.prefix,
@@ -168,7 +169,7 @@ def service_state(state: State, service: Service, now: datetime) -> dict[str, An
     elif not within_hours(service, now, config.timezone):
         entry["reason"] = "closed"
         entry["opens"] = next_opening(service, now, config.timezone)
-    elif service.daily_capacity is not None and state.sequences.get(service.id, 0) >= service.daily_capacity:
+    elif service.daily_capacity is not None and issued >= service.daily_capacity:
         entry["reason"] = "full"
     else:
         entry["open"] = True

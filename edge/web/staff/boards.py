@@ -7,6 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edge.engine import Ticket
+from edge.engine.model import queue_key
 from edge.engine.routing import counter_open
 from edge.views import View
 from sync.contract_config import Counter, Service
@@ -183,5 +184,5 @@ def service_lines(view: View, now: datetime) -> list[ServiceLine]:
 
 def active_rows(view: View, now: datetime, lang: str) -> list[Row]:
     """Every waiting, held, called or serving ticket, in queue order (for supervisor interventions)."""
-    tickets = sorted(view.state.active(), key=lambda t: (t.business_date, t.order))
+    tickets = sorted(view.state.active(), key=lambda t: (t.business_date, *queue_key(t)))
     return [_row(view, t, now, lang) for t in tickets]

@@ -44,26 +44,29 @@ def test_offline_tickets_are_reconciled_exactly_once(page: Page, rig: KioskRig) 
     rig.appliance.stop()
     expect(page.locator("#offline")).to_be_visible(timeout=15000)
     offline_numbers = [issue_offline(page, "id"), issue_offline(page, "en")]
-    assert offline_numbers == ["A001", "A002"]  # the lease's first numbers
+    first_seq = teller_lease["first_seq"]
+    assert offline_numbers == [f"A{first_seq}", f"A{first_seq + 1}"] == ["A901", "A902"]  # the offline block
     assert page.evaluate(PENDING) == 2
 
     with RunningAppliance(rig.data_dir, port=rig.appliance.port):
         expect(page.locator("#offline")).to_be_hidden(timeout=15000)
         page.wait_for_function(f"({PENDING})().then(n => n === 0)", timeout=15000)
         tickets = rig.tickets()
-        # A ticket issued online afterwards continues after the leased block.
+        # The first ticket issued online afterwards is the day's first ordinary number: leases left no gap.
         r = httpx.post(f"{rig.appliance.base_url}/kiosk/api/tickets", timeout=10,
                        json={"service_id": "teller", "request_id": "after-1"},
                        headers={"Authorization": f"Bearer {rig.token}"})  # fmt: skip
         assert r.status_code == 201, r.text
         after = r.json()["ticket"]["ticket_number"]
+        positions = {t["ticket_number"]: t["position"] for t in rig.tickets()}
 
     assert online_before == []
     by_number = {t["ticket_number"]: t for t in tickets}
     for number in offline_numbers:
         assert by_number[number]["status"] == "waiting"
         assert by_number[number]["channel"] == "kiosk"
-    assert int(after[1:]) > teller_lease["last_seq"]
+    assert after == "A001"
+    assert [positions[n] for n in [*offline_numbers, after]] == [1, 2, 3]  # by issue time: the offline ones first
     created = event_rows(rig.data_dir, "SELECT request_id, body FROM events WHERE type = 'ticket.created'")
     numbers = Counter(json.loads(body)["ticket_number"] for _, body in created)
     assert all(n == 1 for n in numbers.values()), numbers  # never a duplicate number

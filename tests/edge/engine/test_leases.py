@@ -10,6 +10,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
+from edge.engine.eta import positions
 from sync.contract import NumbersLeased, TicketCreated
 from tests.edge.engine.conftest import AT_MIDNIGHT, T0, Engine, ctr, projection, replay, small_config, svc
 
@@ -41,39 +42,71 @@ def offline(e: Engine, leased: NumbersLeased, seq_no: int, minutes_ago: float = 
     return event
 
 
-def test_lease_reserves_the_next_block_and_numbering_continues_after_it() -> None:
+def test_lease_comes_from_the_offline_block_and_leaves_ordinary_numbering_alone() -> None:
     e = engine()
     first = e.run(c.Enqueue(service_id="a"))[0]
     leased = lease(e, 5)
-    assert (leased.first_seq, leased.last_seq) == (2, 6)
+    assert (leased.first_seq, leased.last_seq) == (901, 905)
     assert leased.business_date == "2026-01-12"
     after = e.run(c.Enqueue(service_id="a"))[0]
     assert isinstance(first, TicketCreated)
     assert isinstance(after, TicketCreated)
-    assert (first.ticket_number, after.ticket_number) == ("A001", "A007")
+    assert (first.ticket_number, after.ticket_number) == ("A001", "A002")  # no gap for the next walk-in
+    assert (lease(e, 2).first_seq, lease(e, 1).first_seq) == (906, 908)  # later blocks follow the earlier ones
+
+
+def test_ordinary_numbering_jumps_over_a_leased_block_it_reaches() -> None:
+    e = engine(digits=1)  # ordinary numbers 1..9, the offline block from 10
+    leased = lease(e, 3)
+    assert (leased.first_seq, leased.last_seq) == (10, 12)
+    numbers = [e.enqueue("a").ticket_number for _ in range(11)]
+    assert numbers == [f"A{n}" for n in (*range(1, 10), 13, 14)]
+    assert lease(e, 2).first_seq == 15  # past the ordinary numbers too
+    offline(e, leased, 11)
+    assert e.enqueue("a").ticket_number == "A17"
 
 
 def test_offline_ticket_joins_with_its_leased_number_and_original_time() -> None:
     e = engine()
     leased = lease(e, 3)
     e.advance(minutes=20)
-    created = offline(e, leased, 2, minutes_ago=5, phone="081234567890", lang="en")
-    assert created.ticket_number == "A002"
+    created = offline(e, leased, 902, minutes_ago=5, phone="081234567890", lang="en")
+    assert created.ticket_number == "A902"
     assert created.occurred_at == e.now - timedelta(minutes=5)
-    assert created.request_id == f"off-{leased.lease_id}-2"
+    assert created.request_id == f"off-{leased.lease_id}-902"
     ticket = e.ticket(created.ticket_id or "")
     assert ticket.status == "waiting"
     assert ticket.created_at == created.occurred_at
     assert ticket.channel == "kiosk"
-    assert e.state.leases[leased.lease_id].used == (2,)
+    assert e.state.leases[leased.lease_id].used == (902,)
+    assert e.enqueue("a").ticket_number == "A001"  # a reconciled number does not move ordinary numbering
+
+
+def test_reconciled_tickets_take_their_place_by_issue_time_across_services() -> None:
+    e = Engine(small_config([svc("a", "A"), svc("b", "B")], [ctr("1", ["a", "b"])]))
+    leased = lease(e, 3)
+    a1 = e.enqueue("a")  # t = 0
+    e.advance(minutes=10)
+    b1 = e.enqueue("b")  # t = 10
+    e.advance(minutes=10)
+    a2 = e.enqueue("a")  # t = 20
+    e.advance(minutes=10)  # t = 30: the kiosk's link is back
+    late = offline(e, leased, 902, minutes_ago=15)  # issued at t = 15
+    early = offline(e, leased, 901, minutes_ago=25)  # issued at t = 5, synced after the other one
+    last = offline(e, leased, 903, minutes_ago=1)  # issued at t = 29, after every waiting ticket
+    ahead = positions(e.state, "a")
+    assert [ahead[t.ticket_id or ""][0] for t in (early, late, last)] == [2, 3, 5]  # A001 A901 A902 A002 A903
+    called = [e.serve("1").ticket_number for _ in range(6)]
+    assert called == [a1.ticket_number, "A901", b1.ticket_number, "A902", a2.ticket_number, "A903"]
+    e.assert_replays()
 
 
 def test_a_leased_number_is_reconciled_at_most_once() -> None:
     e = engine()
     leased = lease(e, 3)
-    offline(e, leased, 1)
+    offline(e, leased, 901)
     e.refuse(
-        c.EnqueueLeased(lease_id=leased.lease_id, seq_no=1, issued_at=e.now, device_id="kiosk-1", request_id="x"),
+        c.EnqueueLeased(lease_id=leased.lease_id, seq_no=901, issued_at=e.now, device_id="kiosk-1", request_id="x"),
         "lease_number_used",
     )
 
@@ -82,17 +115,21 @@ def test_numbers_outside_the_lease_another_device_or_unknown_lease_are_refused()
     e = engine()
     leased = lease(e, 3)
     base = {"issued_at": e.now, "request_id": "r1"}
-    e.refuse(c.EnqueueLeased(lease_id=leased.lease_id, seq_no=4, device_id="kiosk-1", **base), "lease_number_invalid")  # type: ignore[arg-type]
-    e.refuse(c.EnqueueLeased(lease_id=leased.lease_id, seq_no=1, device_id="kiosk-2", **base), "lease_wrong_device")  # type: ignore[arg-type]
-    e.refuse(c.EnqueueLeased(lease_id="nope", seq_no=1, device_id="kiosk-1", **base), "lease_not_found")  # type: ignore[arg-type]
+    for seq_no in (1, 900, 904):
+        e.refuse(
+            c.EnqueueLeased(lease_id=leased.lease_id, seq_no=seq_no, device_id="kiosk-1", **base),
+            "lease_number_invalid",
+        )  # type: ignore[arg-type]
+    e.refuse(c.EnqueueLeased(lease_id=leased.lease_id, seq_no=901, device_id="kiosk-2", **base), "lease_wrong_device")  # type: ignore[arg-type]
+    e.refuse(c.EnqueueLeased(lease_id="nope", seq_no=901, device_id="kiosk-1", **base), "lease_not_found")  # type: ignore[arg-type]
 
 
 def test_issued_time_is_clamped_between_the_lease_and_now() -> None:
     e = engine()
     leased = lease(e, 2)
     e.advance(minutes=10)
-    early = offline(e, leased, 1, minutes_ago=60)  # kiosk clock far behind
-    late = offline(e, leased, 2, minutes_ago=-60)  # kiosk clock ahead
+    early = offline(e, leased, 901, minutes_ago=60)  # kiosk clock far behind
+    late = offline(e, leased, 902, minutes_ago=-60)  # kiosk clock ahead
     assert early.occurred_at == leased.occurred_at
     assert late.occurred_at == e.now
 
@@ -101,11 +138,16 @@ def test_lease_respects_daily_capacity_and_inactive_services() -> None:
     e = engine(daily_capacity=4)
     e.run(c.Enqueue(service_id="a"))
     leased = lease(e, 10)
-    assert (leased.first_seq, leased.last_seq) == (2, 4)
+    assert (leased.first_seq, leased.last_seq) == (901, 903)  # leased numbers count against the capacity
     e.refuse(c.LeaseNumbers(device_id="kiosk-1", service_id="a", count=1), "service_full")
     e.refuse(c.Enqueue(service_id="a"), "service_full")
     e.refuse(c.LeaseNumbers(device_id="kiosk-1", service_id="a", count=0), "invalid_lease_size")
     e.refuse(c.LeaseNumbers(device_id="kiosk-1", service_id="zz", count=1), "unknown_service")
+    offline(e, leased, 902)  # a leased number stays usable at capacity
+    other = engine(daily_capacity=3)
+    lease(other, 2)
+    assert other.enqueue("a").ticket_number == "A001"
+    other.refuse(c.Enqueue(service_id="a"), "service_full")
 
 
 def test_a_lease_expires_with_its_business_day() -> None:
@@ -117,7 +159,7 @@ def test_a_lease_expires_with_its_business_day() -> None:
     assert fresh.ticket_number == "A001"
     assert e.state.leases == {}
     e.refuse(
-        c.EnqueueLeased(lease_id=leased.lease_id, seq_no=1, issued_at=e.now, device_id="kiosk-1", request_id="r"),
+        c.EnqueueLeased(lease_id=leased.lease_id, seq_no=901, issued_at=e.now, device_id="kiosk-1", request_id="r"),
         "lease_not_found",
     )
 
@@ -125,7 +167,7 @@ def test_a_lease_expires_with_its_business_day() -> None:
 def test_replaying_the_log_rebuilds_leases_and_numbering() -> None:
     e = engine()
     leased = lease(e, 4)
-    offline(e, leased, 3)
+    offline(e, leased, 903)
     e.run(c.Enqueue(service_id="a"))
     rebuilt = replay(e.events)
     assert projection(rebuilt) == projection(e.state)
@@ -160,15 +202,15 @@ class LeaseMachine(RuleBasedStateMachine):
     def take_lease(self, count: int, device: str) -> None:
         self.leases.append(lease(self.e, count, device))
 
-    @rule(i=st.integers(0, 50), seq=st.integers(0, 8), device=st.sampled_from(["k1", "k2"]))
-    def reconcile(self, i: int, seq: int, device: str) -> None:
+    @rule(i=st.integers(0, 50), seq=st.integers(0, 8), device=st.sampled_from(["k1", "k2"]), back=st.integers(0, 900))
+    def reconcile(self, i: int, seq: int, device: str, back: int) -> None:
         if not self.leases:
             return
         leased = self.leases[i % len(self.leases)]
         cmd = c.EnqueueLeased(
             lease_id=leased.lease_id,
             seq_no=leased.first_seq + seq,
-            issued_at=self.e.now,
+            issued_at=self.e.now - timedelta(minutes=back),
             device_id=device,
             request_id=f"off-{leased.lease_id}-{seq}",
         )
@@ -178,6 +220,15 @@ class LeaseMachine(RuleBasedStateMachine):
             return
         self.e.apply(events)
         self._record(list(events))
+
+    @rule()
+    def serve_next(self) -> None:
+        """Single service, no priority: whoever was issued first (online or offline) is called first."""
+        waiting = self.e.state.active("waiting")
+        if not waiting:
+            return
+        called = self.e.serve("1")
+        assert called.created_at == min(t.created_at for t in waiting), "called out of issue-time order"
 
     @rule(minutes=st.integers(1, 600))
     def wait(self, minutes: int) -> None:
@@ -193,4 +244,4 @@ class LeaseMachine(RuleBasedStateMachine):
 
 
 TestLeaseMachine = LeaseMachine.TestCase
-TestLeaseMachine.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
+TestLeaseMachine.settings = settings(max_examples=200, stateful_step_count=25, deadline=None)
