@@ -47,6 +47,7 @@ class Principal:
     role: Role
     branch_id: str
     counters: tuple[str, ...] = ()
+    generation: int | None = None  # a paired device's pairing generation (re-pairing retires older tokens)
 
     @property
     def privileged(self) -> bool:
@@ -123,8 +124,10 @@ class TokenIssuer:
 
     secret: bytes
 
-    def issue(self, user: User, branch_id: str, now: float | None = None) -> tuple[str, int]:
-        """A token for the user and its lifetime in seconds."""
+    def issue(
+        self, user: User, branch_id: str, now: float | None = None, *, generation: int | None = None
+    ) -> tuple[str, int]:
+        """A token for the user and its lifetime in seconds (a paired device's carries its pairing generation)."""
         issued = int(now if now is not None else time.time())
         lifetime = DEVICE_TOKEN_SECONDS if user.role == "device" else STAFF_TOKEN_SECONDS
         claims = {
@@ -136,6 +139,8 @@ class TokenIssuer:
             "exp": issued + lifetime,
             "jti": secrets.token_hex(8),
         }
+        if generation is not None:
+            claims["gen"] = generation
         return jwt.encode(claims, self.secret, algorithm="HS256"), lifetime
 
     def verify(self, token: str) -> Principal:
@@ -143,7 +148,11 @@ class TokenIssuer:
         claims = jwt.decode(token, self.secret, algorithms=["HS256"], options={"require": ["exp", "sub", "role"]})
         if claims["role"] not in ROLES:
             raise jwt.InvalidTokenError("unknown role")
-        return Principal(claims["sub"], claims["role"], claims.get("branch", ""), tuple(claims.get("counters", [])))
+        generation = claims.get("gen")
+        return Principal(
+            claims["sub"], claims["role"], claims.get("branch", ""), tuple(claims.get("counters", [])),
+            generation if isinstance(generation, int) else None,
+        )  # fmt: skip
 
 
 @dataclass

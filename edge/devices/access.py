@@ -57,15 +57,16 @@ class DeviceAccess:
 
         return self.service.read(load)  # type: ignore[no-any-return,unused-ignore]
 
-    def token_refusal(self, device_id: str) -> str | None:
+    def token_refusal(self, device_id: str, generation: int | None = None) -> str | None:
         """Why a device token must be refused (`device_revoked`, `device_unknown`), or None.
 
-        Registry devices must be `active`; a device account made with `qms-edge users add --role device` must still
-        exist and be active.
+        Registry devices must be `active` and the token must come from their current pairing (re-pairing a device
+        retires the tokens of its earlier pairings); a device account made with `qms-edge users add --role device`
+        must still exist and be active.
         """
         device = self.device(device_id)
         if device is not None:
-            return None if device.status == "active" else "device_revoked"
+            return None if device.status == "active" and generation == device.generation else "device_revoked"
         return None if self._account_active(device_id) else "device_unknown"
 
     def command_refusal(self, device_id: str, counter_id: str) -> str | None:

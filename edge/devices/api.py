@@ -12,7 +12,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta, Struct
 
-from edge.auth import Principal, User
+from edge.auth import Principal
 from edge.devices import fleet, registry
 from edge.devices.mqtt.topics import SEGMENT_RE
 from edge.web.deps import Appliance, provide_principal, require_role
@@ -177,16 +177,4 @@ def credentials(app: Appliance, device: registry.Device) -> dict[str, Any]:
     """What a freshly paired device needs: its API token and its MQTT login."""
     from edge.auth import load_secret
 
-    counters = [device.counter_id] if device.counter_id else []
-    user = User(username=device.device_id, role="device", counters=counters)
-    token, lifetime = app.issuer.issue(user, app.service.view.state.branch_id)
-    secret = load_secret(app.service.data_dir)
-    return {
-        "device_id": device.device_id,
-        "branch_id": app.service.view.state.branch_id,
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": lifetime,
-        "mqtt_username": device.device_id,
-        "mqtt_password": registry.mqtt_password(secret, device.device_id, device.generation),
-    }
+    return registry.credentials(load_secret(app.service.data_dir), device, app.service.view.state.branch_id)

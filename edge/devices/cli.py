@@ -98,22 +98,13 @@ def pair(
     as_json: AsJson = False,
 ) -> None:
     """Pair a device by its code and print its credentials (for devices you provision by hand, e.g. ESPHome)."""
-    from edge.auth import TokenIssuer, User, load_secret
+    from edge.auth import load_secret
     from edge.store.projections import load_state
 
     now = datetime.now(UTC)
     device = _write(data_dir, lambda conn: registry.pair(conn, code, now))
     branch = _read(data_dir, lambda conn: load_state(conn).branch_id)
-    secret = load_secret(data_dir)
-    counters = [device.counter_id] if device.counter_id else []
-    token, _ = TokenIssuer(secret).issue(User(username=device.device_id, role="device", counters=counters), branch)
-    creds = {
-        "device_id": device.device_id,
-        "branch_id": branch,
-        "access_token": token,
-        "mqtt_username": device.device_id,
-        "mqtt_password": registry.mqtt_password(secret, device.device_id, device.generation),
-    }
+    creds = registry.credentials(load_secret(data_dir), device, branch)
     if as_json:
         typer.echo(json.dumps(creds, indent=2))
         return

@@ -14,6 +14,7 @@ from typing import Literal
 
 import msgspec
 
+from edge.auth import TokenIssuer, User
 from edge.devices.mqtt.topics import SEGMENT_RE
 from edge.engine.errors import DomainError, Invalid, NotFound
 
@@ -82,6 +83,22 @@ def mqtt_password(secret: bytes, device_id: str, generation: int) -> str:
     """A device's MQTT password, derived from the appliance key: never stored, regenerated with the broker files."""
     mac = hmac.new(secret, f"mqtt:{device_id}:{generation}".encode(), hashlib.sha256)
     return mac.hexdigest()[:32]
+
+
+def credentials(secret: bytes, device: Device, branch_id: str) -> dict[str, object]:
+    """What a freshly paired device needs (shown once): an API token of this pairing and its MQTT login."""
+    counters = [device.counter_id] if device.counter_id else []
+    user = User(username=device.device_id, role="device", counters=counters)
+    token, lifetime = TokenIssuer(secret).issue(user, branch_id, generation=device.generation)
+    return {
+        "device_id": device.device_id,
+        "branch_id": branch_id,
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "mqtt_username": device.device_id,
+        "mqtt_password": mqtt_password(secret, device.device_id, device.generation),
+    }
 
 
 def _row(row: tuple[object, ...]) -> Device:

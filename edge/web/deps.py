@@ -55,7 +55,7 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
         raise ApiError(403, "wrong_branch", f"the token is for branch {principal.branch_id!r}, not {branch!r}")
     if principal.role == "device" and app.devices is not None:
         # Device tokens live 7 days: the registry (cached between writes) decides on every request.
-        refusal = app.devices.access.token_refusal(principal.username)
+        refusal = app.devices.access.token_refusal(principal.username, principal.generation)
         if refusal is not None:
             raise ApiError(401, refusal, f"device {principal.username!r} may not connect: {refusal}")
     return principal

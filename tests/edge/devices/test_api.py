@@ -110,6 +110,18 @@ def test_revoking_cuts_a_device_off_at_once(client: TestClient[Any], data_dir: P
     problem(client.get(f"{API}/snapshot", headers=token), 401, "device_revoked")
 
 
+def test_re_pairing_retires_the_tokens_of_earlier_pairings(client: TestClient[Any], data_dir: Path) -> None:
+    first = add_and_pair(client, data_dir)
+    assert client.post(f"{API}/devices/kiosk-1/revoke", headers=h(data_dir, "admin")).status_code == 200
+    second = add_and_pair(client, data_dir)  # the same id paired again (a replaced or reset kiosk)
+    assert client.get(f"{API}/snapshot", headers=bearer(second["access_token"])).status_code == 200
+    problem(client.get(f"{API}/snapshot", headers=bearer(first["access_token"])), 401, "device_revoked")
+    assert first["mqtt_password"] != second["mqtt_password"]
+    # A token minted without a pairing (e.g. a copied users-table token) does not pass for a paired device either.
+    forged = mint_token(data_dir, "kiosk-1", users=[("kiosk-1", "device", [])])
+    problem(client.get(f"{API}/snapshot", headers=bearer(forged)), 401, "device_revoked")
+
+
 def test_a_device_token_for_an_unknown_id_is_refused(client: TestClient[Any], data_dir: Path) -> None:
     ghost = mint_token(data_dir, "ghost", users=[("ghost", "device", [])])
     problem(client.get(f"{API}/snapshot", headers=bearer(ghost)), 401, "device_unknown")
