@@ -52,7 +52,15 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _serve(data_dir: Path, host: str, port: int, log_level: str, cloud: CloudLink | None = None) -> None:
+Mdns = Annotated[
+    bool | None,
+    typer.Option("--mdns/--no-mdns", help="Advertise _qms._tcp to devices on the LAN (default: on unless QMS_MDNS=0)."),
+]
+
+
+def _serve(
+    data_dir: Path, host: str, port: int, log_level: str, cloud: CloudLink | None = None, mdns: bool | None = None
+) -> None:
     import uvicorn
 
     from edge.devices.runtime import serve_settings
@@ -60,7 +68,7 @@ def _serve(data_dir: Path, host: str, port: int, log_level: str, cloud: CloudLin
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
-        create_app(Settings(data_dir=data_dir, **serve_settings(port), cloud=cloud or CloudLink.from_env())),
+        create_app(Settings(data_dir=data_dir, **serve_settings(port, mdns), cloud=cloud or CloudLink.from_env())),
         host=host,
         port=port,
         log_level=log_level,
@@ -79,12 +87,13 @@ def serve(
     tenant: Annotated[str, typer.Option(envvar="QMS_TENANT", help="Tenant id at the cloud.")] = "default",
     branch: Annotated[str, typer.Option(envvar="QMS_BRANCH", help="Branch id before the first config.")] = "",
     nats_nkey: Annotated[str, typer.Option(envvar="QMS_NATS_NKEY", help="NKey seed file (qms-cloud branch add).")] = "",
+    mdns: Mdns = None,
 ) -> None:
     """Run the appliance: API, live event stream, the single writer and (with --nats-url) the cloud relay."""
     cloud = None
     if nats_url:
         cloud = CloudLink(nats_url=nats_url, tenant=tenant, branch_id=branch or None, nkey_seed_file=nats_nkey or None)
-    _serve(data_dir, host, port, log_level, cloud)
+    _serve(data_dir, host, port, log_level, cloud, mdns)
 
 
 @app.command()
@@ -93,6 +102,7 @@ def demo(
     host: Host = "0.0.0.0",
     port: Port = 8080,
     log_level: str = "info",
+    mdns: Mdns = None,
 ) -> None:
     """Run the appliance with a demo bank branch (users admin, supervisor, agent1..4; password `demo`)."""
     from edge.demo import DEMO_PASSWORD, DEMO_USERS, demo_config
@@ -133,7 +143,7 @@ QMS demo branch 'jkt-sudirman' (Bank Demo - KCP Sudirman), data in {data_dir}
     boards = "\n".join(f"    {u}" for u in board_urls(data_dir, base))
     typer.echo(f"  Display boards (add &lang=en, &audio=1):\n{boards}\n")
     os.environ.setdefault("QMS_VOICE_AUTOBUILD", "1")  # spoken announcements out of the box: build missing packs
-    _serve(data_dir, host, port, log_level)
+    _serve(data_dir, host, port, log_level, mdns=mdns)
 
 
 @app.command()

@@ -95,6 +95,6 @@ class DeviceRuntime:
         return dict(self.bridge.presence) if self.bridge else {}
 
 
-def serve_settings(http_port: int) -> dict[str, Any]:
-    """The device-related app settings for `qms-edge serve` (mDNS on unless `QMS_MDNS=0`)."""
-    return {"mdns": mdns_enabled(), "http_port": http_port}
+def serve_settings(http_port: int, mdns: bool | None = None) -> dict[str, Any]:
+    """The device-related app settings for `qms-edge serve` (mDNS: `--mdns/--no-mdns`, else on unless `QMS_MDNS=0`)."""
+    return {"mdns": mdns_enabled() if mdns is None else mdns, "http_port": http_port}

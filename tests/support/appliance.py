@@ -122,8 +122,9 @@ def count_request_events(data_dir: Path, request_id: str) -> int:
 class RunningAppliance:
     """`qms-edge serve` on 127.0.0.1:`port` as a subprocess; use as a context manager."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *, args: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
+        self.args = args  # extra `qms-edge serve` options
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.api = f"{self.base_url}/api/v1"
@@ -138,7 +139,7 @@ class RunningAppliance:
         """Start the server and wait (bounded) until its health endpoint answers."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
         cmd = [*qms_edge_command(), "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
-               "--port", str(self.port), "--log-level", "warning"]  # fmt: skip
+               "--port", str(self.port), "--log-level", "warning", *self.args]  # fmt: skip
         # Test servers do not announce themselves on the LAN unless a test asks for it (QMS_MDNS=1).
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "QMS_MDNS": os.environ.get("QMS_MDNS", "0")}
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
