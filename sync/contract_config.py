@@ -167,6 +167,9 @@ class BranchConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     display: Display = msgspec.field(default_factory=Display)
     announcements: Announcements = msgspec.field(default_factory=Announcements)
     kiosk: Kiosk = msgspec.field(default_factory=Kiosk)
+    # At the branch's local midnight: `cancel` closes the day (tickets still waiting or held are cancelled with reason
+    # `end_of_day`; called and serving ones are left to their counters), `keep` carries them over (24-hour sites).
+    day_close: Literal["cancel", "keep"] = "cancel"
 
     def service(self, service_id: str) -> Service | None:
         """The service with this id, if configured (O(1): routing asks this per waiting ticket)."""

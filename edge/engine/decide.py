@@ -448,10 +448,12 @@ def _reject_config(_state: State, cmd: c.RejectConfig, now: datetime, ids: Ids) 
 
 
 def _tick(state: State, cmd: c.Tick, now: datetime, ids: Ids) -> list[Event]:
-    """Due auto no-shows (each exactly once: the event ends `called`), else one auto-call."""
+    """The day close, else due auto no-shows (each exactly once: the event ends `called`), else one auto-call."""
     if state.config is None:
         return []
-    events: list[Event] = []
+    events = _day_close(state, cmd, now, ids)
+    if events:
+        return events
     due = [t for t in state.active("called") if t.no_show_deadline is not None and t.no_show_deadline <= now]
     for index, ticket in enumerate(sorted(due, key=queue_key)):
         order = state.order_seq + 1 + index
@@ -465,6 +467,30 @@ def _tick(state: State, cmd: c.Tick, now: datetime, ids: Ids) -> list[Event]:
             if not isinstance(picked, str):
                 return [_call(state, cmd, picked, counter.id, now, ids, auto=True)]
     return []
+
+
+DAY_CLOSE_REASON = "end_of_day"
+
+
+def _day_close(state: State, cmd: c.Tick, now: datetime, ids: Ids) -> list[Event]:
+    """After local midnight (`day_close: cancel`): cancel every waiting or held ticket of an earlier business day.
+
+    Exactly once (a cancelled ticket is finished); a clock stepping back never closes today's tickets.
+    """
+    config = _config(state)
+    if config.day_close != "cancel":
+        return []
+    today = business_date(now, config.timezone)
+    stale = [t for t in state.active() if t.business_date < today and t.status in ("waiting", "held")]
+    return [
+        TicketCancelled(
+            **_base(cmd, now, ids, ticket.ticket_id),  # type: ignore[arg-type]
+            service_id=ticket.service_id,
+            from_status=ticket.status,
+            reason=DAY_CLOSE_REASON,
+        )
+        for ticket in sorted(stale, key=queue_key)
+    ]
 
 
 def next_deadline(state: State) -> datetime | None:

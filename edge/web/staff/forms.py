@@ -119,7 +119,7 @@ def area_from_form(form: dict[str, Any]) -> Area:
 
 
 def branch_from_form(config: BranchConfig, form: dict[str, Any]) -> BranchConfig:
-    """The branch's own settings: display name, timezone (an IANA name this appliance knows), languages."""
+    """The branch's own settings: display name, timezone (an IANA name this appliance knows), languages, day close."""
     timezone = _text(form, "timezone")
     try:
         ZoneInfo(timezone)
@@ -128,7 +128,11 @@ def branch_from_form(config: BranchConfig, form: dict[str, Any]) -> BranchConfig
     languages = [lang for lang in ("id", "en") if _checked(form, f"lang_{lang}")]
     if not languages:
         raise FormError(["languages: choose at least one"])
-    data = {**msgspec.to_builtins(config), "name": _text(form, "name"), "timezone": timezone, "languages": languages}
+    day_close = form.get("day_close") or config.day_close
+    if day_close not in ("cancel", "keep"):
+        raise FormError([f"day close: {day_close!r} is not one of cancel, keep"])
+    data = {**msgspec.to_builtins(config), "name": _text(form, "name"), "timezone": timezone, "languages": languages,
+            "day_close": day_close}  # fmt: skip
     return _convert(data, BranchConfig)
 
 

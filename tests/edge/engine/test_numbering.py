@@ -97,3 +97,41 @@ def test_capacity_counts_the_daily_sequence(demo) -> None:
     engine.refuse(c.Enqueue(service_id="teller"), "service_full")
     engine.now = AT_MIDNIGHT
     assert engine.enqueue("teller").ticket_number == "A001"
+
+
+def test_day_close_cancels_yesterdays_waiting_and_held_tickets_once(demo) -> None:
+    engine = Engine(demo, now=BEFORE_MIDNIGHT.replace(hour=15))
+    first = engine.enqueue("teller")
+    held = engine.enqueue("teller")
+    engine.run(c.Hold(ticket_id=held.ticket_id))
+    waiting = engine.enqueue("teller")
+    serving = engine.call_next("1")
+    assert serving is not None
+    assert serving.ticket_id == first.ticket_id
+    engine.run(c.Start(ticket_id=serving.ticket_id, counter_id="1"))
+    assert engine.tick_all() == []  # before midnight nothing closes
+    engine.now = AT_MIDNIGHT
+    closed = engine.tick_all()
+    assert engine.types(closed) == ["ticket.cancelled", "ticket.cancelled"]
+    assert {e.ticket_id for e in closed} == {waiting.ticket_id, held.ticket_id}
+    assert all(e.reason == "end_of_day" and e.actor == "system" for e in closed)  # type: ignore[attr-defined]
+    assert engine.ticket(serving.ticket_id).status == "serving"  # the counter finishes what it started
+    assert engine.tick_all() == []  # exactly once
+    fresh = engine.enqueue("teller")
+    assert fresh.ticket_number == "A001"
+    assert engine.call_next("2") is not None
+    assert engine.state.active("waiting") == []
+    engine.assert_replays()
+
+
+def test_day_close_keep_carries_tickets_over_and_a_clock_step_back_closes_nothing(demo) -> None:
+    engine = Engine(replace(demo, day_close="keep"), now=BEFORE_MIDNIGHT)
+    kept = engine.enqueue("teller")
+    engine.now = AT_MIDNIGHT
+    assert engine.tick_all() == []
+    assert engine.ticket(kept.ticket_id).status == "waiting"
+    closing = Engine(demo, now=AT_MIDNIGHT)
+    today = closing.enqueue("teller")
+    closing.now = BEFORE_MIDNIGHT  # NTP steps back: today's ticket is not "yesterday's"
+    assert closing.tick_all() == []
+    assert closing.ticket(today.ticket_id).status == "waiting"

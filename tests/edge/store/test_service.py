@@ -182,6 +182,36 @@ def test_auto_no_show_fires_once_even_across_a_restart(tmp_path: Path, clock: Cl
     assert rows(tmp_path, "SELECT count(*) FROM events WHERE type = 'ticket.no_show'") == [(1,)]
 
 
+def wait_for_rows(path: Path, sql: str, what: str) -> list[tuple]:
+    """Poll the database until the query returns rows (the writer's timers run on their own thread)."""
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
+    while not (found := rows(path, sql)):
+        assert datetime.now(UTC) < deadline, what
+        threading.Event().wait(0.02)
+    return found
+
+
+def test_day_close_runs_at_local_midnight_even_after_a_night_switched_off(tmp_path: Path, clock: Clock) -> None:
+    svc = QueueService(tmp_path, clock=clock)
+    svc.start()
+    svc.execute(c.ApplyConfig(config=demo_config(), base_version=0))
+    left = svc.execute(c.Enqueue(service_id="teller")).response
+    svc.stop()
+    clock.advance(16 * 3600)  # 09:00 -> 01:00 Jakarta the next day, the appliance off overnight
+    again = QueueService(tmp_path, clock=clock)
+    again.start()
+    try:
+        found = wait_for_rows(tmp_path, "SELECT ticket_id, body FROM events WHERE type = 'ticket.cancelled'",
+                              "the day close did not run after the restart")  # fmt: skip
+        assert [ticket_id for ticket_id, _ in found] == [left["ticket_id"]]
+        assert msgspec.json.decode(found[0][1])["reason"] == "end_of_day"
+        assert rows(tmp_path, "SELECT status FROM tickets WHERE ticket_id = ?", left["ticket_id"]) == [("cancelled",)]
+        assert again.execute(c.Enqueue(service_id="teller")).response["ticket_number"] == "A001"
+    finally:
+        again.stop()
+    assert rows(tmp_path, "SELECT count(*) FROM events WHERE type = 'ticket.cancelled'") == [(1,)]
+
+
 def test_auto_call_assigns_when_counter_becomes_available(tmp_path: Path, clock: Clock) -> None:
     config = demo_config()
     counters = [msgspec.structs.replace(k, auto_call=True) if k.id == "6" else k for k in config.counters]

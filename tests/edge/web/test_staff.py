@@ -462,14 +462,19 @@ def test_admin_changes_the_branch_timezone_and_an_unknown_one_is_refused(staff: 
     assert r.status_code == 422
     assert "not a known IANA timezone" in r.text
     form["timezone"] = "Asia/Makassar"
+    form["day_close"] = "sometimes"
+    assert staff.client.post("/staff/admin/config/branch", data=form).status_code == 422
+    form["day_close"] = "keep"
     assert staff.client.post("/staff/admin/config/branch", data=form, follow_redirects=False).status_code == 303
     doc, etag = api.config()
-    assert (doc["name"], doc["timezone"], doc["languages"], etag) == (
+    assert (doc["name"], doc["timezone"], doc["languages"], doc["day_close"], etag) == (
         "KCP Sudirman",
         "Asia/Makassar",
         ["id", "en"],
+        "keep",
         '"2"',
     )
+    assert '<option value="keep" selected>' in staff.client.get("/staff/admin/").text
     assert 'data-tz="Asia/Makassar"' in staff.client.get("/staff/admin/audit").text
 
 
