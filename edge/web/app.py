@@ -17,6 +17,7 @@ from litestar.plugins.problem_details import ProblemDetailsPlugin
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from edge.auth import LoginThrottle, TokenIssuer, load_secret
+from edge.devices.audio.outputs import CallbackOutput
 from edge.devices.runtime import DeviceRuntime
 from edge.engine.errors import DomainError
 from edge.metrics import registry_for, render
@@ -65,6 +66,8 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         board.start(asyncio.get_running_loop())  # boards and announcements follow commits too
         service.start()
         devices.start()  # MQTT bridge (when configured) and mDNS
+        if devices.bridge is not None:  # networked speakers hear the announcer's calls, paced like its other outputs
+            board.add_output(CallbackOutput("mqtt", devices.bridge.announce))
         await replication.start()
         log.info("appliance ready: branch %s at seq %s", service.view.state.branch_id, service.view.seq)
         try:

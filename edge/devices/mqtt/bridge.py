@@ -2,7 +2,8 @@
 
 Threads: paho's network thread (connect, reconnect, callbacks), a publisher thread fed by the writer's commit
 listener (which only appends and wakes it: the writer never waits for the broker), and a command thread that runs
-button commands through the single writer one at a time. A broker that is down degrades to log lines.
+button commands through the single writer one at a time. Announcements come from the announcer's player threads
+(`announce`, its `mqtt` output), paced like the speaker and boards. A broker that is down degrades to log lines.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -30,10 +32,14 @@ from edge.engine.errors import DomainError
 from edge.service import QueueService
 from sync.contract import Event, event_type
 
+if TYPE_CHECKING:
+    from edge.devices.audio.announcer import Announcement
+
 log = logging.getLogger("qms.mqtt")
 SETTINGS_FILE = "mqtt.json"
 COMMAND_TIMEOUT = 10.0
 EDGE_DEVICE_ID = "qms-edge"
+ANNOUNCE_EXPIRY_SECONDS = 60  # the broker drops an announcement not delivered by then: a late call misleads
 _STOP = object()
 
 PresenceListener = Callable[[str, bool, datetime], None]
@@ -237,9 +243,6 @@ class MqttBridge:
             return
         for event in events:
             self._send(topics.event(self.branch, event_type(event)), payloads.event_payload(event), retain=False, qos=0)
-            spoken = payloads.announcement(view, event)
-            if spoken is not None:
-                self._send(topics.audio_announce(self.branch, spoken[0]), spoken[1], retain=False, qos=1)
         if not events and not force:
             return
         seq = view.seq
@@ -257,13 +260,38 @@ class MqttBridge:
         if self._send(topic, {"seq": seq, **body}, retain=True, qos=1):  # seq first: cheap to read on a device
             self._published[topic] = key
 
-    def _send(self, topic: str, body: dict[str, Any], *, retain: bool, qos: int) -> bool:
-        info = self._client.publish(topic, payloads.encoder.encode(body), qos=qos, retain=retain)
+    def _send(
+        self, topic: str, body: dict[str, Any], *, retain: bool, qos: int, properties: Properties | None = None
+    ) -> bool:
+        info = self._client.publish(topic, payloads.encoder.encode(body), qos=qos, retain=retain, properties=properties)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             log.debug("MQTT publish to %s not queued: %s", topic, mqtt.error_string(info.rc))
             return False
         self.published += 1
         return True
+
+    # ---- announcements out ----------------------------------------------------------------------------------
+
+    def announce(self, announcement: Announcement) -> None:
+        """The announcer's `mqtt` output (a player thread): tell the area's speakers; a broker failure is only logged.
+
+        Called when the announcement starts playing, its WAV already fetchable, so speakers follow the same pace as
+        the appliance's speaker and boards. Nothing is queued while the broker is away: paho would deliver stale calls
+        after the reconnect, and the boards (retained display state) show what was missed anyway.
+        """
+        if not self.branch or self._stopping.is_set():
+            return
+        if not self.connected.is_set():
+            log.info("MQTT broker unreachable: announcement of %s (seq %s) not sent to speakers",
+                     announcement.ticket_number, announcement.seq)  # fmt: skip
+            return
+        expiry = Properties(PacketTypes.PUBLISH)
+        expiry.MessageExpiryInterval = ANNOUNCE_EXPIRY_SECONDS
+        try:
+            topic = topics.audio_announce(self.branch, announcement.area)
+            self._send(topic, payloads.announcement(announcement), retain=False, qos=1, properties=expiry)
+        except Exception:
+            log.exception("MQTT announcement of seq %s failed", announcement.seq)
 
     # ---- commands in -----------------------------------------------------------------------------------------
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
 from edge.views import View
-from sync.contract import Event, TicketCalled, TicketRecalled
+from sync.contract import Event
+
+if TYPE_CHECKING:
+    from edge.devices.audio.announcer import Announcement
 
 RECENT_CALLS = 10
 # Personal data and bulky fields never go on the LAN bus: devices get numbers, counters and statuses only.
@@ -109,20 +112,19 @@ def event_payload(event: Event) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in _PRIVATE_FIELDS}
 
 
-def announcement(view: View, event: Event) -> tuple[str, dict[str, Any]] | None:
-    """(area, payload) for a call or recall an area's speaker should announce; None for other events."""
-    if not isinstance(event, TicketCalled | TicketRecalled) or event.ticket_id is None:
-        return None
-    ticket = view.state.tickets.get(event.ticket_id)
-    config = view.state.config
-    counter = config.counter(event.counter_id) if config and event.counter_id else None
-    if ticket is None or counter is None or counter.area_id is None:
-        return None
-    return counter.area_id, {
-        "seq": event.seq,
-        "ticket_number": ticket.ticket_number,
-        "counter_id": event.counter_id,
-        "counter_name": counter.name,
-        "lang": ticket.lang,
-        "recall": isinstance(event, TicketRecalled),
+def announcement(spoken: Announcement) -> dict[str, Any]:
+    """What an area's MQTT speakers get when the announcer plays a call or recall (its WAV is already fetchable).
+
+    Fetching `audio_path` takes the area's board key (`?key=`). There is no `lang` (the ticket's language) any more:
+    the clip is spoken in every one of `languages`, whatever the ticket's language, so a speaker has nothing to pick.
+    """
+    return {
+        "seq": spoken.seq,
+        "ticket_number": spoken.ticket_number,
+        "counter_id": spoken.counter_id,
+        "counter_name": spoken.counter_name,
+        "recall": spoken.recall,
+        "audio_path": spoken.url,
+        "duration": round(spoken.duration, 3),
+        "languages": list(spoken.languages),
     }

@@ -16,10 +16,12 @@ from typing import Any
 import msgspec
 import pytest
 
+from edge.devices.audio.announcer import Announcer
 from edge.devices.mqtt import payloads
 from edge.engine import commands as c
 from edge.service import QueueService
-from sync.contract import event_type
+from sync.contract import TicketCalled, event_type
+from tests.edge.devices.audio.test_pacing import tiny_pack
 from tests.support.appliance import seed_demo
 
 FIXTURES = Path(__file__).with_name("fixtures")
@@ -67,7 +69,7 @@ def test_display_states(queue: QueueService) -> None:
     queue.stop()
 
 
-def test_events_and_announcements_carry_no_personal_data(queue: QueueService) -> None:
+def test_events_carry_no_personal_data(queue: QueueService) -> None:
     events = queue.events_after(0)
     created = next(e for e in events if event_type(e) == "ticket.created")
     assert created.phone == "081234567890"  # type: ignore[attr-defined]
@@ -76,10 +78,24 @@ def test_events_and_announcements_carry_no_personal_data(queue: QueueService) ->
     assert "hash" not in on_bus
     called = [e for e in events if event_type(e) == "ticket.called"]
     recorded("event_ticket_called", payloads.event_payload(called[-1]))
-    recorded("audio_announce", payloads.announcement(queue.view, called[-1]))
     config_event = next(e for e in events if event_type(e) == "config.applied")
     assert "config" not in payloads.event_payload(config_event)
-    assert payloads.announcement(queue.view, created) is None
+    queue.stop()
+
+
+def test_the_announcement_speakers_get(queue: QueueService, tmp_path: Path) -> None:
+    """Built from the announcer's Announcement (tone packs: a duration that does not depend on the TTS engines)."""
+    for lang in ("id", "en"):
+        tiny_pack(tmp_path / "voice", lang)
+    announcer = Announcer(queue, tmp_path / "voice", [], pace=False)
+    called = [e for e in queue.events_after(0) if isinstance(e, TicketCalled)][-1]
+    spoken = announcer.compose(called, committed_at=0.0)
+    assert spoken is not None
+    body = payloads.announcement(spoken)
+    recorded("audio_announce", [spoken.area, body])
+    assert body["audio_path"] == f"/board/audio/lantai-1/{called.seq}.wav"
+    assert body["duration"] == pytest.approx(spoken.duration, abs=0.001)
+    assert not {"phone", "ticket_id", "lang"} & body.keys()  # A001 was taken with a phone number
     queue.stop()
 
 
