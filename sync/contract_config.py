@@ -120,12 +120,29 @@ class Announcements(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
 
 Host = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$", description="host name or IP address")]
+# A character device under /dev (no `.`/`..` segment): a USB printer is /dev/usb/lp0 with the usblp driver.
+DevicePath = Annotated[
+    str, Meta(pattern=r"^/dev(/[A-Za-z0-9_][A-Za-z0-9_.:-]*)+$", max_length=200, description="printer device file")
+]
+# The kiosk computer's own print relay (firmware-configs/launcher): only ever on the kiosk itself.
+LocalUrl = Annotated[
+    str,
+    Meta(
+        pattern=r"^http://(127\.0\.0\.1|localhost)(:[0-9]{1,5})?/[A-Za-z0-9_./-]*$",
+        max_length=200,
+        description="http://127.0.0.1:PORT/PATH on the kiosk computer",
+    ),
+]
 
 
 class KioskPrinter(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A kiosk's ESC/POS ticket printer on the LAN (raw TCP, port 9100)."""
+    """A kiosk's ESC/POS ticket printer: on the LAN (`host`, raw TCP port 9100) or USB on the appliance (`device`).
 
-    host: Host
+    Exactly one of `host` and `device` is set (checked with the other cross-field rules in `structural_errors`).
+    """
+
+    host: Host | None = None
+    device: DevicePath | None = None  # e.g. /dev/usb/lp0; written to directly, no paper-status query
     port: Annotated[int, Meta(ge=1, le=65535)] = 9100
     paper_mm: Literal[58, 80] = 80
     profile: Annotated[str, Meta(min_length=1, max_length=40)] = "TM-T20II"
@@ -148,6 +165,7 @@ class Kiosk(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     printers: dict[Ident, KioskPrinter] = {}  # per kiosk device id, overriding `printer`
     offline_lease_size: Annotated[int, Meta(ge=0, le=100)] = 10  # numbers per service held for offline issuing
     offline_browser_print: bool = False  # offline tickets go to the kiosk OS printer (Chromium --kiosk-printing)
+    offline_print_url: LocalUrl | None = None  # the kiosk computer's print relay, used for offline tickets
     public_base_url: Annotated[str, Meta(pattern=r"^https?://", max_length=200)] | None = None  # status-link host
 
 
@@ -226,9 +244,20 @@ def structural_errors(doc: BranchConfig) -> list[str]:
         errors.extend(f"counter {c.id!r}: unknown service {sid!r}" for sid in c.services if sid not in service_ids)
         if len(set(c.services)) != len(c.services):
             errors.append(f"counter {c.id!r}: a service is listed twice")
+    errors.extend(_printer_errors(doc.kiosk))
     if doc.schema_version != SCHEMA_VERSION:
         errors.append(f"schema_version {doc.schema_version} is not supported (expected {SCHEMA_VERSION})")
     return errors
+
+
+def _printer_errors(kiosk: Kiosk) -> list[str]:
+    """A printer is either on the network or a device file: exactly one of `host` and `device`."""
+    printers = [("kiosk.printer", kiosk.printer)] + [(f"kiosk.printers.{k}", p) for k, p in kiosk.printers.items()]
+    return [
+        f"{where}: set exactly one of host (network printer) and device (USB printer file)"
+        for where, printer in printers
+        if printer is not None and (printer.host is None) == (printer.device is None)
+    ]
 
 
 config_decoder = msgspec.json.Decoder(BranchConfig)

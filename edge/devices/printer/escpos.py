@@ -1,12 +1,17 @@
-"""The one module that talks to ESC/POS printers: layout -> bytes (python-escpos) -> raw TCP 9100, errors translated.
+"""The one module that talks to ESC/POS printers: layout -> bytes (python-escpos) -> raw TCP 9100 or a USB device
+file, errors translated.
 
 python-escpos encodes (code pages for non-ASCII text, native QR with `GS ( k`, raster logo); the transport is a plain
-socket so that the status query (DLE EOT 4) and every failure map to one `PrinterError` kind at this boundary.
+socket (with the paper status query, DLE EOT 4) or a non-blocking write to the printer's character device (usblp:
+/dev/usb/lp0, no status query), so that every failure maps to one `PrinterError` kind at this boundary.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import select
 import socket
 import time
 from dataclasses import dataclass
@@ -35,15 +40,25 @@ class PrinterError(Exception):
         self.detail = detail
 
 
+# A device file that is gone or has no printer behind it is an unplugged printer, not a fault of ours.
+DEVICE_GONE = {errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.EPIPE}
+
+
 @dataclass(frozen=True)
 class PrinterAddress:
-    """Where a printer listens and how it prints."""
+    """Where a printer listens (`host`:`port`, or the USB device file `device`) and how it prints."""
 
-    host: str
+    host: str = ""
     port: int = 9100
     paper_mm: int = 80
     profile: str = "TM-T20II"
     timeout_seconds: float = 3.0
+    device: str | None = None
+
+    @property
+    def target(self) -> str:
+        """`host:port` or the device path, for logs and status."""
+        return self.device or f"{self.host}:{self.port}"
 
 
 def logo_image(text: str, paper_mm: int) -> Image.Image:
@@ -94,7 +109,10 @@ def encode(blocks: list[Block], paper_mm: int, profile: str = "TM-T20II") -> byt
 
 
 def send(address: PrinterAddress, data: bytes) -> None:
-    """Deliver bytes to a LAN printer; raises PrinterError (offline, timeout, paper_out, error)."""
+    """Deliver bytes to a LAN or USB printer; raises PrinterError (offline, timeout, paper_out, error)."""
+    if address.device:
+        _write_device(address.device, data, address.timeout_seconds)
+        return
     started = time.monotonic()
     try:
         with socket.create_connection((address.host, address.port), timeout=address.timeout_seconds) as conn:
@@ -123,3 +141,38 @@ def _check_paper(conn: socket.socket, address: PrinterAddress) -> None:
         raise PrinterError("paper_out", f"{address.host}:{address.port} reports the paper roll is empty")
     if reply[0] & PAPER_NEAR_END:
         log.warning("printer %s:%s: paper roll nearly empty", address.host, address.port)
+
+
+def _write_device(path: str, data: bytes, timeout_seconds: float) -> None:
+    """Write to a printer's character device without ever blocking past the timeout (a stalled usblp write would)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)  # never O_CREAT: no stray file
+    except PermissionError as exc:
+        raise PrinterError("error", f"{path}: permission denied (the appliance's user needs write access, "
+                                    "e.g. membership of the device's group `lp`)") from exc  # fmt: skip
+    except OSError as exc:
+        kind: ErrorKind = "offline" if exc.errno in DEVICE_GONE else "error"
+        raise PrinterError(kind, f"{path}: {exc.strerror or exc}") from exc
+    try:
+        _write_all(fd, path, memoryview(data), time.monotonic() + timeout_seconds)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, path: str, view: memoryview, deadline: float) -> None:
+    """Write everything while the device takes it (poll for room), or fail at the deadline."""
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    while view:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise PrinterError("timeout", f"{path} took no more data in time ({len(view)} bytes left)")
+        if not poller.poll(left * 1000):
+            continue
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            kind: ErrorKind = "offline" if exc.errno in DEVICE_GONE else "error"
+            raise PrinterError(kind, f"{path}: {exc.strerror or exc}") from exc

@@ -24,10 +24,10 @@ from edge.service import QueueService
 from edge.web.deps import provide_principal, require_role
 from edge.web.kiosk import links
 from edge.web.kiosk.catalog import catalog, local_time, minutes, service_name, words
-from edge.web.kiosk.printing import PrintDesk
+from edge.web.kiosk.printing import ISSUED_AT_SLOT, PrintDesk, offline_job
 from edge.web.kiosk.schemas import KioskTicket, LeaseRequest, OfflineBatch, OfflineTicket
 from edge.web.problems import ApiError
-from sync.contract_config import BranchConfig
+from sync.contract_config import BranchConfig, Service
 
 log = logging.getLogger("qms.kiosk")
 WEB = Path(__file__).resolve().parent.parent
@@ -90,6 +90,14 @@ class KioskApp:
             footer=kiosk.footer.get(lang),
             offline=offline,
         )
+
+    def offline_print(self, number: str, service: Service, status_url: str, lang: str) -> TicketPrint:
+        """A leased number's ticket as the kiosk prints it offline: no position, ETA or phone; time filled in later."""
+        config = self.config()
+        return TicketPrint(branch_name=config.name, ticket_number=number, service_name=service_name(service, lang),
+                           issued_at=ISSUED_AT_SLOT, status_url=status_url, lang=lang,
+                           logo_text=config.kiosk.logo_text, footer=config.kiosk.footer.get(lang),
+                           offline=True)  # fmt: skip
 
 
 def _moment(iso: str) -> datetime:
@@ -174,7 +182,12 @@ async def kiosk_issue(
 async def kiosk_lease(
     request: Request[Any, Any, Any], data: JSONBody[LeaseRequest], principal: Caller
 ) -> dict[str, Any]:
-    """A block of today's numbers with their temporary ids, status links and QR codes, ready for offline use."""
+    """A block of today's numbers with their temporary ids, status links and QR codes, ready for offline use.
+
+    With a printer for this kiosk and `kiosk.offline_print_url` set, each number also carries its ESC/POS print jobs
+    (`print_jobs`, base64 per branch language) whose issue time is the `print_time_slot` placeholder the kiosk
+    overwrites.
+    """
     require_role(principal, *KIOSK_ROLES)
     app = _kiosk_app(request)
     size = app.config().kiosk.offline_lease_size
@@ -182,18 +195,28 @@ async def kiosk_lease(
         raise ApiError(409, "offline_disabled", "this branch does not lease numbers to kiosks")
     lease = await app.submit(c.LeaseNumbers(actor=principal.username, device_id=principal.username,
                                             service_id=data.service_id, count=size))  # fmt: skip
-    service = app.config().service(lease["service_id"])
+    config = app.config()
+    service = config.service(lease["service_id"])
     assert service is not None
-    numbers = []
+    numbers: list[dict[str, Any]] = []
     for seq_no in range(lease["first_seq"], lease["last_seq"] + 1):
         temp_id = f"off-{lease['lease_id']}-{seq_no}"
         url = app.status_url(request, f"o:{temp_id}")
         number = format_number(service, seq_no)
         numbers.append({"seq_no": seq_no, "temp_id": temp_id, "ticket_number": number, "status_url": url,
                         "qr_svg": links.qr_svg(url)})  # fmt: skip
-    return {key: lease[key] for key in ("lease_id", "service_id", "business_date", "first_seq", "last_seq")} | {
-        "numbers": numbers
-    }
+    body = {key: lease[key] for key in ("lease_id", "service_id", "business_date", "first_seq", "last_seq")}
+    address = app.desk.address_for(config.kiosk, principal.username) if config.kiosk.offline_print_url else None
+    if address is not None:
+        # One job per language (the customer's choice is only known offline): ~1.5 ms each, off the event loop.
+        wanted = [(n, lang) for n in numbers for lang in config.languages]
+        tickets = [app.offline_print(n["ticket_number"], service, n["status_url"], lang) for n, lang in wanted]
+        jobs = await asyncio.to_thread(lambda: [offline_job(address, t) for t in tickets])
+        for (entry, lang), job in zip(wanted, jobs, strict=True):
+            if job is not None:
+                entry.setdefault("print_jobs", {})[lang] = job
+        body["print_time_slot"] = ISSUED_AT_SLOT
+    return body | {"numbers": numbers}
 
 
 @post("/kiosk/api/offline", status_code=200, summary="Reconcile tickets issued offline")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import threading
 import time
@@ -19,6 +20,19 @@ from edge.devices.printer.layout import TicketPrint, ticket_layout
 from sync.contract_config import Kiosk
 
 log = logging.getLogger("qms.printer")
+
+# Where an offline ticket's issue time goes: as wide as "24/11/2026 09:05" and plain ASCII, so that the kiosk can
+# overwrite it byte for byte in the ready ESC/POS job without re-encoding anything.
+ISSUED_AT_SLOT = "<<ISSUED--TIME>>"
+
+
+def offline_job(address: PrinterAddress, ticket: TicketPrint) -> str | None:
+    """The base64 ESC/POS job of an offline ticket with the time slot in it once (None when it is not: never guess)."""
+    data = encode(ticket_layout(ticket, address.paper_mm), address.paper_mm, address.profile)
+    if data.count(ISSUED_AT_SLOT.encode("ascii")) != 1:
+        log.error("offline print job for %s: the time slot is not in it exactly once", ticket.ticket_number)
+        return None
+    return base64.b64encode(data).decode("ascii")
 
 
 @dataclass
@@ -48,7 +62,8 @@ class PrintDesk:
         printer = kiosk.printers.get(device_id) or kiosk.printer
         if printer is None:
             return None
-        return PrinterAddress(printer.host, printer.port, printer.paper_mm, printer.profile, printer.timeout_seconds)
+        return PrinterAddress(printer.host or "", printer.port, printer.paper_mm, printer.profile,
+                              printer.timeout_seconds, printer.device)  # fmt: skip
 
     def print_now(self, address: PrinterAddress, device_id: str, ticket: TicketPrint) -> dict[str, Any]:
         """Encode and send one ticket (blocking); never raises: the result says what happened."""
@@ -57,7 +72,7 @@ class PrintDesk:
             send(address, encode(ticket_layout(ticket, address.paper_mm), address.paper_mm, address.profile))
         except PrinterError as exc:
             log.error(  # noqa: TRY400 - an expected device state, not a bug: no traceback
-                "printer %s (kiosk %s) failed for ticket %s: %s", f"{address.host}:{address.port}",
+                "printer %s (kiosk %s) failed for ticket %s: %s", address.target,
                       device_id, ticket.ticket_number, exc)  # fmt: skip
             self._record(device_id, address, exc)
             return {"ok": False, "error": exc.kind, "detail": exc.detail}
@@ -67,7 +82,7 @@ class PrintDesk:
             self._record(device_id, address, error)
             return {"ok": False, "error": "error", "detail": str(exc)}
         self._record(device_id, address, None)
-        log.info("printed %s on %s:%s in %.0f ms", ticket.ticket_number, address.host, address.port,
+        log.info("printed %s on %s in %.0f ms", ticket.ticket_number, address.target,
                  (time.monotonic() - started) * 1000)  # fmt: skip
         return {"ok": True}
 
@@ -80,7 +95,7 @@ class PrintDesk:
     def _record(self, device_id: str, address: PrinterAddress, error: PrinterError | None) -> None:
         with self._lock:
             status = self.statuses.get(device_id)
-            target = f"{address.host}:{address.port}"
+            target = address.target
             if status is None or status.address != target:
                 status = self.statuses[device_id] = PrinterStatus(device_id, target)
             status.ok = error is None

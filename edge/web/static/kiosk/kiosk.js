@@ -1,10 +1,12 @@
-/* Kiosk page: screens, issuing, health/reconnect, offline buffer (leases + IndexedDB), remote config. No build step. */
+/* Kiosk page: screens, issuing, health/reconnect, offline buffer (leases + IndexedDB), offline printing through the
+   kiosk computer's print relay, remote config. No build step. */
 (() => {
   "use strict";
   const $ = (id) => document.getElementById(id);
   const app = $("app");
   const POLL_MS = 5000;
   const REQUEST_MS = 8000;
+  const RELAY_MS = 5000; // the relay answers within its printer timeout (3 s by default)
   const LEASE_LOW = 3;
   const TOKEN_KEY = "qms.kiosk.token";
   const LEASE_KEY = "qms.kiosk.leases";
@@ -87,6 +89,11 @@
   const stampFmt = () => new Intl.DateTimeFormat("en-GB", {
     timeZone: doc.timezone, day: "2-digit", month: "2-digit", year: "numeric", hour: "2-digit", minute: "2-digit",
   });
+  // "24/11/2026 09:05": 16 ASCII characters, the width of the time slot in an offline print job.
+  const stamp = (date) => {
+    const p = Object.fromEntries(stampFmt().formatToParts(date).map((part) => [part.type, part.value]));
+    return `${p.day}/${p.month}/${p.year} ${p.hour === "24" ? "00" : p.hour}:${p.minute}`;
+  };
   const tick = () => { $("clock").textContent = clockFmt().format(new Date()); };
   tick();
   setInterval(tick, 1000);
@@ -270,10 +277,13 @@
     $("t-phone").textContent = t.phone || "";
     $("t-qr").innerHTML = t.qr; // server-made SVG (segno), never customer input
     const status = $("t-print");
-    const failed = t.offline || (t.print && !t.print.ok);
-    status.className = `tprint ${t.offline ? "failed" : failed ? "failed" : "ok"}`;
-    status.textContent = t.offline ? w("offline_ticket") : failed ? w("print_failed") : w("printed");
-    status.dataset.print = t.offline ? "offline" : t.print && !t.print.ok ? t.print.error : "ok";
+    const printedOffline = Boolean(t.offline && t.print && t.print.ok);
+    const failed = (t.offline && !printedOffline) || (!t.offline && t.print && !t.print.ok);
+    status.className = `tprint ${failed ? "failed" : "ok"}`;
+    status.textContent = printedOffline ? w("offline_printed") : t.offline ? w("offline_ticket")
+      : failed ? w("print_failed") : w("printed");
+    status.dataset.print = printedOffline ? "offline-printed" : t.offline ? "offline"
+      : t.print && !t.print.ok ? t.print.error : "ok";
     document.querySelector(".ticket").classList.toggle("fallback", Boolean(failed));
     show("ticket");
     let left = doc.settings.ticket_seconds * (failed ? 2 : 1);
@@ -284,13 +294,20 @@
       $("countdown").textContent = `(${left})`;
       if (left <= 0) reset();
     }, 1000);
-    if (t.offline && doc.settings.offline_browser_print) setTimeout(() => window.print(), 300);
+    if (failed && t.offline && doc.settings.offline_browser_print) setTimeout(() => window.print(), 300);
   }
   $("btn-done").addEventListener("click", reset);
 
   // ---- offline buffer: leased numbers (localStorage) and issued tickets (IndexedDB) --------------------------
   const leases = () => JSON.parse(localStorage.getItem(LEASE_KEY) || "{}");
-  const saveLeases = (all) => localStorage.setItem(LEASE_KEY, JSON.stringify(all));
+  function saveLeases(all) {
+    try {
+      localStorage.setItem(LEASE_KEY, JSON.stringify(all));
+    } catch (err) { // storage full: the print jobs are the bulk, the numbers must be kept (they print on screen)
+      for (const list of Object.values(all)) for (const l of list) for (const n of l.numbers) delete n.print_jobs;
+      localStorage.setItem(LEASE_KEY, JSON.stringify(all));
+    }
+  }
 
   function db() {
     return new Promise((resolve, reject) => {
@@ -339,8 +356,44 @@
       const p = extra.phone;
       phone = p.length <= 7 ? "*".repeat(p.length) : `${p.slice(0, 4)}${"*".repeat(p.length - 7)}${p.slice(-3)}`;
     }
-    showTicket({ number: taken.number.ticket_number, issued: stampFmt().format(issuedAt).replace(",", ""),
-                 position: null, eta: null, phone, qr: taken.number.qr_svg, offline: true });
+    const issued = stamp(issuedAt);
+    const print = await printOffline(taken, issued); // the ticket is already stored: a failure only changes `print`
+    showTicket({ number: taken.number.ticket_number, issued, position: null, eta: null, phone,
+                 qr: taken.number.qr_svg, offline: true, print });
+  }
+
+  // ---- offline printing: the leased number's ready ESC/POS job, time filled in, sent to the local print relay ----
+  function fillTime(job, slot, text) {
+    const bytes = Uint8Array.from(atob(job), (c) => c.charCodeAt(0));
+    const want = Array.from(slot, (c) => c.charCodeAt(0));
+    const fill = Array.from(text.padEnd(want.length).slice(0, want.length), (c) => c.charCodeAt(0) & 0x7f);
+    outer: for (let i = 0; i + want.length <= bytes.length; i++) {
+      for (let j = 0; j < want.length; j++) if (bytes[i + j] !== want[j]) continue outer;
+      bytes.set(fill, i); // same length: the job stays valid ESC/POS byte for byte
+      let binary = "";
+      for (const b of bytes) binary += String.fromCharCode(b);
+      return btoa(binary);
+    }
+    return null;
+  }
+  async function printOffline(taken, issued) {
+    const url = doc.settings.offline_print_url;
+    const jobs = taken.number.print_jobs || {};
+    const raw = jobs[lang] || Object.values(jobs)[0]; // the customer's language
+    const job = raw && taken.lease.print_time_slot && fillTime(raw, taken.lease.print_time_slot, issued);
+    if (!url || !job) return null;
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(), RELAY_MS);
+    try {
+      const res = await fetch(url, { method: "POST", signal: ctrl.signal, cache: "no-store",
+                                     headers: { "Content-Type": "application/json" }, body: JSON.stringify({ job }) });
+      const body = await res.json().catch(() => ({}));
+      return res.ok && body.ok ? { ok: true } : { ok: false, error: body.error || `HTTP ${res.status}` };
+    } catch (err) {
+      return { ok: false, error: "relay_unreachable" };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async function syncOffline() {

@@ -1,8 +1,12 @@
-"""The ticket layout, its ESC/POS encoding, delivery to a (recording) TCP 9100 printer and error translation."""
+"""The ticket layout, its ESC/POS encoding, delivery to a (recording) TCP 9100 printer or a USB device file, and
+error translation."""
 
 from __future__ import annotations
 
+import os
 import socket
+import time
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +87,60 @@ def test_png_preview_is_drawn_from_the_same_layout() -> None:
     png = render_png(ticket_layout(TICKET, 80), 80)
     assert png.startswith(b"\x89PNG")
     assert len(png) > 5000
+
+
+# ---- USB printers: the usblp character device (a FIFO stands in; a regular file is not a printer) ---------------
+
+
+def _read_all(fd: int) -> bytes:
+    """Everything in a non-blocking FIFO whose writer has closed."""
+    data = bytearray()
+    while chunk := os.read(fd, 65536):
+        data += chunk
+    return bytes(data)
+
+
+def test_send_writes_the_ticket_to_a_device_file(tmp_path: Path) -> None:
+    device = tmp_path / "lp0"
+    os.mkfifo(device)
+    reader = os.open(device, os.O_RDONLY | os.O_NONBLOCK)  # the "printer" holds its end open, as usblp does
+    try:
+        job = encode(ticket_layout(TICKET, 80), 80)
+        send(PrinterAddress(device=str(device)), job)
+        received = _read_all(reader)
+    finally:
+        os.close(reader)
+    assert received == job  # no status query on a device file: the ticket only
+    assert b"B012" in received
+    assert b"\x1d(k" in received
+
+
+def test_device_file_errors_are_translated(tmp_path: Path) -> None:
+    with pytest.raises(PrinterError) as missing:
+        send(PrinterAddress(device=str(tmp_path / "usb" / "lp7")), b"x")
+    assert missing.value.kind == "offline"
+    assert not (tmp_path / "usb").exists()  # never created: a missing printer is not a file to make
+    unplugged = tmp_path / "lp1"
+    os.mkfifo(unplugged)  # no reader: the kernel answers ENXIO, as for a device with no printer behind it
+    with pytest.raises(PrinterError) as no_reader:
+        send(PrinterAddress(device=str(unplugged)), b"x")
+    assert no_reader.value.kind == "offline"
+    # A read-only sysfs attribute refuses writers even as root: what an lp device without group rights does.
+    with pytest.raises(PrinterError) as denied:
+        send(PrinterAddress(device="/sys/kernel/uevent_seqnum"), b"x")
+    assert denied.value.kind == "error"
+    assert "permission denied" in denied.value.detail
+
+
+def test_a_device_that_stops_taking_data_times_out(tmp_path: Path) -> None:
+    device = tmp_path / "lp2"
+    os.mkfifo(device)
+    reader = os.open(device, os.O_RDONLY | os.O_NONBLOCK)  # open, never read: the pipe fills up like a stalled usblp
+    try:
+        started = time.monotonic()
+        with pytest.raises(PrinterError) as info:
+            send(PrinterAddress(device=str(device), timeout_seconds=0.5), b"x" * 1_000_000)
+        assert time.monotonic() - started < 3
+    finally:
+        os.close(reader)
+    assert info.value.kind == "timeout"
