@@ -37,6 +37,7 @@ class User(msgspec.Struct, frozen=True, kw_only=True):
     role: Role
     counters: list[str] = []
     active: bool = True
+    token_epoch: int = 0  # bumped by the database on every credential change; tokens of an older epoch are refused
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Principal:
     branch_id: str
     counters: tuple[str, ...] = ()
     generation: int | None = None  # a paired device's pairing generation (re-pairing retires older tokens)
+    epoch: int = 0  # the account's token epoch when the token was issued
 
     @property
     def privileged(self) -> bool:
@@ -94,11 +96,13 @@ def upsert_user(conn: sqlite3.Connection, username: str, password: str, role: Ro
 def find_user(conn: sqlite3.Connection, username: str) -> tuple[User, str] | None:
     """The user and their password hash."""
     row = conn.execute(
-        "SELECT username, role, counters, active, password_hash FROM users WHERE username = ?", (username,)
+        "SELECT username, role, counters, active, password_hash, token_epoch FROM users WHERE username = ?", (username,)
     ).fetchone()
     if row is None:
         return None
-    user = User(username=row[0], role=row[1], counters=msgspec.json.decode(row[2]), active=bool(row[3]))
+    user = User(
+        username=row[0], role=row[1], counters=msgspec.json.decode(row[2]), active=bool(row[3]), token_epoch=row[5]
+    )
     return user, row[4]
 
 
@@ -138,6 +142,7 @@ class TokenIssuer:
             "iat": issued,
             "exp": issued + lifetime,
             "jti": secrets.token_hex(8),
+            "ep": user.token_epoch,
         }
         if generation is not None:
             claims["gen"] = generation
@@ -148,10 +153,10 @@ class TokenIssuer:
         claims = jwt.decode(token, self.secret, algorithms=["HS256"], options={"require": ["exp", "sub", "role"]})
         if claims["role"] not in ROLES:
             raise jwt.InvalidTokenError("unknown role")
-        generation = claims.get("gen")
+        generation, epoch = claims.get("gen"), claims.get("ep", 0)
         return Principal(
             claims["sub"], claims["role"], claims.get("branch", ""), tuple(claims.get("counters", [])),
-            generation if isinstance(generation, int) else None,
+            generation if isinstance(generation, int) else None, epoch if isinstance(epoch, int) else -1,
         )  # fmt: skip
 
 

@@ -1,11 +1,11 @@
-"""Device access: every device token and MQTT command is checked against the registry (cached between writes)."""
+"""Access: every token is checked against the accounts and the device registry (cached between writes), MQTT too."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 
-from edge.auth import find_user
+from edge.auth import Principal, User, find_user
 from edge.devices.registry import Device, get_device
 from edge.service import QueueService
 
@@ -17,7 +17,7 @@ class DeviceAccess:
         self.service = service
         self._lock = threading.Lock()
         self._cache: dict[str, Device | None] = {}
-        self._accounts: dict[str, bool] = {}
+        self._accounts: dict[str, User | None] = {}
         self._data_version: int | None = None
 
     def invalidate(self) -> None:
@@ -46,28 +46,36 @@ class DeviceAccess:
 
         return self.service.read(load)  # type: ignore[no-any-return,unused-ignore]
 
-    def _account_active(self, username: str) -> bool:
-        def load(conn: sqlite3.Connection) -> bool:
+    def account(self, username: str) -> User | None:
+        """A user account (staff or device) as it stands now, read through the cache."""
+
+        def load(conn: sqlite3.Connection) -> User | None:
             with self._lock:
                 self._fresh(conn)
                 if username not in self._accounts:
                     found = find_user(conn, username)
-                    self._accounts[username] = bool(found and found[0].active and found[0].role == "device")
+                    self._accounts[username] = found[0] if found else None
                 return self._accounts[username]
 
         return self.service.read(load)  # type: ignore[no-any-return,unused-ignore]
 
-    def token_refusal(self, device_id: str, generation: int | None = None) -> str | None:
-        """Why a device token must be refused (`device_revoked`, `device_unknown`), or None.
+    def token_refusal(self, principal: Principal) -> str | None:
+        """Why a token must be refused now although its signature and expiry are fine, or None.
 
-        Registry devices must be `active` and the token must come from their current pairing (re-pairing a device
-        retires the tokens of its earlier pairings); a device account made with `qms-edge users add --role device`
-        must still exist and be active.
+        A paired device (`device_revoked`) must be `active` and the token must come from its current pairing
+        (re-pairing retires the tokens of earlier pairings). Any other token belongs to a user account
+        (`device_unknown` for a missing device account, `token_revoked` otherwise) that must exist, be active and
+        still be in the token's epoch: changing a user's password, role, counters or active flag retires their tokens.
         """
-        device = self.device(device_id)
-        if device is not None:
-            return None if device.status == "active" and generation == device.generation else "device_revoked"
-        return None if self._account_active(device_id) else "device_unknown"
+        if principal.role == "device":
+            device = self.device(principal.username)
+            if device is not None:
+                current = device.status == "active" and principal.generation == device.generation
+                return None if current else "device_revoked"
+        user = self.account(principal.username)
+        if user is None or not user.active or user.role != principal.role or user.token_epoch != principal.epoch:
+            return "device_unknown" if principal.role == "device" else "token_revoked"
+        return None
 
     def command_refusal(self, device_id: str, counter_id: str) -> str | None:
         """Why an MQTT command from this device for this counter is refused, or None."""

@@ -53,11 +53,12 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     branch = app.service.view.state.branch_id
     if principal.branch_id != branch:
         raise ApiError(403, "wrong_branch", f"the token is for branch {principal.branch_id!r}, not {branch!r}")
-    if principal.role == "device" and app.devices is not None:
-        # Device tokens live 7 days: the registry (cached between writes) decides on every request.
-        refusal = app.devices.access.token_refusal(principal.username, principal.generation)
+    if app.devices is not None:
+        # Tokens are signed and expire, and the accounts and the device registry (cached between writes) decide on
+        # every request: a revoked device, a disabled user or a changed password retires a token at once.
+        refusal = app.devices.access.token_refusal(principal)
         if refusal is not None:
-            raise ApiError(401, refusal, f"device {principal.username!r} may not connect: {refusal}")
+            raise ApiError(401, refusal, f"the token of {principal.username!r} is no longer valid: {refusal}")
     return principal
 
 

@@ -42,7 +42,8 @@ def register(service: QueueService, device_id: str, device_type: str, counter_id
 def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo branch with the test devices registered, built once per session."""
     data_dir = tmp_path_factory.mktemp("devices-template") / "data"
-    seed_demo(data_dir, users=[("admin", "admin", []), ("supervisor", "supervisor", [])])
+    users = [("admin", "admin", []), ("supervisor", "supervisor", []), ("agent1", "agent", ["1", "2"])]
+    seed_demo(data_dir, users=users)
     service = QueueService(data_dir)
     service.start()
     try:

@@ -16,8 +16,9 @@ import jwt
 import pytest
 
 from edge.auth import LOGIN_MAX_FAILURES
+from edge.web.staff.admin import save_user
 from tests.edge.web.conftest import Api, assert_problem
-from tests.support.appliance import count_request_events, event_rows
+from tests.support.appliance import count_request_events, event_rows, run_cli
 
 
 def _dt(value: str) -> datetime:
@@ -691,6 +692,33 @@ def test_login_and_throttle(api: Api) -> None:
     assert r.status_code == 429, r.text
     assert int(r.headers["retry-after"]) > 0
     assert r.json()["code"] == "too_many_attempts"
+
+
+def test_a_changed_or_disabled_account_retires_its_tokens_at_once(api: Api, data_dir: Path) -> None:
+    def login(user: str, password: str) -> dict[str, str]:
+        r = api.post("/auth/token", {"username": user, "password": password}, user=None)
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+    old = login("agent1", "demo")
+    assert api.client.get("/api/v1/snapshot", headers=old).status_code == 200
+    # Another process (the technician's CLI) gives agent1 a new password: the old token stops working at once.
+    out = run_cli("users", "add", "agent1", "--role", "agent", "--counters", "1,2", "--password", "new-secret-1",
+                  "--data-dir", str(data_dir))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert_problem(api.client.get("/api/v1/snapshot", headers=old), 401, "token_revoked")
+    fresh = login("agent1", "new-secret-1")
+    assert api.client.get("/api/v1/snapshot", headers=fresh).status_code == 200
+    # An admin disables the account (the staff admin page's write): its tokens are refused, then so is a login.
+    api.client.app.state["appliance"].service.submit_store(
+        lambda conn: save_user(conn, "agent1", None, "agent", ["1", "2"], False, datetime.now(UTC))
+    ).result(timeout=10)
+    assert_problem(api.client.get("/api/v1/snapshot", headers=fresh), 401, "token_revoked")
+    assert_problem(api.post("/auth/token", {"username": "agent1", "password": "new-secret-1"}, user=None), 401,
+                   "invalid_credentials")  # fmt: skip
+    # A token for an account that does not exist (e.g. deleted, or minted elsewhere with this key) is refused too.
+    ghost = {"Authorization": f"Bearer {_crafted(data_dir, sub='ghost')}"}
+    assert_problem(api.client.get("/api/v1/snapshot", headers=ghost), 401, "token_revoked")
 
 
 def test_unknown_user_is_invalid_credentials(api: Api) -> None:
