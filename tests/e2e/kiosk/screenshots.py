@@ -114,6 +114,10 @@ def printed_ticket() -> None:
                          position=3, eta_minutes=20, logo_text="BANK DEMO", phone="0812*****890")  # fmt: skip
     (OUT / "kiosk-printed-ticket.png").write_bytes(render_png(ticket_layout(ticket, 80), 80))
     (OUT / "kiosk-printed-ticket-58mm.png").write_bytes(render_png(ticket_layout(ticket, 58), 58))
+    offline = TicketPrint(branch_name="Bank Demo - KCP Sudirman", ticket_number="A901", service_name="Teller",
+                          issued_at="24/11/2026 09:07", status_url="http://192.168.10.2:8080/t/b2ZmLTAxOWEyMC05MDE.Qx",
+                          lang="en", logo_text="BANK DEMO", offline=True)  # fmt: skip
+    (OUT / "kiosk-printed-ticket-offline.png").write_bytes(render_png(ticket_layout(offline, 80), 80))
     print("wrote printed tickets")
 
 
