@@ -135,6 +135,9 @@ LocalUrl = Annotated[
 ]
 
 
+LogoFile = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.(png|jpe?g|gif|bmp|webp)$")]
+
+
 class KioskPrinter(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A kiosk's ESC/POS ticket printer: on the LAN (`host`, raw TCP port 9100) or USB on the appliance (`device`).
 
@@ -161,6 +164,8 @@ class Kiosk(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     footer: dict[Lang, Annotated[str, Meta(max_length=160)]] = {}
     accent_color: Annotated[str, Meta(pattern=r"^#[0-9A-Fa-f]{6}$")] = "#0A5BD3"
     logo_text: Annotated[str, Meta(max_length=24)] | None = None  # printed/shown when there is no logo image
+    # The branch's logo: an image file in `<data-dir>/board-media/`, shown on the kiosk and printed as a raster.
+    logo_image: LogoFile | None = None
     printer: KioskPrinter | None = None  # the default printer of every kiosk
     printers: dict[Ident, KioskPrinter] = {}  # per kiosk device id, overriding `printer`
     offline_lease_size: Annotated[int, Meta(ge=0, le=100)] = 10  # numbers per service held for offline issuing

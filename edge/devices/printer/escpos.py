@@ -15,6 +15,7 @@ import select
 import socket
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from escpos.printer import Dummy
@@ -61,6 +62,40 @@ class PrinterAddress:
         return self.device or f"{self.host}:{self.port}"
 
 
+LOGO_MAX_DOTS = 160  # the tallest logo printed (dots at 203 dpi: 2 cm), so a tall image cannot waste the roll
+
+
+def logo_raster(block: Logo, paper_mm: int) -> Image.Image | None:
+    """The logo as a 1-bit image the printer's raster mode takes: the image file when it loads, else the text banner.
+
+    A missing or broken logo file never costs a ticket: it is logged and the banner (or nothing) is printed instead.
+    """
+    if block.image:
+        try:
+            return _logo_file(block.image, os.stat(block.image).st_mtime_ns, paper_mm)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            log.warning("logo image %s cannot be printed (%s); using the text logo", block.image, exc)
+    return logo_image(block.text, paper_mm) if block.text else None
+
+
+@lru_cache(maxsize=8)
+def _logo_file(path: str, _mtime: int, paper_mm: int) -> Image.Image:
+    """The logo file scaled to fit the paper (never wider than the printable dots, at most LOGO_MAX_DOTS high),
+    centred on a full-width strip and dithered to black and white. Cached per file version and paper width."""
+    with Image.open(path) as source:
+        source.load()
+        rgba = source.convert("RGBA")
+    flat = Image.new("RGBA", rgba.size, "white")
+    flat.alpha_composite(rgba)  # transparent parts print as paper
+    width = DOTS[paper_mm]
+    scale = min(width / flat.width, LOGO_MAX_DOTS / flat.height)  # fit the box, small logos grow
+    size = (max(1, round(flat.width * scale)), max(1, round(flat.height * scale)))
+    gray = flat.convert("L").resize(size, Image.Resampling.LANCZOS)
+    strip = Image.new("L", (width, size[1]), 255)
+    strip.paste(gray, ((width - size[0]) // 2, 0))
+    return strip.convert("1")  # Floyd-Steinberg dithering
+
+
 def logo_image(text: str, paper_mm: int) -> Image.Image:
     """A full-width black banner with the logo text in white (1-bit), ready for the printer's raster mode."""
     width, height = DOTS[paper_mm], 72
@@ -91,7 +126,8 @@ def encode(blocks: list[Block], paper_mm: int, profile: str = "TM-T20II") -> byt
     for block in blocks:
         match block:
             case Logo():
-                p.image(logo_image(block.text, paper_mm), center=False)
+                if (raster := logo_raster(block, paper_mm)) is not None:
+                    p.image(raster, center=False)
             case Text():
                 p.set(align=block.align, bold=block.bold, custom_size=block.size > 1,
                       width=block.size, height=block.size, normal_textsize=block.size == 1)  # fmt: skip

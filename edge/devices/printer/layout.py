@@ -58,6 +58,7 @@ class TicketPrint:
     position: int | None = None
     eta_minutes: int | None = None
     logo_text: str | None = None
+    logo_image: str | None = None  # path of the branch's logo image (the printer adapter loads it)
     phone: str | None = None  # masked
     customer_ref: str | None = None
     footer: str | None = None
@@ -76,9 +77,10 @@ class Text:
 
 @dataclass(frozen=True)
 class Logo:
-    """The branch's logo line, printed as a raster banner."""
+    """The branch's logo, printed as a raster: its image file, else a banner with its text."""
 
     text: str
+    image: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,8 @@ def ticket_layout(ticket: TicketPrint, paper_mm: int) -> list[Block]:
     wide = paper_mm == WIDE_MM
     number_size = 4 if wide else 3
     blocks: list[Block] = []
-    if ticket.logo_text:
-        blocks.append(Logo(ticket.logo_text))
+    if ticket.logo_text or ticket.logo_image:
+        blocks.append(Logo(ticket.logo_text or "", ticket.logo_image))
     blocks += [Text(ticket.branch_name[:columns], "center", bold=True), Rule()]
     if ticket.offline:
         blocks.append(Text(words["offline"][:columns], "center", bold=True))

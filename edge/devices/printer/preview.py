@@ -7,7 +7,7 @@ import io
 import segno
 from PIL import Image, ImageDraw, ImageFont
 
-from edge.devices.printer.escpos import logo_image
+from edge.devices.printer.escpos import logo_raster
 from edge.devices.printer.layout import COLUMNS, DOTS, Block, Feed, Logo, Qr, Rule, Text
 
 MARGIN = 24  # paper visible around the printable area
@@ -34,8 +34,9 @@ def render_png(blocks: list[Block], paper_mm: int) -> bytes:
     for block in blocks:
         match block:
             case Logo():
-                canvas.paste(logo_image(block.text, paper_mm).convert("RGB"), (MARGIN, y))
-                y += 80
+                if (raster := logo_raster(block, paper_mm)) is not None:
+                    canvas.paste(raster.convert("RGB"), (MARGIN, y))
+                    y += raster.height + 8
             case Text():
                 font = _mono(round(char / 0.6) * block.size, block.bold)
                 box = draw.textbbox((0, 0), block.text, font=font)

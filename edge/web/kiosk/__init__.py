@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
+from litestar.response import File
 from litestar.static_files import create_static_files_router
 
 from edge.auth import Principal
@@ -57,6 +58,12 @@ class KioskApp:
         base = self.config().kiosk.public_base_url or str(request.base_url).rstrip("/")
         return f"{base.rstrip('/')}/t/{links.sign(self.secret, ref)}"
 
+    def logo_path(self) -> str | None:
+        """The branch's logo image file (`kiosk.logo_image` in `<data-dir>/board-media/`), when it is there."""
+        name = self.config().kiosk.logo_image
+        path = self.service.data_dir / "board-media" / name if name else None
+        return str(path) if path is not None and path.is_file() else None
+
     def html(self, template: str, status: int = 200, **context: Any) -> Response[str]:
         """A rendered page that no one may frame or cache."""
         body = self.pages.get_template(template).render(**context)
@@ -85,6 +92,7 @@ class KioskApp:
             position=view.get("position"),
             eta_minutes=minutes(view.get("eta_seconds")),
             logo_text=kiosk.logo_text,
+            logo_image=self.logo_path(),
             phone=view.get("phone") if kiosk.phone_display == "masked" else None,
             customer_ref=view.get("customer_ref"),
             footer=kiosk.footer.get(lang),
@@ -96,7 +104,8 @@ class KioskApp:
         config = self.config()
         return TicketPrint(branch_name=config.name, ticket_number=number, service_name=service_name(service, lang),
                            issued_at=ISSUED_AT_SLOT, status_url=status_url, lang=lang,
-                           logo_text=config.kiosk.logo_text, footer=config.kiosk.footer.get(lang),
+                           logo_text=config.kiosk.logo_text, logo_image=self.logo_path(),
+                           footer=config.kiosk.footer.get(lang),
                            offline=True)  # fmt: skip
 
 
@@ -137,7 +146,17 @@ def kiosk_page(request: Request[Any, Any, Any]) -> Response[str]:
         return app.html("kiosk/unconfigured.html", 503)
     document = catalog(state, app.service.clock())
     embedded = msgspec.json.encode(document).decode().replace("</", "<\\/")  # cannot close the <script> early
-    return app.html("kiosk/kiosk.html", doc=document, doc_json=embedded, words=words(document["languages"][0]))
+    return app.html("kiosk/kiosk.html", doc=document, doc_json=embedded, words=words(document["languages"][0]),
+                    has_logo=app.logo_path() is not None)  # fmt: skip
+
+
+@get("/kiosk/logo", include_in_schema=False, sync_to_thread=True)
+def kiosk_logo(request: Request[Any, Any, Any]) -> File:
+    """The branch's logo image for the kiosk's header (public branding, cached for an hour)."""
+    path = _kiosk_app(request).logo_path()
+    if path is None:
+        raise ApiError(404, "not_found", "this branch has no logo image")
+    return File(path, content_disposition_type="inline", headers={"Cache-Control": "public, max-age=3600"})
 
 
 @get("/kiosk/api/catalog", sync_to_thread=False, summary="Kiosk document (services, words, settings)")
@@ -302,4 +321,4 @@ def kiosk_router(service: QueueService, secret: bytes) -> tuple[Router, KioskApp
                  dependencies=auth)  # fmt: skip
     static = create_static_files_router(path="/kiosk/static", directories=[WEB / "static" / "kiosk"],
                                         include_in_schema=False, name="kiosk_static")  # fmt: skip
-    return Router(path="/", route_handlers=[kiosk_page, status_page, api, static]), app
+    return Router(path="/", route_handlers=[kiosk_page, kiosk_logo, status_page, api, static]), app

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
+from tests.edge.devices.printer.sink import PrinterSink
+from tests.edge.devices.printer.test_printer import logo_file, raster_headers
 from tests.edge.web.conftest import Api, assert_problem
 
 RELAY = "http://127.0.0.1:9111/print"
@@ -116,3 +119,28 @@ def test_a_missing_usb_printer_is_offline_in_the_log_the_status_and_the_metrics(
     metrics = client.get("/metrics").text
     assert 'qms_kiosk_printer_up{device="admin"} 0.0' in metrics
     assert 'qms_kiosk_print_jobs_total{device="admin",result="failed"} 1.0' in metrics
+
+
+def test_the_branch_logo_image_is_shown_on_the_kiosk_and_printed(api: Api, client: TestClient[Any],
+                                                                 data_dir: Path) -> None:  # fmt: skip
+    media = data_dir / "board-media"
+    media.mkdir(exist_ok=True)
+    logo_file(media / "bank-logo.png", (600, 200))
+    with PrinterSink() as sink:
+        printer = {"host": "127.0.0.1", "port": sink.port}
+        assert set_kiosk(api, printer=printer, logo_image="bank-logo.png", logo_text="BANK").status_code == 200
+        r = client.post("/kiosk/api/tickets", json={"service_id": "teller", "request_id": "logo-1"},
+                        headers=api.h("admin"))  # fmt: skip
+        assert r.json()["print"] == {"ok": True}, r.text
+        (job,) = sink.wait_for_jobs(1)
+    assert raster_headers(job) == [(72, 160)]  # the image, fitted to 2 cm high: not the 72-dot text banner
+    served = client.get("/kiosk/logo")
+    assert (served.status_code, served.content) == (200, (media / "bank-logo.png").read_bytes())
+    assert '<img class="logo-img" src="/kiosk/logo"' in client.get("/kiosk").text
+    (media / "bank-logo.png").unlink()  # removed from the appliance: the text logo again, nothing breaks
+    assert client.get("/kiosk/logo").status_code == 404
+    page = client.get("/kiosk").text
+    assert "logo-img" not in page
+    assert '<span class="logo">BANK</span>' in page
+    r = set_kiosk(api, logo_image="../token.key")
+    assert r.status_code == 422, r.text  # only a plain image file name inside the media folder

@@ -144,3 +144,49 @@ def test_a_device_that_stops_taking_data_times_out(tmp_path: Path) -> None:
     finally:
         os.close(reader)
     assert info.value.kind == "timeout"
+
+
+def raster_headers(data: bytes) -> list[tuple[int, int]]:
+    """(width in bytes, height in dots) of every `GS v 0` raster image in an ESC/POS job."""
+    found, at = [], data.find(b"\x1dv0")
+    while at >= 0:
+        header = data[at + 4 : at + 8]
+        found.append((header[0] + 256 * header[1], header[2] + 256 * header[3]))
+        at = data.find(b"\x1dv0", at + 8)
+    return found
+
+
+def logo_file(path: Path, size: tuple[int, int]) -> Path:
+    """A logo with a transparent background and a dark mark, like a branch's PNG."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", size, (0, 0, 0, 0))
+    ImageDraw.Draw(image).ellipse((size[0] // 4, 0, 3 * size[0] // 4, size[1] - 1), fill=(10, 60, 160, 255))
+    image.save(path)
+    return path
+
+
+@pytest.mark.parametrize(("paper_mm", "size"), [(80, (1200, 300)), (58, (1200, 300)), (80, (120, 40))])
+def test_a_logo_image_is_printed_as_a_raster_that_fits_the_roll(tmp_path: Path, paper_mm: int,
+                                                               size: tuple[int, int]) -> None:  # fmt: skip
+    logo = logo_file(tmp_path / "logo.png", size)
+    ticket = TicketPrint(**{**vars(TICKET), "logo_image": str(logo)})
+    data = encode(ticket_layout(ticket, paper_mm), paper_mm)
+    ((width_bytes, height),) = raster_headers(data)
+    assert width_bytes * 8 == {58: 384, 80: 576}[paper_mm]  # centred on a full-width strip
+    expected = min(round(size[1] * {58: 384, 80: 576}[paper_mm] / size[0]), 160)  # fit width, at most 2 cm high
+    assert abs(height - expected) <= 1
+    assert b"B012" in data
+
+
+def test_a_missing_or_broken_logo_falls_back_to_the_text_banner(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    for path in (tmp_path / "missing.png", broken):
+        data = encode(ticket_layout(TicketPrint(**{**vars(TICKET), "logo_image": str(path)}), 80), 80)
+        assert raster_headers(data) == [(72, 72)]  # the BANK DEMO banner (576 x 72 dots)
+        assert b"B012" in data
+    assert caplog.text.count("cannot be printed") == 2
+    no_text = TicketPrint(**{**vars(TICKET), "logo_text": None, "logo_image": str(broken)})
+    assert raster_headers(encode(ticket_layout(no_text, 80), 80)) == []  # nothing to fall back to: no logo
