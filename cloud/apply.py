@@ -19,14 +19,29 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from cloud.store import branches, events, insert_ignore, parked, tickets, transaction, utcnow_iso
+from cloud.store import (
+    branches,
+    events,
+    insert_ignore,
+    number_leases,
+    parked,
+    ticket_links,
+    tickets,
+    transaction,
+    utcnow_iso,
+)
 from sync.contract import (
     GENESIS_HASH,
     ConfigApplied,
     ConfigRejected,
     Event,
+    NumbersLeased,
+    TicketCalled,
     TicketCreated,
+    TicketRecalled,
+    TicketReturned,
     TicketTransferred,
+    TicketUnheld,
     canonical_encoder,
     chain_hash,
     event_decoder,
@@ -320,6 +335,46 @@ def _write_events(conn: Connection, branch_id: str, applied: Sequence[AnyApplied
                 for ticket_id, change in updated.items()
             ],
         )
+    _write_links(conn, branch_id, applied)
+
+
+def _write_links(conn: Connection, branch_id: str, applied: Sequence[AnyApplied]) -> None:
+    """Fold what status links need into `ticket_links` (order, language, offline id, counter) and `number_leases`."""
+    created: dict[str, dict[str, Any]] = {}
+    updated: dict[str, dict[str, Any]] = {}
+    leases: list[dict[str, Any]] = []
+    for e in applied:
+        if isinstance(e, NumbersLeased):
+            leases.append({"branch_id": branch_id, "lease_id": e.lease_id, "service_id": e.service_id,
+                           "first_seq": e.first_seq, "last_seq": e.last_seq})  # fmt: skip
+            continue
+        if e.ticket_id is None:
+            continue
+        if isinstance(e, TicketCreated):
+            created[e.ticket_id] = {"branch_id": branch_id, "ticket_id": e.ticket_id, "queue_order": e.order,
+                                    "request_id": e.request_id, "lang": e.lang, "counter_id": None}  # fmt: skip
+            continue
+        if isinstance(e, TicketCalled | TicketRecalled):
+            change: dict[str, Any] = {"counter_id": e.counter_id}
+        elif isinstance(e, TicketTransferred | TicketUnheld | TicketReturned):
+            change = {"queue_order": e.order}
+        else:
+            continue
+        target = created.get(e.ticket_id)
+        (target if target is not None else updated.setdefault(e.ticket_id, {})).update(change)
+    if leases:
+        conn.execute(insert_ignore(conn, number_leases), leases)
+    if created:
+        conn.execute(insert_ignore(conn, ticket_links), list(created.values()))
+    for column in ("counter_id", "queue_order"):  # one statement per column: executemany needs uniform parameters
+        rows = [{"b_ticket": tid, "b_value": change[column]} for tid, change in updated.items() if column in change]
+        if rows:
+            conn.execute(
+                sa.update(ticket_links)
+                .where(ticket_links.c.branch_id == branch_id, ticket_links.c.ticket_id == sa.bindparam("b_ticket"))
+                .values({column: sa.bindparam("b_value")}),
+                rows,
+            )
 
 
 def _ticket_changes(applied: Iterable[AnyApplied]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:

@@ -24,12 +24,16 @@ DbUrl = Annotated[
 NatsUrl = Annotated[str, typer.Option("--nats-url", envvar="QMS_NATS_URL", help="NATS server(s), comma-separated.")]
 NatsNkey = Annotated[str, typer.Option("--nats-nkey", envvar="QMS_NATS_NKEY", help="The hub's NKey seed file.")]
 KeysDir = Annotated[
-    Path, typer.Option("--keys-dir", envvar="QMS_CLOUD_KEYS", help="Where NKey seeds are written (mode 0600).")
+    Path,
+    typer.Option(
+        "--keys-dir", envvar="QMS_CLOUD_KEYS", help="Branch NKey seeds (written mode 0600; status links' keys)."
+    ),
 ]
 AuthOut = Annotated[
     Path, typer.Option("--auth-out", envvar="QMS_NATS_AUTH", help="nats-server include file with the users.")
 ]
 DEFAULT_DB = "sqlite:///qms-cloud.sqlite3"
+DEFAULT_KEYS = Path("nats-keys")
 
 
 @app.callback()
@@ -69,9 +73,11 @@ def serve(
     console_password: Annotated[
         str, typer.Option(envvar="QMS_CLOUD_CONSOLE_PASSWORD", help="HTTP Basic password (user hq) for the console.")
     ] = "",
+    keys_dir: KeysDir = DEFAULT_KEYS,
     log_level: str = "info",
 ) -> None:
-    """Run the console and (with --nats-url) the durable consumers that apply branch events."""
+    """Run the console, the public ticket status pages (`/t/…`, keyed by the branch seeds in --keys-dir) and (with
+    --nats-url) the durable consumers that apply branch events."""
     import uvicorn
 
     from cloud.web.app import CloudSettings, create_app
@@ -84,6 +90,7 @@ def serve(
         replicas=replicas,
         nats_options=_nats_options(nats_nkey),
         console_password=console_password,
+        keys_dir=keys_dir,
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
 
@@ -93,7 +100,7 @@ def branch_add(
     tenant: str,
     branch: str,
     db_url: DbUrl = DEFAULT_DB,
-    keys_dir: KeysDir = Path("nats-keys"),
+    keys_dir: KeysDir = DEFAULT_KEYS,
     auth_out: AuthOut = Path("nats-auth.conf"),
 ) -> None:
     """Issue (or rotate) a branch's NKey and regenerate the nats-server users; reload nats-server afterwards."""

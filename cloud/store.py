@@ -1,5 +1,6 @@
 """The cloud store (SQLAlchemy Core; SQLite by default, PostgreSQL in production): replicated events, per-branch
-tracking (next seq, last hash, link problems), parked out-of-order events, a live ticket projection, config versions.
+tracking (next seq, last hash, link problems), parked out-of-order events, a live ticket projection (with what
+ticket status links need: queue order, language, counter, offline ids, number leases), config versions.
 
 Applying is idempotent by `(branch_id, seq)`: the branch row is the tracking record and is updated in the same
 transaction as the events it accounts for, so a redelivered message is recognised and skipped.
@@ -73,6 +74,29 @@ tickets = sa.Table(
     sa.Column("updated_at", sa.String(40), nullable=False),
 )
 sa.Index("tickets_status", tickets.c.branch_id, tickets.c.status, tickets.c.service_id)
+
+# What a ticket's public status page needs beyond `tickets` (kept beside it so `tickets` keeps its columns).
+ticket_links = sa.Table(
+    "ticket_links",
+    metadata,
+    sa.Column("branch_id", sa.String(64), primary_key=True),
+    sa.Column("ticket_id", sa.String(64), primary_key=True),
+    sa.Column("queue_order", sa.BigInteger, nullable=False),  # the event's `order`: who is ahead in the service
+    sa.Column("request_id", sa.String(128)),  # an offline ticket's temporary id (`off-<lease>-<seq>`)
+    sa.Column("lang", sa.String(8)),
+    sa.Column("counter_id", sa.String(64)),  # the counter of its newest ticket.called / ticket.recalled
+)
+sa.Index("ticket_links_request", ticket_links.c.branch_id, ticket_links.c.request_id)
+
+number_leases = sa.Table(  # kiosk number leases (numbers.leased): an offline ticket's number before it synced
+    "number_leases",
+    metadata,
+    sa.Column("branch_id", sa.String(64), primary_key=True),
+    sa.Column("lease_id", sa.String(64), primary_key=True),
+    sa.Column("service_id", sa.String(64), nullable=False),
+    sa.Column("first_seq", sa.Integer, nullable=False),
+    sa.Column("last_seq", sa.Integer, nullable=False),
+)
 
 config_versions = sa.Table(
     "config_versions",

@@ -1,4 +1,5 @@
-"""The cloud hub's web app: the console page, its JSON twin, health; the event consumers run in its lifespan."""
+"""The cloud hub's web app: the console page, its JSON twin, health, the public ticket status page (`/t/<token>`);
+the event consumers run in its lifespan."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from litestar import Litestar, Request, get
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import FromPath
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template.config import TemplateConfig
@@ -25,6 +27,7 @@ from sqlalchemy.engine import Engine
 from cloud.console import overview
 from cloud.consumer import EventConsumer
 from cloud.store import create_store_engine
+from cloud.ticket_status import status_of, words
 
 log = logging.getLogger("qms.cloud.web")
 TEMPLATES = Path(__file__).with_name("templates")
@@ -32,7 +35,7 @@ TEMPLATES = Path(__file__).with_name("templates")
 
 @dataclass(frozen=True)
 class CloudSettings:
-    """Where the hub stores data, which NATS it consumes, and how many consumers it runs."""
+    """Where the hub stores data, which NATS it consumes, how many consumers it runs, where branch seeds are."""
 
     db_url: str
     nats_servers: tuple[str, ...] = ()
@@ -40,6 +43,7 @@ class CloudSettings:
     replicas: int = 1
     console_password: str = ""  # HTTP Basic (user `hq`) on the console and its API; empty = open (bind to localhost)
     nats_options: dict[str, Any] = field(default_factory=dict)
+    keys_dir: Path = Path("nats-keys")  # branch NKey seeds (`qms-cloud branch add`): the status links' keys
 
 
 def basic_password(header: str) -> str | None:
@@ -82,6 +86,19 @@ def branches_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return {**data, "branches": [b.as_dict() for b in data["branches"]]}
 
 
+STATUS_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+
+
+@get("/t/{token:str}", sync_to_thread=True, include_in_schema=False)
+def ticket_status(request: Request[Any, Any, Any], token: FromPath[str]) -> Template:
+    """A ticket's public status page (no login: the signed link is the secret); anything invalid is a plain 404."""
+    page = status_of(_engine(request), request.app.state["keys_dir"], token)
+    if page is None:
+        return Template(template_name="status.html", context={"missing": True, "lang": "id", "words": words("id")},
+                        status_code=404, headers=STATUS_HEADERS)  # fmt: skip
+    return Template(template_name="status.html", context={"missing": False, **page}, headers=STATUS_HEADERS)
+
+
 @get("/api/v1/health", sync_to_thread=False)
 def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Liveness and the consumers' counters."""
@@ -99,7 +116,8 @@ def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
 def create_app(settings: CloudSettings) -> Litestar:
     """Build the hub's app; with NATS servers configured, the durable consumers start and stop with it."""
     engine = create_store_engine(settings.db_url)
-    state: dict[str, Any] = {"engine": engine, "consumer": None, "console_password": settings.console_password}
+    state: dict[str, Any] = {"engine": engine, "consumer": None, "console_password": settings.console_password,
+                             "keys_dir": settings.keys_dir}  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -122,7 +140,7 @@ def create_app(settings: CloudSettings) -> Litestar:
             await asyncio.to_thread(engine.dispose)
 
     return Litestar(
-        route_handlers=[console, branches_json, health],
+        route_handlers=[console, branches_json, health, ticket_status],
         state=state,  # type: ignore[arg-type]
         lifespan=[lifespan],
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),

@@ -28,6 +28,7 @@ from edge.web.board.pages import board_router
 from edge.web.board.runtime import BoardRuntime
 from edge.web.deps import Appliance
 from edge.web.kiosk import kiosk_router
+from edge.web.kiosk.links import link_keys
 from edge.web.kiosk.printing import PrinterCollector
 from edge.web.problems import on_domain_error, on_http_error, on_unexpected
 from edge.web.replication_api import replication_status
@@ -80,7 +81,8 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
 
     replication = Replication(service, settings.cloud)
     board = BoardRuntime(service, settings.data_dir, app_wiring.issuer.secret)
-    kiosk, kiosk_app = kiosk_router(service, load_secret(settings.data_dir))
+    seed_file = settings.cloud.nkey_seed_file if settings.cloud else None
+    kiosk, kiosk_app = kiosk_router(service, link_keys(load_secret(settings.data_dir), seed_file))
     api = Router(path="/api/v1", route_handlers=[*ROUTE_HANDLERS, replication_status], dependencies=APP_DEPENDENCIES)
     registry = registry_for(service, lambda: len(app_wiring.broadcaster.subscribers) if app_wiring.broadcaster else 0)
     registry.register(PrinterCollector(kiosk_app.desk))

@@ -28,6 +28,7 @@ from edge.web.kiosk.catalog import catalog, local_time, minutes, service_name, w
 from edge.web.kiosk.printing import ISSUED_AT_SLOT, PrintDesk, offline_job
 from edge.web.kiosk.schemas import KioskTicket, LeaseRequest, OfflineBatch, OfflineTicket
 from edge.web.problems import ApiError
+from sync import links as status_links
 from sync.contract_config import BranchConfig, Service
 
 log = logging.getLogger("qms.kiosk")
@@ -38,11 +39,11 @@ Caller = NamedDependency[Principal]
 
 
 class KioskApp:
-    """The kiosk's wiring: the writer, the status-link secret, the print desk and the page templates."""
+    """The kiosk's wiring: the writer, the status-link keys (the first signs), the print desk and the page templates."""
 
-    def __init__(self, service: QueueService, secret: bytes) -> None:
+    def __init__(self, service: QueueService, link_keys: tuple[bytes, ...]) -> None:
         self.service = service
-        self.secret = secret
+        self.link_keys = link_keys
         self.desk = PrintDesk()
         self.pages = Environment(loader=FileSystemLoader(WEB / "templates"), autoescape=select_autoescape(["html"]))
 
@@ -55,8 +56,18 @@ class KioskApp:
 
     def status_url(self, request: Request[Any, Any, Any], ref: str) -> str:
         """The public status link of a ticket (the branch's public address when it has one)."""
-        base = self.config().kiosk.public_base_url or str(request.base_url).rstrip("/")
-        return f"{base.rstrip('/')}/t/{links.sign(self.secret, ref)}"
+        config = self.config()
+        base = config.kiosk.public_base_url or str(request.base_url).rstrip("/")
+        return f"{base.rstrip('/')}/t/{status_links.sign(self.link_keys[0], config.branch_id, ref)}"
+
+    def verify(self, token: str) -> status_links.StatusRef | None:
+        """What a token points at, if one of this appliance's keys signed it for this branch."""
+        branch_id = self.service.view.state.branch_id
+        for key in self.link_keys:
+            ref = status_links.verify(key, token)
+            if ref is not None:
+                return ref if ref.branch_id == branch_id else None
+        return None
 
     def logo_path(self) -> str | None:
         """The branch's logo image file (`kiosk.logo_image` in `<data-dir>/board-media/`), when it is there."""
@@ -272,13 +283,13 @@ def kiosk_printers(request: Request[Any, Any, Any], principal: Caller) -> dict[s
 
 
 def _status(app: KioskApp, token: str) -> tuple[dict[str, Any] | None, str | None]:
-    """(ticket view or None, its number when known) for a status token; 404 if the token was not signed here."""
-    ref = links.verify(app.secret, token)
+    """(ticket view or None, its number when known) for a status token; 404 unless signed here for this branch."""
+    ref = app.verify(token)
     if ref is None:
         raise ApiError(404, "not_found", "unknown ticket link")
-    kind, _, ident = ref.partition(":")
+    ident = ref.ident
     view = app.service.view
-    if kind == "t":
+    if ref.kind == "t":
         return view.ticket(ident), None
     row = app.service.read(
         lambda conn: conn.execute("SELECT response FROM requests WHERE request_id = ?", (ident,)).fetchone()
@@ -313,9 +324,9 @@ def status_page(request: Request[Any, Any, Any], token: FromPath[str]) -> Respon
                     eta=minutes(ticket.get("eta_seconds")) if ticket else None)  # fmt: skip
 
 
-def kiosk_router(service: QueueService, secret: bytes) -> tuple[Router, KioskApp]:
-    """The kiosk's routes and its wiring (put the wiring in `app.state["kiosk"]`)."""
-    app = KioskApp(service, secret)
+def kiosk_router(service: QueueService, link_keys: tuple[bytes, ...]) -> tuple[Router, KioskApp]:
+    """The kiosk's routes and its wiring (put it in `app.state["kiosk"]`); `link_keys` from `links.link_keys`."""
+    app = KioskApp(service, link_keys)
     auth = {"principal": Provide(provide_principal)}
     api = Router(path="/", route_handlers=[kiosk_catalog, kiosk_issue, kiosk_lease, kiosk_offline, kiosk_printers],
                  dependencies=auth)  # fmt: skip

@@ -1,51 +1,33 @@
-"""Unguessable ticket status links (`/t/<token>`): an HMAC-signed reference, and its QR code as inline SVG."""
+"""The appliance's side of ticket status links (`/t/<token>`, signed by `sync.links`): its keys and the QR code SVG."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import io
+import logging
+from pathlib import Path
 
 import segno
 
-SIG_BYTES = 12  # 96-bit tag: not guessable, short enough for a small QR code
+from sync.links import link_key, seed_link_key
+
+log = logging.getLogger("qms.kiosk")
 
 
-def _key(secret: bytes) -> bytes:
-    """A key for status links only, derived from the appliance secret (tokens and links never share a key)."""
-    return hmac.new(secret, b"qms ticket status link v1", hashlib.sha256).digest()
+def link_keys(secret: bytes, nkey_seed_file: str | None) -> tuple[bytes, ...]:
+    """The keys the appliance checks links with, the first one signing new links.
 
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def sign(secret: bytes, ref: str) -> str:
-    """A token for `ref` (`t:<ticket_id>` or `o:<temporary id>` of an offline ticket)."""
-    body = ref.encode("utf-8")
-    tag = hmac.new(_key(secret), body, hashlib.sha256).digest()[:SIG_BYTES]
-    return f"{_b64(body)}.{_b64(tag)}"
-
-
-def verify(secret: bytes, token: str) -> str | None:
-    """The reference a token was signed for, or None if it was not signed here."""
-    body_part, _, tag_part = token.partition(".")
+    With the cloud NKey seed, the seed's key signs (the cloud can verify those links too); the `token.key` one still
+    opens links signed before the seed was configured. A standalone appliance has only the `token.key` one.
+    """
+    own = link_key(secret)
+    if not nkey_seed_file:
+        return (own,)
     try:
-        body, tag = _unb64(body_part), _unb64(tag_part)
-    except (ValueError, TypeError):
-        return None
-    expected = hmac.new(_key(secret), body, hashlib.sha256).digest()[:SIG_BYTES]
-    if not tag or not hmac.compare_digest(tag, expected):
-        return None
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+        return seed_link_key(Path(nkey_seed_file)), own
+    except OSError as exc:
+        log.warning("status links: cannot read the NKey seed %s (%s); signing with the appliance key", nkey_seed_file,
+                    exc)  # fmt: skip
+        return (own,)
 
 
 def qr_svg(data: str) -> str:
