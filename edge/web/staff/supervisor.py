@@ -22,6 +22,32 @@ SUPERVISORS = ("admin", "supervisor")
 RECENT_EVENTS = 500  # how far back the floor looks for who last acted at each counter
 
 
+def kiosk_printers(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+    """Every kiosk printer the configuration names or that printed since start, with its last outcome (problems first).
+
+    A printer that has not printed yet has `ok` None; `at` is a datetime (UTC) when known.
+    """
+    config = appliance(request).service.view.state.config
+    known = {p["device_id"]: p for p in request.app.state["kiosk"].desk.snapshot()}
+    configured = dict(config.kiosk.printers) if config else {}
+    rows = []
+    for device_id in sorted(known.keys() | configured.keys()):
+        status = known.get(device_id)
+        printer = configured.get(device_id) or (config.kiosk.printer if config else None)
+        target = (printer.device or f"{printer.host}:{printer.port}") if printer else None
+        rows.append({
+            "device_id": device_id,
+            "address": status["address"] if status else target,
+            "ok": status["ok"] if status else None,
+            "error": status["error"] if status else None,
+            "detail": status["detail"] if status else None,
+            "at": datetime.fromisoformat(status["at"]) if status and status["at"] else None,
+            "printed": status["printed"] if status else 0,
+            "failed": status["failed"] if status else 0,
+        })  # fmt: skip
+    return sorted(rows, key=lambda r: (r["ok"] is not False, r["device_id"]))
+
+
 def _opt(form: dict[str, Any], key: str) -> str | None:
     value = str(form.get(key) or "").strip()
     return value[:500] or None
@@ -103,6 +129,7 @@ class SupervisorPages(Controller):
                 config.service(sid) if config else None, language(request), sid
             ),
             counter_name=lambda cid: config.counter(cid).name if config and config.counter(cid) else cid,  # type: ignore[union-attr]
+            printers=kiosk_printers(request),
             error=request.query_params.get("err"),
             notice=request.query_params.get("msg"),
         )

@@ -17,7 +17,7 @@ from litestar.testing import TestClient
 from edge.auth import LOGIN_MAX_FAILURES
 from edge.web.staff.session import COOKIE
 from tests.edge.web.conftest import Api
-from tests.support.appliance import event_rows
+from tests.support.appliance import event_rows, free_port
 
 FETCH = {"x-requested-with": "fetch"}
 
@@ -174,6 +174,25 @@ def test_supervisors_see_the_floor_but_not_configuration(staff: Staff) -> None:
     staff.login("supervisor")
     assert staff.client.get("/staff/supervisor/").status_code == 200
     assert staff.client.get("/staff/admin/").status_code == 403
+
+
+def test_supervisors_see_kiosk_printer_trouble_on_the_floor(staff: Staff, api: Api) -> None:
+    doc, etag = api.config()
+    doc["kiosk"]["printer"] = {"host": "127.0.0.1", "port": free_port(), "timeout_seconds": 1}  # nothing listens
+    doc["kiosk"]["printers"] = {"kiosk-lobby": {"device": "/dev/usb/lp7"}}
+    assert api.put("/config", doc, headers={"If-Match": etag}).status_code == 200
+    staff.login("supervisor")
+    floor = staff.client.get("/staff/supervisor/live").text
+    assert 'data-printer="kiosk-lobby" data-ok="unknown"' in floor  # configured, nothing printed yet
+    assert "/dev/usb/lp7" in floor
+    r = api.client.post("/kiosk/api/tickets", json={"service_id": "teller", "request_id": "p-1"},
+                        headers=api.h("admin"))  # fmt: skip
+    assert r.json()["print"]["error"] == "offline"
+    floor = staff.client.get("/staff/supervisor/live").text
+    assert 'data-printer="admin" data-ok="false"' in floor
+    assert floor.index('data-printer="admin"') < floor.index('data-printer="kiosk-lobby"')  # trouble first
+    assert "Printer kiosk" in floor
+    assert "Tiket tetap diterbitkan" in floor
 
 
 # ---- desk ------------------------------------------------------------------------------------------------------
