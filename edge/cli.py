@@ -30,6 +30,7 @@ from edge.store.db import connect, open_database
 from edge.store.log import last_position, verify_chain
 from edge.store.projections import current_config, load_state
 from edge.web.board.cli import board_app
+from edge.web.kiosk.cli import kiosk_app
 
 app = typer.Typer(help="Branch queue appliance: run it, check it, configure it.", no_args_is_help=True)
 config_app = typer.Typer(help="The branch configuration document.", no_args_is_help=True)
@@ -39,6 +40,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(devices_app, name="devices")
 app.add_typer(voice_app, name="voice")
 app.add_typer(board_app, name="board")
+app.add_typer(kiosk_app, name="kiosk")
 
 DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar="QMS_DATA_DIR", help="Where the database lives.")]
 Host = Annotated[str, typer.Option("--host", envvar="QMS_HOST", help="Address to listen on.")]
@@ -111,7 +113,7 @@ def demo(
     try:
         if service.state.config is None:
             service.execute(c.ApplyConfig(actor="demo", config=demo_config(), base_version=0, source="demo"))
-            for username, role, counters in DEMO_USERS:
+            for username, role, counters in [*DEMO_USERS, ("kiosk-1", "device", [])]:
                 service.submit_store(
                     lambda conn, u=username, r=role, cs=counters: upsert_user(conn, u, DEMO_PASSWORD, r, cs)  # type: ignore[misc]
                 ).result()
@@ -139,9 +141,13 @@ QMS demo branch 'jkt-sudirman' (Bank Demo - KCP Sudirman), data in {data_dir}
     import os
 
     from edge.web.board.cli import board_urls
+    from edge.web.kiosk.cli import kiosk_link
 
     boards = "\n".join(f"    {u}" for u in board_urls(data_dir, base))
     typer.echo(f"  Display boards (add &lang=en, &audio=1):\n{boards}\n")
+    kiosk = kiosk_link(data_dir, "kiosk-1", base)
+    if kiosk:
+        typer.echo(f"  Kiosk (touch screen, device account kiosk-1):\n    {kiosk}\n")
     os.environ.setdefault("QMS_VOICE_AUTOBUILD", "1")  # spoken announcements out of the box: build missing packs
     _serve(data_dir, host, port, log_level, mdns=mdns)
 

@@ -79,6 +79,24 @@ class AuthController(Controller):
             "counters": user.counters,
         }
 
+    @post(
+        "/refresh",
+        status_code=200,
+        summary="Renew a device token",
+        dependencies={"principal": Provide(provide_principal)},
+    )
+    async def refresh(self, app: AppDep, principal: Caller) -> dict[str, Any]:
+        """A fresh token for a device whose token is still valid (kiosks and launchers renew before it expires).
+
+        Only devices: staff sign in again. A revoked, re-paired or disabled device cannot renew (its token is refused
+        before this runs), so renewal never outlives a revocation.
+        """
+        require_role(principal, "device")
+        user = User(username=principal.username, role="device", counters=list(principal.counters),
+                    token_epoch=principal.epoch)  # fmt: skip
+        token, lifetime = app.issuer.issue(user, principal.branch_id, generation=principal.generation)
+        return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime}
+
 
 class TicketController(Controller):
     """Tickets: create, read, and every lifecycle action."""

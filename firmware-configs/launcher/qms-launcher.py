@@ -44,6 +44,8 @@ SERVICE = "_qms._tcp.local."
 HEALTH_EVERY = 10.0
 HEALTH_FAILURES = 3
 STATE_FILE = Path(os.environ.get("QMS_STATE_DIR", "/var/lib/qms-launcher")) / "last-good.json"
+TOKEN_FILE = STATE_FILE.with_name("token")  # the renewed device token (newer than the env file's)
+RENEW_BEFORE_SECONDS = 3 * 24 * 3600  # device tokens live 7 days: renew in the last 3
 BROWSER_ARGS = [
     "--kiosk",
     "--noerrdialogs",
@@ -139,6 +141,47 @@ def token_accepted(appliance: Appliance, token: str) -> bool:
     except (urllib.error.URLError, OSError, ValueError):
         return False
     return True
+
+
+def token_expiry(token: str) -> float | None:
+    """The `exp` of a device token (read, not verified: the appliance verifies), None when unreadable."""
+    try:
+        part = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        return float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+
+
+def newest_token(given: str) -> str:
+    """The token this device should use: the renewed one in the state dir when it outlives the configured one."""
+    try:
+        saved = TOKEN_FILE.read_text().strip()
+    except OSError:
+        return given
+    return saved if (token_expiry(saved) or 0) > (token_expiry(given) or 0) else given
+
+
+def renew_token(appliance: Appliance, token: str) -> str:
+    """A fresh token when this one is in its last days (kept in the state dir, mode 0600); else the same one."""
+    expiry = token_expiry(token)
+    if expiry is None or expiry - time.time() > RENEW_BEFORE_SECONDS:
+        return token
+    try:
+        fresh = str(call(appliance, "/auth/refresh", token, {})["access_token"])
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        print(f"token renewal failed ({exc}); keeping the current token", file=sys.stderr, flush=True)
+        return token
+    TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(fresh + "\n")
+    return fresh
+
+
+def browser_page(url: str, role: str, token: str) -> str:
+    """What the browser opens: a kiosk page also gets its device token (in the fragment: never sent to a server)."""
+    return f"{url}#token={token}" if role == "kiosk" else url
 
 
 def call(appliance: Appliance, path: str, token: str, body: dict[str, object] | None = None) -> dict[str, object]:
@@ -446,6 +489,7 @@ def run(args: argparse.Namespace) -> int:
         if relay is None:
             raise SystemExit("--relay-only needs --print-relay")
         threading.Event().wait()  # the relay's thread serves until the process is stopped
+    args.token = newest_token(args.token)
     while True:
         appliance = discover(args.branch, args.discover_seconds, lambda a: token_accepted(a, args.token))
         if appliance is None:
@@ -453,18 +497,22 @@ def run(args: argparse.Namespace) -> int:
             if args.once:
                 return 1
             continue
+        args.token = renew_token(appliance, args.token)
         url = apply_config(appliance, args.token, args.role, args.area)
         if relay is not None:
             relay.allow(appliance.base, *args.relay_origin)
         print(json.dumps({"appliance": appliance.base, "branch": appliance.branch, "url": url}), flush=True)
         if args.dry_run:
             return 0
-        browser = subprocess.Popen(browser_command(url, relay=relay is not None))  # noqa: S603 - our own argv
+        page = browser_page(url, args.role, args.token)
+        browser = subprocess.Popen(browser_command(page, relay=relay is not None))  # noqa: S603 - our own argv
         failures = 0
         while failures < HEALTH_FAILURES:
             time.sleep(HEALTH_EVERY)
+            args.token = renew_token(appliance, args.token)
             if browser.poll() is not None:  # crashed or closed: start it again on the same page
-                browser = subprocess.Popen(browser_command(url, relay=relay is not None))  # noqa: S603 - our own argv
+                page = browser_page(url, args.role, args.token)
+                browser = subprocess.Popen(browser_command(page, relay=relay is not None))  # noqa: S603 - our own argv
             failures = 0 if healthy(f"{appliance.base}{appliance.api}/health") else failures + 1
         browser.terminate()  # the appliance is gone or moved: rediscover, reconfigure, relaunch
         browser.wait(timeout=10)

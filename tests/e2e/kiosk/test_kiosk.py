@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
+import jwt
 import pytest
 from playwright.sync_api import Page, expect
 
+from edge.auth import TokenIssuer, User, load_secret
 from tests.e2e.kiosk.conftest import KioskRig, open_kiosk
 from tests.support.appliance import event_rows
 
@@ -170,3 +173,16 @@ def test_remote_config_is_picked_up_whole_and_only_between_customers(page: Page,
     expect(cs.locator(".sinfo")).to_have_text("Not available today")
     accent = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--accent')")
     assert accent.strip().upper() == "#7A1FA2"
+
+
+def test_a_kiosk_renews_its_token_before_it_expires(page: Page, rig: KioskRig) -> None:
+    # A token issued five days ago: two days left of its seven.
+    user = User(username="kiosk-1", role="device")
+    aging, _ = TokenIssuer(load_secret(rig.data_dir)).issue(user, "jkt-sudirman", now=time.time() - 5 * 24 * 3600)
+    page.goto(f"{rig.appliance.base_url}/kiosk#token={aging}")
+    page.wait_for_function(f"localStorage.getItem('qms.kiosk.token') !== {aging!r}", timeout=15000)
+    fresh = page.evaluate("localStorage.getItem('qms.kiosk.token')")
+    left = jwt.decode(fresh, options={"verify_signature": False})["exp"] - time.time()
+    assert left > 6.9 * 24 * 3600  # a full week again
+    r = httpx.get(f"{rig.appliance.api}/snapshot", headers={"Authorization": f"Bearer {fresh}"}, timeout=10)
+    assert r.status_code == 200

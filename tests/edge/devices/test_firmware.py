@@ -10,12 +10,16 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from edge.auth import TokenIssuer, User, load_secret
 from edge.devices.mqtt import topics
+from tests.edge.devices.test_appliance import known
 from tests.support.appliance import RunningAppliance
 
 pytestmark = pytest.mark.slow
@@ -92,13 +96,42 @@ def test_the_launcher_finds_the_appliance_and_rolls_back_a_broken_config(
         assert "does not answer" in device["apply_error"]
 
 
-def test_the_launcher_builds_the_signed_board_url() -> None:
+def load_launcher() -> Any:
+    """The launcher script as a module (it is installed as a single file, not a package)."""
     spec = importlib.util.spec_from_file_location("qms_launcher", LAUNCHER)
     assert spec is not None
     assert spec.loader is not None
     launcher = importlib.util.module_from_spec(spec)
     sys.modules["qms_launcher"] = launcher  # dataclasses look their module up while the class is created
     spec.loader.exec_module(launcher)
+    return launcher
+
+
+def test_the_launcher_renews_its_device_token_before_it_expires(data_dir: Path, tmp_path: Path) -> None:
+    launcher = load_launcher()
+    launcher.TOKEN_FILE = tmp_path / "state" / "token"
+    device = known(data_dir, "board-1")
+    user = User(username="board-1", role="device")
+    issuer = TokenIssuer(load_secret(data_dir))
+    aging, _ = issuer.issue(user, "jkt-sudirman", now=time.time() - 5 * 24 * 3600, generation=device.generation)
+    young, _ = issuer.issue(user, "jkt-sudirman", generation=device.generation)
+    with RunningAppliance(data_dir) as appliance:
+        found = launcher.Appliance("127.0.0.1", appliance.port, "/api/v1", "jkt-sudirman")
+        assert launcher.renew_token(found, young) == young  # a week left: nothing to do
+        assert not launcher.TOKEN_FILE.exists()
+        fresh = launcher.renew_token(found, aging)
+        assert fresh != aging
+        assert launcher.token_expiry(fresh) > time.time() + 6.9 * 24 * 3600
+        assert launcher.token_accepted(found, fresh)
+        assert launcher.TOKEN_FILE.read_text().strip() == fresh
+        assert launcher.TOKEN_FILE.stat().st_mode & 0o777 == 0o600
+        assert launcher.newest_token(aging) == fresh  # after a restart the renewed token wins over the env file's
+    assert launcher.browser_page("http://a/kiosk?area=x", "kiosk", fresh) == f"http://a/kiosk?area=x#token={fresh}"
+    assert launcher.browser_page("http://a/board?area=x", "display", fresh) == "http://a/board?area=x"
+
+
+def test_the_launcher_builds_the_signed_board_url() -> None:
+    launcher = load_launcher()
     appliance = launcher.Appliance("10.0.0.2", 8080, "/api/v1", "jkt-sudirman")
     board = launcher.page_url(appliance, {"key": "k3y", "lang": "en", "audio": 1}, "display", "lantai-1")
     assert board == "http://10.0.0.2:8080/board?area=lantai-1&lang=en&key=k3y&audio=1"

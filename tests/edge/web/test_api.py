@@ -721,6 +721,27 @@ def test_a_changed_or_disabled_account_retires_its_tokens_at_once(api: Api, data
     assert_problem(api.client.get("/api/v1/snapshot", headers=ghost), 401, "token_revoked")
 
 
+def test_devices_renew_their_token_and_staff_do_not(api: Api, data_dir: Path) -> None:
+    run_cli("users", "add", "kiosk-9", "--role", "device", "--password", "kiosk-secret-9", "--data-dir", str(data_dir))
+    r = api.post("/auth/token", {"username": "kiosk-9", "password": "kiosk-secret-9"}, user=None)
+    old = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    renewed = api.client.post("/api/v1/auth/refresh", headers=old)
+    assert renewed.status_code == 200, renewed.text
+    body = renewed.json()
+    assert body["expires_in"] == 7 * 24 * 3600
+    fresh = {"Authorization": f"Bearer {body['access_token']}"}
+    assert api.client.get("/api/v1/snapshot", headers=fresh).status_code == 200
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert (claims["sub"], claims["role"]) == ("kiosk-9", "device")
+    assert_problem(api.client.post("/api/v1/auth/refresh", headers=api.h("agent1")), 403, "forbidden")
+    assert_problem(api.client.post("/api/v1/auth/refresh"), 401, "unauthorized")
+    # A disabled device cannot renew: revocation is never outlived.
+    api.client.app.state["appliance"].service.submit_store(
+        lambda conn: save_user(conn, "kiosk-9", None, "device", [], False, datetime.now(UTC))
+    ).result(timeout=10)
+    assert_problem(api.client.post("/api/v1/auth/refresh", headers=fresh), 401, "device_unknown")
+
+
 def test_unknown_user_is_invalid_credentials(api: Api) -> None:
     assert_problem(api.post("/auth/token", {"username": "ghost", "password": "demo"}, user=None), 401,
                    "invalid_credentials")  # fmt: skip

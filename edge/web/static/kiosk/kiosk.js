@@ -27,6 +27,15 @@
     history.replaceState(null, "", location.pathname);
   }
   const token = () => localStorage.getItem(TOKEN_KEY);
+  const RENEW_BEFORE_MS = 3 * 24 * 3600 * 1000; // device tokens live 7 days: renew in their last 3
+  function tokenExpiry() {
+    try {
+      const part = token().split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(part + "=".repeat((4 - (part.length % 4)) % 4))).exp * 1000;
+    } catch (err) {
+      return null;
+    }
+  }
 
   // ---- nothing to break out of ------------------------------------------------------------------------------
   for (const type of ["contextmenu", "dragstart", "selectstart", "gesturestart"]) {
@@ -424,6 +433,14 @@
     if (changed) saveLeases(all);
   }
 
+  // A kiosk runs for months: while its token is still valid it asks for a fresh one (a revoked kiosk cannot).
+  async function renewToken() {
+    const exp = tokenExpiry();
+    if (exp === null || exp - Date.now() > RENEW_BEFORE_MS) return;
+    const fresh = await call("POST", "/api/v1/auth/refresh");
+    if (fresh.access_token) localStorage.setItem(TOKEN_KEY, fresh.access_token);
+  }
+
   // ---- health check, reconnect, remote config ---------------------------------------------------------------
   function setOnline(on) {
     online = on;
@@ -443,6 +460,7 @@
       }
       await syncOffline();
       await topUpLeases();
+      await renewToken();
       app.dataset.synced = "true";
     } catch (err) {
       if (err instanceof Unreachable) setOnline(false);
