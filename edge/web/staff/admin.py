@@ -26,6 +26,7 @@ from edge.web.staff.forms import (
     checked_config,
     counter_from_form,
     hours_text,
+    kiosk_from_form,
     replace_item,
     service_from_form,
 )
@@ -89,6 +90,13 @@ class AdminPages(Controller):
             errors=[],
             form=None,
         )
+
+    @get("/kiosk", sync_to_thread=False)
+    def kiosk_form(self, request: Request[Any, Any, Any], staff: StaffDep) -> Template:
+        """The kiosks' settings: customer inputs, screen, branding, printer, offline buffer."""
+        staff.require("admin")
+        config = _config(request)
+        return render(request, "staff/admin_kiosk.html", staff, config=config, k=config.kiosk, errors=[], form=None)
 
     @get("/counters/{counter_id:str}", sync_to_thread=False)
     def counter_form(self, request: Request[Any, Any, Any], staff: StaffDep, counter_id: FromPath[str]) -> Template:
@@ -174,6 +182,9 @@ class AdminPages(Controller):
                 errors=errors,
                 form=form,
             )
+        if kind == "kiosk":
+            return render(request, "staff/admin_kiosk.html", staff, 422, config=config, k=config.kiosk, errors=errors,
+                          form=form)  # fmt: skip
         return render(request, "staff/admin.html", staff, 422, config=config, error="; ".join(errors), notice=None)
 
     # ---- users ---------------------------------------------------------------------------------------------
@@ -336,6 +347,8 @@ def _edited(config: BranchConfig, kind: str, form: dict[str, Any], old_id: str |
         return msgspec.structs.replace(config, counters=replace_item(config.counters, counter, old_id))
     if kind == "branch":
         return branch_from_form(config, form)
+    if kind == "kiosk":
+        return kiosk_from_form(config, form)
     if kind == "area":
         area = area_from_form(form)
         old = old_id if old_id and any(a.id == old_id for a in config.areas) else None

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from sync.contract_config import WEEKDAYS, Area, BranchConfig, Counter, Service, Weekday, structural_errors
+from sync.contract_config import WEEKDAYS, Area, BranchConfig, Counter, Kiosk, Service, Weekday, structural_errors
 
 T = TypeVar("T")
 Item = TypeVar("Item", Area, Service, Counter)
@@ -134,6 +134,42 @@ def branch_from_form(config: BranchConfig, form: dict[str, Any]) -> BranchConfig
     data = {**msgspec.to_builtins(config), "name": _text(form, "name"), "timezone": timezone, "languages": languages,
             "day_close": day_close}  # fmt: skip
     return _convert(data, BranchConfig)
+
+
+INPUT_MODES = ("off", "optional", "required")
+
+
+def kiosk_from_form(config: BranchConfig, form: dict[str, Any]) -> BranchConfig:
+    """The kiosk settings from the admin form (per-kiosk printers, `kiosk.printers`, are kept as they are)."""
+    old = msgspec.to_builtins(config.kiosk)
+    for key in ("phone_input", "customer_ref_input"):
+        if _text(form, key) not in INPUT_MODES:
+            raise FormError([f"{key}: one of {', '.join(INPUT_MODES)}"])
+    host, device = _text(form, "printer_host"), _text(form, "printer_device")
+    printer = None
+    if host or device:
+        printer = {**(old.get("printer") or {}), "host": host or None, "device": device or None,
+                   "port": _int(form, "printer_port", 9100), "paper_mm": _int(form, "printer_paper", 80)}  # fmt: skip
+    data = {
+        **old,
+        "phone_input": _text(form, "phone_input"),
+        "customer_ref_input": _text(form, "customer_ref_input"),
+        "phone_display": _text(form, "phone_display") or old["phone_display"],
+        "idle_seconds": _int(form, "idle_seconds", old["idle_seconds"]),
+        "ticket_seconds": _int(form, "ticket_seconds", old["ticket_seconds"]),
+        "title": {lang: text for lang in ("id", "en") if (text := _text(form, f"title_{lang}"))},
+        "footer": {lang: text for lang in ("id", "en") if (text := _text(form, f"footer_{lang}"))},
+        "accent_color": _text(form, "accent_color") or old["accent_color"],
+        "logo_text": _text(form, "logo_text") or None,
+        "logo_image": _text(form, "logo_image") or None,
+        "printer": printer,
+        "offline_lease_size": _int(form, "offline_lease_size", old["offline_lease_size"]),
+        "offline_print_url": _text(form, "offline_print_url") or None,
+        "offline_browser_print": _checked(form, "offline_browser_print"),
+        "public_base_url": _text(form, "public_base_url") or None,
+    }
+    kiosk = _convert(data, Kiosk)
+    return msgspec.structs.replace(config, kiosk=kiosk)
 
 
 def _convert(data: dict[str, Any], kind: type[T]) -> T:

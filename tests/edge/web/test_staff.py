@@ -541,3 +541,44 @@ def test_a_supervisor_asking_for_an_unknown_counter_gets_not_found(staff: Staff)
     r = staff.client.get("/staff/counter/nope")
     assert r.status_code == 404
     assert "Tidak ditemukan." in r.text
+
+
+def test_admin_sets_up_the_kiosks_in_a_form(staff: Staff, api: Api) -> None:
+    staff.login("admin")
+    page = staff.client.get("/staff/admin/kiosk")
+    assert page.status_code == 200
+    assert 'name="phone_input"' in page.text
+    form = {"csrf_token": staff.csrf, "base_version": "1", "phone_input": "required", "customer_ref_input": "off",
+            "phone_display": "masked", "idle_seconds": "30", "ticket_seconds": "15", "title_id": "Selamat datang",
+            "title_en": "Welcome", "accent_color": "#112233", "logo_text": "BANK", "logo_image": "",
+            "footer_id": "", "footer_en": "Thank you", "printer_host": "192.168.1.50", "printer_port": "9100",
+            "printer_device": "", "printer_paper": "58", "offline_lease_size": "5",
+            "offline_print_url": "http://127.0.0.1:9111/print", "public_base_url": ""}  # fmt: skip
+    r = staff.client.post("/staff/admin/config/kiosk", data=form, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    kiosk = api.config()[0]["kiosk"]
+    assert (kiosk["phone_input"], kiosk["idle_seconds"], kiosk["title"], kiosk["footer"]) == (
+        "required",
+        30,
+        {"id": "Selamat datang", "en": "Welcome"},
+        {"en": "Thank you"},
+    )
+    assert (kiosk["printer"]["host"], kiosk["printer"]["paper_mm"], kiosk["offline_lease_size"]) == (
+        "192.168.1.50",
+        58,
+        5,
+    )
+    assert kiosk["offline_print_url"] == "http://127.0.0.1:9111/print"
+    assert kiosk["offline_browser_print"] is False
+    # The kiosk page follows (remote config): a required phone number.
+    assert '"phone_input":"required"' in staff.client.get("/kiosk").text
+    # Bad values are refused with the reason and nothing changes.
+    form |= {"csrf_token": staff.csrf, "base_version": "2", "printer_device": "/dev/usb/lp0"}  # host and device
+    r = staff.client.post("/staff/admin/config/kiosk", data=form)
+    assert r.status_code == 422
+    assert "exactly one of host" in r.text
+    form |= {"printer_device": "", "accent_color": "blue"}
+    r = staff.client.post("/staff/admin/config/kiosk", data=form)
+    assert r.status_code == 422
+    assert api.config()[1] == '"2"'
+    assert staff.client.get("/staff/admin/kiosk", headers={"Accept-Language": "id"}).status_code == 200
