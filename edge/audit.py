@@ -66,9 +66,14 @@ def search(
     actor: str | None = None,
     action: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    before_id: int | None = None,
 ) -> list[AuditRecord]:
-    """Entries newest first, filtered by time range [since, until), actor and action."""
-    clauses, params = [], []
+    """Entries newest first, filtered by time range [since, until), actor and action; `before_id` pages back."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if before_id is not None:
+        clauses.append("id < ?")
+        params.append(before_id)
     if since is not None:
         clauses.append("at >= ?")
         params.append(since.astimezone(UTC).isoformat())

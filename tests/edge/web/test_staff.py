@@ -5,8 +5,12 @@ The browser-level behaviour (live updates, keyboard, accessibility) is in tests/
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +18,8 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
+from edge import audit as audit_log
+from edge.audit import AuditEntry
 from edge.auth import LOGIN_MAX_FAILURES
 from edge.web.staff.session import COOKIE
 from tests.edge.web.conftest import Api
@@ -432,6 +438,35 @@ def test_audit_viewer_filters_by_user_action_and_day(staff: Staff, api: Api) -> 
     assert page.count('data-action="login"') == 2
     page = staff.client.get("/staff/admin/audit", params={"day_from": "2000-01-01", "day_to": "2000-01-02"}).text
     assert 'data-action="' not in page
+
+
+def test_the_audit_log_pages_back_and_exports_csv_in_branch_time(staff: Staff, api: Api, data_dir: Path) -> None:
+    staff.login("admin")
+    entries = [AuditEntry(actor="agent1", role="agent", action="presence", target=f"counter:{i % 6 + 1}",
+                          detail={"status": "break"}, ip="10.0.0.7") for i in range(230)]  # fmt: skip
+    at = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # 09:00 in Jakarta
+    api.client.app.state["appliance"].service.submit_store(
+        lambda conn: [audit_log.insert(conn, e, at) for e in entries]
+    ).result(timeout=10)
+    first = staff.client.get("/staff/admin/audit", params={"actor": "agent1"}).text
+    assert first.count('data-action="presence"') == 200
+    older = re.search(r'rel="next" href="([^"]+)"', first)
+    assert older, "a link to the older entries"
+    second = staff.client.get(older.group(1).replace("&amp;", "&")).text
+    assert second.count('data-action="presence"') == 30  # the rest, none twice
+    assert 'rel="next"' not in second
+    r = staff.client.get("/staff/admin/audit.csv", params={"actor": "agent1", "action": "presence"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert rows[0] == ["time", "user", "role", "action", "target", "details", "ip", "user_agent", "event_seq"]
+    assert len(rows) == 231
+    assert rows[1][0] == "2026-11-24T09:00:00+07:00"  # the branch's time, with its offset
+    assert json.loads(rows[1][5]) == {"status": "break"}
+    assert audit_rows(data_dir, "action = 'audit_export'")[0][0] == "admin"  # exporting the log is audited too
+    staff.login("supervisor")
+    assert staff.client.get("/staff/admin/audit.csv").status_code == 403
 
 
 def test_the_language_switch_is_remembered(staff: Staff) -> None:
