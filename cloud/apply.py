@@ -1,11 +1,14 @@
 """Applying replicated events: idempotent by (branch_id, seq), hash chain verified, gaps parked and reported.
 
 For each branch the `branches` row says which seq comes next and the hash it must link to. An event:
-* below `next_seq` is a duplicate (JetStream redelivery, a relay that re-sent after a crash): counted, skipped;
+* below `next_seq` is compared with the stored event's hash (one query per batch): the same hash is a duplicate
+  (JetStream redelivery, a relay that re-sent after a crash): counted, skipped; a different hash is a fork (the
+  appliance was restored from a backup or its log rewritten) and marks the branch `chain_broken`;
 * equal to it is verified (prev_hash links, hash matches its canonical body) and applied, then any parked
   successors are drained;
 * above it is parked and the branch is marked `gap` until the missing events arrive;
-* failing verification marks the branch `chain_broken`; nothing more is applied for it until an operator looks.
+* failing verification marks the branch `chain_broken`; nothing more is applied for it until an operator repairs it
+  (`cloud.resync`: drop the hub's copy from a seq on, then the appliance sends again from there).
 """
 
 from __future__ import annotations
@@ -192,15 +195,15 @@ def _apply_branch(
     row = _lock_branch(conn, tenant, branch_id)
     next_seq, last_hash, status = row.next_seq, row.last_hash, row.status
     now = utcnow_iso()
-    pending: dict[int, tuple[bytes, AnyApplied | None]] = {}
-    duplicates = 0
-    for seq, data, event in sorted(items, key=lambda item: item[0]):
-        if seq < next_seq or seq in pending:
-            duplicates += 1
-        else:
-            pending[seq] = (data, event)
+    pending, earlier, forked = _sort_out(items, next_seq)
+    duplicates = len(items) - len(pending)
     to_apply: list[AnyApplied] = []
     problem: str | None = row.problem if status == "chain_broken" else None
+    if status != "chain_broken":
+        fork = min([*forked, *_differing(conn, branch_id, earlier)], default=None)
+        if fork is not None:
+            status, problem = "chain_broken", fork_problem(fork)
+            result.problems.append(f"{branch_id}: {problem}")
     from_parking: set[int] = set()
     while status != "chain_broken":
         if next_seq not in pending:
@@ -247,10 +250,53 @@ def _apply_branch(
     }
     if to_apply:
         values["last_event_at"] = to_apply[-1].occurred_at.isoformat()
-    values.update(_config_fields(to_apply))
+    values.update(config_fields(to_apply))
     conn.execute(sa.update(branches).where(branches.c.branch_id == branch_id).values(**values))
     result.applied += len(to_apply)
     result.duplicates += duplicates
+
+
+def _sort_out(
+    items: list[tuple[int, bytes, AnyApplied | None]], next_seq: int
+) -> tuple[dict[int, tuple[bytes, AnyApplied | None]], dict[int, str], list[int]]:
+    """Split a branch's batch: (events to apply or park by seq, hashes of those below `next_seq` to compare with the
+    stored ones, seqs that came twice in the batch with different hashes)."""
+    pending: dict[int, tuple[bytes, AnyApplied | None]] = {}
+    earlier: dict[int, str] = {}
+    forked: list[int] = []
+    for seq, data, event in sorted(items, key=lambda item: item[0]):
+        if seq < next_seq:
+            earlier.setdefault(seq, _hash_of(data, event))
+        elif seq in pending:
+            if _hash_of(data, event) != _hash_of(*pending[seq]):
+                forked.append(seq)
+        else:
+            pending[seq] = (data, event)
+    return pending, earlier, forked
+
+
+def fork_problem(seq: int) -> str:
+    """The branch's problem text when seq `seq` arrived with content other than the stored event's."""
+    return f"seq {seq} differs from the stored event: the branch's log was restored or rewritten (fork)"
+
+
+def _hash_of(data: bytes, event: AnyApplied | None) -> str:
+    """The `hash` an event claims (decoded already in the batch path; parked copies are decoded here)."""
+    return (event or decode_any(data)).hash
+
+
+def _differing(conn: Connection, branch_id: str, received: dict[int, str]) -> list[int]:
+    """Seqs whose received hash is not the stored event's: one range query for the batch's duplicates."""
+    if not received:
+        return []
+    stored = dict(
+        conn.execute(
+            sa.select(events.c.seq, events.c.hash).where(
+                events.c.branch_id == branch_id, events.c.seq.between(min(received), max(received))
+            )
+        ).all()
+    )
+    return [seq for seq, hash_ in received.items() if stored.get(seq, hash_) != hash_]
 
 
 def verify_link(data: bytes, last_hash: str) -> str | None:
@@ -312,6 +358,11 @@ def _write_events(conn: Connection, branch_id: str, applied: Sequence[AnyApplied
             for e in applied
         ],
     )
+    project_events(conn, branch_id, applied)
+
+
+def project_events(conn: Connection, branch_id: str, applied: Sequence[AnyApplied]) -> None:
+    """Fold applied events into `tickets`, `ticket_links` and `number_leases` (also used to rebuild a branch)."""
     created, updated = _ticket_changes(applied)
     if created:
         conn.execute(insert_ignore(conn, tickets), [{"branch_id": branch_id, **row} for row in created.values()])
@@ -408,7 +459,7 @@ def _ticket_changes(applied: Iterable[AnyApplied]) -> tuple[dict[str, dict[str, 
     return created, updated
 
 
-def _config_fields(applied: Sequence[AnyApplied]) -> dict[str, Any]:
+def config_fields(applied: Sequence[AnyApplied]) -> dict[str, Any]:
     """Which configuration version the branch runs, and the last one it refused."""
     values: dict[str, Any] = {}
     for e in applied:

@@ -1,5 +1,5 @@
 """The `qms-cloud` command line for the HQ hub: serve the console and consumers, issue branch credentials,
-distribute configuration versions."""
+distribute configuration versions, manage HQ console accounts."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ import typer
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Operate the QMS HQ hub.")
 branch_app = typer.Typer(no_args_is_help=True, help="Branches and their NATS credentials.")
 config_app = typer.Typer(no_args_is_help=True, help="Branch configuration versions.")
+users_app = typer.Typer(no_args_is_help=True, help="HQ console accounts: roles and the tenants each sees.")
 app.add_typer(branch_app, name="branch")
 app.add_typer(config_app, name="config")
+app.add_typer(users_app, name="users")
 
 DbUrl = Annotated[
     str, typer.Option("--db-url", envvar="QMS_CLOUD_DB", help="SQLAlchemy URL (sqlite:///… or postgresql+psycopg://…).")
@@ -71,7 +73,12 @@ def serve(
         int, typer.Option(envvar="QMS_NATS_REPLICAS", help="Replicas of QMS_EVENTS and qms_config (3 on a cluster).")
     ] = 1,
     console_password: Annotated[
-        str, typer.Option(envvar="QMS_CLOUD_CONSOLE_PASSWORD", help="HTTP Basic password (user hq) for the console.")
+        str,
+        typer.Option(
+            envvar="QMS_CLOUD_CONSOLE_PASSWORD",
+            help="Shared HTTP Basic password (user hq) for the console, used only while no HQ account exists"
+            " (`qms-cloud users add`).",
+        ),
     ] = "",
     keys_dir: KeysDir = DEFAULT_KEYS,
     log_level: str = "info",
@@ -135,6 +142,46 @@ def branch_list(db_url: DbUrl = DEFAULT_DB) -> None:
         )
 
 
+@branch_app.command("resync")
+def branch_resync(
+    tenant: str,
+    branch: str,
+    from_seq: Annotated[
+        int,
+        typer.Option(
+            "--from-seq",
+            help="First seq to take again from the appliance: the seq the branch's problem names (a fork, a broken"
+            " link), or 1 for everything.",
+        ),
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be dropped.")] = False,
+    db_url: DbUrl = DEFAULT_DB,
+) -> None:
+    """Drop the hub's copy of a branch from --from-seq on (and its parked events), reset its link to ok and rebuild
+    its queue from the events kept; then run `qms-edge replication resend --from-seq N` on the appliance."""
+    from cloud.resync import ResyncRefused, resync_branch
+    from cloud.store import create_store_engine
+
+    try:
+        report = resync_branch(create_store_engine(db_url), tenant, branch, from_seq, dry_run=dry_run)
+    except ResyncRefused as exc:
+        typer.secho(f"refused: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    verb = "would drop" if dry_run else "dropped"
+    span = f" (seq {from_seq}..{report.last_dropped})" if report.events_dropped else ""
+    typer.echo(f"branch {tenant}.{branch}: was {report.status_before}" + (
+        f" ({report.problem_before})" if report.problem_before else ""))  # fmt: skip
+    typer.echo(f"  {verb} {report.events_dropped} event(s){span} and {report.parked_dropped} parked event(s)")
+    if dry_run:
+        typer.echo(f"  would keep {report.events_kept} event(s), set next seq {report.next_seq_before} -> {from_seq}")
+        return
+    typer.echo(
+        f"  kept {report.events_kept} event(s), next seq {report.next_seq_before} -> {from_seq}, link ok;"
+        f" queue rebuilt ({report.tickets} tickets)"
+    )
+    typer.echo(f"  now on the appliance: qms-edge replication resend --from-seq {from_seq}")
+
+
 @config_app.command("push")
 def config_push(
     tenant: str,
@@ -170,3 +217,69 @@ def config_push(
         typer.secho(f"refused: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     typer.echo(f"{tenant}.{branch}: configuration version {pushed} distributed (KV revision {revision})")
+
+
+@users_app.command("add")
+def users_add(
+    name: str,
+    role: Annotated[str, typer.Option("--role", help="hq_viewer or hq_admin.")],
+    tenant: Annotated[
+        list[str] | None,
+        typer.Option("--tenant", help="A tenant the account sees (repeat the option); '*' = every tenant (hq_admin)."),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            help="At least 10 characters; prompted without echo when absent (preferred: a command line"
+            " is visible to other users of the machine).",
+        ),
+    ] = None,
+    db_url: DbUrl = DEFAULT_DB,
+) -> None:
+    """Create an HQ console account, or update its password, role and tenants (and enable it again)."""
+    from cloud.hq_users import AccountRefused, check_account, upsert_user
+    from cloud.store import create_store_engine
+
+    tenants = list(tenant or [])
+    try:
+        scope = check_account(name, role, tenants)
+        if password is None:
+            password = typer.prompt(f"Password for {name}", hide_input=True, confirmation_prompt=True)
+        created = upsert_user(create_store_engine(db_url), name, password, role, tenants)
+    except AccountRefused as exc:
+        typer.secho(f"refused: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"user {name} {'added' if created else 'updated'}: {role}, tenants {', '.join(scope)}")
+
+
+@users_app.command("list")
+def users_list(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    db_url: DbUrl = DEFAULT_DB,
+) -> None:
+    """HQ console accounts with role, tenants and state (never a password or its hash)."""
+    import json
+
+    from cloud.hq_users import list_users
+    from cloud.store import create_store_engine
+
+    users = list_users(create_store_engine(db_url))
+    if as_json:
+        typer.echo(json.dumps([u.as_dict() for u in users], indent=2))
+        return
+    for u in users:
+        state = "active" if u.active else "disabled"
+        typer.echo(f"{u.username:24} {u.role:10} {state:9} tenants {','.join(u.tenants):30} updated {u.updated_at}")
+
+
+@users_app.command("disable")
+def users_disable(name: str, db_url: DbUrl = DEFAULT_DB) -> None:
+    """Disable an HQ console account: refused from its next request on (`users add` enables it again)."""
+    from cloud.hq_users import disable_user
+    from cloud.store import create_store_engine
+
+    if not disable_user(create_store_engine(db_url), name):
+        typer.secho(f"no HQ account {name!r}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo(f"user {name} disabled")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,11 +57,23 @@ def _age(value: str | None, now: datetime) -> float | None:
     return round(max(0.0, (now - datetime.fromisoformat(value)).total_seconds()), 1)
 
 
-def overview(engine: Engine, now: datetime | None = None) -> dict[str, Any]:
-    """Everything the console page shows, read in one transaction."""
+def overview(engine: Engine, now: datetime | None = None, tenants: Collection[str] | None = None) -> dict[str, Any]:
+    """Everything the console page shows, read in one transaction; with `tenants`, only those tenants' branches
+    (and only their queues and events in the counts)."""
     now = now or datetime.now(UTC)
+    branch_q = sa.select(branches).order_by(branches.c.tenant, branches.c.branch_id)
+    queue_q = sa.select(tickets.c.branch_id, tickets.c.service_id, tickets.c.status, sa.func.count()).where(
+        tickets.c.status.in_(LIVE_STATUSES)
+    )
+    counts_q = sa.select(events.c.type, sa.func.count())
+    if tenants is not None:
+        visible = branches.c.tenant.in_(sorted(tenants))
+        scoped = sa.select(branches.c.branch_id).where(visible)
+        branch_q = branch_q.where(visible)
+        queue_q = queue_q.where(tickets.c.branch_id.in_(scoped))
+        counts_q = counts_q.where(events.c.branch_id.in_(scoped))
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(branches).order_by(branches.c.tenant, branches.c.branch_id)).all()
+        rows = conn.execute(branch_q).all()
         latest: dict[str, int] = dict(
             conn.execute(
                 sa.select(config_versions.c.branch_id, sa.func.max(config_versions.c.version)).group_by(
@@ -71,14 +84,8 @@ def overview(engine: Engine, now: datetime | None = None) -> dict[str, Any]:
         parked_counts: dict[str, int] = dict(
             conn.execute(sa.select(parked.c.branch_id, sa.func.count()).group_by(parked.c.branch_id)).all()
         )
-        queue_rows = conn.execute(
-            sa.select(tickets.c.branch_id, tickets.c.service_id, tickets.c.status, sa.func.count())
-            .where(tickets.c.status.in_(LIVE_STATUSES))
-            .group_by(tickets.c.branch_id, tickets.c.service_id, tickets.c.status)
-        ).all()
-        type_counts = conn.execute(
-            sa.select(events.c.type, sa.func.count()).group_by(events.c.type).order_by(events.c.type)
-        ).all()
+        queue_rows = conn.execute(queue_q.group_by(tickets.c.branch_id, tickets.c.service_id, tickets.c.status)).all()
+        type_counts = conn.execute(counts_q.group_by(events.c.type).order_by(events.c.type)).all()
     views = {
         r.branch_id: BranchView(
             branch_id=r.branch_id,

@@ -1,6 +1,7 @@
 """The cloud store (SQLAlchemy Core; SQLite by default, PostgreSQL in production): replicated events, per-branch
 tracking (next seq, last hash, link problems), parked out-of-order events, a live ticket projection (with what
-ticket status links need: queue order, language, counter, offline ids, number leases), config versions.
+ticket status links need: queue order, language, counter, offline ids, number leases), config versions, HQ console
+accounts.
 
 Applying is idempotent by `(branch_id, seq)`: the branch row is the tracking record and is updated in the same
 transaction as the events it accounts for, so a redelivered message is recognised and skipped.
@@ -116,6 +117,19 @@ branch_credentials = sa.Table(
     sa.Column("branch_id", sa.String(64), primary_key=True),
     sa.Column("public_key", sa.String(64), nullable=False),
     sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+# HQ console accounts (`qms-cloud users …`; cloud/hq_users.py). `tenants` is a JSON list; `["*"]` = every tenant.
+hq_users = sa.Table(
+    "hq_users",
+    metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),  # argon2id
+    sa.Column("role", sa.String(16), nullable=False),  # hq_admin | hq_viewer
+    sa.Column("tenants", sa.Text, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
 )
 
 

@@ -1,4 +1,5 @@
-"""`qms-edge`: the appliance's command line for field technicians (serve, demo, verify, rebuild, config, status)."""
+"""`qms-edge`: the appliance's command line for field technicians (serve, demo, verify, rebuild, config, status,
+backup/restore, replication)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from edge.devices.audio.cli import voice_app
 from edge.devices.cli import devices_app
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
-from edge.replication import CloudLink
+from edge.replication import CloudLink, ResendRefused, rewind_cursor
 from edge.replication import lag as replication_lag
 from edge.service import QueueService
 from edge.store import rebuild as rebuild_mod
@@ -35,8 +36,10 @@ from edge.web.kiosk.cli import kiosk_app
 app = typer.Typer(help="Branch queue appliance: run it, check it, configure it.", no_args_is_help=True)
 config_app = typer.Typer(help="The branch configuration document.", no_args_is_help=True)
 users_app = typer.Typer(help="Staff and device accounts of this appliance.", no_args_is_help=True)
+replication_app = typer.Typer(help="The relay that ships the event log to the cloud hub.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")
+app.add_typer(replication_app, name="replication")
 app.add_typer(devices_app, name="devices")
 app.add_typer(voice_app, name="voice")
 app.add_typer(board_app, name="board")
@@ -265,6 +268,38 @@ def restore(
         src.close()
         target.close()
     typer.echo(f"restored {report.checked} events (last seq {report.last_seq}) into {data_dir}")
+    typer.echo(
+        "if this branch replicated to a cloud hub after the backup was taken, the hub will report a fork at the first"
+        " new event: see `qms-cloud branch resync` and `qms-edge replication resend` in the README"
+    )
+
+
+@replication_app.command("resend")
+def replication_resend(
+    from_seq: Annotated[int, typer.Option("--from-seq", help="First seq to ship again (as named at the hub).")],
+    data_dir: DataDir = DEFAULT_DATA,
+) -> None:
+    """Ship the log to the cloud again from --from-seq (after `qms-cloud branch resync`); a running appliance's
+    relay picks the rewound cursor up within a second, with fresh message ids so the stream does not drop them."""
+    _db(data_dir)
+    conn = open_database(data_dir)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            before, epoch, head = rewind_cursor(conn, from_seq)
+            entry = _cli_audit("replication_resend", "replication:cloud", {"from_seq": from_seq, "cursor": before})
+            audit_log.insert(conn, entry, datetime.now(UTC))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    except ResendRefused as exc:
+        raise _fail(f"refused: {exc}") from None
+    finally:
+        conn.close()
+    what = f"seq {from_seq}..{head} will be shipped again" if from_seq <= head else f"shipping goes on at {from_seq}"
+    typer.echo(f"replication cursor {before} -> {from_seq - 1} (resend epoch {epoch}): {what}")
+    typer.echo("  a running appliance's relay follows within a second, a stopped one at its next start")
 
 
 @config_app.command("show")

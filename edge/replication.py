@@ -81,7 +81,8 @@ def read_outgoing(conn: sqlite3.Connection, after: int, limit: int) -> list[Outg
     out = []
     for seq, body, hash_ in rows:
         event = decode_row(body, hash_)
-        out.append(Outgoing(seq=seq, payload=event_encoder.encode(event), occurred_at=event.occurred_at.timestamp()))
+        payload = event_encoder.encode(event)
+        out.append(Outgoing(seq=seq, payload=payload, occurred_at=event.occurred_at.timestamp(), hash=hash_))
     return out
 
 
@@ -91,14 +92,41 @@ def load_cursor(conn: sqlite3.Connection, name: str = CURSOR_NAME) -> int:
     return int(row[0]) if row else 0
 
 
-def store_cursor(conn: sqlite3.Connection, seq: int, name: str = CURSOR_NAME) -> None:
-    """Advance the cursor (inside the writer's transaction); it never moves backwards."""
+def load_cursor_state(conn: sqlite3.Connection, name: str = CURSOR_NAME) -> tuple[int, int]:
+    """The cursor and its resend epoch ((0, 0) before the first ack)."""
+    row = conn.execute("SELECT acked_seq, epoch FROM replication_cursor WHERE name = ?", (name,)).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def store_cursor(conn: sqlite3.Connection, seq: int, epoch: int = 0, name: str = CURSOR_NAME) -> None:
+    """Advance the cursor (inside the writer's transaction); it never moves backwards, and a relay still in an
+    older resend epoch cannot move it at all (its batch predates the rewind)."""
     conn.execute(
-        "INSERT INTO replication_cursor (name, acked_seq, acked_at) VALUES (?, ?, ?)"
+        "INSERT INTO replication_cursor (name, acked_seq, acked_at, epoch) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (name) DO UPDATE SET acked_seq = max(acked_seq, excluded.acked_seq),"
-        " acked_at = excluded.acked_at",
-        (name, seq, datetime.now(UTC).isoformat()),
+        " acked_at = excluded.acked_at WHERE replication_cursor.epoch = excluded.epoch",
+        (name, seq, datetime.now(UTC).isoformat(), epoch),
     )
+
+
+class ResendRefused(Exception):
+    """The seq to resend from is outside the log."""
+
+
+def rewind_cursor(conn: sqlite3.Connection, from_seq: int, name: str = CURSOR_NAME) -> tuple[int, int, int]:
+    """Make the relay ship again from `from_seq` (inside a write transaction): the cursor goes to `from_seq - 1` and
+    the resend epoch up by one; returns (cursor before, new epoch, last seq in the log)."""
+    head = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+    if not 1 <= from_seq <= head + 1:
+        raise ResendRefused(f"--from-seq must be between 1 and {head + 1} (the log ends at seq {head})")
+    before, epoch = load_cursor_state(conn, name)
+    conn.execute(
+        "INSERT INTO replication_cursor (name, acked_seq, acked_at, epoch) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET acked_seq = excluded.acked_seq, acked_at = excluded.acked_at,"
+        " epoch = excluded.epoch",
+        (name, from_seq - 1, datetime.now(UTC).isoformat(), epoch + 1),
+    )
+    return before, epoch + 1, int(head)
 
 
 class ServiceSource:
@@ -113,9 +141,14 @@ class ServiceSource:
         result: list[Outgoing] = self.service.read(lambda conn: read_outgoing(conn, seq, limit))
         return result
 
-    async def save_cursor(self, seq: int) -> None:
+    async def save_cursor(self, seq: int, epoch: int) -> None:
         """Persist the cursor in the writer's transaction and wait for its commit."""
-        await asyncio.wrap_future(self.service.submit_store(lambda conn: store_cursor(conn, seq)))
+        await asyncio.wrap_future(self.service.submit_store(lambda conn: store_cursor(conn, seq, epoch)))
+
+    def read_cursor(self) -> tuple[int, int]:
+        """The stored cursor and resend epoch (a `qms-edge replication resend` may have rewound it)."""
+        state: tuple[int, int] = self.service.read(load_cursor_state)
+        return state
 
 
 def lag(conn: sqlite3.Connection, now: float | None = None) -> dict[str, Any]:
@@ -164,6 +197,7 @@ def describe(status: RelayStatus | None, lag_info: dict[str, Any], configured: b
             retry_in=round(status.retry_in, 2) if status.retry_in is not None else None,
             shipped=status.shipped,
             duplicates=status.duplicates,
+            resend_epoch=status.epoch,
         )
     return info
 
@@ -259,8 +293,10 @@ class Replication:
             log.warning("cloud link configured but no branch id yet: set QMS_BRANCH (--branch) or apply a config")
             return
         settings = self.link.settings(branch_id)
-        cursor = self.service.read(load_cursor)
-        self.relay = Relay(settings, ServiceSource(self.service), cursor=cursor, batch_size=self.link.batch_size)
+        cursor, epoch = self.service.read(load_cursor_state)
+        self.relay = Relay(
+            settings, ServiceSource(self.service), cursor=cursor, epoch=epoch, batch_size=self.link.batch_size
+        )
         self.service.subscribe_commits(lambda _events: self.relay.notify() if self.relay else None)
         self.relay.start()
         handler = CloudConfigHandler(self.service, branch_id)

@@ -2,8 +2,11 @@
 
 The relay knows nothing of the appliance's storage: it reads batches through an `EventSource` (seq, payload) and
 persists its cursor through it. Exactly-once at the cloud comes from two layers: JetStream drops a re-publish with
-the same `Nats-Msg-Id` (`<branch>:<seq>`) inside the stream's duplicate window, and the cloud applies by
-`(branch_id, seq)` whatever arrives later than that.
+the same `Nats-Msg-Id` (`<branch>:<seq>:<hash prefix>`) inside the stream's duplicate window, and the cloud applies
+by `(branch_id, seq)` whatever arrives later than that, comparing hashes so a different event under a known seq is a
+fork, never a duplicate. The hash in the id lets such an event (a restored appliance's) through the window at all;
+a resend (`qms-edge replication resend`) rewinds the cursor and bumps its epoch, which the relay notices between
+batches and puts in the ids (`…:e<epoch>`), so identical events go out again instead of being dropped as duplicates.
 """
 
 from __future__ import annotations
@@ -53,9 +56,10 @@ def inbox_prefix(tenant: str, branch_id: str) -> str:
     return f"_INBOX_{check_token('tenant', tenant)}_{check_token('branch', branch_id)}"
 
 
-def msg_id(branch_id: str, seq: int) -> str:
-    """The JetStream de-duplication id of one event."""
-    return f"{branch_id}:{seq}"
+def msg_id(branch_id: str, seq: int, hash_: str = "", epoch: int = 0) -> str:
+    """The JetStream de-duplication id of one event: `<branch>:<seq>`, its hash's first 16 hex digits, and the resend
+    epoch once the cursor was rewound (`…:e<epoch>`)."""
+    return f"{branch_id}:{seq}" + (f":{hash_[:16]}" if hash_ else "") + (f":e{epoch}" if epoch else "")
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class Outgoing:
     seq: int
     payload: bytes
     occurred_at: float  # POSIX seconds, for the lag in seconds
+    hash: str = ""  # the event's chain hash (part of its message id)
 
 
 class EventSource(Protocol):
@@ -74,8 +79,13 @@ class EventSource(Protocol):
         """Up to `limit` committed events with seq > `seq`, in order (blocking; run in a thread)."""
         ...
 
-    def save_cursor(self, seq: int) -> Awaitable[None]:
-        """Persist that everything up to `seq` was acknowledged by the stream."""
+    def save_cursor(self, seq: int, epoch: int) -> Awaitable[None]:
+        """Persist that everything up to `seq` was acknowledged; a no-op once the stored epoch is not `epoch` (the
+        cursor was rewound meanwhile and the rewind wins)."""
+        ...
+
+    def read_cursor(self) -> tuple[int, int]:
+        """The stored (acked seq, resend epoch) (blocking; run in a thread)."""
         ...
 
 
@@ -130,6 +140,7 @@ class RelayStatus:
     last_ack_at: float | None = None
     retry_in: float | None = None
     batches: int = field(default=0)
+    epoch: int = 0  # bumped by each `qms-edge replication resend`
 
 
 class Relay:
@@ -142,6 +153,7 @@ class Relay:
         source: EventSource,
         *,
         cursor: int,
+        epoch: int = 0,
         batch_size: int = 1000,
         ack_timeout: float = 10.0,
         idle_poll: float = 1.0,
@@ -156,7 +168,7 @@ class Relay:
         self.idle_poll = idle_poll
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
-        self.status = RelayStatus(acked_seq=cursor)
+        self.status = RelayStatus(acked_seq=cursor, epoch=epoch)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -232,19 +244,29 @@ class Relay:
             if nc.is_closed or not nc.is_connected:
                 raise RelayRefused("connection lost")
             self._wake.clear()
-            batch = await asyncio.to_thread(self.source.read_after, self.status.acked_seq, self.batch_size)
+            batch = await asyncio.to_thread(self._next_batch)
             if not batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.idle_poll)
                 continue
             await self._ship(js, batch)
 
+    def _next_batch(self) -> Sequence[Outgoing]:
+        """Follow a rewound cursor (a new resend epoch in the store), then read the next batch (in a worker thread)."""
+        seq, epoch = self.source.read_cursor()
+        if epoch != self.status.epoch:
+            log.warning("relay: cursor rewound to seq %d (resend epoch %d): shipping again from seq %d",
+                        seq, epoch, seq + 1)  # fmt: skip
+            self.status.acked_seq, self.status.epoch = seq, epoch
+        return self.source.read_after(self.status.acked_seq, self.batch_size)
+
     async def _ship(self, js: Any, batch: Sequence[Outgoing]) -> None:
         """Publish a batch asynchronously, await every ack, then persist the cursor (never before)."""
         futures: list[asyncio.Future[Any]] = []
+        epoch = self.status.epoch
         try:
             for item in batch:
-                headers = {"Nats-Msg-Id": msg_id(self.link.branch_id, item.seq)}
+                headers = {"Nats-Msg-Id": msg_id(self.link.branch_id, item.seq, item.hash, epoch)}
                 futures.append(await js.publish_async(self.subject, item.payload, headers=headers))
             acks = await asyncio.wait_for(asyncio.gather(*futures), self.ack_timeout)
         except BaseException:
@@ -254,7 +276,7 @@ class Relay:
         for ack in acks:
             if ack.stream != STREAM:
                 raise RelayRefused(f"subject is captured by stream {ack.stream!r}, not {STREAM!r}")
-        await self.source.save_cursor(batch[-1].seq)
+        await self.source.save_cursor(batch[-1].seq, epoch)  # ignored by the store if a resend rewound it meanwhile
         self.status.acked_seq = batch[-1].seq
         self.status.shipped += len(batch)
         self.status.duplicates += sum(1 for ack in acks if ack.duplicate)

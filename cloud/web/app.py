@@ -4,9 +4,6 @@ the event consumers run in its lifespan."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -15,9 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request, get
-from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
@@ -26,8 +20,10 @@ from sqlalchemy.engine import Engine
 
 from cloud.console import overview
 from cloud.consumer import EventConsumer
+from cloud.hq_users import has_accounts
 from cloud.store import create_store_engine
 from cloud.ticket_status import status_of, words
+from cloud.web.console_auth import ConsoleAuth, HqPrincipal, console_guard
 
 log = logging.getLogger("qms.cloud.web")
 TEMPLATES = Path(__file__).with_name("templates")
@@ -41,31 +37,10 @@ class CloudSettings:
     nats_servers: tuple[str, ...] = ()
     workers: int = 1
     replicas: int = 1
-    console_password: str = ""  # HTTP Basic (user `hq`) on the console and its API; empty = open (bind to localhost)
+    # HTTP Basic (user `hq`) on the console and its API while `hq_users` has no account; both absent = open
+    console_password: str = ""
     nats_options: dict[str, Any] = field(default_factory=dict)
     keys_dir: Path = Path("nats-keys")  # branch NKey seeds (`qms-cloud branch add`): the status links' keys
-
-
-def basic_password(header: str) -> str | None:
-    """The password of an `Authorization: Basic …` header, None when absent or malformed."""
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        _user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return password if sep else None
-
-
-def console_guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
-    """HQ staff only: the console shows every branch's queues."""
-    expected: str = connection.app.state["console_password"]
-    if not expected:
-        return
-    given = basic_password(connection.headers.get("authorization", ""))
-    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise NotAuthorizedException(headers={"WWW-Authenticate": 'Basic realm="qms-cloud", charset="UTF-8"'})
 
 
 def _engine(request: Request[Any, Any, Any]) -> Engine:
@@ -73,16 +48,22 @@ def _engine(request: Request[Any, Any, Any]) -> Engine:
     return engine
 
 
+def _scoped_overview(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The console's data limited to the tenants the caller may see (`console_guard` put the caller in scope)."""
+    viewer: HqPrincipal = request.scope["user"]
+    return {**overview(_engine(request), tenants=viewer.tenants), "viewer": viewer.as_dict()}
+
+
 @get("/", sync_to_thread=True, guards=[console_guard])
 def console(request: Request[Any, Any, Any]) -> Template:
     """The console: branches with link state and config version, live queues, event counts."""
-    return Template(template_name="console.html", context=overview(_engine(request)))
+    return Template(template_name="console.html", context=_scoped_overview(request))
 
 
 @get("/api/v1/branches", sync_to_thread=True, guards=[console_guard])
 def branches_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """The console's data as JSON (for automation and tests)."""
-    data = overview(_engine(request))
+    data = _scoped_overview(request)
     return {**data, "branches": [b.as_dict() for b in data["branches"]]}
 
 
@@ -113,11 +94,22 @@ def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
     }
 
 
+def _warn_about_console_access(engine: Engine, console_password: str) -> None:
+    """Say at start when the console is open to anyone who reaches it, or when the shared password is ignored."""
+    if has_accounts(engine):
+        if console_password:
+            log.warning("console: --console-password is ignored: HQ accounts exist (qms-cloud users list)")
+    elif not console_password:
+        log.warning("console: OPEN to anyone who reaches it (no HQ account, no --console-password): bind to"
+                    " localhost only, or add an account with `qms-cloud users add`")  # fmt: skip
+
+
 def create_app(settings: CloudSettings) -> Litestar:
     """Build the hub's app; with NATS servers configured, the durable consumers start and stop with it."""
     engine = create_store_engine(settings.db_url)
-    state: dict[str, Any] = {"engine": engine, "consumer": None, "console_password": settings.console_password,
-                             "keys_dir": settings.keys_dir}  # fmt: skip
+    _warn_about_console_access(engine, settings.console_password)
+    state: dict[str, Any] = {"engine": engine, "consumer": None, "keys_dir": settings.keys_dir,
+                             "console_auth": ConsoleAuth(engine, settings.console_password)}  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:

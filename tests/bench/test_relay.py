@@ -205,7 +205,7 @@ def test_live_replication_lag_under_engine_load(tmp_path: Path, nats_server: Nat
 
         async def on_msg(msg: object) -> None:
             nonlocal seen
-            seq = int(msg.headers["Nats-Msg-Id"].rsplit(":", 1)[1])  # type: ignore[attr-defined]
+            seq = int(msg.headers["Nats-Msg-Id"].split(":")[1])  # type: ignore[attr-defined]
             at = committed.get(seq)
             if at is not None:
                 lags.append(time.perf_counter() - at)

@@ -132,8 +132,11 @@ class ListSource:
     def read_after(self, seq: int, limit: int) -> Sequence[Outgoing]:
         return [o for o in self.items if o.seq > seq][:limit]
 
-    async def save_cursor(self, seq: int) -> None:
+    async def save_cursor(self, seq: int, epoch: int) -> None:
         self.cursor = seq
+
+    def read_cursor(self) -> tuple[int, int]:
+        return self.cursor, 0
 
 
 async def test_the_relay_ships_with_branch_credentials_and_cannot_pose_as_another(

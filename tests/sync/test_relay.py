@@ -110,8 +110,11 @@ class KillDuring:
             threading.Timer(0.003, self.server.kill).start()
         return batch
 
-    async def save_cursor(self, seq: int) -> None:
-        await self.inner.save_cursor(seq)
+    async def save_cursor(self, seq: int, epoch: int) -> None:
+        await self.inner.save_cursor(seq, epoch)
+
+    def read_cursor(self) -> tuple[int, int]:
+        return self.inner.read_cursor()
 
 
 async def test_nats_killed_mid_batch_and_restarted_loses_and_duplicates_nothing(
@@ -152,7 +155,10 @@ class CrashBeforeSave:
     def read_after(self, seq: int, limit: int) -> Sequence[Outgoing]:
         return self.inner.read_after(seq, limit)
 
-    async def save_cursor(self, seq: int) -> None:
+    def read_cursor(self) -> tuple[int, int]:
+        return self.inner.read_cursor()
+
+    async def save_cursor(self, seq: int, epoch: int) -> None:
         self.saves += 1
         await asyncio.Event().wait()  # never returns; the relay task is cancelled here
 

@@ -1,0 +1,204 @@
+"""Who may open the HQ console: HTTP Basic against `hq_users` (argon2id, a short in-memory cache of successful
+checks, back-off after failures), the `--console-password` fallback while no account exists, or open."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
+from litestar.handlers.base import BaseRouteHandler
+from sqlalchemy.engine import Engine
+
+from cloud.hq_users import check_password, login_record
+
+log = logging.getLogger("qms.cloud.auth")
+
+LEGACY_USER = "hq"  # the one user of `--console-password`
+CACHE_SECONDS = 60.0  # a verified login is re-checked with argon2 after this long
+CACHE_MAX_ENTRIES = 1_000
+LOGIN_MAX_FAILURES = 5  # per username
+LOGIN_MAX_FAILURES_PER_ADDRESS = 20  # per client address (one office behind one NAT must not lock itself out)
+LOGIN_WINDOW_SECONDS = 15 * 60
+THROTTLE_MAX_KEYS = 10_000
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="qms-cloud", charset="UTF-8"'}
+
+
+@dataclass(frozen=True)
+class HqPrincipal:
+    """Who is looking at the console; `tenants` None = every tenant."""
+
+    username: str | None
+    role: str
+    tenants: frozenset[str] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (the console API's `viewer`)."""
+        tenants = sorted(self.tenants) if self.tenants is not None else ["*"]
+        return {"username": self.username, "role": self.role, "tenants": tenants}
+
+
+EVERYONE = HqPrincipal(None, "hq_admin", None)  # an open console (no account, no password)
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """The user and password of an `Authorization: Basic …` header, None when absent or malformed."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+@dataclass
+class LoginThrottle:
+    """Back-off after repeated failed logins per username (`user:…`) and per client address (`ip:…`).
+
+    An attempt counts as failed from the moment it starts (and is forgiven if it succeeds), so parallel requests
+    cannot all slip in before the first failure is recorded."""
+
+    failures: dict[str, deque[float]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attempt(self, *keys: str, now: float | None = None) -> tuple[int, float]:
+        """(seconds the caller must wait, 0) when throttled, else (0, the attempt's time) with the attempt counted."""
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            wait = 0.0
+            for key in keys:
+                recent = self._recent(key, now)
+                if len(recent) >= _limit(key):
+                    wait = max(wait, recent[0] + LOGIN_WINDOW_SECONDS - now)
+            if wait:
+                return int(wait) + 1, 0.0
+            if len(self.failures) > THROTTLE_MAX_KEYS:  # random usernames must not grow memory without bound
+                self.failures = {k: q for k, q in self.failures.items() if q and q[-1] >= now - LOGIN_WINDOW_SECONDS}
+            for key in keys:
+                self._recent(key, now).append(now)
+            return 0, now
+
+    def succeeded(self, user_key: str, address_key: str, at: float) -> None:
+        """Forget the username's failures and take back the address's count for this attempt."""
+        with self.lock:
+            self.failures.pop(user_key, None)
+            recent = self.failures.get(address_key)
+            if recent is not None and at in recent:
+                recent.remove(at)
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        recent = self.failures.setdefault(key, deque(maxlen=_limit(key)))
+        while recent and recent[0] < now - LOGIN_WINDOW_SECONDS:
+            recent.popleft()
+        return recent
+
+
+def _limit(key: str) -> int:
+    return LOGIN_MAX_FAILURES_PER_ADDRESS if key.startswith("ip:") else LOGIN_MAX_FAILURES
+
+
+@dataclass
+class VerifiedCache:
+    """Recently verified (username, password, stored hash) triples, as keyed digests: no password kept in memory,
+    and a changed password (new hash) misses the cache."""
+
+    key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    expires: dict[bytes, float] = field(default_factory=dict)
+
+    def digest(self, username: str, password: str, stored_hash: str) -> bytes:
+        """The cache key of one successful check."""
+        message = "\0".join((username, password, stored_hash)).encode()
+        return hmac.new(self.key, message, hashlib.sha256).digest()
+
+    def hit(self, digest: bytes, now: float) -> bool:
+        """Whether this check succeeded less than CACHE_SECONDS ago."""
+        return self.expires.get(digest, 0.0) > now
+
+    def remember(self, digest: bytes, now: float) -> None:
+        """Cache a successful check (bounded: expired entries go first, then everything)."""
+        if len(self.expires) >= CACHE_MAX_ENTRIES:
+            self.expires = {d: t for d, t in self.expires.items() if t > now}
+            if len(self.expires) >= CACHE_MAX_ENTRIES:
+                self.expires.clear()
+        self.expires[digest] = now + CACHE_SECONDS
+
+
+@dataclass
+class ConsoleAuth:
+    """The console's gatekeeper: one per app (its cache and throttle live in this process's memory)."""
+
+    engine: Engine
+    console_password: str = ""
+    cache: VerifiedCache = field(default_factory=VerifiedCache)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+
+    def authenticate(self, credentials: tuple[str, str] | None, address: str) -> HqPrincipal:
+        """The principal for these credentials; raises 401 (with a Basic challenge) or 429 (with Retry-After)."""
+        username, password = credentials or ("", "")
+        any_account, user, stored_hash = login_record(self.engine, username)
+        if not any_account:
+            return self._fallback(credentials, address)
+        if credentials is None:
+            raise NotAuthorizedException(headers=CHALLENGE)
+        now = time.monotonic()
+        digest = self.cache.digest(username, password, stored_hash or "")
+        if user is not None and user.active and stored_hash and self.cache.hit(digest, now):
+            return HqPrincipal(user.username, user.role, None if user.all_tenants else frozenset(user.tenants))
+        shown = username if user is not None else "<unknown user>"
+        keys = (f"user:{username}", f"ip:{address}")
+        at = self._attempt(keys, shown, address)
+        valid = check_password(stored_hash, password)  # always argon2 work: unknown and disabled users too
+        if user is None or not user.active or not valid:
+            self._refuse(shown, address, "disabled account" if user is not None and valid else "wrong credentials")
+        self.throttle.succeeded(*keys, at)
+        self.cache.remember(digest, now)
+        return HqPrincipal(user.username, user.role, None if user.all_tenants else frozenset(user.tenants))
+
+    def _fallback(self, credentials: tuple[str, str] | None, address: str) -> HqPrincipal:
+        """No account exists: the shared `--console-password` (user `hq`) if one is set, else an open console."""
+        if not self.console_password:
+            return EVERYONE
+        if credentials is None:
+            raise NotAuthorizedException(headers=CHALLENGE)
+        username, password = credentials
+        shown = LEGACY_USER if username == LEGACY_USER else "<unknown user>"
+        keys = (f"user:{username}", f"ip:{address}")
+        at = self._attempt(keys, shown, address)
+        if username != LEGACY_USER or not hmac.compare_digest(password.encode(), self.console_password.encode()):
+            self._refuse(shown, address, "wrong credentials")
+        self.throttle.succeeded(*keys, at)
+        return HqPrincipal(LEGACY_USER, "hq_admin", None)
+
+    def _attempt(self, keys: tuple[str, str], shown: str, address: str) -> float:
+        wait, at = self.throttle.attempt(*keys)
+        if wait:
+            log.warning("console login of %s from %s throttled for %d s", shown, address, wait)
+            raise TooManyRequestsException(detail="too many failed logins", headers={"Retry-After": str(wait)})
+        return at
+
+    @staticmethod
+    def _refuse(shown: str, address: str, why: str) -> NoReturn:
+        # Never log what was typed as a password; a name that is no account may be a password typed in the wrong box.
+        log.warning("console login of %s from %s refused: %s", shown, address, why)
+        raise NotAuthorizedException(headers=CHALLENGE)
+
+
+async def console_guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+    """HQ staff only: resolve the caller (argon2 runs in a worker thread) and keep it in `scope["user"]`."""
+    auth: ConsoleAuth = connection.app.state["console_auth"]
+    credentials = basic_credentials(connection.headers.get("authorization", ""))
+    address = connection.client.host if connection.client else "unknown"
+    connection.scope["user"] = await asyncio.to_thread(auth.authenticate, credentials, address)
