@@ -9,10 +9,10 @@ from typing import Literal, cast
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.engine import Engine
 
 from cloud.store import hq_users, transaction, utcnow_iso
+from sync.passwords import Passwords
 from sync.relay import check_token
 
 Role = Literal["hq_admin", "hq_viewer"]
@@ -22,8 +22,9 @@ MIN_PASSWORD_LENGTH = 10
 _USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")  # no ':' (HTTP Basic splits on it), nothing to escape in logs
 
 # argon2-cffi's defaults: RFC 9106's low-memory profile (3 passes over 64 MiB, 4 lanes), ~0.1 s on the hub.
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not-a-password-of-anyone")
+_passwords = Passwords(PasswordHasher())
+hash_password = _passwords.hash
+check_password = _passwords.check
 
 
 class AccountRefused(ValueError):
@@ -49,20 +50,6 @@ class HqUser:
     def as_dict(self) -> dict[str, object]:
         """JSON form (`qms-cloud users list --json`)."""
         return {**self.__dict__, "tenants": list(self.tenants)}
-
-
-def hash_password(password: str) -> str:
-    """An argon2id hash of the password."""
-    return _hasher.hash(password)
-
-
-def check_password(stored_hash: str | None, password: str) -> bool:
-    """Whether the password matches; unknown users cost the same argon2 work (no user enumeration by timing)."""
-    try:
-        _hasher.verify(stored_hash or _DUMMY_HASH, password)  # raises on mismatch
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
-    return stored_hash is not None
 
 
 def check_account(username: str, role: str, tenants: list[str]) -> tuple[str, ...]:

@@ -14,7 +14,8 @@ from typing import Literal
 import jwt
 import msgspec
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from sync.passwords import Passwords
 
 Role = Literal["admin", "supervisor", "agent", "device"]
 ROLES: tuple[Role, ...] = ("admin", "supervisor", "agent", "device")
@@ -26,8 +27,9 @@ LOGIN_WINDOW_SECONDS = 15 * 60
 THROTTLE_MAX_KEYS = 10_000
 
 # RFC 9106 "second recommended" profile scaled for a Pi: 3 passes over 32 MiB.
-_hasher = PasswordHasher(time_cost=3, memory_cost=32 * 1024, parallelism=1)
-_DUMMY_HASH = _hasher.hash("not-a-password")
+_passwords = Passwords(PasswordHasher(time_cost=3, memory_cost=32 * 1024, parallelism=1))
+hash_password = _passwords.hash
+check_password = _passwords.check
 
 
 class User(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,20 +61,6 @@ class Principal:
     def may_use_counter(self, counter_id: str) -> bool:
         """Agents and devices only act for the counters assigned to them."""
         return self.privileged or counter_id in self.counters
-
-
-def hash_password(password: str) -> str:
-    """An argon2id hash of the password."""
-    return _hasher.hash(password)
-
-
-def check_password(stored_hash: str | None, password: str) -> bool:
-    """Whether the password matches; runs the same work for unknown users (no user enumeration by timing)."""
-    try:
-        _hasher.verify(stored_hash or _DUMMY_HASH, password)  # raises on mismatch
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
-    return stored_hash is not None
 
 
 def upsert_user(conn: sqlite3.Connection, username: str, password: str, role: Role, counters: list[str]) -> None:

@@ -87,15 +87,6 @@ def run(command: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats").start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def hub(tmp_path: Path, nats_server: NatsServer) -> Iterator[Hub]:
     running = Hub(tmp_path, nats_server.url)
     try:

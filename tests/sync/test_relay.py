@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -25,15 +25,6 @@ from tests.support.nats_server import NatsServer
 pytestmark = pytest.mark.slow
 BRANCH = "jkt-sudirman"
 TENANT = "acme"
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def enqueue_many(service: QueueService, n: int) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import nats
@@ -26,15 +25,6 @@ from tests.support.nats_server import NatsServer
 from tests.sync.test_relay import BRANCH, TENANT, enqueue_many, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _in_transaction(data_dir: Path, fn: object) -> object:
