@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import sqlite3
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ LANG_COOKIE = "qms_lang"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SESSION_LIFETIME = timedelta(seconds=STAFF_TOKEN_SECONDS)
+# A session left alone this long ends (a desk left open at lunch): `QMS_STAFF_IDLE_MINUTES`, default 30.
+SESSION_IDLE = timedelta(minutes=int(os.environ.get("QMS_STAFF_IDLE_MINUTES", "30")))
+TOUCH_EVERY = timedelta(seconds=60)  # last_seen is written at most this often per session
 STAFF_ROLES = ("admin", "supervisor", "agent")
 
 
@@ -121,12 +125,20 @@ def revoke_user_sessions(conn: sqlite3.Connection, username: str) -> None:
     conn.execute("UPDATE staff_sessions SET revoked = 1 WHERE username = ?", (username,))
 
 
-def _lookup(conn: sqlite3.Connection, session_id: str, now: datetime) -> tuple[User, str] | None:
+def _lookup(conn: sqlite3.Connection, session_id: str, now: datetime) -> tuple[User, datetime] | None:
+    """The session's user and when they last did something, for a live session that has not gone idle."""
     row = conn.execute(
-        "SELECT username FROM staff_sessions WHERE session_hash = ? AND revoked = 0 AND expires_at > ?",
-        (_digest(session_id), now.isoformat()),
+        "SELECT username, coalesce(last_seen, created_at) FROM staff_sessions"
+        " WHERE session_hash = ? AND revoked = 0 AND expires_at > ? AND coalesce(last_seen, created_at) > ?",
+        (_digest(session_id), now.isoformat(), (now - SESSION_IDLE).isoformat()),
     ).fetchone()
-    return find_user(conn, row[0]) if row else None
+    found = find_user(conn, row[0]) if row else None
+    return (found[0], datetime.fromisoformat(row[1])) if found else None
+
+
+def _user_initiated(request: Request[Any, Any, Any]) -> bool:
+    """A page load or an action, not an open page refreshing itself (its live regions and event stream)."""
+    return not request.url.path.endswith("/live") and "text/event-stream" not in request.headers.get("accept", "")
 
 
 def current_staff(request: Request[Any, Any, Any]) -> Staff | None:
@@ -139,9 +151,13 @@ def current_staff(request: Request[Any, Any, Any]) -> Staff | None:
     found = app.service.read(lambda conn: _lookup(conn, session_id, now))
     if found is None:
         return None
-    user: User = found[0]
+    user, last_seen = found
     if not user.active or user.role not in STAFF_ROLES:
         return None
+    if _user_initiated(request) and now - last_seen > TOUCH_EVERY:
+        digest = _digest(session_id)
+        touch = "UPDATE staff_sessions SET last_seen = ? WHERE session_hash = ?"
+        app.service.submit_store(lambda conn: conn.execute(touch, (now.isoformat(), digest)))  # fire and forget
     principal = Principal(user.username, user.role, app.service.view.state.branch_id, tuple(user.counters))
     return Staff(user=user, principal=principal, session_id=session_id, csrf=csrf_for(app, session_id))
 

@@ -10,7 +10,8 @@ import io
 import json
 import re
 import sqlite3
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -467,6 +468,44 @@ def test_the_audit_log_pages_back_and_exports_csv_in_branch_time(staff: Staff, a
     assert audit_rows(data_dir, "action = 'audit_export'")[0][0] == "admin"  # exporting the log is audited too
     staff.login("supervisor")
     assert staff.client.get("/staff/admin/audit.csv").status_code == 403
+
+
+def _idle_for(data_dir: Path, minutes: float) -> None:
+    """Pretend every session's last activity was `minutes` ago (another connection, like another process)."""
+    conn = sqlite3.connect(data_dir / "qms.sqlite3")
+    try:
+        at = (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat()
+        conn.execute("UPDATE staff_sessions SET last_seen = ?", (at,))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _last_seen(data_dir: Path) -> datetime:
+    conn = sqlite3.connect(data_dir / "qms.sqlite3")
+    try:
+        return datetime.fromisoformat(conn.execute("SELECT last_seen FROM staff_sessions").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_session_left_alone_ends_and_live_refreshes_do_not_keep_it_alive(staff: Staff, data_dir: Path) -> None:
+    staff.login("agent1")
+    assert staff.client.get("/staff/counter/1").status_code == 200
+    _idle_for(data_dir, 29)
+    before = _last_seen(data_dir)
+    assert staff.client.get("/staff/counter/1/live").status_code == 200  # an open desk refreshing itself
+    assert _last_seen(data_dir) == before  # is not activity
+    assert staff.client.get("/staff/counter/1").status_code == 200  # a page load is
+    deadline = time.monotonic() + 10
+    while _last_seen(data_dir) == before:
+        assert time.monotonic() < deadline, "the page load did not count as activity"
+        time.sleep(0.02)
+    _idle_for(data_dir, 31)  # 30 minutes without doing anything: signed out
+    r = staff.client.get("/staff/counter/1", follow_redirects=False)
+    assert r.status_code in (302, 303)
+    assert "/staff/login" in r.headers["location"]
+    assert staff.client.get("/staff/counter/1/live", follow_redirects=False).status_code in (302, 303, 401)
 
 
 def test_the_language_switch_is_remembered(staff: Staff) -> None:
