@@ -24,6 +24,14 @@ def mask_phone(phone: str | None) -> str | None:
     return f"{phone[:4]}{'*' * (len(phone) - shown)}{phone[-3:]}"
 
 
+def mask_email(email: str | None) -> str | None:
+    """`budi.santoso@mail.id` -> `b***@mail.id`."""
+    if not email:
+        return None
+    local, at, domain = email.partition("@")
+    return f"{local[:1]}***{at}{domain}"
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 

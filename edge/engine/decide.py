@@ -505,6 +505,8 @@ def _lease_numbers(state: State, cmd: c.LeaseNumbers, now: datetime, ids: Ids) -
     service = _service(state, cmd.service_id)
     if not service.active:
         raise DomainError(f"service {service.id!r} is not active", code="service_inactive")
+    if not within_hours(service, now, config.timezone):  # numbers for later would be tickets outside the hours
+        raise DomainError(f"service {service.id!r} is closed now", code="service_closed")
     if not 1 <= cmd.count <= MAX_LEASE:
         raise Invalid(f"a lease holds 1..{MAX_LEASE} numbers, not {cmd.count}", code="invalid_lease_size")
     day = max(business_date(now, config.timezone), state.business_date)

@@ -7,10 +7,12 @@ import logging
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
+import msgspec
 from litestar.response import ServerSentEventMessage
 
 from edge.service import QueueService
-from sync.contract import ConfigApplied, Event, event_encoder, event_type
+from edge.views import mask_email, mask_phone
+from sync.contract import ConfigApplied, Event, TicketCreated, event_encoder, event_type
 
 log = logging.getLogger("qms.stream")
 
@@ -32,7 +34,10 @@ class Wire:
 
 
 def to_wire(event: Event) -> Wire:
-    """Encode an event for the stream."""
+    """Encode an event for the stream: personal data masked like everywhere staff and devices look (the log and the
+    cloud keep it whole for notifications)."""
+    if isinstance(event, TicketCreated) and (event.phone or event.email):
+        event = msgspec.structs.replace(event, phone=mask_phone(event.phone), email=mask_email(event.email))
     return Wire(
         seq=event.seq,
         type=event_type(event),

@@ -183,29 +183,35 @@ def kiosk_catalog(request: Request[Any, Any, Any], principal: Caller) -> Respons
 @post("/kiosk/api/tickets", status_code=201, summary="Issue a ticket at a kiosk and print it")
 async def kiosk_issue(
     request: Request[Any, Any, Any], data: JSONBody[KioskTicket], principal: Caller
-) -> dict[str, Any]:
-    """Enqueue (committed first), then print off the writer; a printer failure only changes `print`."""
+) -> Response[dict[str, Any]]:
+    """Enqueue (committed first), then print off the writer; a printer failure only changes `print`; a retry with
+    the same request_id gets the same ticket (`Idempotent-Replayed: true`) and prints nothing again."""
     require_role(principal, *KIOSK_ROLES)
     app = _kiosk_app(request)
     _check_inputs(app, data)
     command = c.Enqueue(actor=principal.username, request_id=data.request_id, service_id=data.service_id,
                         channel="kiosk", phone=data.phone, customer_ref=data.customer_ref, lang=data.lang)  # fmt: skip
-    view = await app.submit(command)
+    outcome = await asyncio.wrap_future(app.service.submit(command))
+    view = outcome.response
     ref = f"t:{view['ticket_id']}"
     config = app.config()
-    printed = await app.desk.print_ticket(
-        app.desk.address_for(config.kiosk, principal.username), principal.username,
-        app.ticket_print(request, view, data.lang, ref),
-    )  # fmt: skip
+    if outcome.replayed:  # a retry of a request that committed: the same ticket, never a second paper
+        printed = {"ok": False, "error": "not_reprinted", "detail": "issued by an earlier attempt; not printed twice"}
+    else:
+        printed = await app.desk.print_ticket(
+            app.desk.address_for(config.kiosk, principal.username), principal.username,
+            app.ticket_print(request, view, data.lang, ref),
+        )  # fmt: skip
     url = app.status_url(request, ref)
     created = _moment(view["created_at"])
-    return {
+    body = {
         "ticket": _public_ticket(view, config.kiosk.phone_display == "hidden"),
         "issued_local": local_time(created, config.timezone),
         "status_url": url,
         "qr_svg": links.qr_svg(url),
         "print": printed,
     }
+    return Response(body, status_code=201, headers={"Idempotent-Replayed": "true"} if outcome.replayed else {})
 
 
 @post("/kiosk/api/leases", status_code=201, summary="Reserve numbers for offline issuing")

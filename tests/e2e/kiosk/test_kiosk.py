@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from edge.auth import TokenIssuer, User, load_secret
-from tests.e2e.kiosk.conftest import KioskRig, open_kiosk
+from tests.e2e.kiosk.conftest import LANDSCAPE, KioskRig, open_kiosk
 from tests.support.appliance import event_rows
 
 pytestmark = pytest.mark.slow
@@ -173,6 +173,17 @@ def test_remote_config_is_picked_up_whole_and_only_between_customers(page: Page,
     expect(cs.locator(".sinfo")).to_have_text("Not available today")
     accent = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--accent')")
     assert accent.strip().upper() == "#7A1FA2"
+    # The start screen and header follow too, without a reload: languages, welcome line, logo text.
+    config = httpx.get(f"{rig.appliance.api}/config", headers=rig.admin(), timeout=10).json()
+    config = config.get("config", config)
+    config["languages"] = ["en"]
+    config["kiosk"]["title"] = {"en": "Welcome to the new branch"}
+    config["kiosk"]["logo_text"] = "NEW BANK"
+    assert httpx.put(f"{rig.appliance.api}/config", json=config, headers=rig.admin(), timeout=10).status_code == 200
+    page.click("[data-go='lang']")  # back on the start screen: the next document is applied there
+    expect(page.locator("#lang-title")).to_have_text("Welcome to the new branch", timeout=15000)
+    expect(page.locator("#screen-lang .lang")).to_have_count(1)
+    expect(page.locator(".brand .logo")).to_have_text("NEW BANK")
 
 
 def test_a_kiosk_renews_its_token_before_it_expires(page: Page, rig: KioskRig) -> None:
@@ -186,3 +197,23 @@ def test_a_kiosk_renews_its_token_before_it_expires(page: Page, rig: KioskRig) -
     assert left > 6.9 * 24 * 3600  # a full week again
     r = httpx.get(f"{rig.appliance.api}/snapshot", headers={"Authorization": f"Bearer {fresh}"}, timeout=10)
     assert r.status_code == 200
+
+
+def test_large_text_on_a_landscape_screen_keeps_every_button_reachable(page: Page, rig: KioskRig) -> None:
+    open_kiosk(page, rig)  # 1920 x 1080 landscape
+    page.click("#btn-large")
+    page.click("#lang-en")
+    page.click("#services [data-service='teller']")
+    page.click("#btn-skip")
+    expect(page.locator("#screen-ticket")).to_be_visible()
+    box = page.locator("#btn-done").bounding_box()
+    assert box is not None
+    swipeable = page.evaluate("getComputedStyle(document.getElementById('screen-ticket')).overflowY") in (
+        "auto",
+        "scroll",
+    )
+    assert box["y"] + box["height"] <= LANDSCAPE["height"] or swipeable  # on screen, or a swipe away
+    page.locator("#btn-done").scroll_into_view_if_needed()
+    expect(page.locator("#btn-done")).to_be_in_viewport(ratio=1)
+    page.click("#btn-done")
+    expect(page.locator("#screen-lang")).to_be_visible()

@@ -150,6 +150,15 @@ def test_lease_respects_daily_capacity_and_inactive_services() -> None:
     other.refuse(c.Enqueue(service_id="a"), "service_full")
 
 
+def test_no_lease_for_a_closed_service_but_its_leased_numbers_stay_valid_after_closing() -> None:
+    closed = engine(hours={"sun": [("08:00", "09:00")]})  # T0 is a Monday
+    closed.refuse(c.LeaseNumbers(device_id="kiosk-1", service_id="a", count=3), "service_closed")
+    e = engine(hours={"mon": [("08:00", "10:00")]})  # T0 is 09:00 in Jakarta
+    leased = lease(e, 2)
+    e.advance(hours=2)  # closed now; a ticket the kiosk issued offline before closing still joins
+    assert offline(e, leased, 901, minutes_ago=90).ticket_number == "A901"
+
+
 def test_a_lease_expires_with_its_business_day() -> None:
     e = engine()
     leased = lease(e, 3)

@@ -242,3 +242,17 @@ async def test_snapshot_seq_matches_last_event_at_rest(appliance: RunningApplian
         serving = [t for t in snapshot["tickets"] if t["status"] == "serving"]
         assert [t["ticket_id"] for t in serving] == [ids[0]]
         assert snapshot["seq"] == (await _seq(client, appliance))
+
+
+async def test_the_stream_masks_phone_and_email_whether_live_or_replayed(appliance: RunningAppliance) -> None:
+    async with _client() as client:
+        start = await _seq(client, appliance)
+        body = {"service_id": "teller", "phone": "081234567890", "email": "budi.santoso@mail.id"}
+        async with Stream(client, appliance, params={"after": start}) as live:
+            await _post(client, appliance, "/tickets", body)
+            await live.until(lambda s: len(s.events) >= 1)
+        async with Stream(client, appliance, params={"after": start}) as replayed:  # from the log
+            await replayed.until(lambda s: len(s.events) >= 1)
+        for stream in (live, replayed):
+            [event] = stream.decoded()
+            assert (event["phone"], event["email"]) == ("0812*****890", "b***@mail.id")

@@ -144,3 +144,19 @@ def test_the_branch_logo_image_is_shown_on_the_kiosk_and_printed(api: Api, clien
     assert '<span class="logo">BANK</span>' in page
     r = set_kiosk(api, logo_image="../token.key")
     assert r.status_code == 422, r.text  # only a plain image file name inside the media folder
+
+
+def test_a_kiosk_retry_gets_the_same_ticket_and_no_second_paper(api: Api, client: TestClient[Any]) -> None:
+    with PrinterSink() as sink:
+        assert set_kiosk(api, printer={"host": "127.0.0.1", "port": sink.port}).status_code == 200
+        body = {"service_id": "teller", "request_id": "retry-1"}
+        first = client.post("/kiosk/api/tickets", json=body, headers=api.h("admin"))
+        again = client.post("/kiosk/api/tickets", json=body, headers=api.h("admin"))
+        sink.wait_for_jobs(1)
+    assert first.json()["print"] == {"ok": True}
+    assert "idempotent-replayed" not in first.headers
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["ticket"]["ticket_id"] == first.json()["ticket"]["ticket_id"]
+    assert again.json()["print"]["error"] == "not_reprinted"  # the kiosk shows the QR; one paper only
+    assert len(sink.jobs) == 1

@@ -108,10 +108,16 @@
   setInterval(tick, 1000);
 
   // ---- services ---------------------------------------------------------------------------------------------
+  // The weekday `days` from today in the branch's time zone, in the customer's language ("Monday", "Senin").
+  function weekday(days) {
+    const at = new Date(Date.now() + days * 24 * 3600 * 1000);
+    return new Intl.DateTimeFormat(lang === "id" ? "id-ID" : "en-GB", { timeZone: doc.timezone, weekday: "long" })
+      .format(at);
+  }
   function serviceInfo(s) {
     if (s.open) return `${s.waiting} ${w("waiting")} · ${w("wait_min", { n: s.eta_minutes })}`;
     if (s.reason === "closed" && s.opens) {
-      const day = s.opens[0] === 0 ? w("today") : s.opens[0] === 1 ? w("tomorrow") : "";
+      const day = s.opens[0] === 0 ? w("today") : s.opens[0] === 1 ? w("tomorrow") : weekday(s.opens[0]);
       return `${w("closed_now")} · ${w("opens_at", { day, time: s.opens[1] }).replace("  ", " ")}`;
     }
     return w(s.reason === "full" ? "full" : s.reason === "closed" ? "closed_now" : "unavailable");
@@ -144,13 +150,54 @@
     document.documentElement.style.setProperty("--accent", doc.settings.accent_color);
     $("branch-name").textContent = doc.branch_name;
     if (!doc.languages.includes(lang)) lang = doc.languages[0];
+    renderHome();
     renderServices();
     translate();
   }
 
-  for (const b of document.querySelectorAll(".lang")) {
-    b.addEventListener("click", () => { lang = b.dataset.lang; translate(); renderServices(); show("service"); });
+  // The start screen and the header follow the document too: welcome lines, language buttons, logo text.
+  function renderHome() {
+    const title = $("lang-title");
+    const sub = document.querySelector("#screen-lang .sub");
+    const box = document.querySelector("#screen-lang .langs");
+    title.replaceChildren();
+    sub.replaceChildren();
+    box.replaceChildren();
+    for (const l of doc.languages) {
+      const welcome = document.createElement("span");
+      welcome.className = "welcome";
+      welcome.textContent = (doc.settings.title || {})[l] || doc.words[l].welcome;
+      title.append(welcome);
+      const ask = document.createElement("span");
+      ask.textContent = doc.words[l].choose_lang;
+      sub.append(ask);
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "lang";
+      b.id = `lang-${l}`;
+      b.dataset.lang = l;
+      const code = document.createElement("span");
+      code.className = "code";
+      code.textContent = l.toUpperCase();
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = doc.words[l].lang_name;
+      b.append(code, name);
+      b.addEventListener("click", () => { lang = l; translate(); renderServices(); show("service"); });
+      box.append(b);
+    }
+    const brand = document.querySelector(".brand");
+    let logo = brand.querySelector(".logo");
+    if (!brand.querySelector(".logo-img")) {
+      if (doc.settings.logo_text) {
+        if (!logo) { logo = document.createElement("span"); logo.className = "logo"; brand.prepend(logo); }
+        logo.textContent = doc.settings.logo_text;
+      } else if (logo) {
+        logo.remove();
+      }
+    }
   }
+  renderHome();
   for (const b of document.querySelectorAll("[data-go]")) b.addEventListener("click", () => {
     if (b.dataset.go === "lang") reset(); else show(b.dataset.go);
   });
