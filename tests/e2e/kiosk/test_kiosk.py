@@ -217,3 +217,18 @@ def test_large_text_on_a_landscape_screen_keeps_every_button_reachable(page: Pag
     expect(page.locator("#btn-done")).to_be_in_viewport(ratio=1)
     page.click("#btn-done")
     expect(page.locator("#screen-lang")).to_be_visible()
+
+
+def test_with_both_details_missing_the_keypad_goes_to_the_first_one(page: Page, rig: KioskRig) -> None:
+    config = httpx.get(f"{rig.appliance.api}/config", headers=rig.admin(), timeout=10).json()
+    config = config.get("config", config)
+    config["kiosk"] |= {"phone_input": "required", "customer_ref_input": "required"}
+    assert httpx.put(f"{rig.appliance.api}/config", json=config, headers=rig.admin(), timeout=10).status_code == 200
+    open_kiosk(page, rig)
+    page.click("#lang-en")
+    page.click("#services [data-service='teller']")
+    page.click("#btn-issue")  # both empty
+    expect(page.locator("#phone-error")).not_to_be_empty()
+    expect(page.locator("#ref-error")).not_to_be_empty()
+    expect(page.locator("#field-phone")).to_have_class(re.compile("active"))  # typing goes to the phone first
+    expect(page.locator("#field-ref")).not_to_have_class(re.compile("active"))

@@ -252,7 +252,7 @@
       else if (value && !pattern.test(value)) error = w(bad);
       $(`${key}-error`).textContent = error;
       $(`field-${key}`).classList.toggle("invalid", Boolean(error));
-      if (error) { ok = false; focusField(key); }
+      if (error) { if (ok) focusField(key); ok = false; } // the first invalid field takes the keypad
       if (value) out[key === "ref" ? "customer_ref" : "phone"] = value;
     }
     return ok ? out : null;
