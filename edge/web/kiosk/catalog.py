@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 
+from edge.engine.eta import mean_service_seconds, open_counters
 from edge.engine.model import State
 from edge.engine.numbering import business_date, issued_count, within_hours, zone
 from sync.contract_config import WEEKDAYS, BranchConfig, Kiosk, Service
@@ -156,6 +158,13 @@ def next_opening(service: Service, now: datetime, timezone: str) -> tuple[int, s
     return None
 
 
+def next_wait_minutes(state: State, service_id: str, waiting: int) -> int:
+    """The wait of the next ticket, as its ticket will say: the same ETA rule (waiting / open counters * the recent
+    mean service time + half a service, in whole minutes rounded up); with no counter open yet, as if one were."""
+    mean = mean_service_seconds(state, service_id)
+    return math.ceil((waiting / max(open_counters(state, service_id), 1) * mean + mean / 2) / 60)
+
+
 def service_state(state: State, service: Service, now: datetime) -> dict[str, Any]:
     """One service as the kiosk offers it: open or why not, and how long the queue is."""
     config = state.config
@@ -167,7 +176,7 @@ def service_state(state: State, service: Service, now: datetime) -> dict[str, An
         "prefix": service.prefix,
         "names": {lang: service_name(service, lang) for lang in WORDS},
         "waiting": waiting,
-        "eta_minutes": round(waiting * service.avg_service_seconds / 60),
+        "eta_minutes": next_wait_minutes(state, service.id, waiting),
         "open": False,
         "reason": None,
         "opens": None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,14 @@ def test_a_kiosk_retry_gets_the_same_ticket_and_no_second_paper(api: Api, client
     assert again.json()["ticket"]["ticket_id"] == first.json()["ticket"]["ticket_id"]
     assert again.json()["print"]["error"] == "not_reprinted"  # the kiosk shows the QR; one paper only
     assert len(sink.jobs) == 1
+
+
+def test_the_wait_on_a_service_button_is_the_wait_the_next_ticket_shows(api: Api, client: TestClient[Any]) -> None:
+    for _ in range(13):
+        api.enqueue("teller")
+    catalog = client.get("/kiosk/api/catalog", headers=api.h("admin")).json()
+    teller = next(s for s in catalog["services"] if s["id"] == "teller")
+    r = client.post("/kiosk/api/tickets", json={"service_id": "teller", "request_id": "eta-1"}, headers=api.h("admin"))
+    eta = r.json()["ticket"]["eta_seconds"]
+    assert teller["waiting"] == 13
+    assert teller["eta_minutes"] == math.ceil(eta / 60)  # what the ticket screen shows (~N min)
