@@ -283,7 +283,7 @@ class AdminPages(Controller):
         """The audit log, filtered by date range (branch-local days), user and action type, 200 entries a page."""
         staff.require("admin")
         app = appliance(request)
-        filters = {"day_from": day_from or "", "day_to": day_to or "", "actor": actor or "", "action": action or ""}
+        filters = _audit_filters(day_from, day_to, actor, action)
         rows = _audit_rows(request, filters, audit_log.DEFAULT_LIMIT, before)
         actors, actions = app.service.read(audit_log.known_values)
         older = rows[-1].id if len(rows) == audit_log.DEFAULT_LIMIT else None
@@ -303,7 +303,7 @@ class AdminPages(Controller):
         """The filtered audit log as CSV (times in the branch's timezone, with offset); the export is audited too."""
         staff.require("admin")
         app = appliance(request)
-        filters = {"day_from": day_from or "", "day_to": day_to or "", "actor": actor or "", "action": action or ""}
+        filters = _audit_filters(day_from, day_to, actor, action)
         tz = boards.zone(app.service.view)
 
         def export() -> tuple[int, bytes]:  # up to 100,000 rows: off the event loop
@@ -328,6 +328,11 @@ class AdminPages(Controller):
 
 
 AUDIT_EXPORT_LIMIT = 100_000  # one export, newest first
+
+
+def _audit_filters(day_from: str | None, day_to: str | None, actor: str | None, action: str | None) -> dict[str, str]:
+    """The audit viewer's filters as the page and the export share them (empty string: no filter)."""
+    return {"day_from": day_from or "", "day_to": day_to or "", "actor": actor or "", "action": action or ""}
 
 
 def _audit_rows(

@@ -13,6 +13,7 @@ from edge.auth import list_users
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.web.deps import appliance
+from edge.web.kiosk.printing import PrintDesk
 from edge.web.staff import boards
 from edge.web.staff.pages import answer, run
 from edge.web.staff.render import RETRYABLE, error_message, language, render, translator
@@ -28,16 +29,16 @@ def kiosk_printers(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     A printer that has not printed yet has `ok` None; `at` is a datetime (UTC) when known.
     """
     config = appliance(request).service.view.state.config
-    known = {p["device_id"]: p for p in request.app.state["kiosk"].desk.snapshot()}
+    desk: PrintDesk = request.app.state["kiosk"].desk
+    known = {p["device_id"]: p for p in desk.snapshot()}
     configured = dict(config.kiosk.printers) if config else {}
     rows = []
     for device_id in sorted(known.keys() | configured.keys()):
         status = known.get(device_id)
-        printer = configured.get(device_id) or (config.kiosk.printer if config else None)
-        target = (printer.device or f"{printer.host}:{printer.port}") if printer else None
+        address = desk.address_for(config.kiosk, device_id) if config and status is None else None
         rows.append({
             "device_id": device_id,
-            "address": status["address"] if status else target,
+            "address": status["address"] if status else (address.target if address else None),
             "ok": status["ok"] if status else None,
             "error": status["error"] if status else None,
             "detail": status["detail"] if status else None,
