@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import jwt
 import msgspec
@@ -153,6 +154,7 @@ class LoginThrottle:
     """Back-off after repeated failed logins per username and per client address."""
 
     failures: dict[str, deque[float]] = field(default_factory=dict)
+    _lock: Any = field(default_factory=threading.Lock, repr=False)  # Any: the web layer's signature models inspect it
 
     def retry_after(self, *keys: str, now: float | None = None) -> int:
         """Seconds the caller must wait (0: may try)."""
@@ -177,11 +179,49 @@ class LoginThrottle:
         for key in keys:
             self.failures.pop(key, None)
 
+    def attempt(self, *keys: str, now: float | None = None) -> Attempt:
+        """Reserve one attempt on every key BEFORE the password is checked, atomically with the limit check.
+
+        Concurrent wrong passwords cannot all slip through the check while the (slow) hash runs: each one is counted
+        the moment it is let in. A refused attempt (`wait` > 0) reserves nothing; a success releases its reservation.
+        """
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            wait = self.retry_after(*keys, now=now)
+            if not wait:
+                self.failed(*keys, now=now)
+        return Attempt(self, keys, now, wait)
+
+    def release(self, attempt: Attempt) -> None:
+        """A success: the user's failures are forgotten; an address keeps its other attempts (one colleague's
+        success must not reset an address that is guessing at other accounts)."""
+        with self._lock:
+            for key in attempt.keys:
+                if key.startswith("user:"):
+                    self.failures.pop(key, None)
+                elif (recent := self.failures.get(key)) is not None and attempt.at in recent:
+                    recent.remove(attempt.at)
+
     def _recent(self, key: str, now: float) -> deque[float]:
         recent = self.failures.setdefault(key, deque(maxlen=_limit(key)))
         while recent and recent[0] < now - LOGIN_WINDOW_SECONDS:
             recent.popleft()
         return recent
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A sign-in attempt let in (and counted) by the throttle, or refused with `wait` seconds to go."""
+
+    throttle: LoginThrottle
+    keys: tuple[str, ...]
+    at: float
+    wait: int
+
+    def succeeded(self) -> None:
+        """The credentials were right: release the reservation."""
+        if not self.wait:
+            self.throttle.release(self)
 
 
 def _limit(key: str) -> int:

@@ -23,12 +23,12 @@ from edge.devices.audio.cli import voice_app
 from edge.devices.cli import devices_app
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
-from edge.replication import CloudLink, ResendRefused, rewind_cursor
+from edge.replication import CloudLink, ResendRefused, read_link_state, rewind_cursor
 from edge.replication import lag as replication_lag
 from edge.service import QueueService
 from edge.store import rebuild as rebuild_mod
 from edge.store.db import connect, open_database
-from edge.store.log import last_position, verify_chain
+from edge.store.log import last_position
 from edge.store.projections import current_config, load_state
 from edge.web.board.cli import board_app
 from edge.web.kiosk.cli import kiosk_app
@@ -78,6 +78,7 @@ def _serve(
         port=port,
         log_level=log_level,
         access_log=False,
+        proxy_headers=False,  # the app decides whom to believe (QMS_TRUSTED_PROXIES), not uvicorn's 127.0.0.1 default
         timeout_graceful_shutdown=5,
     )
 
@@ -95,10 +96,12 @@ def serve(
     mdns: Mdns = None,
 ) -> None:
     """Run the appliance: API, live event stream, the single writer and (with --nats-url) the cloud relay."""
+    lock = _hold_data_dir(data_dir, "serve")  # held until the process exits: restore and a second serve refuse
     cloud = None
     if nats_url:
         cloud = CloudLink(nats_url=nats_url, tenant=tenant, branch_id=branch or None, nkey_seed_file=nats_nkey or None)
     _serve(data_dir, host, port, log_level, cloud, mdns)
+    del lock
 
 
 @app.command()
@@ -112,6 +115,7 @@ def demo(
     """Run the appliance with a demo bank branch (users admin, supervisor, agent1..4; password `demo`)."""
     from edge.demo import DEMO_PASSWORD, DEMO_USERS, demo_config
 
+    lock = _hold_data_dir(data_dir, "serve")  # held until the process exits: restore and a second serve refuse
     service = QueueService(data_dir)
     try:
         if service.state.config is None:
@@ -153,16 +157,21 @@ QMS demo branch 'jkt-sudirman' (Bank Demo - KCP Sudirman), data in {data_dir}
         typer.echo(f"  Kiosk (touch screen, device account kiosk-1):\n    {kiosk}\n")
     os.environ.setdefault("QMS_VOICE_AUTOBUILD", "1")  # spoken announcements out of the box: build missing packs
     _serve(data_dir, host, port, log_level, mdns=mdns)
+    del lock
 
 
 @app.command()
 def verify(data_dir: DataDir = DEFAULT_DATA) -> None:
-    """Check the event log's hash chain and seq continuity; exit 1 if broken."""
-    conn = connect(_db(data_dir), readonly=True)
-    report = verify_chain(conn)
-    if not report.ok:
-        raise _fail(f"BROKEN after {report.checked} good events: {report.error}")
-    typer.echo(f"OK: {report.checked} events, chain intact, last seq {report.last_seq}")
+    """Check the database file (SQLite integrity_check) and the event log's hash chain and seq continuity; exit 1 if
+    either is broken."""
+    from edge.backup import check_database
+
+    check = check_database(_db(data_dir))
+    if check.file_error:
+        raise _fail(f"BROKEN: {check.problem}\n  restore the last good backup (see `qms-edge restore`)")
+    if check.chain_error:
+        raise _fail(f"BROKEN after {check.events} good events: {check.chain_error}")
+    typer.echo(f"OK: {check.events} events, chain intact, file intact (integrity_check ok), last seq {check.last_seq}")
 
 
 @app.command()
@@ -190,7 +199,8 @@ def status(
     data_dir: DataDir = DEFAULT_DATA,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Branch, config version, log position and today's queue at a glance."""
+    """Branch, config version, log position, today's queue and the cloud link (connected, connecting, down since …,
+    not configured) with its last error, at a glance."""
     conn = connect(_db(data_dir), readonly=True)
     state = load_state(conn)
     seq, last_hash = last_position(conn)
@@ -209,6 +219,7 @@ def status(
         "tickets": dict(by_status),
         "counters": counters,
         "replication": replication_lag(conn),
+        "link": read_link_state(data_dir),
     }
     if as_json:
         typer.echo(json.dumps(info, indent=2))
@@ -219,6 +230,10 @@ def status(
     for cid, ctr in counters.items():
         typer.echo(f"  counter {cid}: {ctr['presence']}" + (f", ticket {ctr['ticket']}" if ctr["ticket"] else ""))
     rep = replication_lag(conn)
+    link: dict[str, object] = info["link"]  # type: ignore[assignment]
+    typer.echo(f"cloud link: {link.get('link_status') or link.get('link')}")
+    if link.get("link_error") and link.get("link") != "connected":
+        typer.echo(f"  last error: {link['link_error']}")
     typer.echo(
         f"replication: cursor {rep['acked_seq']} of {rep['log_seq']}, lag {rep['lag_events']} events"
         f" / {rep['lag_seconds']:.1f} s, last ack {rep['last_ack_at'] or '-'}"
@@ -227,51 +242,73 @@ def status(
 
 @app.command()
 def backup(
-    dest: Annotated[Path, typer.Argument(help="File to write (a SQLite database).")],
+    dest: Annotated[Path, typer.Argument(help="Archive to write (tar.gz, mode 0600); never overwritten.")],
     data_dir: DataDir = DEFAULT_DATA,
 ) -> None:
-    """Copy the database consistently while the appliance runs, then verify the copy's chain."""
-    if dest.exists():
-        raise _fail(f"{dest} exists; choose a new file")
-    source = connect(_db(data_dir), readonly=True)
-    target = sqlite3.connect(dest)
+    """Archive the data dir (database snapshot, token.key, mqtt.json, voice packs, signage) with a checked manifest;
+    safe while the appliance runs; fails on a corrupt database or a broken chain."""
+    from edge.backup import BackupError, create_backup
+
     try:
-        source.backup(target)
-    finally:
-        target.close()
-        source.close()
-    report = verify_chain(connect(dest, readonly=True))
-    if not report.ok:
-        raise _fail(f"the copy does not verify: {report.error}")
-    typer.echo(f"backup written to {dest}: {report.checked} events, last seq {report.last_seq}, chain intact")
+        result = create_backup(data_dir, dest)
+    except BackupError as exc:
+        raise _fail(str(exc)) from None
+    files = result.manifest["files"]
+    typer.echo(
+        f"backup written to {dest}: {result.check.events} events, last seq {result.check.last_seq}, chain intact,"
+        f" file intact; {len(files) if isinstance(files, list) else 0} files"
+    )
 
 
 @app.command()
 def restore(
-    source: Annotated[Path, typer.Argument(help="A file written by `qms-edge backup`.")],
+    source: Annotated[Path, typer.Argument(help="An archive written by `qms-edge backup` (or an old .sqlite3 one).")],
     data_dir: DataDir = DEFAULT_DATA,
     yes: Annotated[bool, typer.Option("--yes", help="Replace an existing database.")] = False,
 ) -> None:
-    """Replace the appliance database with a verified backup (stop the appliance first)."""
-    if not source.is_file():
-        raise _fail(f"no such backup file: {source}")
-    report = verify_chain(connect(source, readonly=True))
-    if not report.ok:
-        raise _fail(f"refusing to restore: the backup does not verify: {report.error}")
-    if (data_dir / "qms.sqlite3").exists() and not yes:
-        raise _fail(f"{data_dir} already has a database; add --yes to replace it")
-    target = open_database(data_dir)
-    src = connect(source, readonly=True)
+    """Put a verified backup back (database and every file, modes 0600/0700); refused while the appliance runs."""
+    from edge.backup import BackupError, restore_backup
+    from edge.store.datadir import DataDirBusy
+
     try:
-        src.backup(target)
-    finally:
-        src.close()
-        target.close()
-    typer.echo(f"restored {report.checked} events (last seq {report.last_seq}) into {data_dir}")
+        result = restore_backup(source, data_dir, replace=yes)
+    except DataDirBusy as exc:
+        raise _fail(_busy_message(exc, "run restore again")) from None
+    except BackupError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"restored {result.check.events} events (last seq {result.check.last_seq}) into {data_dir}")
+    if result.legacy:
+        typer.echo(
+            "  an old single-file backup holds the database only: token.key (board URLs, device tokens, status links),"
+            " mqtt.json and voice packs were not in it and stay as they are"
+        )
+    else:
+        typer.echo(f"  and {len(result.files)} files: {', '.join(result.files) or '-'}")
     typer.echo(
         "if this branch replicated to a cloud hub after the backup was taken, the hub will report a fork at the first"
         " new event: see `qms-cloud branch resync` and `qms-edge replication resend` in the README"
     )
+
+
+def _busy_message(exc: Exception, then: str) -> str:
+    """Why the data dir is busy and how to stop whoever holds it."""
+    pid = getattr(exc, "pid", None) or "?"
+    if getattr(exc, "purpose", "") == "restore":
+        return f"a restore (pid {pid}) is working on this data directory: wait for it to finish, then {then}"
+    return (
+        f"the appliance is running (pid {pid}) on this data directory: stop it with `systemctl stop qms-edge` or"
+        f" Ctrl-C in the terminal running `qms-edge serve`, then {then}"
+    )
+
+
+def _hold_data_dir(data_dir: Path, purpose: str) -> object:
+    """The serving lock on the data dir for this process's lifetime; exits with a message when another holds it."""
+    from edge.store.datadir import DataDirBusy, DataDirLock
+
+    try:
+        return DataDirLock.acquire(data_dir, purpose)
+    except DataDirBusy as exc:
+        raise _fail(_busy_message(exc, "start it again")) from None
 
 
 @replication_app.command("resend")

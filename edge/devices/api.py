@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -12,10 +13,12 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta, Struct
 
+from edge.audit import AuditEntry
+from edge.audit import insert as insert_audit
 from edge.auth import Principal
 from edge.devices import fleet, registry
 from edge.devices.mqtt.topics import SEGMENT_RE
-from edge.web.deps import Appliance, provide_principal, require_role
+from edge.web.deps import Appliance, audit_entry, client_address, provide_principal, require_role
 from edge.web.problems import ApiError
 
 AppDep = NamedDependency[Appliance]
@@ -53,10 +56,18 @@ class AckBody(Struct, forbid_unknown_fields=True, kw_only=True):
     error: Annotated[str, Meta(max_length=500)] | None = None
 
 
-async def _write(app: Appliance, fn: Any, *, logins_changed: bool = False) -> Any:
-    """Run a registry write in the single writer, then drop the access cache (and update the broker's logins)."""
+async def _write(app: Appliance, fn: Any, *, logins_changed: bool = False, audit: AuditEntry | None = None) -> Any:
+    """Run a registry write in the single writer (with its audit row in the same transaction), then drop the access
+    cache (and update the broker's logins)."""
+
+    def write(conn: sqlite3.Connection) -> Any:
+        result = fn(conn)
+        if audit is not None:
+            insert_audit(conn, audit, datetime.now(UTC))
+        return result
+
     try:
-        return await asyncio.wrap_future(app.service.submit_store(fn))
+        return await asyncio.wrap_future(app.service.submit_store(write))
     finally:
         if app.devices is not None:
             app.devices.access.invalidate()
@@ -93,7 +104,9 @@ class DeviceController(Controller):
         return {"devices": [_view(app, d) for d in devices]}
 
     @post("/", status_code=201, summary="Register a device and get its pairing code")
-    async def add(self, data: JSONBody[AddDevice], app: AppDep, principal: Caller) -> dict[str, Any]:
+    async def add(
+        self, request: Request[Any, Any, Any], data: JSONBody[AddDevice], app: AppDep, principal: Caller
+    ) -> dict[str, Any]:
         """Register (or re-register) a device; the pairing code is shown once and expires in 15 minutes."""
         require_role(principal, "admin")
         code = registry.new_pairing_code()
@@ -110,26 +123,50 @@ class DeviceController(Controller):
                 area_id=data.area_id,
                 counter_id=data.counter_id,
             ),
+            audit=audit_entry(
+                request,
+                principal.username,
+                principal.role,
+                "device_add",
+                f"device:{data.device_id}",
+                type=data.type,
+                area=data.area_id,
+                counter=data.counter_id,
+                via="api",
+            ),
         )
         expires = (now + registry.PAIRING_TTL).isoformat()
         return {"device": _view(app, device), "pairing_code": code, "pairing_expires_at": expires}
 
     @post("/{device_id:str}/revoke", status_code=200, summary="Revoke a device")
-    async def revoke(self, device_id: FromPath[str], app: AppDep, principal: Caller) -> dict[str, Any]:
+    async def revoke(
+        self, request: Request[Any, Any, Any], device_id: FromPath[str], app: AppDep, principal: Caller
+    ) -> dict[str, Any]:
         """Cut a device off at once: its token is refused from the next request and its broker login is removed."""
         require_role(principal, "admin")
         now = datetime.now(UTC)
-        device = await _write(app, lambda conn: registry.revoke(conn, device_id, now), logins_changed=True)
+        audit = audit_entry(
+            request, principal.username, principal.role, "device_revoke", f"device:{device_id}", via="api"
+        )
+        device = await _write(app, lambda conn: registry.revoke(conn, device_id, now), logins_changed=True, audit=audit)
         return _view(app, device)
 
     @put("/{device_id:str}/config", status_code=200, summary="Publish a new config version for a device")
     async def set_config(
-        self, device_id: FromPath[str], data: JSONBody[ConfigBody], app: AppDep, principal: Caller
+        self,
+        request: Request[Any, Any, Any],
+        device_id: FromPath[str],
+        data: JSONBody[ConfigBody],
+        app: AppDep,
+        principal: Caller,
     ) -> dict[str, Any]:
         """Store the next config version; the device fetches it by version."""
         require_role(principal, "admin")
         now = datetime.now(UTC)
-        version = await _write(app, lambda conn: fleet.set_config(conn, device_id, data.config, now))
+        audit = audit_entry(
+            request, principal.username, principal.role, "device_config", f"device:{device_id}", via="api"
+        )
+        version = await _write(app, lambda conn: fleet.set_config(conn, device_id, data.config, now), audit=audit)
         return {"device_id": device_id, "version": version}
 
     @get("/me/config", summary="A device's config (newest, or ?version=)")
@@ -156,20 +193,24 @@ class PairingController(Controller):
     @post("/", status_code=200, summary="Pair a device with its code")
     async def pair(self, request: Request[Any, Any, Any], data: JSONBody[PairBody], app: AppDep) -> dict[str, Any]:
         """Redeem a pairing code: the device's token and MQTT credentials (shown once). Failures are throttled."""
-        client = request.client.host if request.client else "?"
-        keys = (f"pair:{client}",)
-        wait = app.throttle.retry_after(*keys)
-        if wait:
+        attempt = app.throttle.attempt(f"pair:{client_address(request)}")  # counted before the code is tried
+        if attempt.wait:
             raise ApiError(
                 429, "too_many_attempts", "too many failed pairings; try later",
-                headers={"Retry-After": str(wait)}, retry_after=wait,
+                headers={"Retry-After": str(attempt.wait)}, retry_after=attempt.wait,
             )  # fmt: skip
         now = datetime.now(UTC)
-        try:
-            device = await _write(app, lambda conn: registry.pair(conn, data.code, now), logins_changed=True)
-        except registry.PairingFailed:
-            app.throttle.failed(*keys)
-            raise
+        paired = audit_entry(request, "?", "device", "device_paired", None, via="api")  # actor: the device, once known
+
+        def pair(conn: sqlite3.Connection) -> registry.Device:
+            device = registry.pair(conn, data.code, now)
+            insert_audit(
+                conn, msgspec.structs.replace(paired, actor=device.device_id, target=f"device:{device.device_id}"), now
+            )
+            return device
+
+        device = await _write(app, pair, logins_changed=True)
+        attempt.succeeded()
         return credentials(app, device)
 
 

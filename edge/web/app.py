@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from litestar import Litestar, Response, Router, get
@@ -26,12 +26,13 @@ from edge.service import QueueService
 from edge.web.api import APP_DEPENDENCIES, ROUTE_HANDLERS
 from edge.web.board.pages import board_router
 from edge.web.board.runtime import BoardRuntime
-from edge.web.deps import Appliance
+from edge.web.deps import Appliance, TrustedProxies
 from edge.web.kiosk import kiosk_router
 from edge.web.kiosk.links import link_keys
 from edge.web.kiosk.printing import PrinterCollector
-from edge.web.problems import on_domain_error, on_http_error, on_unexpected
+from edge.web.problems import StrictJsonRequest, on_domain_error, on_http_error, on_unexpected
 from edge.web.replication_api import replication_status
+from edge.web.staff import presence as staff_presence
 from edge.web.staff import staff_router, template_config
 from edge.web.stream import Broadcaster
 
@@ -48,13 +49,18 @@ class Settings:
     mdns: bool = False  # advertise `_qms._tcp.local.` (qms-edge serve: on unless QMS_MDNS=0)
     http_port: int = 8080  # the port the mDNS advertisement names
     cloud: CloudLink | None = None  # the cloud link (relay + config watch); None = standalone branch
+    # Reverse proxies whose X-Forwarded-For is believed (QMS_TRUSTED_PROXIES); none by default.
+    trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies.from_env)
 
 
 def create_app(settings: Settings, service: QueueService | None = None) -> Litestar:
     """Build the appliance's web app; the writer starts and stops with the app."""
     service = service or QueueService(settings.data_dir)
     app_wiring = Appliance(
-        service=service, issuer=TokenIssuer(load_secret(settings.data_dir)), throttle=LoginThrottle()
+        service=service,
+        issuer=TokenIssuer(load_secret(settings.data_dir)),
+        throttle=LoginThrottle(),
+        trusted_proxies=settings.trusted_proxies,
     )
 
     devices = DeviceRuntime(service, settings.data_dir, mdns=settings.mdns, http_port=settings.http_port)
@@ -70,10 +76,12 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         if devices.bridge is not None:  # networked speakers hear the announcer's calls, paced like its other outputs
             board.add_output(CallbackOutput("mqtt", devices.bridge.announce))
         await replication.start()
+        sweeper = await staff_presence.start_sweeper(service)  # counters nobody is signed in to close
         log.info("appliance ready: branch %s at seq %s", service.view.state.branch_id, service.view.seq)
         try:
             yield
         finally:
+            sweeper.cancel()
             await replication.stop()
             await asyncio.to_thread(devices.stop)
             await asyncio.to_thread(board.stop)
@@ -98,6 +106,7 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         state={"appliance": app_wiring, "replication": replication, "kiosk": kiosk_app, "board": board},  # type: ignore[arg-type]
         lifespan=[lifespan],
         plugins=[ProblemDetailsPlugin()],
+        request_class=StrictJsonRequest,  # malformed JSON bodies are refused in one place, for every route
         exception_handlers={
             DomainError: on_domain_error,
             HTTPException: on_http_error,

@@ -2,17 +2,44 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 from litestar import Request
 
+from edge.audit import AuditEntry
 from edge.auth import LoginThrottle, Principal, TokenIssuer
 from edge.devices.runtime import DeviceRuntime
 from edge.service import QueueService
 from edge.web.problems import ApiError
 from edge.web.stream import Broadcaster
+
+
+class TrustedProxies:
+    """Reverse proxies whose `X-Forwarded-For` is believed: addresses or CIDR ranges (`QMS_TRUSTED_PROXIES`)."""
+
+    def __init__(self, items: Iterable[str] = ()) -> None:
+        # A bad entry is a configuration mistake worth failing on at start-up (ValueError).
+        self.networks = tuple(ipaddress.ip_network(item.strip(), strict=False) for item in items if item.strip())
+
+    @classmethod
+    def from_env(cls) -> TrustedProxies:
+        """Comma-separated `QMS_TRUSTED_PROXIES` (default: none, so forwarding headers are ignored)."""
+        return cls(os.environ.get("QMS_TRUSTED_PROXIES", "").split(","))
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
+
+    def __contains__(self, address: object) -> bool:
+        try:
+            ip = ipaddress.ip_address(str(address).strip())
+        except ValueError:
+            return False
+        return any(ip in net for net in self.networks)
 
 
 @dataclass
@@ -24,12 +51,49 @@ class Appliance:
     throttle: LoginThrottle
     broadcaster: Broadcaster | None = None
     devices: DeviceRuntime | None = None
+    trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
+
+
+def client_address(request: Request[Any, Any, Any]) -> str | None:
+    """The caller's address for throttling and the audit trail.
+
+    `X-Forwarded-For` is believed only when the peer is a configured proxy (`QMS_TRUSTED_PROXIES`), and then only
+    up to the first hop that is not itself a trusted proxy: anyone else could write any address into it.
+    """
+    peer = request.client.host if request.client else None
+    proxies: TrustedProxies = request.app.state["appliance"].trusted_proxies
+    if peer is None or not proxies or peer not in proxies:
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in proxies:
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # garbage in the header: fall back to the proxy itself
+    return hops[0] if hops else peer
 
 
 def appliance(request: Request[Any, Any, Any]) -> Appliance:
     """The appliance wiring of this app."""
     app: Appliance = request.app.state["appliance"]
     return app
+
+
+def audit_entry(
+    request: Request[Any, Any, Any], actor: str, role: str | None, action: str, target: str | None = None, **detail: Any
+) -> AuditEntry:
+    """An audit row for this request: who, from which address (proxy-aware) and user agent; empty details dropped."""
+    clean = {k: v for k, v in detail.items() if v not in (None, "")}
+    return AuditEntry(
+        actor=actor,
+        role=role,
+        action=action,
+        target=target,
+        detail=clean,
+        ip=client_address(request),
+        user_agent=request.headers.get("user-agent"),
+    )
 
 
 async def provide_appliance(request: Request[Any, Any, Any]) -> Appliance:

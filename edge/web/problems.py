@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsException
@@ -53,6 +54,42 @@ def problem(request: Request[Any, Any, Any], status: int, code: str, detail: str
     return ApiError(status, code, detail, **extra).to_response(request)
 
 
+class StrictJsonRequest(Request[Any, Any, Any]):
+    """The app's request class: every JSON body is parsed here, so a malformed one is a 400 on every route.
+
+    JSON is UTF-8 (RFC 8259 §8.1) whatever charset the client declares; a body that is not, or that nests deeper
+    than the decoder can follow, is refused as `malformed_body` before any handler runs (msgspec would otherwise
+    raise UnicodeDecodeError or RecursionError, i.e. a 500).
+    """
+
+    async def json(self) -> Any:
+        """The decoded body, or a 400 `malformed_body` problem."""
+        body = await self.body()
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ApiError(
+                400, "malformed_body", f"the body is not UTF-8 (byte {exc.start}); JSON must be UTF-8"
+            ) from None
+        try:
+            return await super().json()
+        except RecursionError:
+            raise ApiError(400, "malformed_body", "the body nests too deeply") from None
+
+
+def decode_json_body(body: bytes) -> Any:
+    """Decode a raw JSON body (for routes that read it themselves) with the same refusals as every other route."""
+    try:
+        body.decode("utf-8")
+        return msgspec.json.decode(body)
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "malformed_body", f"the body is not UTF-8 (byte {exc.start}); JSON must be UTF-8") from None
+    except RecursionError:
+        raise ApiError(400, "malformed_body", "the body nests too deeply") from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+
+
 def on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     """Engine refusals: their own status and code; nothing changed."""
     return problem(request, exc.status, exc.code, exc.detail, **exc.extra)
@@ -78,7 +115,8 @@ def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
             extra["errors"] = [{**e, "source": str(getattr(e.get("source"), "value", e.get("source")))} for e in errors]
     if status >= HTTP_SERVER_ERROR:
         log.error("HTTP %s on %s: %s", status, request.url.path, exc.detail)
-    return problem(request, status, code, detail, **extra)
+    headers = dict(exc.headers or {})  # a 405 keeps its Allow, a 401 its WWW-Authenticate
+    return ApiError(status, code, detail, headers=headers, **extra).to_response(request)
 
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -7,17 +7,30 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
-RequestId = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
-Id = Annotated[str, Meta(min_length=1, max_length=64)]
-Reason = Annotated[str, Meta(max_length=500)]
-Phone = Annotated[str, Meta(pattern=r"^\+?[0-9]{8,15}$", description="digits, optionally with a leading +")]
-Email = Annotated[str, Meta(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$", max_length=254)]
+
+def whole(pattern: str) -> str:
+    r"""A pattern that must match the whole value.
+
+    `$` alone also matches before a trailing newline (Python's and msgspec's `re`), so "A1\n" passed and was stored;
+    `(?!\n)` closes that and stays valid ECMA-262 for clients reading the OpenAPI schema (which has no `\Z`).
+    """
+    return rf"^(?:{pattern})$(?!\n)"
+
+
+PRINTABLE = r"[^\x00-\x1f\x7f]"  # no control characters (newlines, NUL, escape sequences)
+RequestId = Annotated[str, Meta(min_length=1, max_length=128, pattern=whole(r"[A-Za-z0-9_.:-]+"))]
+Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=whole(f"{PRINTABLE}+"))]
+Reason = Annotated[str, Meta(max_length=500, pattern=whole(r"[^\x00-\x08\x0b-\x1f\x7f]*"))]  # tabs, line breaks ok
+Phone = Annotated[str, Meta(pattern=whole(r"\+?[0-9]{8,15}"), description="digits, optionally with a leading +")]
+Email = Annotated[str, Meta(pattern=whole(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,255}"), max_length=254)]
+Lang = Annotated[str, Meta(pattern=whole(r"[a-z]{2}"), description="ISO 639-1 language code")]
+FreeText = Annotated[str, Meta(max_length=64, pattern=whole(f"{PRINTABLE}*"))]
 
 
 class TokenRequest(Struct, forbid_unknown_fields=True):
     """`POST /auth/token`."""
 
-    username: Annotated[str, Meta(min_length=1, max_length=64)]
+    username: Annotated[str, Meta(min_length=1, max_length=64, pattern=whole(f"{PRINTABLE}+"))]
     password: Annotated[str, Meta(min_length=1, max_length=256)]
 
 
@@ -29,8 +42,8 @@ class CreateTicket(Struct, forbid_unknown_fields=True, kw_only=True):
     channel: Literal["walk_in", "kiosk", "web", "mobile", "appointment", "front_desk"] = "walk_in"
     phone: Phone | None = None
     email: Email | None = None
-    customer_ref: Annotated[str, Meta(max_length=64)] | None = None
-    lang: Annotated[str, Meta(pattern=r"^[a-z]{2}$")] | None = None
+    customer_ref: FreeText | None = None
+    lang: Lang | None = None
     appointment_at: Annotated[datetime, Meta(tz=True)] | None = None
     request_id: RequestId | None = None
 

@@ -86,7 +86,7 @@ def test_a_distributed_version_is_applied_and_an_invalid_one_rejected(
             assert "no-such-service" in row.config_rejected_reason
             assert row.config_version == 2
             assert config_version() == 2
-            state = httpx.get(f"{appliance.api}/replication", timeout=5).json()
+            state = httpx.get(f"{appliance.api}/replication", headers=appliance.headers("admin"), timeout=5).json()
             assert state["cloud_config"]["version"] == 3
             assert state["cloud_config"]["outcome"] == "rejected"
             rejected = event_rows(tmp_path / "edge", "SELECT count(*) FROM events WHERE type = 'config.rejected'")

@@ -160,7 +160,7 @@ def test_a_restored_appliance_is_reported_as_a_fork_and_repaired(
             return branch.status == "ok" and branch.next_seq == head + 1
 
         wait_until(repaired, timeout=30, what="the hub to hold the appliance's log again")
-        replication = httpx.get(f"{appliance.api}/replication", timeout=5).json()
+        replication = httpx.get(f"{appliance.api}/replication", headers=appliance.headers("admin"), timeout=5).json()
         assert (replication["resend_epoch"], replication["lag_events"]) == (1, 0)
 
     assert hub.hashes() == appliance_hashes(data)  # exactly the appliance's log, seq by seq

@@ -9,6 +9,7 @@ import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
@@ -48,12 +49,17 @@ def test_tickets_issued_offline_reach_the_cloud_once_in_order(tmp_path: Path, mo
     server = NatsServer(tmp_path / "nats", port=port)
     with RunningAppliance(tmp_path / "edge") as appliance:
         headers = appliance.headers("agent1")
+        supervisor = appliance.headers("admin")  # the replication status is for supervisors and admins
+
+        def replication() -> dict[str, Any]:
+            return httpx.get(f"{appliance.api}/replication", headers=supervisor, timeout=5).json()  # type: ignore[no-any-return]
+
         for _ in range(25):
             r = httpx.post(f"{appliance.api}/tickets", json={"service_id": "teller"}, headers=headers, timeout=10)
             assert r.status_code == 201
         httpx.post(f"{appliance.api}/counters/1/call-next", headers=headers, timeout=10).raise_for_status()
         seq = httpx.get(f"{appliance.api}/health", timeout=5).json()["seq"]
-        offline = httpx.get(f"{appliance.api}/replication", timeout=5).json()
+        offline = replication()
         assert offline["state"] == "disconnected"
         assert (offline["acked_seq"], offline["lag_events"]) == (0, seq)
         assert offline["lag_seconds"] > 0
@@ -69,7 +75,7 @@ def test_tickets_issued_offline_reach_the_cloud_once_in_order(tmp_path: Path, mo
                 wait_until(lambda: len(hub.seqs(BRANCH)) >= seq + 5, timeout=30, what="live events")
                 assert_exactly_once_in_order(hub, seq + 5)
                 caught_up = wait_until(
-                    lambda: (r := httpx.get(f"{appliance.api}/replication", timeout=5).json())["lag_events"] == 0 and r,
+                    lambda: (r := replication())["lag_events"] == 0 and r,
                     what="lag 0 in the API",
                 )
                 assert caught_up["state"] == "connected"

@@ -7,10 +7,11 @@ from typing import Annotated
 
 from msgspec import Meta, Struct
 
-from edge.web.schemas import Id, Phone, RequestId
+from edge.web.schemas import Id, Lang, Phone, RequestId, whole
 
-CustomerRef = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ./-]{0,31}$", description="up to 32 characters")]
-Lang = Annotated[str, Meta(pattern=r"^[a-z]{2}$")]
+CustomerRef = Annotated[
+    str, Meta(pattern=whole(r"[A-Za-z0-9][A-Za-z0-9 ./-]{0,31}"), description="up to 32 characters")
+]
 
 
 class KioskTicket(Struct, forbid_unknown_fields=True, kw_only=True):

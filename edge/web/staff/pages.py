@@ -18,7 +18,7 @@ from edge.auth import User, check_password, find_user
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.web.deps import Appliance, appliance
-from edge.web.staff import boards
+from edge.web.staff import boards, feedback, presence
 from edge.web.staff.render import MESSAGES, RETRYABLE, error_message, language, render, translator
 from edge.web.staff.session import (
     COOKIE,
@@ -108,24 +108,23 @@ class AuthPages(Controller):
             raise Refused("csrf")
         app = appliance(request)
         ip, agent = client_of(request)
-        keys = (f"user:{username}", f"ip:{ip}")
-        wait = app.throttle.retry_after(*keys)
-        if wait:
+        attempt = app.throttle.attempt(f"user:{username}", f"ip:{ip}")  # counted before the check (no race)
+        if wait := attempt.wait:
             message = _("Too many failed attempts. Try again in %(minutes)s minutes.", minutes=(wait + 59) // 60)
             return render(request, "staff/login.html", None, 429, next=target, error=message, username=username)
         found = app.service.read(lambda conn: find_user(conn, username)) if username else None
         user: User | None = found[0] if found else None
         ok = await asyncio.to_thread(check_password, found[1] if found else None, password)
         if not ok or user is None or not user.active or user.role == "device":
-            app.throttle.failed(*keys)
-            audit = entry(request, username or "?", None, "login_failed")
+            role = user.role if user else None
+            audit = entry(request, username or "?", role, "login_failed", via="staff_web")
             await asyncio.wrap_future(
                 app.service.submit_store(lambda conn: insert_audit(conn, audit, datetime.now(UTC)))
             )
             return render(request, "staff/login.html", None, 401, next=target, error=_(LOGIN_FAILED), username=username)
-        app.throttle.succeeded(*keys)
+        attempt.succeeded()
         now = datetime.now(UTC)
-        audit = entry(request, user.username, user.role, "login")
+        audit = entry(request, user.username, user.role, "login", via="staff_web")
 
         def sign_in(conn: sqlite3.Connection) -> str:
             insert_audit(conn, audit, now)
@@ -156,6 +155,7 @@ class AuthPages(Controller):
             revoke_session(conn, staff.session_id)
 
         await asyncio.wrap_future(app.service.submit_store(sign_out))
+        await presence.signed_out(app.service, staff.session_id, staff.username, staff.role)  # nobody left: closed
         response: Response[Any] = Redirect("/staff/login", status_code=303)
         response.delete_cookie(COOKIE, path="/staff")
         return response
@@ -187,15 +187,20 @@ class DeskPages(Controller):
             raise Refused("no_counter")
         return Redirect(f"/staff/counter/{counters[0].id}")
 
-    @get("/counter/{counter_id:str}", sync_to_thread=False)
-    def desk_page(
+    @get("/counter/{counter_id:str}")
+    async def desk_page(
         self,
         request: Request[Any, Any, Any],
         staff: StaffDep,
         counter_id: FromPath[str],
         service: FromQuery[str | None] = None,
     ) -> Template:
-        """The whole desk page."""
+        """The whole desk page; an agent opening it signs in to the counter (a closed counter opens)."""
+        staff.require(*HOME)
+        staff.require_counter(counter_id)
+        app = appliance(request)
+        if app.service.view.state.config and app.service.view.state.config.counter(counter_id):
+            await presence.open_desk(app.service, staff.session_id, staff.username, staff.role, counter_id)
         return self._desk(request, staff, counter_id, service, "staff/counter.html")
 
     @get("/counter/{counter_id:str}/live", sync_to_thread=False)
@@ -269,7 +274,13 @@ class DeskPages(Controller):
         if action == "call_next" and response.get("ticket") is None:
             reason = str(response.get("reason") or "empty")
             return answer(request, back, True, _(MESSAGES.get(reason, MESSAGES["empty"])))
-        return answer(request, back, True, "")
+        if action == "presence":  # whoever sets a desk's presence is at that counter
+            session_id = staff.session_id
+            bind = presence.bind
+            await asyncio.wrap_future(app.service.submit_store(lambda conn: bind(conn, session_id, counter_id)))
+        state = app.service.view.state
+        done = feedback.confirmation(state, language(request), action, {**form, "counter_id": counter_id}, response)
+        return answer(request, back, True, done)
 
     @get("/events", sync_to_thread=False)
     def events(self, request: Request[Any, Any, Any], staff: StaffDep) -> ServerSentEvent:

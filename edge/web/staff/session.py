@@ -16,7 +16,7 @@ from litestar.di import NamedDependency
 
 from edge.audit import AuditEntry
 from edge.auth import STAFF_TOKEN_SECONDS, Principal, User, find_user
-from edge.web.deps import Appliance, appliance
+from edge.web.deps import Appliance, appliance, client_address
 
 COOKIE = "qms_session"
 LANG_COOKIE = "qms_lang"
@@ -84,7 +84,7 @@ def csrf_for(app: Appliance, session_id: str) -> str:
 
 def client_of(request: Request[Any, Any, Any]) -> tuple[str | None, str | None]:
     """The caller's address and user agent, for the audit trail."""
-    return (request.client.host if request.client else None), request.headers.get("user-agent")
+    return client_address(request), request.headers.get("user-agent")  # a proxy's X-Forwarded-For only if trusted
 
 
 def entry(
