@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from edge.store.datadir import create_private, ensure_private
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -18,10 +20,14 @@ def migration_scripts() -> list[tuple[int, str]]:
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection in autocommit mode (we issue BEGIN IMMEDIATE ourselves), WAL and FULL sync."""
+    """A connection in autocommit mode (we issue BEGIN IMMEDIATE ourselves), WAL and FULL sync.
+
+    A new database file is created 0600 first: SQLite gives its -wal and -shm files the database file's mode.
+    """
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
     else:
+        create_private(path)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout = 5000")
     if not readonly:
@@ -63,8 +69,9 @@ def _statements(script: str) -> list[str]:
 
 
 def open_database(data_dir: Path) -> sqlite3.Connection:
-    """Create the data dir and database if needed, migrate, and return the writer connection."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """Create the data dir (0700) and database (0600) if needed, tighten an older install's modes, migrate, and
+    return the writer connection."""
+    ensure_private(data_dir)
     conn = connect(data_dir / "qms.sqlite3")
     migrate(conn)
     return conn

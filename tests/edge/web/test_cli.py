@@ -195,9 +195,11 @@ def test_backup_and_restore_round_trip(configured: Path, tmp_path: Path) -> None
 
 
 def test_restore_refuses_a_tampered_backup(configured: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "backup.sqlite3"
-    assert runner.invoke(app, ["backup", str(copy), "--data-dir", str(configured)]).exit_code == 0
+    copy = tmp_path / "backup.sqlite3"  # an old single-file backup (archives: tests/edge/test_backup.py)
+    source = sqlite3.connect(configured / "qms.sqlite3")
     conn = sqlite3.connect(copy)
+    source.backup(conn)
+    source.close()
     conn.execute("DROP TRIGGER events_append_only_update")
     # flip the first hex digit (a fixed replacement would leave 1 hash in 16 unchanged)
     conn.execute(

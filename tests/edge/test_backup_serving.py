@@ -1,0 +1,60 @@
+"""Backup and restore next to a real `qms-edge serve`: backup is allowed while serving, restore and a second server
+on the same data dir are refused (the serving process's flock), and a SIGKILL-ed server leaves no stale lock."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.appliance import RunningAppliance, event_rows, free_port, run_cli, seed_demo
+
+
+@pytest.fixture(autouse=True)
+def _no_mdns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QMS_MDNS", "0")
+
+
+def _issue(appliance: RunningAppliance) -> str:
+    r = httpx.post(f"{appliance.api}/tickets", json={"service_id": "teller"}, headers=appliance.headers("agent1"),
+                   timeout=10)  # fmt: skip
+    assert r.status_code == 201, r.text
+    return str(r.json()["ticket_number"])
+
+
+def test_restore_and_a_second_server_are_refused_while_the_appliance_serves(tmp_path: Path) -> None:
+    data = tmp_path / "qms"
+    seed_demo(data)
+    archive = tmp_path / "before.tar.gz"
+    appliance = RunningAppliance(data).start()
+    try:
+        first = _issue(appliance)
+        backed = run_cli("backup", str(archive), "--data-dir", str(data))
+        assert backed.returncode == 0, backed.stderr
+        with tarfile.open(archive, "r:gz") as tar:
+            manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        assert manifest["log"]["last_seq"] == httpx.get(f"{appliance.api}/health", timeout=5).json()["seq"]
+        second = _issue(appliance)
+        log_before = event_rows(data)
+
+        refused = run_cli("restore", str(archive), "--yes", "--data-dir", str(data))
+        assert refused.returncode != 0
+        assert appliance.proc is not None
+        assert f"the appliance is running (pid {appliance.proc.pid})" in refused.stderr, refused.stderr
+        assert "systemctl stop qms-edge" in refused.stderr
+        assert event_rows(data) == log_before  # nothing replaced
+        assert _issue(appliance) not in (first, second)  # the running appliance is unaffected
+
+        port = free_port()
+        twin = run_cli("serve", "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(port), timeout=30)
+        assert twin.returncode != 0
+        assert f"the appliance is running (pid {appliance.proc.pid})" in twin.stderr, twin.stderr
+    finally:
+        appliance.kill()  # SIGKILL: the kernel drops the flock with the process
+
+    restored = run_cli("restore", str(archive), "--yes", "--data-dir", str(data))
+    assert restored.returncode == 0, restored.stderr
+    assert [row[0] for row in event_rows(data)][-1] == manifest["log"]["last_seq"]
