@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from edge.wait_words import wait_text
+
 Align = Literal["left", "center", "right"]
 
 COLUMNS = {58: 32, 80: 48}  # characters per line in font A
@@ -22,7 +24,6 @@ LABELS: dict[str, dict[str, str]] = {
         "time": "Waktu",
         "ahead": "Antrean di depan Anda",
         "eta": "Perkiraan tunggu",
-        "minutes": "menit",
         "scan": "Pindai untuk memantau antrean",
         "offline": "TIKET OFFLINE - nomor berlaku",
         "phone": "Telepon",
@@ -35,7 +36,6 @@ LABELS: dict[str, dict[str, str]] = {
         "time": "Time",
         "ahead": "People ahead of you",
         "eta": "Estimated wait",
-        "minutes": "min",
         "scan": "Scan to follow your turn",
         "offline": "OFFLINE TICKET - number is valid",
         "phone": "Phone",
@@ -56,7 +56,7 @@ class TicketPrint:
     status_url: str
     lang: str = "id"
     position: int | None = None
-    eta_minutes: int | None = None
+    eta_seconds: int | None = None  # said as `edge.wait_words.wait_text` says it ("next", "< 1 min", "about N min")
     logo_text: str | None = None
     logo_image: str | None = None  # path of the branch's logo image (the printer adapter loads it)
     phone: str | None = None  # masked
@@ -140,8 +140,9 @@ def ticket_layout(ticket: TicketPrint, paper_mm: int) -> list[Block]:
     ]
     if ticket.position is not None:
         blocks.append(Text(pair(words["ahead"], str(max(ticket.position - 1, 0)), columns)))
-    if ticket.eta_minutes is not None:
-        blocks.append(Text(pair(words["eta"], f"~{ticket.eta_minutes} {words['minutes']}", columns)))
+    wait = wait_text(ticket.eta_seconds, ticket.lang, ticket.position)
+    if wait is not None:
+        blocks.append(Text(pair(words["eta"], wait, columns)))
     if ticket.phone:
         blocks.append(Text(pair(words["phone"], ticket.phone, columns)))
     if ticket.customer_ref:

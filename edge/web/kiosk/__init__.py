@@ -22,9 +22,10 @@ from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.engine.numbering import format_number
 from edge.service import QueueService
+from edge.wait_words import wait_text
 from edge.web.deps import provide_principal, require_role
 from edge.web.kiosk import links
-from edge.web.kiosk.catalog import catalog, local_time, minutes, service_name, words
+from edge.web.kiosk.catalog import catalog, local_time, service_name, words
 from edge.web.kiosk.printing import ISSUED_AT_SLOT, PrintDesk, offline_job
 from edge.web.kiosk.schemas import KioskTicket, LeaseRequest, OfflineBatch, OfflineTicket
 from edge.web.problems import ApiError
@@ -101,7 +102,7 @@ class KioskApp:
             status_url=self.status_url(request, ref),
             lang=lang,
             position=view.get("position"),
-            eta_minutes=minutes(view.get("eta_seconds")),
+            eta_seconds=view.get("eta_seconds"),
             logo_text=kiosk.logo_text,
             logo_image=self.logo_path(),
             phone=view.get("phone") if kiosk.phone_display == "masked" else None,
@@ -195,18 +196,18 @@ async def kiosk_issue(
     view = outcome.response
     ref = f"t:{view['ticket_id']}"
     config = app.config()
-    if outcome.replayed:  # a retry of a request that committed: the same ticket, never a second paper
+    address = app.desk.address_for(config.kiosk, principal.username)
+    if outcome.replayed and address is not None:  # a retry of a request that committed: never a second paper
         printed = {"ok": False, "error": "not_reprinted", "detail": "issued by an earlier attempt; not printed twice"}
-    else:
-        printed = await app.desk.print_ticket(
-            app.desk.address_for(config.kiosk, principal.username), principal.username,
-            app.ticket_print(request, view, data.lang, ref),
-        )  # fmt: skip
+    else:  # (a screen-only kiosk gets `no_printer` either way: it has nothing to say about paper)
+        printed = await app.desk.print_ticket(address, principal.username,
+                                              app.ticket_print(request, view, data.lang, ref))  # fmt: skip
     url = app.status_url(request, ref)
     created = _moment(view["created_at"])
     body = {
         "ticket": _public_ticket(view, config.kiosk.phone_display == "hidden"),
         "issued_local": local_time(created, config.timezone),
+        "eta_text": wait_text(view.get("eta_seconds"), data.lang, view.get("position")),
         "status_url": url,
         "qr_svg": links.qr_svg(url),
         "print": printed,
@@ -324,10 +325,11 @@ def status_page(request: Request[Any, Any, Any], token: FromPath[str]) -> Respon
     lang = (ticket or {}).get("lang") or config.languages[0]
     service = config.service(ticket["service_id"]) if ticket else None
     counter = config.counter(ticket["counter_id"]) if ticket and ticket.get("counter_id") else None
+    eta = wait_text(ticket.get("eta_seconds"), lang, ticket.get("position")) if ticket else None
     return app.html("kiosk/status.html", ticket=ticket, words=words(lang), branch=config.name, lang=lang,
                     pending_number=pending_number,
                     service=service_name(service, lang) if service else None, counter=counter.name if counter else None,
-                    eta=minutes(ticket.get("eta_seconds")) if ticket else None)  # fmt: skip
+                    eta=eta)  # fmt: skip
 
 
 def kiosk_router(service: QueueService, link_keys: tuple[bytes, ...]) -> tuple[Router, KioskApp]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -12,6 +12,7 @@ import msgspec
 from edge.engine.eta import mean_service_seconds, open_counters
 from edge.engine.model import State
 from edge.engine.numbering import business_date, issued_count, within_hours, zone
+from edge.wait_words import wait_text
 from sync.contract_config import WEEKDAYS, BranchConfig, Kiosk, Service
 
 WORDS: dict[str, dict[str, str]] = {
@@ -21,7 +22,6 @@ WORDS: dict[str, dict[str, str]] = {
         "choose_lang": "Pilih bahasa",
         "choose_service": "Pilih layanan",
         "waiting": "menunggu",
-        "wait_min": "± {n} menit",
         "closed": "Tutup",
         "closed_now": "Tutup saat ini",
         "opens_at": "Buka {day} pukul {time}",
@@ -45,7 +45,6 @@ WORDS: dict[str, dict[str, str]] = {
         "your_number": "Nomor antrean Anda",
         "ahead": "Antrean di depan Anda",
         "eta": "Perkiraan tunggu",
-        "minutes": "menit",
         "issued": "Waktu",
         "scan": "Pindai QR untuk memantau antrean di ponsel Anda",
         "printing": "Mencetak tiket…",
@@ -79,7 +78,6 @@ WORDS: dict[str, dict[str, str]] = {
         "choose_lang": "Choose your language",
         "choose_service": "Choose a service",
         "waiting": "waiting",
-        "wait_min": "~{n} min",
         "closed": "Closed",
         "closed_now": "Closed now",
         "opens_at": "Opens {day} at {time}",
@@ -103,7 +101,6 @@ WORDS: dict[str, dict[str, str]] = {
         "your_number": "Your queue number",
         "ahead": "People ahead of you",
         "eta": "Estimated wait",
-        "minutes": "min",
         "issued": "Time",
         "scan": "Scan the QR code to follow your turn on your phone",
         "printing": "Printing your ticket…",
@@ -158,11 +155,11 @@ def next_opening(service: Service, now: datetime, timezone: str) -> tuple[int, s
     return None
 
 
-def next_wait_minutes(state: State, service_id: str, waiting: int) -> int:
+def next_wait_seconds(state: State, service_id: str, waiting: int) -> int:
     """The wait of the next ticket, as its ticket will say: the same ETA rule (waiting / open counters * the recent
-    mean service time + half a service, in whole minutes rounded up); with no counter open yet, as if one were."""
+    mean service time + half a service); with no counter open yet, as if one were."""
     mean = mean_service_seconds(state, service_id)
-    return math.ceil((waiting / max(open_counters(state, service_id), 1) * mean + mean / 2) / 60)
+    return round(waiting / max(open_counters(state, service_id), 1) * mean + mean / 2)
 
 
 def service_state(state: State, service: Service, now: datetime) -> dict[str, Any]:
@@ -170,13 +167,15 @@ def service_state(state: State, service: Service, now: datetime) -> dict[str, An
     config = state.config
     assert config is not None
     waiting = sum(1 for t in state.active("waiting") if t.service_id == service.id)
+    eta = next_wait_seconds(state, service.id, waiting)
     issued = issued_count(*state.numbering(service.id, business_date(now, config.timezone)))
     entry: dict[str, Any] = {
         "id": service.id,
         "prefix": service.prefix,
         "names": {lang: service_name(service, lang) for lang in WORDS},
         "waiting": waiting,
-        "eta_minutes": next_wait_minutes(state, service.id, waiting),
+        "eta_minutes": math.ceil(eta / 60),
+        "eta_text": {lang: wait_text(eta, lang, waiting + 1) for lang in WORDS},
         "open": False,
         "reason": None,
         "opens": None,
@@ -229,8 +228,3 @@ def catalog(state: State, now: datetime) -> dict[str, Any]:
 def local_time(moment: datetime, timezone: str) -> str:
     """`24/11/2026 09:05` in the branch's time zone."""
     return moment.astimezone(zone(timezone)).strftime("%d/%m/%Y %H:%M")
-
-
-def minutes(seconds: int | None) -> int | None:
-    """Seconds rounded up to whole minutes (None stays None)."""
-    return None if seconds is None else int(timedelta(seconds=seconds + 59).total_seconds() // 60)

@@ -111,7 +111,7 @@ def printed_ticket() -> None:
     """The printed ticket, drawn from the layout the printer receives."""
     ticket = TicketPrint(branch_name="Bank Demo - KCP Sudirman", ticket_number="B012", service_name="Layanan Nasabah",
                          issued_at="24/11/2026 09:05", status_url="http://192.168.10.2:8080/t/dDowMWEyMGJlZi00Njg1.Mh",
-                         position=3, eta_minutes=20, logo_text="BANK DEMO", phone="0812*****890")  # fmt: skip
+                         position=3, eta_seconds=1200, logo_text="BANK DEMO", phone="0812*****890")  # fmt: skip
     (OUT / "kiosk-printed-ticket.png").write_bytes(render_png(ticket_layout(ticket, 80), 80))
     (OUT / "kiosk-printed-ticket-58mm.png").write_bytes(render_png(ticket_layout(ticket, 58), 58))
     offline = TicketPrint(branch_name="Bank Demo - KCP Sudirman", ticket_number="A901", service_name="Teller",

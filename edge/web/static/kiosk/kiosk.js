@@ -115,7 +115,7 @@
       .format(at);
   }
   function serviceInfo(s) {
-    if (s.open) return `${s.waiting} ${w("waiting")} · ${w("wait_min", { n: s.eta_minutes })}`;
+    if (s.open) return `${s.waiting} ${w("waiting")} · ${s.eta_text[lang] || s.eta_text[doc.languages[0]]}`;
     if (s.reason === "closed" && s.opens) {
       const day = s.opens[0] === 0 ? w("today") : s.opens[0] === 1 ? w("tomorrow") : weekday(s.opens[0]);
       return `${w("closed_now")} · ${w("opens_at", { day, time: s.opens[1] }).replace("  ", " ")}`;
@@ -125,6 +125,7 @@
   function renderServices() {
     const box = $("services");
     box.replaceChildren();
+    box.style.setProperty("--count", String(doc.services.length)); // rows of the grid (kiosk.css)
     for (const s of doc.services) {
       const b = document.createElement("button");
       b.type = "button";
@@ -301,7 +302,7 @@
       setOnline(true);
       showTicket({
         number: result.ticket.ticket_number, issued: result.issued_local, position: result.ticket.position,
-        eta: result.ticket.eta_seconds, phone: result.ticket.phone, qr: result.qr_svg, print: result.print,
+        eta: result.eta_text, phone: result.ticket.phone, qr: result.qr_svg, print: result.print,
       });
     } catch (err) {
       if (err instanceof Unreachable) { setOnline(false); await issueOffline(s, extra); }
@@ -328,17 +329,20 @@
     $("t-ahead-row").hidden = t.position == null;
     $("t-ahead").textContent = t.position == null ? "" : String(Math.max(t.position - 1, 0));
     $("t-eta-row").hidden = t.eta == null;
-    $("t-eta").textContent = t.eta == null ? "" : `~${Math.ceil(t.eta / 60)} ${w("minutes")}`;
+    $("t-eta").textContent = t.eta == null ? "" : t.eta; // the appliance words it ("next", "< 1 min", …)
     $("t-phone-row").hidden = !t.phone;
     $("t-phone").textContent = t.phone || "";
     $("t-qr").innerHTML = t.qr; // server-made SVG (segno), never customer input
     const status = $("t-print");
+    // A screen-only kiosk (no printer configured) says nothing about printers: the QR on screen is the normal path.
+    const screenOnly = !t.offline && Boolean(t.print) && t.print.error === "no_printer";
     const printedOffline = Boolean(t.offline && t.print && t.print.ok);
-    const failed = (t.offline && !printedOffline) || (!t.offline && t.print && !t.print.ok);
+    const failed = (t.offline && !printedOffline) || (!t.offline && !screenOnly && t.print && !t.print.ok);
     status.className = `tprint ${failed ? "failed" : "ok"}`;
-    status.textContent = printedOffline ? w("offline_printed") : t.offline ? w("offline_ticket")
+    status.textContent = screenOnly ? "" : printedOffline ? w("offline_printed") : t.offline ? w("offline_ticket")
       : failed ? w("print_failed") : w("printed");
-    status.dataset.print = printedOffline ? "offline-printed" : t.offline ? "offline"
+    status.hidden = screenOnly;
+    status.dataset.print = screenOnly ? "none" : printedOffline ? "offline-printed" : t.offline ? "offline"
       : t.print && !t.print.ok ? t.print.error : "ok";
     document.querySelector(".ticket").classList.toggle("fallback", Boolean(failed));
     show("ticket");

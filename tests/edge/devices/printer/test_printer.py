@@ -23,7 +23,7 @@ TICKET = TicketPrint(
     issued_at="24/11/2026 09:05",
     status_url="http://10.0.0.2:8080/t/abc.def",
     position=3,
-    eta_minutes=8,
+    eta_seconds=480,
     logo_text="BANK DEMO",
     phone="0812****890",
 )
@@ -38,7 +38,7 @@ def test_layout_fits_the_paper_and_carries_number_qr_and_facts(paper_mm: int) ->
     assert [b.data for b in blocks if isinstance(b, Qr)] == [TICKET.status_url]
     lines = "\n".join(t.text for t in texts)
     assert "Antrean di depan Anda" in lines
-    assert "~8 menit" in lines
+    assert "sekitar 8 menit" in lines
     assert "0812****890" in lines
 
 
