@@ -1,9 +1,9 @@
 """Per-branch NATS credentials: an NKey per branch, permissions limited to its own subject, inbox and config key,
 and the nats-server `authorization` block that grants them (regenerated from the store on every change).
 
-A branch may publish only `qms.evt.<tenant>.<branch>` and read only its own config key (a JetStream direct get of
-`$KV.qms_config.<tenant>.<branch>`); replies reach it on its own inbox prefix. It cannot subscribe to events, read
-another branch's configuration, or call any other JetStream API.
+A branch may publish only `qms.evt.<tenant>.<branch>` (events) and `qms.hb.<tenant>.<branch>` (heartbeats) and read
+only its own config key (a JetStream direct get of `$KV.qms_config.<tenant>.<branch>`); replies reach it on its own
+inbox prefix. It cannot subscribe to events, read another branch's configuration, or call any other JetStream API.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from cloud.store import branch_credentials, insert_ignore, transaction, utcnow_iso
 from sync.config_watch import direct_get_subject
+from sync.liveness import heartbeat_subject
 from sync.relay import config_key, event_subject, inbox_prefix
 
 HUB_KEY = "hub.nk"
@@ -56,7 +57,13 @@ def write_seed(path: Path, seed: bytes) -> None:
 def branch_permissions(tenant: str, branch_id: str) -> dict[str, object]:
     """What one branch's user may do."""
     return {
-        "publish": {"allow": [event_subject(tenant, branch_id), direct_get_subject(tenant, branch_id)]},
+        "publish": {
+            "allow": [
+                event_subject(tenant, branch_id),
+                heartbeat_subject(tenant, branch_id),
+                direct_get_subject(tenant, branch_id),
+            ]
+        },
         "subscribe": {"allow": [f"{inbox_prefix(tenant, branch_id)}.>"]},
     }
 

@@ -8,13 +8,17 @@ cursor table, so `qms-edge status` can show it without the server running.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -22,20 +26,20 @@ import msgspec
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.service import QueueService
-from edge.store.log import decode_row
 from sync.config_watch import ConfigEntry, ConfigWatch
-from sync.contract import event_encoder
-from sync.contract_config import config_decoder
+from sync.contract_config import BranchConfig, config_decoder, config_hash, short_hash
+from sync.liveness import DEFAULT_INTERVAL, Beater, Heartbeat, link_words
 from sync.relay import LinkSettings, Outgoing, Relay, RelayStatus
 
 CURSOR_NAME = "cloud"
+LINK_FILE = "cloud-link.json"  # the running appliance's link state, for `qms-edge status` in another process
 log = logging.getLogger("qms.replication")
 
 
 @dataclass(frozen=True)
 class CloudLink:
     """Relay settings: CLI options or `QMS_NATS_URL`, `QMS_TENANT`, `QMS_BRANCH`, `QMS_NATS_NKEY` (seed file),
-    `QMS_NATS_USER`/`QMS_NATS_PASSWORD`."""
+    `QMS_NATS_USER`/`QMS_NATS_PASSWORD`, `QMS_HEARTBEAT_SECONDS` (default 30)."""
 
     nats_url: str
     tenant: str
@@ -45,6 +49,7 @@ class CloudLink:
     password: str | None = None
     batch_size: int = 1000
     config_poll_seconds: float = 2.0
+    heartbeat_seconds: float = DEFAULT_INTERVAL
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> CloudLink | None:
@@ -60,6 +65,7 @@ class CloudLink:
             nkey_seed_file=env.get("QMS_NATS_NKEY") or None,
             user=env.get("QMS_NATS_USER") or None,
             password=env.get("QMS_NATS_PASSWORD") or None,
+            heartbeat_seconds=float(env.get("QMS_HEARTBEAT_SECONDS") or DEFAULT_INTERVAL),
         )
 
     def settings(self, branch_id: str) -> LinkSettings:
@@ -80,9 +86,12 @@ def read_outgoing(conn: sqlite3.Connection, after: int, limit: int) -> list[Outg
     rows = conn.execute("SELECT seq, body, hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
     out = []
     for seq, body, hash_ in rows:
-        event = decode_row(body, hash_)
-        payload = event_encoder.encode(event)
-        out.append(Outgoing(seq=seq, payload=payload, occurred_at=event.occurred_at.timestamp(), hash=hash_))
+        # The stored fields as they were hashed: re-encoding through today's structs would add fields introduced
+        # since (with their defaults) and the cloud could no longer verify an older event's hash.
+        fields = msgspec.json.decode(body)
+        fields["hash"] = hash_
+        occurred_at = datetime.fromisoformat(fields["occurred_at"]).timestamp()
+        out.append(Outgoing(seq=seq, payload=msgspec.json.encode(fields), occurred_at=occurred_at, hash=hash_))
     return out
 
 
@@ -189,10 +198,14 @@ def cloud_config_state(conn: sqlite3.Connection) -> dict[str, Any] | None:
 def describe(status: RelayStatus | None, lag_info: dict[str, Any], configured: bool) -> dict[str, Any]:
     """The replication section of `/api/v1/replication` and `qms-edge status`."""
     if not configured:
-        return {"state": "not configured", **lag_info}
+        return {"state": "not configured", "link": "not configured", "link_status": "not configured", **lag_info}
     info: dict[str, Any] = {"state": status.state if status else "stopped", **lag_info}
+    link = status.link if status else "stopped"
+    since = status.down_since if status else None
+    info.update(link=link, link_since=since, link_status=link_words(link, since))
     if status is not None:
         info.update(
+            link_error=status.link_error,
             last_error=status.last_error,
             retry_in=round(status.retry_in, 2) if status.retry_in is not None else None,
             shipped=status.shipped,
@@ -238,14 +251,15 @@ class CloudConfigHandler:
             config = config_decoder.decode(entry.value)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             version = _version_hint(entry.value)
-            await self._reject(entry, version, [f"the document does not parse: {exc}"])
+            await self._reject(entry, version, [f"the document does not parse: {exc}"], entry.config_hash)
             return
-        current = self.service.view.state.config
-        if config.branch_id != self.branch_id:
-            await self._reject(entry, config.version, [f"the document is for branch {config.branch_id!r}"])
-            return
-        if current is not None and current.version == config.version:
+        digest = config_hash(config)
+        problem = self._problem(entry, config, digest)
+        if problem == "already_applied":
             await self._record(entry, config.version, "already_applied", "")
+            return
+        if problem:
+            await self._reject(entry, config.version, [problem], digest)
             return
         command = c.ApplyConfig(actor="cloud", config=config, base_version=None, source="cloud", version=config.version)
         try:
@@ -253,12 +267,30 @@ class CloudConfigHandler:
         except DomainError as exc:
             details = exc.extra.get("errors")
             errors = [str(d) for d in details] if isinstance(details, list) and details else [exc.detail]
-            await self._reject(entry, config.version, errors)
+            await self._reject(entry, config.version, errors, digest)
             return
         await self._record(entry, config.version, "applied", "")
 
-    async def _reject(self, entry: ConfigEntry, version: int, errors: list[str]) -> None:
-        command = c.RejectConfig(actor="cloud", version=version, errors=errors, source="cloud")
+    def _problem(self, entry: ConfigEntry, config: BranchConfig, digest: str) -> str | None:
+        """Why this entry cannot be applied as is (or `already_applied`); None when it can."""
+        if entry.config_hash and entry.config_hash != digest:
+            return f"the document does not match its hash ({short_hash(entry.config_hash)} != {short_hash(digest)})"
+        if config.branch_id != self.branch_id:
+            return f"the document is for branch {config.branch_id!r}"
+        current = self.service.view.state.config
+        if current is None or current.version != config.version:
+            return None
+        running = config_hash(current)
+        if running == digest:
+            return "already_applied"
+        # Same number, another document: a local edit the cloud never saw took this number first.
+        return (
+            f"this branch already runs a different v{config.version} ({short_hash(running)}, edited at the branch);"
+            f" the cloud's v{config.version} is {short_hash(digest)}: push again based on v{config.version}"
+        )
+
+    async def _reject(self, entry: ConfigEntry, version: int, errors: list[str], digest: str = "") -> None:
+        command = c.RejectConfig(actor="cloud", version=version, errors=errors, source="cloud", config_hash=digest)
         await asyncio.wrap_future(self.service.submit(command))
         await self._record(entry, version, "rejected", "; ".join(errors))
 
@@ -282,20 +314,32 @@ class Replication:
         self.service = service
         self.link = link
         self.relay: Relay | None = None
+        self.beater: Beater | None = None
         self.config_watch: ConfigWatch | None = None
+        self.link_file = Path(service.data_dir) / LINK_FILE
 
     async def start(self) -> None:
         """Start shipping (no-op for a standalone branch or one without a configuration yet)."""
         if self.link is None:
+            write_link_file(self.link_file, describe(None, {}, configured=False))
             return
         branch_id = self.service.view.state.branch_id or self.link.branch_id
         if not branch_id:
             log.warning("cloud link configured but no branch id yet: set QMS_BRANCH (--branch) or apply a config")
+            write_link_file(self.link_file, {"link": "down", "link_status": "down", "link_error": "no branch id yet:"
+                                             " set QMS_BRANCH (--branch) or apply a configuration"})  # fmt: skip
             return
         settings = self.link.settings(branch_id)
         cursor, epoch = self.service.read(load_cursor_state)
+        self.beater = Beater(settings.tenant, branch_id, self._heartbeat, self.link.heartbeat_seconds)
         self.relay = Relay(
-            settings, ServiceSource(self.service), cursor=cursor, epoch=epoch, batch_size=self.link.batch_size
+            settings,
+            ServiceSource(self.service),
+            cursor=cursor,
+            epoch=epoch,
+            batch_size=self.link.batch_size,
+            beater=self.beater,
+            on_change=self._link_changed,
         )
         self.service.subscribe_commits(lambda _events: self.relay.notify() if self.relay else None)
         self.relay.start()
@@ -315,10 +359,80 @@ class Replication:
         if self.relay is not None:
             await self.relay.stop()
 
+    async def _heartbeat(self) -> Heartbeat:
+        """This branch's beat: its log head, the relay's cursor and lag, its software version."""
+        assert self.relay is not None
+        assert self.beater is not None
+        info = await asyncio.to_thread(self.service.read, lag)
+        return Heartbeat(
+            tenant=self.relay.link.tenant,
+            branch_id=self.relay.link.branch_id,
+            sent_at=datetime.now(UTC),
+            last_seq=info["log_seq"],
+            acked_seq=max(info["acked_seq"], self.relay.status.acked_seq),
+            lag_events=info["lag_events"],
+            interval_seconds=self.beater.interval,
+            software_version=software_version(),
+        )
+
+    def _link_changed(self, status: RelayStatus) -> None:
+        """Keep the link state on disk for `qms-edge status` (a separate process)."""
+        write_link_file(self.link_file, {**asdict(status), "link_status": link_words(status.link, status.down_since)})
+
     def status(self) -> dict[str, Any]:
         """State and lag, for the API."""
         info = describe(self.relay.status if self.relay else None, self.service.read(lag), self.link is not None)
+        if self.beater is not None:
+            last = self.beater.last_sent_at
+            info["heartbeat"] = {"interval_seconds": self.beater.interval, "sent": self.beater.sent,
+                                 "last_sent_at": last.isoformat() if last else None}  # fmt: skip
         if self.config_watch is not None:
             info["config_watch"] = {"state": self.config_watch.state, "last_error": self.config_watch.last_error}
         info["cloud_config"] = self.service.read(cloud_config_state)
         return info
+
+
+def software_version() -> str:
+    """The installed qms version (sent in heartbeats)."""
+    try:
+        return package_version("qms")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def write_link_file(path: Path, info: dict[str, Any]) -> None:
+    """Write the link state atomically with the writer's pid and time (0600: it names the seed file)."""
+    body = {**info, "pid": os.getpid(), "written_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(body, out, default=str)
+        tmp.replace(path)
+    except OSError as exc:  # a read-only data dir must not stop replication
+        log.warning("cannot write %s: %s", path, exc)
+
+
+def read_link_state(data_dir: Path) -> dict[str, Any]:
+    """The link as `qms-edge status` shows it: what the running appliance last wrote, or why nothing is known."""
+    path = Path(data_dir) / LINK_FILE
+    try:
+        info: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"link": "unknown", "link_status": "unknown (the appliance has not run with this data directory)"}
+    if not _alive(int(info.get("pid") or 0)):
+        info["link_status"] = f"appliance not running (last known: {info.get('link_status') or info.get('link')})"
+        info["link"] = "appliance not running"
+    return info
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user (the service account)
+        return True
+    return True

@@ -20,14 +20,18 @@ from sync.relay import CONFIG_BUCKET, LinkSettings, config_key
 
 log = logging.getLogger("qms.config_watch")
 REQUEST_SECONDS = 2.0
+HASH_HEADER = "Qms-Config-Hash"  # set by the hub on each KV entry: sync.contract_config.config_hash of the document
+VERSION_HEADER = "Qms-Config-Version"
 
 
 @dataclass(frozen=True)
 class ConfigEntry:
-    """One value of the branch's config key: its KV revision (stream sequence) and the document bytes."""
+    """One value of the branch's config key: its KV revision (stream sequence), the document bytes, and the content
+    hash the hub put beside it (empty for entries written before hashes)."""
 
     revision: int
     value: bytes
+    config_hash: str = ""
 
 
 def direct_get_subject(tenant: str, branch_id: str) -> str:
@@ -43,7 +47,9 @@ async def fetch_config(nc: NatsClient, tenant: str, branch_id: str) -> ConfigEnt
         return None
     if headers.get("Status"):
         raise ConfigFetchError(f"direct get answered {headers.get('Status')} {headers.get('Description', '')}")
-    return ConfigEntry(revision=int(headers.get("Nats-Sequence", "0")), value=msg.data)
+    return ConfigEntry(
+        revision=int(headers.get("Nats-Sequence", "0")), value=msg.data, config_hash=headers.get(HASH_HEADER, "")
+    )
 
 
 class ConfigFetchError(Exception):

@@ -152,6 +152,7 @@ class ConfigApplied(Event, frozen=True, kw_only=True, tag="config.applied"):
     version: int
     config: BranchConfig
     source: str = "api"
+    config_hash: str = ""  # sync.contract_config.config_hash(config); empty in events older than the field
 
 
 class ConfigRejected(Event, frozen=True, kw_only=True, tag="config.rejected"):
@@ -160,6 +161,7 @@ class ConfigRejected(Event, frozen=True, kw_only=True, tag="config.rejected"):
     version: int
     errors: list[str] = []
     source: str = "cloud"
+    config_hash: str = ""  # the refused document's hash (empty when it did not parse or predates the field)
 
 
 class NumbersLeased(Event, frozen=True, kw_only=True, tag="numbers.leased"):

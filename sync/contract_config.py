@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Literal
 
 import msgspec
@@ -267,3 +268,18 @@ def _printer_errors(kiosk: Kiosk) -> list[str]:
 
 config_decoder = msgspec.json.Decoder(BranchConfig)
 config_encoder = msgspec.json.Encoder()
+
+
+_canonical_config = msgspec.json.Encoder(order="sorted")
+SHORT_HASH = 12  # hex digits shown next to a version number
+
+
+def config_hash(config: BranchConfig) -> str:
+    """SHA-256 (hex) of the canonical encoding (sorted keys) of the document without its version number: with the
+    number it names exactly one document, and the same content keeps its hash under another number."""
+    return hashlib.sha256(_canonical_config.encode(msgspec.structs.replace(config, version=0))).hexdigest()
+
+
+def short_hash(value: str | None) -> str:
+    """The first 12 hex digits of a configuration hash, as shown next to its version ("v4 · 1a2b3c4d5e6f")."""
+    return (value or "")[:SHORT_HASH]

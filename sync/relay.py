@@ -17,14 +17,18 @@ import logging
 import random
 import re
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js.errors import Error as JetStreamError
+
+if TYPE_CHECKING:
+    from sync.liveness import Beater
 
 log = logging.getLogger("qms.relay")
 
@@ -141,6 +145,10 @@ class RelayStatus:
     retry_in: float | None = None
     batches: int = field(default=0)
     epoch: int = 0  # bumped by each `qms-edge replication resend`
+    link: str = "connecting"  # connecting | connected | down | stopped (sync.liveness.link_words)
+    down_since: str | None = None  # UTC, RFC 3339: the first failure since the link was last up
+    link_error: str | None = None  # the last error in words (sync.liveness.describe_link_error)
+    server_error: str | None = None  # the last error the server reported (e.g. a permissions violation)
 
 
 class Relay:
@@ -159,8 +167,13 @@ class Relay:
         idle_poll: float = 1.0,
         backoff_initial: float = 0.2,
         backoff_max: float = 30.0,
+        beater: Beater | None = None,
+        on_change: Callable[[RelayStatus], None] | None = None,
     ) -> None:
         self.link = link
+        self.beater = beater  # heartbeats on the relay's connection while it is up
+        self.on_change = on_change  # told of every link state change (the appliance writes it for `qms-edge status`)
+        self._violation = asyncio.Event()  # the server refused publishing to our subject
         self.source = source
         self.subject = event_subject(link.tenant, link.branch_id)
         self.batch_size = batch_size
@@ -193,7 +206,8 @@ class Relay:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
             self._task = None
-        self.status.state = "stopped"
+        self.status.state = self.status.link = "stopped"
+        self._changed()
 
     def notify(self) -> None:
         """New events committed (thread-safe: the appliance's writer thread calls this)."""
@@ -208,14 +222,20 @@ class Relay:
         while not self._stopping.is_set():
             nc: NatsClient | None = None
             try:
-                nc = await self.link.connect()
+                self._violation.clear()
+                if self.status.link != "down":
+                    self.status.link = "connecting"
+                    self._changed()
+                nc = await self.link.connect(error_cb=self._on_server_error)
                 self.status.state, self.status.retry_in = "connected", None
+                self._link_up()
                 backoff = self.backoff_initial
                 log.info("relay connected; shipping from seq %d", self.status.acked_seq + 1)
                 await self._pump(nc)
             except Exception as exc:  # any failure (link, store) is retried from the durable cursor
                 self.status.state = "disconnected"
                 self.status.last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                self._link_down(exc)
                 delay = min(self.backoff_max, backoff) * (0.5 + random.random() / 2)  # noqa: S311 - jitter
                 self.status.retry_in = delay
                 expected = isinstance(exc, NatsError | JetStreamError | OSError | TimeoutError | RelayRefused)
@@ -233,12 +253,54 @@ class Relay:
                     with contextlib.suppress(Exception):
                         await nc.close()
 
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(self.status)
+            except Exception:  # a status observer must never stop the relay
+                log.exception("relay: status observer failed")
+
+    def _link_up(self) -> None:
+        self.status.link, self.status.down_since, self.status.link_error = "connected", None, None
+        self._changed()
+
+    def _link_down(self, exc: BaseException) -> None:
+        from sync.liveness import describe_link_error  # sync.liveness imports this module: import it late
+
+        self.status.link = "down"
+        self.status.down_since = self.status.down_since or datetime.now(UTC).isoformat(timespec="seconds")
+        self.status.link_error = describe_link_error(
+            exc, self.status.server_error, servers=self.link.servers, tenant=self.link.tenant,
+            branch_id=self.link.branch_id, seed_file=self.link.nkey_seed_file, ack_timeout=self.ack_timeout,
+        )  # fmt: skip
+        self._changed()
+
+    async def _on_server_error(self, exc: Exception) -> None:
+        """nats-py reports what the server refused here (asynchronously): keep it, and stop waiting for acks that
+        will never come when the refused subject is ours."""
+        text = str(exc)
+        log.debug("nats: %s", text)
+        if "violation" in text.lower():
+            self.status.server_error = text
+            if f'"{self.subject.lower()}"' in text.lower():
+                self._violation.set()
+
     async def _sleep(self, seconds: float) -> None:
         """Sleep, cut short by `stop()`."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _pump(self, nc: NatsClient) -> None:
+        beating = asyncio.create_task(self.beater.run(nc), name="qms-heartbeat") if self.beater else None
+        try:
+            await self._pump_events(nc)
+        finally:
+            if beating is not None:
+                beating.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await beating
+
+    async def _pump_events(self, nc: NatsClient) -> None:
         js = nc.jetstream()
         while not self._stopping.is_set():
             if nc.is_closed or not nc.is_connected:
@@ -268,7 +330,7 @@ class Relay:
             for item in batch:
                 headers = {"Nats-Msg-Id": msg_id(self.link.branch_id, item.seq, item.hash, epoch)}
                 futures.append(await js.publish_async(self.subject, item.payload, headers=headers))
-            acks = await asyncio.wait_for(asyncio.gather(*futures), self.ack_timeout)
+            acks = await self._acks(futures)
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -282,6 +344,23 @@ class Relay:
         self.status.duplicates += sum(1 for ack in acks if ack.duplicate)
         self.status.last_ack_at = time.time()
         self.status.batches += 1
+
+
+    async def _acks(self, futures: list[asyncio.Future[Any]]) -> list[Any]:
+        """Every ack of a batch, cut short when the server refuses our subject (its acks would never come)."""
+        gathered = asyncio.ensure_future(asyncio.gather(*futures))
+        refused = asyncio.ensure_future(self._violation.wait())
+        try:
+            done, _pending = await asyncio.wait({gathered, refused}, timeout=self.ack_timeout,
+                                                return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        finally:
+            refused.cancel()
+        if gathered in done:
+            return list(gathered.result())
+        gathered.cancel()
+        if refused in done:
+            raise RelayRefused(self.status.server_error or f"permissions violation for publish to {self.subject}")
+        raise TimeoutError(f"no acknowledgement within {self.ack_timeout:g} s")
 
 
 class RelayRefused(Exception):

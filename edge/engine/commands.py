@@ -127,6 +127,7 @@ class RejectConfig(Command, frozen=True, kw_only=True):
     version: int
     errors: list[str]
     source: str = "cloud"
+    config_hash: str = ""  # the refused document's (sync.contract_config.config_hash)
 
 
 class Tick(Command, frozen=True, kw_only=True):
