@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 import threading
@@ -16,6 +17,7 @@ import jwt
 import msgspec
 from argon2 import PasswordHasher
 
+from edge.store.datadir import ensure_private
 from sync.passwords import Passwords
 
 Role = Literal["admin", "supervisor", "agent", "device"]
@@ -104,11 +106,28 @@ def list_users(conn: sqlite3.Connection) -> list[User]:
 def load_secret(data_dir: Path) -> bytes:
     """The appliance's token-signing key, created once (mode 0600) in the data dir."""
     path = data_dir / "token.key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_bytes(secrets.token_bytes(32))
+    if not path.exists() or path.stat().st_size == 0:  # empty: a power cut hit an older version's create-then-write
+        _create_secret(data_dir, path)
     return path.read_bytes()
+
+
+def _create_secret(data_dir: Path, path: Path) -> None:
+    """Write a new key whole (0600, synced) and link it into place: never an empty key, never replacing another
+    process's fresh key."""
+    ensure_private(data_dir)
+    tmp = data_dir / f".qms-token.key.{os.getpid()}"  # the .qms- prefix keeps it out of backups
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(secrets.token_bytes(32))
+        out.flush()
+        os.fsync(out.fileno())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        if path.stat().st_size == 0:
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass

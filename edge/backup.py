@@ -213,7 +213,7 @@ def _manifest(staging: Path, check: DatabaseCheck, files: list[str]) -> dict[str
 def _write_archive(out: BinaryIO, manifest: dict[str, object], staging: Path, files: list[str]) -> None:
     """manifest.json first (readable with `tar -xOzf FILE manifest.json`), then data/<path> for every file."""
     now = int(datetime.now(UTC).timestamp())
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as tar:
         body = json.dumps(manifest, indent=2).encode()
         tar.addfile(_entry(MANIFEST, len(body), now), io.BytesIO(body))
         for rel in files:

@@ -52,3 +52,15 @@ def test_an_existing_install_with_open_modes_is_tightened_on_start(tmp_path: Pat
 
     assert _mode(data) == 0o700
     assert {name: mode for name, mode in _modes(data).items() if mode != 0o600} == {}
+
+
+def test_the_signing_key_is_created_whole_and_private(tmp_path: Path) -> None:
+    data = tmp_path / "qms"
+    data.mkdir(mode=0o700)
+    (data / "token.key").touch(mode=0o600)  # what a power cut between create and write used to leave: an empty key
+    secret = load_secret(data)
+    assert len(secret) == 32
+    assert (data / "token.key").read_bytes() == secret
+    assert _mode(data / "token.key") == 0o600
+    assert load_secret(data) == secret
+    assert sorted(p.name for p in data.iterdir()) == ["token.key"]  # no temporary file left
