@@ -240,7 +240,7 @@ class RestoreResult:
     manifest: dict[str, object]
 
 
-def restore_backup(source: Path, data_dir: Path, *, replace: bool) -> RestoreResult:
+def restore_backup(source: Path, data_dir: Path, *, replace: bool, other_branch: bool = False) -> RestoreResult:
     """Check the backup completely, then put it back, holding the data dir's lock all along (refused while an
     appliance serves the data dir, and none can start meanwhile)."""
     if not source.is_file():
@@ -248,7 +248,7 @@ def restore_backup(source: Path, data_dir: Path, *, replace: bool) -> RestoreRes
     with source.open("rb") as f:
         head = f.read(16)
     if head == SQLITE_MAGIC:
-        return _restore_legacy(source, data_dir, replace=replace)
+        return _restore_legacy(source, data_dir, replace=replace, other_branch=other_branch)
     if not head.startswith(GZIP_MAGIC):
         raise BackupError(f"refusing to restore: {source} is not a qms-edge backup (neither an archive nor a database)")
     with (
@@ -258,7 +258,7 @@ def restore_backup(source: Path, data_dir: Path, *, replace: bool) -> RestoreRes
         staging = Path(tmp)
         manifest = _unpack(source, staging)
         check = _check_staged(staging / DB_NAME, manifest)
-        _refuse_to_overwrite(data_dir, replace)
+        _refuse_to_overwrite(data_dir, staging / DB_NAME, replace=replace, other_branch=other_branch)
         _put_database(staging / DB_NAME, data_dir)
         names = [str(f["path"]) for f in manifest["files"] if f["path"] != DB_NAME]  # type: ignore[attr-defined]
         for name in names:
@@ -360,9 +360,31 @@ def _private_file(path: Path) -> Iterator[BinaryIO]:
         os.fsync(out.fileno())
 
 
-def _refuse_to_overwrite(data_dir: Path, replace: bool) -> None:
-    if (data_dir / DB_NAME).exists() and not replace:
+def _refuse_to_overwrite(data_dir: Path, incoming: Path, *, replace: bool, other_branch: bool) -> None:
+    """An existing database is replaced only with --yes, and by another branch's only with --other-branch too."""
+    if not (data_dir / DB_NAME).exists():
+        return
+    if not replace:
         raise BackupError(f"{data_dir} already has a database; add --yes to replace it")
+    here, there = _branch_of(data_dir / DB_NAME), _branch_of(incoming)
+    if here and there and here != there and not other_branch:
+        raise BackupError(
+            f"refusing to restore: this appliance is branch {here[1]} (tenant {here[0]}) but the backup is of branch"
+            f" {there[1]} (tenant {there[0]}); add --other-branch if this box is to become that branch"
+        )
+
+
+def _branch_of(db: Path) -> tuple[str, str] | None:
+    """(tenant, branch) of a database's configuration; None when it has none or cannot be read (e.g. corrupt)."""
+    try:
+        conn = connect(db, readonly=True)
+        try:
+            config = current_config(conn)
+        finally:
+            conn.close()
+    except (sqlite3.DatabaseError, ValueError):
+        return None
+    return (config.tenant_id, config.branch_id) if config else None
 
 
 def _put_database(snapshot: Path, data_dir: Path) -> None:
@@ -387,12 +409,12 @@ def _put_file(staging: Path, data_dir: Path, rel: Path) -> None:
     tmp.replace(target)
 
 
-def _restore_legacy(source: Path, data_dir: Path, *, replace: bool) -> RestoreResult:
+def _restore_legacy(source: Path, data_dir: Path, *, replace: bool, other_branch: bool) -> RestoreResult:
     """An old single-file backup: check its pages and chain, then replace the database only."""
     check = check_database(source)
     if not check.ok:
         raise BackupError(f"refusing to restore: the backup does not verify: {check.problem}")
     with DataDirLock.acquire(data_dir, "restore"):
-        _refuse_to_overwrite(data_dir, replace)
+        _refuse_to_overwrite(data_dir, source, replace=replace, other_branch=other_branch)
         _put_database(source, data_dir)
     return RestoreResult(check, [], legacy=True, manifest={})

@@ -265,13 +265,16 @@ def restore(
     source: Annotated[Path, typer.Argument(help="An archive written by `qms-edge backup` (or an old .sqlite3 one).")],
     data_dir: DataDir = DEFAULT_DATA,
     yes: Annotated[bool, typer.Option("--yes", help="Replace an existing database.")] = False,
+    other_branch: Annotated[
+        bool, typer.Option("--other-branch", help="Allow replacing this appliance's branch with another branch's.")
+    ] = False,
 ) -> None:
     """Put a verified backup back (database and every file, modes 0600/0700); refused while the appliance runs."""
     from edge.backup import BackupError, restore_backup
     from edge.store.datadir import DataDirBusy
 
     try:
-        result = restore_backup(source, data_dir, replace=yes)
+        result = restore_backup(source, data_dir, replace=yes, other_branch=other_branch)
     except DataDirBusy as exc:
         raise _fail(_busy_message(exc, "run restore again")) from None
     except BackupError as exc:

@@ -13,11 +13,13 @@ import stat
 import tarfile
 from pathlib import Path
 
+import msgspec
 import pytest
 from typer.testing import CliRunner
 
 from edge.auth import load_secret
 from edge.cli import app
+from edge.demo import demo_config
 from edge.engine import commands as c
 from edge.service import QueueService
 from tests.support.appliance import seed_demo
@@ -244,3 +246,21 @@ def test_restore_refuses_an_archive_whose_database_chain_is_broken(branch: Path,
     message = _restore_refused(forged, tmp_path / "target")
     assert "does not verify" in message
     assert "seq 5" in message
+
+
+def test_restore_does_not_turn_one_branch_into_another_by_accident(branch: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "jkt.tar.gz"
+    assert runner.invoke(app, ["backup", str(archive), "--data-dir", str(branch)]).exit_code == 0
+    other = tmp_path / "bdg"
+    seed_demo(other, config=msgspec.structs.replace(demo_config(), branch_id="bdg-dago"))
+
+    message = _restore_refused(archive, other)
+    assert "branch bdg-dago" in message
+    assert "jkt-sudirman" in message
+    assert "--other-branch" in message
+    assert not (other / "voice").exists()
+
+    result = runner.invoke(app, ["restore", str(archive), "--yes", "--other-branch", "--data-dir", str(other)])
+    assert result.exit_code == 0, _out(result)
+    status = runner.invoke(app, ["status", "--json", "--data-dir", str(other)])
+    assert json.loads(status.output)["branch_id"] == "jkt-sudirman"
