@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -39,7 +40,7 @@ from sync.contract import (
     TicketTransferred,
     TicketUnheld,
 )
-from sync.contract_config import BranchConfig, Service, config_hash
+from sync.contract_config import BranchConfig, Service
 
 MAX_PRIORITY = 9
 MAX_LEASE = 100  # numbers one kiosk may hold back per lease
@@ -199,25 +200,51 @@ def _call(
     )
 
 
-def _call_next(state: State, cmd: c.CallNext, now: datetime, ids: Ids) -> list[Event]:
-    """Returns [] when nothing is eligible (also on break/closed); the reason is `no_ticket_reason`."""
-    _counter(state, cmd.counter_id)
-    if not counter_open(state, cmd.counter_id):
+def _opening(state: State, counter_id: str) -> State:
+    """The state as if a `closed` counter were open: someone calling a ticket there is at the counter.
+
+    Counters start the day `closed` (nobody signed in); a call from the counter (desk, API, call button) opens it
+    with a `counter.presence` event before the call. A counter on `break` stays refused: its agent chose that.
+    """
+    counter = state.counters.get(counter_id)
+    if counter is None or counter.presence != "closed":
+        return state
+    opened = copy.copy(state)
+    opened.counters = {**state.counters, counter_id: replace(counter, presence="available")}
+    return opened
+
+
+def _open_event(state: State, cmd: c.Command, counter_id: str, now: datetime, ids: Ids) -> list[Event]:
+    """The `closed -> available` presence event that goes before a call at a closed counter (else nothing)."""
+    counter = state.counters.get(counter_id)
+    if counter is None or counter.presence != "closed":
         return []
-    _ready_counter(state, cmd.counter_id)
-    picked = pick_next(state, cmd.counter_id, now)
+    base = _base(cmd, now, ids)
+    return [CounterPresence(**base, counter_id=counter_id, status="available", previous="closed")]  # type: ignore[arg-type]
+
+
+def _call_next(state: State, cmd: c.CallNext, now: datetime, ids: Ids) -> list[Event]:
+    """Returns [] when nothing is eligible (also on break); the reason is `no_ticket_reason`."""
+    _counter(state, cmd.counter_id)
+    view = _opening(state, cmd.counter_id)
+    if not counter_open(view, cmd.counter_id):
+        return []
+    _ready_counter(view, cmd.counter_id)
+    picked = pick_next(view, cmd.counter_id, now)
     if isinstance(picked, str):
         return []
-    return [_call(state, cmd, picked, cmd.counter_id, now, ids)]
+    opened = _open_event(state, cmd, cmd.counter_id, now, ids)
+    return [*opened, _call(view, cmd, picked, cmd.counter_id, now, ids)]
 
 
 def no_ticket_reason(state: State, counter_id: str, now: datetime) -> str:
     """Why call-next found nothing for the counter (`empty`, `no_compatible`, `counter_unavailable`)."""
-    picked = pick_next(state, counter_id, now)
+    picked = pick_next(_opening(state, counter_id), counter_id, now)
     return picked if isinstance(picked, str) else "empty"
 
 
 def _call_ticket(state: State, cmd: c.CallTicket, now: datetime, ids: Ids) -> list[Event]:
+    closed_state, state = state, _opening(state, cmd.counter_id)
     _ready_counter(state, cmd.counter_id)
     ticket = _ticket(state, cmd.ticket_id)
     _expect(ticket, "call", "waiting")
@@ -226,7 +253,8 @@ def _call_ticket(state: State, cmd: c.CallTicket, now: datetime, ids: Ids) -> li
             f"counter {cmd.counter_id!r} cannot serve ticket {ticket.ticket_number}",
             code="counter_not_compatible",
         )
-    return [_call(state, cmd, ticket, cmd.counter_id, now, ids, specific=True)]
+    opened = _open_event(closed_state, cmd, cmd.counter_id, now, ids)
+    return [*opened, _call(state, cmd, ticket, cmd.counter_id, now, ids, specific=True)]
 
 
 def _recall(state: State, cmd: c.Recall, now: datetime, ids: Ids) -> list[Event]:
@@ -438,15 +466,13 @@ def _apply_config(state: State, cmd: c.ApplyConfig, now: datetime, ids: Ids) -> 
             version=version,
             config=config,
             source=cmd.source,
-            config_hash=config_hash(config),
         )
     ]
 
 
 def _reject_config(_state: State, cmd: c.RejectConfig, now: datetime, ids: Ids) -> list[Event]:
     """A refused configuration version becomes an event, so the cloud learns why the branch did not apply it."""
-    return [ConfigRejected(**_base(cmd, now, ids), version=cmd.version, errors=cmd.errors, source=cmd.source,  # type: ignore[arg-type]
-                           config_hash=cmd.config_hash)]  # fmt: skip
+    return [ConfigRejected(**_base(cmd, now, ids), version=cmd.version, errors=cmd.errors, source=cmd.source)]  # type: ignore[arg-type]
 
 
 def _tick(state: State, cmd: c.Tick, now: datetime, ids: Ids) -> list[Event]:

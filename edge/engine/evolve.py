@@ -218,11 +218,11 @@ def _transferred(state: State, e: TicketTransferred) -> None:
 
 
 def _config(state: State, e: ConfigApplied) -> None:
-    """Adopt the new configuration; counters appear with default presence, removed ones disappear."""
+    """Adopt the new configuration; new counters start `closed` (nobody signed in yet), removed ones disappear."""
     state.config = e.config
     state.branch_id = e.config.branch_id
     wanted = {c.id for c in e.config.counters}
     for cid in wanted - state.counters.keys():
-        state.counters[cid] = CounterState(counter_id=cid, updated_at=e.occurred_at)
+        state.counters[cid] = CounterState(counter_id=cid, presence="closed", updated_at=e.occurred_at)
     for cid in set(state.counters) - wanted:
         del state.counters[cid]

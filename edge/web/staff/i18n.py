@@ -75,6 +75,21 @@ DYNAMIC_MSGIDS = (
     "config_branch",
     "user_create",
     "user_update",
+    # confirmations of staff actions (edge.web.staff.feedback)
+    "%(n)s called to %(counter)s",
+    "%(n)s recalled",
+    "%(n)s: serving started",
+    "%(n)s completed",
+    "%(n)s marked no-show",
+    "%(n)s on hold",
+    "%(n)s back in the queue",
+    "%(n)s transferred to %(target)s",
+    "%(n)s reassigned to %(target)s",
+    "%(n)s cancelled",
+    "%(counter)s is now %(status)s",
+    "%(counter)s set to %(status)s by supervisor",
+    "%(counter)s closed by supervisor",
+    "%(service)s at %(counter)s",
 )
 
 

@@ -37,7 +37,9 @@ MESSAGES = {
     "empty": "No tickets waiting. The queue is clear.",
     "no_compatible": "Tickets are waiting, but none this counter may take.",
 }
-RETRYABLE = frozenset({"invalid_state", "conflict", "counter_busy", "version_conflict"})
+# Refusals worth sending again unchanged. A state conflict is not: the screen refreshes and the agent chooses anew.
+# Transient failures (no answer, 5xx, 429) get a Retry in the page's script, re-sent with the same request id.
+RETRYABLE: frozenset[str] = frozenset()
 
 
 def language(request: Request[Any, Any, Any]) -> str:

@@ -14,7 +14,7 @@ from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.web.deps import appliance
 from edge.web.kiosk.printing import PrintDesk
-from edge.web.staff import boards
+from edge.web.staff import boards, feedback
 from edge.web.staff.pages import answer, run
 from edge.web.staff.render import RETRYABLE, error_message, language, render, translator
 from edge.web.staff.session import Refused, StaffDep, check_csrf, entry, provide_staff
@@ -155,8 +155,9 @@ class SupervisorPages(Controller):
             reason=form.get("reason"),
             status=form.get("status"),
         )
+        app = appliance(request)
         try:
-            await run(appliance(request), command, audit)
+            response = await run(app, command, audit)
         except DomainError as exc:
             return answer(
                 request,
@@ -166,4 +167,5 @@ class SupervisorPages(Controller):
                 retry=exc.code in RETRYABLE,
                 status=exc.status,
             )
-        return answer(request, "/staff/supervisor/", True, translator(request)("Done."))
+        done = feedback.confirmation(app.service.view.state, language(request), name, form, response)
+        return answer(request, "/staff/supervisor/", True, done or translator(request)("Done."))

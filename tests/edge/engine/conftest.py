@@ -131,6 +131,8 @@ class Engine:
         self.events: list[Event] = []
         if config is not None:
             self.run(c.ApplyConfig(config=config, base_version=self.version))
+            for counter in config.counters:  # counters start closed; the harness's agents are signed in
+                self.run(c.SetPresence(counter_id=counter.id, status="available"))
 
     # -- plumbing ------------------------------------------------------------------------------------------------
     def ids(self) -> str:
@@ -209,7 +211,7 @@ class Engine:
         events = self.run(c.CallNext(counter_id=counter_id))
         if not events:
             return None
-        (event,) = events
+        event = events[-1]  # a closed counter first opens (counter.presence), then calls
         assert event.ticket_id is not None
         return self.ticket(event.ticket_id)
 

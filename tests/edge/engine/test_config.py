@@ -14,11 +14,11 @@ from tests.edge.engine.conftest import Engine, ctr, svc, with_counter, with_serv
 
 def test_first_config_is_version_1_and_creates_counters(engine: Engine) -> None:
     assert engine.version == 1
-    (e,) = engine.events
+    e, *opened = engine.events  # the harness's agents then sign in to every counter
     assert isinstance(e, ConfigApplied)
     assert e.version == 1
     assert set(engine.state.counters) == {"1", "2", "3", "4", "5", "6"}
-    assert all(k.presence == "available" for k in engine.state.counters.values())
+    assert [(p.status, p.previous) for p in opened] == [("available", "closed")] * 6  # type: ignore[attr-defined]
     assert engine.state.branch_id == "jkt-sudirman"
 
 
@@ -118,11 +118,11 @@ def test_removing_a_counter_with_a_targeted_ticket_refused(engine: Engine) -> No
     engine.refuse(c.ApplyConfig(config=smaller, base_version=1), "invalid_config")
 
 
-def test_removed_counter_disappears_and_added_counter_is_available(engine: Engine) -> None:
+def test_removed_counter_disappears_and_added_counter_starts_closed(engine: Engine) -> None:
     cfg = replace(engine.config, counters=[*[k for k in engine.config.counters if k.id != "6"], ctr("7", ["loan"])])
     engine.reconfigure(cfg)
     assert "6" not in engine.state.counters
-    assert engine.counter("7").presence == "available"
+    assert engine.counter("7").presence == "closed"  # nobody has signed in to it yet
     engine.refuse(c.CallNext(counter_id="6"), "counter_not_found")
     t = engine.enqueue("loan")
     assert engine.call_next("7").ticket_id == t.ticket_id

@@ -29,7 +29,7 @@ from edge.engine.decide import decide, no_ticket_reason
 from edge.engine.errors import DomainError
 from edge.engine.eta import open_counters, position_of, positions
 from edge.engine.model import State
-from sync.contract import ConfigApplied, Event, TicketCalled, TicketCreated, TicketNoShow
+from sync.contract import ConfigApplied, CounterPresence, Event, TicketCalled, TicketCreated, TicketNoShow
 from sync.contract_config import BranchConfig, Counter, Service
 from tests.edge.engine.conftest import Engine, encode_state, projection, replay, with_counter, with_service
 
@@ -218,7 +218,10 @@ class QueueMachine(RuleBasedStateMachine):
             self._check_nothing_eligible(cmd.counter_id)
         for e in events:
             if isinstance(e, TicketCalled):
-                assert len(events) == 1
+                opening = events[:-1]  # a call at a closed counter opens it first
+                assert events[-1] is e
+                assert len(opening) <= 1
+                assert all(isinstance(o, CounterPresence) for o in opening)
                 self._check_call(e)
         self.e.apply(events)
         for e in events:
@@ -242,8 +245,8 @@ class QueueMachine(RuleBasedStateMachine):
         assert cfg is not None
         configured = cfg.counter(counter_id)
         assert configured is not None
-        if not configured.active or self.state.counters[counter_id].presence in ("break", "closed"):
-            assert reason == "counter_unavailable"  # a counter on break/closed is given nothing
+        if not configured.active or self.state.counters[counter_id].presence == "break":
+            assert reason == "counter_unavailable"  # a counter on break is given nothing (a closed one opens)
             return
         assert self._eligible(counter_id) == [], "call-next returned nothing although a ticket was eligible"
         any_waiting = any(t.status == "waiting" for t in self.state.tickets.values())
@@ -258,7 +261,8 @@ class QueueMachine(RuleBasedStateMachine):
         assert picked.status == "waiting"
         counter = self.state.counters[e.counter_id]
         assert counter.current_ticket is None
-        assert counter.presence in ("available", "busy")
+        assert counter.presence in ("available", "busy", "closed")  # closed: opened by this call
+        assert not (e.auto and counter.presence == "closed")
         if e.auto:
             assert counter.presence == "available"
             assert cfg.counter(e.counter_id).auto_call

@@ -88,7 +88,8 @@ def test_login_sets_a_hardened_session_cookie_and_lands_on_the_role_page(staff: 
     assert 'lang="id"' in page.text
     assert "Panggil berikutnya" in page.text
     assert page.headers["content-security-policy"].startswith("default-src 'self'")
-    assert [row[:2] for row in audit_rows(data_dir)] == [("agent1", "login")]
+    # opening the desk signs the agent in to the counter: it opens (issue 11)
+    assert [row[:2] for row in audit_rows(data_dir)] == [("agent1", "login"), ("agent1", "presence")]
 
 
 def test_wrong_password_is_refused_audited_and_throttled(staff: Staff, data_dir: Path) -> None:
@@ -239,7 +240,7 @@ def test_a_stale_action_answers_409_with_a_clear_message_and_retry(staff: Staff,
     assert r.status_code == 409
     body = r.json()
     assert body["ok"] is False
-    assert body["retry"] is True
+    assert body["retry"] is False  # sending the same start again cannot work: the screen refreshes instead
     assert "baru saja berubah" in body["message"]
 
 
@@ -282,8 +283,9 @@ def test_break_stops_call_next_and_available_restores_it(staff: Staff, api: Api,
     r = staff.act("1", "call_next")
     assert "istirahat atau tutup" in r.json()["message"]
     staff.act("1", "presence", status="available")
-    assert staff.act("1", "call_next").json() == {"ok": True, "message": "", "retry": False}
-    assert [r[1] for r in audit_rows(data_dir, "action = 'presence'")] == ["presence", "presence"]
+    assert staff.act("1", "call_next").json() == {"ok": True, "message": "A001 dipanggil ke Loket 1", "retry": False}
+    statuses = [json.loads(r[3])["status"] for r in audit_rows(data_dir, "action = 'presence'")]
+    assert statuses == ["available", "break", "available"]  # the first: the desk opened at sign-in
 
 
 # ---- supervisor ------------------------------------------------------------------------------------------------

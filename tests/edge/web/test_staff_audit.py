@@ -34,6 +34,7 @@ def _rows(service: QueueService) -> list[audit.AuditRecord]:
 
 
 def test_an_audited_command_writes_its_entry_with_the_event_seq(service: QueueService) -> None:
+    service.execute(c.SetPresence(actor="agent3", counter_id="3", status="available"))  # counters start closed
     outcome = service.submit(c.SetPresence(actor="sup", counter_id="3", status="closed"), audit=ENTRY).result(10)
     rows = _rows(service)
     assert len(rows) == 1

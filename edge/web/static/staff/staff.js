@@ -20,6 +20,13 @@
   }
   if (toast) { toast.querySelector(".toast-close").onclick = function () { toast.hidden = true; }; }
 
+  function requestId() {
+    if (window.crypto && window.crypto.randomUUID) { return "web-" + window.crypto.randomUUID(); }
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);  /* randomUUID needs a secure context; the LAN app may be plain http */
+    return "web-" + Array.prototype.map.call(bytes, function (b) { return (b + 256).toString(16).slice(1); }).join("");
+  }
+
   function liveUrl() {
     var url = live.getAttribute("data-live");
     var service = live.getAttribute("data-service");
@@ -89,15 +96,21 @@
     if (submitter && submitter.name) { data.set(submitter.name, submitter.value); }
     var need = form.getAttribute("data-need-target");
     if (need && !data.get("to_service_id") && !data.get("to_counter_id")) { showToast(need, true); return; }
+    /* One request id per action, kept by its retries: a retry after a lost answer never acts twice. */
+    if (!data.get("request_id")) { data.set("request_id", requestId()); }
     var buttons = form.querySelectorAll("button");
     buttons.forEach(function (b) { b.setAttribute("aria-busy", "true"); b.disabled = true; });
+    var lost = document.documentElement.lang === "en" ? "Connection lost. Retry?" : "Koneksi terputus. Coba lagi?";
     var send = function () {
       return fetch(form.getAttribute("action"), {
         method: "POST", body: new URLSearchParams(data), credentials: "same-origin",
         headers: { "X-Requested-With": "fetch", "X-CSRF-Token": csrf }
       }).then(function (r) {
         if (r.status === 401) { window.location.reload(); return null; }
-        return r.json().catch(function () { return { ok: false, message: r.statusText }; });
+        /* a server or proxy failure (5xx, 429) may pass: offer to send the same request again */
+        var transient = r.status >= 500 || r.status === 429;
+        return r.json().then(function (b) { if (transient) { b.retry = true; } return b; })
+          .catch(function () { return { ok: false, message: transient ? lost : r.statusText, retry: transient }; });
       }).then(function (body) {
         if (!body) { return; }
         if (body.ok) {
@@ -107,11 +120,16 @@
           if (region) { region.querySelectorAll("details[open]").forEach(function (d) { d.open = false; }); }
           if (document.activeElement && form.contains(document.activeElement)) { document.activeElement.blur(); }
         }
-        else { showToast(body.message, true, body.retry ? send : null); }
+        else { showToast(body.message, true, body.retry ? again : null); }
         return refresh();
-      }).catch(function () { showToast(document.documentElement.lang === "en" ? "Connection lost. Retry?" : "Koneksi terputus. Coba lagi?", true, send); });
+      }).catch(function () { showToast(lost, true, again); });
     };
-    send().finally(function () { buttons.forEach(function (b) { b.removeAttribute("aria-busy"); b.disabled = false; }); });
+    var done = function () { buttons.forEach(function (b) { b.removeAttribute("aria-busy"); b.disabled = false; }); };
+    var again = function () {
+      buttons.forEach(function (b) { b.setAttribute("aria-busy", "true"); b.disabled = true; });
+      return send().finally(done);
+    };
+    send().finally(done);
   }
 
   document.addEventListener("submit", function (ev) {

@@ -1,0 +1,73 @@
+"""Counter presence follows the staff sessions (issue 11): a counter is open only while someone is signed in to it."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from litestar.testing import TestClient
+
+from edge.engine import commands as c
+from edge.web.staff import presence
+from tests.edge.web.test_staff import Staff
+
+
+def _presence(client: TestClient[Any], counter_id: str) -> str:
+    return str(client.app.state["appliance"].service.view.state.counters[counter_id].presence)
+
+
+def _sweep(client: TestClient[Any], *, restart: bool = False) -> None:
+    service = client.app.state["appliance"].service
+    asyncio.run(presence.sweep(service, restart=restart))
+
+
+def test_counters_start_closed_and_open_when_their_agent_opens_the_desk(client: TestClient[Any]) -> None:
+    assert {_presence(client, cid) for cid in ("1", "2", "3")} == {"closed"}
+    staff = Staff(client)
+    staff.login("agent1")  # lands on the desk of counter 1
+    assert _presence(client, "1") == "available"
+    assert _presence(client, "2") == "closed"
+
+
+def test_signing_out_closes_the_counter_unless_someone_else_is_signed_in_to_it(client: TestClient[Any]) -> None:
+    first, second = Staff(client), Staff(TestClient(client.app))
+    first.login("agent1")
+    second.client.__enter__()
+    try:
+        second.login("agent1")  # the same agent on a second PC at the same counter
+        first.client.post("/staff/logout", data={"csrf_token": first.csrf})
+        assert _presence(client, "1") == "available"
+        second.client.post("/staff/logout", data={"csrf_token": second.csrf})
+        assert _presence(client, "1") == "closed"
+    finally:
+        second.client.__exit__(None, None, None)
+
+
+def test_a_session_that_expires_closes_its_counter_at_the_next_sweep(client: TestClient[Any], data_dir: Path) -> None:
+    staff = Staff(client)
+    staff.login("agent1")
+    assert _presence(client, "1") == "available"
+    _sweep(client)
+    assert _presence(client, "1") == "available"  # still signed in
+    long_ago = (datetime.now(UTC) - timedelta(hours=5)).isoformat()
+    with sqlite3.connect(data_dir / "qms.sqlite3") as conn:  # the desk was left at lunch: idle past the timeout
+        conn.execute("UPDATE staff_sessions SET last_seen = ?, created_at = ?", (long_ago, long_ago))
+    _sweep(client)
+    assert _presence(client, "1") == "closed"
+    rows = client.app.state["appliance"].service.read(
+        lambda conn: conn.execute("SELECT actor, detail FROM audit WHERE action = 'presence' ORDER BY id").fetchall()
+    )
+    assert rows[-1] == ("system", '{"status":"closed","reason":"session_ended"}')
+
+
+def test_a_restart_closes_counters_nobody_is_signed_in_to(client: TestClient[Any]) -> None:
+    staff = Staff(client)
+    staff.login("agent1")
+    service = client.app.state["appliance"].service
+    service.execute(c.SetPresence(actor="agent4", counter_id="4", status="available"))  # opened through the API
+    _sweep(client, restart=True)
+    assert _presence(client, "1") == "available"  # agent1's session lives on
+    assert _presence(client, "4") == "closed"
