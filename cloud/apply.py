@@ -1,6 +1,8 @@
-"""Applying replicated events: idempotent by (branch_id, seq), hash chain verified, gaps parked and reported.
+"""Applying replicated events: idempotent by (tenant_id, branch_id, seq), hash chain verified, gaps parked and reported.
 
-For each branch the `branches` row says which seq comes next and the hash it must link to. An event:
+A message's branch is `(tenant, branch)` of its subject `qms.evt.<tenant>.<branch>` (the only subject the branch's
+credentials may publish to); an event whose body names another branch or tenant is refused. For each branch the
+`branches` row says which seq comes next and the hash it must link to. An event:
 * below `next_seq` is compared with the stored event's hash (one query per batch): the same hash is a duplicate
   (JetStream redelivery, a relay that re-sent after a crash): counted, skipped; a different hash is a fork (the
   appliance was restored from a backup or its log rewritten) and marks the branch `chain_broken`;
@@ -23,18 +25,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from cloud.store import (
+    branch_key,
     branches,
     events,
     insert_ignore,
     number_leases,
     parked,
+    register_branch,
     ticket_links,
     tickets,
     transaction,
     utcnow_iso,
 )
 from sync.contract import (
-    GENESIS_HASH,
     ConfigApplied,
     ConfigRejected,
     Event,
@@ -50,6 +53,7 @@ from sync.contract import (
     event_decoder,
     event_type,
 )
+from sync.contract_config import config_hash
 from sync.relay import SUBJECT_PREFIX
 
 UNPARK_CHUNK = 5000
@@ -165,6 +169,11 @@ def apply_batch(engine: Engine, messages: Sequence[Incoming]) -> ApplyResult:
             result.refused += 1
             result.problems.append(f"{message.subject}: event of branch {event.branch_id!r} on another's subject")
             continue
+        claimed = body_tenant(message.data)
+        if claimed is not None and claimed != where[0]:
+            result.refused += 1
+            result.problems.append(f"{message.subject}: event of tenant {claimed!r} on another tenant's subject")
+            continue
         by_branch.setdefault(where, []).append((event.seq, message.data, event))
     if not by_branch:
         return result
@@ -174,15 +183,18 @@ def apply_batch(engine: Engine, messages: Sequence[Incoming]) -> ApplyResult:
     return result
 
 
+def body_tenant(data: bytes) -> str | None:
+    """The tenant an event's body names (`tenant_id` or `tenant`), None when it names none (today's contract)."""
+    if b'"tenant' not in data:
+        return None
+    fields = msgspec.json.decode(data)
+    value = fields.get("tenant_id", fields.get("tenant")) if isinstance(fields, dict) else None
+    return str(value) if value is not None else None
+
+
 def _lock_branch(conn: Connection, tenant: str, branch_id: str) -> Any:
-    now = utcnow_iso()
-    conn.execute(
-        insert_ignore(conn, branches).values(
-            branch_id=branch_id, tenant=tenant, next_seq=1, last_hash=GENESIS_HASH, events=0, duplicates=0,
-            status="ok", updated_at=now,
-        )
-    )  # fmt: skip
-    return conn.execute(sa.select(branches).where(branches.c.branch_id == branch_id).with_for_update()).one()
+    register_branch(conn, tenant, branch_id)
+    return conn.execute(sa.select(branches).where(branch_key(branches, tenant, branch_id)).with_for_update()).one()
 
 
 def _apply_branch(
@@ -200,14 +212,14 @@ def _apply_branch(
     to_apply: list[AnyApplied] = []
     problem: str | None = row.problem if status == "chain_broken" else None
     if status != "chain_broken":
-        fork = min([*forked, *_differing(conn, branch_id, earlier)], default=None)
+        fork = min([*forked, *_differing(conn, tenant, branch_id, earlier)], default=None)
         if fork is not None:
             status, problem = "chain_broken", fork_problem(fork)
             result.problems.append(f"{branch_id}: {problem}")
     from_parking: set[int] = set()
     while status != "chain_broken":
         if next_seq not in pending:
-            if not _unpark(conn, branch_id, next_seq, pending, from_parking):
+            if not _unpark(conn, tenant, branch_id, next_seq, pending, from_parking):
                 break
             continue
         data, event = pending.pop(next_seq)
@@ -221,23 +233,23 @@ def _apply_branch(
         to_apply.append(event)
         last_hash, next_seq = event.hash, next_seq + 1
     # Applied events leave the parking table (and so does a parked copy of one that arrived in order meanwhile).
-    conn.execute(sa.delete(parked).where(parked.c.branch_id == branch_id, parked.c.seq < next_seq))
+    conn.execute(sa.delete(parked).where(branch_key(parked, tenant, branch_id), parked.c.seq < next_seq))
     newly_parked = [(seq, data) for seq, (data, _) in pending.items() if seq not in from_parking]
     if newly_parked:  # out of order or behind a broken link: keep them until their turn
         conn.execute(
             insert_ignore(conn, parked),
             [
-                {"branch_id": branch_id, "seq": seq, "body": data.decode(), "received_at": now}
+                {"tenant_id": tenant, "branch_id": branch_id, "seq": seq, "body": data.decode(), "received_at": now}
                 for seq, data in newly_parked
             ],
         )
         result.parked += len(newly_parked)
     if status != "chain_broken":
         waiting = conn.execute(
-            sa.select(sa.func.min(parked.c.seq)).where(parked.c.branch_id == branch_id)
+            sa.select(sa.func.min(parked.c.seq)).where(branch_key(parked, tenant, branch_id))
         ).scalar_one_or_none()
         status, problem = ("gap", f"missing seq {next_seq}..{waiting - 1}") if waiting is not None else ("ok", None)
-    _write_events(conn, branch_id, to_apply, now)
+    _write_events(conn, tenant, branch_id, to_apply, now)
     values: dict[str, Any] = {
         "next_seq": next_seq,
         "last_hash": last_hash,
@@ -251,7 +263,7 @@ def _apply_branch(
     if to_apply:
         values["last_event_at"] = to_apply[-1].occurred_at.isoformat()
     values.update(config_fields(to_apply))
-    conn.execute(sa.update(branches).where(branches.c.branch_id == branch_id).values(**values))
+    conn.execute(sa.update(branches).where(branch_key(branches, tenant, branch_id)).values(**values))
     result.applied += len(to_apply)
     result.duplicates += duplicates
 
@@ -285,14 +297,14 @@ def _hash_of(data: bytes, event: AnyApplied | None) -> str:
     return (event or decode_any(data)).hash
 
 
-def _differing(conn: Connection, branch_id: str, received: dict[int, str]) -> list[int]:
+def _differing(conn: Connection, tenant: str, branch_id: str, received: dict[int, str]) -> list[int]:
     """Seqs whose received hash is not the stored event's: one range query for the batch's duplicates."""
     if not received:
         return []
     stored = dict(
         conn.execute(
             sa.select(events.c.seq, events.c.hash).where(
-                events.c.branch_id == branch_id, events.c.seq.between(min(received), max(received))
+                branch_key(events, tenant, branch_id), events.c.seq.between(min(received), max(received))
             )
         ).all()
     )
@@ -315,6 +327,7 @@ def verify_link(data: bytes, last_hash: str) -> str | None:
 
 def _unpark(
     conn: Connection,
+    tenant: str,
     branch_id: str,
     next_seq: int,
     pending: dict[int, tuple[bytes, AnyApplied | None]],
@@ -325,7 +338,7 @@ def _unpark(
         return False
     rows = conn.execute(
         sa.select(parked.c.seq, parked.c.body)
-        .where(parked.c.branch_id == branch_id, parked.c.seq >= next_seq)
+        .where(branch_key(parked, tenant, branch_id), parked.c.seq >= next_seq)
         .order_by(parked.c.seq)
         .limit(UNPARK_CHUNK)
     ).all()
@@ -337,7 +350,7 @@ def _unpark(
     return next_seq in pending
 
 
-def _write_events(conn: Connection, branch_id: str, applied: Sequence[AnyApplied], now: str) -> None:
+def _write_events(conn: Connection, tenant: str, branch_id: str, applied: Sequence[AnyApplied], now: str) -> None:
     """Insert the events and fold them into the ticket projection (one row per ticket, last state wins)."""
     if not applied:
         return
@@ -345,6 +358,7 @@ def _write_events(conn: Connection, branch_id: str, applied: Sequence[AnyApplied
         events.insert(),
         [
             {
+                "tenant_id": tenant,
                 "branch_id": branch_id,
                 "seq": e.seq,
                 "event_id": e.event_id,
@@ -358,18 +372,23 @@ def _write_events(conn: Connection, branch_id: str, applied: Sequence[AnyApplied
             for e in applied
         ],
     )
-    project_events(conn, branch_id, applied)
+    project_events(conn, tenant, branch_id, applied)
 
 
-def project_events(conn: Connection, branch_id: str, applied: Sequence[AnyApplied]) -> None:
+def project_events(conn: Connection, tenant: str, branch_id: str, applied: Sequence[AnyApplied]) -> None:
     """Fold applied events into `tickets`, `ticket_links` and `number_leases` (also used to rebuild a branch)."""
     created, updated = _ticket_changes(applied)
     if created:
-        conn.execute(insert_ignore(conn, tickets), [{"branch_id": branch_id, **row} for row in created.values()])
+        rows = [{"tenant_id": tenant, "branch_id": branch_id, **row} for row in created.values()]
+        conn.execute(insert_ignore(conn, tickets), rows)
     if updated:
         conn.execute(
             sa.update(tickets)
-            .where(tickets.c.branch_id == sa.bindparam("b_branch"), tickets.c.ticket_id == sa.bindparam("b_ticket"))
+            .where(
+                tickets.c.tenant_id == sa.bindparam("b_tenant"),
+                tickets.c.branch_id == sa.bindparam("b_branch"),
+                tickets.c.ticket_id == sa.bindparam("b_ticket"),
+            )
             .values(
                 status=sa.bindparam("b_status"),
                 updated_at=sa.bindparam("b_at"),
@@ -377,6 +396,7 @@ def project_events(conn: Connection, branch_id: str, applied: Sequence[AnyApplie
             ),
             [
                 {
+                    "b_tenant": tenant,
                     "b_branch": branch_id,
                     "b_ticket": ticket_id,
                     "b_status": change["status"],
@@ -386,24 +406,25 @@ def project_events(conn: Connection, branch_id: str, applied: Sequence[AnyApplie
                 for ticket_id, change in updated.items()
             ],
         )
-    _write_links(conn, branch_id, applied)
+    _write_links(conn, tenant, branch_id, applied)
 
 
-def _write_links(conn: Connection, branch_id: str, applied: Sequence[AnyApplied]) -> None:
+def _write_links(conn: Connection, tenant: str, branch_id: str, applied: Sequence[AnyApplied]) -> None:
     """Fold what status links need into `ticket_links` (order, language, offline id, counter) and `number_leases`."""
     created: dict[str, dict[str, Any]] = {}
     updated: dict[str, dict[str, Any]] = {}
     leases: list[dict[str, Any]] = []
     for e in applied:
         if isinstance(e, NumbersLeased):
-            leases.append({"branch_id": branch_id, "lease_id": e.lease_id, "service_id": e.service_id,
-                           "first_seq": e.first_seq, "last_seq": e.last_seq})  # fmt: skip
+            leases.append({"tenant_id": tenant, "branch_id": branch_id, "lease_id": e.lease_id,
+                           "service_id": e.service_id, "first_seq": e.first_seq, "last_seq": e.last_seq})  # fmt: skip
             continue
         if e.ticket_id is None:
             continue
         if isinstance(e, TicketCreated):
-            created[e.ticket_id] = {"branch_id": branch_id, "ticket_id": e.ticket_id, "queue_order": e.order,
-                                    "request_id": e.request_id, "lang": e.lang, "counter_id": None}  # fmt: skip
+            created[e.ticket_id] = {"tenant_id": tenant, "branch_id": branch_id, "ticket_id": e.ticket_id,
+                                    "queue_order": e.order, "request_id": e.request_id, "lang": e.lang,
+                                    "counter_id": None}  # fmt: skip
             continue
         if isinstance(e, TicketCalled | TicketRecalled):
             change: dict[str, Any] = {"counter_id": e.counter_id}
@@ -422,7 +443,9 @@ def _write_links(conn: Connection, branch_id: str, applied: Sequence[AnyApplied]
         if rows:
             conn.execute(
                 sa.update(ticket_links)
-                .where(ticket_links.c.branch_id == branch_id, ticket_links.c.ticket_id == sa.bindparam("b_ticket"))
+                .where(
+                    branch_key(ticket_links, tenant, branch_id), ticket_links.c.ticket_id == sa.bindparam("b_ticket")
+                )
                 .values({column: sa.bindparam("b_value")}),
                 rows,
             )
@@ -465,7 +488,9 @@ def config_fields(applied: Sequence[AnyApplied]) -> dict[str, Any]:
     for e in applied:
         if isinstance(e, ConfigApplied):
             values["config_version"] = e.version
+            values["config_hash"] = e.config_hash or config_hash(e.config)  # events older than the field
         elif isinstance(e, ConfigRejected):
             values["config_rejected_version"] = e.version
+            values["config_rejected_hash"] = e.config_hash or None
             values["config_rejected_reason"] = "; ".join(e.errors)[:2000]
     return values

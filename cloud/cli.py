@@ -16,9 +16,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Operate the 
 branch_app = typer.Typer(no_args_is_help=True, help="Branches and their NATS credentials.")
 config_app = typer.Typer(no_args_is_help=True, help="Branch configuration versions.")
 users_app = typer.Typer(no_args_is_help=True, help="HQ console accounts: roles and the tenants each sees.")
+db_app = typer.Typer(no_args_is_help=True, help="The hub database's schema (Alembic migrations).")
 app.add_typer(branch_app, name="branch")
 app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")
+app.add_typer(db_app, name="db")
 
 DbUrl = Annotated[
     str, typer.Option("--db-url", envvar="QMS_CLOUD_DB", help="SQLAlchemy URL (sqlite:///… or postgresql+psycopg://…).")
@@ -136,10 +138,29 @@ def branch_list(db_url: DbUrl = DEFAULT_DB) -> None:
     from cloud.store import create_store_engine
 
     for b in overview(create_store_engine(db_url))["branches"]:
+        link = b.link.replace("_", " ")  # "never connected": added, nothing received from it yet
         typer.echo(
-            f"{b.tenant}.{b.branch_id:20} {b.link:12} events {b.events:8} last {b.last_event_at or '-'}"
+            f"{b.tenant}.{b.branch_id:20} {link:15} events {b.events:8} last {b.last_event_at or '-'}"
             f"  config v{b.config_version or '-'}" + (f"  ({b.problem})" if b.problem else "")
         )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    db_url: DbUrl = DEFAULT_DB,
+    revision: Annotated[str, typer.Option(help="Target revision (default: the newest).")] = "head",
+) -> None:
+    """Migrate the hub database to the newest schema (a hub from before migrations is taken as 0001_baseline);
+    `serve` and every other command do the same on start."""
+    from cloud.store import create_store_engine, upgrade_schema
+
+    engine = create_store_engine(db_url, upgrade=False)
+    before, after = upgrade_schema(engine, revision)
+    engine.dispose()
+    if before == after:
+        typer.echo(f"database already at {after}")
+    else:
+        typer.echo(f"database upgraded: {before or 'pre-migration / empty'} -> {after}")
 
 
 @branch_app.command("resync")

@@ -35,11 +35,13 @@ def next_version(engine: Engine, tenant: str, branch_id: str) -> int:
     with engine.connect() as conn:
         distributed = conn.execute(
             sa.select(sa.func.max(config_versions.c.version)).where(
-                config_versions.c.tenant == tenant, config_versions.c.branch_id == branch_id
+                config_versions.c.tenant_id == tenant, config_versions.c.branch_id == branch_id
             )
         ).scalar_one_or_none()
         running = conn.execute(
-            sa.select(branches.c.config_version).where(branches.c.branch_id == branch_id)
+            sa.select(branches.c.config_version).where(
+                branches.c.tenant_id == tenant, branches.c.branch_id == branch_id
+            )
         ).scalar_one_or_none()
     return max(distributed or 0, running or 0) + 1
 
@@ -54,7 +56,7 @@ async def distribute(engine: Engine, js: Any, tenant: str, branch_id: str, raw: 
     with transaction(engine) as conn:
         conn.execute(
             config_versions.insert().values(
-                tenant=tenant,
+                tenant_id=tenant,
                 branch_id=branch_id,
                 version=version,
                 doc=document.decode(),

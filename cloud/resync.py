@@ -16,7 +16,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from cloud.apply import config_fields, decode_any, project_events
-from cloud.store import branches, events, number_leases, parked, ticket_links, tickets, transaction, utcnow_iso
+from cloud.store import (
+    branch_key,
+    branches,
+    events,
+    number_leases,
+    parked,
+    ticket_links,
+    tickets,
+    transaction,
+    utcnow_iso,
+)
 from sync.contract import GENESIS_HASH
 
 REFOLD_CHUNK = 5000
@@ -48,29 +58,31 @@ def resync_branch(engine: Engine, tenant: str, branch_id: str, from_seq: int, *,
     """Drop the branch's events with seq >= `from_seq` and its parked events, reset its tracking to `from_seq` and
     rebuild its derived rows from the events kept — all in one transaction (rolled back for a dry run)."""
     with transaction(engine) as conn:
-        row = conn.execute(sa.select(branches).where(branches.c.branch_id == branch_id).with_for_update()).one_or_none()
-        if row is None or row.tenant != tenant:
+        row = conn.execute(
+            sa.select(branches).where(branch_key(branches, tenant, branch_id)).with_for_update()
+        ).one_or_none()
+        if row is None:
             raise ResyncRefused(f"no branch {tenant}.{branch_id} at this hub")
         if not 1 <= from_seq <= row.next_seq:
             raise ResyncRefused(f"--from-seq must be between 1 and {row.next_seq} (the hub's next seq for the branch)")
         dropped, last_dropped = conn.execute(
             sa.select(sa.func.count(), sa.func.max(events.c.seq)).where(
-                events.c.branch_id == branch_id, events.c.seq >= from_seq
+                branch_key(events, tenant, branch_id), events.c.seq >= from_seq
             )
         ).one()
         parked_count = conn.execute(
-            sa.select(sa.func.count()).select_from(parked).where(parked.c.branch_id == branch_id)
+            sa.select(sa.func.count()).select_from(parked).where(branch_key(parked, tenant, branch_id))
         ).scalar_one()
         if not dry_run:
-            conn.execute(sa.delete(events).where(events.c.branch_id == branch_id, events.c.seq >= from_seq))
-            conn.execute(sa.delete(parked).where(parked.c.branch_id == branch_id))
-            kept = _rebuild(conn, branch_id, from_seq)
+            conn.execute(sa.delete(events).where(branch_key(events, tenant, branch_id), events.c.seq >= from_seq))
+            conn.execute(sa.delete(parked).where(branch_key(parked, tenant, branch_id)))
+            kept = _rebuild(conn, tenant, branch_id, from_seq)
             ticket_rows = conn.execute(
-                sa.select(sa.func.count()).select_from(tickets).where(tickets.c.branch_id == branch_id)
+                sa.select(sa.func.count()).select_from(tickets).where(branch_key(tickets, tenant, branch_id))
             ).scalar_one()
         else:
             kept = conn.execute(
-                sa.select(sa.func.count()).where(events.c.branch_id == branch_id, events.c.seq < from_seq)
+                sa.select(sa.func.count()).where(branch_key(events, tenant, branch_id), events.c.seq < from_seq)
             ).scalar_one()
             ticket_rows = 0
     return ResyncReport(
@@ -89,24 +101,24 @@ def resync_branch(engine: Engine, tenant: str, branch_id: str, from_seq: int, *,
     )
 
 
-def _rebuild(conn: Connection, branch_id: str, from_seq: int) -> int:
+def _rebuild(conn: Connection, tenant: str, branch_id: str, from_seq: int) -> int:
     """Re-fold the kept events into fresh derived rows and reset the tracking row; returns how many were kept."""
     for table in (tickets, ticket_links, number_leases):
-        conn.execute(sa.delete(table).where(table.c.branch_id == branch_id))
+        conn.execute(sa.delete(table).where(branch_key(table, tenant, branch_id)))
     # What the kept events say about configuration; None where they say nothing (the dropped ones no longer count).
     config: dict[str, Any] = {"config_version": None, "config_rejected_version": None, "config_rejected_reason": None}
     kept, last_hash, last_event_at, after = 0, GENESIS_HASH, None, 0
     while True:
         rows = conn.execute(
             sa.select(events.c.seq, events.c.body)
-            .where(events.c.branch_id == branch_id, events.c.seq > after, events.c.seq < from_seq)
+            .where(branch_key(events, tenant, branch_id), events.c.seq > after, events.c.seq < from_seq)
             .order_by(events.c.seq)
             .limit(REFOLD_CHUNK)
         ).all()
         if not rows:
             break
         chunk = [decode_any(body.encode()) for _seq, body in rows]
-        project_events(conn, branch_id, chunk)
+        project_events(conn, tenant, branch_id, chunk)
         config.update(config_fields(chunk))
         kept += len(chunk)
         after, last_hash, last_event_at = chunk[-1].seq, chunk[-1].hash, chunk[-1].occurred_at.isoformat()
@@ -114,7 +126,7 @@ def _rebuild(conn: Connection, branch_id: str, from_seq: int) -> int:
         raise ResyncRefused(f"the hub holds {kept} events below seq {from_seq}, not {from_seq - 1}: resync from 1")
     conn.execute(
         sa.update(branches)
-        .where(branches.c.branch_id == branch_id)
+        .where(branch_key(branches, tenant, branch_id))
         .values(
             next_seq=from_seq,
             last_hash=last_hash,

@@ -3,8 +3,12 @@ tracking (next seq, last hash, link problems), parked out-of-order events, a liv
 ticket status links need: queue order, language, counter, offline ids, number leases), config versions, HQ console
 accounts.
 
-Applying is idempotent by `(branch_id, seq)`: the branch row is the tracking record and is updated in the same
+Every branch-scoped row is keyed by `(tenant_id, branch_id)`: branch ids are unique only inside a tenant. Applying is
+idempotent by `(tenant_id, branch_id, seq)`: the branch row is the tracking record and is updated in the same
 transaction as the events it accounts for, so a redelivered message is recognised and skipped.
+
+The schema is owned by the Alembic revisions in `cloud/migrations/versions/`; `create_store_engine` upgrades the
+database to the newest one (so does `qms-cloud db upgrade`). `metadata` here mirrors the newest revision.
 """
 
 from __future__ import annotations
@@ -13,18 +17,24 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from sync.contract import GENESIS_HASH
+
 metadata = sa.MetaData()
+MIGRATIONS = Path(__file__).with_name("migrations")
+BASELINE = "0001_baseline"  # the schema of hubs created before migrations existed
+MIGRATION_LOCK = 0x716D73  # PostgreSQL advisory lock key held while upgrading ("qms")
 
 branches = sa.Table(
     "branches",
     metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
     sa.Column("branch_id", sa.String(64), primary_key=True),
-    sa.Column("tenant", sa.String(64), nullable=False),
     sa.Column("next_seq", sa.BigInteger, nullable=False, default=1),
     sa.Column("last_hash", sa.String(64), nullable=False),
     sa.Column("events", sa.BigInteger, nullable=False, default=0),
@@ -34,6 +44,8 @@ branches = sa.Table(
     sa.Column("config_version", sa.Integer),  # the version the branch reported applying (config.applied)
     sa.Column("config_rejected_version", sa.Integer),
     sa.Column("config_rejected_reason", sa.Text),
+    sa.Column("config_hash", sa.String(64)),  # content hash of the version it runs (sync.contract_config.config_hash)
+    sa.Column("config_rejected_hash", sa.String(64)),  # and of the last one it refused
     sa.Column("status", sa.String(16), nullable=False, default="ok"),  # ok | gap | chain_broken
     sa.Column("problem", sa.Text),
     sa.Column("updated_at", sa.String(40), nullable=False),
@@ -42,6 +54,7 @@ branches = sa.Table(
 events = sa.Table(
     "events",
     metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
     sa.Column("branch_id", sa.String(64), primary_key=True),
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("event_id", sa.String(64), nullable=False),
@@ -57,6 +70,7 @@ sa.Index("events_type", events.c.type)
 parked = sa.Table(
     "parked_events",
     metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
     sa.Column("branch_id", sa.String(64), primary_key=True),
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("body", sa.Text, nullable=False),
@@ -66,6 +80,7 @@ parked = sa.Table(
 tickets = sa.Table(
     "tickets",
     metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
     sa.Column("branch_id", sa.String(64), primary_key=True),
     sa.Column("ticket_id", sa.String(64), primary_key=True),
     sa.Column("service_id", sa.String(64), nullable=False),
@@ -74,12 +89,13 @@ tickets = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("updated_at", sa.String(40), nullable=False),
 )
-sa.Index("tickets_status", tickets.c.branch_id, tickets.c.status, tickets.c.service_id)
+sa.Index("tickets_status", tickets.c.tenant_id, tickets.c.branch_id, tickets.c.status, tickets.c.service_id)
 
 # What a ticket's public status page needs beyond `tickets` (kept beside it so `tickets` keeps its columns).
 ticket_links = sa.Table(
     "ticket_links",
     metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
     sa.Column("branch_id", sa.String(64), primary_key=True),
     sa.Column("ticket_id", sa.String(64), primary_key=True),
     sa.Column("queue_order", sa.BigInteger, nullable=False),  # the event's `order`: who is ahead in the service
@@ -87,11 +103,12 @@ ticket_links = sa.Table(
     sa.Column("lang", sa.String(8)),
     sa.Column("counter_id", sa.String(64)),  # the counter of its newest ticket.called / ticket.recalled
 )
-sa.Index("ticket_links_request", ticket_links.c.branch_id, ticket_links.c.request_id)
+sa.Index("ticket_links_request", ticket_links.c.tenant_id, ticket_links.c.branch_id, ticket_links.c.request_id)
 
 number_leases = sa.Table(  # kiosk number leases (numbers.leased): an offline ticket's number before it synced
     "number_leases",
     metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
     sa.Column("branch_id", sa.String(64), primary_key=True),
     sa.Column("lease_id", sa.String(64), primary_key=True),
     sa.Column("service_id", sa.String(64), nullable=False),
@@ -102,18 +119,35 @@ number_leases = sa.Table(  # kiosk number leases (numbers.leased): an offline ti
 config_versions = sa.Table(
     "config_versions",
     metadata,
-    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
     sa.Column("branch_id", sa.String(64), primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("doc", sa.Text, nullable=False),
     sa.Column("kv_revision", sa.BigInteger),
+    sa.Column("config_hash", sa.String(64)),  # sync.contract_config.config_hash of `doc`
     sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+# The newest heartbeat of each branch (cloud/liveness.py): online, offline since …, or never connected.
+branch_liveness = sa.Table(
+    "branch_liveness",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("branch_id", sa.String(64), primary_key=True),
+    sa.Column("last_beat_at", sa.String(40), nullable=False),  # when the hub received it (UTC, RFC 3339)
+    sa.Column("sent_at", sa.String(40), nullable=False),  # the branch's clock
+    sa.Column("interval_seconds", sa.Float, nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("acked_seq", sa.BigInteger, nullable=False),
+    sa.Column("lag_events", sa.BigInteger, nullable=False),
+    sa.Column("software_version", sa.String(64), nullable=False),
+    sa.Column("beats", sa.BigInteger, nullable=False),
 )
 
 branch_credentials = sa.Table(
     "branch_credentials",
     metadata,
-    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
     sa.Column("branch_id", sa.String(64), primary_key=True),
     sa.Column("public_key", sa.String(64), nullable=False),
     sa.Column("created_at", sa.String(40), nullable=False),
@@ -131,6 +165,21 @@ hq_users = sa.Table(
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("updated_at", sa.String(40), nullable=False),
 )
+
+
+def branch_key(table: sa.Table, tenant: str, branch_id: str) -> sa.ColumnElement[bool]:
+    """`table`'s rows of one branch: `tenant_id = … AND branch_id = …`."""
+    return sa.and_(table.c.tenant_id == tenant, table.c.branch_id == branch_id)
+
+
+def register_branch(conn: Connection, tenant: str, branch_id: str) -> None:
+    """Make the branch's tracking row if it has none (at `branch add`, or at its first event): next seq 1."""
+    conn.execute(
+        insert_ignore(conn, branches).values(
+            tenant_id=tenant, branch_id=branch_id, next_seq=1, last_hash=GENESIS_HASH, events=0, duplicates=0,
+            status="ok", updated_at=utcnow_iso(),
+        )
+    )  # fmt: skip
 
 
 def utcnow_iso() -> str:
@@ -152,14 +201,69 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_store_engine(url: str) -> Engine:
-    """An engine for `sqlite:///path` or `postgresql+psycopg://…`, with the schema created."""
+def create_store_engine(url: str, *, upgrade: bool = True) -> Engine:
+    """An engine for `sqlite:///path` or `postgresql+psycopg://…`, its schema upgraded to the newest revision."""
     engine = sa.create_engine(url, future=True, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin)
-    metadata.create_all(engine)
+    if upgrade:
+        upgrade_schema(engine)
     return engine
+
+
+def _alembic(conn: Connection | None = None) -> Any:
+    """An Alembic configuration that runs `cloud/migrations` on `conn`."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    return config
+
+
+_heads: list[str] = []  # the newest revision, read once per process
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: empty, or a hub from before migrations)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest revision this code knows."""
+    from alembic.script import ScriptDirectory
+
+    if not _heads:
+        head = ScriptDirectory.from_config(_alembic()).get_current_head()
+        assert head is not None
+        _heads.append(head)
+    return _heads[0]
+
+
+def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Bring the database to `revision` in one transaction (under a lock, so hub replicas and CLI commands starting
+    at once do not race); a pre-migration hub (its tables, no `alembic_version`) counts as `0001_baseline`.
+    Returns (revision before, revision after)."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    before = schema_revision(engine)
+    if revision == "head" and before == head_revision():
+        return before, before  # the common case: nothing to do, no write lock taken
+    with engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE (the write lock); PostgreSQL: an advisory lock
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        before = MigrationContext.configure(conn).get_current_revision()
+        config = _alembic(conn)
+        if before is None and sa.inspect(conn).has_table("branches"):
+            command.stamp(config, BASELINE)  # created by `metadata.create_all` before migrations existed
+        command.upgrade(config, revision)
+        after = MigrationContext.configure(conn).get_current_revision()
+    return before, after or ""
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """Read model of the public ticket status page (`/t/<token>`): verify a branch's status link and describe its ticket.
 
-The token names its branch; the branch's tenant comes from the `branches` table and its link key from the NKey seed
-`qms-cloud branch add` wrote (`<keys_dir>/<tenant>.<branch>.nk`). Anything that does not check out — malformed,
+The token names its branch but not its tenant (branch ids are unique only inside a tenant): each branch of that id
+is tried with its own link key, the NKey seed `qms-cloud branch add` wrote (`<keys_dir>/<tenant>.<branch>.nk`), and
+the one whose key verifies the token's signature is the link's. Anything that does not check out — malformed,
 forged, an unknown branch, no seed — is simply not found, and never says why. The page carries no personal data.
 """
 
@@ -16,7 +17,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from cloud.store import branches, config_versions, events, number_leases, ticket_links, tickets
+from cloud.store import branch_key, branches, config_versions, events, number_leases, ticket_links, tickets
 from sync import links
 from sync.contract import ConfigApplied
 from sync.contract_config import BranchConfig, config_decoder
@@ -55,6 +56,11 @@ WORDS: dict[str, dict[str, str]] = {
     },
 }
 _applied_decoder = msgspec.json.Decoder(ConfigApplied)
+_same_ticket = sa.and_(
+    ticket_links.c.tenant_id == tickets.c.tenant_id,
+    ticket_links.c.branch_id == tickets.c.branch_id,
+    ticket_links.c.ticket_id == tickets.c.ticket_id,
+)
 
 
 def words(lang: str | None) -> dict[str, str]:
@@ -76,15 +82,15 @@ def status_of(engine: Engine, keys_dir: Path, token: str) -> dict[str, Any] | No
     if branch_id is None:
         return None
     with engine.connect() as conn:
-        branch = conn.execute(sa.select(branches).where(branches.c.branch_id == branch_id)).one_or_none()
-        key = link_key(keys_dir, branch.tenant, branch_id) if branch is not None else None
-        ref = links.verify(key, token) if key is not None else None
-        if branch is None or ref is None:
+        found = _signed_by(conn, keys_dir, branch_id, token)
+        if found is None:
             return None
+        branch, ref = found
+        tenant = branch.tenant_id
         config = branch_config(conn, branch)
-        ticket_id = ref.ident if ref.kind == "t" else _synced_ticket(conn, branch_id, ref.ident)
-        ticket = _ticket(conn, branch_id, ticket_id) if ticket_id else None
-        pending = None if ticket or ref.kind == "t" else _leased_number(conn, branch_id, ref.ident, config)
+        ticket_id = ref.ident if ref.kind == "t" else _synced_ticket(conn, tenant, branch_id, ref.ident)
+        ticket = _ticket(conn, tenant, branch_id, ticket_id) if ticket_id else None
+        pending = None if ticket or ref.kind == "t" else _leased_number(conn, tenant, branch_id, ref.ident, config)
     lang = (ticket or {}).get("lang") or (config.languages[0] if config and config.languages else "id")
     lang = lang if lang in WORDS else "id"
     page: dict[str, Any] = {
@@ -104,10 +110,21 @@ def status_of(engine: Engine, keys_dir: Path, token: str) -> dict[str, Any] | No
     return page
 
 
+def _signed_by(conn: Connection, keys_dir: Path, branch_id: str, token: str) -> tuple[Any, Any] | None:
+    """(branch row, verified reference) of the branch of that id whose link key signed the token, else None."""
+    rows = conn.execute(sa.select(branches).where(branches.c.branch_id == branch_id)).all()
+    for branch in rows:
+        key = link_key(keys_dir, branch.tenant_id, branch_id)
+        ref = links.verify(key, token) if key is not None else None
+        if ref is not None:
+            return branch, ref
+    return None
+
+
 def branch_config(conn: Connection, branch: Any) -> BranchConfig | None:
     """The configuration the branch runs: the version it reported applying (as distributed, else from its own
     `config.applied` event), or the newest distributed one before it reported any."""
-    where = (config_versions.c.tenant == branch.tenant, config_versions.c.branch_id == branch.branch_id)
+    where = (branch_key(config_versions, branch.tenant_id, branch.branch_id),)
     query = sa.select(config_versions.c.doc).where(*where)
     if branch.config_version is None:
         doc = conn.execute(query.order_by(config_versions.c.version.desc()).limit(1)).scalar_one_or_none()
@@ -118,7 +135,7 @@ def branch_config(conn: Connection, branch: Any) -> BranchConfig | None:
             return config_decoder.decode(doc)
         body = conn.execute(
             sa.select(events.c.body)
-            .where(events.c.branch_id == branch.branch_id, events.c.type == "config.applied")
+            .where(branch_key(events, branch.tenant_id, branch.branch_id), events.c.type == "config.applied")
             .order_by(events.c.seq.desc())
             .limit(1)
         ).scalar_one_or_none()
@@ -127,22 +144,21 @@ def branch_config(conn: Connection, branch: Any) -> BranchConfig | None:
         return None  # a document this hub cannot read: the page falls back to ids
 
 
-def _synced_ticket(conn: Connection, branch_id: str, temp_id: str) -> str | None:
+def _synced_ticket(conn: Connection, tenant: str, branch_id: str, temp_id: str) -> str | None:
     """The ticket an offline ticket became when it synced (its temporary id was its request id)."""
     query = sa.select(ticket_links.c.ticket_id).where(
-        ticket_links.c.branch_id == branch_id, ticket_links.c.request_id == temp_id
+        branch_key(ticket_links, tenant, branch_id), ticket_links.c.request_id == temp_id
     )
     return conn.execute(query.limit(1)).scalar_one_or_none()
 
 
-def _ticket(conn: Connection, branch_id: str, ticket_id: str) -> dict[str, Any] | None:
+def _ticket(conn: Connection, tenant: str, branch_id: str, ticket_id: str) -> dict[str, Any] | None:
     """Number, service, status, language, counter and people ahead of one replicated ticket."""
     row = conn.execute(
         sa.select(tickets.c.ticket_number, tickets.c.service_id, tickets.c.status, ticket_links.c.lang,
                   ticket_links.c.counter_id, ticket_links.c.queue_order)
-        .select_from(tickets.outerjoin(ticket_links, sa.and_(ticket_links.c.branch_id == tickets.c.branch_id,
-                                                             ticket_links.c.ticket_id == tickets.c.ticket_id)))
-        .where(tickets.c.branch_id == branch_id, tickets.c.ticket_id == ticket_id)
+        .select_from(tickets.outerjoin(ticket_links, _same_ticket))
+        .where(branch_key(tickets, tenant, branch_id), tickets.c.ticket_id == ticket_id)
     ).one_or_none()  # fmt: skip
     if row is None:
         return None
@@ -151,21 +167,24 @@ def _ticket(conn: Connection, branch_id: str, ticket_id: str) -> dict[str, Any] 
     if row.status == "waiting" and row.queue_order is not None:
         ticket["ahead"] = conn.execute(
             sa.select(sa.func.count())
-            .select_from(tickets.join(ticket_links, sa.and_(ticket_links.c.branch_id == tickets.c.branch_id,
-                                                            ticket_links.c.ticket_id == tickets.c.ticket_id)))
-            .where(tickets.c.branch_id == branch_id, tickets.c.status == "waiting",
+            .select_from(tickets.join(ticket_links, _same_ticket))
+            .where(branch_key(tickets, tenant, branch_id), tickets.c.status == "waiting",
                    tickets.c.service_id == row.service_id, ticket_links.c.queue_order < row.queue_order)
         ).scalar_one()  # fmt: skip
     return ticket
 
 
-def _leased_number(conn: Connection, branch_id: str, temp_id: str, config: BranchConfig | None) -> str | None:
+def _leased_number(
+    conn: Connection, tenant: str, branch_id: str, temp_id: str, config: BranchConfig | None
+) -> str | None:
     """An offline ticket's number before it synced (`off-<lease_id>-<seq>` of a replicated `numbers.leased`)."""
     lease_id, _, seq = temp_id.removeprefix("off-").rpartition("-")
     if not temp_id.startswith("off-") or not seq.isdigit() or config is None:
         return None
     lease = conn.execute(
-        sa.select(number_leases).where(number_leases.c.branch_id == branch_id, number_leases.c.lease_id == lease_id)
+        sa.select(number_leases).where(
+            branch_key(number_leases, tenant, branch_id), number_leases.c.lease_id == lease_id
+        )
     ).one_or_none()
     service = config.service(lease.service_id) if lease is not None else None
     if lease is None or service is None or not lease.first_seq <= int(seq) <= lease.last_seq:

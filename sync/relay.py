@@ -2,11 +2,12 @@
 
 The relay knows nothing of the appliance's storage: it reads batches through an `EventSource` (seq, payload) and
 persists its cursor through it. Exactly-once at the cloud comes from two layers: JetStream drops a re-publish with
-the same `Nats-Msg-Id` (`<branch>:<seq>:<hash prefix>`) inside the stream's duplicate window, and the cloud applies
-by `(branch_id, seq)` whatever arrives later than that, comparing hashes so a different event under a known seq is a
-fork, never a duplicate. The hash in the id lets such an event (a restored appliance's) through the window at all;
-a resend (`qms-edge replication resend`) rewinds the cursor and bumps its epoch, which the relay notices between
-batches and puts in the ids (`…:e<epoch>`), so identical events go out again instead of being dropped as duplicates.
+the same `Nats-Msg-Id` (`<tenant>.<branch>:<seq>:<hash prefix>`) inside the stream's duplicate window, and the cloud
+applies by `(tenant_id, branch_id, seq)` whatever arrives later than that, comparing hashes so a different event
+under a known seq is a fork, never a duplicate. The hash in the id lets such an event (a restored appliance's)
+through the window at all; a resend (`qms-edge replication resend`) rewinds the cursor and bumps its epoch, which
+the relay notices between batches and puts in the ids (`…:e<epoch>`), so identical events go out again instead of
+being dropped as duplicates.
 """
 
 from __future__ import annotations
@@ -60,10 +61,11 @@ def inbox_prefix(tenant: str, branch_id: str) -> str:
     return f"_INBOX_{check_token('tenant', tenant)}_{check_token('branch', branch_id)}"
 
 
-def msg_id(branch_id: str, seq: int, hash_: str = "", epoch: int = 0) -> str:
-    """The JetStream de-duplication id of one event: `<branch>:<seq>`, its hash's first 16 hex digits, and the resend
-    epoch once the cursor was rewound (`…:e<epoch>`)."""
-    return f"{branch_id}:{seq}" + (f":{hash_[:16]}" if hash_ else "") + (f":e{epoch}" if epoch else "")
+def msg_id(tenant: str, branch_id: str, seq: int, hash_: str = "", epoch: int = 0) -> str:
+    """The JetStream de-duplication id of one event: `<tenant>.<branch>:<seq>` (JetStream de-dups per stream, and
+    branch ids are unique only inside a tenant), its hash's first 16 hex digits, and the resend epoch once the cursor
+    was rewound (`…:e<epoch>`)."""
+    return f"{tenant}.{branch_id}:{seq}" + (f":{hash_[:16]}" if hash_ else "") + (f":e{epoch}" if epoch else "")
 
 
 @dataclass(frozen=True)
@@ -328,7 +330,7 @@ class Relay:
         epoch = self.status.epoch
         try:
             for item in batch:
-                headers = {"Nats-Msg-Id": msg_id(self.link.branch_id, item.seq, item.hash, epoch)}
+                headers = {"Nats-Msg-Id": msg_id(self.link.tenant, self.link.branch_id, item.seq, item.hash, epoch)}
                 futures.append(await js.publish_async(self.subject, item.payload, headers=headers))
             acks = await self._acks(futures)
         except BaseException:

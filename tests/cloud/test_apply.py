@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from cloud.apply import Incoming, apply_batch, subject_branch, verify_link
 from cloud.store import branches, create_store_engine, events, parked, tickets
 from sync.contract import canonical_encoder, chain_hash
-from sync.relay import Outgoing
+from sync.relay import Outgoing, event_subject
 from tests.cloud.branch_events import make_branch_events, subject
 
 
@@ -109,6 +109,32 @@ def test_an_event_on_another_branchs_subject_is_refused(store_url: str, log: lis
     assert (result.applied, result.refused) == (0, 3)
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar_one() == 0
+
+
+def test_an_event_naming_another_tenant_is_refused(store_url: str, log: list[Outgoing]) -> None:
+    engine = create_store_engine(store_url)
+    claims = [json.loads(o.payload) | {"tenant_id": "beta"} for o in log[:2]]
+    result = apply_batch(engine, [Incoming(subject(), json.dumps(c).encode()) for c in claims])
+    assert (result.applied, result.refused) == (0, 2)
+    assert "tenant 'beta'" in result.problems[0]
+
+
+def test_the_same_branch_id_in_two_tenants_is_two_branches(store_url: str, log: list[Outgoing], tmp_path: Path) -> None:
+    """beta's jkt-sudirman (another appliance, another log) never touches acme's jkt-sudirman."""
+    beta = make_branch_events(tmp_path / "beta", tickets=5)
+    engine = create_store_engine(store_url)
+    acme_result = apply_batch(engine, incoming(log))
+    beta_result = apply_batch(engine, [Incoming(event_subject("beta", "jkt-sudirman"), o.payload) for o in beta])
+    assert (acme_result.applied, beta_result.applied) == (len(log), len(beta))
+    assert acme_result.problems == beta_result.problems == []
+    with engine.connect() as conn:
+        rows = {r.tenant_id: r for r in conn.execute(sa.select(branches)).all()}
+        per_tenant = dict(
+            conn.execute(sa.select(tickets.c.tenant_id, sa.func.count()).group_by(tickets.c.tenant_id)).all()
+        )
+    assert rows["acme"].status == rows["beta"].status == "ok"
+    assert (rows["acme"].events, rows["beta"].events) == (len(log), len(beta))
+    assert per_tenant == {"acme": 20, "beta": 5}
 
 
 def test_two_branches_are_tracked_separately(store_url: str, log: list[Outgoing], tmp_path: Path) -> None:

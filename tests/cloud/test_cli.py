@@ -45,3 +45,19 @@ def test_branch_list_on_an_empty_store(tmp_path: Path) -> None:
     result = runner.invoke(app, ["branch", "list", "--db-url", f"sqlite:///{tmp_path / 'c.sqlite3'}"])
     assert result.exit_code == 0
     assert result.output == ""
+
+
+def test_branch_list_shows_a_branch_from_the_moment_it_is_added(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cloud.sqlite3'}"
+    args = ["--db-url", db, "--keys-dir", str(tmp_path / "keys"), "--auth-out", str(tmp_path / "auth.conf")]
+    for tenant in ("acme", "beta"):  # the same branch id in two tenants: two branches
+        added = runner.invoke(app, ["branch", "add", tenant, "jkt-sudirman", *args])
+        assert added.exit_code == 0, added.output
+    listed = runner.invoke(app, ["branch", "list", "--db-url", db])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert [line.split()[0] for line in lines] == ["acme.jkt-sudirman", "beta.jkt-sudirman"]
+    assert all("never connected" in line and "events        0" in line for line in lines)
+    assert (tmp_path / "keys" / "beta.jkt-sudirman.nk").read_text() != (
+        tmp_path / "keys" / "acme.jkt-sudirman.nk"
+    ).read_text()

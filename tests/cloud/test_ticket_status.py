@@ -163,7 +163,7 @@ def test_the_version_the_branch_runs_names_the_branch(rig: Rig) -> None:
     rig.branch.ship()
     renamed = msgspec.structs.replace(demo_config(), version=1, name="KCP Sudirman (HQ)")
     with transaction(rig.branch.engine) as conn:
-        conn.execute(config_versions.insert().values(tenant=TENANT, branch_id=BRANCH, version=1,
+        conn.execute(config_versions.insert().values(tenant_id=TENANT, branch_id=BRANCH, version=1,
                                                      doc=msgspec.json.encode(renamed).decode(),
                                                      created_at=utcnow_iso()))  # fmt: skip
     assert "KCP Sudirman (HQ)" in rig.page(f"t:{ticket['ticket_id']}").text

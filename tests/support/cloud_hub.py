@@ -66,16 +66,21 @@ class CloudHub:
         self.loop.close()
         self.engine.dispose()
 
-    def seqs(self, branch_id: str) -> list[int]:
-        """The seqs stored for a branch, in order (duplicates would show)."""
+    def seqs(self, branch_id: str, tenant: str | None = None) -> list[int]:
+        """The seqs stored for a branch (of `tenant`, when given), in order (duplicates would show)."""
+        query = sa.select(events.c.seq).where(events.c.branch_id == branch_id).order_by(events.c.seq)
+        if tenant is not None:
+            query = query.where(events.c.tenant_id == tenant)
         with self.engine.connect() as conn:
-            query = sa.select(events.c.seq).where(events.c.branch_id == branch_id).order_by(events.c.seq)
             return list(conn.execute(query).scalars())
 
-    def branch(self, branch_id: str) -> Any:
-        """The branch's tracking row (None before its first event)."""
+    def branch(self, branch_id: str, tenant: str | None = None) -> Any:
+        """The branch's tracking row (of `tenant`, when given; None before its first event)."""
+        query = sa.select(branches).where(branches.c.branch_id == branch_id)
+        if tenant is not None:
+            query = query.where(branches.c.tenant_id == tenant)
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(branches).where(branches.c.branch_id == branch_id)).one_or_none()
+            return conn.execute(query).one_or_none()
 
     def __enter__(self) -> CloudHub:
         return self.start()

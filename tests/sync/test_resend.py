@@ -41,9 +41,10 @@ def _in_transaction(data_dir: Path, fn: object) -> object:
 
 
 def test_msg_ids_carry_the_hash_and_the_resend_epoch() -> None:
-    assert msg_id("b1", 7) == "b1:7"
-    assert msg_id("b1", 7, "ab" * 32) == "b1:7:abababababababab"
-    assert msg_id("b1", 7, "ab" * 32, 2) == "b1:7:abababababababab:e2"
+    assert msg_id("acme", "b1", 7) == "acme.b1:7"
+    assert msg_id("acme", "b1", 7, "ab" * 32) == "acme.b1:7:abababababababab"
+    assert msg_id("acme", "b1", 7, "ab" * 32, 2) == "acme.b1:7:abababababababab:e2"
+    assert msg_id("beta", "b1", 7, "ab" * 32) != msg_id("acme", "b1", 7, "ab" * 32)  # one stream, two tenants
 
 
 def test_rewind_bumps_the_epoch_and_a_stale_save_cannot_undo_it(tmp_path: Path) -> None:
