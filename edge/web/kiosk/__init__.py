@@ -24,6 +24,7 @@ from edge.engine.numbering import format_number
 from edge.service import QueueService
 from edge.wait_words import wait_text
 from edge.web.deps import provide_principal, require_role
+from edge.web.favicon import favicon
 from edge.web.kiosk import links
 from edge.web.kiosk.catalog import catalog, local_time, service_name, words
 from edge.web.kiosk.printing import ISSUED_AT_SLOT, PrintDesk, offline_job
@@ -340,4 +341,4 @@ def kiosk_router(service: QueueService, link_keys: tuple[bytes, ...]) -> tuple[R
                  dependencies=auth)  # fmt: skip
     static = create_static_files_router(path="/kiosk/static", directories=[WEB / "static" / "kiosk"],
                                         include_in_schema=False, name="kiosk_static")  # fmt: skip
-    return Router(path="/", route_handlers=[kiosk_page, kiosk_logo, status_page, api, static]), app
+    return Router(path="/", route_handlers=[kiosk_page, kiosk_logo, status_page, favicon, api, static]), app
