@@ -27,6 +27,7 @@ from edge.replication import CloudLink, ResendRefused, read_link_state, rewind_c
 from edge.replication import lag as replication_lag
 from edge.service import QueueService
 from edge.store import rebuild as rebuild_mod
+from edge.store.datadir import DataDirBusy, DataDirLock
 from edge.store.db import connect, open_database
 from edge.store.log import last_position
 from edge.store.projections import current_config, load_state
@@ -179,19 +180,25 @@ def rebuild(
     data_dir: DataDir = DEFAULT_DATA,
     check: Annotated[bool, typer.Option(help="Only compare, do not rewrite.")] = False,
 ) -> None:
-    """Rebuild projections from the event log; reports whether they matched the live ones."""
-    conn = open_database(data_dir)
-    result = rebuild_mod.replay(conn)
-    diffs = rebuild_mod.differences(conn, result)
-    for diff in diffs[:50]:
-        typer.echo(f"  differs: {diff}")
-    if check:
-        if diffs:
-            raise _fail(f"{len(diffs)} difference(s) between projections and the log")
-        typer.echo(f"OK: {result.events} events replayed; projections identical")
-        return
-    rebuild_mod.write(conn, result)
-    typer.echo(f"rebuilt from {result.events} events; {len(diffs)} difference(s) corrected")
+    """Rebuild projections from the event log; reports whether they matched the live ones (rewriting them is
+    refused while the appliance runs: its writer keeps its own state)."""
+    lock = None if check else _hold_data_dir(data_dir, "rebuild", then="run rebuild again")
+    try:
+        conn = open_database(data_dir)
+        result = rebuild_mod.replay(conn)
+        diffs = rebuild_mod.differences(conn, result)
+        for diff in diffs[:50]:
+            typer.echo(f"  differs: {diff}")
+        if check:
+            if diffs:
+                raise _fail(f"{len(diffs)} difference(s) between projections and the log")
+            typer.echo(f"OK: {result.events} events replayed; projections identical")
+            return
+        rebuild_mod.write(conn, result)
+        typer.echo(f"rebuilt from {result.events} events; {len(diffs)} difference(s) corrected")
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 @app.command()
@@ -271,7 +278,6 @@ def restore(
 ) -> None:
     """Put a verified backup back (database and every file, modes 0600/0700); refused while the appliance runs."""
     from edge.backup import BackupError, restore_backup
-    from edge.store.datadir import DataDirBusy
 
     try:
         result = restore_backup(source, data_dir, replace=yes, other_branch=other_branch)
@@ -293,25 +299,23 @@ def restore(
     )
 
 
-def _busy_message(exc: Exception, then: str) -> str:
-    """Why the data dir is busy and how to stop whoever holds it."""
-    pid = getattr(exc, "pid", None) or "?"
-    if getattr(exc, "purpose", "") == "restore":
-        return f"a restore (pid {pid}) is working on this data directory: wait for it to finish, then {then}"
+def _busy_message(exc: DataDirBusy, then: str) -> str:
+    """Who holds the data dir and how to get it back."""
+    pid = exc.pid or "?"
+    if exc.purpose in ("restore", "rebuild"):
+        return f"a `qms-edge {exc.purpose}` (pid {pid}) is working on this data directory: let it finish, then {then}"
     return (
         f"the appliance is running (pid {pid}) on this data directory: stop it with `systemctl stop qms-edge` or"
         f" Ctrl-C in the terminal running `qms-edge serve`, then {then}"
     )
 
 
-def _hold_data_dir(data_dir: Path, purpose: str) -> object:
-    """The serving lock on the data dir for this process's lifetime; exits with a message when another holds it."""
-    from edge.store.datadir import DataDirBusy, DataDirLock
-
+def _hold_data_dir(data_dir: Path, purpose: str, then: str = "start it again") -> DataDirLock:
+    """The data dir's lock (a server keeps it for its lifetime); exits with a message when another process holds it."""
     try:
         return DataDirLock.acquire(data_dir, purpose)
     except DataDirBusy as exc:
-        raise _fail(_busy_message(exc, "start it again")) from None
+        raise _fail(_busy_message(exc, then)) from None
 
 
 @replication_app.command("resend")

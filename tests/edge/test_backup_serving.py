@@ -1,5 +1,6 @@
-"""Backup and restore next to a real `qms-edge serve`: backup is allowed while serving, restore and a second server
-on the same data dir are refused (the serving process's flock), and a SIGKILL-ed server leaves no stale lock."""
+"""Backup and restore next to a real `qms-edge serve`: backup is allowed while serving; restore, rewriting projections
+and a second server on the same data dir are refused (the serving process's flock); a SIGKILL-ed server leaves no
+stale lock."""
 
 from __future__ import annotations
 
@@ -47,6 +48,11 @@ def test_restore_and_a_second_server_are_refused_while_the_appliance_serves(tmp_
         assert "systemctl stop qms-edge" in refused.stderr
         assert event_rows(data) == log_before  # nothing replaced
         assert _issue(appliance) not in (first, second)  # the running appliance is unaffected
+
+        rewrite = run_cli("rebuild", "--data-dir", str(data))  # rewriting projections under a live writer: refused
+        assert rewrite.returncode != 0
+        assert f"the appliance is running (pid {appliance.proc.pid})" in rewrite.stderr, rewrite.stderr
+        assert run_cli("rebuild", "--check", "--data-dir", str(data)).returncode == 0  # comparing only is fine
 
         port = free_port()
         twin = run_cli("serve", "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(port), timeout=30)
