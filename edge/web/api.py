@@ -485,7 +485,13 @@ class BranchController(Controller):
         _check_filters(app, area, service_id)
         return app.service.view.snapshot(area=area, service_id=service_id)
 
-    @get("/events", summary="Live events (SSE)", dependencies={"principal": Provide(provide_principal)})
+    @get(
+        "/events",
+        summary="Live events (SSE)",
+        dependencies={"principal": Provide(provide_principal)},
+        media_type="text/event-stream",
+        opt={"sse": True},
+    )
     async def events(
         self,
         app: AppDep,

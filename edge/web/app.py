@@ -30,7 +30,14 @@ from edge.web.deps import Appliance, TrustedProxies
 from edge.web.kiosk import kiosk_router
 from edge.web.kiosk.links import link_keys
 from edge.web.kiosk.printing import PrinterCollector
-from edge.web.problems import StrictJsonRequest, on_domain_error, on_http_error, on_unexpected
+from edge.web.problems import (
+    StrictJsonRequest,
+    StrictStructSchemaPlugin,
+    document_problems,
+    on_domain_error,
+    on_http_error,
+    on_unexpected,
+)
 from edge.web.replication_api import replication_status
 from edge.web.staff import presence as staff_presence
 from edge.web.staff import staff_router, template_config
@@ -100,12 +107,12 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         """Aggregate figures only (no tickets, no personal data), for the branch's monitoring on the LAN."""
         return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[api, metrics, staff_router(), kiosk, board_router()],
         template_config=template_config(),
         state={"appliance": app_wiring, "replication": replication, "kiosk": kiosk_app, "board": board},  # type: ignore[arg-type]
         lifespan=[lifespan],
-        plugins=[ProblemDetailsPlugin()],
+        plugins=[ProblemDetailsPlugin(), StrictStructSchemaPlugin()],
         request_class=StrictJsonRequest,  # malformed JSON bodies are refused in one place, for every route
         exception_handlers={
             DomainError: on_domain_error,
@@ -117,3 +124,5 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         request_max_body_size=API_MAX_BODY_BYTES,
         logging_config=None,  # the process configures logging (qms-edge serve --log-level)
     )
+    document_problems(app)  # the OpenAPI document lists the problem+json answers every route can give
+    return app

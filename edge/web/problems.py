@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from litestar import Request, Response
+from litestar import Litestar, Request, Response
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Schema
 from litestar.plugins.problem_details import ProblemDetailsException
+from litestar.typing import FieldDefinition
 
 from edge.engine.errors import DomainError
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
 
 log = logging.getLogger("qms.web")
 HTTP_SERVER_ERROR = 500
@@ -123,3 +131,66 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[A
     """A bug: logged with its traceback, answered with a generic 500 problem (no internals leak)."""
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(request, 500, "internal_error", "internal error; it has been logged")
+
+
+# ---- the OpenAPI document describes the problems the routes answer with ----------------------------------------
+
+
+class Problem(msgspec.Struct, kw_only=True):
+    """An RFC 9457 problem as the API sends it; some codes add fields (`errors`, `retry_after`, `seq`, ...)."""
+
+    status: int
+    type: str
+    title: str
+    detail: str
+    code: str
+
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_PROBLEM_STATUSES = {
+    400: "Malformed or invalid request (`malformed_body`, `malformed_json`, `invalid_body`, `invalid_parameter`, …)",
+    401: "No valid bearer token or credentials (`unauthorized`, `invalid_token`, `token_expired`, …)",
+    403: "Not allowed for this role, counter or branch (`forbidden`, `counter_not_assigned`, …)",
+    404: "No such ticket, counter, service, area or device",
+    405: "Method not allowed (the `Allow` header names the allowed ones)",
+    409: "Conflict with the ticket's or counter's state, or a stale resume point",
+    412: "Stale configuration version (`If-Match`)",
+    413: "Body too large",
+    415: "Unsupported media type",
+    422: "Well-formed but refused by a rule (`counter_required`, `invalid_config`, …)",
+    429: "Too many failed attempts (`Retry-After`)",
+}
+
+
+class StrictStructSchemaPlugin(StructSchemaPlugin):
+    """Body schemas say what the decoder does: a Struct that refuses unknown fields is `additionalProperties: false`."""
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        """The plain Struct schema, closed when the Struct forbids unknown fields."""
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        info = msgspec.inspect.type_info(field_definition.type_)
+        if isinstance(info, msgspec.inspect.StructType) and info.forbid_unknown_fields:
+            schema.additional_properties = False
+        return schema
+
+
+def document_problems(app: Litestar) -> None:
+    """Declare the problem+json answers (and SSE for `text/event-stream` routes) on every documented route.
+
+    The framework documents only a JSON 400; the API answers every refusal as problem+json (this module), so
+    the document says so in one place rather than on each handler.
+    """
+    problem = {
+        status: ResponseSpec(data_container=Problem, media_type=PROBLEM_MEDIA_TYPE, description=text)
+        for status, text in _PROBLEM_STATUSES.items()
+    }
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if not isinstance(handler, HTTPRouteHandler) or not handler.resolve_include_in_schema():
+                continue
+            extra: dict[int, ResponseSpec] = dict(problem)
+            if handler.opt.get("sse"):
+                extra[200] = ResponseSpec(
+                    data_container=str, media_type="text/event-stream", description="Server-Sent Events; id = seq"
+                )
+            handler.responses = {**extra, **(handler.responses or {})}

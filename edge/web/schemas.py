@@ -38,7 +38,9 @@ class CreateTicket(Struct, forbid_unknown_fields=True, kw_only=True):
     """`POST /tickets`."""
 
     service_id: Id
-    priority: Annotated[int, Meta(ge=0, le=9)] | None = None
+    priority: Annotated[int, Meta(gt=-1, le=9)] | None = (
+        None  # gt=-1, not ge=0: Litestar drops a 0 bound from the schema
+    )
     channel: Literal["walk_in", "kiosk", "web", "mobile", "appointment", "front_desk"] = "walk_in"
     phone: Phone | None = None
     email: Email | None = None
