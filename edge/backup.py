@@ -238,6 +238,7 @@ class RestoreResult:
     files: list[str]
     legacy: bool  # an old single-file database backup (nothing but the database came back)
     manifest: dict[str, object]
+    set_aside: list[str]  # a damaged database's files, renamed (kept) before the restore
 
 
 def restore_backup(source: Path, data_dir: Path, *, replace: bool, other_branch: bool = False) -> RestoreResult:
@@ -259,11 +260,11 @@ def restore_backup(source: Path, data_dir: Path, *, replace: bool, other_branch:
         manifest = _unpack(source, staging)
         check = _check_staged(staging / DB_NAME, manifest)
         _refuse_to_overwrite(data_dir, staging / DB_NAME, replace=replace, other_branch=other_branch)
-        _put_database(staging / DB_NAME, data_dir)
+        set_aside = _put_database(staging / DB_NAME, data_dir)
         names = [str(f["path"]) for f in manifest["files"] if f["path"] != DB_NAME]  # type: ignore[attr-defined]
         for name in names:
             _put_file(staging, data_dir, _safe(name))
-    return RestoreResult(check, names, legacy=False, manifest=manifest)
+    return RestoreResult(check, names, legacy=False, manifest=manifest, set_aside=set_aside)
 
 
 def _check_staged(snapshot: Path, manifest: dict[str, object]) -> DatabaseCheck:
@@ -387,8 +388,19 @@ def _branch_of(db: Path) -> tuple[str, str] | None:
     return (config.tenant_id, config.branch_id) if config else None
 
 
-def _put_database(snapshot: Path, data_dir: Path) -> None:
-    """Replace the database's content through SQLite (its WAL and readers stay consistent)."""
+def _put_database(snapshot: Path, data_dir: Path) -> list[str]:
+    """Replace the database's content through SQLite (its WAL and readers stay consistent); a database too damaged
+    to open is moved aside first (kept, 0600, for whoever investigates). Returns what was moved aside."""
+    try:
+        _copy_into(snapshot, data_dir)
+    except sqlite3.DatabaseError:
+        moved = _set_aside(data_dir)
+        _copy_into(snapshot, data_dir)
+        return moved
+    return []
+
+
+def _copy_into(snapshot: Path, data_dir: Path) -> None:
     target = open_database(data_dir)
     src = connect(snapshot, readonly=True)
     try:
@@ -396,6 +408,18 @@ def _put_database(snapshot: Path, data_dir: Path) -> None:
     finally:
         src.close()
         target.close()
+
+
+def _set_aside(data_dir: Path) -> list[str]:
+    """Rename the damaged database and its -wal/-shm (the old WAL must never meet the new file)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    moved = []
+    for suffix in ("-wal", "-shm", "-journal", ""):  # the database file last
+        path = data_dir / f"{DB_NAME}{suffix}"
+        if path.exists():
+            path.replace(data_dir / f"{DB_NAME}.damaged-{stamp}{suffix}")
+            moved.append(f"{DB_NAME}.damaged-{stamp}{suffix}")
+    return moved
 
 
 def _put_file(staging: Path, data_dir: Path, rel: Path) -> None:
@@ -416,5 +440,5 @@ def _restore_legacy(source: Path, data_dir: Path, *, replace: bool, other_branch
         raise BackupError(f"refusing to restore: the backup does not verify: {check.problem}")
     with DataDirLock.acquire(data_dir, "restore"):
         _refuse_to_overwrite(data_dir, source, replace=replace, other_branch=other_branch)
-        _put_database(source, data_dir)
-    return RestoreResult(check, [], legacy=True, manifest={})
+        set_aside = _put_database(source, data_dir)
+    return RestoreResult(check, [], legacy=True, manifest={}, set_aside=set_aside)

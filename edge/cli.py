@@ -286,6 +286,8 @@ def restore(
     except BackupError as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"restored {result.check.events} events (last seq {result.check.last_seq}) into {data_dir}")
+    if result.set_aside:
+        typer.echo(f"  the old database was too damaged to open; kept as {', '.join(result.set_aside)}")
     if result.legacy:
         typer.echo(
             "  an old single-file backup holds the database only: token.key (board URLs, device tokens, status links),"

@@ -264,3 +264,23 @@ def test_restore_does_not_turn_one_branch_into_another_by_accident(branch: Path,
     assert result.exit_code == 0, _out(result)
     status = runner.invoke(app, ["status", "--json", "--data-dir", str(other)])
     assert json.loads(status.output)["branch_id"] == "jkt-sudirman"
+
+
+def test_restore_replaces_a_database_too_damaged_to_open(branch: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "good.tar.gz"
+    assert runner.invoke(app, ["backup", str(archive), "--data-dir", str(branch)]).exit_code == 0
+    db = branch / "qms.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    with db.open("r+b") as f:
+        f.write(b"\x00" * 100)  # the file header itself: SQLite cannot open this file at all
+    assert runner.invoke(app, ["verify", "--data-dir", str(branch)]).exit_code == 1
+
+    result = runner.invoke(app, ["restore", str(archive), "--yes", "--data-dir", str(branch)])
+    assert result.exit_code == 0, _out(result)
+    assert "damaged" in result.output
+    assert runner.invoke(app, ["verify", "--data-dir", str(branch)]).exit_code == 0
+    kept = [p for p in branch.iterdir() if p.name.startswith("qms.sqlite3.damaged-")]
+    assert kept
+    assert all(_mode(p) == 0o600 for p in kept)
