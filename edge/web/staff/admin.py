@@ -21,7 +21,7 @@ from edge.auth import ROLES, find_user, hash_password, list_users
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.web.deps import appliance
-from edge.web.staff import boards
+from edge.web.staff import audit_view, boards
 from edge.web.staff.forms import (
     FormError,
     area_from_form,
@@ -34,7 +34,7 @@ from edge.web.staff.forms import (
     service_from_form,
 )
 from edge.web.staff.pages import run
-from edge.web.staff.render import error_message, render, translator
+from edge.web.staff.render import error_message, language, render, translator
 from edge.web.staff.session import Refused, StaffDep, check_csrf, entry, provide_staff, revoke_user_sessions
 from sync.contract_config import BranchConfig
 
@@ -140,6 +140,7 @@ class AdminPages(Controller):
                 target=f"{kind}:{item_id}",
                 change="update" if old_id else "create",
                 base_version=form.get("base_version"),
+                changes=audit_view.config_changes(config, cmd.config, kind, old_id, item_id, language(request)),
             )
             response = await run(appliance(request), cmd, audit)
         except (FormError, DomainError) as exc:
@@ -287,8 +288,9 @@ class AdminPages(Controller):
         rows = _audit_rows(request, filters, audit_log.DEFAULT_LIMIT, before)
         actors, actions = app.service.read(audit_log.known_values)
         older = rows[-1].id if len(rows) == audit_log.DEFAULT_LIMIT else None
+        readable = _readable(request, rows)
         return render(request, "staff/audit.html", staff, rows=rows, actors=actors, actions=actions, filters=filters,
-                      query_of=urlencode, older=older, paged=before is not None)  # fmt: skip
+                      query_of=urlencode, older=older, paged=before is not None, readable=readable)  # fmt: skip
 
     @get("/audit.csv")
     async def audit_csv(
@@ -308,13 +310,17 @@ class AdminPages(Controller):
 
         def export() -> tuple[int, bytes]:  # up to 100,000 rows: off the event loop
             rows = _audit_rows(request, filters, AUDIT_EXPORT_LIMIT, None)
+            readable = _readable(request, rows)
             out = io.StringIO()
             writer = csv.writer(out)
-            writer.writerow(["time", "user", "role", "action", "target", "details", "ip", "user_agent", "event_seq"])
+            # the raw columns as before, then the same target and details in words (names, diffs)
+            writer.writerow(["time", "user", "role", "action", "target", "details", "ip", "user_agent", "event_seq",
+                             "target_name", "details_text"])  # fmt: skip
             for r in rows:
                 detail = msgspec.json.encode(r.detail).decode()
                 writer.writerow([r.at.astimezone(tz).isoformat(timespec="seconds"), r.actor, r.role or "", r.action,
-                                 r.target or "", detail, r.ip or "", r.user_agent or "", r.seq or ""])  # fmt: skip
+                                 r.target or "", detail, r.ip or "", r.user_agent or "", r.seq or "",
+                                 readable.target(r), readable.details_text(r)])  # fmt: skip
             return len(rows), out.getvalue().encode("utf-8-sig")
 
         count, body = await asyncio.to_thread(export)
@@ -328,6 +334,14 @@ class AdminPages(Controller):
 
 
 AUDIT_EXPORT_LIMIT = 100_000  # one export, newest first
+
+
+def _readable(request: Request[Any, Any, Any], rows: list[audit_log.AuditRecord]) -> audit_view.Readable:
+    """Names for the records' ids (ticket numbers looked up once for the page)."""
+    app = appliance(request)
+    ids = audit_view.ticket_ids(rows)
+    numbers = app.service.read(lambda conn: audit_view.ticket_numbers(conn, ids)) if ids else {}
+    return audit_view.Readable(app.service.view.state, language(request), numbers)
 
 
 def _audit_filters(day_from: str | None, day_to: str | None, actor: str | None, action: str | None) -> dict[str, str]:

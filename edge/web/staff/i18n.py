@@ -90,6 +90,21 @@ DYNAMIC_MSGIDS = (
     "%(counter)s set to %(status)s by supervisor",
     "%(counter)s closed by supervisor",
     "%(service)s at %(counter)s",
+    # the audit viewer's labels (edge.web.staff.audit_view) and presence reasons (edge.web.staff.presence)
+    "ticket_label",
+    "service_label",
+    "area_label",
+    "to_service",
+    "to_counter",
+    "status",
+    "outcome",
+    "reason",
+    "via",
+    "staff_web",
+    "desk_opened",
+    "signed_out",
+    "session_ended",
+    "restart",
 )
 
 

@@ -463,7 +463,8 @@ def test_the_audit_log_pages_back_and_exports_csv_in_branch_time(staff: Staff, a
     assert r.headers["content-type"].startswith("text/csv")
     assert "attachment" in r.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
-    assert rows[0] == ["time", "user", "role", "action", "target", "details", "ip", "user_agent", "event_seq"]
+    assert rows[0] == ["time", "user", "role", "action", "target", "details", "ip", "user_agent", "event_seq",
+                       "target_name", "details_text"]  # fmt: skip
     assert len(rows) == 231
     assert rows[1][0] == "2026-11-24T09:00:00+07:00"  # the branch's time, with its offset
     assert json.loads(rows[1][5]) == {"status": "break"}
