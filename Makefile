@@ -7,6 +7,8 @@ MAKEFLAGS += --no-builtin-rules
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Two stamps: the appliance alone (what `make demo` needs), then the test extra on top (what `make test` needs).
+APP_STAMP := $(VENV)/.installed-appliance
 STAMP := $(VENV)/.installed
 # ESPHome pins paho-mqtt 1.x, zeroconf and uvicorn versions that clash with the appliance's: its own venv.
 ESPHOME_VENV ?= .venv-esphome
@@ -30,15 +32,17 @@ APT_UPDATE_ONCE := [ -e "$$QMS_APT_MARKER" ] || { $(SUDO) env $(APT_ENV) apt-get
 # package:command — a package counts as present if the command is on PATH or dpkg knows the package.
 SYSTEM_PKGS := mosquitto:mosquitto chromium:chromium sox:sox espeak-ng:espeak-ng sqlite3:sqlite3 alsa-utils:aplay iproute2:ip postgresql:pg_ctlcluster
 
-.PHONY: help venv system-deps lint fmt test bench demo clean
+.PHONY: help venv appliance-venv system-deps lint fmt test bench demo clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 venv: $(STAMP) $(ESPHOME_STAMP) ## create .venv (qms + test extra) and .venv-esphome (firmware checks)
 
-$(STAMP): pyproject.toml
-	@echo "==> venv: $(VENV)"
+appliance-venv: $(APP_STAMP) ## create .venv with the appliance only (no test tools, no ESPHome): what `make demo` needs
+
+$(APP_STAMP): pyproject.toml
+	@echo "==> venv: $(VENV) (the appliance)"
 	@if [ ! -x "$(PY)" ]; then \
 	  if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv "$(VENV)" >/dev/null 2>&1; then \
 	    rm -rf "$(VENV)"; \
@@ -48,8 +52,13 @@ $(STAMP): pyproject.toml
 	    python3 -m venv "$(VENV)"; \
 	  fi; \
 	fi
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e '.[test]'
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	@touch "$@"
+
+$(STAMP): $(APP_STAMP)
+	@echo "==> venv: $(VENV) (the test extra)"
+	$(PY) -m pip install -q -e '.[test]'
 	@touch "$@"
 
 $(ESPHOME_STAMP): | $(STAMP)
@@ -95,7 +104,7 @@ bench: venv ## run the benchmarks in tests/bench (they print their figures)
 	@echo "==> bench: pytest tests/bench"
 	$(PY) -m pytest tests/bench -q -s -p no:cacheprovider --override-ini addopts=
 
-demo: venv ## start the appliance with a demo branch (HOST=, PORT= to override)
+demo: $(APP_STAMP) ## start the appliance with a demo branch (HOST=, PORT= to override); installs the appliance only
 	$(VENV)/bin/qms-edge demo --data-dir $(DEMO_DIR) --host $(HOST) --port $(PORT)
 
 clean: ## remove demo data and tool caches

@@ -114,48 +114,14 @@ def demo(
     mdns: Mdns = None,
 ) -> None:
     """Run the appliance with a demo bank branch (users admin, supervisor, agent1..4; password `demo`)."""
-    from edge.demo import DEMO_PASSWORD, DEMO_USERS, demo_config
-
-    lock = _hold_data_dir(data_dir, "serve")  # held until the process exits: restore and a second serve refuse
-    service = QueueService(data_dir)
-    try:
-        if service.state.config is None:
-            service.execute(c.ApplyConfig(actor="demo", config=demo_config(), base_version=0, source="demo"))
-            for username, role, counters in [*DEMO_USERS, ("kiosk-1", "device", [])]:
-                service.submit_store(
-                    lambda conn, u=username, r=role, cs=counters: upsert_user(conn, u, DEMO_PASSWORD, r, cs)  # type: ignore[misc]
-                ).result()
-    finally:
-        service.stop()
-    shown = "localhost" if host in ("0.0.0.0", "::") else host
-    base = f"http://{shown}:{port}"
-    typer.echo(
-        f"""
-QMS demo branch 'jkt-sudirman' (Bank Demo - KCP Sudirman), data in {data_dir}
-  API          {base}/api/v1        OpenAPI  {base}/schema
-  Live events  {base}/api/v1/events  (SSE)
-  Logins (password '{DEMO_PASSWORD}', demo only):
-    admin (admin), supervisor (supervisor),
-    agent1 (counters 1,2), agent2 (3), agent3 (4,5), agent4 (6)
-  Try:
-    TOKEN=$(curl -s {base}/api/v1/auth/token -H 'content-type: application/json' \\
-            -d '{{"username":"agent1","password":"demo"}}' \\
-            | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-    curl -s {base}/api/v1/tickets -H "Authorization: Bearer $TOKEN" \\
-         -H 'content-type: application/json' -d '{{"service_id":"teller"}}'
-    curl -s -X POST {base}/api/v1/counters/1/call-next -H "Authorization: Bearer $TOKEN"
-"""
-    )
     import os
 
-    from edge.web.board.cli import board_urls
-    from edge.web.kiosk.cli import kiosk_link
+    from edge.demo import banner, prepare
 
-    boards = "\n".join(f"    {u}" for u in board_urls(data_dir, base))
-    typer.echo(f"  Display boards (add &lang=en, &audio=1):\n{boards}\n")
-    kiosk = kiosk_link(data_dir, "kiosk-1", base)
-    if kiosk:
-        typer.echo(f"  Kiosk (touch screen, device account kiosk-1):\n    {kiosk}\n")
+    lock = _hold_data_dir(data_dir, "serve")  # held until the process exits: restore and a second serve refuse
+    example = prepare(data_dir)
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    typer.echo(banner(data_dir, f"http://{shown}:{port}", example))
     os.environ.setdefault("QMS_VOICE_AUTOBUILD", "1")  # spoken announcements out of the box: build missing packs
     _serve(data_dir, host, port, log_level, mdns=mdns)
     del lock
