@@ -1,7 +1,14 @@
-"""The audit trail: who did what, when and from where, for config changes and privileged staff actions."""
+"""The audit trail: who did what, when and from where, for sign-ins, config changes and privileged actions.
+
+The rule (docs/branch-admin-guide.md): every sign-in and failed sign-in; everything a supervisor or admin does to
+tickets and counters; transfers, cancels, no-shows and presence changes by anyone; configuration, user and device
+changes; whichever door (staff web, API, `qms-edge`). An agent's routine call/recall/start/complete/hold is in the
+event log with its actor and is not repeated here. Rows are only ever added; new fields go into `detail`.
+"""
 
 from __future__ import annotations
 
+import getpass
 import sqlite3
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +28,18 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     detail: dict[str, Any] = {}
     ip: str | None = None
     user_agent: str | None = None
+
+
+def technician_entry(action: str, target: str | None, detail: dict[str, Any]) -> AuditEntry:
+    """An entry for a command typed at the appliance's console (`qms-edge …`): the OS user is who."""
+    return AuditEntry(
+        actor="cli",
+        role="technician",
+        action=action,
+        target=target,
+        detail={k: v for k, v in detail.items() if v not in (None, "")},
+        user_agent=f"qms-edge ({getpass.getuser()})",
+    )
 
 
 class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):

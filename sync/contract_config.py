@@ -10,14 +10,16 @@ from msgspec import Meta, Struct
 
 SCHEMA_VERSION = 1
 
-Ident = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="stable identifier")]
-Prefix = Annotated[str, Meta(pattern=r"^[A-Z]{1,3}$", description="ticket number prefix, 1-3 capital letters")]
+# `$(?!\n)`: a bare `$` also matches before a trailing newline, which would let "teller\n" in (valid ECMA-262 too).
+Ident = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$(?!\n)", description="stable identifier")]
+Prefix = Annotated[str, Meta(pattern=r"^[A-Z]{1,3}$(?!\n)", description="ticket number prefix, 1-3 capital letters")]
 Clock = Annotated[
-    str, Meta(pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$", description="local time HH:MM (24:00 = midnight)")
+    str,
+    Meta(pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$(?!\n)", description="local time HH:MM (24:00 = midnight)"),
 ]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Name = Annotated[str, Meta(min_length=1, max_length=120)]
-Lang = Annotated[str, Meta(pattern=r"^[a-z]{2}$")]
+Lang = Annotated[str, Meta(pattern=r"^[a-z]{2}$(?!\n)")]
 
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -72,7 +74,7 @@ class Counter(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     active: bool = True
 
 
-Color = Annotated[str, Meta(pattern=r"^#[0-9A-Fa-f]{6}$", description="#RRGGBB")]
+Color = Annotated[str, Meta(pattern=r"^#[0-9A-Fa-f]{6}$(?!\n)", description="#RRGGBB")]
 MediaSrc = Annotated[str, Meta(min_length=1, max_length=500, pattern=r"^(/|https?://)", description="media URL")]
 
 
@@ -120,23 +122,23 @@ class Announcements(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     )
 
 
-Host = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$", description="host name or IP address")]
+Host = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$(?!\n)", description="host name or IP address")]
 # A character device under /dev (no `.`/`..` segment): a USB printer is /dev/usb/lp0 with the usblp driver.
 DevicePath = Annotated[
-    str, Meta(pattern=r"^/dev(/[A-Za-z0-9_][A-Za-z0-9_.:-]*)+$", max_length=200, description="printer device file")
+    str, Meta(pattern=r"^/dev(/[A-Za-z0-9_][A-Za-z0-9_.:-]*)+$(?!\n)", max_length=200, description="device file")
 ]
 # The kiosk computer's own print relay (firmware-configs/launcher): only ever on the kiosk itself.
 LocalUrl = Annotated[
     str,
     Meta(
-        pattern=r"^http://(127\.0\.0\.1|localhost)(:[0-9]{1,5})?/[A-Za-z0-9_./-]*$",
+        pattern=r"^http://(127\.0\.0\.1|localhost)(:[0-9]{1,5})?/[A-Za-z0-9_./-]*$(?!\n)",
         max_length=200,
         description="http://127.0.0.1:PORT/PATH on the kiosk computer",
     ),
 ]
 
 
-LogoFile = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.(png|jpe?g|gif|bmp|webp)$")]
+LogoFile = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.(png|jpe?g|gif|bmp|webp)$(?!\n)")]
 
 
 class KioskPrinter(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -163,7 +165,7 @@ class Kiosk(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     ticket_seconds: Annotated[int, Meta(ge=5, le=120)] = 20  # how long the issued ticket stays on screen
     title: dict[Lang, Annotated[str, Meta(max_length=80)]] = {}
     footer: dict[Lang, Annotated[str, Meta(max_length=160)]] = {}
-    accent_color: Annotated[str, Meta(pattern=r"^#[0-9A-Fa-f]{6}$")] = "#0A5BD3"
+    accent_color: Annotated[str, Meta(pattern=r"^#[0-9A-Fa-f]{6}$(?!\n)")] = "#0A5BD3"
     logo_text: Annotated[str, Meta(max_length=24)] | None = None  # printed/shown when there is no logo image
     # The branch's logo: an image file in `<data-dir>/board-media/`, shown on the kiosk and printed as a raster.
     logo_image: LogoFile | None = None

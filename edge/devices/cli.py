@@ -23,10 +23,20 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _write(data_dir: Path, fn: Any) -> Any:
-    """Run a registry write through a single writer on the data dir (a running appliance sees it at once)."""
+def _write(data_dir: Path, fn: Any, action: str | None = None, target: str | None = None, **detail: Any) -> Any:
+    """Run a registry write through a single writer on the data dir (a running appliance sees it at once), with
+    its audit row (`action`) in the same transaction."""
+    from edge.audit import insert, technician_entry
     from edge.engine.errors import DomainError
     from edge.service import QueueService
+
+    if action is not None:
+        write = fn
+
+        def fn(conn: Any) -> Any:
+            result = write(conn)
+            insert(conn, technician_entry(action, target, detail), datetime.now(UTC))
+            return result
 
     if not (data_dir / "qms.sqlite3").exists():
         raise _fail(f"no appliance database in {data_dir} (use --data-dir or QMS_DATA_DIR)")
@@ -86,6 +96,7 @@ def add(
             conn, device_id=device_id, device_type=device_type, code=code, now=now, name=name or None,
             area_id=area or None, counter_id=counter or None,
         ),
+        "device_add", f"device:{device_id}", type=device_type, counter=counter, area=area,
     )  # fmt: skip
     typer.echo(f"device {device.device_id} ({device.type}) registered; pairing code {code[:4]}-{code[4:]}")
     typer.echo(f"valid until {(now + registry.PAIRING_TTL).isoformat(timespec='seconds')}")
@@ -102,7 +113,7 @@ def pair(
     from edge.store.projections import load_state
 
     now = datetime.now(UTC)
-    device = _write(data_dir, lambda conn: registry.pair(conn, code, now))
+    device = _write(data_dir, lambda conn: registry.pair(conn, code, now), "device_paired", None, via="cli")
     branch = _read(data_dir, lambda conn: load_state(conn).branch_id)
     creds = registry.credentials(load_secret(data_dir), device, branch)
     if as_json:
@@ -134,7 +145,7 @@ def list_(data_dir: DataDir = DEFAULT_DATA, as_json: AsJson = False) -> None:
 def revoke(device_id: str, data_dir: DataDir = DEFAULT_DATA) -> None:
     """Revoke a device: its token is refused at once and its MQTT login is removed from the broker."""
     now = datetime.now(UTC)
-    _write(data_dir, lambda conn: registry.revoke(conn, device_id, now))
+    _write(data_dir, lambda conn: registry.revoke(conn, device_id, now), "device_revoke", f"device:{device_id}")
     typer.echo(f"device {device_id} revoked; {_update_broker(data_dir)}")
 
 

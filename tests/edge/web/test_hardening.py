@@ -20,7 +20,7 @@ from edge.web import schemas
 from edge.web.kiosk import schemas as kiosk_schemas
 from tests.edge.web.conftest import API, Api, Clock, assert_problem
 from tests.edge.web.test_events import Stream, _client, _post, _seq
-from tests.support.appliance import RunningAppliance
+from tests.support.appliance import RunningAppliance, run_cli
 
 # ---- malformed bodies: one 400 for every route ------------------------------------------------------------------
 
@@ -278,3 +278,20 @@ async def test_last_event_id_wins_over_after(appliance: RunningAppliance) -> Non
         async with Stream(client, appliance, params={"after": final - 1}) as stream:  # first connect: ?after= applies
             await stream.until(lambda s: bool(s.ids) and s.ids[-1] >= final)
             assert stream.ids == [final]
+
+
+def test_a_config_value_with_a_trailing_newline_is_refused(api: Api) -> None:
+    doc, etag = api.config()
+    doc["services"][0]["prefix"] += "\n"
+    with api.unchanged():
+        assert_problem(api.put("/config", doc, headers={"If-Match": etag}), 422, "invalid_config")
+
+
+def test_device_changes_at_the_console_are_audited(data_dir: Path) -> None:
+    r = run_cli("devices", "add", "btn-9", "--type", "button", "--counter", "1", "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    r = run_cli("devices", "revoke", "btn-9", "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    rows = [(a["actor"], a["role"], a["action"], a["target"]) for a in _audit(data_dir)][-2:]
+    assert rows == [("cli", "technician", "device_add", "device:btn-9"), ("cli", "technician", "device_revoke",
+                                                                          "device:btn-9")]  # fmt: skip
