@@ -167,7 +167,12 @@ def write_broker_files(
         persistence=persistence,
     )
     target = data_dir / SETTINGS_FILE
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = data_dir / f".qms-{SETTINGS_FILE}.tmp"  # a new file is created 0600 (O_TRUNC would keep an old 0644)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(msgspec.json.encode(settings))
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.replace(target)  # whole or not at all: the bridge never reads half a file
     return [directory / "mosquitto.conf", directory / "passwd", directory / "acl", target]

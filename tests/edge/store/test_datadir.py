@@ -64,3 +64,16 @@ def test_the_signing_key_is_created_whole_and_private(tmp_path: Path) -> None:
     assert _mode(data / "token.key") == 0o600
     assert load_secret(data) == secret
     assert sorted(p.name for p in data.iterdir()) == ["token.key"]  # no temporary file left
+
+
+def test_mqtt_settings_are_rewritten_private_even_over_an_open_file(tmp_path: Path) -> None:
+    from edge.devices.mqtt.broker import write_broker_files
+
+    data = tmp_path / "qms"
+    data.mkdir(mode=0o700)
+    (data / "mqtt.json").write_text("{}")
+    (data / "mqtt.json").chmod(0o644)  # written by an older version
+    write_broker_files(tmp_path / "broker", data_dir=data, branch="jkt", secret=b"k" * 32, devices=[])
+    assert _mode(data / "mqtt.json") == 0o600
+    assert b"password" in (data / "mqtt.json").read_bytes()
+    assert sorted(p.name for p in data.iterdir()) == ["mqtt.json"]
