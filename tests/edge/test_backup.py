@@ -284,3 +284,8 @@ def test_restore_replaces_a_database_too_damaged_to_open(branch: Path, tmp_path:
     kept = [p for p in branch.iterdir() if p.name.startswith("qms.sqlite3.damaged-")]
     assert kept
     assert all(_mode(p) == 0o600 for p in kept)
+    inside = branch / "inside.tar.gz"  # a backup written into the data dir itself
+    assert runner.invoke(app, ["backup", str(inside), "--data-dir", str(branch)]).exit_code == 0
+    manifest, _ = _archive(inside)
+    paths = [f["path"] for f in manifest["files"]]  # type: ignore[attr-defined]
+    assert not [p for p in paths if "damaged" in p or p == "inside.tar.gz"], paths
