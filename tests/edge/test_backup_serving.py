@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.appliance import RunningAppliance, event_rows, free_port, run_cli, seed_demo
+from edge.web.board.cli import board_urls
+from tests.support.appliance import RunningAppliance, event_rows, free_port, mint_token, run_cli, seed_demo
 
 
 @pytest.fixture(autouse=True)
@@ -64,3 +65,21 @@ def test_restore_and_a_second_server_are_refused_while_the_appliance_serves(tmp_
     restored = run_cli("restore", str(archive), "--yes", "--data-dir", str(data))
     assert restored.returncode == 0, restored.stderr
     assert [row[0] for row in event_rows(data)][-1] == manifest["log"]["last_seq"]
+
+
+def test_a_new_box_restored_from_the_archive_accepts_the_old_boxes_tokens_and_board_urls(tmp_path: Path) -> None:
+    old = tmp_path / "old-box"
+    seed_demo(old)
+    token = mint_token(old, "agent1")  # signed with the old box's token.key, like every device token and board URL
+    (board,) = [u for u in board_urls(old, "http://x") if "area=lantai-1" in u]
+    archive = tmp_path / "old-box.tar.gz"
+    assert run_cli("backup", str(archive), "--data-dir", str(old)).returncode == 0
+
+    new = tmp_path / "new-box"
+    restored = run_cli("restore", str(archive), "--data-dir", str(new))
+    assert restored.returncode == 0, restored.stderr
+    with RunningAppliance(new) as appliance:
+        listed = httpx.get(f"{appliance.api}/tickets", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert listed.status_code == 200, listed.text
+        shown = httpx.get(board.replace("http://x", appliance.base_url), timeout=10)
+        assert shown.status_code == 200, shown.text
