@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter, RawBody
+from litestar.params import Body, FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent
 
 from edge.audit import AuditEntry
@@ -50,6 +50,10 @@ STAFF = ("admin", "supervisor", "agent")
 AppDep = NamedDependency[Appliance]
 Caller = NamedDependency[Principal]
 CONFIG_MAX_BYTES = 1024 * 1024
+CONFIG_BODY = (
+    "The whole branch configuration document (`GET /config` returns the current one; fields in "
+    "docs/branch-admin-guide.md). A document that breaks a rule is `422 invalid_config` with every error listed."
+)
 MAX_SEQ_DIGITS = 18  # seq is a SQLite INTEGER
 
 
@@ -457,12 +461,12 @@ class BranchController(Controller):
         request: Request[Any, Any, Any],
         app: AppDep,
         principal: Caller,
-        body: RawBody,
+        data: Annotated[dict[str, Any], Body(title="BranchConfig", description=CONFIG_BODY)],
         if_match: Annotated[str | None, HeaderParameter(name="If-Match")] = None,
     ) -> Response[Any]:
         """Optimistic concurrency: base version from If-Match or the document's `version`; stale -> 412."""
         require_role(principal, "admin")
-        config = _decode_config(body)
+        config = _decode_config(await request.body())  # the raw bytes: precise errors, no second encoding
         base = _parse_if_match(if_match) if if_match is not None else config.version
         cmd = c.ApplyConfig(actor=principal.username, config=config, base_version=base, source="api")
         audit = audit_entry(
