@@ -30,7 +30,7 @@ from edge.engine.model import CounterState
 from edge.store import projections
 from edge.store.db import connect, open_database
 from edge.store.log import append, last_position, read_events, seal
-from edge.views import View, counter_view, ticket_view
+from edge.views import Snapshots, View, counter_view, ticket_view
 from sync.contract import ConfigApplied, Event
 
 log = logging.getLogger("qms.writer")
@@ -97,7 +97,8 @@ class QueueService:
         self.state = projections.load_state(self._conn)
         self._ensure_consistent()
         self._written_counters: dict[str, CounterState] = dict(self.state.counters)
-        self.view = View.of(self.state)
+        self._snapshots = Snapshots()
+        self.view: View = self._snapshots.view(self.state)
         self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         self.batches = 0  # statistics for `/metrics` and the benchmarks
         self.commands = 0
@@ -240,7 +241,7 @@ class QueueService:
         self.commands += len(batch)
         self.commit_seconds += time.perf_counter() - started
         if committed:
-            self.view = View.of(self.state)
+            self.view = self._snapshots.view(self.state, touched)
         for work, result, error in results:
             if work.command is not None:
                 outcome = "refused" if error else "replayed" if result.replayed else "ok"
@@ -265,7 +266,7 @@ class QueueService:
         before = self.state.seq
         self.state = projections.load_state(self._conn)
         self._written_counters = dict(self.state.counters)
-        self.view = View.of(self.state)
+        self.view = self._snapshots.view(self.state)
         external = read_events(self._conn, before)
         if external:
             log.info("picked up %d event(s) written by another process", len(external))

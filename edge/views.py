@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
@@ -86,31 +88,26 @@ def counter_view(state: State, counter: CounterState) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class View:
-    """A consistent, immutable picture of the queue at `seq` (shallow copies; tickets are frozen)."""
+    """A consistent, immutable picture of the queue at `seq` (shallow copies; tickets are frozen).
 
-    state: State
+    `state` is materialised on first use by a reader: the writer hands over an immutable base map of tickets (shared
+    by many views) plus the few tickets changed since, so making a View costs the writer nothing that grows with
+    the queue (see `Snapshots`).
+    """
+
+    seq: int
+    _parts: tuple[State, dict[str, Ticket], dict[str, Ticket]]  # (scalar copy, base tickets, changed tickets)
 
     @classmethod
     def of(cls, state: State) -> View:
-        """Copy the containers of a live state so the writer can go on mutating it."""
-        return cls(
-            replace(
-                state,
-                tickets=dict(state.tickets),
-                active_ids=set(state.active_ids),
-                counters=dict(state.counters),
-                sequences=dict(state.sequences),
-                priority_streak=dict(state.priority_streak),
-                service_times={k: list(v) for k, v in state.service_times.items()},
-                recent_calls={k: list(v) for k, v in state.recent_calls.items()},
-                leases=dict(state.leases),
-            )
-        )
+        """A View of a live state, copying every ticket now (for one-off use; the writer uses `Snapshots`)."""
+        return Snapshots().view(state)
 
-    @property
-    def seq(self) -> int:
-        """The last event included."""
-        return self.state.seq
+    @cached_property
+    def state(self) -> State:
+        """The state at `seq`; derived indexes (active set, ordered queues) are built when a reader needs them."""
+        scalars, base, changed = self._parts
+        return replace(scalars, tickets={**base, **changed} if changed else base)
 
     @cached_property
     def positions(self) -> dict[str, tuple[int, int | None]]:
@@ -185,3 +182,45 @@ class View:
             "now_calling": [ticket_view(t) for t in calls if t.status == "called"],
             "recent_calls": [ticket_view(t) for t in calls[:RECENT_CALLS]],
         }
+
+
+class Snapshots:
+    """Makes the writer's Views without copying every ticket at every commit.
+
+    A base copy of the ticket map is taken once per `REBASE_AFTER` changed tickets (or when the writer replaced the
+    map: day roll-over, reload); each View gets that shared base plus a copy of the tickets changed since. The
+    writer's cost per commit is therefore bounded by `REBASE_AFTER`, not by the number of tickets in memory;
+    the occasional rebase (one dict copy) is amortised over that many changes.
+    """
+
+    REBASE_AFTER = 512
+
+    def __init__(self) -> None:
+        self._source: dict[str, Ticket] | None = None
+        self._base: dict[str, Ticket] = {}
+        self._changed: set[str] = set()
+
+    def view(self, state: State, changed: Iterable[str] = ()) -> View:
+        """A View of `state`; `changed` are the ticket ids the last transaction touched."""
+        if state.tickets is not self._source or len(self._changed) > self.REBASE_AFTER:
+            self._source, self._base, self._changed = state.tickets, dict(state.tickets), set()
+        else:
+            self._changed.update(changed)
+        tickets = state.tickets
+        delta = {tid: tickets[tid] for tid in self._changed if tid in tickets}
+        scalars = replace(
+            state,
+            tickets={},
+            active_ids=set(),
+            by_status={},
+            queues={},
+            open_dates=Counter(),
+            indexed=False,
+            counters=dict(state.counters),
+            sequences=dict(state.sequences),
+            priority_streak=dict(state.priority_streak),
+            service_times={k: list(v) for k, v in state.service_times.items()},
+            recent_calls={k: list(v) for k, v in state.recent_calls.items()},
+            leases=dict(state.leases),
+        )
+        return View(state.seq, (scalars, self._base, delta))

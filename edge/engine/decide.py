@@ -509,6 +509,8 @@ def _day_close(state: State, cmd: c.Tick, now: datetime, ids: Ids) -> list[Event
     if config.day_close != "cancel":
         return []
     today = business_date(now, config.timezone)
+    if not state.has_open_before(today):
+        return []  # the usual case, answered from a per-day count instead of a scan of the queue
     stale = [t for t in state.active() if t.business_date < today and t.status in ("waiting", "held")]
     return [
         TicketCancelled(

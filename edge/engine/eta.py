@@ -7,7 +7,18 @@ ETA heuristic: tickets ahead are shared among the service's open counters, each 
 
 from __future__ import annotations
 
-from edge.engine.model import State, Ticket, is_open_counter
+from bisect import bisect_left
+from typing import Any
+
+from edge.engine.model import (
+    PriorityEntry,
+    QueueEntry,
+    State,
+    Ticket,
+    is_open_counter,
+    priority_entry,
+    queue_entry,
+)
 from edge.engine.routing import queue_order
 
 
@@ -53,7 +64,48 @@ def positions(state: State, service_id: str | None = None) -> dict[str, tuple[in
 
 
 def position_of(state: State, ticket: Ticket) -> tuple[int, int | None] | None:
-    """Position and ETA of one waiting ticket (orders only its own service's queue)."""
-    if ticket.status != "waiting":
+    """Position and ETA of one waiting ticket, from its rank in the service's ordered queue (no scan).
+
+    Equal to `positions(state)[ticket_id]`: `queue_order` interleaves regular and priority tickets by the
+    anti-starvation rule, which is arithmetic on the two ranks (see `_interleaved`).
+    """
+    if ticket.status != "waiting" or state.config is None:
         return None
-    return positions(state, ticket.service_id).get(ticket.ticket_id)
+    service = state.config.service(ticket.service_id)
+    queue = state.queue(ticket.service_id)
+    if service is None or queue is None:
+        return None
+    if not service.priority_enabled:
+        index = _rank(queue.fifo, queue_entry(ticket))
+    else:
+        streak = state.priority_streak.get(service.id, 0)
+        index = _interleaved(ticket, queue.regular, queue.priority, streak, service.anti_starvation_n)
+    if index is None:
+        return None
+    mean = mean_service_seconds(state, ticket.service_id)
+    n_open = open_counters(state, ticket.service_id)
+    eta = None if n_open == 0 else round(index / n_open * mean + mean / 2)
+    return index + 1, eta
+
+
+def _rank(entries: list[Any], entry: Any) -> int | None:
+    index = bisect_left(entries, entry)
+    return index if index < len(entries) and entries[index] == entry else None
+
+
+def _interleaved(
+    ticket: Ticket, regular: list[QueueEntry], priority: list[PriorityEntry], streak: int, n: int
+) -> int | None:
+    """0-based place of a ticket in `queue_order`: priority tickets are taken until the streak reaches `n`, then one
+    regular ticket (the streak restarts at 0), and so on; whichever list runs out, the other continues."""
+    first_run = max(0, n - streak)  # priority tickets before the first regular one
+    if ticket.priority > 0:
+        q = _rank(priority, priority_entry(ticket))
+        if q is None:
+            return None
+        regular_before = len(regular) if n == 0 else 0 if q < first_run else 1 + (q - first_run) // n
+        return q + min(len(regular), regular_before)
+    r = _rank(regular, queue_entry(ticket))
+    if r is None:
+        return None
+    return r + min(len(priority), first_run + r * n)

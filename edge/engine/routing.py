@@ -17,10 +17,11 @@ The rules, in order, for one call-next at counter C:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from edge.engine.model import State, Ticket, is_open_counter, queue_key
+from edge.engine.model import State, Ticket, WaitingQueue, is_open_counter, queue_key
 from sync.contract_config import Service
 
 NoTicketReason = Literal["empty", "no_compatible", "counter_unavailable"]
@@ -45,26 +46,86 @@ def counter_open(state: State, counter_id: str) -> bool:
 
 
 def pick_next(state: State, counter_id: str, now: datetime) -> Ticket | NoTicketReason:
-    """The ticket call-next gives this counter, or why there is none."""
+    """The ticket call-next gives this counter, or why there is none.
+
+    Reads the ordered per-service queues (`State.queues`), so the cost does not grow with the number waiting: each
+    service's head is the first eligible entry (only tickets targeted at another counter, and appointments when
+    walk-ins are wanted, are stepped over).
+    """
     if not counter_open(state, counter_id):
         return "counter_unavailable"
-    waiting = state.active("waiting")
-    by_service: dict[str, list[Ticket]] = {}
-    for t in waiting:
-        if eligible(state, counter_id, t):
-            by_service.setdefault(t.service_id, []).append(t)
-    if not by_service:
-        return "no_compatible" if waiting else "empty"
     assert state.config is not None
+    counter = state.config.counter(counter_id)
+    assert counter is not None
     heads: list[tuple[int, Ticket]] = []
-    for service_id, tickets in by_service.items():
-        service = state.config.service(service_id)
-        if service is None:
+    found = False
+    for service_id in dict.fromkeys(counter.services):
+        queue = state.queue(service_id)
+        if queue is None:
             continue
-        heads.append(service_head(state, service, tickets, now)[::-1])
+        service = state.config.service(service_id)
+        head = _indexed_head(state, queue, service, counter_id, now)
+        if head is None:
+            continue
+        found = True
+        if service is not None:
+            heads.append(head[::-1])
+    if not found:
+        return "no_compatible" if state.count("waiting") else "empty"
     if not heads:
         return "no_compatible"
     return min(heads, key=lambda h: (-h[0], queue_key(h[1])))[1]
+
+
+def _first(state: State, entries: list[Any], keep: Callable[[Ticket], bool]) -> Ticket | None:
+    """The first ticket of an ordered queue list that `keep` accepts."""
+    for entry in entries:
+        ticket = state.tickets[entry[-1]]
+        if keep(ticket):
+            return ticket
+    return None
+
+
+def _indexed_head(
+    state: State, queue: WaitingQueue, service: Service | None, counter_id: str, now: datetime
+) -> tuple[Ticket, int] | None:
+    """`service_head` over the counter's eligible tickets of one service queue (None: none eligible)."""
+
+    def for_counter(t: Ticket) -> bool:
+        return t.target_counter in (None, counter_id)
+
+    first = _first(state, queue.fifo, for_counter)
+    if first is None or service is None:
+        return None if first is None else (first, 0)
+    walk_ins_only = False
+    if service.appointment_quota_pct is not None and queue.appointments:
+        appointments = [t for t in queue.appointments.values() if for_counter(t)]
+        walk_in = _first(state, queue.fifo, lambda t: for_counter(t) and t.channel != "appointment")
+        if appointments and walk_in is not None:
+            # blend with one walk-in standing for all: the pool is a due appointment, the appointments, or walk-ins
+            pool = _blend(state, service, [*appointments, walk_in], now)
+            if not (len(pool) == 1 and pool[0] is walk_in):
+                return service_head(state, service, pool, now)
+            walk_ins_only = True
+
+    def keep(t: Ticket) -> bool:
+        return for_counter(t) and not (walk_ins_only and t.channel == "appointment")
+
+    if not service.priority_enabled:
+        head = _first(state, queue.fifo, keep) if walk_ins_only else first
+        return None if head is None else (head, 0)
+    regular = _first(state, queue.regular, keep)
+    priority = _first(state, queue.priority, keep)
+    if regular is not None and (priority is None or regular_turn(state, service)):
+        return regular, 0
+    if priority is None:
+        return None
+    return priority, priority.priority
+
+
+def regular_turn(state: State, service: Service) -> bool:
+    """Anti-starvation: after `anti_starvation_n` priority calls in a row, the oldest regular ticket goes next."""
+    return state.priority_streak.get(service.id, 0) >= service.anti_starvation_n
 
 
 def service_head(state: State, service: Service, tickets: list[Ticket], now: datetime) -> tuple[Ticket, int]:
@@ -74,7 +135,7 @@ def service_head(state: State, service: Service, tickets: list[Ticket], now: dat
         return min(pool, key=queue_key), 0
     regular = [t for t in pool if t.priority == 0]
     priority = [t for t in pool if t.priority > 0]
-    if regular and (not priority or state.priority_streak.get(service.id, 0) >= service.anti_starvation_n):
+    if regular and (not priority or regular_turn(state, service)):
         return min(regular, key=queue_key), 0
     best = min(priority, key=lambda t: (-t.priority, queue_key(t)))
     return best, best.priority

@@ -19,7 +19,7 @@ from edge.engine import commands as c
 from edge.engine.decide import decide
 from edge.engine.errors import DomainError
 from edge.engine.evolve import evolve
-from edge.engine.model import CounterState, State, Ticket
+from edge.engine.model import CounterState, State, Ticket, WaitingQueue
 from sync.contract import Event, event_type
 from sync.contract_config import BranchConfig, Counter, Service
 
@@ -29,7 +29,15 @@ T0 = datetime(2026, 1, 12, 2, 0, tzinfo=UTC)
 BEFORE_MIDNIGHT = datetime(2026, 1, 12, 16, 59, 59, tzinfo=UTC)
 AT_MIDNIGHT = datetime(2026, 1, 12, 17, 0, 0, tzinfo=UTC)
 
-_sorted_encoder = msgspec.json.Encoder(order="sorted")
+
+def _encode_index(value: object) -> object:
+    """The derived indexes of a State (ordered waiting queues) as plain data."""
+    if isinstance(value, WaitingQueue):
+        return [value.fifo, value.regular, value.priority, sorted(value.appointments)]
+    raise NotImplementedError(type(value))
+
+
+_sorted_encoder = msgspec.json.Encoder(order="sorted", enc_hook=_encode_index)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -86,7 +94,7 @@ def without_service(config: BranchConfig, service_id: str) -> BranchConfig:
 
 
 def encode_state(state: State) -> bytes:
-    """A canonical byte encoding of the whole state (for 'nothing changed' checks)."""
+    """A canonical byte encoding of the whole state (for 'nothing changed' checks), its derived indexes included."""
     return _sorted_encoder.encode(state)
 
 

@@ -25,10 +25,11 @@ from msgspec.structs import replace
 
 from edge.demo import demo_config
 from edge.engine import commands as c
+from edge.engine import routing
 from edge.engine.decide import decide, no_ticket_reason
 from edge.engine.errors import DomainError
 from edge.engine.eta import open_counters, position_of, positions
-from edge.engine.model import State
+from edge.engine.model import State, Ticket, queue_key
 from sync.contract import ConfigApplied, CounterPresence, Event, TicketCalled, TicketCreated, TicketNoShow
 from sync.contract_config import BranchConfig, Counter, Service
 from tests.edge.engine.conftest import Engine, encode_state, projection, replay, with_counter, with_service
@@ -272,6 +273,8 @@ class QueueMachine(RuleBasedStateMachine):
         assert service is not None
         if not e.specific:
             self._check_routing(e, eligible)
+            expected = _scan_pick(self.state, eligible, e.occurred_at)
+            assert picked.ticket_id == expected.ticket_id, "indexed call-next differs from a scan of the queue"
         self._check_starvation(e)
 
     def _check_routing(self, e: TicketCalled, eligible: list) -> None:
@@ -583,9 +586,7 @@ def test_machine_detects_a_fifo_violation(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_machine_detects_starvation(monkeypatch: pytest.MonkeyPatch) -> None:
     """Disable the anti-starvation rule: the independent bound must trip."""
-    from edge.engine import routing
-
-    monkeypatch.setattr(routing, "service_head", _priority_always(routing.service_head))
+    monkeypatch.setattr(routing, "regular_turn", lambda _state, _service: False)
     m = QueueMachine()
     m._do(c.Enqueue(service_id="teller"))
     for _ in range(5):
@@ -596,6 +597,20 @@ def test_machine_detects_starvation(monkeypatch: pytest.MonkeyPatch) -> None:
         _serve(m, "1", 5)
 
 
+def _scan_pick(state: State, eligible: list[Ticket], now: datetime) -> Ticket:
+    """Reference call-next by scanning every eligible ticket (what the indexed queues must reproduce)."""
+    assert state.config is not None
+    by_service: dict[str, list[Ticket]] = {}
+    for t in eligible:
+        by_service.setdefault(t.service_id, []).append(t)
+    heads = []
+    for service_id, tickets in by_service.items():
+        service = state.config.service(service_id)
+        if service is not None:
+            heads.append(routing.service_head(state, service, tickets, now)[::-1])
+    return min(heads, key=lambda h: (-h[0], queue_key(h[1])))[1]
+
+
 def _serve(m: QueueMachine, counter: str, n: int) -> None:
     for _ in range(n):
         events = m._do(c.CallNext(counter_id=counter))
@@ -603,14 +618,3 @@ def _serve(m: QueueMachine, counter: str, n: int) -> None:
         tid = events[0].ticket_id
         m._do(c.Start(ticket_id=tid, counter_id=counter))
         m._do(c.Complete(ticket_id=tid, counter_id=counter))
-
-
-def _priority_always(real):  # type: ignore[no-untyped-def]
-    def head(state, service, tickets, now):  # type: ignore[no-untyped-def]
-        prio = [t for t in tickets if t.priority > 0]
-        if service.priority_enabled and prio:
-            best = max(prio, key=lambda t: (t.priority, -t.order))
-            return best, best.priority
-        return real(state, service, tickets, now)
-
-    return head
