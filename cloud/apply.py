@@ -53,6 +53,7 @@ from sync.contract import (
     event_decoder,
     event_type,
 )
+from sync.contract_config import config_hash
 from sync.relay import SUBJECT_PREFIX
 
 UNPARK_CHUNK = 5000
@@ -487,7 +488,9 @@ def config_fields(applied: Sequence[AnyApplied]) -> dict[str, Any]:
     for e in applied:
         if isinstance(e, ConfigApplied):
             values["config_version"] = e.version
+            values["config_hash"] = e.config_hash or config_hash(e.config)  # events older than the field
         elif isinstance(e, ConfigRejected):
             values["config_rejected_version"] = e.version
+            values["config_rejected_hash"] = e.config_hash or None
             values["config_rejected_reason"] = "; ".join(e.errors)[:2000]
     return values

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from cloud.liveness import NEVER, Liveness, liveness_of, missed_beats_setting
 from cloud.store import branches, config_versions, events, parked, tickets
+from sync.contract_config import short_hash
 
 LIVE_STATUSES = ("waiting", "called", "serving")
 NEVER_CONNECTED = "never_connected"  # added with `qms-cloud branch add`, no message from it yet
@@ -37,6 +39,30 @@ class BranchView:
     config_rejected_version: int | None
     config_rejected_reason: str | None
     queue: dict[str, dict[str, int]] = field(default_factory=dict)  # service -> status -> count
+    # Each version with its content hash (12 hex digits shown), so equal numbers of different documents differ.
+    config_hash: str | None = None
+    config_latest_hash: str | None = None
+    config_rejected_hash: str | None = None
+    liveness: str = NEVER  # online | offline | never connected (cloud/liveness.py, from the branch's heartbeats)
+    last_beat_at: str | None = None
+    software_version: str | None = None
+    last_seq: int | None = None  # the branch's log head as its last beat reported it
+
+    @property
+    def liveness_words(self) -> str:
+        """`online`, `offline since <last beat>`, `never connected`."""
+        return Liveness(self.liveness, self.last_beat_at).words
+
+    def config_label(self, which: str) -> str:
+        """`v4 (1a2b3c4d5e6f)` for `runs`, `latest` (the cloud's newest) or `rejected`; `-` when there is none."""
+        version, digest = {
+            "runs": (self.config_version, self.config_hash),
+            "latest": (self.config_latest, self.config_latest_hash),
+            "rejected": (self.config_rejected_version, self.config_rejected_hash),
+        }[which]
+        if version is None:
+            return "-"
+        return f"v{version}" + (f" ({short_hash(digest)})" if digest else "")
 
     @property
     def link(self) -> str:
@@ -52,7 +78,7 @@ class BranchView:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (the console's API)."""
-        return {**self.__dict__, "link": self.link}
+        return {**self.__dict__, "link": self.link, "liveness_words": self.liveness_words}
 
 
 def _age(value: str | None, now: datetime) -> float | None:
@@ -61,9 +87,12 @@ def _age(value: str | None, now: datetime) -> float | None:
     return round(max(0.0, (now - datetime.fromisoformat(value)).total_seconds()), 1)
 
 
-def overview(engine: Engine, now: datetime | None = None, tenants: Collection[str] | None = None) -> dict[str, Any]:
+def overview(
+    engine: Engine, now: datetime | None = None, tenants: Collection[str] | None = None, missed_beats: int | None = None
+) -> dict[str, Any]:
     """Everything the console page shows, read in one transaction; with `tenants`, only those tenants' branches
-    (and only their queues and events in the counts)."""
+    (and only their queues and events in the counts); a branch is offline after `missed_beats` missed heartbeats
+    (default `QMS_HUB_MISSED_BEATS`, 3)."""
     now = now or datetime.now(UTC)
     branch_q = sa.select(branches).order_by(branches.c.tenant_id, branches.c.branch_id)
     queue_q = sa.select(
@@ -97,6 +126,9 @@ def overview(engine: Engine, now: datetime | None = None, tenants: Collection[st
             queue_q.group_by(tickets.c.tenant_id, tickets.c.branch_id, tickets.c.service_id, tickets.c.status)
         ).all()
         type_counts = conn.execute(counts_q.group_by(events.c.type).order_by(events.c.type)).all()
+        latest_hash = _latest_hashes(conn)
+        keys = [(r.tenant_id, r.branch_id) for r in rows]
+        beats = liveness_of(conn, keys, now, missed_beats or missed_beats_setting())
     views = {
         (r.tenant_id, r.branch_id): BranchView(
             branch_id=r.branch_id,
@@ -114,9 +146,16 @@ def overview(engine: Engine, now: datetime | None = None, tenants: Collection[st
             config_latest=latest.get((r.tenant_id, r.branch_id)),
             config_rejected_version=r.config_rejected_version,
             config_rejected_reason=r.config_rejected_reason,
+            config_hash=r.config_hash,
+            config_latest_hash=latest_hash.get((r.tenant_id, r.branch_id)),
+            config_rejected_hash=r.config_rejected_hash,
         )
         for r in rows
     }
+    for key, live in beats.items():
+        view = views[key]
+        view.liveness, view.last_beat_at = live.state, live.last_beat_at
+        view.software_version, view.last_seq = live.software_version, live.last_seq
     for tenant, branch_id, service_id, status, count in queue_rows:
         if (tenant, branch_id) in views:
             views[(tenant, branch_id)].queue.setdefault(service_id, dict.fromkeys(LIVE_STATUSES, 0))[status] = count
@@ -126,3 +165,12 @@ def overview(engine: Engine, now: datetime | None = None, tenants: Collection[st
         "event_counts": [{"type": t, "count": n} for t, n in type_counts],
         "total_events": sum(n for _t, n in type_counts),
     }
+
+
+def _latest_hashes(conn: Connection) -> dict[tuple[str, str], str | None]:
+    """The content hash of each branch's newest distributed version."""
+    versions = config_versions.c
+    rows = conn.execute(
+        sa.select(versions.tenant_id, versions.branch_id, versions.config_hash).order_by(versions.version)
+    ).all()
+    return {(t, b): h for t, b, h in rows}  # ordered by version: the newest wins

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -36,6 +36,12 @@ LINK_FILE = "cloud-link.json"  # the running appliance's link state, for `qms-ed
 log = logging.getLogger("qms.replication")
 
 
+def heartbeat_interval(env: dict[str, str] | None = None) -> float:
+    """Seconds between heartbeats: `QMS_HEARTBEAT_SECONDS`, default 30."""
+    value = (os.environ if env is None else env).get("QMS_HEARTBEAT_SECONDS", "").strip()
+    return max(0.05, float(value)) if value else DEFAULT_INTERVAL
+
+
 @dataclass(frozen=True)
 class CloudLink:
     """Relay settings: CLI options or `QMS_NATS_URL`, `QMS_TENANT`, `QMS_BRANCH`, `QMS_NATS_NKEY` (seed file),
@@ -49,7 +55,7 @@ class CloudLink:
     password: str | None = None
     batch_size: int = 1000
     config_poll_seconds: float = 2.0
-    heartbeat_seconds: float = DEFAULT_INTERVAL
+    heartbeat_seconds: float = field(default_factory=heartbeat_interval)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> CloudLink | None:
@@ -65,7 +71,7 @@ class CloudLink:
             nkey_seed_file=env.get("QMS_NATS_NKEY") or None,
             user=env.get("QMS_NATS_USER") or None,
             password=env.get("QMS_NATS_PASSWORD") or None,
-            heartbeat_seconds=float(env.get("QMS_HEARTBEAT_SECONDS") or DEFAULT_INTERVAL),
+            heartbeat_seconds=heartbeat_interval(env),
         )
 
     def settings(self, branch_id: str) -> LinkSettings:

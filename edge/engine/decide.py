@@ -40,7 +40,7 @@ from sync.contract import (
     TicketTransferred,
     TicketUnheld,
 )
-from sync.contract_config import BranchConfig, Service
+from sync.contract_config import BranchConfig, Service, config_hash
 
 MAX_PRIORITY = 9
 MAX_LEASE = 100  # numbers one kiosk may hold back per lease
@@ -466,13 +466,15 @@ def _apply_config(state: State, cmd: c.ApplyConfig, now: datetime, ids: Ids) -> 
             version=version,
             config=config,
             source=cmd.source,
+            config_hash=config_hash(config),
         )
     ]
 
 
 def _reject_config(_state: State, cmd: c.RejectConfig, now: datetime, ids: Ids) -> list[Event]:
     """A refused configuration version becomes an event, so the cloud learns why the branch did not apply it."""
-    return [ConfigRejected(**_base(cmd, now, ids), version=cmd.version, errors=cmd.errors, source=cmd.source)]  # type: ignore[arg-type]
+    return [ConfigRejected(**_base(cmd, now, ids), version=cmd.version, errors=cmd.errors, source=cmd.source,  # type: ignore[arg-type]
+                           config_hash=cmd.config_hash)]  # fmt: skip
 
 
 def _tick(state: State, cmd: c.Tick, now: datetime, ids: Ids) -> list[Event]:

@@ -59,10 +59,13 @@ def pre_migration_hub(url: str, tmp_path: Path, applied: list[Outgoing], parked_
         conn.execute(sa.text("DROP TABLE alembic_version"))
         for table in ("branches", *KEYED):
             rows = rows_of(scratch, table)
+            old_columns = {c["name"] for c in sa.inspect(conn).get_columns(table)}
             for row in rows:
                 tenant = row.pop("tenant_id")
                 if table == "branches":
                     row["tenant"] = tenant
+                for newer in set(row) - old_columns:  # columns later revisions added (e.g. 0003's config hashes)
+                    del row[newer]
             if rows:
                 conn.execute(sa.table(table, *(sa.column(c) for c in rows[0])).insert(), rows)
         now = "2026-12-01T00:00:00+00:00"

@@ -61,7 +61,8 @@ def test_a_distributed_version_is_applied_and_an_invalid_one_rejected(
         ):
             wait_until(lambda: hub.branch(BRANCH) and hub.branch(BRANCH).config_version == 1, what="v1 at the cloud")
             base = demo_config()
-            renamed = msgspec.structs.replace(base, name="Bank Demo - KCP Sudirman (renovated)")
+            # edited from v1, the version the branch runs (a push based on an older one is refused)
+            renamed = msgspec.structs.replace(base, name="Bank Demo - KCP Sudirman (renovated)", version=1)
             assert push(server, keys, store_url, renamed) == 2
             admin = appliance.headers("admin")
 
@@ -77,6 +78,7 @@ def test_a_distributed_version_is_applied_and_an_invalid_one_rejected(
 
             broken = msgspec.structs.replace(
                 renamed,
+                version=2,
                 counters=[*renamed.counters, Counter(id="99", name="Loket 99", services=["no-such-service"])],
             )
             assert push(server, keys, store_url, broken) == 3
