@@ -295,3 +295,22 @@ def test_device_changes_at_the_console_are_audited(data_dir: Path) -> None:
     rows = [(a["actor"], a["role"], a["action"], a["target"]) for a in _audit(data_dir)][-2:]
     assert rows == [("cli", "technician", "device_add", "device:btn-9"), ("cli", "technician", "device_revoke",
                                                                           "device:btn-9")]  # fmt: skip
+
+
+async def test_concurrent_guesses_at_staff_login_and_pairing_are_throttled(appliance: RunningAppliance) -> None:
+    import asyncio
+
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=50)) as client:
+        pairs = await asyncio.gather(*(
+            client.post(f"{appliance.api}/devices/pair", json={"code": f"WRONG{i:03d}"}) for i in range(25)
+        ))  # fmt: skip
+        logins = await asyncio.gather(*(
+            client.post(f"{appliance.base_url}/staff/login", data={"username": "agent2", "password": f"bad{i}"})
+            for i in range(25)
+        ))  # fmt: skip
+    pair_codes = [r.status_code for r in pairs]
+    assert pair_codes.count(401) <= 5, pair_codes
+    assert pair_codes.count(429) >= 20, pair_codes
+    login_codes = [r.status_code for r in logins]
+    assert login_codes.count(401) <= 5, login_codes
+    assert login_codes.count(429) >= 20, login_codes
