@@ -158,6 +158,9 @@ def test_waits_read_next_and_about_n_minutes_on_the_kiosk_and_the_status_page(
                   timeout=10)  # fmt: skip
     assert r.status_code == 200, r.text
     open_kiosk(page, screen_only)
+    page.click("#lang-en")
+    expect(page.locator("#services [data-service='forex'] .sinfo")).to_have_text("0 waiting · Next")  # no "~0 min"
+    page.click("[data-go='lang']")
     waits = []
     for _ in range(2):
         page.click("#lang-en")

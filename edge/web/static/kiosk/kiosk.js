@@ -115,7 +115,8 @@
       .format(at);
   }
   function serviceInfo(s) {
-    if (s.open) return `${s.waiting} ${w("waiting")} · ${s.eta_text[lang] || s.eta_text[doc.languages[0]]}`;
+    const wait = s.eta_text ? s.eta_text[lang] || s.eta_text[doc.languages[0]] : null; // worded by the appliance
+    if (s.open) return wait ? `${s.waiting} ${w("waiting")} · ${wait}` : `${s.waiting} ${w("waiting")}`;
     if (s.reason === "closed" && s.opens) {
       const day = s.opens[0] === 0 ? w("today") : s.opens[0] === 1 ? w("tomorrow") : weekday(s.opens[0]);
       return `${w("closed_now")} · ${w("opens_at", { day, time: s.opens[1] }).replace("  ", " ")}`;
