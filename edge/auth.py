@@ -193,11 +193,6 @@ class LoginThrottle:
         for key in keys:
             self._recent(key, now).append(now)
 
-    def succeeded(self, *keys: str) -> None:
-        """Forget failures after a successful login."""
-        for key in keys:
-            self.failures.pop(key, None)
-
     def attempt(self, *keys: str, now: float | None = None) -> Attempt:
         """Reserve one attempt on every key BEFORE the password is checked, atomically with the limit check.
 

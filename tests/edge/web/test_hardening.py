@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge.auth import LoginThrottle
 from edge.web import schemas
 from edge.web.kiosk import schemas as kiosk_schemas
 from tests.edge.web.conftest import API, Api, Clock, assert_problem
@@ -314,3 +315,17 @@ async def test_concurrent_guesses_at_staff_login_and_pairing_are_throttled(appli
     login_codes = [r.status_code for r in logins]
     assert login_codes.count(401) <= 5, login_codes
     assert login_codes.count(429) >= 20, login_codes
+
+
+def test_a_success_gives_back_its_own_attempt_only() -> None:
+    throttle = LoginThrottle()
+    for i in range(4):
+        assert not throttle.attempt("user:a", "ip:10.0.0.1", now=float(i)).wait
+    throttle.attempt("user:b", "ip:10.0.0.1", now=10.0).succeeded()  # a colleague signs in on the same PC
+    assert len(throttle.failures["ip:10.0.0.1"]) == 4  # the address keeps the other guesses
+    assert "user:b" not in throttle.failures
+    assert not throttle.attempt("user:a", "ip:10.0.0.1", now=11.0).wait  # the 5th try for a
+    refused = throttle.attempt("user:a", "ip:10.0.0.1", now=12.0)
+    assert refused.wait > 0
+    refused.succeeded()  # a refused attempt reserved nothing and releases nothing
+    assert len(throttle.failures["user:a"]) == 5
