@@ -189,6 +189,19 @@ def test_every_relative_link_resolves() -> None:
     assert not broken, "broken links:\n" + "\n".join(broken)
 
 
+def test_every_table_row_has_as_many_cells_as_its_header() -> None:
+    broken = []
+    for path in DOC_FILES:
+        header_cells, in_code = None, False
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            in_code = in_code != line.startswith("```")
+            cells = len(re.findall(r"(?<!\\)\|", line)) if line.startswith("|") and not in_code else None
+            if cells is not None and header_cells is not None and cells != header_cells:
+                broken.append(f"{path.relative_to(ROOT)}:{number}: {cells} pipes, the header has {header_cells}")
+            header_cells = cells if header_cells is None else (header_cells if cells is not None else None)
+    assert not broken, "table rows that break their table (escape | inside a cell as \\|):\n" + "\n".join(broken)
+
+
 def test_the_api_reference_matches_the_openapi_schema() -> None:
     committed = openapi_doc.REFERENCE.read_text(encoding="utf-8") if openapi_doc.REFERENCE.exists() else ""
     current = committed == openapi_doc.render(openapi_doc.openapi_schema())
