@@ -33,6 +33,7 @@ from edge.store.log import last_position
 from edge.store.projections import current_config, load_state
 from edge.web.board.cli import board_app
 from edge.web.kiosk.cli import kiosk_app
+from sync.contract_config import config_hash, short_hash
 
 app = typer.Typer(help="Branch queue appliance: run it, check it, configure it.", no_args_is_help=True)
 config_app = typer.Typer(help="The branch configuration document.", no_args_is_help=True)
@@ -185,6 +186,7 @@ def status(
     info: dict[str, object] = {
         "branch_id": state.branch_id,
         "config_version": state.config.version if state.config else 0,
+        "config_hash": config_hash(state.config) if state.config else None,  # names the document with the number
         "seq": seq,
         "last_hash": last_hash,
         "last_event_at": last[0] if last else None,
@@ -197,7 +199,8 @@ def status(
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
-    typer.echo(f"branch {info['branch_id'] or '-'}  config v{info['config_version']}  log seq {seq}")
+    digest = f" ({short_hash(config_hash(state.config))})" if state.config else ""
+    typer.echo(f"branch {info['branch_id'] or '-'}  config v{info['config_version']}{digest}  log seq {seq}")
     typer.echo(f"last event {info['last_event_at'] or '-'}  business date {state.business_date or '-'}")
     typer.echo("tickets: " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none"))
     for cid, ctr in counters.items():

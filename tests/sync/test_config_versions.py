@@ -5,20 +5,25 @@ edit HQ never saw) is refused unless `--force` (real nats-server, real appliance
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
+import sqlalchemy as sa
 from litestar.testing import TestClient
 from typer.testing import CliRunner
 
 from cloud.cli import app as cloud_cli
 from cloud.console import overview
+from cloud.store import branches, config_versions, create_store_engine, upgrade_schema
 from cloud.web.app import CloudSettings, create_app
+from edge.demo import demo_config
+from sync.contract import ConfigApplied
 from sync.contract_config import BranchConfig, Counter, config_decoder, config_hash, short_hash
-from tests.support.appliance import RunningAppliance, event_rows, seed_demo
+from tests.support.appliance import RunningAppliance, event_rows, run_cli, seed_demo
 from tests.support.cloud_hub import CloudHub, wait_until
 from tests.support.nats_server import NatsServer
 
@@ -81,6 +86,8 @@ def test_a_push_based_on_an_older_version_than_the_branch_runs_is_refused_unless
         assert f"configuration v3 ({short_hash(config_hash(pushed))}) distributed" in forced.output
         wait_until(lambda: running_at_branch(appliance).version == 3, what="v3 applied")
         assert running_at_branch(appliance).name == from_hq.name
+        status = run_cli("status", "--data-dir", str(tmp_path / "edge"))
+        assert f"config v3 ({short_hash(config_hash(pushed))})" in status.stdout
         wait_until(lambda: hub.branch(BRANCH, TENANT).config_hash == config_hash(pushed), what="v3 hash at hub")
 
         # A push based on v3 that the branch refuses: the console tells the three documents apart.
@@ -138,3 +145,42 @@ def test_the_same_number_for_another_document_is_rejected_at_the_branch(
         assert body["config_hash"] == config_hash(msgspec.structs.replace(hq, version=2))
         assert "already runs a different v2" in body["errors"][0]
         assert running_at_branch(appliance).name == local.name
+
+
+def test_an_upgraded_hub_gets_the_hashes_of_what_it_already_had(tmp_path: Path) -> None:
+    """Migration 0003 fills the hashes of stored versions and of the version each branch last reported running."""
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'hub.sqlite3'}", upgrade=False)
+    upgrade_schema(engine, "0002_tenant_keys")
+    v1 = msgspec.structs.replace(demo_config(), version=1)
+    applied = ConfigApplied(event_id="e1", occurred_at=datetime.now(UTC), actor="cloud", branch_id=BRANCH, seq=1,
+                            version=1, config=v1)  # fmt: skip
+    now = datetime.now(UTC).isoformat()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO config_versions (tenant_id, branch_id, version, doc, kv_revision, created_at)"
+                " VALUES (:t, :b, 1, :doc, 1, :now)"
+            ),
+            {"t": TENANT, "b": BRANCH, "doc": msgspec.json.encode(v1).decode(), "now": now},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO events (tenant_id, branch_id, seq, event_id, type, occurred_at, hash, body, received_at)"
+                " VALUES (:t, :b, 1, 'e1', 'config.applied', :now, 'h', :body, :now)"
+            ),
+            {"t": TENANT, "b": BRANCH, "now": now, "body": msgspec.json.encode(applied).decode()},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO branches (tenant_id, branch_id, next_seq, last_hash, events, duplicates, config_version,"
+                " status, updated_at) VALUES (:t, :b, 2, 'h', 1, 0, 1, 'ok', :now)"
+            ),
+            {"t": TENANT, "b": BRANCH, "now": now},
+        )
+    upgrade_schema(engine)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(config_versions.c.config_hash)).scalar_one() == config_hash(v1)
+        assert conn.execute(sa.select(branches.c.config_hash)).scalar_one() == config_hash(v1)
+    view = overview(engine)["branches"][0]
+    assert view.config_label("runs") == view.config_label("latest") == f"v1 ({short_hash(config_hash(v1))})"
+    engine.dispose()
