@@ -10,7 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner, Result
 
+from edge.cli import app
 from edge.web.board.cli import board_urls
 from tests.support.appliance import RunningAppliance, event_rows, free_port, mint_token, run_cli, seed_demo
 
@@ -18,6 +20,11 @@ from tests.support.appliance import RunningAppliance, event_rows, free_port, min
 @pytest.fixture(autouse=True)
 def _no_mdns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QMS_MDNS", "0")
+
+
+def cli(*args: str) -> Result:
+    """`qms-edge ARGS` in this process (the appliance under test is the separate process)."""
+    return CliRunner().invoke(app, list(args))
 
 
 def _issue(appliance: RunningAppliance) -> str:
@@ -34,36 +41,36 @@ def test_restore_and_a_second_server_are_refused_while_the_appliance_serves(tmp_
     appliance = RunningAppliance(data).start()
     try:
         first = _issue(appliance)
-        backed = run_cli("backup", str(archive), "--data-dir", str(data))
-        assert backed.returncode == 0, backed.stderr
+        backed = cli("backup", str(archive), "--data-dir", str(data))
+        assert backed.exit_code == 0, backed.output
         with tarfile.open(archive, "r:gz") as tar:
             manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
         assert manifest["log"]["last_seq"] == httpx.get(f"{appliance.api}/health", timeout=5).json()["seq"]
         second = _issue(appliance)
         log_before = event_rows(data)
 
-        refused = run_cli("restore", str(archive), "--yes", "--data-dir", str(data))
-        assert refused.returncode != 0
+        refused = cli("restore", str(archive), "--yes", "--data-dir", str(data))
+        assert refused.exit_code != 0
         assert appliance.proc is not None
-        assert f"the appliance is running (pid {appliance.proc.pid})" in refused.stderr, refused.stderr
-        assert "systemctl stop qms-edge" in refused.stderr
+        assert f"the appliance is running (pid {appliance.proc.pid})" in refused.output, refused.output
+        assert "systemctl stop qms-edge" in refused.output
         assert event_rows(data) == log_before  # nothing replaced
         assert _issue(appliance) not in (first, second)  # the running appliance is unaffected
 
-        rewrite = run_cli("rebuild", "--data-dir", str(data))  # rewriting projections under a live writer: refused
-        assert rewrite.returncode != 0
-        assert f"the appliance is running (pid {appliance.proc.pid})" in rewrite.stderr, rewrite.stderr
-        assert run_cli("rebuild", "--check", "--data-dir", str(data)).returncode == 0  # comparing only is fine
+        rewrite = cli("rebuild", "--data-dir", str(data))  # rewriting projections under a live writer: refused
+        assert rewrite.exit_code != 0
+        assert f"the appliance is running (pid {appliance.proc.pid})" in rewrite.output, rewrite.output
+        assert cli("rebuild", "--check", "--data-dir", str(data)).exit_code == 0  # comparing only is fine
 
-        port = free_port()
+        port = free_port()  # a real second process: it must not get as far as serving
         twin = run_cli("serve", "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(port), timeout=30)
         assert twin.returncode != 0
         assert f"the appliance is running (pid {appliance.proc.pid})" in twin.stderr, twin.stderr
     finally:
         appliance.kill()  # SIGKILL: the kernel drops the flock with the process
 
-    restored = run_cli("restore", str(archive), "--yes", "--data-dir", str(data))
-    assert restored.returncode == 0, restored.stderr
+    restored = cli("restore", str(archive), "--yes", "--data-dir", str(data))
+    assert restored.exit_code == 0, restored.output
     assert [row[0] for row in event_rows(data)][-1] == manifest["log"]["last_seq"]
 
 
@@ -73,11 +80,11 @@ def test_a_new_box_restored_from_the_archive_accepts_the_old_boxes_tokens_and_bo
     token = mint_token(old, "agent1")  # signed with the old box's token.key, like every device token and board URL
     (board,) = [u for u in board_urls(old, "http://x") if "area=lantai-1" in u]
     archive = tmp_path / "old-box.tar.gz"
-    assert run_cli("backup", str(archive), "--data-dir", str(old)).returncode == 0
+    assert cli("backup", str(archive), "--data-dir", str(old)).exit_code == 0
 
     new = tmp_path / "new-box"
-    restored = run_cli("restore", str(archive), "--data-dir", str(new))
-    assert restored.returncode == 0, restored.stderr
+    restored = cli("restore", str(archive), "--data-dir", str(new))
+    assert restored.exit_code == 0, restored.output
     with RunningAppliance(new) as appliance:
         listed = httpx.get(f"{appliance.api}/tickets", headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert listed.status_code == 200, listed.text
