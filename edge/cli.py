@@ -266,7 +266,8 @@ def restore(
         typer.echo(f"  and {len(result.files)} files: {', '.join(result.files) or '-'}")
     typer.echo(
         "if this branch replicated to a cloud hub after the backup was taken, the hub will report a fork at the first"
-        " new event: see `qms-cloud branch resync` and `qms-edge replication resend` in the README"
+        " new event: see `qms-cloud branch resync` and `qms-edge replication resend` in docs/technician-runbook.md"
+        " (After a restore the hub reports a fork)"
     )
 
 
