@@ -17,6 +17,7 @@ from litestar.plugins.problem_details import ProblemDetailsPlugin
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from edge.auth import LoginThrottle, TokenIssuer, load_secret
+from edge.devices.audio.announcer import AnnouncerCollector
 from edge.devices.audio.outputs import CallbackOutput
 from edge.devices.runtime import DeviceRuntime
 from edge.engine.errors import DomainError
@@ -101,6 +102,7 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
     api = Router(path="/api/v1", route_handlers=[*ROUTE_HANDLERS, replication_status], dependencies=APP_DEPENDENCIES)
     registry = registry_for(service, lambda: len(app_wiring.broadcaster.subscribers) if app_wiring.broadcaster else 0)
     registry.register(PrinterCollector(kiosk_app.desk))
+    registry.register(AnnouncerCollector(board.announcer))
 
     @get("/metrics", summary="Prometheus metrics", include_in_schema=False, sync_to_thread=False)
     def metrics() -> Response[bytes]:

@@ -1,9 +1,17 @@
-"""The announcement queue: calls and recalls become audio per area, played one after another, none lost.
+"""The announcement queue: calls and recalls become audio per area, played one after another, bounded.
 
-The writer thread only appends committed events to a queue (never blocks). A composer thread turns each call into
-a WAV from the in-memory voice packs (audio ready within milliseconds); one player thread per area delivers them
-in order to the outputs, waiting for each to finish plus a gap, so announcements never cut each other off and a
-burst drains at speaking pace. Quiet hours drop the audio only: boards keep following the stream.
+The writer thread only appends committed events to a queue (never blocks, never waits for audio). A composer
+thread lays each call out from the in-memory voice packs (clips by reference: no WAV is rendered or kept per call);
+one player thread per area delivers them in order to the outputs, waiting for each to finish plus a gap, so
+announcements never cut each other off. Quiet hours drop the audio only: boards keep following the stream.
+
+Bounded queue (issue 11): a burst of calls faster than speech used to queue every call. Now, per area:
+- a newer call at a counter replaces that counter's announcement that has not started playing yet, and a recall
+  of a ticket replaces the ticket's unplayed call (`superseded`): the speaker says what the counter shows now;
+- at most `MAX_QUEUED_PER_AREA` announcements wait; beyond that the oldest waiting one is dropped (`dropped`,
+  logged): its call is on the boards already. After collapsing there is at most one per counter, so the cap only
+  bites when more counters than that call during one announcement.
+Both are counted in `Stats` and exported on `/metrics`.
 """
 
 from __future__ import annotations
@@ -12,12 +20,15 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from edge.devices.audio.assemble import Rendered, Segment, assemble
 from edge.devices.audio.outputs import Output
@@ -28,8 +39,8 @@ from sync.contract import Event, TicketCalled, TicketRecalled
 from sync.contract_config import BranchConfig
 
 log = logging.getLogger("qms.audio")
-KEEP_RECENT = 256  # assembled WAVs kept for boards and MQTT speakers to fetch by seq
-_STOP = object()
+KEEP_RECENT = 256  # announcements (clip references, not WAVs) kept for boards and MQTT speakers to fetch by seq
+MAX_QUEUED_PER_AREA = 16  # announcements waiting to be spoken in one area, after superseded ones are collapsed
 
 
 @dataclass(frozen=True)
@@ -46,10 +57,11 @@ class Announcement:
     rendered: Rendered
     committed_at: float  # monotonic time the writer handed the event over
     ready_at: float  # monotonic time the audio was assembled
+    ticket_id: str | None = None
 
     @property
     def wav(self) -> bytes:
-        """The WAV file."""
+        """The WAV file (built on demand from the voice pack's clips)."""
         return self.rendered.wav
 
     @property
@@ -81,14 +93,67 @@ def in_quiet_hours(config: BranchConfig, now: datetime) -> bool:
     return False
 
 
+def supersedes(new: Announcement, old: Announcement) -> bool:
+    """A newer announcement makes an unplayed older one pointless: same counter, or the same ticket (a recall)."""
+    return old.counter_id == new.counter_id or (old.ticket_id is not None and old.ticket_id == new.ticket_id)
+
+
+class AreaQueue:
+    """One area's waiting announcements: superseded ones collapse, at most `limit` wait (the oldest is dropped)."""
+
+    def __init__(self, limit: int = MAX_QUEUED_PER_AREA) -> None:
+        self.limit = limit
+        self._items: deque[Announcement] = deque()
+        self._ready = threading.Condition()
+        self._stopped = False
+
+    def put(self, announcement: Announcement) -> tuple[int, int]:
+        """Queue an announcement; returns (superseded, dropped) counts."""
+        with self._ready:
+            kept = deque(old for old in self._items if not supersedes(announcement, old))
+            superseded = len(self._items) - len(kept)
+            kept.append(announcement)
+            dropped = 0
+            while len(kept) > self.limit:
+                kept.popleft()
+                dropped += 1
+            self._items = kept
+            self._ready.notify()
+        return superseded, dropped
+
+    def get(self) -> Announcement | None:
+        """The next announcement, waiting for one; None once stopped."""
+        with self._ready:
+            while not self._items and not self._stopped:
+                self._ready.wait()
+            return None if self._stopped else self._items.popleft()
+
+    def stop(self) -> None:
+        """Wake the player so that it ends."""
+        with self._ready:
+            self._stopped = True
+            self._ready.notify_all()
+
+    def snapshot(self) -> list[Announcement]:
+        """What waits, oldest first."""
+        with self._ready:
+            return list(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 @dataclass
 class Stats:
-    """Counters for health and tests."""
+    """Counters for health, `/metrics` and tests."""
 
     announced: int = 0
     quiet: int = 0
     no_pack: int = 0
     played: int = 0
+    superseded: int = 0  # unplayed announcements replaced by a newer one for the same counter or ticket
+    dropped: int = 0  # unplayed announcements dropped because the area's queue was full
+    peak_pending: int = 0  # the longest any area's queue has been
 
 
 class Announcer:
@@ -111,7 +176,7 @@ class Announcer:
         self.stats = Stats()
         self.listeners: list[Callable[[Announcement], None]] = []  # told when audio is ready (bench, tests)
         self._inbox: queue.SimpleQueue[tuple[float, list[TicketCalled | TicketRecalled]] | None] = queue.SimpleQueue()
-        self._areas: dict[str, queue.SimpleQueue[object]] = {}
+        self._areas: dict[str, AreaQueue] = {}
         self._threads: list[threading.Thread] = []
         self._recent: OrderedDict[tuple[str, int], Announcement] = OrderedDict()
         self._lock = threading.Lock()
@@ -131,7 +196,7 @@ class Announcer:
         self._inbox.put(None)
         with self._lock:
             for q in self._areas.values():
-                q.put(_STOP)
+                q.stop()
         for t in self._threads:
             t.join(timeout=5)
 
@@ -140,6 +205,12 @@ class Announcer:
         calls = [e for e in events if isinstance(e, TicketCalled | TicketRecalled)]
         if calls:
             self._inbox.put((time.monotonic(), calls))
+
+    def pending(self, area: str) -> int:
+        """Announcements waiting to be spoken in an area (not counting the one playing)."""
+        with self._lock:
+            q = self._areas.get(area)
+        return len(q) if q is not None else 0
 
     def audio(self, area: str, seq: int) -> Announcement | None:
         """A recent announcement's audio, for `GET /board/audio/<area>/<seq>.wav`."""
@@ -226,6 +297,7 @@ class Announcer:
             rendered=rendered,
             committed_at=committed_at,
             ready_at=time.monotonic(),
+            ticket_id=event.ticket_id,
         )
         self.stats.announced += 1
         return announcement
@@ -237,23 +309,31 @@ class Announcer:
                 self._recent.popitem(last=False)
             q = self._areas.get(announcement.area)
             if q is None:
-                q = self._areas[announcement.area] = queue.SimpleQueue()
+                q = self._areas[announcement.area] = AreaQueue()
                 self._spawn(lambda: self._play_loop(q), f"announce-{announcement.area}")
         for listener in self.listeners:
             try:
                 listener(announcement)
             except Exception:
                 log.exception("announcement listener failed")
-        q.put(announcement)
+        superseded, dropped = q.put(announcement)
+        self.stats.superseded += superseded
+        self.stats.dropped += dropped
+        self.stats.peak_pending = max(self.stats.peak_pending, len(q))
+        if superseded:
+            log.debug("area %s: %d unplayed announcement(s) superseded by %s", announcement.area, superseded,
+                      announcement.ticket_number)  # fmt: skip
+        if dropped:
+            log.warning("area %s: announcement queue full (%d), dropped the %d oldest unplayed announcement(s)",
+                        announcement.area, q.limit, dropped)  # fmt: skip
 
     # ---- playing ---------------------------------------------------------------------------------------------
 
-    def _play_loop(self, q: queue.SimpleQueue[object]) -> None:
+    def _play_loop(self, q: AreaQueue) -> None:
         while True:
             item = q.get()
-            if item is _STOP or self._stopping.is_set():
+            if item is None or self._stopping.is_set():
                 return
-            assert isinstance(item, Announcement)
             started = time.monotonic()
             config = self.service.view.state.config
             allowed = set(config.announcements.outputs) if config else set()
@@ -274,3 +354,31 @@ class Announcer:
         t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
         self._threads.append(t)
+
+
+class AnnouncerCollector(Collector):
+    """Prometheus figures of the announcement queues (`/metrics`): spoken, superseded, dropped, waiting now."""
+
+    def __init__(self, announcer: Announcer) -> None:
+        self.announcer = announcer
+
+    def collect(self) -> Iterator[Metric]:
+        """Read the counters at scrape time."""
+        stats, a = self.announcer.stats, self.announcer
+        yield CounterMetricFamily("qms_announcements", "Announcements composed", value=stats.announced)
+        yield CounterMetricFamily("qms_announcements_played", "Announcements delivered to outputs", value=stats.played)
+        yield CounterMetricFamily(
+            "qms_announcements_superseded",
+            "Unplayed announcements replaced by a newer call at the same counter or a recall of the same ticket",
+            value=stats.superseded,
+        )
+        yield CounterMetricFamily(
+            "qms_announcements_dropped", "Unplayed announcements dropped because the area queue was full",
+            value=stats.dropped,
+        )  # fmt: skip
+        pending = GaugeMetricFamily("qms_announcements_pending", "Announcements waiting per area", labels=["area"])
+        with a._lock:
+            areas = dict(a._areas)
+        for area, q in sorted(areas.items()):
+            pending.add_metric([area], len(q))
+        yield pending

@@ -1,4 +1,9 @@
-"""Joins pre-rendered clips into one announcement WAV (pure Python, well under a millisecond per call)."""
+"""Joins pre-rendered clips into one announcement (pure Python, well under a millisecond per call).
+
+An assembled announcement keeps its clips by reference: `parts` are the voice pack's own PCM objects (and shared
+silences), so a queued or remembered announcement costs a few hundred bytes, not a ~10 s WAV. The WAV file is
+built when an output or a board asks for it and is not kept.
+"""
 
 from __future__ import annotations
 
@@ -21,11 +26,16 @@ class Segment:
 
 @dataclass(frozen=True)
 class Rendered:
-    """An assembled announcement: the WAV bytes and the clip layout inside it."""
+    """An assembled announcement: references to its PCM parts and the clip layout."""
 
-    wav: bytes
+    parts: tuple[bytes, ...]
     segments: tuple[Segment, ...]
     rate: int
+
+    @property
+    def wav(self) -> bytes:
+        """The WAV file, built on demand from the shared parts (not cached: nothing per call stays in memory)."""
+        return pcm.to_wav(b"".join(self.parts), self.rate)
 
     @property
     def duration(self) -> float:
@@ -34,7 +44,7 @@ class Rendered:
 
 
 def assemble(plan: list[tuple[str, str]], packs: dict[str, VoicePack]) -> Rendered:
-    """Concatenate a plan of (lang, clip) pairs; gaps ("" lang) are silence, the chime comes from any pack.
+    """Lay out a plan of (lang, clip) pairs; gaps ("" lang) are silence, the chime comes from any pack.
 
     Every pack shares one sample rate (enforced when packs are built), so joining is a byte concatenation.
     """
@@ -51,4 +61,4 @@ def assemble(plan: list[tuple[str, str]], packs: dict[str, VoicePack]) -> Render
         segments.append(Segment(lang, clip, position, samples))
         parts.append(frames)
         position += samples
-    return Rendered(pcm.to_wav(b"".join(parts), any_pack.rate), tuple(segments), any_pack.rate)
+    return Rendered(tuple(parts), tuple(segments), any_pack.rate)

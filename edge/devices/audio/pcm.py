@@ -7,6 +7,7 @@ import math
 import struct
 import wave
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 SAMPLE_RATE = 22050  # every clip of every pack is converted to this at build time (piper and espeak-ng speak it)
@@ -42,8 +43,9 @@ def read_clip(path: Path, name: str, rate: int = SAMPLE_RATE) -> Clip:
         return Clip(name, w.readframes(w.getnframes()))
 
 
+@lru_cache(maxsize=64)
 def silence(ms: int, rate: int = SAMPLE_RATE) -> bytes:
-    """`ms` milliseconds of silence."""
+    """`ms` milliseconds of silence (one shared object per length: announcements refer to it, never copy it)."""
     return b"\x00\x00" * (rate * ms // 1000)
 
 

@@ -177,6 +177,8 @@ def test_a_call_is_announced_once_with_its_wav_ready(branch: Branch) -> None:
 def test_a_recall_is_announced_again(branch: Branch) -> None:
     ticket = branch.service.execute(c.Enqueue(service_id="teller")).response
     branch.service.execute(c.CallTicket(ticket_id=ticket["ticket_id"], counter_id="2"))
+    # Recall once the call is being spoken: a recall replaces a call that has not started playing (issue 11).
+    wait_for(branch.speaker.announced, timeout=30, what="the call")
     branch.service.execute(c.Recall(ticket_id=ticket["ticket_id"], counter_id="2"))
     first, again = wait_for(lambda: branch.speaker.announced()[1:] and branch.speaker.announced(), timeout=30,
                             what="the call and the recall")  # fmt: skip

@@ -77,9 +77,10 @@ def test_a012_to_counter_3_is_chime_then_the_sentence_in_each_language(
     assert 3.0 < duration < 20.0  # two spoken sentences and a chime, not an empty or truncated file
 
 
-def test_twenty_calls_in_two_seconds_give_twenty_announcements_in_order(
+def test_twenty_calls_in_two_seconds_are_announced_in_order(
     branch: QueueService, announcer: Announcer, sink_dir: Path
 ) -> None:
+    """Each call is spoken, in order, unless a newer call at the same counter came before it started playing."""
     ids = enqueue(branch, 20)
     started = time.monotonic()
     for i, ticket_id in enumerate(ids):  # three counters take turns: call, start, complete
@@ -89,13 +90,15 @@ def test_twenty_calls_in_two_seconds_give_twenty_announcements_in_order(
         branch.execute(c.Complete(ticket_id=ticket_id, counter_id=counter))
     assert time.monotonic() - started < 2.0, "the burst itself took longer than 2 s"
 
-    wait_until(lambda: len(sink_files(sink_dir)) == 20, timeout=20)
+    wait_until(lambda: announcer.stats.played + announcer.stats.superseded == 20, timeout=20)
     files = sink_files(sink_dir)
     seqs = [int(f.stem.rsplit("-", 1)[1]) for f in files]
     assert seqs == sorted(seqs), "played out of order"
     numbers = [announcer.audio("lantai-1", s).ticket_number for s in seqs]  # type: ignore[union-attr]
-    assert numbers == [f"A{n:03d}" for n in range(1, 21)]
-    assert announcer.stats.announced == announcer.stats.played == 20
+    assert set(numbers) >= {"A018", "A019", "A020"}, "the last call of a counter was not spoken"
+    assert numbers == sorted(numbers)
+    assert announcer.stats.announced == 20
+    assert len(files) == announcer.stats.played
 
 
 def test_announcements_never_overlap_on_a_blocking_speaker(branch: QueueService, sink_dir: Path) -> None:
@@ -131,6 +134,7 @@ def test_announcements_never_overlap_on_a_blocking_speaker(branch: QueueService,
 def test_a_recall_is_announced_again_and_repeated(branch: QueueService, announcer: Announcer, sink_dir: Path) -> None:
     [ticket_id] = enqueue(branch, 1)
     branch.execute(c.CallTicket(ticket_id=ticket_id, counter_id="2"))
+    wait_until(lambda: len(sink_files(sink_dir)) == 1)  # a recall before the call is spoken would replace it
     branch.execute(c.Recall(ticket_id=ticket_id, counter_id="2"))
     wait_until(lambda: len(sink_files(sink_dir)) == 2)
     first, recall = (announcer.audio("lantai-1", int(f.stem.rsplit("-", 1)[1])) for f in sink_files(sink_dir))
