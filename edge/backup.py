@@ -272,6 +272,7 @@ def restore_backup(source: Path, data_dir: Path, *, replace: bool, other_branch:
         names = [str(f["path"]) for f in manifest["files"] if f["path"] != DB_NAME]  # type: ignore[attr-defined]
         for name in names:
             _put_file(staging, data_dir, _safe(name))
+        _give_to_owner(data_dir)
     return RestoreResult(check, names, legacy=False, manifest=manifest, set_aside=set_aside)
 
 
@@ -449,4 +450,21 @@ def _restore_legacy(source: Path, data_dir: Path, *, replace: bool, other_branch
     with DataDirLock.acquire(data_dir, "restore"):
         _refuse_to_overwrite(data_dir, source, replace=replace, other_branch=other_branch)
         set_aside = _put_database(source, data_dir)
+        _give_to_owner(data_dir)
     return RestoreResult(check, [], legacy=True, manifest={}, set_aside=set_aside)
+
+
+def _give_to_owner(data_dir: Path) -> None:
+    """Run as root (sudo qms-edge restore), hand what was restored to the data dir's owner, the appliance's user:
+    files root created would be unreadable to the service."""
+    if os.geteuid() != 0:
+        return
+    owner = data_dir.stat()
+    if owner.st_uid == 0:
+        return
+    for root, dirs, names in os.walk(data_dir):
+        for name in [*dirs, *names]:
+            path = Path(root) / name
+            found = path.lstat()
+            if (found.st_uid, found.st_gid) != (owner.st_uid, owner.st_gid):
+                os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)

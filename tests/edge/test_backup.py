@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import sqlite3
 import stat
 import tarfile
@@ -289,3 +290,19 @@ def test_restore_replaces_a_database_too_damaged_to_open(branch: Path, tmp_path:
     manifest, _ = _archive(inside)
     paths = [f["path"] for f in manifest["files"]]  # type: ignore[attr-defined]
     assert not [p for p in paths if "damaged" in p or p == "inside.tar.gz"], paths
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files to another user")
+def test_a_restore_run_as_root_gives_the_files_to_the_data_dirs_owner(branch: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "b.tar.gz"
+    assert runner.invoke(app, ["backup", str(archive), "--data-dir", str(branch)]).exit_code == 0
+    new = tmp_path / "new-box"
+    new.mkdir(mode=0o700)
+    os.chown(new, 65534, 65534)  # the appliance's own user (here: nobody) made the data dir at install
+
+    result = runner.invoke(app, ["restore", str(archive), "--data-dir", str(new)])
+    assert result.exit_code == 0, _out(result)
+    owners = {str(p.relative_to(new)): (p.stat().st_uid, p.stat().st_gid) for p in new.rglob("*")}
+    assert {name: owner for name, owner in owners.items() if owner != (65534, 65534)} == {}
+    assert "voice/id/a.wav" in owners
+    assert "qms.sqlite3" in owners
