@@ -83,6 +83,10 @@ def serve(
         ),
     ] = "",
     keys_dir: KeysDir = DEFAULT_KEYS,
+    fetch_timeout: Annotated[
+        float,
+        typer.Option(envvar="QMS_CLOUD_FETCH_TIMEOUT", help="Seconds one idle pull waits for branch events."),
+    ] = 5.0,
     log_level: str = "info",
 ) -> None:
     """Run the console, the public ticket status pages (`/t/…`, keyed by the branch seeds in --keys-dir) and (with
@@ -100,6 +104,7 @@ def serve(
         nats_options=_nats_options(nats_nkey),
         console_password=console_password,
         keys_dir=keys_dir,
+        fetch_timeout=fetch_timeout,
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
 
@@ -133,8 +138,7 @@ def branch_add(
 
 @branch_app.command("list")
 def branch_list(db_url: DbUrl = DEFAULT_DB) -> None:
-    """Branches with their link state, configuration version (number · content hash) and liveness (online, offline
-    since …, never connected: from the branches' heartbeats)."""
+    """Branches with their link state and configuration version."""
     from cloud.console import overview
     from cloud.store import create_store_engine
 
@@ -142,7 +146,7 @@ def branch_list(db_url: DbUrl = DEFAULT_DB) -> None:
         link = b.link.replace("_", " ")  # "never connected": added, nothing received from it yet
         typer.echo(
             f"{b.tenant}.{b.branch_id:20} {link:15} events {b.events:8} last {b.last_event_at or '-'}"
-            f"  config {b.config_label('runs')}  {b.liveness_words}" + (f"  ({b.problem})" if b.problem else "")
+            f"  config v{b.config_version or '-'}" + (f"  ({b.problem})" if b.problem else "")
         )
 
 
@@ -212,26 +216,15 @@ def config_push(
     db_url: DbUrl = DEFAULT_DB,
     nats_url: NatsUrl = "nats://127.0.0.1:4222",
     nats_nkey: NatsNkey = "",
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Distribute even though the branch runs a newer version than the document's `version` (its local"
-            " edits are replaced).",
-        ),
-    ] = False,
 ) -> None:
-    """Distribute a new configuration version to a branch (through the `qms_config` KV bucket). The document's
-    `version` is the version it was edited from: a push based on an older version than the branch runs (local edits
-    included) is refused unless --force."""
-    from cloud.config_dist import ConfigRefused, Distributed, push_config
+    """Distribute a new configuration version to a branch (through the `qms_config` KV bucket)."""
+    from cloud.config_dist import ConfigRefused, distribute
     from cloud.store import create_store_engine
-    from sync.contract_config import short_hash
 
     raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
     engine = create_store_engine(db_url)
 
-    async def push() -> Distributed:
+    async def push() -> tuple[int, int]:
         import nats
 
         from cloud.consumer import ensure_config_bucket
@@ -240,19 +233,16 @@ def config_push(
         try:
             js = nc.jetstream()
             await ensure_config_bucket(js)
-            return await push_config(engine, js, tenant, branch, raw, force=force)
+            return await distribute(engine, js, tenant, branch, raw)
         finally:
             await nc.close()
 
     try:
-        done = asyncio.run(push())
+        pushed, revision = asyncio.run(push())
     except ConfigRefused as exc:
         typer.secho(f"refused: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
-    typer.echo(
-        f"{tenant}.{branch}: configuration v{done.version} ({short_hash(done.config_hash)}) distributed"
-        f" (KV revision {done.revision})"
-    )
+    typer.echo(f"{tenant}.{branch}: configuration version {pushed} distributed (KV revision {revision})")
 
 
 @users_app.command("add")

@@ -21,11 +21,14 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 from sqlalchemy.engine import Engine
 
 from cloud.apply import ApplyResult, Incoming, apply_batch
+from cloud.store import utcnow_iso
 from sync.relay import CONFIG_BUCKET, STREAM, SUBJECT_PREFIX
 
 log = logging.getLogger("qms.cloud.consumer")
 
 DURABLE = "qms-cloud"
+FETCH_TIMEOUT_SECONDS = 5.0  # one idle pull's wait (QMS_CLOUD_FETCH_TIMEOUT); messages end it at once
+STORE_BACKOFF_MAX_SECONDS = 30.0
 DUPLICATE_WINDOW_SECONDS = 3600.0  # JetStream de-dup by Nats-Msg-Id; the store de-dups beyond it
 MAX_AGE_SECONDS = 30 * 86400.0  # the cloud store is the record; the stream is a 30-day buffer in front of it
 
@@ -60,16 +63,24 @@ async def ensure_config_bucket(js: Any, *, replicas: int = 1) -> Any:
 
 @dataclass
 class ConsumerStats:
-    """Counters of one process's consumers (for the console and logs)."""
+    """Counters of one process's consumers (for health, the console and logs)."""
 
     batches: int = 0
     applied: int = 0
     duplicates: int = 0
     parked: int = 0
     refused: int = 0
-    failures: int = 0
+    failures: int = 0  # batches the store could not apply (left unacknowledged, redelivered)
     last_error: str | None = None
     problems: list[str] = field(default_factory=list)
+    connects: int = 0  # sessions set up (connect + stream + durable consumer); more than 1 = the loop restarted
+    disconnects: int = 0  # the NATS client lost its connection (it reconnects by itself)
+    fetches: int = 0
+    idle_fetches: int = 0  # fetches that found nothing: normal when the branches are quiet
+    ack_failures: int = 0
+    nats_connected: bool = False
+    nats_down_since: str | None = None  # UTC, RFC 3339: the link has been down since then (None while up)
+    store_failing_since: str | None = None  # the store refused the newest batch; None once a batch applied again
 
     def add(self, result: ApplyResult) -> None:
         """Fold in one batch's result."""
@@ -94,6 +105,7 @@ class EventConsumer:
         durable: str = DURABLE,
         connect_options: dict[str, Any] | None = None,
         replicas: int = 1,
+        fetch_timeout: float = FETCH_TIMEOUT_SECONDS,
     ) -> None:
         self.engine = engine
         self.servers = servers
@@ -102,6 +114,8 @@ class EventConsumer:
         self.durable = durable
         self.connect_options = connect_options or {}
         self.replicas = replicas  # R3 on the production cluster: the stream and bucket survive a node loss
+        self.fetch_timeout = fetch_timeout  # how long one pull waits for messages when the branches are quiet
+        self._store_backoff = 0.0
         self.stats = ConsumerStats()
         self._nc: NatsClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -128,7 +142,12 @@ class EventConsumer:
         while not self._stopping.is_set():
             try:
                 self._nc = await nats.connect(
-                    servers=self.servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5, **self.connect_options
+                    servers=self.servers,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                    **self.connect_options,
                 )
                 js = self._nc.jetstream()
                 await ensure_stream(js, replicas=self.replicas)
@@ -145,41 +164,103 @@ class EventConsumer:
                     await js.pull_subscribe(f"{SUBJECT_PREFIX}.>", durable=self.durable, stream=STREAM, config=config)
                     for _ in range(self.workers)
                 ]
+                self.stats.connects += 1
+                self._link_up()
                 log.info("consuming %s with %d worker(s)", STREAM, self.workers)
                 delay = 0.2  # connected: the next outage starts its backoff afresh
                 await asyncio.gather(*(self._pull(sub) for sub in subs))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("consumer: %s; retrying in %.1fs", self.stats.last_error, delay)
+                error = f"{type(exc).__name__}: {exc}"
+                if error != self.stats.last_error:  # once per kind of failure, not once per retry
+                    log.warning("consumer: %s; retrying with back-off up to 10s", error)
+                self.stats.last_error = error
+                self._link_down()
                 if self._nc is not None:
                     with contextlib.suppress(Exception):
                         await self._nc.close()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
+    def problems(self) -> list[str]:
+        """Why this consumer is not doing its job right now (empty when it is): for the hub's health."""
+        found: list[str] = []
+        if not self.stats.nats_connected:
+            since = self.stats.nats_down_since
+            found.append("NATS disconnected" + (f" since {since}" if since else " (never connected)")
+                         + (f": {self.stats.last_error}" if self.stats.last_error else ""))  # fmt: skip
+        if self.stats.store_failing_since is not None:
+            found.append(f"consumer failing since {self.stats.store_failing_since}: {self.stats.last_error}")
+        return found
+
+    async def _on_disconnected(self) -> None:
+        self.stats.disconnects += 1
+        self._link_down()
+
+    async def _on_reconnected(self) -> None:
+        self._link_up()
+
+    def _link_up(self) -> None:
+        self.stats.nats_connected, self.stats.nats_down_since = True, None
+
+    def _link_down(self) -> None:
+        if self.stats.nats_down_since is None:
+            self.stats.nats_down_since = utcnow_iso()
+        self.stats.nats_connected = False
+
     async def _pull(self, sub: Any) -> None:
+        """Fetch, apply, acknowledge, until stopped; NATS failures end it (the supervisor reconnects)."""
         while not self._stopping.is_set():
-            try:
-                msgs = await sub.fetch(self.batch, timeout=1.0)
-            except (TimeoutError, NatsTimeoutError):
+            msgs = await self._fetch(sub)
+            if not msgs:  # a quiet stream: fetch may time out or answer with nothing; both are normal
                 continue
-            incoming = [Incoming(m.subject, m.data) for m in msgs]
-            try:
-                result = await asyncio.to_thread(apply_batch, self.engine, incoming)
-            except Exception as exc:  # the store is down: leave them for redelivery
-                self.stats.failures += 1
-                self.stats.last_error = f"store: {type(exc).__name__}: {exc}"
-                log.exception("applying a batch failed; it will be redelivered")
-                for m in msgs:
-                    with contextlib.suppress(Exception):
-                        await m.nak(delay=1.0)
-                await asyncio.sleep(1.0)
-                continue
-            self.stats.add(result)
-            for problem in result.problems:
-                log.warning("replication problem: %s", problem)
+            if await self._apply(msgs):
+                await self._ack(msgs)
+
+    async def _fetch(self, sub: Any) -> list[Any]:
+        self.stats.fetches += 1
+        try:
+            msgs: list[Any] = await sub.fetch(self.batch, timeout=self.fetch_timeout)
+        except (TimeoutError, NatsTimeoutError):
+            msgs = []
+        if not msgs:
+            self.stats.idle_fetches += 1
+        return msgs
+
+    async def _apply(self, msgs: list[Any]) -> bool:
+        """Apply one batch; when the store refuses it, leave it unacknowledged (redelivered after a back-off that
+        grows while the store keeps failing), say so once per outage, and return False."""
+        try:
+            result = await asyncio.to_thread(apply_batch, self.engine, [Incoming(m.subject, m.data) for m in msgs])
+        except Exception as exc:
+            self.stats.failures += 1
+            self.stats.last_error = f"store: {type(exc).__name__}: {exc}"
+            self._store_backoff = min(max(self._store_backoff * 2, 0.5), STORE_BACKOFF_MAX_SECONDS)
+            if self.stats.store_failing_since is None:
+                self.stats.store_failing_since = utcnow_iso()
+                log.warning("store refused a batch (%s); it stays unacknowledged and is retried with back-off"
+                            " up to %.0fs", self.stats.last_error, STORE_BACKOFF_MAX_SECONDS)  # fmt: skip
+            for m in msgs:
+                with contextlib.suppress(Exception):
+                    await m.nak(delay=self._store_backoff)
+            await asyncio.sleep(self._store_backoff)
+            return False
+        if self.stats.store_failing_since is not None:
+            log.warning("store applies batches again (it failed %d time(s) since %s)", self.stats.failures,
+                        self.stats.store_failing_since)  # fmt: skip
+            self.stats.store_failing_since, self._store_backoff = None, 0.0
+        self.stats.add(result)
+        for problem in result.problems:
+            log.warning("replication problem: %s", problem)
+        return True
+
+    async def _ack(self, msgs: list[Any]) -> None:
+        """Acknowledge an applied batch; an unconfirmed ack only means a redelivery the store counts as duplicate."""
+        try:
             for m in msgs[:-1]:
                 await m.ack()
             await msgs[-1].ack_sync()  # the batch's acks are flushed before the next fetch
+        except (TimeoutError, NatsTimeoutError) as exc:
+            self.stats.ack_failures += 1
+            log.warning("acks of an applied batch not confirmed (%s): it may be redelivered as duplicates", exc)

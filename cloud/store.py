@@ -44,8 +44,6 @@ branches = sa.Table(
     sa.Column("config_version", sa.Integer),  # the version the branch reported applying (config.applied)
     sa.Column("config_rejected_version", sa.Integer),
     sa.Column("config_rejected_reason", sa.Text),
-    sa.Column("config_hash", sa.String(64)),  # content hash of the version it runs (sync.contract_config.config_hash)
-    sa.Column("config_rejected_hash", sa.String(64)),  # and of the last one it refused
     sa.Column("status", sa.String(16), nullable=False, default="ok"),  # ok | gap | chain_broken
     sa.Column("problem", sa.Text),
     sa.Column("updated_at", sa.String(40), nullable=False),
@@ -124,24 +122,7 @@ config_versions = sa.Table(
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("doc", sa.Text, nullable=False),
     sa.Column("kv_revision", sa.BigInteger),
-    sa.Column("config_hash", sa.String(64)),  # sync.contract_config.config_hash of `doc`
     sa.Column("created_at", sa.String(40), nullable=False),
-)
-
-# The newest heartbeat of each branch (cloud/liveness.py): online, offline since …, or never connected.
-branch_liveness = sa.Table(
-    "branch_liveness",
-    metadata,
-    sa.Column("tenant_id", sa.String(64), primary_key=True),
-    sa.Column("branch_id", sa.String(64), primary_key=True),
-    sa.Column("last_beat_at", sa.String(40), nullable=False),  # when the hub received it (UTC, RFC 3339)
-    sa.Column("sent_at", sa.String(40), nullable=False),  # the branch's clock
-    sa.Column("interval_seconds", sa.Float, nullable=False),
-    sa.Column("last_seq", sa.BigInteger, nullable=False),
-    sa.Column("acked_seq", sa.BigInteger, nullable=False),
-    sa.Column("lag_events", sa.BigInteger, nullable=False),
-    sa.Column("software_version", sa.String(64), nullable=False),
-    sa.Column("beats", sa.BigInteger, nullable=False),
 )
 
 branch_credentials = sa.Table(
@@ -203,7 +184,8 @@ def _sqlite_begin(conn: Connection) -> None:
 
 def create_store_engine(url: str, *, upgrade: bool = True) -> Engine:
     """An engine for `sqlite:///path` or `postgresql+psycopg://…`, its schema upgraded to the newest revision."""
-    engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}  # a health check must not hang
+    engine = sa.create_engine(url, future=True, pool_pre_ping=True, connect_args=connect_args)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "begin", _sqlite_begin)
@@ -264,6 +246,16 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, 
         command.upgrade(config, revision)
         after = MigrationContext.configure(conn).get_current_revision()
     return before, after or ""
+
+
+def store_problem(engine: Engine) -> str | None:
+    """Why the store cannot be reached right now (a round trip), or None when it answers."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # anything the driver raises means "unreachable" to a health check
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return None
 
 
 @contextmanager

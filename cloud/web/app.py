@@ -11,18 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Request, get
+from litestar import Litestar, Request, Response, get
 from litestar.params import FromPath
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.template.config import TemplateConfig
 from sqlalchemy.engine import Engine
 
 from cloud.console import overview
-from cloud.consumer import EventConsumer
+from cloud.consumer import FETCH_TIMEOUT_SECONDS, EventConsumer
 from cloud.hq_users import has_accounts
-from cloud.liveness import LivenessListener
-from cloud.store import create_store_engine
+from cloud.store import create_store_engine, store_problem
 from cloud.ticket_status import status_of, words
 from cloud.web.console_auth import ConsoleAuth, HqPrincipal, console_guard
 
@@ -42,6 +42,7 @@ class CloudSettings:
     console_password: str = ""
     nats_options: dict[str, Any] = field(default_factory=dict)
     keys_dir: Path = Path("nats-keys")  # branch NKey seeds (`qms-cloud branch add`): the status links' keys
+    fetch_timeout: float = FETCH_TIMEOUT_SECONDS  # one idle pull's wait (QMS_CLOUD_FETCH_TIMEOUT)
 
 
 def _engine(request: Request[Any, Any, Any]) -> Engine:
@@ -81,18 +82,27 @@ def ticket_status(request: Request[Any, Any, Any], token: FromPath[str]) -> Temp
     return Template(template_name="status.html", context={"missing": False, **page}, headers=STATUS_HEADERS)
 
 
-@get("/api/v1/health", sync_to_thread=False)
-def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """Liveness and the consumers' counters."""
+@get("/api/v1/health", sync_to_thread=True)
+def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    """`ok` (200) or `degraded` (503, so a load balancer takes the replica out) with the reasons: the store is
+    unreachable, NATS is disconnected, the consumer is failing; plus the consumers' counters."""
     consumer: EventConsumer | None = request.app.state.get("consumer")
+    reasons = [f"store unreachable: {problem}"] if (problem := store_problem(_engine(request))) else []
+    reasons += consumer.problems() if consumer else []
     stats = consumer.stats if consumer else None
-    return {
-        "status": "ok",
+    body = {
+        "status": "degraded" if reasons else "ok",
+        "reasons": reasons,
         "consuming": consumer is not None,
+        "nats_connected": stats.nats_connected if stats else None,
         "applied": stats.applied if stats else 0,
         "duplicates": stats.duplicates if stats else 0,
+        "failures": stats.failures if stats else 0,
+        "reconnects": max(0, stats.connects - 1) + stats.disconnects if stats else 0,
         "last_error": stats.last_error if stats else None,
     }
+    return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE if reasons else HTTP_200_OK,
+                    headers={"Cache-Control": "no-store"})  # fmt: skip
 
 
 def _warn_about_console_access(engine: Engine, console_password: str) -> None:
@@ -122,16 +132,14 @@ def create_app(settings: CloudSettings) -> Litestar:
                 workers=settings.workers,
                 connect_options=settings.nats_options,
                 replicas=settings.replicas,
+                fetch_timeout=settings.fetch_timeout,
             )
             await consumer.start()
             app.state["consumer"] = consumer
-            liveness = LivenessListener(engine, list(settings.nats_servers), settings.nats_options)
-            await liveness.start()  # branches' heartbeats (qms.hb.>): online / offline since … in the console
         try:
             yield
         finally:
             if consumer is not None:
-                await liveness.stop()
                 await consumer.stop()
             await asyncio.to_thread(engine.dispose)
 

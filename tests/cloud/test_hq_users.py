@@ -16,7 +16,9 @@ from cloud.hq_users import check_password
 from cloud.store import create_store_engine, hq_users
 
 runner = CliRunner()
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parents[2]
+# The README is a front door; commands are documented in it or in docs/ (the HQ admin guide).
+README = "\n".join(p.read_text(encoding="utf-8") for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
 PASSWORD = "correct-horse-battery"
 
 

@@ -1,0 +1,103 @@
+"""The hub's `/api/v1/health` tells the truth: `degraded` (HTTP 503) with the reason while NATS is down, while the
+store is unreachable and while the consumer fails to apply; `ok` (200) again once each recovers. Real nats-server,
+real PostgreSQL (stopped and started under the hub)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from litestar.testing import TestClient
+
+from cloud.web.app import CloudSettings, create_app
+from sync.relay import Outgoing
+from tests.cloud.branch_events import make_branch_events, subject
+from tests.support.cloud_hub import wait_until
+from tests.support.nats_server import NatsServer
+from tests.support.postgres import PostgresCluster
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A JetStream-enabled nats-server of this test's own, on a free port."""
+    server = NatsServer(tmp_path / "nats").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def health(client: TestClient[Any]) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body) of the health endpoint."""
+    response = client.get("/api/v1/health")
+    return response.status_code, response.json()
+
+
+def test_health_is_degraded_while_nats_is_down(nats_server: NatsServer, tmp_path: Path) -> None:
+    settings = CloudSettings(db_url=f"sqlite:///{tmp_path / 'cloud.sqlite3'}", nats_servers=(nats_server.url,),
+                             fetch_timeout=0.1)  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        _, body = wait_until(lambda: (h := health(client))[0] == 200 and h, what="healthy at start")
+        assert (body["status"], body["reasons"], body["nats_connected"]) == ("ok", [], True)
+        nats_server.stop()
+        _, body = wait_until(lambda: (h := health(client))[0] == 503 and h, what="degraded once NATS stops")
+        assert body["status"] == "degraded"
+        assert body["reasons"][0].startswith("NATS disconnected since ")
+        nats_server.start()
+        _code, body = wait_until(lambda: (h := health(client))[0] == 200 and h, what="healthy after NATS is back")
+        assert (body["status"], body["reasons"]) == ("ok", [])
+
+
+def _pg(cluster: PostgresCluster, action: str) -> None:
+    """Stop or start the cluster in place (same data directory and port)."""
+    options = f"-p {cluster.port} -c listen_addresses=127.0.0.1 -k {cluster.root} -c fsync=off"
+    args = ["-m", "fast"] if action == "stop" else ["-o", options, "-l", str(cluster.root / "pg.log")]
+    cluster._run(str(cluster.bindir / "pg_ctl"), "-D", str(cluster.datadir), *args, "-w", "-t", "60", action)
+
+
+async def _publish(url: str, items: list[Outgoing]) -> None:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        for item in items:
+            await js.publish(subject(), item.payload, headers={"Nats-Msg-Id": f"acme.jkt-sudirman:{item.seq}"})
+    finally:
+        await nc.close()
+
+
+def test_health_is_degraded_while_the_store_is_unreachable_and_nothing_is_lost(
+    nats_server: NatsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL stops under a consuming hub: health says so, the batch stays unacknowledged (logged once, retried
+    with back-off) and is applied once the database is back."""
+    caplog.set_level(logging.INFO, logger="qms.cloud.consumer")
+    log = make_branch_events(tmp_path / "edge", tickets=4)
+    cluster = PostgresCluster().start()
+    try:
+        settings = CloudSettings(db_url=cluster.url, nats_servers=(nats_server.url,), fetch_timeout=0.1)
+        with TestClient(create_app(settings)) as client:
+            wait_until(lambda: health(client)[0] == 200, what="healthy at start")
+            asyncio.run(_publish(nats_server.url, log[:3]))
+            wait_until(lambda: health(client)[1]["applied"] == 3, what="first events applied")
+            _pg(cluster, "stop")
+            _, body = wait_until(lambda: (h := health(client))[0] == 503 and h, what="degraded once PG stops")
+            assert body["reasons"][0].startswith("store unreachable: ")
+            asyncio.run(_publish(nats_server.url, log[3:]))
+            _, body = wait_until(lambda: (h := health(client))[1]["failures"] >= 2 and h, timeout=60,
+                                    what="the consumer retrying")  # fmt: skip
+            assert any(r.startswith("consumer failing since ") for r in body["reasons"])
+            _pg(cluster, "start")
+            _code, body = wait_until(lambda: (h := health(client))[0] == 200 and h, timeout=60, what="recovered")
+            assert body["applied"] == len(log)
+            assert body["reasons"] == []
+    finally:
+        cluster.stop()
+    refused = [r for r in caplog.records if r.getMessage().startswith("store refused a batch")]
+    assert len(refused) == 1  # once per outage, however many retries
