@@ -138,7 +138,8 @@ def branch_add(
 
 @branch_app.command("list")
 def branch_list(db_url: DbUrl = DEFAULT_DB) -> None:
-    """Branches with their link state and configuration version."""
+    """Branches with their link state, configuration version (number · content hash) and liveness (online, offline
+    since …, never connected: from the branches' heartbeats)."""
     from cloud.console import overview
     from cloud.store import create_store_engine
 
@@ -146,7 +147,7 @@ def branch_list(db_url: DbUrl = DEFAULT_DB) -> None:
         link = b.link.replace("_", " ")  # "never connected": added, nothing received from it yet
         typer.echo(
             f"{b.tenant}.{b.branch_id:20} {link:15} events {b.events:8} last {b.last_event_at or '-'}"
-            f"  config v{b.config_version or '-'}" + (f"  ({b.problem})" if b.problem else "")
+            f"  config {b.config_label('runs')}  {b.liveness_words}" + (f"  ({b.problem})" if b.problem else "")
         )
 
 
@@ -216,15 +217,26 @@ def config_push(
     db_url: DbUrl = DEFAULT_DB,
     nats_url: NatsUrl = "nats://127.0.0.1:4222",
     nats_nkey: NatsNkey = "",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Distribute even though the branch runs a newer version than the document's `version` (its local"
+            " edits are replaced).",
+        ),
+    ] = False,
 ) -> None:
-    """Distribute a new configuration version to a branch (through the `qms_config` KV bucket)."""
-    from cloud.config_dist import ConfigRefused, distribute
+    """Distribute a new configuration version to a branch (through the `qms_config` KV bucket). The document's
+    `version` is the version it was edited from: a push based on an older version than the branch runs (local edits
+    included) is refused unless --force."""
+    from cloud.config_dist import ConfigRefused, Distributed, push_config
     from cloud.store import create_store_engine
+    from sync.contract_config import short_hash
 
     raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
     engine = create_store_engine(db_url)
 
-    async def push() -> tuple[int, int]:
+    async def push() -> Distributed:
         import nats
 
         from cloud.consumer import ensure_config_bucket
@@ -233,16 +245,19 @@ def config_push(
         try:
             js = nc.jetstream()
             await ensure_config_bucket(js)
-            return await distribute(engine, js, tenant, branch, raw)
+            return await push_config(engine, js, tenant, branch, raw, force=force)
         finally:
             await nc.close()
 
     try:
-        pushed, revision = asyncio.run(push())
+        done = asyncio.run(push())
     except ConfigRefused as exc:
         typer.secho(f"refused: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"{tenant}.{branch}: configuration version {pushed} distributed (KV revision {revision})")
+    typer.echo(
+        f"{tenant}.{branch}: configuration v{done.version} ({short_hash(done.config_hash)}) distributed"
+        f" (KV revision {done.revision})"
+    )
 
 
 @users_app.command("add")

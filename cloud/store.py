@@ -44,6 +44,8 @@ branches = sa.Table(
     sa.Column("config_version", sa.Integer),  # the version the branch reported applying (config.applied)
     sa.Column("config_rejected_version", sa.Integer),
     sa.Column("config_rejected_reason", sa.Text),
+    sa.Column("config_hash", sa.String(64)),  # content hash of the version it runs (sync.contract_config.config_hash)
+    sa.Column("config_rejected_hash", sa.String(64)),  # and of the last one it refused
     sa.Column("status", sa.String(16), nullable=False, default="ok"),  # ok | gap | chain_broken
     sa.Column("problem", sa.Text),
     sa.Column("updated_at", sa.String(40), nullable=False),
@@ -122,7 +124,24 @@ config_versions = sa.Table(
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("doc", sa.Text, nullable=False),
     sa.Column("kv_revision", sa.BigInteger),
+    sa.Column("config_hash", sa.String(64)),  # sync.contract_config.config_hash of `doc`
     sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+# The newest heartbeat of each branch (cloud/liveness.py): online, offline since …, or never connected.
+branch_liveness = sa.Table(
+    "branch_liveness",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("branch_id", sa.String(64), primary_key=True),
+    sa.Column("last_beat_at", sa.String(40), nullable=False),  # when the hub received it (UTC, RFC 3339)
+    sa.Column("sent_at", sa.String(40), nullable=False),  # the branch's clock
+    sa.Column("interval_seconds", sa.Float, nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("acked_seq", sa.BigInteger, nullable=False),
+    sa.Column("lag_events", sa.BigInteger, nullable=False),
+    sa.Column("software_version", sa.String(64), nullable=False),
+    sa.Column("beats", sa.BigInteger, nullable=False),
 )
 
 branch_credentials = sa.Table(

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from cloud.console import overview
 from cloud.consumer import FETCH_TIMEOUT_SECONDS, EventConsumer
 from cloud.hq_users import has_accounts
+from cloud.liveness import LivenessListener
 from cloud.store import create_store_engine, store_problem
 from cloud.ticket_status import status_of, words
 from cloud.web.console_auth import ConsoleAuth, HqPrincipal, console_guard
@@ -136,10 +137,13 @@ def create_app(settings: CloudSettings) -> Litestar:
             )
             await consumer.start()
             app.state["consumer"] = consumer
+            liveness = LivenessListener(engine, list(settings.nats_servers), settings.nats_options)
+            await liveness.start()  # branches' heartbeats (qms.hb.>): online / offline since … in the console
         try:
             yield
         finally:
             if consumer is not None:
+                await liveness.stop()
                 await consumer.stop()
             await asyncio.to_thread(engine.dispose)
 
