@@ -32,7 +32,7 @@ from edge.web.kiosk import kiosk_router
 from edge.web.kiosk.links import link_keys
 from edge.web.kiosk.printing import PrinterCollector
 from edge.web.problems import (
-    StrictJsonRequest,
+    StrictBodyRequest,
     StrictStructSchemaPlugin,
     document_problems,
     on_domain_error,
@@ -115,7 +115,7 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         state={"appliance": app_wiring, "replication": replication, "kiosk": kiosk_app, "board": board},  # type: ignore[arg-type]
         lifespan=[lifespan],
         plugins=[ProblemDetailsPlugin(), StrictStructSchemaPlugin()],
-        request_class=StrictJsonRequest,  # malformed JSON bodies are refused in one place, for every route
+        request_class=StrictBodyRequest,  # malformed JSON bodies are refused in one place, for every route
         exception_handlers={
             DomainError: on_domain_error,
             HTTPException: on_http_error,

@@ -62,12 +62,12 @@ def problem(request: Request[Any, Any, Any], status: int, code: str, detail: str
     return ApiError(status, code, detail, **extra).to_response(request)
 
 
-class StrictJsonRequest(Request[Any, Any, Any]):
-    """The app's request class: every JSON body is parsed here, so a malformed one is a 400 on every route.
+class StrictBodyRequest(Request[Any, Any, Any]):
+    """The app's request class: every JSON or form body is parsed here, so a malformed one is a 400 on every route.
 
     JSON is UTF-8 (RFC 8259 §8.1) whatever charset the client declares; a body that is not, or that nests deeper
     than the decoder can follow, is refused as `malformed_body` before any handler runs (msgspec would otherwise
-    raise UnicodeDecodeError or RecursionError, i.e. a 500).
+    raise UnicodeDecodeError or RecursionError, i.e. a 500). A multipart form field that is not UTF-8 likewise.
     """
 
     async def json(self) -> Any:
@@ -83,6 +83,13 @@ class StrictJsonRequest(Request[Any, Any, Any]):
             return await super().json()
         except RecursionError:
             raise ApiError(400, "malformed_body", "the body nests too deeply") from None
+
+    async def form(self) -> Any:
+        """The decoded form, or a 400 `malformed_body` problem."""
+        try:
+            return await super().form()
+        except UnicodeDecodeError as exc:
+            raise ApiError(400, "malformed_body", f"a form field is not UTF-8 (byte {exc.start})") from None
 
 
 def decode_json_body(body: bytes) -> Any:

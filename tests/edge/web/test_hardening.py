@@ -329,3 +329,9 @@ def test_a_success_gives_back_its_own_attempt_only() -> None:
     assert refused.wait > 0
     refused.succeeded()  # a refused attempt reserved nothing and releases nothing
     assert len(throttle.failures["user:a"]) == 5
+
+
+def test_a_form_field_that_is_not_utf8_is_a_400_not_a_crash(api: Api) -> None:
+    body = b'--x\r\nContent-Disposition: form-data; name="username"\r\n\r\n\xff\r\n--x--\r\n'
+    r = api.client.post("/staff/login", content=body, headers={"content-type": "multipart/form-data; boundary=x"})
+    assert_problem(r, 400, "malformed_body")
