@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import sqlite3
 import stat
 import tarfile
@@ -39,10 +40,10 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.fixture
-def branch(tmp_path: Path) -> Path:
-    """A configured appliance data dir with tickets, its signing key, MQTT settings and a voice pack."""
-    data = tmp_path / "qms"
+@pytest.fixture(scope="module")
+def branch_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once per module (hashing the demo passwords is deliberately slow); each test gets its own copy."""
+    data = tmp_path_factory.mktemp("template") / "qms"
     seed_demo(data)
     service = QueueService(data)
     try:
@@ -57,6 +58,12 @@ def branch(tmp_path: Path) -> Path:
     (pack / "manifest.json").write_text('{"lang": "id"}')
     (pack / "a.wav").write_bytes(b"RIFF" + bytes(range(256)) * 8)
     return data
+
+
+@pytest.fixture
+def branch(branch_template: Path, tmp_path: Path) -> Path:
+    """A configured appliance data dir with tickets, its signing key, MQTT settings and a voice pack."""
+    return Path(shutil.copytree(branch_template, tmp_path / "qms"))
 
 
 def corrupt_a_page(db: Path, table: str = "tickets") -> None:
