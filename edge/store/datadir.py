@@ -44,7 +44,7 @@ def _tighten(path: Path, mode: int) -> None:
     except FileNotFoundError:
         return
     except PermissionError:
-        log.warning("cannot make %s private (mode %o): not its owner", path, current)
+        log.warning("cannot make %s private: not its owner", path)
 
 
 def create_private(path: Path) -> None:
