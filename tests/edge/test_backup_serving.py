@@ -5,6 +5,7 @@ stale lock."""
 from __future__ import annotations
 
 import json
+import stat
 import tarfile
 from pathlib import Path
 
@@ -90,3 +91,7 @@ def test_a_new_box_restored_from_the_archive_accepts_the_old_boxes_tokens_and_bo
         assert listed.status_code == 200, listed.text
         shown = httpx.get(board.replace("http://x", appliance.base_url), timeout=10)
         assert shown.status_code == 200, shown.text
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in new.iterdir() if p.is_file()}
+        assert {"qms.sqlite3", "qms.sqlite3-wal", "qms.sqlite3-shm", "token.key", "qms-edge.lock"} <= set(modes)
+        assert {name: oct(mode) for name, mode in modes.items() if mode != 0o600} == {}
+        assert stat.S_IMODE(new.stat().st_mode) == 0o700
