@@ -208,8 +208,8 @@ def status(
     rep = replication_lag(conn)
     link: dict[str, object] = info["link"]  # type: ignore[assignment]
     typer.echo(f"cloud link: {link.get('link_status') or link.get('link')}")
-    if link.get("link_error") and link.get("link") != "connected":
-        typer.echo(f"  last error: {link['link_error']}")
+    if link.get("link_error"):  # while connected: a partial refusal (e.g. heartbeats), events still flow
+        typer.echo(f"  {'warning' if link.get('link') == 'connected' else 'last error'}: {link['link_error']}")
     typer.echo(
         f"replication: cursor {rep['acked_seq']} of {rep['log_seq']}, lag {rep['lag_events']} events"
         f" / {rep['lag_seconds']:.1f} s, last ack {rep['last_ack_at'] or '-'}"

@@ -282,10 +282,22 @@ class Relay:
         will never come when the refused subject is ours."""
         text = str(exc)
         log.debug("nats: %s", text)
-        if "violation" in text.lower():
-            self.status.server_error = text
-            if f'"{self.subject.lower()}"' in text.lower():
-                self._violation.set()
+        lowered = text.lower()
+        if "violation" not in lowered:
+            return
+        self.status.server_error = text
+        inbox = inbox_prefix(self.link.tenant, self.link.branch_id).lower()
+        if f'"{self.subject.lower()}"' in lowered or inbox in lowered:
+            self._violation.set()  # events cannot ship (or their acks cannot come back): the link is refused
+            self._wake.set()
+        elif self.status.link == "connected":  # e.g. heartbeats refused: events flow, but say what is wrong
+            from sync.liveness import describe_link_error  # sync.liveness imports this module: import it late
+
+            self.status.link_error = describe_link_error(
+                None, text, servers=self.link.servers, tenant=self.link.tenant, branch_id=self.link.branch_id,
+                seed_file=self.link.nkey_seed_file,
+            )  # fmt: skip
+            self._changed()
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, cut short by `stop()`."""
@@ -307,6 +319,8 @@ class Relay:
         while not self._stopping.is_set():
             if nc.is_closed or not nc.is_connected:
                 raise RelayRefused("connection lost")
+            if self._violation.is_set():
+                raise RelayRefused(self.status.server_error or f"permissions violation for publish to {self.subject}")
             self._wake.clear()
             batch = await asyncio.to_thread(self._next_batch)
             if not batch:

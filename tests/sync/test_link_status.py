@@ -22,7 +22,7 @@ from tests.support.nats_server import NatsServer
 
 pytestmark = pytest.mark.slow
 TENANT, BRANCH, OTHER = "acme", "jkt-sudirman", "bdg-dago"
-HUB_PASSWORD = "hub-secret"  # noqa: S105 - a throwaway test server's hub user
+HUB_PASSWORD = "hub-secret"  # a throwaway test server's hub user
 
 
 def replication(appliance: RunningAppliance) -> dict[str, Any]:
@@ -33,13 +33,18 @@ def replication(appliance: RunningAppliance) -> dict[str, Any]:
     return result
 
 
-def authorized_server(workdir: Path, keys: Path, branches: tuple[str, ...]) -> NatsServer:
-    """A nats-server whose users are the branches' NKeys with their real permissions (as `qms-cloud` writes them)."""
+def authorized_server(workdir: Path, keys: Path, branches: tuple[str, ...], *, heartbeats: bool = True) -> NatsServer:
+    """A nats-server whose users are the branches' NKeys with their real permissions (as `qms-cloud` writes them;
+    without `heartbeats`, as a hub did before heartbeats existed)."""
     users = [json.dumps({"user": "hub", "password": HUB_PASSWORD})]
     for branch in branches:
         seed, public = new_seed()
         write_seed(keys / f"{TENANT}.{branch}.nk", seed)
-        users.append(json.dumps({"nkey": public, "permissions": branch_permissions(TENANT, branch)}))
+        permissions: dict[str, Any] = branch_permissions(TENANT, branch)
+        if not heartbeats:
+            allowed = permissions["publish"]["allow"]
+            permissions["publish"]["allow"] = [s for s in allowed if not s.startswith("qms.hb.")]
+        users.append(json.dumps({"nkey": public, "permissions": permissions}))
     return NatsServer(workdir, config="authorization {\n  users = [\n" + ",\n".join(users) + "\n  ]\n}\n").start()
 
 
@@ -104,5 +109,30 @@ def test_a_seed_of_another_branch_is_permission_denied_and_the_right_one_connect
             assert up["link_status"] == "connected"
             assert up["link_error"] is None
             assert "cloud link: connected" in run_cli("status", "--data-dir", str(tmp_path / "edge")).stdout
+    finally:
+        server.stop()
+
+
+def test_heartbeats_refused_by_an_old_users_file_are_a_warning_while_events_flow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = tmp_path / "keys"
+    server = authorized_server(tmp_path / "nats", keys, (BRANCH,), heartbeats=False)
+    asyncio.run(create_stream(server))
+    seed_demo(tmp_path / "edge")
+    monkeypatch.setenv("QMS_NATS_URL", server.url)
+    monkeypatch.setenv("QMS_TENANT", TENANT)
+    monkeypatch.setenv("QMS_NATS_NKEY", str(keys / f"{TENANT}.{BRANCH}.nk"))
+    monkeypatch.setenv("QMS_HEARTBEAT_SECONDS", "0.2")
+    try:
+        with RunningAppliance(tmp_path / "edge") as appliance:
+            state = wait_until(lambda: (r := replication(appliance))["link_error"] and r, what="heartbeat refused")
+            assert state["link"] == "connected"
+            assert state["link_error"].startswith(f"permission denied: the server refused qms.hb.{TENANT}.{BRANCH}")
+            assert "reload" in state["link_error"]
+            wait_until(lambda: replication(appliance)["lag_events"] == 0, what="events still ship")
+            out = run_cli("status", "--data-dir", str(tmp_path / "edge")).stdout
+            assert "cloud link: connected" in out
+            assert f"warning: permission denied: the server refused qms.hb.{TENANT}.{BRANCH}" in out
     finally:
         server.stop()
