@@ -219,7 +219,7 @@ def _open_event(state: State, cmd: c.Command, counter_id: str, now: datetime, id
     counter = state.counters.get(counter_id)
     if counter is None or counter.presence != "closed":
         return []
-    base = _base(cmd, now, ids)
+    base = _base(cmd, now, ids) | {"request_id": None}  # the request_id names the call (one event per request)
     return [CounterPresence(**base, counter_id=counter_id, status="available", previous="closed")]  # type: ignore[arg-type]
 
 

@@ -16,9 +16,32 @@ from edge.audit import AuditRecord
 from edge.engine.model import State
 from edge.web.staff.boards import service_name
 from edge.web.staff.i18n import Translator
+from edge.web.staff.render import outcome_name
 from sync.contract_config import BranchConfig
 
 MAX_VALUE = 80  # characters of one value shown in a diff
+# Config fields as the admin forms label them (msgids of the catalogs); other fields keep their names.
+FIELD_LABELS = {
+    "id": "Id",
+    "name": "Name",
+    "names": "Name (English)",
+    "area_id": "Area",
+    "services": "Services",
+    "prefix": "Prefix",
+    "digits": "Digits",
+    "active": "Active",
+    "timezone": "Timezone",
+    "sla_minutes": "SLA target (minutes)",
+    "avg_service_seconds": "Average service time (seconds)",
+    "priority_enabled": "Priority tickets",
+    "default_priority": "Default priority (0-9)",
+    "daily_capacity": "Daily capacity (empty: unlimited)",
+    "hours": "Opening hours (one line per day or range, empty: always open)",
+    "grace_seconds": "Grace period (seconds, empty: never automatic)",
+    "no_show_policy": "No-show policy",
+    "max_returns": "Returns allowed",
+    "outcome_codes": "Outcome codes (comma separated)",
+}
 ITEM_KINDS = {"service": "services", "counter": "counters", "area": "areas"}
 SKIP = frozenset({"version", "services", "counters", "areas", "kiosk", "signage", "config_hash"})
 
@@ -142,18 +165,26 @@ class Readable:
         for key, value in record.detail.items():
             if key == "changes" and isinstance(value, dict):
                 for field, change in value.items():
+                    label = self._(FIELD_LABELS[field]) if field in FIELD_LABELS else field
                     if isinstance(change, list) and len(change) == 2:  # noqa: PLR2004 - [before, after]
-                        pairs.append((field, f"{_short(change[0])} \u2192 {_short(change[1])}"))
+                        pairs.append((label, f"{_short(change[0])} \u2192 {_short(change[1])}"))
                     else:
-                        pairs.append((field, _short(change)))
+                        pairs.append((label, _short(change)))
                 continue
             if key == "change":
                 continue  # create/update is said by the diff itself
-            if key == "ticket" and isinstance(value, str):
+            if key in ("ticket", "ticket_id") and isinstance(value, str):
                 pairs.append((self._("ticket_label"), self._name("ticket", value)))
+            elif key in ("counter", "counter_id", "service", "service_id") and isinstance(value, str):
+                kind = key.removesuffix("_id")
+                pairs.append((self._(f"{kind}_label"), self._name(kind, value)))
+            elif key == "base_version":
+                pairs.append((self._("based on version"), _short(value)))
             elif key in ("to_service", "to_counter") and isinstance(value, str):
                 pairs.append((self._(key), self._name(key[3:], value)))
-            elif key in ("status", "outcome", "reason", "via") and isinstance(value, str):
+            elif key == "outcome" and isinstance(value, str):
+                pairs.append((self._(key), outcome_name(self._, value)))
+            elif key in ("status", "reason", "via") and isinstance(value, str):
                 pairs.append((self._(key), self._(value)))
             else:
                 pairs.append((key, _short(value)))

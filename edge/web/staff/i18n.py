@@ -92,6 +92,8 @@ DYNAMIC_MSGIDS = (
     "%(service)s at %(counter)s",
     # the audit viewer's labels (edge.web.staff.audit_view) and presence reasons (edge.web.staff.presence)
     "ticket_label",
+    "counter_label",
+    "based on version",
     "service_label",
     "area_label",
     "to_service",

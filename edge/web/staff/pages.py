@@ -155,7 +155,8 @@ class AuthPages(Controller):
             revoke_session(conn, staff.session_id)
 
         await asyncio.wrap_future(app.service.submit_store(sign_out))
-        await presence.signed_out(app.service, staff.session_id, staff.username, staff.role)  # nobody left: closed
+        who = client_of(request)
+        await presence.signed_out(app.service, staff.session_id, staff.username, staff.role, who)  # nobody left: closed
         response: Response[Any] = Redirect("/staff/login", status_code=303)
         response.delete_cookie(COOKIE, path="/staff")
         return response
@@ -200,7 +201,8 @@ class DeskPages(Controller):
         staff.require_counter(counter_id)
         app = appliance(request)
         if app.service.view.state.config and app.service.view.state.config.counter(counter_id):
-            await presence.open_desk(app.service, staff.session_id, staff.username, staff.role, counter_id)
+            who = client_of(request)
+            await presence.open_desk(app.service, staff.session_id, staff.username, staff.role, counter_id, who)
         return self._desk(request, staff, counter_id, service, "staff/counter.html")
 
     @get("/counter/{counter_id:str}/live", sync_to_thread=False)

@@ -64,13 +64,31 @@ def ended(conn: sqlite3.Connection, now: datetime) -> set[str]:
     return {r[1] for r in rows}
 
 
-def _audit(actor: str, role: str | None, counter_id: str, status: str, reason: str) -> AuditEntry:
+Client = tuple[str | None, str | None]  # address and user agent of the request that caused it (none: the sweep)
+
+
+def _audit(actor: str, role: str | None, counter_id: str, status: str, reason: str, client: Client) -> AuditEntry:
     detail = {"status": status, "reason": reason}
-    return AuditEntry(actor=actor, role=role, action="presence", target=f"counter:{counter_id}", detail=detail)
+    ip, agent = client
+    return AuditEntry(
+        actor=actor,
+        role=role,
+        action="presence",
+        target=f"counter:{counter_id}",
+        detail=detail,
+        ip=ip,
+        user_agent=agent,
+    )
 
 
 async def set_presence(
-    service: QueueService, counter_id: str, status: str, actor: str, role: str | None, reason: str
+    service: QueueService,
+    counter_id: str,
+    status: str,
+    actor: str,
+    role: str | None,
+    reason: str,
+    client: Client = (None, None),
 ) -> bool:
     """Submit a presence change (audited); False when the counter is gone or already so."""
     counter = service.view.state.counters.get(counter_id)
@@ -78,33 +96,46 @@ async def set_presence(
         return False
     command = c.SetPresence(actor=actor, counter_id=counter_id, status=status)  # type: ignore[arg-type]
     try:
-        await asyncio.wrap_future(service.submit(command, audit=_audit(actor, role, counter_id, status, reason)))
+        await asyncio.wrap_future(
+            service.submit(command, audit=_audit(actor, role, counter_id, status, reason, client))
+        )
     except DomainError as exc:  # the counter was removed from the configuration meanwhile
         log.info("presence of counter %s not changed: %s", counter_id, exc)
         return False
     return True
 
 
-async def open_desk(service: QueueService, session_id: str, username: str, role: str, counter_id: str) -> None:
+async def open_desk(
+    service: QueueService, session_id: str, username: str, role: str, counter_id: str, client: Client = (None, None)
+) -> None:
     """An agent opened their desk: bind the session to the counter and open it if it is closed."""
     await asyncio.wrap_future(service.submit_store(lambda conn: bind(conn, session_id, counter_id)))
     if role == "agent":
-        await set_presence(service, counter_id, "available", username, role, "desk_opened")
+        await set_presence(service, counter_id, "available", username, role, "desk_opened", client)
 
 
-async def close_unstaffed(service: QueueService, counters: set[str], actor: str, role: str | None, reason: str) -> None:
+async def close_unstaffed(
+    service: QueueService,
+    counters: set[str],
+    actor: str,
+    role: str | None,
+    reason: str,
+    client: Client = (None, None),
+) -> None:
     """Close each of these counters that no live session is bound to any more."""
     now = datetime.now(UTC)
     still: set[str] = service.read(lambda conn: staffed(conn, now))
     for counter_id in sorted(counters - still):
-        await set_presence(service, counter_id, "closed", actor, role, reason)
+        await set_presence(service, counter_id, "closed", actor, role, reason, client)
 
 
-async def signed_out(service: QueueService, session_id: str, username: str, role: str) -> None:
+async def signed_out(
+    service: QueueService, session_id: str, username: str, role: str, client: Client = (None, None)
+) -> None:
     """After a sign-out: the session's counter closes unless someone else is signed in to it."""
     counter_id: str | None = await asyncio.wrap_future(service.submit_store(lambda conn: unbind(conn, session_id)))
     if counter_id:
-        await close_unstaffed(service, {counter_id}, username, role, "signed_out")
+        await close_unstaffed(service, {counter_id}, username, role, "signed_out", client)
 
 
 async def sweep(service: QueueService, *, restart: bool = False) -> None:

@@ -11,7 +11,7 @@ from litestar.response import Template
 
 from edge.engine.errors import DomainError
 from edge.web.deps import appliance
-from edge.web.staff.boards import zone
+from edge.web.staff.boards import service_name, zone
 from edge.web.staff.i18n import LANGUAGES, Translator, pick_language
 from edge.web.staff.session import LANG_COOKIE, Staff
 
@@ -62,6 +62,12 @@ def error_message(request: Request[Any, Any, Any], exc: DomainError) -> str:
     return _(msgid, status=_(str(status))) if "%(status)s" in msgid else _(msgid)
 
 
+def outcome_name(_: Translator, code: str) -> str:
+    """An outcome code as people read it: the catalog's words, else the code made readable (`account_opening`)."""
+    text = _(code)
+    return text if text != code else code.replace("_", " ").replace("-", " ").capitalize()
+
+
 def duration(seconds: float | None) -> str:
     """`12:05` (m:ss) or `1:02:05` for a wait or a serving time."""
     if seconds is None:
@@ -85,6 +91,10 @@ def render(
     def local(value: datetime | None, fmt: str = "%H:%M") -> str:
         return value.astimezone(tz).strftime(fmt) if value else "\u2013"
 
+    def service_label(service_id: str | None) -> str:
+        """A service's name in the page language (its id only if it is no longer configured)."""
+        return service_name(config.service(service_id) if config and service_id else None, lang, service_id or "")
+
     base = {
         "_": Translator(lang),
         "lang": lang,
@@ -96,6 +106,11 @@ def render(
         "now": datetime.now(UTC),
         "local": local,
         "duration": duration,
+        "service_label": service_label,
+        "area_name": lambda area_id: (
+            next((a.name for a in config.areas if a.id == area_id), area_id) if config and area_id else "\u2013"
+        ),
+        "outcome_name": lambda code: outcome_name(Translator(lang), code),
         "path": request.url.path,
         "query": request.url.query,
     }

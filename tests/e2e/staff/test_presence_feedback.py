@@ -20,7 +20,8 @@ def test_sign_in_opens_the_counter_and_sign_out_closes_it_on_the_floor_and_in_th
     agent: Page = signed_in("agent1")  # opens the desk of counter 1
     expect(supervisor.locator('tr[data-counter="1"] .presence-available')).to_be_visible(timeout=LIVE_MS)
     with_agent = kiosk.enqueue("teller")["eta_seconds"]
-    assert with_agent is not None and with_agent > 0
+    assert with_agent is not None
+    assert with_agent > 0
     agent.get_by_role("button", name="Keluar").click()
     agent.wait_for_url("**/staff/login")
     expect(supervisor.locator('tr[data-counter="1"] .presence-closed')).to_be_visible(timeout=LIVE_MS)

@@ -31,6 +31,7 @@ def _dt(value: str) -> datetime:
 
 
 def test_enqueue_returns_201_with_ticket(api: Api) -> None:
+    api.put("/counters/1/presence", {"status": "available"})  # counters start closed: with nobody there, no ETA
     r = api.post("/tickets", {"service_id": "teller"})
     assert r.status_code == 201, r.text
     body = r.json()

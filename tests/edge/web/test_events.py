@@ -113,6 +113,8 @@ async def _post(client: httpx.AsyncClient, appliance: RunningAppliance, path: st
 
 async def test_events_arrive_after_commit_with_seq_as_id(appliance: RunningAppliance) -> None:
     async with _client() as client:
+        admin = {"Authorization": f"Bearer {mint_token(appliance.data_dir, 'admin')}"}
+        await client.put(f"{appliance.api}/counters/1/presence", json={"status": "available"}, headers=admin)  # open
         start = await _seq(client, appliance)
         async with Stream(client, appliance) as stream:  # no Last-Event-ID: live from now
             await asyncio.sleep(0)  # let the stream task read its first line

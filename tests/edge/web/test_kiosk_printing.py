@@ -164,6 +164,7 @@ def test_a_kiosk_retry_gets_the_same_ticket_and_no_second_paper(api: Api, client
 
 
 def test_the_wait_on_a_service_button_is_the_wait_the_next_ticket_shows(api: Api, client: TestClient[Any]) -> None:
+    api.put("/counters/1/presence", {"status": "available"})  # an agent at a teller counter (else no ETA at all)
     for _ in range(13):
         api.enqueue("teller")
     catalog = client.get("/kiosk/api/catalog", headers=api.h("admin")).json()

@@ -32,5 +32,6 @@ def test_metrics_follow_the_queue(api: Api, client: TestClient[Any]) -> None:
     assert samples[("qms_commands_total", (("command", "Enqueue"), ("outcome", "ok")))] == 2
     assert samples[("qms_commands_total", (("command", "Enqueue"), ("outcome", "refused")))] == 1
     assert samples[("qms_log_seq", ())] == api.snapshot()["seq"]
-    assert samples[("qms_counters", (("presence", "available"),))] == 6
+    assert samples[("qms_counters", (("presence", "available"),))] == 1  # the call opened counter 1
+    assert samples[("qms_counters", (("presence", "closed"),))] == 5  # nobody at the others
     assert "A001" not in client.get("/metrics").text  # aggregates only

@@ -45,4 +45,4 @@ def test_ticket_targets_show_numbers_and_config_edits_a_field_diff(client: Any, 
     header = rows[0]
     by_action = {row[header.index("action")]: row for row in rows[1:]}
     assert by_action["cancel"][header.index("target_name")] == f"Tiket {number}"
-    assert "name: Loket 1 \u2192 Loket Satu" in by_action["config_counter"][header.index("details_text")]
+    assert "Nama: Loket 1 \u2192 Loket Satu" in by_action["config_counter"][header.index("details_text")]
