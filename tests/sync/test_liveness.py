@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import nats
 import pytest
 from litestar.testing import TestClient
@@ -20,7 +21,7 @@ from typer.testing import CliRunner
 
 from cloud.cli import app as cloud_cli
 from cloud.console import overview
-from cloud.liveness import LivenessListener
+from cloud.liveness import LivenessListener, record_beat
 from cloud.store import create_store_engine, register_branch, transaction
 from cloud.web.app import CloudSettings, create_app
 from sync.liveness import Heartbeat, heartbeat_encoder, heartbeat_subject
@@ -116,3 +117,30 @@ async def test_a_beat_whose_body_names_another_branch_is_refused(tmp_path: Path,
         await nc.close()
         await listener.stop()
         engine.dispose()
+
+
+def test_liveness_is_judged_per_tenant_and_branch_from_the_newest_beat(store_url: str) -> None:
+    """SQLite and PostgreSQL: online within missed-beats x interval, offline since the last beat after it, and a
+    branch of another tenant with the same id stays never connected."""
+    engine = create_store_engine(store_url)
+    with transaction(engine) as conn:
+        register_branch(conn, TENANT, BRANCH)
+        register_branch(conn, "beta", BRANCH)
+    t0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    beat = Heartbeat(tenant=TENANT, branch_id=BRANCH, sent_at=t0, last_seq=7, acked_seq=7, lag_events=0,
+                     interval_seconds=30.0, software_version="1.2.3")  # fmt: skip
+    record_beat(engine, beat, received_at=t0)
+    last = t0 + timedelta(seconds=30)
+    record_beat(engine, msgspec.structs.replace(beat, last_seq=8, sent_at=last), received_at=last)
+
+    def views(now: datetime, missed: int | None = None) -> dict[tuple[str, str], Any]:
+        return {(v.tenant, v.branch_id): v for v in overview(engine, now=now, missed_beats=missed)["branches"]}
+
+    online = views(last + timedelta(seconds=89))
+    assert online[(TENANT, BRANCH)].liveness == "online"
+    assert (online[(TENANT, BRANCH)].last_seq, online[(TENANT, BRANCH)].software_version) == (8, "1.2.3")
+    assert online[("beta", BRANCH)].liveness_words == "never connected"
+    offline = views(last + timedelta(seconds=91))[(TENANT, BRANCH)]
+    assert offline.liveness_words == f"offline since {last.isoformat()}"
+    assert views(last + timedelta(seconds=91), missed=5)[(TENANT, BRANCH)].liveness == "online"
+    engine.dispose()
