@@ -53,6 +53,8 @@ def test_no_page_of_the_appliance_logs_a_404(page: Page, rig: KioskRig) -> None:
 
 def test_the_hubs_pages_carry_their_icon_inline() -> None:
     # The hub serves no edge files (cloud never imports edge): its pages embed the same mark as a data: URL.
-    for template in sorted(HUB_TEMPLATES.glob("status.html")):  # TODO console.html once its edit lands
+    templates = sorted(HUB_TEMPLATES.glob("*.html"))
+    assert {t.name for t in templates} >= {"console.html", "status.html"}
+    for template in templates:
         head = template.read_text(encoding="utf-8").split("</head>", 1)[0]
         assert '<link rel="icon" href="data:image/svg+xml,' in head, template.name
