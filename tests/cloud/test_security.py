@@ -16,6 +16,7 @@ from cloud.consumer import ensure_config_bucket, ensure_stream
 from cloud.credentials import HUB_KEY, Issued, authorization_block, branch_permissions, issue
 from cloud.store import create_store_engine
 from sync.config_watch import direct_get_subject, fetch_config
+from sync.liveness import heartbeat_subject
 from sync.relay import STREAM, LinkSettings, Outgoing, Relay, config_key, event_subject
 from tests.cloud.branch_events import make_branch_events
 from tests.support.nats_server import NatsServer
@@ -66,7 +67,8 @@ async def connect_as(secured: Secured, issued: Issued, branch: str, errors: list
 
 def test_permissions_name_only_the_branchs_own_subjects() -> None:
     perms = branch_permissions(TENANT, A)
-    assert perms["publish"] == {"allow": [event_subject(TENANT, A), direct_get_subject(TENANT, A)]}
+    own = [event_subject(TENANT, A), heartbeat_subject(TENANT, A), direct_get_subject(TENANT, A)]
+    assert perms["publish"] == {"allow": own}
     assert perms["subscribe"] == {"allow": [f"_INBOX_{TENANT}_{A}.>"]}
 
 
