@@ -215,6 +215,7 @@ class Snapshots:
             by_status={},
             queues={},
             open_dates=Counter(),
+            active_numbers={},
             indexed=False,
             counters=dict(state.counters),
             sequences=dict(state.sequences),

@@ -17,7 +17,7 @@ from edge.engine.numbering import (
     business_date,
     format_number,
     issued_count,
-    next_lease_start,
+    next_lease_block,
     next_number,
     within_hours,
 )
@@ -142,7 +142,10 @@ def _enqueue(state: State, cmd: c.Enqueue, now: datetime, ids: Ids) -> list[Even
     last, leased = state.numbering(service.id, day)
     if service.daily_capacity is not None and issued_count(last, leased) >= service.daily_capacity:
         raise DomainError(f"service {service.id!r} reached today's capacity", code="service_full")
-    seq_no = next_number(last, leased)
+    cancels = config.day_close == "cancel"
+    seq_no = next_number(service, last, leased, lambda number: state.number_in_use(number, day, cancels))
+    if seq_no is None:
+        raise DomainError(f"every number of service {service.id!r} is held by an active ticket", code="service_full")
     ticket_id = ids()
     return [
         TicketCreated(
@@ -548,7 +551,11 @@ def _lease_numbers(state: State, cmd: c.LeaseNumbers, now: datetime, ids: Ids) -
         count = min(count, service.daily_capacity - issued_count(last, leased))
     if count < 1:
         raise DomainError(f"service {service.id!r} reached today's capacity", code="service_full")
-    first = next_lease_start(service, last, leased)
+    cancels = config.day_close == "cancel"
+    block = next_lease_block(service, leased, count, lambda number: state.number_in_use(number, day, cancels))
+    if block is None:
+        raise DomainError(f"service {service.id!r} has leased its whole offline block today", code="service_full")
+    first, count = block[0], block[1] - block[0] + 1
     return [
         NumbersLeased(
             **_base(cmd, now, ids),  # type: ignore[arg-type]

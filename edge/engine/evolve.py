@@ -7,6 +7,7 @@ from datetime import timedelta
 from msgspec.structs import replace
 
 from edge.engine.model import SERVICE_TIME_WINDOW, TERMINAL_STATUSES, CounterState, Lease, RecentCall, State, Ticket
+from edge.engine.numbering import advance
 from sync.contract import (
     ConfigApplied,
     ConfigRejected,
@@ -102,7 +103,8 @@ def _created(state: State, e: TicketCreated) -> None:
     """A new ticket; a new business day resets numbering and forgets finished tickets of earlier days."""
     _roll_day(state, e.business_date)
     if e.business_date == state.business_date and not _use_leased(state, e):
-        state.sequences[e.service_id] = max(state.sequences.get(e.service_id, 0), e.seq_no)
+        service = state.config.service(e.service_id) if state.config else None
+        state.sequences[e.service_id] = advance(service, state.sequences.get(e.service_id, 0), e.seq_no)
     assert e.ticket_id is not None
     state.put(
         Ticket(

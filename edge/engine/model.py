@@ -162,6 +162,7 @@ class State:
     by_status: dict[str, set[str]] = field(default_factory=dict, compare=False, repr=False)
     queues: dict[str, WaitingQueue] = field(default_factory=dict, compare=False, repr=False)
     open_dates: Counter[str] = field(default_factory=Counter, compare=False, repr=False)  # waiting/held per day
+    active_numbers: dict[str, set[str]] = field(default_factory=dict, compare=False, repr=False)  # number -> ids
     indexed: bool = field(default=True, compare=False, repr=False)  # False: indexes are built on first use
 
     def active(self, status: str | None = None) -> list[Ticket]:
@@ -185,6 +186,20 @@ class State:
         queue = self.queues.get(service_id)
         return queue if queue else None
 
+    def number_in_use(self, ticket_number: str, day: str, day_close_cancels: bool = False) -> bool:
+        """Whether an active ticket holds this number on business day `day`.
+
+        A ticket of an earlier day that is still waiting or held does not count when the day close cancels those
+        (`day_close: cancel`): the first tick of the day ends it. Called or serving ones, and any under `keep`, do.
+        """
+        if not self.indexed:
+            self.reindex()
+        for tid in self.active_numbers.get(ticket_number, ()):
+            ticket = self.tickets[tid]
+            if not (day_close_cancels and ticket.business_date < day and ticket.status in ("waiting", "held")):
+                return True
+        return False
+
     def has_open_before(self, day: str) -> bool:
         """Whether any ticket still waiting or held belongs to a business date before `day`."""
         if not self.indexed:
@@ -202,6 +217,7 @@ class State:
             built._index(ticket)
         self.active_ids, self.by_status = built.active_ids, built.by_status
         self.queues, self.open_dates = built.queues, built.open_dates
+        self.active_numbers = built.active_numbers
         self.indexed = True
 
     def numbering(self, service_id: str, day: str) -> tuple[int, list[tuple[int, int]]]:
@@ -223,6 +239,7 @@ class State:
         if ticket.status not in ACTIVE_STATUSES:
             return
         self.active_ids.add(ticket.ticket_id)
+        self.active_numbers.setdefault(ticket.ticket_number, set()).add(ticket.ticket_id)
         self.by_status.setdefault(ticket.status, set()).add(ticket.ticket_id)
         if ticket.status == "waiting":
             self.queues.setdefault(ticket.service_id, WaitingQueue()).add(ticket)
@@ -233,6 +250,11 @@ class State:
         if ticket.status not in ACTIVE_STATUSES:
             return
         self.active_ids.discard(ticket.ticket_id)
+        holders = self.active_numbers.get(ticket.ticket_number)
+        if holders is not None:
+            holders.discard(ticket.ticket_id)
+            if not holders:
+                del self.active_numbers[ticket.ticket_number]
         self.by_status.get(ticket.status, set()).discard(ticket.ticket_id)
         if ticket.status == "waiting" and (queue := self.queues.get(ticket.service_id)) is not None:
             queue.remove(ticket)

@@ -27,14 +27,21 @@ HOST = "127.0.0.1"
 SERVICE_ID = "teller"
 
 
-def many_counters_config(n_counters: int) -> BranchConfig:
-    """The demo branch with `n_counters` counters, all serving the one service `teller`."""
+def many_counters_config(n_counters: int, digits: int | None = None) -> BranchConfig:
+    """The demo branch with `n_counters` counters, all serving the one service `teller`.
+
+    `digits`: the teller's number width; a benchmark that keeps more than 900 tickets waiting needs more than 3
+    (numbers wrap after A900 and are refused while every one is held)."""
     base = demo_config()
     counters = [
         Counter(id=str(i), name=f"Loket {i}", area_id="lantai-1", services=[SERVICE_ID])
         for i in range(1, n_counters + 1)
     ]
-    return msgspec.structs.replace(base, counters=counters)
+    services = [
+        msgspec.structs.replace(s, digits=digits) if digits is not None and s.id == SERVICE_ID else s
+        for s in base.services
+    ]
+    return msgspec.structs.replace(base, counters=counters, services=services)
 
 
 def bench_line(**figures: object) -> str:
@@ -63,11 +70,12 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
-def seed(data_dir: Path, *, n_counters: int, tickets: int) -> None:
+def seed(data_dir: Path, *, n_counters: int, tickets: int, digits: int | None = None) -> None:
     """Config with `n_counters` counters, a supervisor (password `demo`) and `tickets` waiting tickets."""
     service = QueueService(data_dir)
     try:
-        service.execute(c.ApplyConfig(actor="bench", config=many_counters_config(n_counters), base_version=0))
+        config = many_counters_config(n_counters, digits)
+        service.execute(c.ApplyConfig(actor="bench", config=config, base_version=0))
         service.submit_store(lambda conn: upsert_user(conn, "supervisor", DEMO_PASSWORD, "supervisor", [])).result()
         pending = [service.submit(c.Enqueue(actor="bench", service_id=SERVICE_ID)) for _ in range(tickets)]
         for future in pending:

@@ -140,7 +140,7 @@ def _report(label: str, phase: Phase, elapsed: float, client_cpu: float, server_
 
 def test_http_call_next_latency(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    seed(data, n_counters=CLIENTS, tickets=WAITING)
+    seed(data, n_counters=CLIENTS, tickets=WAITING, digits=4)  # more than 900 wait: A0001…
     with run_server(data) as server:
         token = get_token(server.port)
         closed = asyncio.run(_run_phase(server, token, interval=None))

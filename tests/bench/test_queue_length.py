@@ -33,7 +33,8 @@ SEED_BATCH = 2000
 
 
 def _seed(service: QueueService, waiting: int) -> None:
-    service.execute(c.ApplyConfig(actor="bench", config=many_counters_config(COUNTERS), base_version=0))
+    config = many_counters_config(COUNTERS, digits=5)  # 10,000 waiting need more than A001…A900
+    service.execute(c.ApplyConfig(actor="bench", config=config, base_version=0))
     left = waiting
     while left:
         n = min(left, SEED_BATCH)

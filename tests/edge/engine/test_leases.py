@@ -55,15 +55,20 @@ def test_lease_comes_from_the_offline_block_and_leaves_ordinary_numbering_alone(
     assert (lease(e, 2).first_seq, lease(e, 1).first_seq) == (906, 908)  # later blocks follow the earlier ones
 
 
-def test_ordinary_numbering_jumps_over_a_leased_block_it_reaches() -> None:
+def test_ordinary_numbering_wraps_below_the_leased_block() -> None:
     e = engine(digits=1)  # ordinary numbers 1..9, the offline block from 10
     leased = lease(e, 3)
     assert (leased.first_seq, leased.last_seq) == (10, 12)
-    numbers = [e.enqueue("a").ticket_number for _ in range(11)]
-    assert numbers == [f"A{n}" for n in (*range(1, 10), 13, 14)]
-    assert lease(e, 2).first_seq == 15  # past the ordinary numbers too
+    numbers = [e.enqueue("a").ticket_number for _ in range(9)]
+    assert numbers == [f"A{n}" for n in range(1, 10)]
+    e.refuse(c.Enqueue(service_id="a"), "service_full")  # every ordinary number is held by a waiting ticket
+    assert e.serve("1").ticket_number == "A1"
+    assert e.enqueue("a").ticket_number == "A1"  # wrapped, never into the leased block
+    assert lease(e, 2).first_seq == 13  # blocks follow each other
     offline(e, leased, 11)
-    assert e.enqueue("a").ticket_number == "A17"
+    e.serve("1")
+    e.serve("1")  # A2 and A3 are finished
+    assert e.enqueue("a").ticket_number == "A2"
 
 
 def test_offline_ticket_joins_with_its_leased_number_and_original_time() -> None:
@@ -209,7 +214,17 @@ class LeaseMachine(RuleBasedStateMachine):
 
     @rule(count=st.integers(1, 6), device=st.sampled_from(["k1", "k2"]))
     def take_lease(self, count: int, device: str) -> None:
-        self.leases.append(lease(self.e, count, device))
+        try:
+            (event,) = self.e.run(c.LeaseNumbers(device_id=device, service_id="a", count=count))
+        except DomainError as exc:
+            refused = exc.code
+        else:
+            assert isinstance(event, NumbersLeased)
+            assert event.last_seq <= 999, "a lease widened past A999"
+            self.leases.append(event)
+            return
+        assert refused == "service_full"  # the offline block A901…A999 is used up for today
+        assert max(lease.last_seq for lease in self.e.state.leases.values()) == 999
 
     @rule(i=st.integers(0, 50), seq=st.integers(0, 8), device=st.sampled_from(["k1", "k2"]), back=st.integers(0, 900))
     def reconcile(self, i: int, seq: int, device: str, back: int) -> None:
