@@ -27,7 +27,6 @@ from sync.contract import GENESIS_HASH
 
 metadata = sa.MetaData()
 MIGRATIONS = Path(__file__).with_name("migrations")
-BASELINE = "0001_baseline"  # the schema of hubs created before migrations existed
 MIGRATION_LOCK = 0x716D73  # PostgreSQL advisory lock key held while upgrading ("qms")
 
 branches = sa.Table(
@@ -247,7 +246,8 @@ def head_revision() -> str:
 
 def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
     """Bring the database to `revision` in one transaction (under a lock, so hub replicas and CLI commands starting
-    at once do not race); a pre-migration hub (its tables, no `alembic_version`) counts as `0001_baseline`.
+    at once do not race); a pre-migration hub (its tables, no `alembic_version`) runs `0001_baseline`, which adds only
+    the tables it lacks.
     Returns (revision before, revision after)."""
     from alembic import command
     from alembic.runtime.migration import MigrationContext
@@ -259,10 +259,8 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, 
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         before = MigrationContext.configure(conn).get_current_revision()
-        config = _alembic(conn)
-        if before is None and sa.inspect(conn).has_table("branches"):
-            command.stamp(config, BASELINE)  # created by `metadata.create_all` before migrations existed
-        command.upgrade(config, revision)
+        # A hub from before migrations (tables, no alembic_version) runs 0001 too: it adds only what is missing.
+        command.upgrade(_alembic(conn), revision)
         after = MigrationContext.configure(conn).get_current_revision()
     return before, after or ""
 

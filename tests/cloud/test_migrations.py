@@ -119,6 +119,26 @@ def test_a_pre_migration_hub_is_rekeyed_and_replication_continues(
     fresh.dispose()
 
 
+def test_an_older_pre_migration_hub_gets_the_tables_it_lacks(
+    store_url: str, log: list[Outgoing], tmp_path: Path
+) -> None:
+    """A hub last run before status links and HQ accounts existed has no `ticket_links`, `number_leases`, `hq_users`
+    (`create_all` used to add them at start): the upgrade adds them and keys what it has."""
+    pre_migration_hub(store_url, tmp_path, log[:5], [])
+    old = create_store_engine(store_url, upgrade=False)
+    with old.begin() as conn:
+        for table in ("ticket_links", "number_leases", "hq_users"):
+            conn.execute(sa.text(f"DROP TABLE {table}"))
+    old.dispose()
+    engine = create_store_engine(store_url)
+    assert schema_revision(engine) == head_revision()
+    assert {r["tenant_id"] for r in rows_of(engine, "events")} == {TENANT}
+    result = apply_batch(engine, [Incoming(subject(), o.payload) for o in log[5:]])
+    assert (result.applied, result.problems) == (len(log) - 5, [])
+    assert rows_of(engine, "ticket_links")  # the links of tickets created after the upgrade
+    engine.dispose()
+
+
 def test_a_fresh_database_ends_exactly_at_the_store_metadata(store_url: str) -> None:
     engine = create_store_engine(store_url)
     with engine.connect() as conn:
