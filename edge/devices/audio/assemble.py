@@ -8,10 +8,18 @@ built when an output or a board asks for it and is not kept.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from edge.devices.audio import pcm
 from edge.devices.audio.phrases import GAPS_MS
 from edge.devices.audio.voicepack import VoicePack
+
+WAV_CACHE = 4  # recently built announcement WAVs kept (each ~0.5 MB for ~10 s of audio)
+
+
+@lru_cache(maxsize=WAV_CACHE)
+def _wav(parts: tuple[bytes, ...], rate: int) -> bytes:
+    return pcm.to_wav(b"".join(parts), rate)
 
 
 @dataclass(frozen=True)
@@ -34,8 +42,12 @@ class Rendered:
 
     @property
     def wav(self) -> bytes:
-        """The WAV file, built on demand from the shared parts (not cached: nothing per call stays in memory)."""
-        return pcm.to_wav(b"".join(self.parts), self.rate)
+        """The WAV file, built on demand from the shared parts.
+
+        The last few built are cached (`WAV_CACHE`), so two hundred boards fetching the same call build it once;
+        memory stays bounded by that handful, whatever the call rate.
+        """
+        return _wav(self.parts, self.rate)
 
     @property
     def duration(self) -> float:
