@@ -105,9 +105,10 @@ class View:
 
     @cached_property
     def state(self) -> State:
-        """The state at `seq`; derived indexes (active set, ordered queues) are built when a reader needs them."""
+        """The state at `seq`. Its ticket map is merged on first use and the derived indexes (active set, ordered
+        queues) are built when a reader needs them, so reading the config, counters or seq costs nothing more."""
         scalars, base, changed = self._parts
-        return replace(scalars, tickets={**base, **changed} if changed else base)
+        return _SnapshotState(scalars, base, changed)
 
     @cached_property
     def positions(self) -> dict[str, tuple[int, int | None]]:
@@ -182,6 +183,28 @@ class View:
             "now_calling": [ticket_view(t) for t in calls if t.status == "called"],
             "recent_calls": [ticket_view(t) for t in calls[:RECENT_CALLS]],
         }
+
+
+class _SnapshotState(State):
+    """A View's state: the scalars copied at commit; `tickets` is the shared base map with the changed tickets laid
+    over it, merged by the first reader that looks at tickets (a dict copy, off the writer)."""
+
+    def __init__(self, scalars: State, base: dict[str, Ticket], changed: dict[str, Ticket]) -> None:
+        self.__dict__.update(scalars.__dict__)
+        self.__dict__.pop("tickets", None)
+        self._base, self._changed = base, changed
+
+    @property
+    def tickets(self) -> dict[str, Ticket]:
+        merged: dict[str, Ticket] | None = self.__dict__.get("_merged")
+        if merged is None:
+            merged = {**self._base, **self._changed} if self._changed else self._base
+            self.__dict__["_merged"] = merged
+        return merged
+
+    @tickets.setter
+    def tickets(self, value: dict[str, Ticket]) -> None:
+        self.__dict__["_merged"] = value
 
 
 class Snapshots:

@@ -70,6 +70,8 @@ def test_a_view_shares_the_ticket_map_instead_of_copying_it() -> None:
     second = snapshots.view(engine.state, [event.ticket_id or ""])
     assert second._parts[1] is first._parts[1]  # the same base map: nothing copied per commit
     assert second._parts[2].keys() == {event.ticket_id}  # only what changed
+    assert second.state.branch_id == "b1"
+    assert "_merged" not in vars(second.state)  # reading scalars (config, branch, seq) merges no tickets
     assert len(second.state.tickets) == 2001
     assert len(first.state.tickets) == 2000  # an earlier view does not see later commits
     assert second.state.count("waiting") == 2001  # indexes are built for the view on first use
