@@ -108,10 +108,14 @@ async def set_presence(
 async def open_desk(
     service: QueueService, session_id: str, username: str, role: str, counter_id: str, client: Client = (None, None)
 ) -> None:
-    """An agent opened their desk: bind the session to the counter and open it if it is closed."""
+    """An agent opened their desk: bind the session to the counter and open it if it is closed.
+
+    A supervisor or admin only looking at a desk changes nothing (they bind when they set its presence there).
+    """
+    if role != "agent":
+        return
     await asyncio.wrap_future(service.submit_store(lambda conn: bind(conn, session_id, counter_id)))
-    if role == "agent":
-        await set_presence(service, counter_id, "available", username, role, "desk_opened", client)
+    await set_presence(service, counter_id, "available", username, role, "desk_opened", client)
 
 
 async def close_unstaffed(

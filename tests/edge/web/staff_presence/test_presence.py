@@ -78,3 +78,15 @@ def test_a_restart_closes_counters_nobody_is_signed_in_to(client: TestClient[Any
     _sweep(client, restart=True)
     assert _presence(client, "1") == "available"  # agent1's session lives on
     assert _presence(client, "4") == "closed"
+
+
+def test_a_supervisor_looking_at_a_desk_neither_opens_nor_later_closes_it(client: TestClient[Any]) -> None:
+    service = client.app.state["appliance"].service
+    service.execute(c.SetPresence(actor="btn-4", counter_id="4", status="available"))  # a call button's counter
+    sup = Staff(client)
+    sup.login("supervisor")
+    assert client.get("/staff/counter/3").status_code == 200
+    assert _presence(client, "3") == "closed"
+    client.get("/staff/counter/4")
+    client.post("/staff/logout", data={"csrf_token": sup.csrf})
+    assert _presence(client, "4") == "available"
