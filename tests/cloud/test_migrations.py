@@ -3,6 +3,7 @@ with its rows intact and replication continuing where it was; a fresh database e
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,15 @@ def test_a_fresh_database_ends_exactly_at_the_store_metadata(store_url: str) -> 
         differences = compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()
     assert differences == []  # every schema change in cloud/store.py comes with its revision
+
+
+def test_replicas_starting_at_once_upgrade_once(store_url: str) -> None:
+    """Several processes opening an empty store at the same moment: one migrates, the others wait and find it done."""
+    with ThreadPoolExecutor(4) as pool:
+        engines = list(pool.map(lambda _: create_store_engine(store_url), range(4)))
+    assert {schema_revision(e) for e in engines} == {head_revision()}
+    for engine in engines:
+        engine.dispose()
 
 
 def test_db_upgrade_command(tmp_path: Path) -> None:
