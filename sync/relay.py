@@ -361,7 +361,6 @@ class Relay:
         self.status.last_ack_at = time.time()
         self.status.batches += 1
 
-
     async def _acks(self, futures: list[asyncio.Future[Any]]) -> list[Any]:
         """Every ack of a batch, cut short when the server refuses our subject (its acks would never come)."""
         gathered = asyncio.ensure_future(asyncio.gather(*futures))
