@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from litestar.testing import TestClient
@@ -9,6 +10,7 @@ from litestar.testing import TestClient
 from cloud.apply import Incoming, apply_batch
 from cloud.store import create_store_engine
 from cloud.web.app import CloudSettings, create_app
+from sync.relay import event_subject
 from tests.cloud.branch_events import make_branch_events, subject
 
 
@@ -50,3 +52,20 @@ def test_console_requires_the_password_when_one_is_set(tmp_path: Path) -> None:
         assert client.get("/api/v1/branches", auth=("hq", "s3cret")).status_code == 200
         assert client.get("/", auth=("hq", "s3cret")).status_code == 200
         assert client.get("/api/v1/health").status_code == 200  # monitoring stays open
+
+
+def test_console_names_each_queue_by_tenant_and_branch(store_url: str, tmp_path: Path) -> None:
+    """Two tenants with the same branch id: each live-queue row says whose branch it is (not `jkt-sudirman` twice)."""
+    events = make_branch_events(tmp_path / "one", "jkt-sudirman", tickets=5)
+    engine = create_store_engine(store_url)
+    for tenant in ("acme", "beta"):
+        apply_batch(engine, [Incoming(event_subject(tenant, "jkt-sudirman"), o.payload) for o in events])
+    engine.dispose()
+    with TestClient(app=create_app(CloudSettings(db_url=store_url))) as client:
+        page = client.get("/").text
+    queues = page.split('id="queues"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr data-tenant=\"(\w+)\" data-branch=\"([\w-]+)\"><td>([^<]+)</td><td>teller</td>", queues)
+    assert sorted(rows) == [
+        ("acme", "jkt-sudirman", "acme.jkt-sudirman"),
+        ("beta", "jkt-sudirman", "beta.jkt-sudirman"),
+    ]
