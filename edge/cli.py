@@ -35,7 +35,27 @@ from edge.web.board.cli import board_app
 from edge.web.kiosk.cli import kiosk_app
 from sync.contract_config import config_hash, short_hash
 
-app = typer.Typer(help="Branch queue appliance: run it, check it, configure it.", no_args_is_help=True)
+
+class _Cli(typer.Typer):
+    """The `qms-edge` entry point: a database file SQLite cannot read is a one-line error saying what to do, not a
+    traceback (`status`, `serve`, `users`… on a corrupt page or a file that is not a database)."""
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        try:
+            return super().__call__(*args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:  # OperationalError, IntegrityError…: not damage
+                raise
+            typer.secho(
+                f"the database file is corrupt or not a database ({exc}): check it with `qms-edge verify` and "
+                "restore the last good backup (see `qms-edge restore`)",
+                fg=typer.colors.RED,
+                err=True,
+            )
+            raise SystemExit(1) from None
+
+
+app = _Cli(help="Branch queue appliance: run it, check it, configure it.", no_args_is_help=True)
 config_app = typer.Typer(help="The branch configuration document.", no_args_is_help=True)
 users_app = typer.Typer(help="Staff and device accounts of this appliance.", no_args_is_help=True)
 replication_app = typer.Typer(help="The relay that ships the event log to the cloud hub.", no_args_is_help=True)

@@ -313,3 +313,26 @@ def test_a_restore_run_as_root_gives_the_files_to_the_data_dirs_owner(branch: Pa
     assert {name: owner for name, owner in owners.items() if owner != (65534, 65534)} == {}
     assert "voice/id/a.wav" in owners
     assert "qms.sqlite3" in owners
+
+
+@pytest.mark.parametrize(("damage", "command"), [("page", ["status"]), ("header", ["users", "list"])])
+def test_a_command_on_a_corrupt_database_says_so_without_a_traceback(
+    branch: Path, damage: str, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through the real entry point (`app(...)`, as the `qms-edge` script calls it): one line naming the damage and
+    the way out, exit 1 — before, `qms-edge status` on a damaged page printed a 40-line traceback."""
+    db = branch / "qms.sqlite3"
+    if damage == "page":
+        corrupt_a_page(db)
+    else:  # the header gone: SQLite says "file is not a database"
+        corrupt_a_page(db)
+        with db.open("r+b") as f:
+            f.write(b"\x00" * 100)
+    with pytest.raises(SystemExit) as exited:
+        app([*command, "--data-dir", str(branch)], prog_name="qms-edge")
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "the database file is corrupt" in err
+    assert "qms-edge verify" in err
+    assert "qms-edge restore" in err
+    assert "Traceback" not in err
