@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import hmac
 import logging
@@ -59,7 +58,7 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
         return None
     try:
         user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and a header carrying non-ASCII bytes (Latin-1 text)
         return None
     return (user, password) if sep else None
 

@@ -69,3 +69,15 @@ def test_console_names_each_queue_by_tenant_and_branch(store_url: str, tmp_path:
         ("acme", "jkt-sudirman", "acme.jkt-sudirman"),
         ("beta", "jkt-sudirman", "beta.jkt-sudirman"),
     ]
+
+
+def test_a_basic_header_with_non_ascii_bytes_is_refused_not_a_500(tmp_path: Path) -> None:
+    """`Authorization: Basic \\xe9\\xe9` (Latin-1 bytes, not base64) crashed the console guard with a 500."""
+    headers = {"Authorization": b"Basic \xe9\xe9\xe9"}
+    with TestClient(app=create_app(CloudSettings(db_url=f"sqlite:///{tmp_path / 'open.sqlite3'}"))) as client:
+        assert client.get("/api/v1/branches", headers=headers).status_code == 200  # an open console ignores it
+        assert client.get("/", headers=headers).status_code == 200
+    settings = CloudSettings(db_url=f"sqlite:///{tmp_path / 'closed.sqlite3'}", console_password="s3cret")
+    with TestClient(app=create_app(settings)) as client:
+        assert client.get("/api/v1/branches", headers=headers).status_code == 401
+        assert client.get("/", headers=headers).status_code == 401
