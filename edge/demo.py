@@ -135,7 +135,7 @@ QMS demo branch '{config.branch_id}' ({config.name}), data in {data_dir}
   Display boards  add &lang=en for English, &audio=1 for spoken calls
 {boards}
   Status page     {status}
-      (what a customer's phone shows for the example ticket B; every ticket's QR code opens its own)
+      (what a customer's phone shows for the example Customer Service ticket; every ticket's QR code opens its own)
   API             {base}/api/v1     docs (OpenAPI) {base}/schema
   Live events     {base}/api/v1/events  (Server-Sent Events)
   Metrics         {base}/metrics  (Prometheus)      health {base}/api/v1/health

@@ -45,6 +45,8 @@ from edge.web.staff import staff_router, template_config
 from edge.web.stream import Broadcaster
 
 API_MAX_BODY_BYTES = 64 * 1024  # commands are small; the config route allows more
+# Litestar appends "; charset=utf-8" to every text/* type: without it here the header would name it twice.
+METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
 log = logging.getLogger("qms.app")
 
 
@@ -99,7 +101,24 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
     board = BoardRuntime(service, settings.data_dir, app_wiring.issuer.secret)
     seed_file = settings.cloud.nkey_seed_file if settings.cloud else None
     kiosk, kiosk_app = kiosk_router(service, link_keys(load_secret(settings.data_dir), seed_file))
-    api = Router(path="/api/v1", route_handlers=[*ROUTE_HANDLERS, replication_status], dependencies=APP_DEPENDENCIES)
+
+    @get("/", include_in_schema=False, sync_to_thread=False)
+    def api_index() -> dict[str, str]:
+        """What `/api/v1` itself answers (the demo banner prints it): where the API's description and doors are."""
+        return {
+            "name": "QMS edge appliance API",
+            "docs": "/schema",
+            "openapi": "/schema/openapi.json",
+            "health": "/api/v1/health",
+            "sign_in": "/api/v1/auth/token",
+            "events": "/api/v1/events",
+        }
+
+    api = Router(
+        path="/api/v1",
+        route_handlers=[api_index, *ROUTE_HANDLERS, replication_status],
+        dependencies=APP_DEPENDENCIES,
+    )
     registry = registry_for(service, lambda: len(app_wiring.broadcaster.subscribers) if app_wiring.broadcaster else 0)
     registry.register(PrinterCollector(kiosk_app.desk))
     registry.register(AnnouncerCollector(board.announcer))
@@ -107,7 +126,7 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
     @get("/metrics", summary="Prometheus metrics", include_in_schema=False, sync_to_thread=False)
     def metrics() -> Response[bytes]:
         """Aggregate figures only (no tickets, no personal data), for the branch's monitoring on the LAN."""
-        return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(render(registry), media_type=METRICS_MEDIA_TYPE)
 
     app = Litestar(
         route_handlers=[api, metrics, staff_router(), kiosk, board_router()],

@@ -81,7 +81,7 @@ class KioskApp:
         """A rendered page that no one may frame or cache."""
         body = self.pages.get_template(template).render(**context)
         headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
-        return Response(body, status_code=status, media_type="text/html; charset=utf-8", headers=headers)
+        return Response(body, status_code=status, media_type="text/html", headers=headers)  # Litestar adds the charset
 
     async def submit(self, command: c.Command) -> dict[str, Any]:
         """Run a command through the single writer and return its committed response."""

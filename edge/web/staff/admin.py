@@ -330,7 +330,7 @@ class AdminPages(Controller):
         await asyncio.wrap_future(app.service.submit_store(lambda conn: audit_log.insert(conn, note, now)))
         name = f"audit-{app.service.view.state.branch_id}-{now.astimezone(tz).date().isoformat()}.csv"
         headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
-        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+        return Response(body, media_type="text/csv", headers=headers)
 
 
 AUDIT_EXPORT_LIMIT = 100_000  # one export, newest first
