@@ -80,6 +80,7 @@ class ConsumerStats:
     ack_failures: int = 0
     nats_connected: bool = False
     nats_down_since: str | None = None  # UTC, RFC 3339: the link has been down since then (None while up)
+    nats_error: str | None = None  # the NATS client's last error while the link is down (e.g. connection refused)
     store_failing_since: str | None = None  # the store refused the newest batch; None once a batch applied again
 
     def add(self, result: ApplyResult) -> None:
@@ -147,6 +148,7 @@ class EventConsumer:
                     reconnect_time_wait=0.5,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
+                    error_cb=self._on_error,
                     **self.connect_options,
                 )
                 js = self._nc.jetstream()
@@ -188,8 +190,9 @@ class EventConsumer:
         found: list[str] = []
         if not self.stats.nats_connected:
             since = self.stats.nats_down_since
+            error = self.stats.nats_error or self.stats.last_error
             found.append("NATS disconnected" + (f" since {since}" if since else " (never connected)")
-                         + (f": {self.stats.last_error}" if self.stats.last_error else ""))  # fmt: skip
+                         + (f": {error}" if error else ""))  # fmt: skip
         if self.stats.store_failing_since is not None:
             found.append(f"consumer failing since {self.stats.store_failing_since}: {self.stats.last_error}")
         return found
@@ -201,8 +204,18 @@ class EventConsumer:
     async def _on_reconnected(self) -> None:
         self._link_up()
 
+    async def _on_error(self, exc: Exception) -> None:
+        """The NATS client's errors (a refused reconnect every half second while the server is down): kept for the
+        health's reason and logged once per kind of error, instead of nats-py's traceback per attempt."""
+        error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        if error != self.stats.nats_error:
+            log.warning("consumer: NATS: %s (reconnecting)", error)
+        self.stats.nats_error = error
+
     def _link_up(self) -> None:
-        self.stats.nats_connected, self.stats.nats_down_since = True, None
+        if self.stats.nats_error is not None:
+            log.info("consumer: NATS connected again")
+        self.stats.nats_connected, self.stats.nats_down_since, self.stats.nats_error = True, None, None
 
     def _link_down(self) -> None:
         if self.stats.nats_down_since is None:

@@ -123,13 +123,46 @@ class LivenessListener:
         self.nc: NatsClient | None = None
         self.recorded = 0
         self.refused = 0
+        self.last_error: str | None = None
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Connect (reconnecting forever) and subscribe."""
-        self.nc = await nats.connect(
-            servers=self.servers, name="qms-cloud liveness", max_reconnect_attempts=-1, **self.connect_options
-        )
-        await self.nc.subscribe(f"{HEARTBEAT_PREFIX}.>", queue=QUEUE_GROUP, cb=self._on_beat)
+    async def start(self, wait: float = 5.0) -> None:
+        """Connect and subscribe in the background, reconnecting forever; waits up to `wait` seconds for the
+        subscription, so a hub started while NATS is down still serves its console and health."""
+        self._task = asyncio.create_task(self._connect(), name="qms-cloud-liveness")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), wait)
+
+    async def _connect(self) -> None:
+        delay = 0.5
+        while self.nc is None:
+            try:
+                nc = await nats.connect(
+                    servers=self.servers, name="qms-cloud liveness", max_reconnect_attempts=-1,
+                    error_cb=self._on_error, reconnected_cb=self._on_reconnected, **self.connect_options,
+                )  # fmt: skip
+                await nc.subscribe(f"{HEARTBEAT_PREFIX}.>", queue=QUEUE_GROUP, cb=self._on_beat)
+                self.nc = nc
+            except Exception as exc:  # e.g. the hub's credential refused: say so once, keep trying
+                await self._on_error(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        await self._on_reconnected()
+        self._ready.set()
+
+    async def _on_error(self, exc: Exception) -> None:
+        """The NATS client's errors (a refused reconnect every 2 s while the server is down): logged once per kind
+        of error, instead of nats-py's traceback per attempt."""
+        error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        if error != self.last_error:
+            log.warning("liveness: NATS: %s (reconnecting)", error)
+        self.last_error = error
+
+    async def _on_reconnected(self) -> None:
+        if self.last_error is not None:
+            log.info("liveness: NATS connected again; recording heartbeats")
+        self.last_error = None
 
     async def _on_beat(self, msg: Msg) -> None:
         try:
@@ -144,6 +177,11 @@ class LivenessListener:
 
     async def stop(self) -> None:
         """Unsubscribe and close."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
