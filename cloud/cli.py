@@ -136,6 +136,22 @@ def branch_add(
     typer.echo(f"  nats-server users written to {auth_out} (reload: nats-server --signal reload)")
 
 
+@branch_app.command("users")
+def branch_users(
+    db_url: DbUrl = DEFAULT_DB,
+    keys_dir: KeysDir = DEFAULT_KEYS,
+    auth_out: AuthOut = Path("nats-auth.conf"),
+) -> None:
+    """Regenerate the nats-server users from the keys already issued, rotating none (after an upgrade that changes
+    the branches' permissions, e.g. heartbeats); reload nats-server afterwards."""
+    from cloud.credentials import write_authorization
+    from cloud.store import create_store_engine
+
+    engine = create_store_engine(db_url)
+    write_authorization(engine, keys_dir, auth_out)
+    typer.echo(f"nats-server users written to {auth_out} (reload: nats-server --signal reload); no key rotated")
+
+
 @branch_app.command("list")
 def branch_list(db_url: DbUrl = DEFAULT_DB) -> None:
     """Branches with their link state, configuration version (number · content hash) and liveness (online, offline

@@ -34,6 +34,27 @@ def test_branch_add_issues_an_nkey_and_the_server_users(tmp_path: Path) -> None:
     assert (tmp_path / "auth.conf").read_text().count("qms.evt.acme.jkt-sudirman") == 1
 
 
+def test_branch_users_regenerates_the_server_users_without_rotating_a_key(tmp_path: Path) -> None:
+    """A hub upgraded to heartbeats regenerates its users file (now allowing qms.hb.…) with every seed kept: before,
+    only `branch add` wrote it, which rotates a branch's key (new seed on the appliance, printed status links 404)."""
+    db = f"sqlite:///{tmp_path / 'cloud.sqlite3'}"
+    keys, auth = tmp_path / "keys", tmp_path / "auth.conf"
+    args = ["--db-url", db, "--keys-dir", str(keys), "--auth-out", str(auth)]
+    assert runner.invoke(app, ["branch", "add", "acme", "jkt-sudirman", *args]).exit_code == 0
+    assert runner.invoke(app, ["branch", "add", "beta", "jkt-sudirman", *args]).exit_code == 0
+    seeds = {p.name: p.read_text() for p in keys.glob("*.nk")}
+    auth.write_text("# a users file from before heartbeats\n")
+    result = runner.invoke(app, ["branch", "users", *args])
+    assert result.exit_code == 0, result.output
+    assert "no key rotated" in result.output
+    assert {p.name: p.read_text() for p in keys.glob("*.nk")} == seeds
+    text = auth.read_text()
+    for tenant in ("acme", "beta"):
+        assert public_key_of(keys / f"{tenant}.jkt-sudirman.nk") in text
+        assert f'"qms.hb.{tenant}.jkt-sudirman"' in text
+    assert public_key_of(keys / "hub.nk") in text
+
+
 def test_branch_add_refuses_ids_that_are_not_subject_tokens(tmp_path: Path) -> None:
     result = runner.invoke(app, ["branch", "add", "acme", "jkt.sudirman", "--db-url",
                                  f"sqlite:///{tmp_path / 'c.sqlite3'}"])  # fmt: skip
