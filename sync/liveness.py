@@ -72,12 +72,15 @@ class Beater:
         self.interval = interval
         self.sent = 0
         self.last_sent_at: datetime | None = None
+        self.on_sent: Callable[[], None] | None = None  # told before each beat after the first (see Relay)
 
     async def run(self, nc: NatsClient) -> None:
         """Beat until cancelled or the connection closes; a failed beat is logged, the next one tried."""
         while not nc.is_closed:
             try:
                 beat = await self.snapshot()
+                if self.sent and self.on_sent is not None:
+                    self.on_sent()  # the previous beat had a whole interval to be refused
                 await nc.publish(self.subject, heartbeat_encoder.encode(beat))
                 self.sent += 1
                 self.last_sent_at = beat.sent_at

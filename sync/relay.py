@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.errors import ConnectionClosedError
 from nats.errors import Error as NatsError
 from nats.js.errors import Error as JetStreamError
 
@@ -174,6 +175,10 @@ class Relay:
     ) -> None:
         self.link = link
         self.beater = beater  # heartbeats on the relay's connection while it is up
+        if beater is not None:
+            beater.on_sent = self._beat_went_through
+        self._beat_refusals = 0  # heartbeats the server refused (a warning while events flow)
+        self._beat_refusals_seen = 0  # ... as counted after the previous beat went through
         self.on_change = on_change  # told of every link state change (the appliance writes it for `qms-edge status`)
         self._violation = asyncio.Event()  # the server refused publishing to our subject
         self.source = source
@@ -266,6 +271,16 @@ class Relay:
         self.status.link, self.status.down_since, self.status.link_error = "connected", None, None
         self._changed()
 
+    def _beat_went_through(self) -> None:
+        """Called before each beat after the first: when the server refused no beat during the interval since the
+        previous one (a refusal comes back within a round trip), a heartbeat warning from before no longer holds
+        (the hub has reloaded its users since), so it goes."""
+        refused = self._beat_refusals != self._beat_refusals_seen
+        self._beat_refusals_seen = self._beat_refusals
+        if not refused and self.status.link == "connected" and self.status.link_error is not None:
+            self.status.link_error = None
+            self._changed()
+
     def _link_down(self, exc: BaseException) -> None:
         from sync.liveness import describe_link_error  # sync.liveness imports this module: import it late
 
@@ -285,12 +300,14 @@ class Relay:
         lowered = text.lower()
         if "violation" not in lowered:
             return
-        self.status.server_error = text
         inbox = inbox_prefix(self.link.tenant, self.link.branch_id).lower()
         if f'"{self.subject.lower()}"' in lowered or inbox in lowered:
+            self.status.server_error = text
             self._violation.set()  # events cannot ship (or their acks cannot come back): the link is refused
             self._wake.set()
         elif self.status.link == "connected":  # e.g. heartbeats refused: events flow, but say what is wrong
+            # Not kept as the link's server error: a later outage (NATS stopped) is not a permission problem.
+            self._beat_refusals += 1
             from sync.liveness import describe_link_error  # sync.liveness imports this module: import it late
 
             self.status.link_error = describe_link_error(
@@ -318,7 +335,7 @@ class Relay:
         js = nc.jetstream()
         while not self._stopping.is_set():
             if nc.is_closed or not nc.is_connected:
-                raise RelayRefused("connection lost")
+                raise ConnectionClosedError  # the server went away: "cannot reach the cloud" until it is back
             if self._violation.is_set():
                 raise RelayRefused(self.status.server_error or f"permissions violation for publish to {self.subject}")
             self._wake.clear()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import nats
 import pytest
 from nats.js.api import StreamConfig
 
-from cloud.credentials import branch_permissions, new_seed, write_seed
+from cloud.credentials import branch_permissions, new_seed, public_key_of, write_seed
 from sync.relay import STREAM
 from tests.support.appliance import RunningAppliance, free_port, run_cli, seed_demo
 from tests.support.cloud_hub import wait_until
@@ -134,5 +136,19 @@ def test_heartbeats_refused_by_an_old_users_file_are_a_warning_while_events_flow
             out = run_cli("status", "--data-dir", str(tmp_path / "edge")).stdout
             assert "cloud link: connected" in out
             assert f"warning: permission denied: the server refused qms.hb.{TENANT}.{BRANCH}" in out
+            # The hub regenerates its users and reloads the server: the beats go through and the warning goes.
+            public = public_key_of(keys / f"{TENANT}.{BRANCH}.nk")
+            assert server.config_path is not None
+            assert server.proc is not None
+            users = [json.dumps({"user": "hub", "password": HUB_PASSWORD}),
+                     json.dumps({"nkey": public, "permissions": branch_permissions(TENANT, BRANCH)})]  # fmt: skip
+            server.config_path.write_text("authorization {\n  users = [\n" + ",\n".join(users) + "\n  ]\n}\n")
+            os.kill(server.proc.pid, signal.SIGHUP)
+            wait_until(lambda: replication(appliance)["link_error"] is None, what="the warning goes after a reload")
+            assert "warning" not in run_cli("status", "--data-dir", str(tmp_path / "edge")).stdout
+            # The server stops: the link is down because it cannot reach the cloud, not "permission denied".
+            server.stop()
+            down = wait_until(lambda: (r := replication(appliance))["link"] == "down" and r, what="link down")
+            assert "cannot reach the cloud" in down["link_error"], down["link_error"]
     finally:
         server.stop()
