@@ -127,7 +127,7 @@ def permission_denied(violation: str, tenant: str, branch_id: str, seed_file: st
     return (
         f"permission denied: the server refused {subject} for this credential; the seed"
         f"{' ' + seed_file if seed_file else ''} is not branch {branch_id}'s (tenant {tenant}) or the hub has not"
-        " reloaded its users (qms-cloud branch add, then nats-server --signal reload)"
+        " reloaded its users (on the hub: qms-cloud branch users, then nats-server --signal reload)"
     )
 
 

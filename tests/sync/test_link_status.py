@@ -132,6 +132,7 @@ def test_heartbeats_refused_by_an_old_users_file_are_a_warning_while_events_flow
             assert state["link"] == "connected"
             assert state["link_error"].startswith(f"permission denied: the server refused qms.hb.{TENANT}.{BRANCH}")
             assert "reload" in state["link_error"]
+            assert "qms-cloud branch users" in state["link_error"]  # regenerates the users without a new seed
             wait_until(lambda: replication(appliance)["lag_events"] == 0, what="events still ship")
             out = run_cli("status", "--data-dir", str(tmp_path / "edge")).stdout
             assert "cloud link: connected" in out
