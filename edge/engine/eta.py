@@ -1,8 +1,10 @@
 """Queue position and ETA of waiting tickets, from position, open counters and recent service times.
 
 ETA heuristic: tickets ahead are shared among the service's open counters, each taking the mean of the last
-20 service times (or the service's configured `avg_service_seconds` before any): eta = (position - 1) / open
-* mean + mean / 2 — the half accounts for the ticket in progress. No open counter: ETA unknown (None).
+20 service times (or the service's configured `avg_service_seconds` until `MIN_SAMPLES` exist): eta =
+(position - 1) / open * mean + mean / 2 — the half accounts for the ticket in progress. No open counter: ETA
+unknown (None). Each sample counts as at least `sample_floor` (an accidental start→complete of a second would
+otherwise promise "< 1 min" to a long queue).
 """
 
 from __future__ import annotations
@@ -21,14 +23,27 @@ from edge.engine.model import (
 )
 from edge.engine.routing import queue_order
 
+DEFAULT_SERVICE_SECONDS = 300  # a service missing from the configuration
+MIN_SAMPLES = 3  # fewer real service times than this: the configured average is the better guess
+FLOOR_SECONDS = 30.0  # no service is shorter than this, nor than FLOOR_FRACTION of the configured average ...
+FLOOR_FRACTION = 0.2
+# ... unless the configured average itself is shorter (then the floor is that average).
+
+
+def sample_floor(configured: float) -> float:
+    """The least a recorded service time counts as, for a service configured to average `configured` seconds."""
+    return max(min(FLOOR_SECONDS, configured), configured * FLOOR_FRACTION)
+
 
 def mean_service_seconds(state: State, service_id: str) -> float:
-    """Mean of recent service times, or the configured default."""
-    recent = state.service_times.get(service_id) or []
-    if recent:
-        return sum(recent) / len(recent)
+    """Mean of recent service times (each at least the floor), or the configured average before `MIN_SAMPLES`."""
     service = state.config.service(service_id) if state.config else None
-    return float(service.avg_service_seconds if service else 300)
+    configured = float(service.avg_service_seconds if service else DEFAULT_SERVICE_SECONDS)
+    recent = state.service_times.get(service_id) or []
+    if len(recent) < MIN_SAMPLES:
+        return configured
+    floor = sample_floor(configured)
+    return sum(max(floor, t) for t in recent) / len(recent)
 
 
 def open_counters(state: State, service_id: str) -> int:

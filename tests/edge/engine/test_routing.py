@@ -9,7 +9,7 @@ import pytest
 
 from edge.engine import commands as c
 from edge.engine.decide import next_deadline, no_ticket_reason
-from edge.engine.eta import positions
+from edge.engine.eta import positions, sample_floor
 from tests.edge.engine.conftest import Engine, ctr, small_config, svc, with_counter, with_service
 
 # --------------------------------------------------------------------------------------------------------------
@@ -313,14 +313,43 @@ def test_eta_unknown_when_no_counter_open(engine: Engine) -> None:
     assert positions(engine.state)[t.ticket_id] == (1, None)
 
 
+def _serve(engine: Engine, seconds: float) -> None:
+    """Serve one ticket of `s` at c1 for `seconds`."""
+    engine.enqueue("s")
+    t = engine.call_next("c1")
+    assert t is not None
+    engine.run(c.Start(ticket_id=t.ticket_id))
+    engine.advance(seconds)
+    engine.run(c.Complete(ticket_id=t.ticket_id))
+
+
 def test_eta_uses_recent_service_times(fifo: Engine) -> None:
-    fifo.enqueue("s")
-    t = fifo.call_next("c1")
-    fifo.run(c.Start(ticket_id=t.ticket_id))
-    fifo.advance(100)
-    fifo.run(c.Complete(ticket_id=t.ticket_id))
+    for _ in range(3):
+        _serve(fifo, 100)
     w = fifo.enqueue("s")
     assert positions(fifo.state)[w.ticket_id] == (1, 50)
+
+
+def test_eta_keeps_the_configured_average_until_three_services(fifo: Engine) -> None:
+    """One or two service times say little: the configured average (300 s) stands until the third."""
+    _serve(fifo, 100)
+    _serve(fifo, 100)
+    w = fifo.enqueue("s")
+    assert positions(fifo.state)[w.ticket_id] == (1, 150)
+
+
+def test_eta_counts_an_accidental_instant_service_as_the_floor(fifo: Engine) -> None:
+    """A start→complete of a fraction of a second counts as 20 % of the configured average (60 s), not ~0."""
+    for _ in range(3):
+        _serve(fifo, 0.2)
+    ahead = [fifo.enqueue("s").ticket_id for _ in range(6)]
+    assert positions(fifo.state)[ahead[5]] == (6, round(5 / 2 * 60 + 30))  # two counters open
+
+
+def test_the_sample_floor_is_30_s_or_a_fifth_of_the_average_but_never_above_it() -> None:
+    assert sample_floor(300) == 60
+    assert sample_floor(100) == 30
+    assert sample_floor(20) == 20
 
 
 def test_positions_follow_the_anti_starvation_call_order(engine: Engine) -> None:
