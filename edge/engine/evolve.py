@@ -36,23 +36,25 @@ def evolve(state: State, event: Event) -> State:
         case TicketCalled():
             _called(state, event)
         case TicketRecalled():
+            _touch(state, event)
             _update(state, event, recall_count=event.recall_count, no_show_deadline=event.no_show_deadline)
         case TicketServing():
+            _touch(state, event)
             _update(state, event, status="serving", served_at=event.occurred_at, no_show_deadline=None)
         case TicketDone():
             _done(state, event)
         case TicketCancelled():
-            _release(state, event.ticket_id)
+            _release(state, event)
             _update(state, event, status="cancelled", counter_id=None, target_counter=None, no_show_deadline=None)
         case TicketHeld():
-            _release(state, event.ticket_id)
+            _release(state, event)
             _update(state, event, status="held", counter_id=None, no_show_deadline=None)
         case TicketUnheld():
             _update(state, event, status="waiting", order=event.order)
         case TicketTransferred():
             _transferred(state, event)
         case TicketNoShow():
-            _release(state, event.ticket_id)
+            _release(state, event)
             _update(state, event, status="no_show", no_show_deadline=None)
         case TicketReturned():
             _update(
@@ -92,11 +94,18 @@ def _update(state: State, event: Event, **changes: object) -> None:
     state.put(replace(ticket, updated_at=event.occurred_at, **changes))
 
 
-def _release(state: State, ticket_id: str | None) -> None:
-    """Free the counter that holds this ticket, if any."""
+def _release(state: State, event: Event) -> None:
+    """Free the counter that holds the event's ticket, if any (its `updated_at`: the counter's last activity)."""
     for cid, counter in state.counters.items():
-        if counter.current_ticket == ticket_id:
-            state.counters[cid] = replace(counter, current_ticket=None)
+        if counter.current_ticket == event.ticket_id:
+            state.counters[cid] = replace(counter, current_ticket=None, updated_at=event.occurred_at)
+
+
+def _touch(state: State, event: Event) -> None:
+    """A ticket event at a counter is activity there: the presence sweep closes only counters idle for long."""
+    for cid, counter in state.counters.items():
+        if counter.current_ticket == event.ticket_id:
+            state.counters[cid] = replace(counter, updated_at=event.occurred_at)
 
 
 def _created(state: State, e: TicketCreated) -> None:
@@ -192,7 +201,7 @@ def _called(state: State, e: TicketCalled) -> None:
 
 def _done(state: State, e: TicketDone) -> None:
     """Finish the ticket and feed its service time to the ETA window."""
-    _release(state, e.ticket_id)
+    _release(state, e)
     _update(state, e, status="done", completed_at=e.occurred_at, outcome=e.outcome, no_show_deadline=None)
     times = [*state.service_times.get(e.service_id, []), e.service_seconds]
     state.service_times[e.service_id] = times[-SERVICE_TIME_WINDOW:]
@@ -200,7 +209,7 @@ def _done(state: State, e: TicketDone) -> None:
 
 def _transferred(state: State, e: TicketTransferred) -> None:
     """The ticket waits again, in its new service and/or for its target counter."""
-    _release(state, e.ticket_id)
+    _release(state, e)
     assert e.ticket_id is not None
     ticket = state.tickets[e.ticket_id]
     _update(

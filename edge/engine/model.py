@@ -58,7 +58,7 @@ class CounterState(Struct, frozen=True, kw_only=True):
     counter_id: str
     presence: Presence = "available"
     current_ticket: str | None = None
-    updated_at: datetime | None = None
+    updated_at: datetime | None = None  # last presence change or ticket event here (the idle sweep reads it)
 
 
 class RecentCall(Struct, frozen=True, array_like=True):

@@ -6,8 +6,11 @@
   Supervisors and admins bind a desk when they set its presence there (they often just look at a desk).
 - Signing out, the session expiring (idle timeout, lifetime) or the appliance restarting with nobody signed in to a
   counter closes it, unless another live session is bound to the same counter.
-- API and call-button calls open a closed counter themselves (engine rule); the sweep closes only counters whose
-  bound session ended, and at start-up every open counter without a live session.
+- API and call-button calls open a closed counter themselves (engine rule), as does a supervisor's "Open" on the
+  floor; such a counter has no session to end, so the sweep also closes an `available` counter that no live session
+  is bound to once nothing happened there (presence change or ticket event: `CounterState.updated_at`) for the staff
+  idle timeout (`QMS_STAFF_IDLE_MINUTES`). A counter holding a called or serving ticket is never closed.
+- At start-up the sweep closes every open counter without a live session.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import asyncio
 import logging
 import os
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from edge.audit import AuditEntry
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
+from edge.engine.model import State
 from edge.service import QueueService
 from edge.web.staff.session import SESSION_IDLE, _digest
 
@@ -142,13 +146,38 @@ async def signed_out(
         await close_unstaffed(service, {counter_id}, username, role, "signed_out", client)
 
 
-async def sweep(service: QueueService, *, restart: bool = False) -> None:
-    """Close counters whose session ended; at start-up also every open counter nobody is signed in to."""
+def idle_counters(state: State, now: datetime, idle: timedelta) -> set[str]:
+    """Available counters holding no ticket where nothing happened for `idle` (staffed or not: the caller checks)."""
+    return {
+        cid
+        for cid, k in state.counters.items()
+        if k.presence == "available"
+        and k.current_ticket is None
+        and (k.updated_at is None or k.updated_at <= now - idle)
+    }
+
+
+async def _close_idle(service: QueueService, now: datetime, idle: timedelta) -> None:
+    """Close the idle counters nobody is signed in to, each re-checked just before (a call may have come meanwhile)."""
+    candidates = idle_counters(service.view.state, now, idle)
+    if not candidates:
+        return
+    staffed_now: set[str] = service.read(lambda conn: staffed(conn, now))
+    for counter_id in sorted(candidates - staffed_now):
+        if counter_id in idle_counters(service.view.state, now, idle):
+            await set_presence(service, counter_id, "closed", "system", None, "idle")
+
+
+async def sweep(service: QueueService, *, restart: bool = False, idle: timedelta = SESSION_IDLE) -> None:
+    """Close counters whose session ended, and unstaffed counters idle for `idle`; at start-up also every open
+    counter nobody is signed in to."""
     now = datetime.now(UTC)
     gone: set[str] = await asyncio.wrap_future(service.submit_store(lambda conn: ended(conn, now)))
     if gone:
         await close_unstaffed(service, gone, "system", None, "session_ended")
-    if restart:
+    if not restart:
+        await _close_idle(service, service.clock(), idle)  # the clock the events' times come from
+    else:
         counters = {cid for cid, k in service.view.state.counters.items() if k.presence != "closed"}
         await close_unstaffed(service, counters, "system", None, "restart")
 

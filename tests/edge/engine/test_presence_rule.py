@@ -72,3 +72,17 @@ def test_a_counter_on_break_is_not_opened_by_a_call() -> None:
     assert engine.run(c.CallNext(counter_id="c1")) == []
     engine.refuse(c.CallTicket(ticket_id=t.ticket_id, counter_id="c1"), "counter_unavailable")
     assert no_ticket_reason(engine.state, "c1", engine.now) == "counter_unavailable"
+
+
+def test_every_ticket_event_at_a_counter_is_its_last_activity() -> None:
+    """A counter's `updated_at` moves with calls, starts, recalls and the end of a service (the idle sweep)."""
+    engine = _unstaffed()
+    engine.enqueue("s")
+    t = engine.call_next("c1")
+    assert t is not None
+    assert engine.counter("c1").updated_at == engine.now
+    for cmd in (c.Recall(ticket_id=t.ticket_id), c.Start(ticket_id=t.ticket_id), c.Complete(ticket_id=t.ticket_id)):
+        at = engine.advance(60)
+        engine.run(cmd)
+        assert engine.counter("c1").updated_at == at, cmd
+    assert engine.counter("c1").current_ticket is None

@@ -90,3 +90,50 @@ def test_a_supervisor_looking_at_a_desk_neither_opens_nor_later_closes_it(client
     client.get("/staff/counter/4")
     client.post("/staff/logout", data={"csrf_token": sup.csrf})
     assert _presence(client, "4") == "available"
+
+
+def _sweep_until_closed(client: TestClient[Any], counter_id: str, idle: timedelta) -> None:
+    """Sweep (as the periodic task does) until the counter is closed; fails after 10 s."""
+    service = client.app.state["appliance"].service
+
+    async def wait() -> None:
+        async with asyncio.timeout(10):
+            while _presence(client, counter_id) != "closed":
+                await presence.sweep(service, idle=idle)
+                await asyncio.sleep(0.01)
+
+    asyncio.run(wait())
+
+
+def test_a_counter_opened_without_a_session_closes_after_the_idle_time(client: TestClient[Any]) -> None:
+    """An API token's or call button's call opens a counter with no session to end: idle, the sweep closes it."""
+    service = client.app.state["appliance"].service
+    service.execute(c.Enqueue(service_id="cs"))
+    service.execute(c.CallNext(actor="agent4", counter_id="4"))  # a call at a closed counter opens it
+    ticket_id = service.view.state.counters["4"].current_ticket
+    assert ticket_id is not None
+    service.execute(c.Start(actor="agent4", ticket_id=ticket_id, counter_id="4"))
+    service.execute(c.Complete(actor="agent4", ticket_id=ticket_id, counter_id="4"))
+    assert _presence(client, "4") == "available"
+    _sweep(client)
+    assert _presence(client, "4") == "available"  # not idle for the staff idle timeout (30 min) yet
+    _sweep_until_closed(client, "4", timedelta(milliseconds=200))
+    rows = service.read(
+        lambda conn: conn.execute("SELECT actor, detail FROM audit WHERE action = 'presence' ORDER BY id").fetchall()
+    )
+    assert rows[-1] == ("system", '{"status":"closed","reason":"idle"}')
+
+
+def test_the_idle_sweep_spares_a_counter_with_a_session_or_a_ticket_at_it(client: TestClient[Any]) -> None:
+    Staff(client).login("agent1")  # counter 1: a live session
+    service = client.app.state["appliance"].service
+    service.execute(c.Enqueue(service_id="cs"))
+    service.execute(c.CallNext(actor="agent4", counter_id="4"))  # counter 4: a ticket being served
+    ticket_id = service.view.state.counters["4"].current_ticket
+    assert ticket_id is not None
+    service.execute(c.Start(actor="agent4", ticket_id=ticket_id, counter_id="4"))
+    service.execute(c.SetPresence(actor="btn-5", counter_id="5", status="available"))  # counter 5: neither
+    _sweep_until_closed(client, "5", timedelta(0))
+    assert _presence(client, "1") == "available"
+    assert _presence(client, "4") != "closed"
+    assert service.view.state.counters["4"].current_ticket == ticket_id
