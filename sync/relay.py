@@ -300,8 +300,14 @@ class Relay:
         lowered = text.lower()
         if "violation" not in lowered:
             return
+        from sync.liveness import seed_owner  # sync.liveness imports this module: import it late
+
         inbox = inbox_prefix(self.link.tenant, self.link.branch_id).lower()
-        if f'"{self.subject.lower()}"' in lowered or inbox in lowered:
+        owner = seed_owner(self.link.nkey_seed_file)
+        foreign = owner is not None and owner != (self.link.tenant, self.link.branch_id)
+        if f'"{self.subject.lower()}"' in lowered or inbox in lowered or foreign:
+            # A refusal with a seed named for another branch is conclusive even when only a heartbeat went out (an
+            # idle relay ships nothing): the link is refused, not connected with a warning.
             self.status.server_error = text
             self._violation.set()  # events cannot ship (or their acks cannot come back): the link is refused
             self._wake.set()

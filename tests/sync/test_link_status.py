@@ -115,6 +115,30 @@ def test_a_seed_of_another_branch_is_permission_denied_and_the_right_one_connect
         server.stop()
 
 
+def test_an_idle_branch_with_another_branchs_seed_is_down_not_connected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing to ship, so only heartbeats go out: before, their refusal left the link `connected` with a warning."""
+    keys = tmp_path / "keys"
+    server = authorized_server(tmp_path / "nats", keys, (BRANCH, OTHER))
+    asyncio.run(create_stream(server))
+    seed_demo(tmp_path / "edge")
+    monkeypatch.setenv("QMS_NATS_URL", server.url)
+    monkeypatch.setenv("QMS_TENANT", TENANT)
+    monkeypatch.setenv("QMS_HEARTBEAT_SECONDS", "0.2")
+    try:
+        monkeypatch.setenv("QMS_NATS_NKEY", str(keys / f"{TENANT}.{BRANCH}.nk"))
+        with RunningAppliance(tmp_path / "edge") as appliance:
+            wait_until(lambda: replication(appliance)["lag_events"] == 0, what="everything shipped")
+        monkeypatch.setenv("QMS_NATS_NKEY", str(keys / f"{TENANT}.{OTHER}.nk"))
+        with RunningAppliance(tmp_path / "edge") as appliance:
+            down = wait_until(lambda: (r := replication(appliance))["link"] == "down" and r, what="link refused")
+            assert down["lag_events"] == 0
+            assert down["link_error"].startswith(f"permission denied: this seed belongs to branch {OTHER}")
+    finally:
+        server.stop()
+
+
 def test_heartbeats_refused_by_an_old_users_file_are_a_warning_while_events_flow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
