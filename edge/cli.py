@@ -115,13 +115,24 @@ def serve(
     tenant: Annotated[str, typer.Option(envvar="QMS_TENANT", help="Tenant id at the cloud.")] = "default",
     branch: Annotated[str, typer.Option(envvar="QMS_BRANCH", help="Branch id before the first config.")] = "",
     nats_nkey: Annotated[str, typer.Option(envvar="QMS_NATS_NKEY", help="NKey seed file (qms-cloud branch add).")] = "",
+    nats_user: Annotated[str, typer.Option(envvar="QMS_NATS_USER", help="NATS user (instead of an NKey).")] = "",
     mdns: Mdns = None,
 ) -> None:
     """Run the appliance: API, live event stream, the single writer and (with --nats-url) the cloud relay."""
+    import os
+
     lock = _hold_data_dir(data_dir, "serve")  # held until the process exits: restore and a second serve refuse
     cloud = None
     if nats_url:
-        cloud = CloudLink(nats_url=nats_url, tenant=tenant, branch_id=branch or None, nkey_seed_file=nats_nkey or None)
+        cloud = CloudLink(
+            nats_url=nats_url,
+            tenant=tenant,
+            branch_id=branch or None,
+            nkey_seed_file=nats_nkey or None,
+            user=nats_user or None,
+            # The password only from the environment: a command-line option would show it in `ps`.
+            password=os.environ.get("QMS_NATS_PASSWORD") or None,
+        )
     _serve(data_dir, host, port, log_level, cloud, mdns)
     del lock
 
