@@ -231,7 +231,7 @@ def config_push(
     branch: str,
     file: Annotated[Path, typer.Argument(help="JSON configuration document; `-` for stdin.")],
     db_url: DbUrl = DEFAULT_DB,
-    nats_url: NatsUrl = "nats://127.0.0.1:4222",
+    nats_url: NatsUrl = "",
     nats_nkey: NatsNkey = "",
     force: Annotated[
         bool,
@@ -249,6 +249,16 @@ def config_push(
     from cloud.store import create_store_engine
     from sync.contract_config import short_hash
 
+    if not _servers(nats_url):
+        # No silent default: a push to some other NATS server (a developer's local one) would be recorded here as
+        # distributed while no branch ever sees it.
+        typer.secho(
+            "refused: no NATS server given: pass --nats-url (or set QMS_NATS_URL) to the hub's NATS, with its key"
+            " (--nats-nkey / QMS_NATS_NKEY)",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2)
     raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
     engine = create_store_engine(db_url)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cloud.cli import app
@@ -82,3 +83,18 @@ def test_branch_list_shows_a_branch_from_the_moment_it_is_added(tmp_path: Path) 
     assert (tmp_path / "keys" / "beta.jkt-sudirman.nk").read_text() != (
         tmp_path / "keys" / "acme.jkt-sudirman.nk"
     ).read_text()
+
+
+def test_config_push_without_a_nats_server_is_refused_and_records_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the push went silently to nats://127.0.0.1:4222 (whatever listened there) and the hub recorded a
+    version no branch could see."""
+    monkeypatch.delenv("QMS_NATS_URL", raising=False)
+    store_url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    doc = tmp_path / "config.json"
+    doc.write_text("{}")
+    result = CliRunner().invoke(app, ["config", "push", "acme", "jkt-sudirman", str(doc), "--db-url", store_url])
+    assert result.exit_code == 2
+    assert "no NATS server given" in result.output
+    assert not (tmp_path / "hub.sqlite3").exists()
