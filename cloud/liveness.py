@@ -81,6 +81,13 @@ def record_beat(engine: Engine, beat: Heartbeat, received_at: datetime | None = 
             )
 
 
+def since_words(stamp: str | None) -> str:
+    """A stored UTC time as people read it in the console: to the second, with its zone (`2026-12-04 18:35:31 UTC`)."""
+    if not stamp:
+        return "-"
+    return datetime.fromisoformat(stamp).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 @dataclass(frozen=True)
 class Liveness:
     """What the console says about a branch's liveness."""
@@ -93,7 +100,7 @@ class Liveness:
     @property
     def words(self) -> str:
         """`online`, `offline since <time>`, `never connected`."""
-        return f"offline since {self.last_beat_at}" if self.state == OFFLINE else self.state
+        return f"offline since {since_words(self.last_beat_at)}" if self.state == OFFLINE else self.state
 
 
 def judge(row: Any | None, now: datetime, missed_beats: int) -> Liveness:

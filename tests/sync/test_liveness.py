@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from cloud.cli import app as cloud_cli
 from cloud.console import overview
-from cloud.liveness import LivenessListener, record_beat
+from cloud.liveness import LivenessListener, record_beat, since_words
 from cloud.store import create_store_engine, register_branch, transaction
 from cloud.web.app import CloudSettings, create_app
 from sync.liveness import Heartbeat, heartbeat_encoder, heartbeat_subject
@@ -87,12 +87,12 @@ async def test_a_branch_that_beats_is_online_and_offline_after_three_missed_beat
         offline = await until(lambda: (v := branch_view(store_url)).liveness == "offline" and v, "offline")
         silent = datetime.now(UTC) - datetime.fromisoformat(offline.last_beat_at)
         assert silent.total_seconds() > 3 * INTERVAL  # offline only after three missed beats
-        assert offline.liveness_words == f"offline since {offline.last_beat_at}"
+        assert offline.liveness_words == f"offline since {since_words(offline.last_beat_at)}"
         listed = CliRunner().invoke(cloud_cli, ["branch", "list", "--db-url", store_url])
         assert listed.exit_code == 0, listed.output
-        assert f"offline since {offline.last_beat_at}" in listed.output
+        assert f"offline since {since_words(offline.last_beat_at)}" in listed.output
         with TestClient(app=create_app(CloudSettings(db_url=store_url))) as client:
-            assert f"offline since {offline.last_beat_at}" in client.get("/").text
+            assert f"offline since {since_words(offline.last_beat_at)}" in client.get("/").text
             row = next(b for b in client.get("/api/v1/branches").json()["branches"] if b["branch_id"] == BRANCH)
             assert row["liveness"] == "offline"
     finally:
@@ -141,6 +141,6 @@ def test_liveness_is_judged_per_tenant_and_branch_from_the_newest_beat(store_url
     assert (online[(TENANT, BRANCH)].last_seq, online[(TENANT, BRANCH)].software_version) == (8, "1.2.3")
     assert online[("beta", BRANCH)].liveness_words == "never connected"
     offline = views(last + timedelta(seconds=91))[(TENANT, BRANCH)]
-    assert offline.liveness_words == f"offline since {last.isoformat()}"
+    assert offline.liveness_words == f"offline since {since_words(last.isoformat())}"
     assert views(last + timedelta(seconds=91), missed=5)[(TENANT, BRANCH)].liveness == "online"
     engine.dispose()
