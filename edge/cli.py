@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import socket
 import sqlite3
 import sys
 from collections import Counter
@@ -94,7 +95,9 @@ def _serve(
     from edge.web.app import Settings, create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
+    # Bind first: a taken port fails in one line before the app starts (devices, MQTT, relay), not after.
+    sock = _listen(host, port)
+    config = uvicorn.Config(
         create_app(Settings(data_dir=data_dir, **serve_settings(port, mdns), cloud=cloud or CloudLink.from_env())),
         host=host,
         port=port,
@@ -103,6 +106,24 @@ def _serve(
         proxy_headers=False,  # the app decides whom to believe (QMS_TRUSTED_PROXIES), not uvicorn's 127.0.0.1 default
         timeout_graceful_shutdown=5,
     )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket for `host:port`, or a one-line error naming what to do when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise _fail(
+            f"cannot listen on {host}:{port}: {exc.strerror} (is another qms-edge or web server using the port? "
+            f"see `ss -ltnp 'sport = :{port}'`, or choose another with --port)"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 @app.command()
