@@ -1,4 +1,5 @@
-"""Cloud store fixtures: every store test runs on SQLite and on a real PostgreSQL (a throwaway cluster)."""
+"""Cloud fixtures: every store test runs on SQLite and on a real PostgreSQL (a throwaway cluster); a real nats-server
+of the test's own."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.support.nats_server import NatsServer
 from tests.support.postgres import PostgresCluster
 
 _databases = itertools.count(1)
@@ -36,3 +38,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return cluster.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A JetStream-enabled nats-server of this test's own, on a free port."""
+    server = NatsServer(tmp_path / "nats").start()
+    try:
+        yield server
+    finally:
+        server.stop()

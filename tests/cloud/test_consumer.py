@@ -4,7 +4,6 @@ that refuses a batch leaves it unacknowledged and is retried with back-off, logg
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,6 @@ from tests.support.nats_server import NatsServer
 IDLE_FETCH_TIMEOUT = 0.02
 # Idle pulls: ten minutes of a hub at a 1 s fetch timeout (fifty at the default FETCH_TIMEOUT_SECONDS).
 IDLE_CYCLES = 600
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    """A JetStream-enabled nats-server of this test's own, on a free port."""
-    server = NatsServer(tmp_path / "nats").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_an_idle_hub_neither_crashes_nor_reconnects(

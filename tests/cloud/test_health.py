@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,16 +26,6 @@ from tests.support.nats_server import NatsServer
 from tests.support.postgres import PostgresCluster
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    """A JetStream-enabled nats-server of this test's own, on a free port."""
-    server = NatsServer(tmp_path / "nats").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def health(client: TestClient[Any]) -> tuple[int, dict[str, Any]]:

@@ -4,7 +4,7 @@ its own configuration key, and cannot impersonate another branch."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +17,10 @@ from cloud.credentials import HUB_KEY, Issued, authorization_block, branch_permi
 from cloud.store import create_store_engine
 from sync.config_watch import direct_get_subject, fetch_config
 from sync.liveness import heartbeat_subject
-from sync.relay import STREAM, LinkSettings, Outgoing, Relay, config_key, event_subject
+from sync.relay import STREAM, LinkSettings, Relay, config_key, event_subject
 from tests.cloud.branch_events import make_branch_events
 from tests.support.nats_server import NatsServer
+from tests.support.relay_source import ListSource
 
 pytestmark = pytest.mark.slow
 TENANT = "acme"
@@ -122,23 +123,6 @@ async def test_anonymous_and_unknown_keys_are_refused(secured: Secured, tmp_path
     with pytest.raises((nats.errors.NoServersError, nats.errors.Error, OSError)):
         await nats.connect(secured.server.url, allow_reconnect=False, max_reconnect_attempts=1,
                            reconnect_time_wait=0.05, connect_timeout=2)  # fmt: skip
-
-
-class ListSource:
-    """An in-memory event source for the relay."""
-
-    def __init__(self, items: list[Outgoing]) -> None:
-        self.items = items
-        self.cursor = 0
-
-    def read_after(self, seq: int, limit: int) -> Sequence[Outgoing]:
-        return [o for o in self.items if o.seq > seq][:limit]
-
-    async def save_cursor(self, seq: int, epoch: int) -> None:
-        self.cursor = seq
-
-    def read_cursor(self) -> tuple[int, int]:
-        return self.cursor, 0
 
 
 async def test_the_relay_ships_with_branch_credentials_and_cannot_pose_as_another(

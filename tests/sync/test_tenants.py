@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import nats
@@ -18,31 +17,15 @@ from cloud.credentials import HUB_KEY, authorization_block, branch_permissions, 
 from cloud.store import create_store_engine, tickets
 from cloud.ticket_status import status_of
 from sync import links
-from sync.relay import STREAM, LinkSettings, Outgoing, Relay, event_subject
+from sync.relay import STREAM, LinkSettings, Relay, event_subject
 from tests.cloud.branch_events import make_branch_events
 from tests.support.cloud_hub import CloudHub, wait_until
 from tests.support.nats_server import NatsServer
+from tests.support.relay_source import ListSource
 
 pytestmark = pytest.mark.slow
 BRANCH = "jkt-sudirman"
 TENANTS = {"acme": 20, "beta": 7}  # tickets each appliance issues: two different logs under one branch id
-
-
-class ListSource:
-    """An appliance's log as the relay reads it, with its cursor."""
-
-    def __init__(self, items: list[Outgoing]) -> None:
-        self.items = items
-        self.cursor = 0
-
-    def read_after(self, seq: int, limit: int) -> Sequence[Outgoing]:
-        return [o for o in self.items if o.seq > seq][:limit]
-
-    async def save_cursor(self, seq: int, epoch: int) -> None:
-        self.cursor = seq
-
-    def read_cursor(self) -> tuple[int, int]:
-        return self.cursor, 0
 
 
 async def test_two_tenants_with_the_same_branch_id_replicate_side_by_side(store_url: str, tmp_path: Path) -> None:
