@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from edge.store.datadir import DIR_MODE, FILE_MODE, LOCK_NAME, DataDirLock, create_private
+from edge.store.datadir import DIR_MODE, FILE_MODE, LOCK_NAME, STAGING_PREFIX, DataDirLock, create_private
 from edge.store.db import connect, open_database
 from edge.store.log import last_position, verify_chain
 from edge.store.projections import current_config
@@ -42,7 +42,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 # caches and our own staging files.
 SKIPPED_FILES = {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", LOCK_NAME}
 SKIPPED_DIRS = {"board-media/cache"}
-STAGING_PREFIX = ".qms-"
 CHUNK = 1 << 20
 
 

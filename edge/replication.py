@@ -26,6 +26,7 @@ import msgspec
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.service import QueueService
+from edge.store.datadir import write_private
 from sync.config_watch import ConfigEntry, ConfigWatch
 from sync.contract_config import BranchConfig, config_decoder, config_hash, short_hash
 from sync.liveness import DEFAULT_INTERVAL, Beater, Heartbeat, link_words
@@ -409,12 +410,9 @@ def software_version() -> str:
 def write_link_file(path: Path, info: dict[str, Any]) -> None:
     """Write the link state atomically with the writer's pid and time (0600: it names the seed file)."""
     body = {**info, "pid": os.getpid(), "written_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(body, out, default=str)
-        tmp.replace(path)
+        # Not synced: a status note rewritten on every link change; losing the newest one in a power cut is harmless.
+        write_private(path, json.dumps(body, default=str).encode(), durable=False)
     except OSError as exc:  # a read-only data dir must not stop replication
         log.warning("cannot write %s: %s", path, exc)
 

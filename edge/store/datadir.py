@@ -12,6 +12,7 @@ from pathlib import Path
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 LOCK_NAME = "qms-edge.lock"
+STAGING_PREFIX = ".qms-"  # files and folders being written or staged: backups leave them out
 log = logging.getLogger("qms.datadir")
 
 
@@ -51,6 +52,23 @@ def create_private(path: Path) -> None:
     """Create an empty file with mode 0600 unless it exists (SQLite gives -wal and -shm the database's mode)."""
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+
+
+def write_private(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace `path` whole or not at all: a new 0600 file (O_EXCL, so an older file's looser mode is never kept)
+    renamed into place; `durable` syncs it to disk first."""
+    tmp = path.with_name(f"{STAGING_PREFIX}{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class DataDirLock:

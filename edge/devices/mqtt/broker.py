@@ -16,6 +16,7 @@ import msgspec
 from edge.devices.mqtt import topics
 from edge.devices.mqtt.bridge import EDGE_DEVICE_ID, SETTINGS_FILE, MqttSettings, load_settings
 from edge.devices.registry import Device, mqtt_password
+from edge.store.datadir import write_private
 
 # Mosquitto's default (1000) dropped half of a 5,000-message QoS 1 burst to one subscriber (STACK-NOTES).
 MAX_QUEUED_MESSAGES = 100_000
@@ -167,12 +168,5 @@ def write_broker_files(
         persistence=persistence,
     )
     target = data_dir / SETTINGS_FILE
-    tmp = data_dir / f".qms-{SETTINGS_FILE}.tmp"  # a new file is created 0600 (O_TRUNC would keep an old 0644)
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(msgspec.json.encode(settings))
-        out.flush()
-        os.fsync(out.fileno())
-    tmp.replace(target)  # whole or not at all: the bridge never reads half a file
+    write_private(target, msgspec.json.encode(settings))  # whole or not at all: the bridge never reads half a file
     return [directory / "mosquitto.conf", directory / "passwd", directory / "acl", target]
