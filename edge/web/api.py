@@ -187,12 +187,12 @@ class TicketController(Controller):
         if day is not None and day < state.business_date:  # a past day: the engine keeps only the current one in memory
             found = _tickets_of_day(app, day, status, service_id, area)
         else:
-            keep = {
-                tid
-                for tid, t in state.tickets.items()
-                if (t.business_date == day if day else t.business_date == today or t.status in ACTIVE_STATUSES)
-            }
-            found = [t for t in view.tickets(status=status, service_id=service_id, area=area) if t["ticket_id"] in keep]
+
+            def listed(ticket_id: str) -> bool:
+                t = state.tickets[ticket_id]
+                return t.business_date == day if day else t.business_date == today or t.status in ACTIVE_STATUSES
+
+            found = [t for t in view.tickets(status=status, service_id=service_id, area=area) if listed(t["ticket_id"])]
         return {"seq": view.seq, "business_date": day or today, "tickets": found}
 
     @get("/{ticket_id:str}", summary="One ticket")
