@@ -27,32 +27,28 @@ from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.engine.model import State
 from edge.service import QueueService
-from edge.web.staff.session import SESSION_IDLE, _digest
+from edge.web.staff.session import LIVE_SESSION, SESSION_IDLE, live_args, session_digest
 
 log = logging.getLogger("qms.staff.presence")
 SWEEP_SECONDS = float(os.environ.get("QMS_PRESENCE_SWEEP_SECONDS", "30"))
-_LIVE = "revoked = 0 AND expires_at > ? AND coalesce(last_seen, created_at) > ?"
-
-
-def _live_args(now: datetime) -> tuple[str, str]:
-    return now.isoformat(), (now - SESSION_IDLE).isoformat()
 
 
 def bind(conn: sqlite3.Connection, session_id: str, counter_id: str) -> None:
     """The session is at this counter (one counter per session; a desk opened elsewhere moves it)."""
-    conn.execute("UPDATE staff_sessions SET counter_id = ? WHERE session_hash = ?", (counter_id, _digest(session_id)))
+    sql = "UPDATE staff_sessions SET counter_id = ? WHERE session_hash = ?"
+    conn.execute(sql, (counter_id, session_digest(session_id)))
 
 
 def staffed(conn: sqlite3.Connection, now: datetime) -> set[str]:
     """Counters some live session is bound to."""
-    sql = f"SELECT DISTINCT counter_id FROM staff_sessions WHERE counter_id IS NOT NULL AND {_LIVE}"  # noqa: S608
-    rows = conn.execute(sql, _live_args(now))
+    sql = f"SELECT DISTINCT counter_id FROM staff_sessions WHERE counter_id IS NOT NULL AND {LIVE_SESSION}"  # noqa: S608
+    rows = conn.execute(sql, live_args(now))
     return {r[0] for r in rows}
 
 
 def unbind(conn: sqlite3.Connection, session_id: str) -> str | None:
     """Forget the session's counter; returns it."""
-    digest = _digest(session_id)
+    digest = session_digest(session_id)
     row = conn.execute("SELECT counter_id FROM staff_sessions WHERE session_hash = ?", (digest,)).fetchone()
     conn.execute("UPDATE staff_sessions SET counter_id = NULL WHERE session_hash = ?", (digest,))
     return row[0] if row else None
@@ -61,8 +57,8 @@ def unbind(conn: sqlite3.Connection, session_id: str) -> str | None:
 def ended(conn: sqlite3.Connection, now: datetime) -> set[str]:
     """Counters of sessions that ended (revoked, expired, idle) while bound; they are unbound here."""
     rows = conn.execute(
-        f"SELECT session_hash, counter_id FROM staff_sessions WHERE counter_id IS NOT NULL AND NOT ({_LIVE})",  # noqa: S608
-        _live_args(now),
+        f"SELECT session_hash, counter_id FROM staff_sessions WHERE counter_id IS NOT NULL AND NOT ({LIVE_SESSION})",  # noqa: S608
+        live_args(now),
     ).fetchall()
     conn.executemany("UPDATE staff_sessions SET counter_id = NULL WHERE session_hash = ?", [(r[0],) for r in rows])
     return {r[1] for r in rows}

@@ -72,9 +72,18 @@ class Staff:
             raise Refused("counter")
 
 
-def _digest(session_id: str) -> str:
+def session_digest(session_id: str) -> str:
     """Only a hash of the session id is stored: a copy of the database does not yield live cookies."""
     return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+# A live session: not revoked, within its lifetime, used within the idle timeout (`live_args(now)` fills it in).
+LIVE_SESSION = "revoked = 0 AND expires_at > ? AND coalesce(last_seen, created_at) > ?"
+
+
+def live_args(now: datetime) -> tuple[str, str]:
+    """The parameters of `LIVE_SESSION` at `now`."""
+    return now.isoformat(), (now - SESSION_IDLE).isoformat()
 
 
 def csrf_for(app: Appliance, session_id: str) -> str:
@@ -103,7 +112,7 @@ def open_session(conn: sqlite3.Connection, username: str, ip: str | None, user_a
         "INSERT INTO staff_sessions (session_hash, username, created_at, expires_at, ip, user_agent)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         (
-            _digest(session_id),
+            session_digest(session_id),
             username,
             now.isoformat(),
             (now + SESSION_LIFETIME).isoformat(),
@@ -117,7 +126,7 @@ def open_session(conn: sqlite3.Connection, username: str, ip: str | None, user_a
 
 def revoke_session(conn: sqlite3.Connection, session_id: str) -> None:
     """Sign a session out for good (the cookie stops working even if copied)."""
-    conn.execute("UPDATE staff_sessions SET revoked = 1 WHERE session_hash = ?", (_digest(session_id),))
+    conn.execute("UPDATE staff_sessions SET revoked = 1 WHERE session_hash = ?", (session_digest(session_id),))
 
 
 def revoke_user_sessions(conn: sqlite3.Connection, username: str) -> None:
@@ -127,11 +136,11 @@ def revoke_user_sessions(conn: sqlite3.Connection, username: str) -> None:
 
 def _lookup(conn: sqlite3.Connection, session_id: str, now: datetime) -> tuple[User, datetime] | None:
     """The session's user and when they last did something, for a live session that has not gone idle."""
-    row = conn.execute(
-        "SELECT username, coalesce(last_seen, created_at) FROM staff_sessions"
-        " WHERE session_hash = ? AND revoked = 0 AND expires_at > ? AND coalesce(last_seen, created_at) > ?",
-        (_digest(session_id), now.isoformat(), (now - SESSION_IDLE).isoformat()),
-    ).fetchone()
+    sql = (
+        "SELECT username, coalesce(last_seen, created_at) FROM staff_sessions"  # noqa: S608 - a constant fragment
+        f" WHERE session_hash = ? AND {LIVE_SESSION}"
+    )
+    row = conn.execute(sql, (session_digest(session_id), *live_args(now))).fetchone()
     found = find_user(conn, row[0]) if row else None
     return (found[0], datetime.fromisoformat(row[1])) if found else None
 
@@ -155,7 +164,7 @@ def current_staff(request: Request[Any, Any, Any]) -> Staff | None:
     if not user.active or user.role not in STAFF_ROLES:
         return None
     if _user_initiated(request) and now - last_seen > TOUCH_EVERY:
-        digest = _digest(session_id)
+        digest = session_digest(session_id)
         touch = "UPDATE staff_sessions SET last_seen = ? WHERE session_hash = ?"
         app.service.submit_store(lambda conn: conn.execute(touch, (now.isoformat(), digest)))  # fire and forget
     principal = Principal(user.username, user.role, app.service.view.state.branch_id, tuple(user.counters))
