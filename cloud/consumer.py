@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from cloud.apply import ApplyResult, Incoming, apply_batch
 from cloud.store import utcnow_iso
-from sync.relay import CONFIG_BUCKET, STREAM, SUBJECT_PREFIX
+from sync.relay import CONFIG_BUCKET, STREAM, SUBJECT_PREFIX, error_text
 
 log = logging.getLogger("qms.cloud.consumer")
 
@@ -207,7 +207,7 @@ class EventConsumer:
     async def _on_error(self, exc: Exception) -> None:
         """The NATS client's errors (a refused reconnect every half second while the server is down): kept for the
         health's reason and logged once per kind of error, instead of nats-py's traceback per attempt."""
-        error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        error = error_text(exc)
         if error != self.stats.nats_error:
             log.warning("consumer: NATS: %s (reconnecting)", error)
         self.stats.nats_error = error

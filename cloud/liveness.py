@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cloud.store import branch_liveness, insert_ignore, transaction
 from sync.liveness import DEFAULT_MISSED_BEATS, HEARTBEAT_PREFIX, Heartbeat, heartbeat_decoder, subject_branch
+from sync.relay import error_text
 
 log = logging.getLogger("qms.cloud.liveness")
 QUEUE_GROUP = "qms-hub-liveness"
@@ -161,7 +162,7 @@ class LivenessListener:
     async def _on_error(self, exc: Exception) -> None:
         """The NATS client's errors (a refused reconnect every 2 s while the server is down): logged once per kind
         of error, instead of nats-py's traceback per attempt."""
-        error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        error = error_text(exc)
         if error != self.last_error:
             log.warning("liveness: NATS: %s (reconnecting)", error)
         self.last_error = error

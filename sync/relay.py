@@ -40,6 +40,11 @@ CONFIG_BUCKET = "qms_config"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
+def error_text(exc: BaseException) -> str:
+    """An exception as one log/status line: its type and message (`TimeoutError`, not `TimeoutError: `)."""
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")
+
+
 def check_token(kind: str, value: str) -> str:
     """A tenant or branch id usable as one NATS subject token (no dots, wildcards or spaces)."""
     if not _TOKEN.match(value):
@@ -241,7 +246,7 @@ class Relay:
                 await self._pump(nc)
             except Exception as exc:  # any failure (link, store) is retried from the durable cursor
                 self.status.state = "disconnected"
-                self.status.last_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                self.status.last_error = error_text(exc)
                 self._link_down(exc)
                 delay = min(self.backoff_max, backoff) * (0.5 + random.random() / 2)  # noqa: S311 - jitter
                 self.status.retry_in = delay
