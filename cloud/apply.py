@@ -24,6 +24,8 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from cloud.analytics import facts
+from cloud.notify import triggers
 from cloud.store import (
     branch_key,
     branches,
@@ -373,6 +375,8 @@ def _write_events(conn: Connection, tenant: str, branch_id: str, applied: Sequen
         ],
     )
     project_events(conn, tenant, branch_id, applied)
+    facts.on_applied(conn, tenant, branch_id, applied)  # in the same transaction: facts never lag the events
+    triggers.on_applied(conn, tenant, branch_id, applied)  # outbox rows: exactly once per idempotency key
 
 
 def project_events(conn: Connection, tenant: str, branch_id: str, applied: Sequence[AnyApplied]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from cloud.store import metadata
+from cloud.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # driven by the `alembic` tool with a URL: one engine, one transaction

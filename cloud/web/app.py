@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,13 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.template.config import TemplateConfig
 from sqlalchemy.engine import Engine
 
+import cloud.admin.web
+import cloud.analytics.web
+import cloud.appointments.web
+import cloud.identity.web
+import cloud.notify.web
+import cloud.ops.web
+import cloud.releases.web
 from cloud.console import overview
 from cloud.consumer import FETCH_TIMEOUT_SECONDS, EventConsumer
 from cloud.hq_users import has_accounts
@@ -28,7 +35,10 @@ from cloud.ticket_status import status_of, words
 from cloud.web.console_auth import ConsoleAuth, HqPrincipal, console_guard
 
 log = logging.getLogger("qms.cloud.web")
-TEMPLATES = Path(__file__).with_name("templates")
+TEMPLATES = Path(__file__).with_name("templates")  # one folder per area beside the hub's own pages
+# Each area's routes, and its background work (`lifespan(app)`, when the module has one) running with the app.
+AREAS = (cloud.notify.web, cloud.analytics.web, cloud.identity.web, cloud.admin.web, cloud.ops.web, cloud.releases.web,
+         cloud.appointments.web)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -139,16 +149,21 @@ def create_app(settings: CloudSettings) -> Litestar:
             app.state["consumer"] = consumer
             liveness = LivenessListener(engine, list(settings.nats_servers), settings.nats_options)
             await liveness.start()  # branches' heartbeats (qms.hb.>): online / offline since … in the console
-        try:
-            yield
-        finally:
-            if consumer is not None:
-                await liveness.stop()
-                await consumer.stop()
-            await asyncio.to_thread(engine.dispose)
+        async with AsyncExitStack() as areas:
+            for area in AREAS:  # each area's background work (dispatcher, schedules, …) runs with the app
+                if (area_lifespan := getattr(area, "lifespan", None)) is not None:
+                    await areas.enter_async_context(area_lifespan(app))
+            try:
+                yield
+            finally:
+                await areas.aclose()
+                if consumer is not None:
+                    await liveness.stop()
+                    await consumer.stop()
+                await asyncio.to_thread(engine.dispose)
 
     return Litestar(
-        route_handlers=[console, branches_json, health, ticket_status],
+        route_handlers=[console, branches_json, health, ticket_status, *(r for area in AREAS for r in area.ROUTES)],
         state=state,  # type: ignore[arg-type]
         lifespan=[lifespan],
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),

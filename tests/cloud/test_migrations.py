@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 from cloud.apply import Incoming, apply_batch
 from cloud.cli import app
 from cloud.console import overview
+from cloud.schema import metadata
 from cloud.store import (
     create_store_engine,
     events,
     head_revision,
-    metadata,
     number_leases,
     parked,
     schema_revision,

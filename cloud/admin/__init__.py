@@ -1,0 +1,1 @@
+"""The HQ console's areas (issue 14): branches, configuration, audit, approvals, device fleet, supervisor."""

@@ -1,0 +1,1 @@
+"""Analytics (issue 13): facts, rollups, KPI queries, exports, schedules, anomalies."""

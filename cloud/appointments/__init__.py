@@ -1,0 +1,1 @@
+"""Appointments (issue 15): calendar, slots, bookings, signed check-in QR."""

@@ -1,0 +1,7 @@
+"""The appointments area's tables, on the hub's one `metadata` (created by migration `0010_appointments`)."""
+
+from __future__ import annotations
+
+from cloud.store import metadata
+
+__all__ = ["metadata"]

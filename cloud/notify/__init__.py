@@ -1,0 +1,1 @@
+"""Customer notifications (issue 12): templates, policy, outbox, dispatcher, providers."""

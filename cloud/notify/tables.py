@@ -1,0 +1,7 @@
+"""The notify area's tables, on the hub's one `metadata` (created by migration `0004_notify`)."""
+
+from __future__ import annotations
+
+from cloud.store import metadata
+
+__all__ = ["metadata"]

@@ -1,0 +1,1 @@
+"""Fleet software updates (issue 17): signed releases, rollout groups, appliance acks."""

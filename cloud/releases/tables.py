@@ -1,0 +1,7 @@
+"""The releases area's tables, on the hub's one `metadata` (created by migration `0009_releases`)."""
+
+from __future__ import annotations
+
+from cloud.store import metadata
+
+__all__ = ["metadata"]
