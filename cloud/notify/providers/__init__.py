@@ -1,0 +1,9 @@
+"""Provider adapters, one module per provider; `REGISTRY` maps a provider name to its module, which defines
+`build(settings: dict, client: httpx.AsyncClient) -> Provider`, `parse_webhook(request: WebhookRequest, settings) ->
+list[DeliveryUpdate]`, `SECRETS` (settings fields never shown or logged) and `CHANNEL`."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+REGISTRY: dict[str, ModuleType] = {}
