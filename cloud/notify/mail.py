@@ -1,0 +1,134 @@
+"""Sending one e-mail over SMTP (STARTTLS + auth, text + HTML, attachments): used by the e-mail notification provider
+and by anything else at the hub that mails (scheduled reports). One function so that TLS and error handling live in
+one place.
+
+Settings (a mapping, as stored per tenant in the e-mail provider's settings):
+`host`, `port` (587), `username`, `password` (secret), `sender` (the From address), `security` = `starttls`
+(default: upgrade a plain connection, refuse to send if the server cannot) | `tls` (implicit TLS, port 465) |
+`none` (only for a relay on localhost), `ca_file` (a PEM bundle to trust instead of the system's, for a private
+relay), `timeout` seconds (30).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any, Literal
+
+import aiosmtplib
+
+from cloud.notify.providers.base import Attachment
+
+Security = Literal["starttls", "tls", "none"]
+SECRETS = ("password",)
+MAX_PORT = 65535
+
+
+class MailSettingsError(ValueError):
+    """The e-mail settings are incomplete or malformed (a configuration problem, not a delivery one)."""
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Validated SMTP settings; `from_mapping` is the one place the stored dict is read."""
+
+    host: str
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    security: Security = "starttls"
+    ca_file: str | None = None
+    timeout: float = 30.0
+
+    @classmethod
+    def from_mapping(cls, settings: Mapping[str, Any]) -> SmtpSettings:
+        """Read and check the stored settings; raises MailSettingsError naming the field (never its value)."""
+        host = str(settings.get("host") or "").strip()
+        sender = str(settings.get("sender") or "").strip()
+        if not host:
+            raise MailSettingsError("e-mail settings: host is required")
+        if "@" not in sender:
+            raise MailSettingsError("e-mail settings: sender must be an e-mail address")
+        security = str(settings.get("security") or "starttls")
+        if security not in ("starttls", "tls", "none"):
+            raise MailSettingsError("e-mail settings: security must be starttls, tls or none")
+        try:
+            port = int(settings.get("port") or (465 if security == "tls" else 587))
+            timeout = float(settings.get("timeout") or 30.0)
+        except (TypeError, ValueError):
+            raise MailSettingsError("e-mail settings: port and timeout must be numbers") from None
+        if not 0 < port <= MAX_PORT or timeout <= 0:
+            raise MailSettingsError("e-mail settings: port or timeout out of range")
+        return cls(
+            host=host,
+            port=port,
+            sender=sender,
+            username=str(settings["username"]) if settings.get("username") else None,
+            password=str(settings["password"]) if settings.get("password") else None,
+            security=security,  # type: ignore[arg-type]  # checked above
+            ca_file=str(settings["ca_file"]) if settings.get("ca_file") else None,
+            timeout=timeout,
+        )
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The context that verifies the relay's certificate (system CAs, or `ca_file` for a private relay)."""
+        return ssl.create_default_context(cafile=self.ca_file)
+
+
+def build_message(
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    attachments: Iterable[Attachment] = (),
+    message_id: str | None = None,
+) -> EmailMessage:
+    """The MIME message: text, an HTML alternative when given, then attachments. A stable `message_id` (from the
+    outbox key) lets a mail client collapse the rare duplicate of an at-least-once resend."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    domain = sender.rpartition("@")[2] or None
+    msg["Message-ID"] = f"<{message_id}@{domain}>" if message_id else make_msgid(domain=domain)
+    msg.set_content(text)
+    if html:
+        msg.add_alternative(html, subtype="html")
+    for item in attachments:
+        maintype, _, subtype = item.content_type.partition("/")
+        msg.add_attachment(item.data, maintype=maintype, subtype=subtype or "octet-stream", filename=item.filename)
+    return msg
+
+
+async def send_email(
+    settings: Mapping[str, Any] | SmtpSettings,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    attachments: Iterable[Attachment] = (),
+    message_id: str | None = None,
+) -> str:
+    """Send one e-mail; returns the server's final reply. Raises MailSettingsError for bad settings and
+    aiosmtplib's SMTPException subclasses (or TimeoutError/OSError) for delivery problems: the caller decides
+    whether they are worth a retry (see `cloud.notify.providers.email.classify`)."""
+    smtp = settings if isinstance(settings, SmtpSettings) else SmtpSettings.from_mapping(settings)
+    msg = build_message(smtp.sender, to, subject, text, html, attachments, message_id)
+    tls = smtp.tls_context() if smtp.security != "none" else None
+    _errors, reply = await aiosmtplib.send(
+        msg,
+        hostname=smtp.host,
+        port=smtp.port,
+        username=smtp.username,
+        password=smtp.password,
+        use_tls=smtp.security == "tls",
+        start_tls=smtp.security == "starttls",
+        tls_context=tls,
+        timeout=smtp.timeout,
+    )
+    return reply
