@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from edge.devices.registry import list_devices
 from edge.service import QueueService
+
+BACKUP_DIR_ENV = "QMS_BACKUP_DIR"  # where archives go (`qms-edge backup`); default `<data dir>/../backups`
 
 
 class ApplianceCollector(Collector):
@@ -49,10 +55,43 @@ class ApplianceCollector(Collector):
         yield GaugeMetricFamily("qms_sse_clients", "Connected event-stream clients", value=self.sse_clients())
 
 
-def registry_for(service: QueueService, sse_clients: Callable[[], int]) -> CollectorRegistry:
+class HostCollector(Collector):
+    """What an operator alerts on besides the queue: disk free, the last backup's age, registered devices online."""
+
+    def __init__(self, service: QueueService, data_dir: Path) -> None:
+        self.service = service
+        self.data_dir = data_dir
+
+    def collect(self) -> Iterator[Metric]:
+        """Disk of the data dir, newest archive under `<data dir>/../backups`, devices by type and presence."""
+        usage = shutil.disk_usage(self.data_dir)
+        yield GaugeMetricFamily("qms_disk_free_bytes", "Free bytes on the data dir's filesystem", value=usage.free)
+        yield GaugeMetricFamily("qms_disk_total_bytes", "Size of the data dir's filesystem", value=usage.total)
+        newest = max((p.stat().st_mtime for p in self.backups_dir().glob("*.tar.gz")), default=None)
+        if newest is not None:  # no sample at all when never backed up: the alert rule treats absence as too old
+            yield GaugeMetricFamily(
+                "qms_backup_last_success_timestamp_seconds", "When the newest backup archive was written", value=newest
+            )
+        devices = GaugeMetricFamily("qms_devices", "Active registered devices by type and presence",
+                                    labels=["type", "online"])  # fmt: skip
+        active = [d for d in self.service.read(list_devices) if d.status == "active"]
+        for (kind, online), count in sorted(Counter((d.type, d.online) for d in active).items()):
+            devices.add_metric([kind, "1" if online else "0"], count)
+        yield devices
+
+    def backups_dir(self) -> Path:
+        """Where archives are looked for (beside the data dir, never inside it: a backup must survive its disk)."""
+        return Path(os.environ.get(BACKUP_DIR_ENV) or self.data_dir.parent / "backups")
+
+
+def registry_for(
+    service: QueueService, sse_clients: Callable[[], int], data_dir: Path | None = None
+) -> CollectorRegistry:
     """A registry of its own per app (tests create many apps in one process)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ApplianceCollector(service, sse_clients))
+    if data_dir is not None:
+        registry.register(HostCollector(service, data_dir))
     return registry
 
 

@@ -39,10 +39,12 @@ from edge.web.problems import (
     on_http_error,
     on_unexpected,
 )
+from edge.web.rate_limits import PublicRateLimits
 from edge.web.replication_api import replication_status
 from edge.web.staff import presence as staff_presence
 from edge.web.staff import staff_router, template_config
 from edge.web.stream import Broadcaster
+from sync.http_metrics import HttpMetrics, instrument
 
 API_MAX_BODY_BYTES = 64 * 1024  # commands are small; the config route allows more
 # Litestar appends "; charset=utf-8" to every text/* type: without it here the header would name it twice.
@@ -61,6 +63,8 @@ class Settings:
     cloud: CloudLink | None = None  # the cloud link (relay + config watch); None = standalone branch
     # Reverse proxies whose X-Forwarded-For is believed (QMS_TRUSTED_PROXIES); none by default.
     trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies.from_env)
+    # Per-address limits on the public doors (QMS_RATE_KIOSK_TICKETS, QMS_RATE_STATUS_LINKS, QMS_RATE_LOGIN).
+    rate_limits: PublicRateLimits = field(default_factory=PublicRateLimits.from_env)
 
 
 def create_app(settings: Settings, service: QueueService | None = None) -> Litestar:
@@ -119,7 +123,8 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         route_handlers=[api_index, *ROUTE_HANDLERS, replication_status],
         dependencies=APP_DEPENDENCIES,
     )
-    registry = registry_for(service, lambda: len(app_wiring.broadcaster.subscribers) if app_wiring.broadcaster else 0)
+    registry = registry_for(service, lambda: len(app_wiring.broadcaster.subscribers) if app_wiring.broadcaster else 0,
+                            settings.data_dir)  # fmt: skip
     registry.register(PrinterCollector(kiosk_app.desk))
     registry.register(AnnouncerCollector(board.announcer))
 
@@ -133,6 +138,7 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         template_config=template_config(),
         state={"appliance": app_wiring, "replication": replication, "kiosk": kiosk_app, "board": board},  # type: ignore[arg-type]
         lifespan=[lifespan],
+        before_request=settings.rate_limits.before_request,
         plugins=[ProblemDetailsPlugin(), StrictStructSchemaPlugin()],
         request_class=StrictBodyRequest,  # malformed JSON bodies are refused in one place, for every route
         exception_handlers={
@@ -146,4 +152,5 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         logging_config=None,  # the process configures logging (qms-edge serve --log-level)
     )
     document_problems(app)  # the OpenAPI document lists the problem+json answers every route can give
+    instrument(app, HttpMetrics(registry))  # X-Request-ID in and out, latency by route template
     return app
