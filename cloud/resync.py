@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from cloud.analytics import facts
 from cloud.apply import config_fields, decode_any, project_events
 from cloud.store import (
     branch_key,
@@ -105,6 +106,7 @@ def _rebuild(conn: Connection, tenant: str, branch_id: str, from_seq: int) -> in
     """Re-fold the kept events into fresh derived rows and reset the tracking row; returns how many were kept."""
     for table in (tickets, ticket_links, number_leases):
         conn.execute(sa.delete(table).where(branch_key(table, tenant, branch_id)))
+    facts.clear(conn, tenant, branch_id)  # analytics facts and rollups are derived too: folded again below
     # What the kept events say about configuration; None where they say nothing (the dropped ones no longer count).
     config: dict[str, Any] = {"config_version": None, "config_rejected_version": None, "config_rejected_reason": None}
     kept, last_hash, last_event_at, after = 0, GENESIS_HASH, None, 0
@@ -119,6 +121,7 @@ def _rebuild(conn: Connection, tenant: str, branch_id: str, from_seq: int) -> in
             break
         chunk = [decode_any(body.encode()) for _seq, body in rows]
         project_events(conn, tenant, branch_id, chunk)
+        facts.on_applied(conn, tenant, branch_id, chunk)
         config.update(config_fields(chunk))
         kept += len(chunk)
         after, last_hash, last_event_at = chunk[-1].seq, chunk[-1].hash, chunk[-1].occurred_at.isoformat()

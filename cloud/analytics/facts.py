@@ -1,14 +1,299 @@
 """Ticket facts and rollups at the hub: applied events → one fact row per ticket, in the consumer's transaction
-(issue 13)."""
+(issue 13, US-ANALYT-001).
+
+Per applied batch of one branch, a fixed number of statements whatever its size: read the branch's settings and the
+touched tickets' current facts (one `IN` query per 1,000 tickets), fold the events in memory (`fold`, pure), then
+write the facts (one upsert) and the rollup deltas (one additive upsert: the old contribution of each touched ticket
+is subtracted, its new one added). The KPI arithmetic (wait, service, SLA, buckets, hours open) is `sync.kpi`'s — the
+module the appliance uses — so a branch-day's figures agree at both ends.
+
+Timestamps follow the appliance's ticket: `called_at` is the first call (recalls, returns and transfers do not move
+it), `served_at` the latest start of serving, `completed_at` the `ticket.done`. Folding follows the log's order (seq);
+a clock running backwards or a ticket whose `ticket.created` is missing yields a fact with what is known (not
+measured where it cannot be), never an error. `rebuild` folds the stored log again and gives the same rows.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+from cloud.analytics.tables import SERVICE_BUCKETS, WAIT_BUCKETS, branch_settings, facts, rollups
+from cloud.store import branch_key
+from sync import kpi
+from sync.contract import (
+    ConfigApplied,
+    Event,
+    TicketCalled,
+    TicketCreated,
+    TicketDone,
+    TicketRecalled,
+    TicketReturned,
+    TicketServing,
+    TicketTransferred,
+    event_type,
+)
+
+CHUNK = 1000
+ROLLUP_KEY = ("local_date", "local_hour", "service_id", "priority", "channel", "counter_id")
+MEASURES = ("tickets", "done", "no_shows", "cancelled", "abandoned", "active", "waited", "wait_sum", "served",
+            "service_sum", "sla_measured", "sla_met", *WAIT_BUCKETS, *SERVICE_BUCKETS)  # fmt: skip
+_STATUS = {
+    "ticket.called": "called",
+    "ticket.recalled": "called",
+    "ticket.serving": "serving",
+    "ticket.done": "done",
+    "ticket.cancelled": "cancelled",
+    "ticket.held": "held",
+    "ticket.unheld": "waiting",
+    "ticket.transferred": "waiting",
+    "ticket.no_show": "no_show",
+    "ticket.returned": "waiting",
+}
+
+
+class Settings:
+    """A branch's time zone and SLA minutes per service (from its newest `config.applied`)."""
+
+    def __init__(self, timezone: str = kpi.DEFAULT_TIMEZONE, sla: dict[str, int] | None = None) -> None:
+        self.timezone = timezone or kpi.DEFAULT_TIMEZONE
+        self.sla = sla or {}
+        self.changed = False
+
+    def row(self) -> dict[str, Any]:
+        """The `analytics_branch_settings` columns."""
+        return {"timezone": self.timezone, "sla_minutes": json.dumps(self.sla, sort_keys=True)}
+
+
+def load_settings(conn: Connection, tenant: str, branch_id: str) -> Settings:
+    """The branch's settings row, or the defaults (Asia/Jakarta; no SLA known → SLA not measured)."""
+    row = conn.execute(sa.select(branch_settings).where(branch_key(branch_settings, tenant, branch_id))).one_or_none()
+    return Settings() if row is None else Settings(row.timezone, json.loads(row.sla_minutes))
+
+
+def _settings_from(config: ConfigApplied) -> Settings:
+    settings = Settings(config.config.timezone, {s.id: s.sla_minutes for s in config.config.services})
+    settings.changed = True
+    return settings
+
+
+def _at(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _new_fact(event: Any, settings: Settings) -> dict[str, Any]:
+    """The fold's state for a ticket first seen in `event` (its ticket.created, or a later one when that is missing)."""
+    return {
+        "ticket_id": event.ticket_id,
+        "ticket_number": "",
+        "service_id": getattr(event, "service_id", "") or "",
+        "counter_id": None,
+        "priority": 0,
+        "channel": "walk_in",
+        "status": "waiting",
+        "created_at": None,
+        "called_at": None,
+        "served_at": None,
+        "completed_at": None,
+        "transferred": False,
+        "returned": False,
+        "seen_at": event.occurred_at.isoformat(),
+        "timezone": settings.timezone,
+        "sla_minutes": None,
+    }
+
+
+def fold(fact: dict[str, Any] | None, event: Event, settings: Settings) -> dict[str, Any]:
+    """The fact after one more of its ticket's events (pure: `fact` is not modified)."""
+    fact = dict(fact) if fact is not None else _new_fact(event, settings)
+    at = event.occurred_at.isoformat()
+    if isinstance(event, TicketCreated):
+        fact.update(ticket_number=event.ticket_number, priority=event.priority, channel=event.channel, created_at=at,
+                    timezone=settings.timezone, sla_minutes=settings.sla.get(event.service_id))  # fmt: skip
+        if fact["status"] == "waiting":  # a later event folded first (out of order) keeps its service
+            fact["service_id"] = event.service_id
+        return derive(fact)
+    fact["status"] = _STATUS.get(event_type(event), fact["status"])
+    if isinstance(event, TicketCalled | TicketRecalled):
+        fact["counter_id"] = event.counter_id
+        fact["called_at"] = fact["called_at"] or at
+    elif isinstance(event, TicketServing):
+        fact["counter_id"] = event.counter_id
+        fact["served_at"] = at
+    elif isinstance(event, TicketDone):
+        fact["completed_at"] = at
+    elif isinstance(event, TicketTransferred):
+        fact["service_id"] = event.to_service
+        fact["transferred"] = True
+    elif isinstance(event, TicketReturned):
+        fact["returned"] = True
+    return derive(fact)
+
+
+def as_ticket_fact(fact: dict[str, Any], branch_id: str) -> kpi.TicketFact:
+    """The shared definitions' fact for a stored (or folded) row: the one source of wait, service, SLA, hours."""
+    return kpi.ticket_fact(
+        ticket_id=fact["ticket_id"],
+        status=fact["status"],
+        created_at=_at(fact["created_at"]),
+        called_at=_at(fact["called_at"]),
+        served_at=_at(fact["served_at"]),
+        completed_at=_at(fact["completed_at"]),
+        ticket_number=fact["ticket_number"],
+        branch_id=branch_id,
+        service_id=fact["service_id"],
+        counter_id=fact["counter_id"],
+        priority=fact["priority"],
+        channel=fact["channel"],
+        transferred=bool(fact["transferred"]),
+        returned=bool(fact["returned"]),
+        sla_minutes=fact["sla_minutes"],
+        tz=fact["timezone"],
+    )
+
+
+def derive(fact: dict[str, Any]) -> dict[str, Any]:
+    """Fill the measured columns from the timestamps (by `sync.kpi.ticket_fact`)."""
+    derived = as_ticket_fact(fact, "")
+    fallback = kpi.local_date_hour(datetime.fromisoformat(fact["seen_at"]), fact["timezone"])
+    fact.update(
+        wait_seconds=derived.wait_seconds,
+        service_seconds=derived.service_seconds,
+        sla_met=derived.sla_met,
+        abandoned=derived.abandoned,
+        local_date=derived.business_date or fallback[0],
+        local_hour=derived.hour if derived.hour is not None else fallback[1],
+        closed_date=derived.closed_date,
+        closed_hour=derived.closed_hour,
+    )
+    return fact
+
+
+def contribution(fact: dict[str, Any]) -> list[tuple[tuple[Any, ...], dict[str, float]]]:
+    """What the fact adds to the rollups: its creation hour's row, and the `active` count of the hour it was done."""
+    dims = (fact["service_id"], fact["priority"], fact["channel"], fact["counter_id"] or "")
+    status, wait, service = fact["status"], fact["wait_seconds"], fact["service_seconds"]
+    values: dict[str, float] = {
+        "tickets": 1,
+        "active": 1,
+        "done": int(status == "done"),
+        "no_shows": int(status == "no_show"),
+        "cancelled": int(status == "cancelled"),
+        "abandoned": int(bool(fact["abandoned"])),
+    }
+    if wait is not None:
+        values["waited"], values["wait_sum"] = 1, wait
+        values[WAIT_BUCKETS[kpi.bucket_of(wait)]] = 1
+    if fact["sla_met"] is not None:
+        values["sla_measured"], values["sla_met"] = 1, int(bool(fact["sla_met"]))
+    if service is not None:
+        values["served"], values["service_sum"] = 1, service
+        values[SERVICE_BUCKETS[kpi.bucket_of(service)]] = 1
+    parts = [((fact["local_date"], fact["local_hour"], *dims), values)]
+    if fact["closed_date"] is not None:
+        parts.append(((fact["closed_date"], fact["closed_hour"], *dims), {"active": 1}))
+    return parts
+
+
+def rollup_deltas(
+    changes: Iterable[tuple[dict[str, Any] | None, dict[str, Any]]],
+) -> dict[tuple[Any, ...], dict[str, float]]:
+    """Per rollup key, the change of each measure when facts go from `old` (None: new ticket) to `new`."""
+    deltas: dict[tuple[Any, ...], dict[str, float]] = {}
+    for old, new in changes:
+        for fact, sign in ((old, -1), (new, 1)):
+            if fact is None:
+                continue
+            for key, values in contribution(fact):
+                row = deltas.setdefault(key, {})
+                for name, value in values.items():
+                    row[name] = row.get(name, 0) + sign * value
+    return {key: row for key, row in deltas.items() if any(row.values())}
+
+
+def _folds(event: Any) -> bool:
+    """A known ticket event (a newer appliance's unknown types, `cloud.apply.UnknownEvent`, are not folded)."""
+    return isinstance(event, Event) and event.ticket_id is not None
 
 
 def on_applied(conn: Connection, tenant: str, branch_id: str, applied: Sequence[Any]) -> None:
     """Called by `cloud.apply` for every applied batch of one branch, inside its transaction (events in seq order;
     typed `sync.contract` events, or `cloud.apply.UnknownEvent` for types this hub does not know)."""
+    if not any(isinstance(e, ConfigApplied) or _folds(e) for e in applied):
+        return
+    settings = load_settings(conn, tenant, branch_id)
+    before = _current(conn, tenant, branch_id, list({e.ticket_id for e in applied if _folds(e)}))
+    after: dict[str, dict[str, Any]] = {}
+    for event in applied:
+        if isinstance(event, ConfigApplied):
+            settings = _settings_from(event)
+        elif _folds(event):
+            after[event.ticket_id] = fold(after.get(event.ticket_id, before.get(event.ticket_id)), event, settings)
+    write(conn, tenant, branch_id, before, after, settings)
+
+
+def _current(conn: Connection, tenant: str, branch_id: str, ticket_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored facts of these tickets (one query per CHUNK ids)."""
+    found: dict[str, dict[str, Any]] = {}
+    columns = [c for c in facts.c if c.name not in ("tenant_id", "branch_id")]
+    for start in range(0, len(ticket_ids), CHUNK):
+        chunk = ticket_ids[start : start + CHUNK]
+        rows = conn.execute(
+            sa.select(*columns).where(branch_key(facts, tenant, branch_id), facts.c.ticket_id.in_(chunk))
+        ).mappings()
+        found.update({row["ticket_id"]: dict(row) for row in rows})
+    return found
+
+
+def write(
+    conn: Connection,
+    tenant: str,
+    branch_id: str,
+    before: dict[str, dict[str, Any]],
+    after: dict[str, dict[str, Any]],
+    settings: Settings,
+) -> None:
+    """Upsert the changed facts and add the rollup deltas (two statements), and the settings when they changed."""
+    keys = {"tenant_id": tenant, "branch_id": branch_id}
+    if settings.changed:
+        _upsert(conn, branch_settings, [{**keys, **settings.row()}], ("tenant_id", "branch_id"), replace=True)
+    if not after:
+        return
+    _upsert(conn, facts, [{**keys, **fact} for fact in after.values()], ("tenant_id", "branch_id", "ticket_id"),
+            replace=True)  # fmt: skip
+    deltas = rollup_deltas((before.get(tid), fact) for tid, fact in after.items())
+    if deltas:
+        rows = [
+            {**keys, **dict(zip(ROLLUP_KEY, key, strict=True)), **{m: values.get(m, 0) for m in MEASURES}}
+            for key, values in deltas.items()
+        ]
+        _upsert(conn, rollups, rows, ("tenant_id", "branch_id", *ROLLUP_KEY), replace=False)
+
+
+def _upsert(
+    conn: Connection, table: sa.Table, rows: list[dict[str, Any]], key: tuple[str, ...], *, replace: bool
+) -> None:
+    """`INSERT … ON CONFLICT (key) DO UPDATE`: replace the other columns, or add to them (rollup measures)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    statement = insert(table)
+    others = [c.name for c in table.c if c.name not in key]
+    updates: dict[str, Any]
+    if replace:
+        updates = {name: statement.excluded[name] for name in others}
+    else:
+        updates = {name: table.c[name] + statement.excluded[name] for name in others}
+    conn.execute(statement.on_conflict_do_update(index_elements=list(key), set_=updates), rows)
+
+
+def clear(conn: Connection, tenant: str, branch_id: str) -> None:
+    """Forget the branch's facts, rollups and settings (before `cloud.resync` folds its kept log again)."""
+    for table in (facts, rollups, branch_settings):
+        conn.execute(sa.delete(table).where(branch_key(table, tenant, branch_id)))

@@ -1,7 +1,148 @@
-"""The analytics area's tables, on the hub's one `metadata` (created by migration `0005_analytics`)."""
+"""The analytics area's tables, on the hub's one `metadata` (created by migration `0005_analytics`).
+
+* `analytics_facts` — one row per ticket, kept current in the consumer's transaction (`cloud.analytics.facts`).
+* `analytics_rollups` — additive aggregates per (tenant, branch, local date, local hour, service, priority, channel,
+  counter) with fixed wait/service histograms (`sync.kpi` buckets), so KPIs over many branches and days are sums of a
+  few thousand rows, never a scan of tickets; percentiles across days/branches come from the merged histograms.
+* `analytics_branch_settings` — the branch's time zone and SLA per service, from its newest `config.applied`.
+* `analytics_schedules` — scheduled reports (cron in the branch's zone), claimed by `next_run_at`.
+* `analytics_bi_tokens` — BI API tokens (SHA-256 of the secret only), per tenant with dataset scopes and expiry.
+* `analytics_alerts` — anomaly alert state per (tenant, branch, service): open/cleared, cool-down.
+"""
 
 from __future__ import annotations
 
-from cloud.store import metadata
+import sqlalchemy as sa
 
-__all__ = ["metadata"]
+from cloud.store import metadata
+from sync import kpi
+
+HISTOGRAM_BUCKETS = kpi.BUCKETS  # [0,1), [1,2), … [120, ∞) minutes (migration 0005 made 14 columns each)
+WAIT_BUCKETS = tuple(f"wait_h{i:02d}" for i in range(HISTOGRAM_BUCKETS))
+SERVICE_BUCKETS = tuple(f"service_h{i:02d}" for i in range(HISTOGRAM_BUCKETS))
+
+
+def _key() -> list[sa.Column[str]]:
+    return [
+        sa.Column("tenant_id", sa.String(64), primary_key=True),
+        sa.Column("branch_id", sa.String(64), primary_key=True),
+    ]
+
+
+facts = sa.Table(
+    "analytics_facts",
+    metadata,
+    *_key(),
+    sa.Column("ticket_id", sa.String(64), primary_key=True),
+    sa.Column("ticket_number", sa.String(16), nullable=False),
+    sa.Column("service_id", sa.String(64), nullable=False),  # the service it is in now (after transfers)
+    sa.Column("counter_id", sa.String(64)),  # the counter of its newest call
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.String(40)),  # UTC, RFC 3339; None when its ticket.created is not at the hub
+    sa.Column("called_at", sa.String(40)),  # first call
+    sa.Column("served_at", sa.String(40)),  # its latest start of serving (as the appliance engine keeps it)
+    sa.Column("completed_at", sa.String(40)),  # ticket.done
+    sa.Column("wait_seconds", sa.Float),
+    sa.Column("service_seconds", sa.Float),
+    sa.Column("sla_minutes", sa.Integer),
+    sa.Column("sla_met", sa.Boolean),  # wait ≤ sla_minutes; None where not measured
+    sa.Column("abandoned", sa.Boolean, nullable=False),  # cancelled before ever being called
+    sa.Column("transferred", sa.Boolean, nullable=False),
+    sa.Column("returned", sa.Boolean, nullable=False),
+    sa.Column("local_date", sa.String(10), nullable=False),  # branch-local date/hour of its creation
+    sa.Column("local_hour", sa.SmallInteger, nullable=False),
+    sa.Column("closed_date", sa.String(10)),  # branch-local date/hour it was done (hours open)
+    sa.Column("closed_hour", sa.SmallInteger),
+    sa.Column("seen_at", sa.String(40), nullable=False),  # its first event at the hub (date fallback)
+    sa.Column("timezone", sa.String(64), nullable=False),
+)
+sa.Index("analytics_facts_day", facts.c.tenant_id, facts.c.local_date, facts.c.branch_id)
+sa.Index("analytics_facts_live", facts.c.tenant_id, facts.c.branch_id, facts.c.status)
+
+rollups = sa.Table(
+    "analytics_rollups",
+    metadata,
+    *_key(),
+    sa.Column("local_date", sa.String(10), primary_key=True),
+    sa.Column("local_hour", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("service_id", sa.String(64), primary_key=True),
+    sa.Column("priority", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("counter_id", sa.String(64), primary_key=True),  # '' before a call
+    sa.Column("tickets", sa.BigInteger, nullable=False),
+    sa.Column("done", sa.BigInteger, nullable=False),
+    sa.Column("no_shows", sa.BigInteger, nullable=False),
+    sa.Column("cancelled", sa.BigInteger, nullable=False),
+    sa.Column("abandoned", sa.BigInteger, nullable=False),
+    sa.Column("active", sa.BigInteger, nullable=False),  # tickets created + done in this hour (hours open)
+    sa.Column("waited", sa.BigInteger, nullable=False),  # tickets with a measured wait
+    sa.Column("wait_sum", sa.Float, nullable=False),
+    sa.Column("served", sa.BigInteger, nullable=False),  # tickets with a measured service time
+    sa.Column("service_sum", sa.Float, nullable=False),
+    sa.Column("sla_measured", sa.BigInteger, nullable=False),
+    sa.Column("sla_met", sa.BigInteger, nullable=False),
+    *(sa.Column(name, sa.BigInteger, nullable=False) for name in WAIT_BUCKETS),
+    *(sa.Column(name, sa.BigInteger, nullable=False) for name in SERVICE_BUCKETS),
+)
+sa.Index("analytics_rollups_day", rollups.c.tenant_id, rollups.c.local_date)
+
+branch_settings = sa.Table(
+    "analytics_branch_settings",
+    metadata,
+    *_key(),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("sla_minutes", sa.Text, nullable=False),  # JSON {service_id: minutes}
+)
+
+schedules = sa.Table(
+    "analytics_schedules",
+    metadata,
+    sa.Column("schedule_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("branch_id", sa.String(64)),  # None: every branch of the tenant
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("cron", sa.String(120), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("recipients", sa.Text, nullable=False),  # JSON list of addresses
+    sa.Column("days", sa.Integer, nullable=False),  # how many local days the report covers, ending yesterday
+    sa.Column("lang", sa.String(8), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("next_run_at", sa.String(40), nullable=False),  # UTC, RFC 3339
+    sa.Column("last_run_at", sa.String(40)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+sa.Index("analytics_schedules_due", schedules.c.active, schedules.c.next_run_at)
+
+bi_tokens = sa.Table(
+    "analytics_bi_tokens",
+    metadata,
+    sa.Column("token_id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("secret_sha256", sa.String(64), nullable=False),
+    sa.Column("datasets", sa.Text, nullable=False),  # JSON list: tickets, kpis
+    sa.Column("expires_at", sa.String(40), nullable=False),
+    sa.Column("revoked", sa.Boolean, nullable=False),
+    sa.Column("last_used_at", sa.String(40)),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+alerts = sa.Table(
+    "analytics_alerts",
+    metadata,
+    *_key(),
+    sa.Column("service_id", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),  # open | cleared
+    sa.Column("opened_at", sa.String(40)),
+    sa.Column("cleared_at", sa.String(40)),
+    sa.Column("p90_seconds", sa.Float),
+    sa.Column("baseline_seconds", sa.Float),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+__all__ = ["alerts", "bi_tokens", "branch_settings", "facts", "metadata", "rollups", "schedules"]
