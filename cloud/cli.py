@@ -289,10 +289,14 @@ def config_push(
 @users_app.command("add")
 def users_add(
     name: str,
-    role: Annotated[str, typer.Option("--role", help="hq_viewer or hq_admin.")],
+    role: Annotated[str, typer.Option("--role", help="platform_admin, tenant_admin, branch_manager or auditor.")],
     tenant: Annotated[
         list[str] | None,
-        typer.Option("--tenant", help="A tenant the account sees (repeat the option); '*' = every tenant (hq_admin)."),
+        typer.Option("--tenant", help="A tenant the account sees (repeat); '*' = every tenant (platform_admin)."),
+    ] = None,
+    branch: Annotated[
+        list[str] | None,
+        typer.Option("--branch", help="TENANT/BRANCH a branch_manager runs (repeat the option for a region)."),
     ] = None,
     password: Annotated[
         str | None,
@@ -308,16 +312,18 @@ def users_add(
     from cloud.hq_users import AccountRefused, check_account, upsert_user
     from cloud.store import create_store_engine
 
-    tenants = list(tenant or [])
+    tenants, branches = list(tenant or []), list(branch or [])
     try:
-        scope = check_account(name, role, tenants)
+        scope = check_account(name, role, tenants, branches)
         if password is None:
             password = typer.prompt(f"Password for {name}", hide_input=True, confirmation_prompt=True)
-        created = upsert_user(create_store_engine(db_url), name, password, role, tenants)
+        created = upsert_user(create_store_engine(db_url), name, password, role, tenants, branches)
     except AccountRefused as exc:
         typer.secho(f"refused: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"user {name} {'added' if created else 'updated'}: {role}, tenants {', '.join(scope)}")
+    where = f"tenants {', '.join(scope.tenants)}"
+    where += f", branches {', '.join(f'{t}/{b}' for t, b in scope.branches)}" if scope.branches else ""
+    typer.echo(f"user {name} {'added' if created else 'updated'}: {scope.role}, {where}")
 
 
 @users_app.command("list")
@@ -337,7 +343,8 @@ def users_list(
         return
     for u in users:
         state = "active" if u.active else "disabled"
-        typer.echo(f"{u.username:24} {u.role:10} {state:9} tenants {','.join(u.tenants):30} updated {u.updated_at}")
+        scope = ",".join(f"{t}/{b}" for t, b in u.branches) or ",".join(u.tenants)
+        typer.echo(f"{u.username:24} {u.role:14} {state:9} scope {scope:30} updated {u.updated_at}")
 
 
 @users_app.command("disable")

@@ -14,24 +14,17 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
+from cloud.identity.roles import MATRIX, PERMISSIONS, ROLES
 from cloud.web.console_auth import HqPrincipal, console_guard
 
-PERMISSIONS = (
-    "branches.read", "branches.manage", "config.manage", "config.approve", "users.manage", "tokens.manage",
-    "audit.read", "fleet.read", "fleet.manage", "floor.read", "floor.intervene",
-    "notify.read", "notify.manage", "analytics.read", "analytics.export", "reports.manage",
-    "appointments.read", "appointments.manage", "releases.manage", "ops.read",
-)  # fmt: skip
-_READ = frozenset(p for p in PERMISSIONS if p.endswith(".read"))
-# Today's two roles; issue 14 replaces them with platform admin, tenant admin, regional/branch manager, auditor.
-MATRIX: dict[str, frozenset[str]] = {"hq_admin": frozenset(PERMISSIONS), "hq_viewer": _READ}
+__all__ = ["MATRIX", "PERMISSIONS", "ROLES", "HqPrincipal", "allowed", "requires"]
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
 
 def allowed(principal: HqPrincipal, permission: str) -> bool:
-    """Whether the principal's role grants `permission`."""
-    return permission in MATRIX.get(principal.role, frozenset())
+    """Whether the principal's role (and its API token's scopes) grant `permission`."""
+    return principal.can(permission)
 
 
 def requires(permission: str) -> Guard:

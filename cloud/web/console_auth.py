@@ -20,7 +20,8 @@ from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy.engine import Engine
 
-from cloud.hq_users import check_password, login_record
+from cloud.hq_users import HqUser, check_password, login_record
+from cloud.identity.roles import role_allows
 
 log = logging.getLogger("qms.cloud.auth")
 
@@ -36,19 +37,45 @@ CHALLENGE = {"WWW-Authenticate": 'Basic realm="qms-cloud", charset="UTF-8"'}
 
 @dataclass(frozen=True)
 class HqPrincipal:
-    """Who is looking at the console; `tenants` None = every tenant."""
+    """Who is calling the console or its API: the role, and its scope; `tenants` None = every tenant,
+    `branches` None = every branch of those tenants, else (tenant, branch) pairs. An API token narrows the role's
+    permissions to its `scopes`."""
 
     username: str | None
     role: str
     tenants: frozenset[str] | None
+    branches: frozenset[tuple[str, str]] | None = None
+    auth_method: str = "open"  # open | basic | session | token | oidc | saml
+    scopes: frozenset[str] | None = None  # an API token's permissions; None = everything the role grants
+
+    def can(self, permission: str) -> bool:
+        """Whether this caller may do `permission` (role, then the token's scopes)."""
+        return role_allows(self.role, permission) and (self.scopes is None or permission in self.scopes)
+
+    def sees_tenant(self, tenant: str) -> bool:
+        """Whether `tenant` is in scope (its id elsewhere answers 404)."""
+        return self.tenants is None or tenant in self.tenants
+
+    def sees_branch(self, tenant: str, branch_id: str) -> bool:
+        """Whether the branch is in scope (its id elsewhere answers 404)."""
+        return self.sees_tenant(tenant) and (self.branches is None or (tenant, branch_id) in self.branches)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (the console API's `viewer`)."""
         tenants = sorted(self.tenants) if self.tenants is not None else ["*"]
-        return {"username": self.username, "role": self.role, "tenants": tenants}
+        body: dict[str, Any] = {"username": self.username, "role": self.role, "tenants": tenants}
+        if self.branches is not None:
+            body["branches"] = [f"{t}/{b}" for t, b in sorted(self.branches)]
+        return body
 
 
-EVERYONE = HqPrincipal(None, "hq_admin", None)  # an open console (no account, no password)
+def principal_of(user: HqUser, auth_method: str) -> HqPrincipal:
+    """The principal of an HQ account signed in by `auth_method`."""
+    tenants = None if user.all_tenants else frozenset(user.tenants)
+    return HqPrincipal(user.username, user.role, tenants, frozenset(user.branches) or None, auth_method)
+
+
+EVERYONE = HqPrincipal(None, "platform_admin", None)  # an open console (no account, no password)
 
 
 def basic_credentials(header: str) -> tuple[str, str] | None:
@@ -155,7 +182,7 @@ class ConsoleAuth:
         now = time.monotonic()
         digest = self.cache.digest(username, password, stored_hash or "")
         if user is not None and user.active and stored_hash and self.cache.hit(digest, now):
-            return HqPrincipal(user.username, user.role, None if user.all_tenants else frozenset(user.tenants))
+            return principal_of(user, "basic")
         shown = username if user is not None else "<unknown user>"
         keys = (f"user:{username}", f"ip:{address}")
         at = self._attempt(keys, shown, address)
@@ -164,7 +191,7 @@ class ConsoleAuth:
             self._refuse(shown, address, "disabled account" if user is not None and valid else "wrong credentials")
         self.throttle.succeeded(*keys, at)
         self.cache.remember(digest, now)
-        return HqPrincipal(user.username, user.role, None if user.all_tenants else frozenset(user.tenants))
+        return principal_of(user, "basic")
 
     def _fallback(self, credentials: tuple[str, str] | None, address: str) -> HqPrincipal:
         """No account exists: the shared `--console-password` (user `hq`) if one is set, else an open console."""
@@ -179,7 +206,7 @@ class ConsoleAuth:
         if username != LEGACY_USER or not hmac.compare_digest(password.encode(), self.console_password.encode()):
             self._refuse(shown, address, "wrong credentials")
         self.throttle.succeeded(*keys, at)
-        return HqPrincipal(LEGACY_USER, "hq_admin", None)
+        return HqPrincipal(LEGACY_USER, "platform_admin", None, auth_method="basic")
 
     def _attempt(self, keys: tuple[str, str], shown: str, address: str) -> float:
         wait, at = self.throttle.attempt(*keys)

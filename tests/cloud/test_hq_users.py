@@ -32,21 +32,21 @@ def stored(db: str) -> dict[str, sa.Row[tuple[object, ...]]]:
 
 def test_add_list_disable_round_trip(tmp_path: Path) -> None:
     db = ["--db-url", f"sqlite:///{tmp_path / 'cloud.sqlite3'}"]
-    added = runner.invoke(app, ["users", "add", "ana", "--role", "hq_viewer", "--tenant", "acme", "--tenant", "globex",
+    added = runner.invoke(app, ["users", "add", "ana", "--role", "auditor", "--tenant", "acme", "--tenant", "globex",
                                 "--password", PASSWORD, *db])  # fmt: skip
     assert added.exit_code == 0, added.output
-    assert "user ana added: hq_viewer, tenants acme, globex" in added.output
-    prompted = runner.invoke(app, ["users", "add", "root", "--role", "hq_admin", "--tenant", "*", *db],
+    assert "user ana added: auditor, tenants acme, globex" in added.output
+    prompted = runner.invoke(app, ["users", "add", "root", "--role", "platform_admin", "--tenant", "*", *db],
                              input=f"{PASSWORD}-2\n{PASSWORD}-2\n")  # fmt: skip
     assert prompted.exit_code == 0, prompted.output
     assert f"{PASSWORD}-2" not in prompted.output  # not echoed
     table = runner.invoke(app, ["users", "list", *db])
     assert table.exit_code == 0
     assert [line.split()[:3] for line in table.output.splitlines()] == [
-        ["ana", "hq_viewer", "active"], ["root", "hq_admin", "active"]]  # fmt: skip
+        ["ana", "auditor", "active"], ["root", "platform_admin", "active"]]  # fmt: skip
     listed = json.loads(runner.invoke(app, ["users", "list", "--json", *db]).output)
     assert [(u["username"], u["role"], u["tenants"], u["active"]) for u in listed] == [
-        ("ana", "hq_viewer", ["acme", "globex"], True), ("root", "hq_admin", ["*"], True)]  # fmt: skip
+        ("ana", "auditor", ["acme", "globex"], True), ("root", "platform_admin", ["*"], True)]  # fmt: skip
     rows = stored(db[1])
     assert rows["ana"].password_hash.startswith("$argon2id$")
     assert check_password(rows["root"].password_hash, f"{PASSWORD}-2")
@@ -76,7 +76,17 @@ def test_add_list_disable_round_trip(tmp_path: Path) -> None:
     [
         (["ana", "--role", "hq_viewer", "--tenant", "acme", "--password", "short"], "at least 10 characters"),
         (["ana", "--role", "hq_viewer", "--password", PASSWORD], "at least one --tenant"),
-        (["ana", "--role", "hq_viewer", "--tenant", "*", "--password", PASSWORD], "only hq_admin"),
+        (["ana", "--role", "hq_viewer", "--tenant", "*", "--password", PASSWORD], "only platform_admin"),
+        (["ana", "--role", "branch_manager", "--tenant", "acme", "--password", PASSWORD], "at least one --branch"),
+        (
+            ["ana", "--role", "branch_manager", "--tenant", "acme", "--branch", "globex/sby", "--password", PASSWORD],
+            "belong to its one --tenant",
+        ),
+        (
+            ["ana", "--role", "auditor", "--tenant", "acme", "--branch", "acme/jkt", "--password", PASSWORD],
+            "only a branch_manager",
+        ),
+        (["ana", "--role", "platform_admin", "--tenant", "acme", "--password", PASSWORD], "give --tenant '*'"),
         (["ana", "--role", "boss", "--tenant", "acme", "--password", PASSWORD], "role 'boss'"),
         (["ana", "--role", "hq_viewer", "--tenant", "a.b", "--password", PASSWORD], "cannot be a NATS subject"),
         (["a:b", "--role", "hq_viewer", "--tenant", "acme", "--password", PASSWORD], "username 'a:b'"),
@@ -88,6 +98,21 @@ def test_add_refuses(tmp_path: Path, args: list[str], message: str) -> None:
     assert result.exit_code == 1
     assert message in result.output
     assert stored(db) == {}
+
+
+def test_legacy_roles_and_a_branch_manager(tmp_path: Path) -> None:
+    db = ["--db-url", f"sqlite:///{tmp_path / 'cloud.sqlite3'}"]
+    legacy = runner.invoke(app, ["users", "add", "old", "--role", "hq_admin", "--tenant", "acme", "--password",
+                                 PASSWORD, *db])  # fmt: skip
+    assert "user old added: tenant_admin, tenants acme" in legacy.output
+    branches = ["--branch", "acme/jkt-sudirman", "--branch", "acme/bdg-dago"]
+    manager = runner.invoke(app, ["users", "add", "rina", "--role", "branch_manager", "--tenant", "acme", *branches,
+                                  "--password", PASSWORD, *db])  # fmt: skip
+    assert manager.exit_code == 0, manager.output
+    assert "branch_manager, tenants acme, branches acme/jkt-sudirman, acme/bdg-dago" in manager.output
+    listed = {u["username"]: u for u in json.loads(runner.invoke(app, ["users", "list", "--json", *db]).output)}
+    assert listed["rina"]["branches"] == ["acme/bdg-dago", "acme/jkt-sudirman"]
+    assert listed["old"]["branches"] == []
 
 
 def test_a_prompted_password_that_is_too_short_is_refused(tmp_path: Path) -> None:
