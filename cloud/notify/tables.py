@@ -111,3 +111,31 @@ attempts = sa.Table(
 )
 
 TABLES = (settings, providers, templates, contacts, outbox, attempts)
+
+# --- web push (US-NOTIF-008; cloud.notify.push_store, brief N2) --------------------------------------------------
+# * `notify_push_subscriptions` — the browsers a ticket's status page subscribed (one row per ticket and endpoint).
+# * `notify_vapid_keys` — each tenant's VAPID key pair, made on first use (the private key is a secret).
+
+push_subscriptions = sa.Table(
+    "notify_push_subscriptions",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("branch_id", sa.String(64), primary_key=True),
+    sa.Column("ticket_id", sa.String(64), primary_key=True),
+    sa.Column("endpoint_id", sa.String(64), primary_key=True),  # sha256 of the endpoint URL
+    sa.Column("subscription", sa.Text, nullable=False),  # PushSubscription JSON: a contact, never logged
+    sa.Column("lang", sa.String(8), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+sa.Index("notify_push_subscriptions_endpoint", push_subscriptions.c.tenant_id, push_subscriptions.c.endpoint_id)
+
+vapid_keys = sa.Table(
+    "notify_vapid_keys",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("public_key", sa.String(128), nullable=False),  # base64url uncompressed P-256 point
+    sa.Column("private_key", sa.String(128), nullable=False),  # base64url raw scalar: secret
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+PUSH_TABLES = (push_subscriptions, vapid_keys)

@@ -96,8 +96,36 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text),
     )
 
+    _create_push_tables()
+
 
 def downgrade() -> None:
     """Drop the notify tables (their indexes go with them)."""
-    for table in TABLES:
+    for table in (*PUSH_TABLES, *TABLES):
         op.drop_table(table)
+
+
+# --- web push (US-NOTIF-008, brief N2): subscriptions per ticket and each tenant's VAPID keys ---------------------
+PUSH_TABLES = ("notify_push_subscriptions", "notify_vapid_keys")
+
+
+def _create_push_tables() -> None:
+    """The web push tables (`cloud.notify.tables.push_subscriptions`, `vapid_keys`)."""
+    op.create_table(
+        "notify_push_subscriptions",
+        sa.Column("tenant_id", sa.String(64), primary_key=True),
+        sa.Column("branch_id", sa.String(64), primary_key=True),
+        sa.Column("ticket_id", sa.String(64), primary_key=True),
+        sa.Column("endpoint_id", sa.String(64), primary_key=True),
+        sa.Column("subscription", sa.Text, nullable=False),
+        sa.Column("lang", sa.String(8), nullable=False),
+        sa.Column("created_at", sa.String(40), nullable=False),
+    )
+    op.create_index("notify_push_subscriptions_endpoint", "notify_push_subscriptions", ["tenant_id", "endpoint_id"])
+    op.create_table(
+        "notify_vapid_keys",
+        sa.Column("tenant_id", sa.String(64), primary_key=True),
+        sa.Column("public_key", sa.String(128), nullable=False),
+        sa.Column("private_key", sa.String(128), nullable=False),
+        sa.Column("created_at", sa.String(40), nullable=False),
+    )
