@@ -88,7 +88,7 @@ tickets = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("updated_at", sa.String(40), nullable=False),
 )
-sa.Index("tickets_status", tickets.c.tenant_id, tickets.c.branch_id, tickets.c.status, tickets.c.service_id)
+sa.Index("tickets_status", tickets.c.status, tickets.c.tenant_id, tickets.c.branch_id, tickets.c.service_id)
 
 # What a ticket's public status page needs beyond `tickets` (kept beside it so `tickets` keeps its columns).
 ticket_links = sa.Table(
@@ -102,7 +102,7 @@ ticket_links = sa.Table(
     sa.Column("lang", sa.String(8)),
     sa.Column("counter_id", sa.String(64)),  # the counter of its newest ticket.called / ticket.recalled
 )
-sa.Index("ticket_links_request", ticket_links.c.tenant_id, ticket_links.c.branch_id, ticket_links.c.request_id)
+sa.Index("ticket_links_request", ticket_links.c.request_id, ticket_links.c.tenant_id, ticket_links.c.branch_id)
 
 number_leases = sa.Table(  # kiosk number leases (numbers.leased): an offline ticket's number before it synced
     "number_leases",

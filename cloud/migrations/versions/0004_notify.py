@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_notify"
-down_revision = "0003_liveness_config_hash"
+down_revision = "0003b_index_order"
 branch_labels = None
 depends_on = None
 
