@@ -27,6 +27,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from sync.contract import (
+    Event,
+    TicketCalled,
+    TicketCreated,
+    TicketDone,
+    TicketRecalled,
+    TicketReturned,
+    TicketServing,
+    TicketTransferred,
+    event_type,
+)
+
 DEFAULT_TIMEZONE: Final = "Asia/Jakarta"
 
 # Lower edges of the fixed histogram buckets in minutes; the last bucket is [120 min, +∞).
@@ -196,6 +208,123 @@ def ticket_fact(
         abandoned=status == "cancelled" and called_at is None,
         closed_date=closed_day,
         closed_hour=closed_hour,
+    )
+
+
+class FactSource(msgspec.Struct, frozen=True, kw_only=True):
+    """What a ticket's events say about it, folded in any order: the input of `ticket_fact` (no contact data)."""
+
+    ticket_id: str
+    ticket_number: str = ""
+    branch_id: str = ""
+    service_id: str = ""
+    counter_id: str | None = None
+    priority: int = 0
+    channel: str = "walk_in"
+    status: str = "waiting"
+    status_seq: int = 0  # seq of the event that set `status`: an older event replicated late never overrides it
+    service_seq: int = 0  # likewise for `service_id` (the service named by the newest event)
+    counter_seq: int = 0  # likewise for `counter_id` (the counter of the newest call/serve/done/no-show)
+    created_at: datetime | None = None
+    called_at: datetime | None = None
+    served_at: datetime | None = None
+    completed_at: datetime | None = None
+    transferred: bool = False
+    returned: bool = False
+    sla_minutes: int | None = None  # of the service the ticket queued for (where its wait is measured)
+
+
+_STATUS_OF_EVENT: Final[Mapping[str, str]] = {
+    "ticket.created": "waiting",
+    "ticket.called": "called",
+    "ticket.serving": "serving",
+    "ticket.done": "done",
+    "ticket.cancelled": "cancelled",
+    "ticket.held": "held",
+    "ticket.unheld": "waiting",
+    "ticket.transferred": "waiting",
+    "ticket.no_show": "no_show",
+    "ticket.returned": "waiting",
+}
+
+
+def _earliest(a: datetime | None, b: datetime) -> datetime:
+    """The earlier of a known and a possibly missing instant."""
+    return b if a is None or b < a else a
+
+
+def _latest(a: datetime | None, b: datetime) -> datetime:
+    """The later of a known and a possibly missing instant."""
+    return b if a is None or b > a else a
+
+
+def fold_event(
+    source: FactSource | None, event: Event, sla_minutes_of: Callable[[str], int | None]
+) -> FactSource | None:
+    """A ticket's fact source after one of its events (None for events about no ticket); total over any order.
+
+    The first call stays the first (recalls, returns and transfers never move it); serving and completion keep their
+    latest instant; the status follows the event with the highest seq. `sla_minutes_of(service_id)` reads the
+    branch configuration in force, so the SLA is the one of the service the ticket queued for.
+    """
+    if event.ticket_id is None:
+        return None
+    kind = event_type(event)
+    if kind not in _STATUS_OF_EVENT and kind != "ticket.recalled":
+        return source
+    src = source or FactSource(ticket_id=event.ticket_id, branch_id=event.branch_id)
+    changes: dict[str, object] = {}
+    at = event.occurred_at
+    match event:
+        case TicketCreated():
+            changes.update(
+                ticket_number=event.ticket_number,
+                priority=event.priority,
+                channel=event.channel,
+                created_at=at,
+                sla_minutes=sla_minutes_of(event.service_id),
+            )
+        case TicketCalled() | TicketRecalled():
+            changes.update(called_at=_earliest(src.called_at, at))
+        case TicketServing():
+            changes.update(served_at=_latest(src.served_at, at))
+        case TicketDone():
+            changes.update(completed_at=_latest(src.completed_at, at))
+        case TicketTransferred():
+            changes["transferred"] = True
+        case TicketReturned():
+            changes["returned"] = True
+        case _:
+            pass
+    counter_id = getattr(event, "counter_id", None)
+    if counter_id and event.seq >= src.counter_seq:
+        changes.update(counter_id=counter_id, counter_seq=event.seq)
+    if event.seq >= src.service_seq:  # every ticket event names the ticket's service at that moment
+        changes.update(service_id=getattr(event, "service_id", src.service_id), service_seq=event.seq)
+    if kind in _STATUS_OF_EVENT and event.seq >= src.status_seq:
+        changes.update(status=_STATUS_OF_EVENT[kind], status_seq=event.seq)
+    return msgspec.structs.replace(src, **changes)
+
+
+def fact_of(source: FactSource, tz: str | None) -> TicketFact:
+    """The fact of a folded source in the branch's time zone."""
+    return ticket_fact(
+        ticket_id=source.ticket_id,
+        status=source.status,
+        created_at=source.created_at,
+        called_at=source.called_at,
+        served_at=source.served_at,
+        completed_at=source.completed_at,
+        ticket_number=source.ticket_number,
+        branch_id=source.branch_id,
+        service_id=source.service_id,
+        counter_id=source.counter_id,
+        priority=source.priority,
+        channel=source.channel,
+        transferred=source.transferred,
+        returned=source.returned,
+        sla_minutes=source.sla_minutes,
+        tz=tz,
     )
 
 
