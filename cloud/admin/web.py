@@ -1,7 +1,587 @@
-"""The admin area's routes; `cloud.web.app` mounts `ROUTES` and enters `lifespan(app)` when defined."""
+"""The admin area's pages (id/en) and API: audit, branches and enrolment, services/counters with history and
+rollback, approvals. Every route declares its permission; every query is limited to the caller's tenants (another
+tenant's branch answers 404). Configuration is distributed through the hub's NATS connection opened in `lifespan`."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from datetime import date
+from pathlib import Path
 from typing import Any
 
-ROUTES: list[Any] = []
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+from sqlalchemy.engine import Engine
+
+from cloud.admin import audit, branches, config_edit
+from cloud.admin.words import COOKIE, context, pick_lang
+from cloud.config_dist import ConfigRefused, running_version
+from cloud.credentials import issue
+from cloud.identity.permissions import requires
+from cloud.web.console_auth import HqPrincipal
+from sync.contract_config import BranchConfig, config_decoder, short_hash
+
+log = logging.getLogger("qms.cloud.admin")
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+    """The hub's JetStream handle for distributing configuration (absent without NATS: edits are then refused)."""
+    servers = list(app.state.get("nats_servers") or ())
+    nc = None
+    if servers:
+        import nats
+
+        from cloud.consumer import ensure_config_bucket
+
+        try:
+            nc = await nats.connect(servers=servers, **(app.state.get("nats_options") or {}))
+            js = nc.jetstream()
+            await ensure_config_bucket(js)
+            app.state["admin_js"] = js
+        except Exception as exc:  # the console still shows everything; distribution says why it cannot
+            log.warning("admin: no NATS connection for configuration distribution: %s", exc)
+    try:
+        yield
+    finally:
+        if nc is not None:
+            await nc.close()
+
+
+# --- helpers -----------------------------------------------------------------------------------------------------
+
+
+def _engine(request: Request[Any, Any, Any]) -> Engine:
+    engine: Engine = request.app.state["engine"]
+    return engine
+
+
+def _user(request: Request[Any, Any, Any]) -> HqPrincipal:
+    user: HqPrincipal = request.scope["user"]
+    return user
+
+
+def _actor(request: Request[Any, Any, Any]) -> str:
+    return _user(request).username or "anonymous"
+
+
+def _ip(request: Request[Any, Any, Any]) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _correlation(request: Request[Any, Any, Any]) -> str | None:
+    value = request.headers.get("x-request-id")
+    return value[:128] if value else None
+
+
+def _sees(request: Request[Any, Any, Any], tenant: str, branch_id: str | None = None) -> bool:
+    user = _user(request)
+    if branch_id is not None and hasattr(user, "sees_branch"):
+        return bool(user.sees_branch(tenant, branch_id))
+    return user.tenants is None or tenant in user.tenants
+
+
+def _lang(request: Request[Any, Any, Any]) -> str:
+    return pick_lang(request.query_params.get("lang"), request.cookies.get(COOKIE))
+
+
+def _page(request: Request[Any, Any, Any], name: str, status: int = 200, **values: Any) -> Template:
+    lang = _lang(request)
+    return Template(
+        template_name=f"admin/{name}", context={**context(lang), "request": request, **values}, status_code=status
+    )
+
+
+def _back(path: str, request: Request[Any, Any, Any], **query: str) -> Redirect:
+    params = "&".join(f"{k}={v}" for k, v in {"lang": _lang(request), **query}.items())
+    return Redirect(path=f"{path}?{params}", status_code=303)
+
+
+async def _form(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    data = await request.form()
+    return {k: data.getall(k) if len(data.getall(k)) > 1 else data.get(k) for k in data}
+
+
+def _parse_date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+# --- audit -------------------------------------------------------------------------------------------------------
+
+
+def _filters(request: Request[Any, Any, Any]) -> audit.Filters:
+    q = request.query_params
+    return audit.Filters(
+        since=_parse_date(q.get("since")),
+        until=_parse_date(q.get("until")),
+        actor=q.get("actor") or None,
+        action=q.get("action") or None,
+        branch=q.get("branch") or None,
+    )
+
+
+@get("/admin/audit", guards=[requires("audit.read")])
+async def audit_page(request: Request[Any, Any, Any]) -> Template:
+    """The merged audit trail (hub actions and branch events), filtered by date, user, action, branch."""
+    return await asyncio.to_thread(_audit_page, request)
+
+
+def _audit_page(request: Request[Any, Any, Any]) -> Template:
+    filters = _filters(request)
+    with _engine(request).connect() as conn:
+        found, tz = audit.entries(conn, filters, _user(request).tenants)
+    rows = [(e, audit.zone_for(tz, e)) for e in found]
+    return _page(request, "audit.html", rows=rows, filters=filters, query=request.url.query)
+
+
+@get("/admin/audit.csv", guards=[requires("audit.read")])
+async def audit_csv(request: Request[Any, Any, Any]) -> Response[str]:
+    """The filtered trail as CSV (times in each branch's zone); the export itself is audited."""
+    return await asyncio.to_thread(_audit_csv, request)
+
+
+def _audit_csv(request: Request[Any, Any, Any]) -> Response[str]:
+    filters = _filters(request)
+    with _engine(request).begin() as conn:
+        found, tz = audit.entries(conn, filters, _user(request).tenants, limit=100_000)
+        audit.record(
+            conn,
+            actor=_actor(request),
+            action="audit.export",
+            source_ip=_ip(request),
+            correlation_id=_correlation(request),
+            after={"rows": len(found), "query": request.url.query},
+        )
+    body = "".join(audit.csv_lines(found, tz))
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="hq-audit.csv"'},
+    )
+
+
+# --- branches ----------------------------------------------------------------------------------------------------
+
+
+def _profile_or_404(request: Request[Any, Any, Any], tenant: str, branch_id: str) -> branches.Profile:
+    if not _sees(request, tenant, branch_id):
+        raise NotFoundException()
+    with _engine(request).connect() as conn:
+        profile = branches.get_profile(conn, tenant, branch_id)
+    if profile is None:
+        raise NotFoundException()
+    return profile
+
+
+@get("/admin/branches", guards=[requires("branches.read")])
+async def branches_page(request: Request[Any, Any, Any]) -> Template:
+    """Managed branches with status, time zone and what each runs."""
+    return await asyncio.to_thread(_branches_page, request)
+
+
+def _branches_page(request: Request[Any, Any, Any]) -> Template:
+    with _engine(request).connect() as conn:
+        profiles = branches.list_profiles(conn, _user(request).tenants)
+    running = {(p.tenant, p.branch_id): running_version(_engine(request), p.tenant, p.branch_id) for p in profiles}
+    return _page(request, "branches.html", profiles=profiles, running=running)
+
+
+def _blank(request: Request[Any, Any, Any]) -> branches.Profile:
+    tenants = _user(request).tenants
+    return branches.Profile(tenant=sorted(tenants)[0] if tenants else "", branch_id="", name="")
+
+
+@get("/admin/branches/new", guards=[requires("branches.manage")])
+async def branch_new(request: Request[Any, Any, Any]) -> Template:
+    """The form for a new branch."""
+    return await asyncio.to_thread(_branch_new, request)
+
+
+def _branch_new(request: Request[Any, Any, Any]) -> Template:
+    return _page(request, "branch_form.html", profile=_blank(request), errors={}, new=True)
+
+
+@post("/admin/branches", guards=[requires("branches.manage")])
+async def branch_create(request: Request[Any, Any, Any]) -> Any:
+    """Create a branch: its profile, its NATS key, and a one-time enrolment code shown once."""
+    form = await _form(request)
+    tenant = str(form.get("tenant", "")).strip()
+    profile, errors = branches.parse_form(tenant, form, new=True)
+    if not branches.BRANCH_ID.match(tenant) or not _sees(request, tenant):
+        errors["tenant"] = "err_tenant"
+    engine = _engine(request)
+    if not errors:
+        with engine.connect() as conn:
+            if branches.get_profile(conn, tenant, profile.branch_id) is not None:
+                errors["branch_id"] = "err_exists"
+    if errors:
+        return _page(request, "branch_form.html", status=400, profile=profile, errors=errors, new=True)
+    keys_dir: Path = request.app.state["keys_dir"]
+
+    def create() -> tuple[str, Any]:
+        issue(engine, keys_dir, tenant, profile.branch_id)
+        with engine.begin() as conn:
+            branches.save_profile(conn, profile, actor=_actor(request), source_ip=_ip(request), new=True)
+            return branches.new_enrolment_code(
+                conn, tenant, profile.branch_id, actor=_actor(request), source_ip=_ip(request)
+            )
+
+    code, expires = await asyncio.to_thread(create)
+    return _page(
+        request, "branch_form.html", status=201, profile=profile, errors={}, new=False, code=code, expires=expires
+    )
+
+
+@get("/admin/branches/{tenant:str}/{branch_id:str}", guards=[requires("branches.read")])
+async def branch_edit(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> Template:
+    """One branch's profile form and its life-cycle actions."""
+    return await asyncio.to_thread(_branch_edit, request, tenant, branch_id)
+
+
+def _branch_edit(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> Template:
+    profile = _profile_or_404(request, tenant, branch_id)
+    return _page(
+        request, "branch_form.html", profile=profile, errors={}, new=False, in_use=request.query_params.get("in_use")
+    )
+
+
+@post("/admin/branches/{tenant:str}/{branch_id:str}", guards=[requires("branches.manage")])
+async def branch_update(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> Any:
+    """Save the profile (validated; errors inline)."""
+    current = _profile_or_404(request, tenant, branch_id)
+    form = await _form(request)
+    profile, errors = branches.parse_form(tenant, form, new=False)
+    profile.branch_id, profile.status = branch_id, current.status
+    if errors:
+        return _page(request, "branch_form.html", status=400, profile=profile, errors=errors, new=False)
+    with _engine(request).begin() as conn:
+        branches.save_profile(conn, profile, actor=_actor(request), source_ip=_ip(request), new=False)
+    return _back(f"/admin/branches/{tenant}/{branch_id}", request)
+
+
+@post("/admin/branches/{tenant:str}/{branch_id:str}/{action:str}", guards=[requires("branches.manage")])
+async def branch_action(
+    request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str], action: FromPath[str]
+) -> Any:
+    """retire | reactivate | delete (refused while it has active services) | enrolment-code (shown once)."""
+    profile = _profile_or_404(request, tenant, branch_id)
+    actor, ip = _actor(request), _ip(request)
+    with _engine(request).begin() as conn:
+        if action in ("retire", "reactivate"):
+            branches.set_status(
+                conn, tenant, branch_id, "retired" if action == "retire" else "active", actor=actor, source_ip=ip
+            )
+        elif action == "delete":
+            try:
+                branches.delete_branch(conn, tenant, branch_id, actor=actor, source_ip=ip)
+            except branches.BranchInUse as exc:
+                return _back(f"/admin/branches/{tenant}/{branch_id}", request, in_use=str(exc))
+            return _back("/admin/branches", request)
+        elif action == "enrolment-code":
+            code, expires = branches.new_enrolment_code(conn, tenant, branch_id, actor=actor, source_ip=ip)
+            return _page(request, "branch_form.html", profile=profile, errors={}, new=False, code=code, expires=expires)
+        else:
+            raise NotFoundException()
+    return _back(f"/admin/branches/{tenant}/{branch_id}", request)
+
+
+class EnrolRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """`POST /api/v1/enrol` body."""
+
+    code: str
+
+
+@post("/api/v1/enrol")
+async def enrol(request: Request[Any, Any, Any], data: EnrolRequest) -> Response[Any]:
+    """An appliance's first boot: a valid, unused, unexpired code -> its NATS seed and newest configuration, once.
+    Open on purpose (the code is the secret, 80 bits); every answer but success is the same 404."""
+    return await asyncio.to_thread(_enrol, request, data)
+
+
+def _enrol(request: Request[Any, Any, Any], data: EnrolRequest) -> Response[Any]:
+    try:
+        done = branches.redeem(_engine(request), request.app.state["keys_dir"], data.code[:64], source_ip=_ip(request))
+    except branches.EnrolmentRefused:
+        return Response(
+            {"detail": "unknown, used or expired code"}, status_code=404, media_type="application/problem+json"
+        )
+    servers = list(request.app.state.get("nats_servers") or ())
+    return Response(
+        {
+            "tenant": done.tenant,
+            "branch_id": done.branch_id,
+            "nats_servers": servers,
+            "nats_seed": done.nats_seed,
+            "config": done.config,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+# --- services and counters ---------------------------------------------------------------------------------------
+
+
+def _config_view(request: Request[Any, Any, Any], tenant: str, branch_id: str, **extra: Any) -> Template:
+    engine = _engine(request)
+    with engine.connect() as conn:
+        doc = config_edit.running_document(conn, tenant, branch_id)
+        versions = config_edit.history(conn, tenant, branch_id)
+        profiles = branches.list_profiles(conn, _user(request).tenants)
+        gated = config_edit.approvals_on(conn, tenant)
+    running = running_version(engine, tenant, branch_id)
+    others = [p for p in profiles if p.tenant == tenant and p.branch_id != branch_id and p.status == "active"]
+    return _page(
+        request,
+        "config.html",
+        status=extra.pop("status", 200),
+        tenant=tenant,
+        branch_id=branch_id,
+        doc=doc,
+        running=running,
+        versions=versions,
+        others=others,
+        gated=gated,
+        short_hash=short_hash,
+        **extra,
+    )
+
+
+@get("/admin/config", guards=[requires("config.manage")])
+async def config_index(request: Request[Any, Any, Any]) -> Template:
+    """Branches to pick for editing."""
+    return await asyncio.to_thread(_config_index, request)
+
+
+def _config_index(request: Request[Any, Any, Any]) -> Template:
+    with _engine(request).connect() as conn:
+        profiles = branches.list_profiles(conn, _user(request).tenants)
+    running = {(p.tenant, p.branch_id): running_version(_engine(request), p.tenant, p.branch_id) for p in profiles}
+    return _page(request, "branches.html", profiles=profiles, running=running, pick_config=True)
+
+
+@get("/admin/config/{tenant:str}/{branch_id:str}", guards=[requires("config.manage")])
+async def config_page(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> Template:
+    """A branch's services and counters (as it runs them), the edit forms, and the version history with diffs."""
+    return await asyncio.to_thread(_config_page, request, tenant, branch_id)
+
+
+def _config_page(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> Template:
+    if not _sees(request, tenant, branch_id):
+        raise NotFoundException()
+    notice = request.query_params.get("notice")
+    return _config_view(request, tenant, branch_id, notice=notice)
+
+
+async def _apply(
+    request: Request[Any, Any, Any], tenant: str, branch_id: str, edited: BranchConfig, what: str, form: dict[str, Any]
+) -> Any:
+    """Validate and submit one edited document; inline errors (400) or a conflict (409) re-render the page."""
+    checked, errors = config_edit.validate(edited)
+    if errors or checked is None:
+        return _config_view(request, tenant, branch_id, status=400, errors=errors, form=form)
+    js = request.app.state.get("admin_js")
+    if js is None:
+        return _config_view(request, tenant, branch_id, status=503, errors=[context(_lang(request))["w"]["no_nats"]])
+    try:
+        outcome = await config_edit.submit(
+            _engine(request), js, tenant, branch_id, checked, actor=_actor(request), source_ip=_ip(request), what=what
+        )
+    except ConfigRefused as exc:
+        return _config_view(request, tenant, branch_id, status=409, conflict=str(exc), form=form)
+    if outcome.request_id:
+        return _back(f"/admin/config/{tenant}/{branch_id}", request, notice=f"requested:{outcome.request_id}")
+    assert outcome.distributed is not None
+    return _back(f"/admin/config/{tenant}/{branch_id}", request, notice=f"distributed:v{outcome.distributed.version}")
+
+
+def _base(request: Request[Any, Any, Any], tenant: str, branch_id: str, form: dict[str, Any]) -> BranchConfig:
+    """The running document with the form's `base_version` (the version the page showed when it was edited)."""
+    with _engine(request).connect() as conn:
+        doc = config_edit.running_document(conn, tenant, branch_id)
+    if doc is None:
+        raise NotFoundException()
+    try:
+        base = int(form.get("base_version") or doc.version)
+    except ValueError:
+        base = doc.version
+    return msgspec.structs.replace(doc, version=base)
+
+
+@post("/admin/config/{tenant:str}/{branch_id:str}/service", guards=[requires("config.manage")])
+async def config_service(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> Any:
+    """Add or edit a service; with `apply_to`, the same service goes to those branches too (a template)."""
+    if not _sees(request, tenant, branch_id):
+        raise NotFoundException()
+    form = await _form(request)
+    doc = _base(request, tenant, branch_id, form)
+    service = config_edit.service_from_form(form, doc.service(str(form.get("id", "")).strip()))
+    if isinstance(service, str):
+        return _config_view(request, tenant, branch_id, status=400, errors=[service], form=form)
+    answer = await _apply(
+        request, tenant, branch_id, config_edit.upsert_service(doc, service), f"service {service.id}", form
+    )
+    targets = form.get("apply_to") or []
+    for other in [targets] if isinstance(targets, str) else targets:
+        if not _sees(request, tenant, other):
+            continue
+        with _engine(request).connect() as conn:
+            their = config_edit.running_document(conn, tenant, other)
+        if their is None:
+            continue
+        merged = config_edit.upsert_service(their, msgspec.structs.replace(service, area_id=None))
+        checked, errors = config_edit.validate(merged)
+        if errors or checked is None or request.app.state.get("admin_js") is None:
+            continue
+        try:
+            await config_edit.submit(
+                _engine(request),
+                request.app.state["admin_js"],
+                tenant,
+                other,
+                checked,
+                actor=_actor(request),
+                source_ip=_ip(request),
+                what=f"template service {service.id}",
+            )
+        except ConfigRefused:
+            continue
+    return answer
+
+
+@post("/admin/config/{tenant:str}/{branch_id:str}/counter", guards=[requires("config.manage")])
+async def config_counter(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> Any:
+    """Add or edit a counter and the services it serves."""
+    if not _sees(request, tenant, branch_id):
+        raise NotFoundException()
+    form = await _form(request)
+    doc = _base(request, tenant, branch_id, form)
+    chosen = form.get("services") or []
+    counter = config_edit.counter_from_form(form, [chosen] if isinstance(chosen, str) else list(chosen))
+    return await _apply(
+        request, tenant, branch_id, config_edit.upsert_counter(doc, counter), f"counter {counter.id}", form
+    )
+
+
+@post("/admin/config/{tenant:str}/{branch_id:str}/rollback/{version:int}", guards=[requires("config.manage")])
+async def config_rollback(
+    request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str], version: FromPath[int]
+) -> Any:
+    """Distribute an earlier version's content again (as a new version, or a change request)."""
+    if not _sees(request, tenant, branch_id):
+        raise NotFoundException()
+    js = request.app.state.get("admin_js")
+    if js is None:
+        return _config_view(request, tenant, branch_id, status=503, errors=[context(_lang(request))["w"]["no_nats"]])
+    try:
+        outcome = await config_edit.rollback(
+            _engine(request), js, tenant, branch_id, version, actor=_actor(request), source_ip=_ip(request)
+        )
+    except LookupError:
+        raise NotFoundException() from None
+    except ConfigRefused as exc:
+        return _config_view(request, tenant, branch_id, status=409, conflict=str(exc))
+    notice = f"requested:{outcome.request_id}" if outcome.request_id else f"distributed:v{outcome.distributed.version}"  # type: ignore[union-attr]
+    return _back(f"/admin/config/{tenant}/{branch_id}", request, notice=notice)
+
+
+# --- approvals ---------------------------------------------------------------------------------------------------
+
+
+@get("/admin/approvals", guards=[requires("config.approve")])
+async def approvals_page(request: Request[Any, Any, Any]) -> Template:
+    """Change requests (pending first) with their diffs, and each tenant's approvals switch."""
+    return await asyncio.to_thread(_approvals_page, request)
+
+
+def _approvals_page(request: Request[Any, Any, Any]) -> Template:
+    user = _user(request)
+    with _engine(request).begin() as conn:
+        config_edit.expire_requests(conn)
+        found = config_edit.list_requests(conn, user.tenants)
+        tenants = (
+            sorted(user.tenants)
+            if user.tenants is not None
+            else sorted({p.tenant for p in branches.list_profiles(conn, None)})
+        )
+        switches = {t: config_edit.approvals_on(conn, t) for t in tenants}
+    found.sort(key=lambda r: r["status"] != "pending")
+    return _page(
+        request,
+        "approvals.html",
+        requests=found,
+        switches=switches,
+        me=_actor(request),
+        error=request.query_params.get("error"),
+    )
+
+
+@post("/admin/approvals/settings/{tenant:str}", guards=[requires("config.approve")])
+async def approvals_switch(request: Request[Any, Any, Any], tenant: FromPath[str]) -> Any:
+    """Turn the tenant's approval requirement on or off (audited)."""
+    if not _sees(request, tenant):
+        raise NotFoundException()
+    form = await _form(request)
+    with _engine(request).begin() as conn:
+        config_edit.set_approvals(
+            conn, tenant, form.get("approvals") == "on", actor=_actor(request), source_ip=_ip(request)
+        )
+    return _back("/admin/approvals", request)
+
+
+@post("/admin/approvals/{request_id:str}/{decision:str}", guards=[requires("config.approve")])
+async def approvals_decide(request: Request[Any, Any, Any], request_id: FromPath[str], decision: FromPath[str]) -> Any:
+    """Approve (then distribute) or reject a pending request; never one's own."""
+    if decision not in ("approve", "reject"):
+        raise NotFoundException()
+    js = request.app.state.get("admin_js")
+    if decision == "approve" and js is None:
+        return _back("/admin/approvals", request, error="no_nats")
+    try:
+        await config_edit.decide(
+            _engine(request),
+            js,
+            request_id,
+            approve=decision == "approve",
+            actor=_actor(request),
+            source_ip=_ip(request),
+            tenants=_user(request).tenants,
+        )
+    except LookupError:
+        raise NotFoundException() from None
+    except config_edit.DecisionRefused as exc:
+        return _back("/admin/approvals", request, error=str(exc))
+    except ConfigRefused:
+        return _back("/admin/approvals", request, error="conflict")
+    return _back("/admin/approvals", request)
+
+
+ROUTES: list[Any] = [
+    audit_page,
+    audit_csv,
+    branches_page,
+    branch_new,
+    branch_create,
+    branch_edit,
+    branch_update,
+    branch_action,
+    enrol,
+    config_index,
+    config_page,
+    config_service,
+    config_counter,
+    config_rollback,
+    approvals_page,
+    approvals_switch,
+    approvals_decide,
+]
+
+__all__ = ["ROUTES", "config_decoder", "lifespan"]

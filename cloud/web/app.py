@@ -131,7 +131,8 @@ def create_app(settings: CloudSettings) -> Litestar:
     engine = create_store_engine(settings.db_url)
     _warn_about_console_access(engine, settings.console_password)
     state: dict[str, Any] = {"engine": engine, "consumer": None, "keys_dir": settings.keys_dir,
-                             "console_auth": ConsoleAuth(engine, settings.console_password)}  # fmt: skip
+                             "console_auth": ConsoleAuth(engine, settings.console_password),
+                             "nats_servers": settings.nats_servers, "nats_options": settings.nats_options}  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:

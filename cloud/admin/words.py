@@ -1,0 +1,97 @@
+"""The console areas' words in Indonesian (default) and English; the page language comes from `?lang=` or the
+`qms_lang` cookie it sets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LANGS = ("id", "en")
+COOKIE = "qms_lang"
+
+WORDS: dict[str, dict[str, str]] = {
+    "id": {
+        "console": "Konsol HQ", "audit": "Audit", "branches": "Cabang", "config": "Layanan & loket",
+        "approvals": "Persetujuan", "time": "Waktu", "source": "Sumber", "tenant": "Tenant", "branch": "Cabang",
+        "actor": "Pengguna", "action": "Aksi", "target": "Objek", "from": "Dari", "details": "Rincian",
+        "since": "Dari tanggal", "until": "Sampai tanggal", "filter": "Saring", "export": "Ekspor CSV",
+        "no_entries": "Belum ada catatan.", "hub": "HQ", "branch_src": "cabang",
+        "new_branch": "Cabang baru", "name": "Nama", "timezone": "Zona waktu", "address": "Alamat",
+        "hours": "Jam buka", "areas": "Area/lantai (satu per baris: id: nama)", "status": "Status",
+        "save": "Simpan", "create": "Buat", "retire": "Nonaktifkan", "reactivate": "Aktifkan lagi",
+        "delete": "Hapus", "active": "aktif", "retired": "nonaktif", "closed": "tutup",
+        "enrolment_code": "Kode pendaftaran", "new_code": "Buat kode pendaftaran",
+        "code_once": "Kode ini hanya ditampilkan sekali; berlaku sampai", "edit": "Ubah",
+        "mon": "Senin", "tue": "Selasa", "wed": "Rabu", "thu": "Kamis", "fri": "Jumat", "sat": "Sabtu",
+        "sun": "Minggu", "opens": "buka", "closes": "tutup",
+        "err_branch_id": "ID cabang: huruf kecil, angka dan tanda hubung, maks. 64.",
+        "err_name": "Nama wajib diisi (maks. 120 karakter).", "err_timezone": "Zona waktu tidak dikenal.",
+        "err_address": "Alamat terlalu panjang (maks. 500).",
+        "err_hours": "Jam buka HH:MM dan harus sebelum jam tutup.",
+        "err_areas": "Tiap baris: id: nama (id huruf/angka).", "err_areas_duplicate": "ID area ganda.",
+        "err_exists": "Cabang dengan ID ini sudah ada.", "err_tenant": "Tenant tidak valid atau bukan milik Anda.",
+        "in_use": "Cabang masih punya layanan aktif — nonaktifkan saja, jangan dihapus:",
+        "services": "Layanan", "counters": "Loket", "prefix": "Prefiks", "area": "Area", "sla": "SLA (menit)",
+        "name_en": "Nama (Inggris)", "id": "ID", "add_or_edit_service": "Tambah/ubah layanan",
+        "add_or_edit_counter": "Tambah/ubah loket", "runs": "Cabang menjalankan", "based_on": "Diubah dari versi",
+        "history": "Riwayat versi", "rollback": "Kembalikan ke versi ini", "distributed": "Didistribusikan",
+        "conflict": "Konflik: cabang menjalankan versi lebih baru —", "invalid": "Konfigurasi ditolak:",
+        "requested": "Perubahan menunggu persetujuan:", "no_nats": "Hub tidak terhubung ke NATS: tidak bisa"
+        " mendistribusikan.", "apply_to": "Terapkan juga ke cabang", "no_config": "Cabang belum melaporkan"
+        " konfigurasi.", "approvals_on": "Persetujuan wajib untuk tenant", "switch_on": "Aktifkan",
+        "switch_off": "Matikan", "approve": "Setujui", "reject": "Tolak", "requested_by": "Diminta oleh",
+        "expires": "Kedaluwarsa", "pending": "menunggu", "approved": "disetujui", "rejected": "ditolak",
+        "expired": "kedaluwarsa", "own_request": "Anda tidak bisa menyetujui permintaan Anda sendiri.",
+        "status_approved": "Sudah disetujui.", "status_rejected": "Sudah ditolak.",
+        "status_expired": "Permintaan sudah kedaluwarsa.", "no_requests": "Tidak ada permintaan.",
+        "diff": "Perubahan", "yes": "ya", "no": "tidak", "lang_other": "English",
+    },
+    "en": {
+        "console": "HQ console", "audit": "Audit", "branches": "Branches", "config": "Services & counters",
+        "approvals": "Approvals", "time": "Time", "source": "Source", "tenant": "Tenant", "branch": "Branch",
+        "actor": "User", "action": "Action", "target": "Object", "from": "From", "details": "Details",
+        "since": "From date", "until": "To date", "filter": "Filter", "export": "Export CSV",
+        "no_entries": "No entries yet.", "hub": "HQ", "branch_src": "branch",
+        "new_branch": "New branch", "name": "Name", "timezone": "Time zone", "address": "Address",
+        "hours": "Opening hours", "areas": "Areas/floors (one per line: id: name)", "status": "Status",
+        "save": "Save", "create": "Create", "retire": "Retire", "reactivate": "Reactivate",
+        "delete": "Delete", "active": "active", "retired": "retired", "closed": "closed",
+        "enrolment_code": "Enrolment code", "new_code": "Create enrolment code",
+        "code_once": "This code is shown only once; valid until", "edit": "Edit",
+        "mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday", "fri": "Friday",
+        "sat": "Saturday", "sun": "Sunday", "opens": "opens", "closes": "closes",
+        "err_branch_id": "Branch id: lower-case letters, digits and hyphens, at most 64.",
+        "err_name": "A name is required (at most 120 characters).", "err_timezone": "Unknown time zone.",
+        "err_address": "The address is too long (at most 500).",
+        "err_hours": "Opening time HH:MM, before the closing time.",
+        "err_areas": "Each line: id: name (id letters/digits).", "err_areas_duplicate": "Duplicate area id.",
+        "err_exists": "A branch with this id exists already.", "err_tenant": "Invalid tenant, or not yours.",
+        "in_use": "The branch still has active services — retire it instead of deleting it:",
+        "services": "Services", "counters": "Counters", "prefix": "Prefix", "area": "Area", "sla": "SLA (minutes)",
+        "name_en": "Name (English)", "id": "ID", "add_or_edit_service": "Add/edit a service",
+        "add_or_edit_counter": "Add/edit a counter", "runs": "The branch runs", "based_on": "Edited from version",
+        "history": "Version history", "rollback": "Roll back to this version", "distributed": "Distributed",
+        "conflict": "Conflict: the branch runs a newer version —", "invalid": "Configuration refused:",
+        "requested": "Change waiting for approval:", "no_nats": "The hub is not connected to NATS: cannot"
+        " distribute.", "apply_to": "Apply to these branches too", "no_config": "The branch has not reported a"
+        " configuration yet.", "approvals_on": "Approval required for tenant", "switch_on": "Turn on",
+        "switch_off": "Turn off", "approve": "Approve", "reject": "Reject", "requested_by": "Requested by",
+        "expires": "Expires", "pending": "pending", "approved": "approved", "rejected": "rejected",
+        "expired": "expired", "own_request": "You cannot approve your own request.",
+        "status_approved": "Already approved.", "status_rejected": "Already rejected.",
+        "status_expired": "The request has expired.", "no_requests": "No requests.",
+        "diff": "Changes", "yes": "yes", "no": "no", "lang_other": "Bahasa Indonesia",
+    },
+}  # fmt: skip
+
+
+def pick_lang(query: str | None, cookie: str | None) -> str:
+    """`?lang=` first, then the cookie, else Indonesian."""
+    for value in (query, cookie):
+        if value in LANGS:
+            return str(value)
+    return "id"
+
+
+def context(lang: str) -> dict[str, Any]:
+    """Template variables for the language: `w` (the words), `lang`, `other` (the other language)."""
+    return {"w": WORDS[lang], "lang": lang, "other": "en" if lang == "id" else "id"}
