@@ -21,6 +21,8 @@ app.add_typer(branch_app, name="branch")
 app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")
 app.add_typer(db_app, name="db")
+audit_app = typer.Typer(no_args_is_help=True, help="The hub audit log (console actions, hash-chained).")
+app.add_typer(audit_app, name="audit")
 
 DbUrl = Annotated[
     str, typer.Option("--db-url", envvar="QMS_CLOUD_DB", help="SQLAlchemy URL (sqlite:///… or postgresql+psycopg://…).")
@@ -357,3 +359,15 @@ def users_disable(name: str, db_url: DbUrl = DEFAULT_DB) -> None:
         typer.secho(f"no HQ account {name!r}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
     typer.echo(f"user {name} disabled")
+
+@audit_app.command("verify")
+def audit_verify(db_url: DbUrl = DEFAULT_DB) -> None:
+    """Walk the hub audit log's hash chain: exit 0 when every entry is intact, 1 naming the first broken one."""
+    from cloud.admin.audit import verify
+    from cloud.store import create_store_engine
+
+    outcome = verify(create_store_engine(db_url))
+    if not outcome.ok:
+        typer.secho(f"audit log BROKEN at entry {outcome.broken_at}: {outcome.reason}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo(f"audit log intact: {outcome.rows} entries")
