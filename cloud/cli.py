@@ -4,7 +4,6 @@ distribute configuration versions, manage HQ console accounts."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -96,8 +95,9 @@ def serve(
     import uvicorn
 
     from cloud.web.app import CloudSettings, create_app
+    from sync.observability import configure_logging
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level)  # JSON lines, scrubbed, with correlation ids (QMS_LOG_FORMAT=text for people)
     settings = CloudSettings(
         db_url=db_url,
         nats_servers=tuple(_servers(nats_url)),
@@ -108,7 +108,7 @@ def serve(
         keys_dir=keys_dir,
         fetch_timeout=fetch_timeout,
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False, log_config=None)
 
 
 @branch_app.command("add")
@@ -359,6 +359,7 @@ def users_disable(name: str, db_url: DbUrl = DEFAULT_DB) -> None:
         typer.secho(f"no HQ account {name!r}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
     typer.echo(f"user {name} disabled")
+
 
 @audit_app.command("verify")
 def audit_verify(db_url: DbUrl = DEFAULT_DB) -> None:

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -20,8 +21,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig
 from nats.js.errors import BucketNotFoundError, NotFoundError
 from sqlalchemy.engine import Engine
 
-from cloud.apply import ApplyResult, Incoming, apply_batch
+from cloud.apply import ApplyResult, Incoming, apply_batch, subject_branch
 from cloud.store import utcnow_iso
+from sync.observability import NATS_CORRELATION_HEADER, event_correlations, valid_correlation_id
 from sync.relay import CONFIG_BUCKET, STREAM, SUBJECT_PREFIX, error_text
 
 log = logging.getLogger("qms.cloud.consumer")
@@ -244,8 +246,10 @@ class EventConsumer:
     async def _apply(self, msgs: list[Any]) -> bool:
         """Apply one batch; when the store refuses it, leave it unacknowledged (redelivered after a back-off that
         grows while the store keeps failing), say so once per outage, and return False."""
+        ids = correlations(msgs)
         try:
-            result = await asyncio.to_thread(apply_batch, self.engine, [Incoming(m.subject, m.data) for m in msgs])
+            with event_correlations(ids):  # copied into the worker thread: triggers read it per event
+                result = await asyncio.to_thread(apply_batch, self.engine, [Incoming(m.subject, m.data) for m in msgs])
         except Exception as exc:
             self.stats.failures += 1
             self.stats.last_error = f"store: {type(exc).__name__}: {exc}"
@@ -266,6 +270,8 @@ class EventConsumer:
         self.stats.add(result)
         for problem in result.problems:
             log.warning("replication problem: %s", problem)
+        for (tenant, branch_id, seq), correlation_id in ids.items():
+            log.debug("applied event %s/%s seq %d", tenant, branch_id, seq, extra={"correlation_id": correlation_id})
         return True
 
     async def _ack(self, msgs: list[Any]) -> None:
@@ -277,3 +283,20 @@ class EventConsumer:
         except (TimeoutError, NatsTimeoutError) as exc:
             self.stats.ack_failures += 1
             log.warning("acks of an applied batch not confirmed (%s): it may be redelivered as duplicates", exc)
+
+
+class _Seq(msgspec.Struct):
+    seq: int = 0
+
+
+def correlations(msgs: list[Any]) -> dict[tuple[str, str, int], str]:
+    """`(tenant, branch, seq) -> correlation id` of the messages that carry one (the relay's header; validated, as
+    any input is)."""
+    found: dict[tuple[str, str, int], str] = {}
+    for m in msgs:
+        correlation_id = valid_correlation_id((m.headers or {}).get(NATS_CORRELATION_HEADER))
+        where = subject_branch(m.subject)
+        if correlation_id and where:
+            with contextlib.suppress(msgspec.DecodeError):
+                found[(*where, msgspec.json.decode(m.data, type=_Seq).seq)] = correlation_id
+    return found

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import logging
 import socket
 import sqlite3
 import sys
@@ -93,8 +92,9 @@ def _serve(
 
     from edge.devices.runtime import serve_settings
     from edge.web.app import Settings, create_app
+    from sync.observability import configure_logging
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(log_level)  # JSON lines, scrubbed, with correlation ids (QMS_LOG_FORMAT=text for people)
     # Bind first: a taken port fails in one line before the app starts (devices, MQTT, relay), not after.
     sock = _listen(host, port)
     config = uvicorn.Config(
@@ -103,6 +103,7 @@ def _serve(
         port=port,
         log_level=log_level,
         access_log=False,
+        log_config=None,  # uvicorn's lines go through the process's formatter (configure_logging)
         proxy_headers=False,  # the app decides whom to believe (QMS_TRUSTED_PROXIES), not uvicorn's 127.0.0.1 default
         timeout_graceful_shutdown=5,
     )
@@ -192,6 +193,25 @@ def verify(data_dir: DataDir = DEFAULT_DATA) -> None:
     if check.chain_error:
         raise _fail(f"BROKEN after {check.events} good events: {check.chain_error}")
     typer.echo(f"OK: {check.events} events, chain intact, file intact (integrity_check ok), last seq {check.last_seq}")
+
+
+@app.command()
+def doctor(
+    data_dir: DataDir = DEFAULT_DATA,
+    port: Port = 8080,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check everything a technician would (disk, clock, time zone, database and chain, backups, hub link,
+    certificates, Mosquitto, printers, speakers, mDNS, devices) and say what to do; exit 1 on any fault."""
+    from edge import doctor as doc
+    from edge.devices.discovery import scan
+    from edge.replication import read_link_state
+
+    running = read_link_state(data_dir).get("link") not in ("unknown", "appliance not running")
+    findings = doc.run(data_dir, scan=scan if running else None, port=port if running else None)
+    typer.echo(json.dumps(doc.as_json(findings), indent=2) if as_json else doc.report(findings))
+    if any(f.status == "fault" for f in findings):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -155,7 +155,8 @@ class ServiceSource:
     def read_after(self, seq: int, limit: int) -> Sequence[Outgoing]:
         """Committed events after `seq` (called from a worker thread)."""
         result: list[Outgoing] = self.service.read(lambda conn: read_outgoing(conn, seq, limit))
-        return result
+        book = self.service.correlations  # the request behind each event, while it is remembered
+        return [replace(o, correlation_id=cid) if (cid := book.get(o.seq)) else o for o in result]
 
     async def save_cursor(self, seq: int, epoch: int) -> None:
         """Persist the cursor in the writer's transaction and wait for its commit."""

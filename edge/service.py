@@ -32,6 +32,7 @@ from edge.store.db import connect, open_database
 from edge.store.log import append, last_position, read_events, seal
 from edge.views import Snapshots, View, counter_view, ticket_view
 from sync.contract import ConfigApplied, Event
+from sync.observability import CorrelationBook, current_correlation_id
 
 log = logging.getLogger("qms.writer")
 
@@ -70,6 +71,7 @@ class _Work:
     command: c.Command | None = None
     store_fn: Callable[[sqlite3.Connection], Any] | None = None
     audit: AuditEntry | None = None  # written in the command's transaction when it succeeds
+    correlation_id: str = ""  # the submitting request's id: noted beside the seqs it wrote, for the relay
 
 
 class RequestIdReused(DomainError):
@@ -104,6 +106,7 @@ class QueueService:
         self.commands = 0
         self.commit_seconds = 0.0
         self.outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.correlations = CorrelationBook()  # seq -> the request that wrote it (the relay's NATS header)
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
@@ -145,7 +148,7 @@ class QueueService:
         With `audit`, the entry is written in the same transaction when the command succeeds (not on a replay).
         """
         future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
-        self._queue.put(_Work(future, command=command, audit=audit))
+        self._queue.put(_Work(future, command=command, audit=audit, correlation_id=current_correlation_id()))
         return future
 
     def execute(self, command: c.Command, timeout: float = 30.0) -> Outcome:
@@ -249,6 +252,8 @@ class QueueService:
             if error is not None:
                 work.future.set_exception(error)
             else:
+                if isinstance(result, Outcome):
+                    self.correlations.note([event.seq for event in result.events], work.correlation_id)
                 work.future.set_result(result)
         if committed:
             for listener in self._listeners:

@@ -21,10 +21,11 @@ import sys
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 REQUEST_ID_HEADER = "X-Request-ID"  # HTTP, both directions; also what provider calls send
@@ -69,6 +70,27 @@ def correlation_scope(value: str | None) -> Iterator[str]:
         yield bound
     finally:
         _correlation.reset(token)
+
+
+_event_correlations: ContextVar[Mapping[tuple[str, str, int], str]] = ContextVar(
+    "qms_event_correlations", default=MappingProxyType({})
+)
+
+
+def correlation_for_event(tenant: str, branch_id: str, seq: int) -> str:
+    """The id that came with this replicated event ("" when none), while the hub's consumer applies its batch:
+    notification triggers store it on the outbox row so the provider call carries it."""
+    return _event_correlations.get().get((tenant, branch_id, seq), "")
+
+
+@contextmanager
+def event_correlations(ids: Mapping[tuple[str, str, int], str]) -> Iterator[None]:
+    """Make the batch's `(tenant, branch, seq) -> id` map readable by `correlation_for_event` inside the block."""
+    token = _event_correlations.set(ids)
+    try:
+        yield
+    finally:
+        _event_correlations.reset(token)
 
 
 class CorrelationMiddleware:

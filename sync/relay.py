@@ -29,6 +29,8 @@ from nats.errors import ConnectionClosedError
 from nats.errors import Error as NatsError
 from nats.js.errors import Error as JetStreamError
 
+from sync.observability import NATS_CORRELATION_HEADER
+
 if TYPE_CHECKING:
     from sync.liveness import Beater
 
@@ -82,6 +84,7 @@ class Outgoing:
     payload: bytes
     occurred_at: float  # POSIX seconds, for the lag in seconds
     hash: str = ""  # the event's chain hash (part of its message id)
+    correlation_id: str = ""  # the request that wrote it, when known (NATS_CORRELATION_HEADER)
 
 
 class EventSource(Protocol):
@@ -373,6 +376,8 @@ class Relay:
         try:
             for item in batch:
                 headers = {"Nats-Msg-Id": msg_id(self.link.tenant, self.link.branch_id, item.seq, item.hash, epoch)}
+                if item.correlation_id:  # so the hub's log lines (and provider calls) for it carry the same id
+                    headers[NATS_CORRELATION_HEADER] = item.correlation_id
                 futures.append(await js.publish_async(self.subject, item.payload, headers=headers))
             acks = await self._acks(futures)
         except BaseException:
