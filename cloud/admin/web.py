@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from litestar.response import Redirect, Template
 from sqlalchemy.engine import Engine
 
@@ -301,7 +301,7 @@ class EnrolRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 @post("/api/v1/enrol")
-async def enrol(request: Request[Any, Any, Any], data: EnrolRequest) -> Response[Any]:
+async def enrol(request: Request[Any, Any, Any], data: JSONBody[EnrolRequest]) -> Response[Any]:
     """An appliance's first boot: a valid, unused, unexpired code -> its NATS seed and newest configuration, once.
     Open on purpose (the code is the secret, 80 bits); every answer but success is the same 404."""
     return await asyncio.to_thread(_enrol, request, data)
