@@ -16,7 +16,7 @@ measured where it cannot be), never an error. `rebuild` folds the stored log aga
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -135,7 +135,7 @@ def fold(fact: dict[str, Any] | None, event: Event, settings: Settings) -> dict[
     return derive(fact)
 
 
-def as_ticket_fact(fact: dict[str, Any], branch_id: str) -> kpi.TicketFact:
+def as_ticket_fact(fact: Mapping[str, Any], branch_id: str) -> kpi.TicketFact:
     """The shared definitions' fact for a stored (or folded) row: the one source of wait, service, SLA, hours."""
     return kpi.ticket_fact(
         ticket_id=fact["ticket_id"],

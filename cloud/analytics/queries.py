@@ -1,0 +1,177 @@
+"""KPI queries at the hub (`GET /api/v1/kpis`): exact from facts for one branch-day, merged from rollups otherwise.
+
+* One branch and one local day: the day's facts are read and folded by `sync.kpi.kpi_rows` — the same code over the
+  same facts as the appliance, so the figures (percentiles included) are equal to the appliance's.
+* Anything wider (several days, several branches, a whole tenant): sums over `analytics_rollups` grouped in SQL (a
+  few thousand rows for 30 days x 500 branches), percentiles interpolated in the merged fixed histograms
+  (`sync.kpi.hist_percentile`), hours open counted as distinct active (branch, date, hour) rows. Across a midnight
+  the hours open may differ slightly from a fold of the facts (a ticket done after midnight counts its hour on the
+  next date's rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from cloud.analytics.facts import as_ticket_fact
+from cloud.analytics.tables import SERVICE_BUCKETS, WAIT_BUCKETS, facts, rollups
+from sync import kpi
+
+# The rollup column behind each grouping (counter '' = no call yet, shown as null).
+_GROUP_COLUMN = {"day": "local_date", "hour": "local_hour", "service": "service_id", "counter": "counter_id",
+                 "branch": "branch_id"}  # fmt: skip
+_SUMMED = ("tickets", "done", "no_shows", "cancelled", "abandoned", "waited", "wait_sum", "served", "service_sum",
+           "sla_measured", "sla_met", *WAIT_BUCKETS, *SERVICE_BUCKETS)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which branches a query covers: one tenant or several (None = every tenant), optionally one branch, and the
+    caller's branch restriction ((tenant, branch) pairs, None = every branch of those tenants)."""
+
+    tenants: frozenset[str] | None
+    branch_id: str | None = None
+    branches: frozenset[tuple[str, str]] | None = None
+
+    def where(self, table: sa.Table) -> list[sa.ColumnElement[bool]]:
+        """The WHERE terms limiting `table` (keyed by tenant_id, branch_id) to this scope."""
+        terms: list[sa.ColumnElement[bool]] = []
+        if self.tenants is not None:
+            terms.append(table.c.tenant_id.in_(sorted(self.tenants)))
+        if self.branch_id is not None:
+            terms.append(table.c.branch_id == self.branch_id)
+        if self.branches is not None:
+            pairs = sorted(self.branches)
+            terms.append(sa.tuple_(table.c.tenant_id, table.c.branch_id).in_(pairs) if pairs else sa.false())
+        return terms
+
+
+def _filters(table: sa.Table, query: kpi.KpiQuery) -> list[sa.ColumnElement[bool]]:
+    terms: list[sa.ColumnElement[bool]] = [
+        table.c.local_date.between(query.date_from.isoformat(), query.date_to.isoformat())
+    ]
+    if query.service_id is not None:
+        terms.append(table.c.service_id == query.service_id)
+    if query.priority is not None:
+        terms.append(table.c.priority == query.priority)
+    if query.channel is not None:
+        terms.append(table.c.channel == query.channel)
+    if query.counter_id is not None:
+        terms.append(table.c.counter_id == query.counter_id)
+    return terms
+
+
+def kpis(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> tuple[dict[str, Any], bool]:
+    """The `/kpis` body `{"rows": [...], "totals": {...}}`, and whether its percentiles are exact (from facts)."""
+    if (
+        scope.branch_id is not None
+        and scope.tenants is not None
+        and len(scope.tenants) == 1
+        and (query.date_from == query.date_to)
+    ):
+        rows, totals = kpi.kpi_rows(fact_stream(conn, scope, query), query.group_by)
+        return {"rows": rows, "totals": totals}, True
+    rows, totals = _from_rollups(conn, scope, query)
+    return {"rows": rows, "totals": totals}, False
+
+
+def fact_stream(conn: Connection, scope: Scope, query: kpi.KpiQuery, chunk: int = 5000) -> Iterable[kpi.TicketFact]:
+    """The facts matching the query as `sync.kpi.TicketFact`s, read in keyset-paged chunks (constant memory)."""
+    base = sa.select(facts).where(*scope.where(facts), *_filters(facts, query))
+    order = (facts.c.tenant_id, facts.c.branch_id, facts.c.ticket_id)
+    after: tuple[str, str, str] | None = None
+    while True:
+        statement = base.order_by(*order).limit(chunk)
+        if after is not None:
+            statement = statement.where(sa.tuple_(*order) > sa.tuple_(*(sa.literal(v) for v in after)))
+        rows = conn.execute(statement).mappings().all()
+        for row in rows:
+            yield as_ticket_fact(dict(row), row["branch_id"])
+        if len(rows) < chunk:
+            return
+        last = rows[-1]
+        after = (last["tenant_id"], last["branch_id"], last["ticket_id"])
+
+
+def _aggregate(sums: Any, hours: int) -> kpi.Aggregate:
+    """A merged `sync.kpi.Aggregate` from summed rollup columns (no raw values: percentiles from the histograms)."""
+    return kpi.Aggregate(
+        tickets=int(sums.tickets or 0),
+        done=int(sums.done or 0),
+        no_shows=int(sums.no_shows or 0),
+        cancelled=int(sums.cancelled or 0),
+        abandoned=int(sums.abandoned or 0),
+        wait=kpi.Distribution(
+            n=int(sums.waited or 0),
+            total_s=float(sums.wait_sum or 0),
+            hist=[int(getattr(sums, c) or 0) for c in WAIT_BUCKETS],
+            raw=None,
+        ),
+        service=kpi.Distribution(
+            n=int(sums.served or 0),
+            total_s=float(sums.service_sum or 0),
+            hist=[int(getattr(sums, c) or 0) for c in SERVICE_BUCKETS],
+            raw=None,
+        ),
+        sla_measured=int(sums.sla_measured or 0),
+        sla_met=int(sums.sla_met or 0),
+        hours={str(i) for i in range(hours)},  # only its size counts: the distinct active hours, counted in SQL
+    )
+
+
+def _from_rollups(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Group and sum the rollups in SQL: one query for the measures, one for the hours open (per group and total)."""
+    where = [*scope.where(rollups), *_filters(rollups, query)]
+    group_columns = [rollups.c[_GROUP_COLUMN[g]] for g in query.group_by]
+    summed = [sa.func.sum(rollups.c[name]).label(name) for name in _SUMMED]
+    hour_id = (rollups.c.tenant_id, rollups.c.branch_id, rollups.c.local_date, rollups.c.local_hour)
+    active = sa.select(*group_columns, *hour_id).where(*where, rollups.c.active > 0).distinct().subquery()
+    active_groups = [active.c[c.name] for c in group_columns]
+    totals_row = conn.execute(sa.select(*summed).where(*where)).one()
+    total_hours = conn.execute(
+        sa.select(sa.func.count()).select_from(
+            sa.select(*hour_id).where(*where, rollups.c.active > 0).distinct().subquery()
+        )
+    ).scalar_one()
+    totals = kpi.kpi_row(_aggregate(totals_row, int(total_hours)))
+    if not group_columns:
+        return [], totals
+    sums = conn.execute(sa.select(*group_columns, *summed).where(*where).group_by(*group_columns)).all()
+    hours = {
+        tuple(row[:-1]): int(row[-1])
+        for row in conn.execute(sa.select(*active_groups, sa.func.count()).group_by(*active_groups)).all()
+    }
+    rows: list[dict[str, Any]] = []
+    for row in sums:
+        key = tuple(row[: len(group_columns)])
+        if not row.tickets:
+            continue  # only completions of tickets created outside the filter
+        values: dict[str, Any] = {
+            kpi.GROUP_KEY[g]: (None if g == "counter" and v == "" else v)
+            for g, v in zip(query.group_by, key, strict=True)
+        }
+        values.update(kpi.kpi_row(_aggregate(row, hours.get(key, 0))))
+        rows.append(values)
+    rows.sort(
+        key=lambda r: tuple((r[kpi.GROUP_KEY[g]] is None, _sortable(r[kpi.GROUP_KEY[g]])) for g in query.group_by)
+    )
+    return rows, totals
+
+
+def _sortable(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def branch_days(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> Sequence[Any]:
+    """(tenant, branch, date, tickets) of the rollups in range: what a report's summary table lists."""
+    return conn.execute(
+        sa.select(rollups.c.tenant_id, rollups.c.branch_id, rollups.c.local_date, sa.func.sum(rollups.c.tickets))
+        .where(*scope.where(rollups), *_filters(rollups, query))
+        .group_by(rollups.c.tenant_id, rollups.c.branch_id, rollups.c.local_date)
+        .order_by(rollups.c.tenant_id, rollups.c.branch_id, rollups.c.local_date)
+    ).all()
