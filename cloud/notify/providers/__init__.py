@@ -6,4 +6,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from cloud.notify.providers import email, infobip, twilio, webpush, whatsapp
+
 REGISTRY: dict[str, ModuleType] = {}
+REGISTRY["email"] = email
+REGISTRY["twilio"] = twilio
+REGISTRY["infobip"] = infobip
+REGISTRY["whatsapp"] = whatsapp
+REGISTRY["webpush"] = webpush

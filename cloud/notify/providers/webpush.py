@@ -1,0 +1,98 @@
+"""Web push (RFC 8030) to a ticket status page's subscription: the payload encrypted for the browser (RFC 8291,
+`aes128gcm`, by pywebpush) and the request signed with the tenant's VAPID key (RFC 8292, py-vapid), POSTed with
+httpx to the subscription's endpoint (the browser vendor's push service).
+
+`message.to` is the subscription's JSON (`{"endpoint", "keys": {"p256dh", "auth"}}`). A 404 or 410 means the
+subscription is gone for good: permanent with code `gone`, and the dispatcher deletes it
+(`cloud.notify.push_store.forget`). `Topic` is per ticket so a newer notice replaces an unread older one.
+
+Settings (`cloud.notify.push_store.vapid_settings` makes them): `vapid_private_key` (secret, base64url raw P-256),
+`vapid_subject` (`mailto:` or `https:` contact the push services may use), `ttl` seconds (default 15 min)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from py_vapid import Vapid  # type: ignore[import-untyped]
+from pywebpush import WebPusher, WebPushException  # type: ignore[import-untyped]
+
+from cloud.notify.providers.base import (
+    Channel,
+    DeliveryUpdate,
+    InvalidWebhook,
+    OutgoingMessage,
+    SendResult,
+    WebhookRequest,
+)
+from cloud.notify.providers.http_outcome import message_ref, transient, transport_failure
+
+CHANNEL: Channel = "push"
+SECRETS = ("vapid_private_key",)
+GONE = "gone"
+DEFAULT_TTL = 900  # a queue notice older than 15 minutes is no longer news
+
+
+def payload(message: OutgoingMessage) -> bytes:
+    """What the service worker shows: title, body and a tag (a newer notice for the ticket replaces the older)."""
+    body = {"title": message.subject or "", "body": message.text, "tag": message.correlation_id or message.key}
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def vapid_headers(private_key: str, endpoint: str, subject: str, now: float | None = None) -> dict[str, str]:
+    """`Authorization: vapid t=<ES256 JWT>,k=<public key>` for one push service (the JWT's audience is its origin)."""
+    parts = urlsplit(endpoint)
+    claims = {"aud": f"{parts.scheme}://{parts.netloc}", "exp": int((now or time.time()) + 12 * 3600), "sub": subject}
+    signed: dict[str, str] = Vapid.from_string(private_key).sign(claims)
+    return signed
+
+
+@dataclass
+class WebPushProvider:
+    """One tenant's VAPID identity."""
+
+    settings: Mapping[str, Any]
+    client: httpx.AsyncClient
+    name: str = "webpush"
+    channel: Channel = "push"
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        """Encrypt and deliver one notice to one subscription's push service."""
+        try:
+            subscription = json.loads(message.to)
+            endpoint = str(subscription["endpoint"])
+            encoded = WebPusher(subscription).encode(payload(message), content_encoding="aes128gcm")
+            auth = vapid_headers(str(self.settings["vapid_private_key"]), endpoint,
+                                 str(self.settings.get("vapid_subject") or "mailto:admin@localhost"))  # fmt: skip
+        except (ValueError, KeyError, TypeError, WebPushException) as exc:
+            return SendResult("permanent", code="subscription", reason=f"unusable subscription ({type(exc).__name__})")
+        headers = {**auth, "TTL": str(int(self.settings.get("ttl") or DEFAULT_TTL)), "Content-Encoding": "aes128gcm",
+                   "Content-Type": "application/octet-stream", "Urgency": "high",
+                   "Topic": message_ref(message.correlation_id or message.key)}  # fmt: skip
+        try:
+            response = await self.client.post(endpoint, content=encoded["body"], headers=headers)
+        except httpx.HTTPError as exc:
+            return transport_failure(exc)
+        if response.status_code in (404, 410):
+            return SendResult("permanent", code=GONE, reason=f"subscription expired (HTTP {response.status_code})")
+        if (retry := transient(response)) is not None:
+            return retry
+        if not response.is_success:
+            return SendResult("permanent", code=str(response.status_code),
+                              reason=f"push service refused (HTTP {response.status_code})")  # fmt: skip
+        return SendResult("sent", provider_message_id=response.headers.get("location") or message_ref(message.key))
+
+
+def build(settings: Mapping[str, Any], client: httpx.AsyncClient) -> WebPushProvider:
+    """A web push provider for one tenant's VAPID settings."""
+    return WebPushProvider(settings, client)
+
+
+def parse_webhook(request: WebhookRequest, settings: Mapping[str, Any]) -> list[DeliveryUpdate]:  # noqa: ARG001
+    """Push services send no delivery reports: any callback is refused."""
+    raise InvalidWebhook("web push has no delivery-report webhook")

@@ -1,0 +1,99 @@
+"""The web push adapter against a local push service that checks VAPID and decrypts the RFC 8291 payload; the
+subscription store and the tenant's VAPID keys on a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+import sqlalchemy as sa
+
+from cloud.notify import push_store
+from cloud.notify.providers import webpush
+from cloud.notify.providers.base import OutgoingMessage
+from cloud.store import create_store_engine
+from tests.support.providers.push_service import PushServiceStandIn
+
+
+@pytest.fixture
+def push_service() -> Iterator[PushServiceStandIn]:
+    with PushServiceStandIn() as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[sa.Engine]:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    yield engine
+    engine.dispose()
+
+
+def notice(subscription: dict[str, object], key: str = "t1:ticket.called:push") -> OutgoingMessage:
+    return OutgoingMessage(key=key, channel="push", to=json.dumps(subscription), subject="A012",
+                           text="Dipanggil ke Loket 3", correlation_id="t1")  # fmt: skip
+
+
+async def test_push_is_signed_and_decrypts(push_service: PushServiceStandIn, engine: sa.Engine,
+                                           client: httpx.AsyncClient) -> None:  # fmt: skip
+    with engine.begin() as conn:
+        settings = push_store.vapid_settings(conn, "acme", "mailto:hq@example.com")
+        public, _ = push_store.vapid_key(conn, "acme")
+        assert push_store.vapid_key(conn, "acme")[0] == public  # made once, then kept
+    result = await webpush.build(settings, client).send(notice(push_service.subscribe()))
+    assert result.outcome == "sent", push_service.refused
+    [push] = push_service.received
+    assert push.payload == {"title": "A012", "body": "Dipanggil ke Loket 3", "tag": "t1"}
+    assert push.vapid_key == public
+    assert push.headers["urgency"] == "high"
+    assert int(push.headers["ttl"]) > 0
+
+
+async def test_gone_subscription_is_permanent_and_forgotten(push_service: PushServiceStandIn, engine: sa.Engine,
+                                                            client: httpx.AsyncClient) -> None:  # fmt: skip
+    sub = push_service.subscribe()
+    stored = push_store.validate(msgspec.convert(sub, push_store.Subscription), (push_service.base_url,))
+    with engine.begin() as conn:
+        assert push_store.save(conn, "acme", "b1", "t1", stored, "id")
+        settings = push_store.vapid_settings(conn, "acme")
+        [to] = push_store.for_ticket(conn, "acme", "b1", "t1")
+    push_service.gone.add(sub["endpoint"].rsplit("/", 1)[1])
+    result = await webpush.build(settings, client).send(notice(json.loads(to)))
+    assert (result.outcome, result.code) == ("permanent", webpush.GONE)
+    with engine.begin() as conn:
+        assert push_store.forget(conn, "acme", to) == 1
+        assert push_store.for_ticket(conn, "acme", "b1", "t1") == []
+
+
+async def test_429_500_and_hang_are_retries(push_service: PushServiceStandIn, engine: sa.Engine,
+                                            client: httpx.AsyncClient) -> None:  # fmt: skip
+    with engine.begin() as conn:
+        provider = webpush.build(push_store.vapid_settings(conn, "acme"), client)
+    sub = push_service.subscribe()
+    push_service.then("429", "500", "hang").retry_after = "30"
+    limited, failing, hung = [await provider.send(notice(sub)) for _ in range(3)]
+    assert (limited.outcome, limited.retry_after) == ("retry", 30.0)
+    assert (failing.outcome, hung.outcome, hung.code) == ("retry", "retry", "timeout")
+
+
+async def test_malformed_subscription_is_permanent(client: httpx.AsyncClient) -> None:
+    provider = webpush.build({"vapid_private_key": push_store.new_key_pair()[1]}, client)
+    bad = OutgoingMessage(key="k", channel="push", to='{"endpoint": "https://fcm.googleapis.com/x"}', text="x")
+    assert (await provider.send(bad)).outcome == "permanent"
+
+
+def test_subscriptions_only_to_known_push_services(push_service: PushServiceStandIn) -> None:
+    sub = msgspec.convert(push_service.subscribe(), push_store.Subscription)
+    with pytest.raises(push_store.InvalidSubscription):
+        push_store.validate(sub)  # a local endpoint is not a browser's push service
+    push_store.validate(msgspec.convert({**msgspec.to_builtins(sub), "endpoint": "https://fcm.googleapis.com/fcm/send/x"},
+                                        push_store.Subscription))  # fmt: skip
+    internal = {**msgspec.to_builtins(sub), "endpoint": "https://169.254.169.254/latest"}
+    with pytest.raises(push_store.InvalidSubscription):
+        push_store.validate(msgspec.convert(internal, push_store.Subscription))
+    broken = {**msgspec.to_builtins(sub), "keys": {"p256dh": "AAAA", "auth": "AAAA"}}
+    with pytest.raises(push_store.InvalidSubscription):
+        push_store.validate(msgspec.convert(broken, push_store.Subscription), (push_service.base_url,))

@@ -1,0 +1,1 @@
+"""Local stand-ins for the notification providers' APIs (real HTTP servers speaking their request/callback shapes)."""
