@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import sqlalchemy as sa
 from litestar.connection import ASGIConnection
-from litestar.exceptions import PermissionDeniedException
+from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
 from cloud.identity.roles import MATRIX, PERMISSIONS, ROLES
 from cloud.web.console_auth import HqPrincipal, console_guard
 
-__all__ = ["MATRIX", "PERMISSIONS", "ROLES", "HqPrincipal", "allowed", "requires"]
+__all__ = ["MATRIX", "PERMISSIONS", "ROLES", "HqPrincipal", "allowed", "require_branch", "require_tenant", "requires",
+           "scope_filter"]  # fmt: skip
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
@@ -39,3 +41,27 @@ def requires(permission: str) -> Guard:
 
     guard.permission = permission  # type: ignore[attr-defined]  # read by the role-by-route test
     return guard
+
+
+def scope_filter(table: sa.Table, principal: HqPrincipal) -> sa.ColumnElement[bool]:
+    """The WHERE clause limiting `table`'s rows to the principal's scope: its tenants, and for a branch manager its
+    (tenant, branch) pairs when the table has a `branch_id`; every area's queries add it (`.where(scope_filter(…))`)."""
+    clauses: list[sa.ColumnElement[bool]] = []
+    if principal.tenants is not None:
+        clauses.append(table.c.tenant_id.in_(sorted(principal.tenants)))
+    if principal.branches is not None and "branch_id" in table.c:
+        pairs = sorted(principal.branches)
+        clauses.append(sa.tuple_(table.c.tenant_id, table.c.branch_id).in_(pairs))
+    return sa.and_(sa.true(), *clauses)
+
+
+def require_tenant(principal: HqPrincipal, tenant: str) -> None:
+    """404 (never 403: an id outside one's scope must not even be confirmed to exist) unless `tenant` is in scope."""
+    if not principal.sees_tenant(tenant):
+        raise NotFoundException(f"no tenant {tenant!r}")
+
+
+def require_branch(principal: HqPrincipal, tenant: str, branch_id: str) -> None:
+    """404 unless the branch is in the principal's scope (same reason as require_tenant)."""
+    if not principal.sees_branch(tenant, branch_id):
+        raise NotFoundException(f"no branch {tenant}/{branch_id}")

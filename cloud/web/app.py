@@ -14,6 +14,7 @@ from typing import Any
 from litestar import Litestar, Request, Response, get
 from litestar.params import FromPath
 from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.plugins.problem_details import ProblemDetailsPlugin
 from litestar.response import Template
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.template.config import TemplateConfig
@@ -29,10 +30,12 @@ import cloud.releases.web
 from cloud.console import overview
 from cloud.consumer import FETCH_TIMEOUT_SECONDS, EventConsumer
 from cloud.hq_users import has_accounts
+from cloud.identity.permissions import requires
 from cloud.liveness import LivenessListener
+from cloud.ops.rate_limits import HubRateLimits
 from cloud.store import create_store_engine, store_problem
 from cloud.ticket_status import status_of, words
-from cloud.web.console_auth import ConsoleAuth, HqPrincipal, console_guard
+from cloud.web.console_auth import ConsoleAuth, HqPrincipal
 
 log = logging.getLogger("qms.cloud.web")
 TEMPLATES = Path(__file__).with_name("templates")  # one folder per area beside the hub's own pages
@@ -54,6 +57,8 @@ class CloudSettings:
     nats_options: dict[str, Any] = field(default_factory=dict)
     keys_dir: Path = Path("nats-keys")  # branch NKey seeds (`qms-cloud branch add`): the status links' keys
     fetch_timeout: float = FETCH_TIMEOUT_SECONDS  # one idle pull's wait (QMS_CLOUD_FETCH_TIMEOUT)
+    # Per credential and per tenant (QMS_HUB_RATE_PER_TOKEN, QMS_HUB_RATE_PER_TENANT): 429 problem+json.
+    rate_limits: HubRateLimits = field(default_factory=HubRateLimits.from_env)
 
 
 def _engine(request: Request[Any, Any, Any]) -> Engine:
@@ -64,16 +69,18 @@ def _engine(request: Request[Any, Any, Any]) -> Engine:
 def _scoped_overview(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """The console's data limited to the tenants the caller may see (`console_guard` put the caller in scope)."""
     viewer: HqPrincipal = request.scope["user"]
-    return {**overview(_engine(request), tenants=viewer.tenants), "viewer": viewer.as_dict()}
+    data = overview(_engine(request), tenants=viewer.tenants)
+    data["branches"] = [b for b in data["branches"] if viewer.sees_branch(b.tenant, b.branch_id)]  # branch managers
+    return {**data, "viewer": viewer.as_dict()}
 
 
-@get("/", sync_to_thread=True, guards=[console_guard])
+@get("/", sync_to_thread=True, guards=[requires("branches.read")])
 def console(request: Request[Any, Any, Any]) -> Template:
     """The console: branches with link state and config version, live queues, event counts."""
     return Template(template_name="console.html", context=_scoped_overview(request))
 
 
-@get("/api/v1/branches", sync_to_thread=True, guards=[console_guard])
+@get("/api/v1/branches", sync_to_thread=True, guards=[requires("branches.read")])
 def branches_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """The console's data as JSON (for automation and tests)."""
     data = _scoped_overview(request)
@@ -163,10 +170,14 @@ def create_app(settings: CloudSettings) -> Litestar:
                     await consumer.stop()
                 await asyncio.to_thread(engine.dispose)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[console, branches_json, health, ticket_status, *(r for area in AREAS for r in area.ROUTES)],
         state=state,  # type: ignore[arg-type]
         lifespan=[lifespan],
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         logging_config=None,
+        before_request=settings.rate_limits.before_request,  # runs after the route's guards: the caller is known
+        plugins=[ProblemDetailsPlugin()],  # refusals raised as ProblemDetailsException are RFC 9457 problem+json
     )
+    cloud.ops.web.install(app, engine)  # /metrics registry, X-Request-ID, HTTP latency by route template
+    return app

@@ -1,5 +1,10 @@
-"""Who may open the HQ console: HTTP Basic against `hq_users` (argon2id, a short in-memory cache of successful
-checks, back-off after failures), the `--console-password` fallback while no account exists, or open."""
+"""Who is calling the HQ console or its API, in this order: an API token (`Authorization: Bearer qms_…`), a
+sign-in session (cookie `qms_session`, CSRF-checked on every unsafe method), HTTP Basic against `hq_users` (for
+scripts, safe methods only: a browser may replay cached Basic credentials on a forged POST), the
+`--console-password` fallback while no account exists, or open (no account, no password).
+
+Passwords: argon2id, a short in-memory cache of successful checks, back-off after failures (one LoginThrottle for
+the sign-in form and Basic). A browser that is not signed in is sent to /signin instead of a Basic prompt."""
 
 from __future__ import annotations
 
@@ -12,16 +17,26 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, NoReturn
+from urllib.parse import quote
 
-from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
+from litestar.connection import ASGIConnection, Request
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    TooManyRequestsException,
+)
 from litestar.handlers.base import BaseRouteHandler
+from litestar.utils.scope.state import ScopeState
 from sqlalchemy.engine import Engine
 
 from cloud.hq_users import HqUser, check_password, login_record
-from cloud.identity.roles import role_allows
+from cloud.identity import sessions, tokens
+from cloud.identity.roles import PERMISSIONS, role_allows
 
 log = logging.getLogger("qms.cloud.auth")
 
@@ -33,6 +48,10 @@ LOGIN_MAX_FAILURES_PER_ADDRESS = 20  # per client address (one office behind one
 LOGIN_WINDOW_SECONDS = 15 * 60
 THROTTLE_MAX_KEYS = 10_000
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="qms-cloud", charset="UTF-8"'}
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "x-csrftoken"  # Litestar's name; forms post `_csrf_token` (the templates' csrf_input)
+CSRF_FIELD = "_csrf_token"
+SESSION_METHODS = frozenset({"session", "oidc", "saml"})  # signed in through the browser: cookie + CSRF
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,10 @@ class HqPrincipal:
     def can(self, permission: str) -> bool:
         """Whether this caller may do `permission` (role, then the token's scopes)."""
         return role_allows(self.role, permission) and (self.scopes is None or permission in self.scopes)
+
+    def permissions(self) -> frozenset[str]:
+        """Everything this caller may do."""
+        return frozenset(p for p in PERMISSIONS if self.can(p))
 
     def sees_tenant(self, tenant: str) -> bool:
         """Whether `tenant` is in scope (its id elsewhere answers 404)."""
@@ -170,19 +193,49 @@ class ConsoleAuth:
     console_password: str = ""
     cache: VerifiedCache = field(default_factory=VerifiedCache)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    policy: sessions.SessionPolicy = field(default_factory=sessions.SessionPolicy)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # tests move it
 
-    def authenticate(self, credentials: tuple[str, str] | None, address: str) -> HqPrincipal:
-        """The principal for these credentials; raises 401 (with a Basic challenge) or 429 (with Retry-After)."""
+    def resolve(self, authorization: str, session_id: str | None, address: str) -> tuple[HqPrincipal, str | None]:
+        """The caller and, for a browser session, its CSRF token; raises 401 or 429."""
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            return self.bearer(value.strip()), None
+        if session_id:
+            grant = sessions.lookup(self.engine, session_id, self.clock(), self.policy)
+            if grant is not None:
+                principal = HqPrincipal(grant.username, grant.role, grant.tenants, grant.branches, grant.auth_method)
+                return principal, sessions.csrf_token_of(session_id)
+        return self.authenticate(basic_credentials(authorization), address), None
+
+    def bearer(self, raw: str) -> HqPrincipal:
+        """The principal of an API token: its owner's role and scope, narrowed to the token's permissions/tenant."""
+        found = tokens.verify(self.engine, raw, self.clock())
+        if found is None:
+            raise NotAuthorizedException(
+                detail="invalid, expired or revoked API token",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        user, token = found
+        principal = principal_of(user, "token")
+        tenants = principal.tenants if token.tenant_id is None else frozenset({token.tenant_id})
+        return HqPrincipal(
+            principal.username, principal.role, tenants, principal.branches, "token", frozenset(token.scopes)
+        )
+
+    def authenticate(self, credentials: tuple[str, str] | None, address: str, method: str = "basic") -> HqPrincipal:
+        """The principal for these credentials (`method`: basic, or session for the sign-in form); raises 401 (with
+        a Basic challenge) or 429 (with Retry-After)."""
         username, password = credentials or ("", "")
         any_account, user, stored_hash = login_record(self.engine, username)
         if not any_account:
-            return self._fallback(credentials, address)
+            return self._fallback(credentials, address, method)
         if credentials is None:
             raise NotAuthorizedException(headers=CHALLENGE)
         now = time.monotonic()
         digest = self.cache.digest(username, password, stored_hash or "")
         if user is not None and user.active and stored_hash and self.cache.hit(digest, now):
-            return principal_of(user, "basic")
+            return principal_of(user, method)
         shown = username if user is not None else "<unknown user>"
         keys = (f"user:{username}", f"ip:{address}")
         at = self._attempt(keys, shown, address)
@@ -191,9 +244,9 @@ class ConsoleAuth:
             self._refuse(shown, address, "disabled account" if user is not None and valid else "wrong credentials")
         self.throttle.succeeded(*keys, at)
         self.cache.remember(digest, now)
-        return principal_of(user, "basic")
+        return principal_of(user, method)
 
-    def _fallback(self, credentials: tuple[str, str] | None, address: str) -> HqPrincipal:
+    def _fallback(self, credentials: tuple[str, str] | None, address: str, method: str = "basic") -> HqPrincipal:
         """No account exists: the shared `--console-password` (user `hq`) if one is set, else an open console."""
         if not self.console_password:
             return EVERYONE
@@ -206,7 +259,7 @@ class ConsoleAuth:
         if username != LEGACY_USER or not hmac.compare_digest(password.encode(), self.console_password.encode()):
             self._refuse(shown, address, "wrong credentials")
         self.throttle.succeeded(*keys, at)
-        return HqPrincipal(LEGACY_USER, "platform_admin", None, auth_method="basic")
+        return HqPrincipal(LEGACY_USER, "platform_admin", None, auth_method=method)
 
     def _attempt(self, keys: tuple[str, str], shown: str, address: str) -> float:
         wait, at = self.throttle.attempt(*keys)
@@ -223,8 +276,44 @@ class ConsoleAuth:
 
 
 async def console_guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
-    """HQ staff only: resolve the caller (argon2 runs in a worker thread) and keep it in `scope["user"]`."""
+    """HQ staff only: resolve the caller (argon2 and the store run in a worker thread), keep it in `scope["user"]`,
+    check the CSRF token of a browser session's unsafe request, and send a browser that is not signed in to /signin."""
     auth: ConsoleAuth = connection.app.state["console_auth"]
-    credentials = basic_credentials(connection.headers.get("authorization", ""))
     address = connection.client.host if connection.client else "unknown"
-    connection.scope["user"] = await asyncio.to_thread(auth.authenticate, credentials, address)
+    authorization = connection.headers.get("authorization", "")
+    method = connection.scope.get("method", "GET")
+    try:
+        principal, csrf = await asyncio.to_thread(
+            auth.resolve, authorization, connection.cookies.get(sessions.COOKIE), address
+        )
+    except NotAuthorizedException:
+        if method in SAFE_METHODS and _wants_html(connection) and not authorization:
+            target = connection.url.path + (f"?{connection.url.query}" if connection.url.query else "")
+            raise HTTPException(
+                status_code=303, headers={"Location": f"/signin?next={quote(target, safe='')}"}
+            ) from None
+        raise
+    if principal.auth_method == "basic" and method not in SAFE_METHODS:
+        raise PermissionDeniedException("HTTP Basic is read-only: sign in, or use an API token (Authorization: Bearer)")
+    if csrf is not None:
+        ScopeState.from_scope(connection.scope).csrf_token = csrf  # the templates' csrf_input / csrf_token()
+        if method not in SAFE_METHODS and not hmac.compare_digest(await _presented_csrf(connection), csrf):
+            raise PermissionDeniedException("CSRF token missing or wrong: reload the page and try again")
+    connection.scope["user"] = principal
+
+
+def _wants_html(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    return "text/html" in connection.headers.get("accept", "")
+
+
+async def _presented_csrf(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The token the request carries: the X-CSRFToken header, else the form's `_csrf_token` field (the parsed form
+    is cached on the scope, so the handler reads it again)."""
+    if header := connection.headers.get(CSRF_HEADER):
+        return header
+    content_type = connection.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await Request(connection.scope, connection.receive).form()
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else ""
+    return ""

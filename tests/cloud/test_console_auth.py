@@ -87,7 +87,7 @@ def test_each_account_sees_only_its_tenants_in_the_page_and_the_json(hub: str) -
     assert branch_ids(ana) == {"jkt-sudirman"}
     assert branch_ids(gus) == {"sby-tunjungan"}
     assert branch_ids(root) == {"jkt-sudirman", "sby-tunjungan"}
-    assert ana.json()["viewer"] == {"username": "ana", "role": "hq_viewer", "tenants": ["acme"]}
+    assert ana.json()["viewer"] == {"username": "ana", "role": "auditor", "tenants": ["acme"]}
     assert root.json()["viewer"]["tenants"] == ["*"]
     # The cross-branch counts are scoped too: another tenant's events are not even counted.
     assert ana.json()["total_events"] + gus.json()["total_events"] == root.json()["total_events"]

@@ -1,0 +1,120 @@
+"""Console sign-in sessions, stored server-side: the cookie holds a random id, the table only its SHA-256, so a
+copy of the database opens no session, and ending a session (sign-out, account changed or disabled) is a delete.
+
+A session ends after IDLE_MINUTES without a request or ABSOLUTE_HOURS after sign-in, whichever comes first; the
+clock is passed in so tests can move it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from cloud.identity.tables import hq_sessions
+from cloud.store import transaction
+
+IDLE_MINUTES = 30.0
+ABSOLUTE_HOURS = 12.0
+TOUCH_SECONDS = 60.0  # last_seen_at is written at most this often (one UPDATE per request would be wasteful)
+COOKIE = "qms_session"
+
+
+@dataclass(frozen=True)
+class SessionGrant:
+    """Who a session belongs to, as stored at sign-in (an SSO user has no account row to read again)."""
+
+    username: str
+    role: str
+    tenants: frozenset[str] | None
+    branches: frozenset[tuple[str, str]] | None
+    auth_method: str
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """How long sessions live (QMS_HUB_SESSION_IDLE_MINUTES / QMS_HUB_SESSION_HOURS at serve)."""
+
+    idle: timedelta = timedelta(minutes=IDLE_MINUTES)
+    absolute: timedelta = timedelta(hours=ABSOLUTE_HOURS)
+
+
+def digest(raw: str) -> str:
+    """The stored form of a session id or token."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def csrf_token_of(raw: str) -> str:
+    """The session's CSRF token: derived from the (HttpOnly) session id, so another site can neither read nor guess
+    it, and a new session (sign-in) has a new one."""
+    return hashlib.sha256(b"qms-csrf\0" + raw.encode()).hexdigest()
+
+
+def start(engine: Engine, grant: SessionGrant, now: datetime, policy: SessionPolicy, address: str) -> str:
+    """A new session for `grant`; returns the cookie value (never stored)."""
+    raw = secrets.token_urlsafe(32)
+    tenants = ["*"] if grant.tenants is None else sorted(grant.tenants)
+    branches = None if grant.branches is None else json.dumps([f"{t}/{b}" for t, b in sorted(grant.branches)])
+    with transaction(engine) as conn:
+        conn.execute(
+            sa.insert(hq_sessions).values(
+                id_hash=digest(raw), username=grant.username, role=grant.role, tenants=json.dumps(tenants),
+                branches=branches, auth_method=grant.auth_method, created_at=now.isoformat(),
+                last_seen_at=now.isoformat(), expires_at=(now + policy.absolute).isoformat(), address=address[:64],
+            )
+        )  # fmt: skip
+    return raw
+
+
+def lookup(engine: Engine, raw: str, now: datetime, policy: SessionPolicy) -> SessionGrant | None:
+    """The live session's grant (its idle clock restarted), None when unknown, idle too long or past its lifetime
+    (such a row is deleted)."""
+    key = digest(raw)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(hq_sessions).where(hq_sessions.c.id_hash == key)).first()
+    if row is None:
+        return None
+    last_seen = datetime.fromisoformat(row.last_seen_at)
+    if now >= datetime.fromisoformat(row.expires_at) or now - last_seen >= policy.idle:
+        end(engine, raw)
+        return None
+    if (now - last_seen).total_seconds() >= TOUCH_SECONDS:
+        with transaction(engine) as conn:
+            touch = sa.update(hq_sessions).where(hq_sessions.c.id_hash == key)
+            conn.execute(touch.values(last_seen_at=now.isoformat()))
+    tenants = json.loads(row.tenants)
+    branches = None if row.branches is None else json.loads(row.branches)
+    return SessionGrant(
+        username=row.username,
+        role=row.role,
+        tenants=None if tenants == ["*"] else frozenset(tenants),
+        branches=None if branches is None else frozenset(_pair(b) for b in branches),
+        auth_method=row.auth_method,
+    )
+
+
+def _pair(text: str) -> tuple[str, str]:
+    tenant, _, branch = text.partition("/")
+    return tenant, branch
+
+
+def end(engine: Engine, raw: str) -> None:
+    """End one session (sign-out)."""
+    with transaction(engine) as conn:
+        conn.execute(sa.delete(hq_sessions).where(hq_sessions.c.id_hash == digest(raw)))
+
+
+def sweep(engine: Engine, now: datetime, policy: SessionPolicy) -> int:
+    """Delete every expired or idle session; the number deleted."""
+    idle_before = (now - policy.idle).isoformat()
+    with transaction(engine) as conn:
+        result = conn.execute(
+            sa.delete(hq_sessions).where(
+                sa.or_(hq_sessions.c.expires_at <= now.isoformat(), hq_sessions.c.last_seen_at <= idle_before)
+            )
+        )
+    return int(result.rowcount or 0)

@@ -1,0 +1,131 @@
+"""API tokens for automation: `Authorization: Bearer qms_<id>_<secret>`, per user (optionally narrowed to one of
+its tenants), limited to a set of permissions, expiring, stored as a SHA-256 digest and shown once.
+
+A token acts as its owner with at most the owner's current role: disabling the owner or lowering the role takes
+effect on the token's next call."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from cloud.hq_users import HqUser, get_user
+from cloud.identity.roles import PERMISSIONS, role_allows
+from cloud.identity.sessions import digest
+from cloud.identity.tables import hq_tokens
+from cloud.store import transaction
+
+PREFIX = "qms_"
+MAX_DAYS = 366
+MAX_NAME = 100
+
+
+class TokenRefused(ValueError):
+    """A token that cannot be issued as asked (unknown permission, beyond the owner's role, bad expiry)."""
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """An issued token as listed (never its secret)."""
+
+    token_id: str
+    username: str
+    name: str
+    tenant_id: str | None
+    scopes: tuple[str, ...]
+    created_at: str
+    expires_at: str
+    last_used_at: str | None
+    revoked: bool
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON form."""
+        return {**self.__dict__, "scopes": list(self.scopes)}
+
+
+def issue(
+    engine: Engine, user: HqUser, name: str, scopes: list[str], days: int, now: datetime, tenant: str | None = None
+) -> tuple[str, TokenInfo]:
+    """A new token for `user` (the secret, returned once, and what is stored about it)."""
+    unknown = sorted(set(scopes) - set(PERMISSIONS))
+    if unknown:
+        raise TokenRefused(f"unknown permission(s): {', '.join(unknown)}")
+    if not scopes:
+        raise TokenRefused("give at least one permission (--scope)")
+    beyond = sorted(p for p in scopes if not role_allows(user.role, p))
+    if beyond:
+        raise TokenRefused(f"{user.username} ({user.role}) may not grant: {', '.join(beyond)}")
+    if not 1 <= days <= MAX_DAYS:
+        raise TokenRefused(f"expiry: 1 to {MAX_DAYS} days")
+    if not name.strip() or len(name) > MAX_NAME:
+        raise TokenRefused(f"name: 1-{MAX_NAME} characters")
+    if tenant is not None and not user.all_tenants and tenant not in user.tenants:
+        raise TokenRefused(f"{user.username} does not see tenant {tenant!r}")
+    if not user.active:
+        raise TokenRefused(f"{user.username} is disabled")
+    token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    raw = f"{PREFIX}{token_id}_{secret}"
+    info = TokenInfo(token_id, user.username, name.strip(), tenant, tuple(sorted(set(scopes))), now.isoformat(),
+                     (now + timedelta(days=days)).isoformat(), None, False)  # fmt: skip
+    with transaction(engine) as conn:
+        conn.execute(sa.insert(hq_tokens).values(
+            token_id=token_id, token_hash=digest(raw), username=user.username, name=info.name, tenant_id=tenant,
+            scopes=json.dumps(list(info.scopes)), created_at=info.created_at, expires_at=info.expires_at,
+        ))  # fmt: skip
+    return raw, info
+
+
+def verify(engine: Engine, raw: str, now: datetime) -> tuple[HqUser, TokenInfo] | None:
+    """The owner and token for a presented bearer token; None when malformed, unknown, revoked, expired, or its
+    owner is gone or disabled."""
+    if not raw.startswith(PREFIX):
+        return None
+    token_id, sep, _ = raw[len(PREFIX) :].partition("_")
+    if not sep:
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(hq_tokens).where(hq_tokens.c.token_id == token_id)).first()
+    if row is None or not hmac.compare_digest(row.token_hash, digest(raw)):
+        return None
+    if row.revoked_at is not None or now >= datetime.fromisoformat(row.expires_at):
+        return None
+    user = get_user(engine, row.username)
+    if user is None or not user.active:
+        return None
+    if row.last_used_at is None or now - datetime.fromisoformat(row.last_used_at) >= timedelta(minutes=1):
+        with transaction(engine) as conn:
+            used = sa.update(hq_tokens).where(hq_tokens.c.token_id == token_id)
+            conn.execute(used.values(last_used_at=now.isoformat()))
+    return user, _info(row)
+
+
+def _info(row: sa.Row[tuple[object, ...]]) -> TokenInfo:
+    return TokenInfo(row.token_id, row.username, row.name, row.tenant_id, tuple(json.loads(row.scopes)),
+                     row.created_at, row.expires_at, row.last_used_at, row.revoked_at is not None)  # fmt: skip
+
+
+def list_tokens(engine: Engine, username: str | None = None) -> list[TokenInfo]:
+    """Issued tokens (one user's, or all), newest first."""
+    query = sa.select(hq_tokens).order_by(hq_tokens.c.created_at.desc())
+    if username is not None:
+        query = query.where(hq_tokens.c.username == username)
+    with engine.connect() as conn:
+        return [_info(r) for r in conn.execute(query)]
+
+
+def revoke(engine: Engine, token_id: str, now: datetime, username: str | None = None) -> bool:
+    """Revoke a token (only `username`'s when given); False when there is no such live token."""
+    query = sa.update(hq_tokens).where(hq_tokens.c.token_id == token_id, hq_tokens.c.revoked_at.is_(None))
+    if username is not None:
+        query = query.where(hq_tokens.c.username == username)
+    with transaction(engine) as conn:
+        return bool(conn.execute(query.values(revoked_at=now.isoformat())).rowcount)
+
+
+__all__ = ["TokenInfo", "TokenRefused", "issue", "list_tokens", "revoke", "verify"]
