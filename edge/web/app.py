@@ -16,6 +16,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.problem_details import ProblemDetailsPlugin
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from edge.analytics.api import ROUTES as REPORT_ROUTES
+from edge.analytics.follower import FactFollower
 from edge.auth import LoginThrottle, TokenIssuer, load_secret
 from edge.devices.audio.announcer import AnnouncerCollector
 from edge.devices.audio.outputs import CallbackOutput
@@ -85,6 +87,7 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         app_wiring.broadcaster = Broadcaster(asyncio.get_running_loop())
         service.subscribe_commits(app_wiring.broadcaster.on_commit)
         board.start(asyncio.get_running_loop())  # boards and announcements follow commits too
+        fact_follower.start()  # the report facts follow the log (edge/analytics)
         service.start()
         devices.start()  # MQTT bridge (when configured) and mDNS
         if devices.bridge is not None:  # networked speakers hear the announcer's calls, paced like its other outputs
@@ -102,6 +105,7 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
             await asyncio.to_thread(service.stop)
 
     replication = Replication(service, settings.cloud)
+    fact_follower = FactFollower(service)
     board = BoardRuntime(service, settings.data_dir, app_wiring.issuer.secret)
     seed_file = settings.cloud.nkey_seed_file if settings.cloud else None
     kiosk, kiosk_app = kiosk_router(service, link_keys(load_secret(settings.data_dir), seed_file))
@@ -120,7 +124,7 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
 
     api = Router(
         path="/api/v1",
-        route_handlers=[api_index, *ROUTE_HANDLERS, replication_status],
+        route_handlers=[api_index, *ROUTE_HANDLERS, replication_status, *REPORT_ROUTES],
         dependencies=APP_DEPENDENCIES,
     )
     registry = registry_for(service, lambda: len(app_wiring.broadcaster.subscribers) if app_wiring.broadcaster else 0,
@@ -136,7 +140,13 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
     app = Litestar(
         route_handlers=[api, metrics, staff_router(), kiosk, board_router()],
         template_config=template_config(),
-        state={"appliance": app_wiring, "replication": replication, "kiosk": kiosk_app, "board": board},  # type: ignore[arg-type]
+        state={
+            "appliance": app_wiring,
+            "replication": replication,
+            "kiosk": kiosk_app,
+            "board": board,
+            "facts": fact_follower,
+        },  # type: ignore[arg-type]
         lifespan=[lifespan],
         before_request=settings.rate_limits.before_request,
         plugins=[ProblemDetailsPlugin(), StrictStructSchemaPlugin()],

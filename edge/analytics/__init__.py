@@ -1,0 +1,1 @@
+"""Branch analytics on the appliance: the fact projection, KPIs, the CSV export and the report pages."""

@@ -1,0 +1,187 @@
+"""The appliance's fact projection: one row per ticket, folded from the event log behind a cursor.
+
+It follows the log like every other consumer (STYLE.md: a tracking row per consumer): after each commit the writer
+runs `catch_up` in its own transaction, which folds the events past the cursor with `sync.kpi.fold_event` and moves
+the cursor. So the rows are a pure function of the log: `rebuild` (from seq 0) gives the same rows, a crash between
+the command's commit and the catch-up only delays them, and events from another process are picked up the same way.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import msgspec
+
+from edge.store.log import read_events
+from sync.contract import ConfigApplied, Event
+from sync.contract_config import BranchConfig, config_decoder
+from sync.kpi import FactSource, KpiQuery, TicketFact, csv_cells, fact_of, fold_event
+
+_encoder = msgspec.json.Encoder()
+_source_decoder = msgspec.json.Decoder(FactSource)
+fact_decoder = msgspec.json.Decoder(TicketFact)
+cells_decoder = msgspec.json.Decoder(list[str])
+CATCH_UP_BATCH = 5000
+
+
+@dataclass
+class _Config:
+    """The configuration in force while folding: the zone for local dates and each service's SLA."""
+
+    config: BranchConfig | None
+
+    @property
+    def version(self) -> int | None:
+        """The version, None before the first configuration."""
+        return self.config.version if self.config else None
+
+    @property
+    def timezone(self) -> str | None:
+        """The branch's zone name (the default zone before any configuration)."""
+        return self.config.timezone if self.config else None
+
+    def sla_minutes(self, service_id: str) -> int | None:
+        """The SLA of a service, None for a service the configuration does not know."""
+        service = self.config.service(service_id) if self.config else None
+        return service.sla_minutes if service else None
+
+
+def _config_at(conn: sqlite3.Connection, version: int | None) -> _Config:
+    """The stored configuration of a version (kept per version in the `config` projection)."""
+    if version is None:
+        return _Config(None)
+    row = conn.execute("SELECT doc FROM config WHERE version = ?", (version,)).fetchone()
+    return _Config(config_decoder.decode(row[0]) if row else None)
+
+
+def _write(conn: sqlite3.Connection, sources: Iterable[FactSource], tz: str | None) -> None:
+    """Upsert the fact rows of folded sources."""
+    rows = []
+    for src in sources:
+        fact = fact_of(src, tz)
+        rows.append(
+            (
+                fact.ticket_id,
+                fact.business_date,
+                fact.hour,
+                fact.service_id,
+                fact.counter_id,
+                fact.priority,
+                fact.channel,
+                fact.status,
+                fact.created_at.isoformat() if fact.created_at else None,
+                fact.wait_seconds,
+                fact.service_seconds,
+                None if fact.sla_met is None else int(fact.sla_met),
+                _encoder.encode(fact),
+                _encoder.encode(csv_cells(fact)),
+                _encoder.encode(src),
+            )
+        )
+    conn.executemany(
+        "INSERT OR REPLACE INTO ticket_facts (ticket_id, business_date, hour, service_id, counter_id, priority,"
+        " channel, status, created_at, wait_seconds, service_seconds, sla_met, fact, cells, source)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def _fold(conn: sqlite3.Connection, events: Iterable[Event], config: _Config) -> tuple[int | None, _Config]:
+    """Fold events into the stored sources (one batch); returns the last seq folded and the config after it."""
+    touched: dict[str, FactSource] = {}
+    last: int | None = None
+    for event in events:
+        last = event.seq
+        if isinstance(event, ConfigApplied):
+            _write(conn, touched.values(), config.timezone)  # facts folded so far keep the zone they were folded in
+            touched.clear()
+            config = _Config(event.config)
+            continue
+        if event.ticket_id is None:
+            continue
+        previous = touched.get(event.ticket_id)
+        if previous is None:
+            row = conn.execute("SELECT source FROM ticket_facts WHERE ticket_id = ?", (event.ticket_id,)).fetchone()
+            previous = _source_decoder.decode(row[0]) if row else None
+        folded = fold_event(previous, event, config.sla_minutes)
+        if folded is not None:
+            touched[event.ticket_id] = folded
+    _write(conn, touched.values(), config.timezone)
+    return last, config
+
+
+def catch_up(conn: sqlite3.Connection, limit: int | None = None) -> int:
+    """Fold the events past the cursor, at most `limit` (inside the caller's transaction); returns how many."""
+    seq, version = conn.execute("SELECT seq, config_version FROM facts_cursor WHERE id = 1").fetchone()
+    config = _config_at(conn, version)
+    folded = 0
+    while limit is None or folded < limit:
+        size = CATCH_UP_BATCH if limit is None else min(CATCH_UP_BATCH, limit - folded)
+        batch = read_events(conn, seq, size)
+        if not batch:
+            break
+        last, config = _fold(conn, batch, config)
+        assert last is not None
+        folded += len(batch)
+        seq = last
+        conn.execute("UPDATE facts_cursor SET seq = ?, config_version = ? WHERE id = 1", (seq, config.version))
+    return folded
+
+
+def rebuild(conn: sqlite3.Connection) -> int:
+    """Drop every fact row and fold the whole log again (inside the caller's transaction)."""
+    conn.execute("DELETE FROM ticket_facts")
+    conn.execute("UPDATE facts_cursor SET seq = 0, config_version = NULL WHERE id = 1")
+    return catch_up(conn)
+
+
+def cursor(conn: sqlite3.Connection) -> int:
+    """The seq the facts have folded up to."""
+    return int(conn.execute("SELECT seq FROM facts_cursor WHERE id = 1").fetchone()[0])
+
+
+def _where(query: KpiQuery) -> tuple[str, list[object]]:
+    """SQL filter of a query over the fact columns (dates are the branch-local creation date)."""
+    clauses = ["business_date BETWEEN ? AND ?"]
+    params: list[object] = [query.date_from.isoformat(), query.date_to.isoformat()]
+    for column, value in (
+        ("service_id", query.service_id),
+        ("priority", query.priority),
+        ("channel", query.channel),
+        ("counter_id", query.counter_id),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return " AND ".join(clauses), params
+
+
+def facts(
+    conn: sqlite3.Connection, query: KpiQuery, extra: str = "", extra_params: Iterable[object] = ()
+) -> list[TicketFact]:
+    """The facts a query selects, in creation order (`extra`: one more SQL condition on the fact columns)."""
+    where, params = _where(query)
+    if extra:
+        where += f" AND ({extra})"
+    sql = f"SELECT fact FROM ticket_facts WHERE {where} ORDER BY business_date, created_at, ticket_id"  # noqa: S608 - fixed columns, values bound
+    return [fact_decoder.decode(blob) for (blob,) in conn.execute(sql, [*params, *extra_params])]
+
+
+def csv_records(conn: sqlite3.Connection, query: KpiQuery, chunk: int = 2000) -> Iterator[list[list[str]]]:
+    """The CSV cells of the selected tickets, in creation order, a chunk at a time (keyset paging: constant memory)."""
+    where, params = _where(query)
+    after = ("", "", "")
+    sql = (
+        f"SELECT business_date, coalesce(created_at, ''), ticket_id, cells FROM ticket_facts WHERE {where}"  # noqa: S608 - fixed columns, values bound
+        " AND (business_date, coalesce(created_at, ''), ticket_id) > (?, ?, ?)"
+        " ORDER BY business_date, coalesce(created_at, ''), ticket_id LIMIT ?"
+    )
+    while True:
+        rows = conn.execute(sql, [*params, *after, chunk]).fetchall()
+        if not rows:
+            return
+        yield [cells_decoder.decode(r[3]) for r in rows]
+        last = rows[-1]
+        after = (last[0], last[1], last[2])
