@@ -20,6 +20,7 @@ from cloud.apply import Incoming, apply_batch
 from cloud.cli import app as cloud_cli
 from cloud.store import create_store_engine
 from cloud.web.app import CloudSettings, create_app
+from tests.cloud.admin.conftest import add_accounts, sign_in
 from tests.cloud.branch_events import make_branch_events, subject
 
 
@@ -27,8 +28,17 @@ def test_the_chain_verifies_and_an_edited_or_deleted_entry_is_found(store_url: s
     engine = create_store_engine(store_url)
     with engine.begin() as conn:
         for i in range(5):
-            record(conn, actor="ana", action="branch.update", tenant="acme", branch="jkt-1", before={"n": i},
-                   after={"n": i + 1}, source_ip="10.0.0.9", correlation_id=f"req-{i}")  # fmt: skip
+            record(
+                conn,
+                actor="ana",
+                action="branch.update",
+                tenant="acme",
+                branch="jkt-1",
+                before={"n": i},
+                after={"n": i + 1},
+                source_ip="10.0.0.9",
+                correlation_id=f"req-{i}",
+            )
     assert verify(engine).ok
     assert verify(engine).rows == 5
     ok = CliRunner().invoke(cloud_cli, ["audit", "verify", "--db-url", store_url])
@@ -74,9 +84,16 @@ def test_hub_actions_merge_with_branch_events_filtered_and_exported(store_url: s
     engine = create_store_engine(store_url)
     apply_batch(engine, [Incoming(subject("jkt-sudirman"), o.payload) for o in log])
     with engine.begin() as conn:
-        record(conn, actor="ana", action="branch.update", tenant="acme", branch="jkt-sudirman",
-               target='=HYPERLINK("http://evil")', after={"name": "KCP Sudirman"},
-               at=datetime(2026, 12, 4, 18, 30, tzinfo=UTC))  # fmt: skip
+        record(
+            conn,
+            actor="ana",
+            action="branch.update",
+            tenant="acme",
+            branch="jkt-sudirman",
+            target='=HYPERLINK("http://evil")',
+            after={"name": "KCP Sudirman"},
+            at=datetime(2026, 12, 4, 18, 30, tzinfo=UTC),
+        )
         record(conn, actor="budi", action="branch.create", tenant="beta", branch="bdg-1")
         everything, _tz = entries(conn, Filters(), None)
         assert {e.source for e in everything} == {"hub", "branch"}
@@ -87,14 +104,18 @@ def test_hub_actions_merge_with_branch_events_filtered_and_exported(store_url: s
         by_user, _ = entries(conn, Filters(actor="ana"), None)
         assert [e.action for e in by_user] == ["branch.update"]
         # 18:30 UTC is 01:30 on 5 December in Jakarta: the day filter is the branch's calendar day
-        assert [e.actor for e in entries(conn, Filters(since=date(2026, 12, 5), until=date(2026, 12, 5),
-                                                      actor="ana"), None)[0]] == ["ana"]  # fmt: skip
+        assert [
+            e.actor
+            for e in entries(conn, Filters(since=date(2026, 12, 5), until=date(2026, 12, 5), actor="ana"), None)[0]
+        ] == ["ana"]
         assert entries(conn, Filters(until=date(2026, 12, 4), actor="ana"), None)[0] == []
         scoped, _ = entries(conn, Filters(), frozenset({"beta"}))
         assert [(e.tenant, e.action) for e in scoped] == [("beta", "branch.create")]
+    add_accounts(engine, "root")
     engine.dispose()
 
     with TestClient(app=create_app(CloudSettings(db_url=store_url, keys_dir=tmp_path / "keys"))) as client:
+        sign_in(client, "root")
         page = client.get("/admin/audit", params={"branch": "jkt-sudirman", "lang": "en"})
         assert page.status_code == 200
         assert 'data-action="branch.update"' in page.text
