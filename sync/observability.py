@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -31,6 +32,7 @@ from typing import Any
 REQUEST_ID_HEADER = "X-Request-ID"  # HTTP, both directions; also what provider calls send
 NATS_CORRELATION_HEADER = "Qms-Correlation-Id"  # on each replicated event's NATS message
 LOG_FORMAT_ENV = "QMS_LOG_FORMAT"  # `json` (default) or `text` for a person at a terminal
+access_log = logging.getLogger("qms.http")
 _VALID_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _correlation: ContextVar[str] = ContextVar("qms_correlation_id", default="")
 
@@ -108,10 +110,15 @@ class CorrelationMiddleware:
         sent = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == header), None)
         bound = valid_correlation_id(sent) or new_correlation_id()
 
+        started = time.perf_counter()
+
         async def send_with_id(message: Any) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != header]
                 message = {**message, "headers": [*headers, (header, bound.encode())]}
+                # The access line (debug): the path only, never the query string; `scrub` hides status-link tokens.
+                access_log.debug("%s %s -> %d in %.1f ms", scope["method"], scope["path"], message["status"],
+                                 (time.perf_counter() - started) * 1000)  # fmt: skip
             await send(message)
 
         token = _correlation.set(bound)
