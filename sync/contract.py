@@ -46,6 +46,9 @@ class TicketCreated(Event, frozen=True, kw_only=True, tag="ticket.created"):
     customer_ref: str | None = None
     lang: str | None = None
     appointment_at: datetime | None = None
+    # Whether the customer asked to be notified (kiosk/API); None: not asked (events from before the field too —
+    # the hash covers the stored bytes, so old bodies without it still verify).
+    notify_opt_in: bool | None = None
 
 
 class TicketCalled(Event, frozen=True, kw_only=True, tag="ticket.called"):

@@ -59,7 +59,6 @@ contacts = sa.Table(
     sa.Column("ticket_id", sa.String(64), primary_key=True),
     sa.Column("phone", sa.String(255)),  # E.164 (room for an encrypted form later)
     sa.Column("email", sa.String(512)),
-    sa.Column("push", sa.Text),  # a web push subscription's JSON
     sa.Column("opt_in", sa.Boolean),  # None: the appliance did not ask (consent by giving the contact)
     sa.Column("lang", sa.String(8)),
     sa.Column("created_at", sa.String(40), nullable=False),

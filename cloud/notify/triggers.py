@@ -1,13 +1,207 @@
-"""Notification triggers: applied events → outbox rows, in the consumer's transaction (issue 12)."""
+"""Notification triggers (US-NOTIF-003): applied events → outbox rows, in the consumer's transaction, so a message is
+owed exactly when its event is applied — once per (tenant, branch, ticket, trigger, channel), whatever NATS
+redelivers or however often the hub restarts (the outbox key is unique; inserts ignore a conflict).
+
+* `ticket.created` stores the ticket's contacts (normalised; `cloud.notify.contacts`) and owes a "created" message.
+* `ticket.to_go` ("N to go"): after every batch the waiting tickets of each touched service are ranked by the hub's
+  projection (`tickets` + `ticket_links.queue_order`); a ticket with at most N people ahead owes one message, even
+  when its position jumps past N (the key makes it once). A ticket already that close when it was created gets a
+  `skipped` row instead: its created message said so.
+* `ticket.called` and `ticket.recalled` owe a message each (the first recall only: the key has no count).
+
+A row is `skipped` with a reason when the tenant, channel or trigger is off, the ticket has no contact for the channel
+or the customer declined; otherwise `pending`, due now. Only channels with a provider configured get rows; a phone
+goes by WhatsApp when it is configured (SMS is then its fallback), else by SMS.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+from cloud.notify import contacts, policy
+from cloud.notify.tables import outbox, providers
+from cloud.store import branch_key, branches, insert_ignore, ticket_links, tickets
+from sync.contract import TicketCalled, TicketCreated, TicketRecalled, TicketTransferred
+from sync.contract_config import BranchConfig
+
+PHONE_CHANNELS = ("whatsapp", "sms")
+_same_ticket = sa.and_(
+    ticket_links.c.tenant_id == tickets.c.tenant_id,
+    ticket_links.c.branch_id == tickets.c.branch_id,
+    ticket_links.c.ticket_id == tickets.c.ticket_id,
+)
+
+
+def configured_channels(conn: Connection, tenant: str) -> list[str]:
+    """The channels a tenant has a provider for, the phone's one channel first chosen (WhatsApp over SMS)."""
+    found = set(conn.execute(sa.select(providers.c.channel).where(providers.c.tenant_id == tenant)).scalars())
+    if "whatsapp" in found:
+        found.discard("sms")  # SMS stands in for WhatsApp (fallback) instead of doubling every message
+    return sorted(found)
+
+
+def recipient_of(contact: contacts.Contact | None, channel: str) -> str | None:
+    """The address a channel sends to, from a ticket's contacts."""
+    if contact is None:
+        return None
+    if channel in PHONE_CHANNELS:
+        return contact.phone
+    if channel == "email":
+        return contact.email
+    return contact.push
 
 
 def on_applied(conn: Connection, tenant: str, branch_id: str, applied: Sequence[Any]) -> None:
     """Called by `cloud.apply` for every applied batch of one branch, inside its transaction (events in seq order;
     typed `sync.contract` events, or `cloud.apply.UnknownEvent` for types this hub does not know)."""
+    touched = [e for e in applied if getattr(e, "ticket_id", None) and getattr(e, "service_id", None)]
+    if not touched:
+        return
+    channels = configured_channels(conn, tenant)
+    if not channels:
+        return  # the tenant sends nothing: no contact is kept, no row written
+    rules = policy.load(conn, tenant)
+    now = datetime.now(UTC)
+    owed: list[tuple[str, str, dict[str, Any]]] = []  # (ticket, trigger, vars)
+    created: set[str] = set()
+    for event in touched:
+        if event.ticket_id is None:
+            continue
+        if isinstance(event, TicketCreated):
+            contacts.record(conn, tenant, branch_id, event.ticket_id, phone=event.phone, email=event.email,
+                            opt_in=event.notify_opt_in, lang=event.lang, now=now,
+                            retention=rules.retention)  # fmt: skip
+            created.add(event.ticket_id)
+            owed.append((event.ticket_id, "ticket.created", {}))
+        elif isinstance(event, TicketCalled | TicketRecalled):
+            trigger = "ticket.called" if isinstance(event, TicketCalled) else "ticket.recalled"
+            owed.append((event.ticket_id, trigger, {"counter_id": event.counter_id}))
+    services = {e.to_service if isinstance(e, TicketTransferred) else e.service_id for e in touched}
+    ahead = _people_ahead(conn, tenant, branch_id, services, rules)
+    owed.extend((ticket_id, "ticket.to_go", {}) for ticket_id in ahead if ticket_id not in created)
+    near = {t for t in created if t in ahead}
+    if owed or near:
+        _write(conn, tenant, branch_id, owed, near, ahead, channels, rules, now)
+
+
+def _people_ahead(
+    conn: Connection, tenant: str, branch_id: str, services: set[str], rules: policy.TenantPolicy
+) -> dict[str, int]:
+    """Waiting tickets within their service's "N to go" threshold, with the people ahead of each."""
+    found: dict[str, int] = {}
+    for service_id in sorted(services):
+        limit = rules.threshold(service_id) + 1
+        rows = conn.execute(
+            sa.select(tickets.c.ticket_id)
+            .select_from(tickets.join(ticket_links, _same_ticket))
+            .where(branch_key(tickets, tenant, branch_id), tickets.c.service_id == service_id,
+                   tickets.c.status == "waiting")
+            .order_by(ticket_links.c.queue_order)
+            .limit(limit)
+        ).scalars()  # fmt: skip
+        found.update({ticket_id: position for position, ticket_id in enumerate(rows)})
+    return found
+
+
+def _ahead_of(conn: Connection, tenant: str, branch_id: str, ticket_id: str) -> int | None:
+    """People ahead of one waiting ticket (for the created message of a ticket beyond the threshold)."""
+    row = conn.execute(
+        sa.select(tickets.c.service_id, tickets.c.status, ticket_links.c.queue_order)
+        .select_from(tickets.join(ticket_links, _same_ticket))
+        .where(branch_key(tickets, tenant, branch_id), tickets.c.ticket_id == ticket_id)
+    ).one_or_none()
+    if row is None or row.status != "waiting":
+        return None
+    return int(
+        conn.execute(
+            sa.select(sa.func.count())
+            .select_from(tickets.join(ticket_links, _same_ticket))
+            .where(branch_key(tickets, tenant, branch_id), tickets.c.status == "waiting",
+                   tickets.c.service_id == row.service_id, ticket_links.c.queue_order < row.queue_order)
+        ).scalar_one()
+    )  # fmt: skip
+
+
+def _write(
+    conn: Connection,
+    tenant: str,
+    branch_id: str,
+    owed: list[tuple[str, str, dict[str, Any]]],
+    near: set[str],
+    ahead: dict[str, int],
+    channels: list[str],
+    rules: policy.TenantPolicy,
+    now: datetime,
+) -> None:
+    """Insert the owed rows (conflicts ignored: the key makes each message once)."""
+    ticket_ids = sorted({t for t, _, _ in owed} | near)
+    known = {r.ticket_id: r for r in conn.execute(
+        sa.select(tickets.c.ticket_id, tickets.c.ticket_number, tickets.c.service_id)
+        .where(branch_key(tickets, tenant, branch_id), tickets.c.ticket_id.in_(ticket_ids)))}  # fmt: skip
+    found = contacts.read_many(conn, tenant, branch_id, ticket_ids)
+    config = _config(conn, tenant, branch_id)
+    stamp = now.isoformat()
+    rows: list[dict[str, Any]] = []
+    for ticket_id, trigger, extra in [*owed, *((t, "ticket.to_go", {}) for t in sorted(near))]:
+        ticket = known.get(ticket_id)
+        if ticket is None:
+            continue
+        people = ahead.get(ticket_id)
+        if trigger == "ticket.created" and people is None:
+            people = _ahead_of(conn, tenant, branch_id, ticket_id)
+        variables = _variables(config, ticket, people, extra.get("counter_id"), rules)
+        contact = found.get(ticket_id)
+        for channel in channels:
+            reason = rules.allows(trigger, channel)
+            if reason is None and trigger == "ticket.to_go" and ticket_id in near:
+                reason = "near_front_at_creation"
+            if reason is None and recipient_of(contact, channel) is None:
+                reason = "no_contact"
+            if reason is None and contact is not None and contact.opt_in is False:
+                reason = "opted_out"
+            lang = (contact.lang if contact else None) or "id"
+            lang = lang if lang in policy.LANGS else "en"
+            rows.append({"tenant_id": tenant, "branch_id": branch_id, "ticket_id": ticket_id, "trigger": trigger,
+                         "channel": channel, "status": "skipped" if reason else "pending", "reason": reason,
+                         "lang": lang, "vars": msgspec.json.encode(variables).decode(),
+                         "attempts": 0, "next_attempt_at": None if reason else stamp, "created_at": stamp,
+                         "updated_at": stamp})  # fmt: skip
+    if rows:
+        conn.execute(insert_ignore(conn, outbox), rows)
+
+
+def _config(conn: Connection, tenant: str, branch_id: str) -> BranchConfig | None:
+    """The configuration the branch runs (names of the branch, services and counters)."""
+    from cloud.ticket_status import branch_config  # the one reader of a branch's running configuration
+
+    branch = conn.execute(sa.select(branches).where(branch_key(branches, tenant, branch_id))).one_or_none()
+    return branch_config(conn, branch) if branch is not None else None
+
+
+def _variables(
+    config: BranchConfig | None, ticket: Any, people: int | None, counter_id: str | None, rules: policy.TenantPolicy
+) -> dict[str, Any]:
+    """The template variables known when the trigger fired (names in the branch's first language; the message's
+    own language picks `service_names` at render time)."""
+    service = config.service(ticket.service_id) if config else None
+    counter = config.counter(counter_id) if config and counter_id else None
+    eta = math.ceil(people * service.avg_service_seconds / 60) if service and people is not None else None
+    return {
+        "ticket_number": ticket.ticket_number,
+        "service_id": ticket.service_id,
+        "branch_name": config.name if config else "",
+        "service_name": service.name if service else ticket.service_id,
+        "service_names": dict(service.names) if service else {},
+        "counter_id": counter_id,
+        "counter_name": counter.name if counter else (counter_id or ""),
+        "people_ahead": people,
+        "eta_minutes": eta,
+        "threshold": rules.threshold(ticket.service_id),
+    }

@@ -49,7 +49,6 @@ def upgrade() -> None:
         sa.Column("ticket_id", sa.String(64), primary_key=True),
         sa.Column("phone", sa.String(255)),
         sa.Column("email", sa.String(512)),
-        sa.Column("push", sa.Text),
         sa.Column("opt_in", sa.Boolean),
         sa.Column("lang", sa.String(8)),
         sa.Column("created_at", sa.String(40), nullable=False),

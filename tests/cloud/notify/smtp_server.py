@@ -36,6 +36,12 @@ class Received:
     recipients: list[str]
     message: EmailMessage
 
+    @property
+    def text(self) -> str:
+        """The plain-text body."""
+        part = self.message.get_body(("plain",))
+        return str(part.get_content()) if part is not None else ""
+
 
 @dataclass
 class _Handler:

@@ -1,0 +1,135 @@
+"""The dispatcher: claims due outbox rows, sends each through its tenant's provider, records the result (all state
+in the database: `cloud.notify.outbox`), and purges contacts whose retention ended. One runs in every hub replica;
+`FOR UPDATE SKIP LOCKED` shares the rows between them on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy.engine import Engine
+
+from cloud.notify import contacts, metrics, outbox
+from cloud.notify.providers import REGISTRY
+from cloud.notify.providers.base import Provider, SendResult
+
+log = logging.getLogger("qms.notify")
+POLL_SECONDS = 0.1  # an idle check is one indexed read; "called" must reach the provider within a second
+PURGE_EVERY_SECONDS = 300.0
+BATCH = 50
+PROVIDER_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+class Dispatcher:
+    """The loop: `start()` with the app, `stop()` at shutdown; `run_once()` is one claim-send-record round."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        keys_dir: Path | None = None,
+        *,
+        poll: float = POLL_SECONDS,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.keys_dir = keys_dir
+        self.poll = poll
+        self.clock = clock
+        self.client = httpx.AsyncClient(timeout=PROVIDER_TIMEOUT)
+        self._providers: dict[tuple[str, str, str], Provider] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._last_purge = 0.0
+
+    def wake(self) -> None:
+        """Look for due rows now (a replay, a test) instead of at the next poll."""
+        self._wake.set()
+
+    def _provider(self, job: outbox.Job) -> Provider | None:
+        """The tenant's provider for the job's channel, built once per settings version."""
+        key = (job.tenant, job.channel, job.settings_version)
+        if key not in self._providers:
+            module = REGISTRY.get(job.provider)
+            if module is None:
+                return None
+            self._providers = {k: v for k, v in self._providers.items() if k[:2] != key[:2]}
+            self._providers[key] = module.build(job.settings, self.client)
+        return self._providers[key]
+
+    async def _send(self, job: outbox.Job) -> None:
+        """One attempt and its record; a provider that raises is a retry (its bug must not lose the message)."""
+        try:
+            provider = self._provider(job)
+            if provider is None:
+                result = SendResult("permanent", code="unknown_provider", reason=f"no provider {job.provider!r}")
+            else:
+                result = await provider.send(job.message)
+        except Exception as exc:  # a provider's bug or bad settings: never crash the loop, never log the contact
+            log.warning("notify: provider %s failed: %s", job.provider, type(exc).__name__)
+            result = SendResult("retry", code="provider_error", reason=type(exc).__name__)
+        status = await asyncio.to_thread(outbox.record, self.engine, job, result, self.clock())
+        metrics.count_attempt(job.channel, result.outcome, status)
+
+    async def run_once(self) -> int:
+        """Claim due rows and send them concurrently; returns how many were attempted."""
+        now = self.clock()
+        if not await asyncio.to_thread(outbox.has_due, self.engine, now):
+            return 0
+        jobs = await asyncio.to_thread(outbox.claim, self.engine, now, BATCH, self.keys_dir)
+        if jobs:
+            await asyncio.gather(*(self._send(job) for job in jobs))
+        return len(jobs)
+
+    async def purge(self) -> int:
+        """Delete contacts past their retention."""
+
+        def run() -> int:
+            with self.engine.begin() as conn:
+                return contacts.purge(conn, self.clock())
+
+        return await asyncio.to_thread(run)
+
+    async def run(self) -> None:
+        """Until cancelled: dispatch whatever is due, then wait for the next poll (or a wake-up)."""
+        while True:
+            try:
+                if time.monotonic() - self._last_purge > PURGE_EVERY_SECONDS:
+                    self._last_purge = time.monotonic()
+                    if purged := await self.purge():
+                        log.info("notify: purged the contacts of %d tickets past their retention", purged)
+                busy = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the store away for a moment: try again at the next poll
+                log.warning("notify: dispatch round failed: %s: %s", type(exc).__name__, str(exc)[:200])
+                busy = 0
+            if busy:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll)
+
+    def start(self) -> None:
+        """Run the loop in the background."""
+        self._task = asyncio.create_task(self.run(), name="qms-notify-dispatcher")
+
+    async def stop(self) -> None:
+        """Stop the loop (a row being sent keeps its lease and is recovered by the next dispatcher) and close."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.client.aclose()
+
+
+def app_dispatcher(state: Any) -> Dispatcher | None:
+    """The app's dispatcher (None before the lifespan started it)."""
+    found = state.get("notify_dispatcher")
+    return found if isinstance(found, Dispatcher) else None

@@ -1,0 +1,285 @@
+"""The outbox's state machine in the database (US-NOTIF-004): claiming due rows, recording what an attempt did,
+delivery reports, replay. Retries are scheduled here, never in memory, so a restart loses nothing.
+
+States: `pending → sending → sent → delivered | failed → (retry: sending again) | dead`, plus `skipped` and
+`superseded`. Claiming sets `sending` with a lease and commits before the provider is called; the result is recorded
+in a second transaction. A `sending` row whose lease ran out was left by a dispatcher that died mid-send: it is
+claimed again and sent with the same idempotency key. Providers that accept a key (they dedupe on it) then never
+deliver twice; for the others (SMTP) a crash between the provider accepting and our commit means one duplicate
+(at-least-once; the e-mail carries the same Message-ID, so mail clients show it once).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from cloud.notify import contacts, policy, templates
+from cloud.notify.providers.base import DeliveryUpdate, OutgoingMessage, SendResult, WhatsAppTemplate
+from cloud.notify.tables import attempts, outbox, providers
+from cloud.notify.triggers import recipient_of
+from cloud.store import insert_ignore, tickets
+from sync import links
+
+LEASE = timedelta(seconds=60)  # longer than any provider call (their timeouts are ≤ 30 s)
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 600.0
+DUE = ("pending", "failed")
+# What the ticket must still be for a message to make sense (else the row is `superseded`).
+STILL = {
+    "ticket.created": ("waiting", "held"),
+    "ticket.to_go": ("waiting",),
+    "ticket.called": ("called",),
+    "ticket.recalled": ("called",),
+}
+FALLBACK_CODES = frozenset({"131026", "132000", "132001", "132005", "132007", "132012", "132015", "132016",
+                            "no_template"})  # fmt: skip
+
+
+def backoff(attempt: int, retry_after: float | None, rand: Callable[[], float] = random.random) -> float:
+    """Seconds before the next attempt: exponential with full jitter (2 s, 4 s, 8 s … capped at 10 min), but never
+    sooner than the provider's `Retry-After`."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempt - 1))
+    delay = ceiling * rand()
+    return max(delay, retry_after) if retry_after is not None else delay
+
+
+def superseded_reason(trigger: str, ticket_status: str | None) -> str | None:
+    """Why a message no longer makes sense for a ticket now in `ticket_status` (None: send it)."""
+    if ticket_status is None:
+        return None  # the projection lost the ticket (a resync in progress): the message is still owed
+    if ticket_status not in STILL.get(trigger, (ticket_status,)):
+        return f"ticket is {ticket_status}"
+    return None
+
+
+def message_key(row: Any) -> str:
+    """The idempotency key providers receive: the outbox key, readable."""
+    return f"{row.tenant_id}/{row.branch_id}/{row.ticket_id}/{row.trigger}/{row.channel}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed row, ready for its provider."""
+
+    outbox_id: int
+    attempt: int  # this round's attempt (the lease guard; compared with max_attempts)
+    log_no: int  # its number in the row's attempt log
+    tenant: str
+    channel: str
+    provider: str
+    settings: dict[str, Any]
+    settings_version: str
+    message: OutgoingMessage
+    max_attempts: int
+    fallback: str
+    trigger: str
+
+
+def _now(now: datetime) -> str:
+    return now.isoformat()
+
+
+def has_due(engine: Engine, now: datetime) -> bool:
+    """Whether any row is due (a cheap read, so an idle dispatcher takes no write lock)."""
+    stamp = _now(now)
+    query = sa.select(outbox.c.id).where(_due(stamp)).limit(1)
+    with engine.connect() as conn:
+        return conn.execute(query).first() is not None
+
+
+def _due(stamp: str) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        sa.and_(outbox.c.status.in_(DUE), outbox.c.next_attempt_at <= stamp),
+        sa.and_(outbox.c.status == "sending", outbox.c.lease_until <= stamp),
+    )
+
+
+def claim(engine: Engine, now: datetime, limit: int = 50, keys_dir: Path | None = None) -> list[Job]:
+    """Claim due rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas share the work), re-check each ticket
+    (superseded rows stop here), render their messages, and mark them `sending` under a lease."""
+    stamp = _now(now)
+    jobs: list[Job] = []
+    with engine.begin() as conn:
+        query = sa.select(outbox).where(_due(stamp)).order_by(outbox.c.next_attempt_at).limit(limit)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        for row in conn.execute(query).all():
+            job = _prepare(conn, row, now, keys_dir)
+            if job is not None:
+                jobs.append(job)
+    return jobs
+
+
+def status_link(public_url: str, keys_dir: Path | None, row: Any) -> str:
+    """The ticket's public status page (`<public_url>/t/<token>`), signed with its branch's link key; empty without
+    a public URL or the branch's seed."""
+    if not public_url or keys_dir is None:
+        return ""
+    from cloud.ticket_status import link_key  # the hub's one reader of a branch's link key
+
+    key = link_key(keys_dir, row.tenant_id, row.branch_id)
+    if key is None:
+        return ""
+    return f"{public_url.rstrip('/')}/t/{links.sign(key, row.branch_id, f't:{row.ticket_id}')}"
+
+
+def _prepare(conn: Connection, row: Any, now: datetime, keys_dir: Path | None) -> Job | None:
+    """One claimed row: superseded, skipped (contact purged, provider removed) or a Job under lease."""
+    stamp = _now(now)
+    status = conn.execute(
+        sa.select(tickets.c.status).where(
+            tickets.c.tenant_id == row.tenant_id, tickets.c.branch_id == row.branch_id,
+            tickets.c.ticket_id == row.ticket_id,
+        )
+    ).scalar_one_or_none()  # fmt: skip
+    if (why := superseded_reason(row.trigger, status)) is not None:
+        _finish(conn, row.id, "superseded", stamp, reason=why)
+        return None
+    contact = contacts.read(conn, row.tenant_id, row.branch_id, row.ticket_id)
+    to = recipient_of(contact, row.channel)
+    found = conn.execute(
+        sa.select(providers).where(providers.c.tenant_id == row.tenant_id, providers.c.channel == row.channel)
+    ).one_or_none()
+    if to is None or found is None:
+        _finish(conn, row.id, "skipped", stamp, reason="no_contact" if to is None else "no_provider")
+        return None
+    rules = policy.load(conn, row.tenant_id)
+    variables = msgspec.json.decode(row.vars)
+    names = variables.get("service_names") or {}
+    variables["service_name"] = names.get(row.lang) or variables.get("service_name")
+    variables["status_url"] = status_link(rules.public_url, keys_dir, row)
+    wording, lang = templates.lookup(conn, row.tenant_id, row.trigger, row.channel, row.lang)
+    rendered = templates.render(wording, row.channel, lang, variables)
+    attempt = row.attempts + 1
+    conn.execute(
+        sa.update(outbox)
+        .where(outbox.c.id == row.id)
+        .values(status="sending", attempts=attempt, lease_until=_now(now + LEASE), provider=found.provider,
+                updated_at=stamp)
+    )  # fmt: skip
+    logged = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.max(attempts.c.attempt), 0)).where(attempts.c.outbox_id == row.id)
+    ).scalar_one()  # the attempt log keeps counting across replays (the row's `attempts` restarts at 0)
+    conn.execute(
+        attempts.insert().values(outbox_id=row.id, attempt=logged + 1, started_at=stamp, provider=found.provider)
+    )
+    template = None
+    if rendered.wa_template:
+        template = WhatsAppTemplate(rendered.wa_template, lang, rendered.wa_parameters)
+    message = OutgoingMessage(
+        key=message_key(row), channel=row.channel, to=to, text=rendered.text, subject=rendered.subject,
+        html=rendered.html, template=template, correlation_id=str(row.id),
+    )  # fmt: skip
+    return Job(row.id, attempt, logged + 1, row.tenant_id, row.channel, found.provider,
+               msgspec.json.decode(found.settings), found.updated_at, message, rules.max_attempts,
+               rules.whatsapp_fallback, row.trigger)  # fmt: skip
+
+
+def _finish(conn: Connection, outbox_id: int, status: str, stamp: str, **values: Any) -> None:
+    conn.execute(
+        sa.update(outbox)
+        .where(outbox.c.id == outbox_id)
+        .values(status=status, updated_at=stamp, lease_until=None, next_attempt_at=None, **values)
+    )
+
+
+def record(
+    engine: Engine, job: Job, result: SendResult, now: datetime, rand: Callable[[], float] = random.random
+) -> str:
+    """Record one attempt's result; returns the row's new status. Only the holder of the lease records (a row
+    reclaimed after its lease ran out belongs to the newer attempt)."""
+    stamp = _now(now)
+    with engine.begin() as conn:
+        mine = (outbox.c.id == job.outbox_id, outbox.c.status == "sending", outbox.c.attempts == job.attempt)
+        values: dict[str, Any] = {"updated_at": stamp, "code": result.code, "reason": result.reason}
+        if result.outcome == "sent":
+            status = "sent"
+            values |= {"provider_message_id": result.provider_message_id, "sent_at": stamp, "lease_until": None,
+                       "next_attempt_at": None, "reason": None}  # fmt: skip
+        elif result.outcome == "retry" and job.attempt < job.max_attempts:
+            status = "failed"
+            due = now + timedelta(seconds=backoff(job.attempt, result.retry_after, rand))
+            values |= {"next_attempt_at": _now(due), "lease_until": None}
+        else:
+            status = "dead"
+            values |= {"lease_until": None, "next_attempt_at": None}
+            if result.outcome == "retry":
+                values["reason"] = f"gave up after {job.attempt} attempts: {result.reason or result.code}"
+        changed = conn.execute(sa.update(outbox).where(*mine).values(status=status, **values)).rowcount
+        conn.execute(
+            sa.update(attempts)
+            .where(attempts.c.outbox_id == job.outbox_id, attempts.c.attempt == job.log_no)
+            .values(finished_at=stamp, outcome=result.outcome, code=result.code, reason=result.reason)
+        )
+        if not changed:
+            return "lost_lease"
+        if status == "dead" and job.channel == "whatsapp" and (result.code in FALLBACK_CODES):
+            fall_back(conn, job.outbox_id, job.fallback, now)
+    return status
+
+
+def fall_back(conn: Connection, outbox_id: int, channel: str, now: datetime) -> None:
+    """Owe the same message on the fallback channel (once: the key is unique) when WhatsApp refused it for good."""
+    if channel == "none":
+        return
+    row = conn.execute(sa.select(outbox).where(outbox.c.id == outbox_id)).one()
+    stamp = _now(now)
+    conn.execute(
+        insert_ignore(conn, outbox).values(
+            tenant_id=row.tenant_id, branch_id=row.branch_id, ticket_id=row.ticket_id, trigger=row.trigger,
+            channel=channel, status="pending", lang=row.lang, vars=row.vars, attempts=0, next_attempt_at=stamp,
+            fallback_of=row.id, created_at=stamp, updated_at=stamp,
+        )
+    )  # fmt: skip
+
+
+def apply_deliveries(
+    conn: Connection, tenant: str, provider: str, updates: Sequence[DeliveryUpdate], now: datetime
+) -> int:
+    """Apply a provider's delivery reports to the tenant's rows sent through it; returns how many rows changed.
+    Reports never move a row backwards (a late `sent` after `delivered` is ignored); a WhatsApp `failed` with a
+    fallback code owes the message on the fallback channel."""
+    stamp = _now(now)
+    changed = 0
+    rules = policy.load(conn, tenant)
+    for update in updates:
+        row = conn.execute(
+            sa.select(outbox.c.id, outbox.c.status, outbox.c.channel).where(
+                outbox.c.tenant_id == tenant, outbox.c.provider == provider,
+                outbox.c.provider_message_id == update.provider_message_id,
+            )
+        ).first()  # fmt: skip
+        if row is None or row.status in ("delivered", "dead", "superseded", "skipped"):
+            continue
+        if update.status == "delivered":
+            _finish(conn, row.id, "delivered", stamp, delivered_at=stamp)
+        elif update.status == "failed":
+            reason = f"delivery failed: {update.reason or update.code or 'unknown'}"
+            _finish(conn, row.id, "dead", stamp, code=update.code, reason=reason)
+            if row.channel == "whatsapp" and update.code in FALLBACK_CODES:
+                fall_back(conn, row.id, rules.whatsapp_fallback, now)
+        else:
+            continue  # `sent`: it already is
+        changed += 1
+    return changed
+
+
+def replay(conn: Connection, tenant: str, outbox_id: int, now: datetime) -> bool:
+    """Send a `dead` row again (from the console's DLQ): pending, due now, attempts counted afresh."""
+    stamp = _now(now)
+    return bool(
+        conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id == outbox_id, outbox.c.tenant_id == tenant, outbox.c.status == "dead")
+            .values(status="pending", attempts=0, next_attempt_at=stamp, updated_at=stamp, reason=None, code=None)
+        ).rowcount
+    )
