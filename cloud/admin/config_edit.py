@@ -25,7 +25,7 @@ from cloud.admin.audit import record
 from cloud.admin.tables import change_requests, tenant_settings
 from cloud.config_dist import ConfigRefused, Distributed, check_base, push_config, running_version
 from cloud.store import config_versions, events, utcnow_iso
-from sync.contract_config import BranchConfig, Counter, Service, config_decoder, structural_errors
+from sync.contract_config import BranchConfig, Counter, Service, config_decoder, config_hash, structural_errors
 
 REQUEST_TTL = timedelta(hours=48)
 _pretty = msgspec.json.Encoder(order="sorted")
@@ -66,26 +66,55 @@ def version_document(conn: Connection, tenant: str, branch_id: str, version: int
     return config_decoder.decode(row.doc) if row else None
 
 
-def history(conn: Connection, tenant: str, branch_id: str) -> list[dict[str, Any]]:
-    """Distributed versions, newest first, each with its readable diff against the one before."""
-    rows = conn.execute(
-        sa.select(config_versions)
-        .where(config_versions.c.tenant_id == tenant, config_versions.c.branch_id == branch_id)
-        .order_by(config_versions.c.version)
+def _versions(conn: Connection, tenant: str, branch_id: str) -> dict[tuple[int, str], tuple[BranchConfig, str, str]]:
+    """Every version known for the branch: what HQ distributed and what the branch applied (seed, local edits),
+    keyed by (number, content hash) -> (document, origin `hq`/`branch`, when)."""
+    found: dict[tuple[int, str], tuple[BranchConfig, str, str]] = {}
+    applied = conn.execute(
+        sa.select(events.c.body, events.c.occurred_at)
+        .where(events.c.tenant_id == tenant, events.c.branch_id == branch_id, events.c.type == "config.applied")
+        .order_by(events.c.seq)
     ).all()
-    out, previous = [], None
+    for body, at in applied:
+        event = json.loads(body)
+        doc = config_decoder.decode(json.dumps({**event["config"], "version": event["version"]}))
+        found[(doc.version, config_hash(doc))] = (doc, "branch", at)
+    rows = conn.execute(
+        sa.select(config_versions).where(
+            config_versions.c.tenant_id == tenant, config_versions.c.branch_id == branch_id
+        )
+    ).all()
     for r in rows:
         doc = config_decoder.decode(r.doc)
+        found[(r.version, config_hash(doc))] = (doc, "hq", r.created_at)
+    return found
+
+
+def history(conn: Connection, tenant: str, branch_id: str) -> list[dict[str, Any]]:
+    """Every version, newest first, each with its origin (HQ or the branch) and readable diff to the one before."""
+    out, previous = [], None
+    for (version, digest), (doc, origin, at) in sorted(_versions(conn, tenant, branch_id).items()):
         out.append(
             {
-                "version": r.version,
-                "hash": r.config_hash,
-                "created_at": r.created_at,
+                "version": version,
+                "hash": digest,
+                "created_at": at,
+                "origin": origin,
                 "diff": diff(previous, doc) if previous is not None else [],
             }
         )
         previous = doc
     return list(reversed(out))
+
+
+def any_version(conn: Connection, tenant: str, branch_id: str, version: int) -> BranchConfig | None:
+    """A version's document whether HQ distributed it or the branch made it (HQ's copy when both exist)."""
+    matches = [
+        (origin == "hq", doc)
+        for (v, _h), (doc, origin, _at) in _versions(conn, tenant, branch_id).items()
+        if v == version
+    ]
+    return max(matches, key=lambda m: m[0])[1] if matches else None
 
 
 def _lines(config: BranchConfig) -> list[str]:
@@ -336,7 +365,7 @@ async def rollback(
 ) -> Outcome:
     """Distribute an earlier version's content again as a new version (based on what the branch runs now)."""
     with engine.connect() as conn:
-        old = version_document(conn, tenant, branch_id, version)
+        old = any_version(conn, tenant, branch_id, version)
     if old is None:
         raise LookupError(version)
     running = running_version(engine, tenant, branch_id)
