@@ -38,7 +38,7 @@ def running_at_branch(appliance: RunningAppliance) -> BranchConfig:
     return config_decoder.decode(r.content)
 
 
-def hub_runs(client: TestClient, version: int) -> bool:  # type: ignore[type-arg]
+def hub_runs(client: TestClient, version: int) -> bool:
     """Whether the console says the branch runs `version`."""
     return f"v{version} (" in re.sub(r"\s+", " ", client.get(PAGE).text.split('id="running"', 1)[1][:200])
 
