@@ -8,6 +8,7 @@ forged, an unknown branch, no seed — is simply not found, and never says why. 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,12 @@ WORDS: dict[str, dict[str, str]] = {
         "pending": "Tiket ini dibuat saat offline dan akan muncul setelah tersinkron.",
         "syncing": "Tiket Anda akan muncul di sini setelah data cabang tersinkron.",
         "updated": "Diperbarui {time} · muat ulang otomatis",
+        "notify_me": "Beri tahu saya",
+        "notify_hint": "Kami kirim notifikasi ke perangkat ini saat nomor Anda dipanggil.",
+        "notify_on": "Notifikasi aktif: kami beri tahu saat Anda dipanggil.",
+        "notify_denied": "Notifikasi diblokir di browser ini. Izinkan di pengaturan situs.",
+        "notify_unsupported": "Browser ini tidak mendukung notifikasi. Di iPhone: Bagikan → Tambah ke Layar Utama.",
+        "notify_failed": "Notifikasi belum bisa diaktifkan. Coba lagi.",
     },
     "en": {
         "title": "Queue status",
@@ -53,6 +60,12 @@ WORDS: dict[str, dict[str, str]] = {
         "pending": "This ticket was issued offline and appears here once it has synced.",
         "syncing": "Your ticket appears here once the branch's data has synced.",
         "updated": "Updated {time} · refreshes automatically",
+        "notify_me": "Notify me",
+        "notify_hint": "We send a notification to this device when your number is called.",
+        "notify_on": "Notifications on: we will tell you when you are called.",
+        "notify_denied": "Notifications are blocked in this browser. Allow them in the site settings.",
+        "notify_unsupported": "This browser cannot show notifications. On iPhone: Share → Add to Home Screen.",
+        "notify_failed": "Notifications could not be turned on. Please try again.",
     },
 }
 _applied_decoder = msgspec.json.Decoder(ConfigApplied)
@@ -108,6 +121,35 @@ def status_of(engine: Engine, keys_dir: Path, token: str) -> dict[str, Any] | No
         page["service"] = (service.names.get(lang) or service.name) if service else ticket["service_id"]
         page["counter"] = counter.name if counter else ticket["counter_id"]
     return page
+
+
+@dataclass(frozen=True)
+class TicketRef:
+    """The replicated ticket a status link names: what the page's "notify me" subscribes to."""
+
+    tenant: str
+    branch_id: str
+    ticket_id: str
+    status: str
+    lang: str
+
+
+def ticket_ref(engine: Engine, keys_dir: Path, token: str) -> TicketRef | None:
+    """The ticket behind a valid status link once it has synced; None for anything else (like `status_of`)."""
+    branch_id = links.branch_of(token)
+    if branch_id is None:
+        return None
+    with engine.connect() as conn:
+        found = _signed_by(conn, keys_dir, branch_id, token)
+        if found is None:
+            return None
+        branch, ref = found
+        ticket_id = ref.ident if ref.kind == "t" else _synced_ticket(conn, branch.tenant_id, branch_id, ref.ident)
+        ticket = _ticket(conn, branch.tenant_id, branch_id, ticket_id) if ticket_id else None
+    if ticket is None or ticket_id is None:
+        return None
+    lang = ticket["lang"] if ticket.get("lang") in WORDS else "id"
+    return TicketRef(branch.tenant_id, branch_id, ticket_id, ticket["status"], lang)
 
 
 def _signed_by(conn: Connection, keys_dir: Path, branch_id: str, token: str) -> tuple[Any, Any] | None:

@@ -1,7 +1,482 @@
-"""The notify area's routes; `cloud.web.app` mounts `ROUTES` and enters `lifespan(app)` when defined."""
+"""The notify area's routes and background work. `cloud.web.app` mounts `ROUTES` and enters `lifespan(app)`, which
+runs the dispatcher.
+
+* Provider webhooks `POST|GET /api/v1/notify/webhooks/{provider}/{tenant}`: public (the provider's signature, checked
+  by the provider module's `parse_webhook`, is the credential); a bad signature or body is 400 problem+json.
+* The console, pages (`/notify/...`, id/en) and their JSON twins (`/api/v1/notify/...`): `notify.read` to look,
+  `notify.manage` to change; every query limited to the caller's tenants and branches (another tenant's is 404).
+  Provider secrets are write-only: shown as "••••", kept when a form sends them back empty or masked.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
-ROUTES: list[Any] = []
+import msgspec
+from litestar import Litestar, Request, Response, delete, get, post, put
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.plugins.problem_details import ProblemDetailsException
+from litestar.response import Redirect, Template
+from sqlalchemy.engine import Engine
+
+from cloud.admin.words import COOKIE, pick_lang
+from cloud.identity.permissions import requires
+from cloud.notify import console, outbox, policy, push_web, templates
+from cloud.notify.dispatcher import Dispatcher, app_dispatcher
+from cloud.notify.providers import REGISTRY
+from cloud.notify.providers.base import CHANNELS, InvalidWebhook, WebhookRequest, secret_fields
+from cloud.notify.segments import segment_count
+from cloud.web.console_auth import HqPrincipal
+
+log = logging.getLogger("qms.notify.web")
+MAX_BODY = 64 * 1024
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+    """The dispatcher runs with the app (every replica; the database shares the rows out)."""
+    dispatcher = Dispatcher(app.state["engine"], app.state.get("keys_dir"))
+    dispatcher.start()
+    app.state["notify_dispatcher"] = dispatcher
+    try:
+        yield
+    finally:
+        await dispatcher.stop()
+
+
+# --- helpers -----------------------------------------------------------------------------------------------------
+
+
+def _engine(request: Request[Any, Any, Any]) -> Engine:
+    engine: Engine = request.app.state["engine"]
+    return engine
+
+
+def _user(request: Request[Any, Any, Any]) -> HqPrincipal:
+    user: HqPrincipal = request.scope["user"]
+    return user
+
+
+def _lang(request: Request[Any, Any, Any]) -> str:
+    return pick_lang(request.query_params.get("lang"), request.cookies.get(COOKIE))
+
+
+def _bad(detail: str) -> ProblemDetailsException:
+    return ProblemDetailsException(status_code=400, detail=detail, title="Bad request")
+
+
+def _tenant(request: Request[Any, Any, Any], given: str | None = None) -> str:
+    """The tenant the call is about: `?tenant=` (or the caller's only tenant); one it may not see is 404."""
+    user = _user(request)
+    tenant = given or request.query_params.get("tenant")
+    if not tenant and user.tenants is not None and len(user.tenants) == 1:
+        tenant = next(iter(user.tenants))
+    if not tenant:
+        raise _bad("name the tenant: ?tenant=<id>")
+    if not user.sees_tenant(tenant):
+        raise NotFoundException()
+    return tenant
+
+
+def _sees(request: Request[Any, Any, Any]) -> Any:
+    user = _user(request)
+    return user.sees_branch
+
+
+def _decode(body: bytes, kind: type[Any]) -> Any:
+    """The JSON body as `kind`, or 400 problem+json naming what is wrong (never echoing secrets)."""
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _bad(f"invalid body: {exc}") from None
+
+
+def _page(request: Request[Any, Any, Any], name: str, **values: Any) -> Template:
+    lang = _lang(request)
+    return Template(
+        template_name=f"notify/{name}",
+        context={"request": request, "lang": lang, "w": console.words(lang), "active": "notify", **values},
+    )
+
+
+# --- provider webhooks (public: the signature is the credential) ------------------------------------------------
+
+
+def _provider_settings(engine: Engine, provider: str, tenant: str) -> dict[str, Any]:
+    """The tenant's settings of the channel that uses `provider` (404 when none does)."""
+    if provider not in REGISTRY:
+        raise NotFoundException()
+    with engine.connect() as conn:
+        for entry in policy.provider_settings(conn, tenant).values():
+            if entry["provider"] == provider:
+                found: dict[str, Any] = entry["settings"]
+                return found
+    raise NotFoundException()
+
+
+def _public_url(request: Request[Any, Any, Any], settings: dict[str, Any]) -> str:
+    """The URL the provider called (signatures cover it): the configured public `webhook_url` behind a proxy, with
+    the query the request carried; else the URL as this hub saw it."""
+    configured = str(settings.get("webhook_url") or "")
+    query = request.url.query
+    if not configured:
+        return str(request.url)
+    if query and "?" not in configured:
+        return f"{configured}?{query}"
+    return configured
+
+
+@post("/api/v1/notify/webhooks/{provider:str}/{tenant:str}", request_max_body_size=MAX_BODY, status_code=200)
+async def webhook(request: Request[Any, Any, Any], provider: FromPath[str], tenant: FromPath[str]) -> dict[str, int]:
+    """A provider's delivery report: verified and parsed by the provider module, applied to the tenant's rows."""
+    body = await request.body()
+    settings = await asyncio.to_thread(_provider_settings, _engine(request), provider, tenant)
+    form: dict[str, str] = {}
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        form = {k: str(v) for k, v in (await request.form()).items()}
+    incoming = WebhookRequest(url=_public_url(request, settings), headers=dict(request.headers), body=body, form=form)
+    try:
+        updates = REGISTRY[provider].parse_webhook(incoming, settings)
+    except InvalidWebhook as exc:
+        log.warning("notify: refused a %s webhook for tenant %s: %s", provider, tenant, exc)
+        raise _bad(str(exc)) from None
+
+    def apply() -> int:
+        with _engine(request).begin() as conn:
+            return outbox.apply_deliveries(conn, tenant, provider, updates, datetime.now(UTC))
+
+    changed = await asyncio.to_thread(apply)
+    if (dispatcher := app_dispatcher(request.app.state)) is not None:
+        dispatcher.wake()  # a fallback may be owed now
+    return {"updates": len(updates), "applied": changed}
+
+
+@get("/api/v1/notify/webhooks/{provider:str}/{tenant:str}", media_type="text/plain")
+async def webhook_verify(request: Request[Any, Any, Any], provider: FromPath[str], tenant: FromPath[str]) -> str:
+    """A provider's subscription handshake (WhatsApp's `hub.challenge`); 403 when it does not check out."""
+    settings = await asyncio.to_thread(_provider_settings, _engine(request), provider, tenant)
+    verify = getattr(REGISTRY[provider], "verify_subscription", None)
+    if verify is None:
+        raise NotFoundException()
+    try:
+        return str(verify(dict(request.query_params), settings))
+    except InvalidWebhook:
+        raise ProblemDetailsException(status_code=403, detail="verification failed") from None
+
+
+# --- settings and providers ---------------------------------------------------------------------------------------
+
+
+def _settings_view(engine: Engine, tenant: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        rules = policy.load(conn, tenant)
+        configured = policy.provider_settings(conn, tenant)
+    shown = {
+        channel: {"provider": entry["provider"],
+                  "settings": secret_fields(entry["settings"], tuple(getattr(REGISTRY.get(entry["provider"]),
+                                                                              "SECRETS", ())))}
+        for channel, entry in configured.items()
+    }  # fmt: skip
+    providers = {
+        name: {"channel": module.CHANNEL, "secrets": list(module.SECRETS)} for name, module in REGISTRY.items()
+    }
+    return {"tenant": tenant, "policy": msgspec.to_builtins(rules), "channels": shown, "providers": providers}
+
+
+@get("/api/v1/notify/settings", guards=[requires("notify.read")], sync_to_thread=True)
+def settings_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The tenant's policy and providers (secrets masked)."""
+    return _settings_view(_engine(request), _tenant(request))
+
+
+@put("/api/v1/notify/settings", guards=[requires("notify.manage")], request_max_body_size=MAX_BODY)
+async def settings_save(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Replace the tenant's policy (on/off, channels, triggers, thresholds, fallback, retention)."""
+    tenant = _tenant(request)
+    rules = _decode(await request.body(), policy.TenantPolicy)
+
+    def save() -> dict[str, Any]:
+        with _engine(request).begin() as conn:
+            policy.save(conn, tenant, rules)
+        return _settings_view(_engine(request), tenant)
+
+    return await asyncio.to_thread(save)
+
+
+class ProviderChoice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A channel's provider and its settings (secret fields may be empty or "••••" to keep the stored ones)."""
+
+    provider: str
+    settings: dict[str, Any] = {}
+
+
+@put("/api/v1/notify/providers/{channel:str}", guards=[requires("notify.manage")], request_max_body_size=MAX_BODY)
+async def provider_save(request: Request[Any, Any, Any], channel: FromPath[str]) -> dict[str, Any]:
+    """Set a channel's provider (switching provider is configuration only)."""
+    tenant = _tenant(request)
+    choice = _decode(await request.body(), ProviderChoice)
+    module = REGISTRY.get(choice.provider)
+    if channel not in CHANNELS or module is None or channel != module.CHANNEL:
+        raise _bad(f"provider {choice.provider!r} does not send on channel {channel!r}")
+
+    def save() -> dict[str, Any]:
+        with _engine(request).begin() as conn:
+            policy.save_provider(conn, tenant, channel, choice.provider, dict(choice.settings), tuple(module.SECRETS))
+        log.info("notify: tenant %s now sends %s through %s", tenant, channel, choice.provider)  # no settings logged
+        return _settings_view(_engine(request), tenant)
+
+    return await asyncio.to_thread(save)
+
+
+@delete("/api/v1/notify/providers/{channel:str}", guards=[requires("notify.manage")], status_code=200)
+async def provider_delete(request: Request[Any, Any, Any], channel: FromPath[str]) -> dict[str, Any]:
+    """Stop using a channel."""
+    tenant = _tenant(request)
+
+    def drop() -> dict[str, Any]:
+        with _engine(request).begin() as conn:
+            policy.delete_provider(conn, tenant, channel)
+        return _settings_view(_engine(request), tenant)
+
+    return await asyncio.to_thread(drop)
+
+
+# --- templates ------------------------------------------------------------------------------------------------------
+
+
+def _templates_view(engine: Engine, tenant: str) -> list[dict[str, Any]]:
+    """Every (trigger, channel, language) with its effective wording and whether the tenant customised it."""
+    found = []
+    with engine.connect() as conn:
+        for trigger in policy.TRIGGERS:
+            for channel in CHANNELS:
+                for lang in policy.LANGS:
+                    wording, used = templates.lookup(conn, tenant, trigger, channel, lang)
+                    custom = used == lang and wording != templates.default_wording(trigger, channel, lang)
+                    found.append({"trigger": trigger, "channel": channel, "lang": lang, "custom": custom,
+                                  "subject": wording.subject, "body": wording.body,
+                                  "wa_template": wording.wa_template})  # fmt: skip
+    return found
+
+
+@get("/api/v1/notify/templates", guards=[requires("notify.read")], sync_to_thread=True)
+def templates_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The tenant's templates (defaults where it has none) and the variables they may use."""
+    tenant = _tenant(request)
+    return {
+        "tenant": tenant,
+        "variables": list(templates.VARIABLES),
+        "templates": _templates_view(_engine(request), tenant),
+    }
+
+
+class TemplateBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A template as the editor sends it."""
+
+    body: str
+    subject: str | None = None
+    wa_template: str | None = None
+    channel: str = "sms"
+    lang: str = "id"
+
+
+def _key(trigger: str, channel: str, lang: str) -> None:
+    if trigger not in policy.TRIGGERS or channel not in CHANNELS or lang not in policy.LANGS:
+        raise NotFoundException()
+
+
+def preview_of(body: TemplateBody) -> dict[str, Any]:
+    """The editor's preview: the template rendered with sample values, its SMS segments, or where it fails."""
+    try:
+        templates.check(body.body)
+        if body.subject:
+            templates.check(body.subject)
+    except templates.TemplateInvalid as exc:
+        return {"ok": False, "error": str(exc)}
+    wording = templates.Wording(body.body, body.subject, body.wa_template)
+    rendered = templates.render(wording, body.channel, body.lang, templates.SAMPLE)
+    return {"ok": True, "text": rendered.text, "subject": rendered.subject, "chars": len(rendered.text),
+            "segments": segment_count(rendered.text).as_dict()}  # fmt: skip
+
+
+@post("/api/v1/notify/templates/preview", guards=[requires("notify.read")], status_code=200)
+async def template_preview(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Render a draft with sample values (nothing stored)."""
+    return preview_of(_decode(await request.body(), TemplateBody))
+
+
+@put("/api/v1/notify/templates/{trigger:str}/{channel:str}/{lang:str}", guards=[requires("notify.manage")])
+async def template_save(
+    request: Request[Any, Any, Any], trigger: FromPath[str], channel: FromPath[str], lang: FromPath[str]
+) -> dict[str, Any]:
+    """Store the tenant's wording for one trigger, channel and language (a template that does not parse is 400)."""
+    tenant = _tenant(request)
+    _key(trigger, channel, lang)
+    body = _decode(await request.body(), TemplateBody)
+
+    def save() -> dict[str, Any]:
+        with _engine(request).begin() as conn:
+            templates.save(conn, tenant, trigger, channel, lang, templates.Wording(body.body, body.subject,
+                                                                                   body.wa_template))  # fmt: skip
+        return preview_of(msgspec.structs.replace(body, channel=channel, lang=lang))
+
+    try:
+        return await asyncio.to_thread(save)
+    except templates.TemplateInvalid as exc:
+        raise _bad(f"template does not parse: {exc}") from None
+
+
+@delete("/api/v1/notify/templates/{trigger:str}/{channel:str}/{lang:str}", guards=[requires("notify.manage")],
+        status_code=200)  # fmt: skip
+async def template_reset(
+    request: Request[Any, Any, Any], trigger: FromPath[str], channel: FromPath[str], lang: FromPath[str]
+) -> dict[str, Any]:
+    """Back to the default wording."""
+    tenant = _tenant(request)
+    _key(trigger, channel, lang)
+
+    def drop() -> dict[str, Any]:
+        with _engine(request).begin() as conn:
+            templates.delete(conn, tenant, trigger, channel, lang)
+        return {"reset": True}
+
+    return await asyncio.to_thread(drop)
+
+
+# --- message log and DLQ ------------------------------------------------------------------------------------------
+
+
+def _messages(request: Request[Any, Any, Any], dead_only: bool = False) -> list[dict[str, Any]]:
+    filters = console.Filters.from_query(request.query_params, dead_only=dead_only)
+    tenant = request.query_params.get("tenant")
+    user = _user(request)
+    if tenant and not user.sees_tenant(tenant):
+        raise NotFoundException()
+    tenants = frozenset({tenant}) if tenant else user.tenants
+    with _engine(request).connect() as conn:
+        return console.messages(conn, tenants, _sees(request), filters)
+
+
+@get("/api/v1/notify/messages", guards=[requires("notify.read")], sync_to_thread=True)
+def messages_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The message log (newest first): filters `status`, `channel`, `trigger`, `branch_id`, `from`, `to`, `tenant`."""
+    return {"messages": _messages(request)}
+
+
+@get("/api/v1/notify/dlq", guards=[requires("notify.read")], sync_to_thread=True)
+def dlq_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Dead messages with their reason (replay with POST /api/v1/notify/messages/{id}/replay)."""
+    return {"messages": _messages(request, dead_only=True)}
+
+
+@get("/api/v1/notify/messages/{outbox_id:int}/attempts", guards=[requires("notify.read")], sync_to_thread=True)
+def attempts_json(request: Request[Any, Any, Any], outbox_id: FromPath[int]) -> dict[str, Any]:
+    """Every attempt of one message."""
+    with _engine(request).connect() as conn:
+        owner = console.message_tenant(conn, outbox_id)
+        if owner is None or not _user(request).sees_branch(*owner):
+            raise NotFoundException()
+        return {"attempts": console.attempt_log(conn, outbox_id)}
+
+
+def _replay(request: Request[Any, Any, Any], outbox_id: int) -> bool:
+    with _engine(request).begin() as conn:
+        owner = console.message_tenant(conn, outbox_id)
+        if owner is None or not _user(request).sees_branch(*owner):
+            raise NotFoundException()
+        done = outbox.replay(conn, owner[0], outbox_id, datetime.now(UTC))
+    log.info("notify: message %d replayed by %s", outbox_id, _user(request).username)
+    return done
+
+
+@post("/api/v1/notify/messages/{outbox_id:int}/replay", guards=[requires("notify.manage")], status_code=200)
+async def replay_json(request: Request[Any, Any, Any], outbox_id: FromPath[int]) -> Response[dict[str, Any]]:
+    """Send a dead message again (409 when it is not dead)."""
+    done = await asyncio.to_thread(_replay, request, outbox_id)
+    if (dispatcher := app_dispatcher(request.app.state)) is not None:
+        dispatcher.wake()
+    return Response({"replayed": done}, status_code=200 if done else 409)
+
+
+# --- pages ----------------------------------------------------------------------------------------------------------
+
+
+def _filter_values(request: Request[Any, Any, Any]) -> dict[str, str]:
+    keys = ("status", "channel", "trigger", "branch_id", "from", "to", "tenant")
+    return {k: request.query_params.get(k) or "" for k in keys}
+
+
+@get("/notify", guards=[requires("notify.read")])
+async def notify_home() -> Redirect:
+    """The area opens on the message log."""
+    return Redirect(path="/notify/messages", status_code=303)
+
+
+@get("/notify/messages", guards=[requires("notify.read")], sync_to_thread=True)
+def messages_page(request: Request[Any, Any, Any]) -> Template:
+    """The message log with filters."""
+    return _page(request, "messages.html", rows=_messages(request), filters=_filter_values(request), dlq=False,
+                 statuses=outbox_statuses(), channels=CHANNELS, triggers=policy.TRIGGERS)  # fmt: skip
+
+
+@get("/notify/dlq", guards=[requires("notify.read")], sync_to_thread=True)
+def dlq_page(request: Request[Any, Any, Any]) -> Template:
+    """Dead messages with their reasons and a replay button."""
+    return _page(request, "messages.html", rows=_messages(request, dead_only=True), filters=_filter_values(request),
+                 dlq=True, statuses=outbox_statuses(), channels=CHANNELS, triggers=policy.TRIGGERS,
+                 can_manage=_user(request).can("notify.manage"))  # fmt: skip
+
+
+@post("/notify/messages/{outbox_id:int}/replay", guards=[requires("notify.manage")])
+async def replay_form(request: Request[Any, Any, Any], outbox_id: FromPath[int]) -> Redirect:
+    """The DLQ's replay button."""
+    await asyncio.to_thread(_replay, request, outbox_id)
+    if (dispatcher := app_dispatcher(request.app.state)) is not None:
+        dispatcher.wake()
+    return Redirect(path=f"/notify/dlq?lang={_lang(request)}&replayed={outbox_id}", status_code=303)
+
+
+@get("/notify/templates", guards=[requires("notify.read")], sync_to_thread=True)
+def templates_page(request: Request[Any, Any, Any]) -> Template:
+    """The template editor: pick trigger, channel and language; edit with a live preview and SMS segment count."""
+    tenant = _tenant(request)
+    q = request.query_params
+    trigger = str(q.get("trigger")) if q.get("trigger") in policy.TRIGGERS else "ticket.called"
+    channel = str(q.get("channel")) if q.get("channel") in CHANNELS else "sms"
+    lang = str(q.get("tlang")) if q.get("tlang") in policy.LANGS else _lang(request)
+    with _engine(request).connect() as conn:
+        wording, _used = templates.lookup(conn, tenant, trigger, channel, lang)
+    custom = wording != templates.default_wording(trigger, channel, lang)
+    preview = preview_of(TemplateBody(wording.body, wording.subject, wording.wa_template, channel, lang))
+    return _page(request, "templates.html", tenant=tenant, trigger=trigger, channel=channel, tlang=lang,
+                 wording=wording, custom=custom, preview=preview, triggers=policy.TRIGGERS, channels=CHANNELS,
+                 langs=policy.LANGS, variables=templates.VARIABLES,
+                 can_manage=_user(request).can("notify.manage"))  # fmt: skip
+
+
+@get("/notify/settings", guards=[requires("notify.read")], sync_to_thread=True)
+def settings_page(request: Request[Any, Any, Any]) -> Template:
+    """The tenant's policy and providers (secrets never shown)."""
+    tenant = _tenant(request)
+    return _page(request, "settings.html", view=_settings_view(_engine(request), tenant), tenant=tenant)
+
+
+def outbox_statuses() -> tuple[str, ...]:
+    """The statuses the log's filter offers."""
+    from cloud.notify.tables import STATUSES
+
+    return STATUSES
+
+
+ROUTES: list[Any] = [
+    webhook, webhook_verify, settings_json, settings_save, provider_save, provider_delete, templates_json,
+    template_preview, template_save, template_reset, messages_json, dlq_json, attempts_json, replay_json,
+    notify_home, messages_page, dlq_page, replay_form, templates_page, settings_page,
+]  # fmt: skip
+ROUTES += push_web.ROUTES  # the status page's "notify me" (web push)
