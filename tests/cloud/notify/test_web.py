@@ -1,0 +1,159 @@
+"""The notify console and webhook routes through the real hub app: write-only provider secrets, templates with a
+preview and SMS segments, the message log and DLQ with replay, tenant scope, 400 problem+json for bad bodies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from litestar.testing import TestClient
+
+from cloud.hq_users import upsert_user
+from cloud.notify.tables import providers
+from cloud.store import create_store_engine
+from cloud.web.app import CloudSettings, create_app
+from tests.cloud.identity.conftest import csrf_of, sign_in
+from tests.cloud.notify.branch import TENANT, Branch, rows
+from tests.cloud.notify.smtp_server import SmtpServer
+from tests.support.cloud_hub import wait_until
+
+PASSWORD = "correct horse battery"
+Hub = tuple[TestClient, sa.Engine]
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    """The hub app over a fresh SQLite store with its dispatcher running, signed in as the tenant's admin (unsafe
+    methods carry the session's CSRF token); another tenant's admin exists too."""
+    url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    engine = create_store_engine(url)
+    upsert_user(engine, "acme-admin", PASSWORD, "tenant_admin", [TENANT])
+    upsert_user(engine, "other-admin", PASSWORD, "tenant_admin", ["other"])
+    with TestClient(app=create_app(CloudSettings(db_url=url)), base_url="http://hub.test") as client:
+        assert sign_in(client, "acme-admin", PASSWORD).status_code == 303
+        client.headers["X-CSRFToken"] = csrf_of(client)
+        yield client, engine
+    engine.dispose()
+
+
+def test_provider_secrets_are_write_only(hub: Hub, smtp_server: SmtpServer) -> None:
+    client, engine = hub
+    saved = client.put(f"/api/v1/notify/providers/email?tenant={TENANT}",
+                       json={"provider": "email", "settings": smtp_server.settings})  # fmt: skip
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["channels"]["email"]["settings"]["password"] == "••••"
+    assert smtp_server.settings["password"] not in saved.text
+    masked = {**smtp_server.settings, "password": "••••"}
+    again = client.put(
+        f"/api/v1/notify/providers/email?tenant={TENANT}", json={"provider": "email", "settings": masked}
+    )
+    assert again.status_code == 200
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(providers.c.settings)).scalar_one()
+    assert smtp_server.settings["password"] in stored  # kept, not overwritten with the mask
+    wrong = client.put(f"/api/v1/notify/providers/sms?tenant={TENANT}", json={"provider": "email", "settings": {}})
+    assert wrong.status_code == 400
+    assert wrong.headers["content-type"].startswith("application/problem+json")
+    page = client.get(f"/notify/settings?tenant={TENANT}&lang=en")
+    assert page.status_code == 200
+    assert smtp_server.settings["password"] not in page.text
+    assert "••••" in page.text
+
+
+def test_malformed_bodies_are_400_problem_json(hub: Hub) -> None:
+    client, _ = hub
+    for method, path in (("PUT", "/api/v1/notify/settings"), ("PUT", "/api/v1/notify/providers/email"),
+                         ("POST", "/api/v1/notify/templates/preview"),
+                         ("PUT", "/api/v1/notify/templates/ticket.called/sms/id")):  # fmt: skip
+        for body in (b"{", b'{"to_go_threshold": "x"}', b"[]"):
+            answer = client.request(method, f"{path}?tenant={TENANT}", content=body,
+                                    headers={"content-type": "application/json"})  # fmt: skip
+            assert answer.status_code == 400, (path, body, answer.text)
+            assert answer.headers["content-type"].startswith("application/problem+json")
+    settings = client.put(f"/api/v1/notify/settings?tenant={TENANT}", json={"to_go_threshold": 2,
+                          "to_go_by_service": {"cs": 4}, "whatsapp_fallback": "email"})  # fmt: skip
+    assert settings.status_code == 200
+    assert settings.json()["policy"]["to_go_by_service"] == {"cs": 4}
+
+
+def test_template_editor_preview_and_segments(hub: Hub) -> None:
+    client, _ = hub
+    preview = client.post(
+        "/api/v1/notify/templates/preview", json={"body": "Nomor {{ ticket_number }} ke {{ counter_name }} {{ nama }}"}
+    )
+    assert preview.json() == {"ok": True, "text": "Nomor A012 ke Loket 3", "subject": None, "chars": 21,
+                              "segments": {"encoding": "gsm7", "units": 21, "segments": 1}}  # fmt: skip
+    emoji = client.post("/api/v1/notify/templates/preview", json={"body": "Giliran Anda 🎉 " + "x" * 60})
+    assert emoji.json()["segments"] == {"encoding": "ucs2", "units": 76, "segments": 2}
+    broken = client.put(f"/api/v1/notify/templates/ticket.called/sms/id?tenant={TENANT}", json={"body": "{{ oops"})
+    assert broken.status_code == 400
+    ok = client.put(f"/api/v1/notify/templates/ticket.called/sms/id?tenant={TENANT}",
+                    json={"body": "Silakan ke {{ counter_name }}, nomor {{ ticket_number }}"})  # fmt: skip
+    assert ok.status_code == 200, ok.text
+    listed = client.get(f"/api/v1/notify/templates?tenant={TENANT}").json()["templates"]
+    mine = [t for t in listed if (t["trigger"], t["channel"], t["lang"]) == ("ticket.called", "sms", "id")]
+    assert mine[0]["custom"] is True
+    assert (
+        client.put(f"/api/v1/notify/templates/ticket.nope/sms/id?tenant={TENANT}", json={"body": "x"}).status_code
+        == 404
+    )
+    for lang in ("id", "en"):
+        page = client.get(f"/notify/templates?tenant={TENANT}&lang={lang}&channel=sms&trigger=ticket.called&tlang=id")
+        assert page.status_code == 200
+        assert "Silakan ke Loket 3, nomor A012" in page.text
+    assert client.delete(f"/api/v1/notify/templates/ticket.called/sms/id?tenant={TENANT}").status_code == 200
+
+
+def test_log_dlq_replay_and_tenant_scope(
+    hub: Hub,
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+) -> None:
+    client, engine = hub
+    client.put(
+        f"/api/v1/notify/providers/email?tenant={TENANT}", json={"provider": "email", "settings": smtp_server.settings}
+    )
+    smtp_server.fail_with("550 5.1.1 no such mailbox")
+    branch = Branch(tmp_path / "edge", engine)
+    try:
+        ticket = branch.enqueue("teller", email="rina@example.com", phone="081234567890")
+        branch.ship()
+    finally:
+        branch.stop()
+
+    def dead() -> list[dict[str, object]]:
+        return [r for r in rows(engine, ticket_id=ticket) if r["status"] == "dead"]
+
+    (row,) = wait_until(dead, what="the message in the DLQ")
+    dlq = client.get("/api/v1/notify/dlq").json()["messages"]
+    assert [m["id"] for m in dlq] == [row["id"]]
+    assert dlq[0]["recipient"] == "r***@example.com"
+    assert "rina@example.com" not in client.get("/notify/dlq?lang=en").text
+    log = client.get(
+        "/api/v1/notify/messages", params={"status": "dead", "channel": "email", "branch_id": branch.branch_id}
+    )
+    assert [m["id"] for m in log.json()["messages"]] == [row["id"]]
+    assert client.get("/api/v1/notify/messages", params={"channel": "sms"}).json()["messages"] == []
+    for lang in ("id", "en"):
+        assert client.get(f"/notify/messages?lang={lang}").status_code == 200
+    # another tenant's account (HTTP Basic, its own client: no session cookie) sees nothing of it
+    other = TestClient(app=client.app, base_url="http://hub.test")
+    assert other.get("/api/v1/notify/dlq", auth=("other-admin", PASSWORD)).json()["messages"] == []
+    assert other.get(f"/api/v1/notify/messages?tenant={TENANT}", auth=("other-admin", PASSWORD)).status_code == 404
+    assert other.get(f"/api/v1/notify/messages/{row['id']}/attempts", auth=("other-admin", PASSWORD)).status_code == 404
+    assert other.get(f"/api/v1/notify/settings?tenant={TENANT}", auth=("other-admin", PASSWORD)).status_code == 404
+    attempts = client.get(f"/api/v1/notify/messages/{row['id']}/attempts")
+    assert [a["outcome"] for a in attempts.json()["attempts"]] == ["permanent"]
+    smtp_server.fail_with(None)
+    assert client.post(f"/api/v1/notify/messages/{row['id']}/replay").json() == {"replayed": True}
+    assert client.post(f"/api/v1/notify/messages/{row['id']}/replay").status_code == 409  # no longer dead
+    smtp_server.wait_for(1)
+    assert smtp_server.messages[0].recipients == ["rina@example.com"]
+
+
+def test_webhooks_unknown_or_unsigned(hub: Hub) -> None:
+    client, _ = hub
+    assert client.post(f"/api/v1/notify/webhooks/nope/{TENANT}", content=b"{}").status_code == 404
+    assert client.post(f"/api/v1/notify/webhooks/twilio/{TENANT}", content=b"{}").status_code == 404  # not configured
