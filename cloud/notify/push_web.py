@@ -103,7 +103,7 @@ def _unsubscribe(request: Request[Any, Any, Any], token: str, endpoint: str) -> 
 async def manifest(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[dict[str, Any]]:
     """The web app manifest: installing the page opens this ticket's status (what iOS needs for push)."""
     lang = (await asyncio.to_thread(_ticket, request, token)).lang
-    icons = [{"src": "/status-icon.svg", "sizes": "any", "type": "image/svg+xml"}]
+    icons = [{"src": "/t/status-icon.svg", "sizes": "any", "type": "image/svg+xml"}]
     body = {"name": words(lang)["title"], "short_name": words(lang)["title"], "lang": lang,
             "start_url": f"/t/{token}", "scope": "/t/", "display": "standalone", "background_color": "#F3F6FB",
             "theme_color": "#0A5BD3", "icons": icons}  # fmt: skip
@@ -115,19 +115,19 @@ def _asset(name: str, media_type: str) -> Response[bytes]:
     return Response((ASSETS / name).read_bytes(), media_type=media_type, headers={"Cache-Control": "no-cache"})
 
 
-@get("/push-sw.js", include_in_schema=False)
+@get("/t/push-sw.js", include_in_schema=False)
 async def service_worker() -> Response[bytes]:
-    """The service worker (at the root so its scope can be `/t/`): shows pushes, focuses the page on a tap."""
+    """The service worker (under `/t/`, the one path a proxy exposes, so its scope is `/t/`): shows pushes, focuses the page on a tap."""
     return _asset("push-sw.js", "text/javascript")
 
 
-@get("/status-notify.js", include_in_schema=False)
+@get("/t/status-notify.js", include_in_schema=False)
 async def notify_script() -> Response[bytes]:
     """The page's "notify me" button: permission, service worker, subscription, POST to the hub."""
     return _asset("status-notify.js", "text/javascript")
 
 
-@get("/status-icon.svg", include_in_schema=False)
+@get("/t/status-icon.svg", include_in_schema=False)
 async def icon() -> Response[bytes]:
     """The page's icon, for the manifest and notifications."""
     return _asset("status-icon.svg", "image/svg+xml")

@@ -10,7 +10,7 @@ self.addEventListener("push", (event) => {
   } catch (_) {
     data = { body: event.data ? event.data.text() : "" };
   }
-  const options = { body: data.body || "", icon: "/status-icon.svg", requireInteraction: true };
+  const options = { body: data.body || "", icon: "/t/status-icon.svg", requireInteraction: true };
   if (data.tag) {
     options.tag = data.tag;
     options.renotify = true;

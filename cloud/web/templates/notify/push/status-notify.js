@@ -1,5 +1,5 @@
 // "Beri tahu saya / Notify me" on the ticket status page: asks for notification permission, registers the service
-// worker (/push-sw.js, scope /t/), subscribes with the tenant's VAPID key and posts the subscription to the hub.
+// worker (/t/push-sw.js, scope /t/), subscribes with the tenant's VAPID key and posts the subscription to the hub.
 // The page reloads every 15 s, so a browser that subscribed remembers it (localStorage) and only shows "on".
 (() => {
   const box = document.getElementById("notify");
@@ -37,7 +37,7 @@
         say("denied");
         return;
       }
-      const registration = await navigator.serviceWorker.register("/push-sw.js", { scope: "/t/" });
+      const registration = await navigator.serviceWorker.register("/t/push-sw.js", { scope: "/t/" });
       const { publicKey } = await (await fetch(base + "/push", { cache: "no-store" })).json();
       const subscription =
         (await registration.pushManager.getSubscription()) ||
