@@ -117,7 +117,7 @@ def _asset(name: str, media_type: str) -> Response[bytes]:
 
 @get("/t/push-sw.js", include_in_schema=False)
 async def service_worker() -> Response[bytes]:
-    """The service worker (under `/t/`, the one path a proxy exposes, so its scope is `/t/`): shows pushes, focuses the page on a tap."""
+    """The service worker (under `/t/`, the path a proxy exposes; scope `/t/`): shows pushes, focuses the page."""
     return _asset("push-sw.js", "text/javascript")
 
 
