@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import msgspec
@@ -26,8 +25,9 @@ def push_service() -> Iterator[PushServiceStandIn]:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[sa.Engine]:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+def engine(store_url: str) -> Iterator[sa.Engine]:
+    """The hub's store on SQLite and on PostgreSQL."""
+    engine = create_store_engine(store_url)
     yield engine
     engine.dispose()
 
@@ -97,3 +97,21 @@ def test_subscriptions_only_to_known_push_services(push_service: PushServiceStan
     broken = {**msgspec.to_builtins(sub), "keys": {"p256dh": "AAAA", "auth": "AAAA"}}
     with pytest.raises(push_store.InvalidSubscription):
         push_store.validate(msgspec.convert(broken, push_store.Subscription), (push_service.base_url,))
+
+
+def test_subscriptions_per_ticket_are_capped_and_updated_in_place(engine: sa.Engine,
+                                                                 push_service: PushServiceStandIn) -> None:  # fmt: skip
+    origins = (push_service.base_url,)
+    subs = [push_store.validate(msgspec.convert(push_service.subscribe(), push_store.Subscription), origins)
+            for _ in range(push_store.MAX_PER_TICKET + 1)]  # fmt: skip
+    with engine.begin() as conn:
+        assert all(push_store.save(conn, "acme", "b1", "t1", sub, "id") for sub in subs[:-1])
+        assert not push_store.save(conn, "acme", "b1", "t1", subs[-1], "id")  # one device too many
+        assert push_store.save(conn, "acme", "b1", "t1", subs[0], "en")  # the same browser again: an update
+        assert push_store.save(conn, "other", "b1", "t1", subs[-1], "id")  # another tenant's ticket
+        assert len(push_store.for_ticket(conn, "acme", "b1", "t1")) == push_store.MAX_PER_TICKET
+        push_store.remove(conn, "acme", "b1", "t1", subs[0].endpoint)
+        push_store.purge_ticket(conn, "other", "b1", "t1")
+        assert len(push_store.for_ticket(conn, "acme", "b1", "t1")) == push_store.MAX_PER_TICKET - 1
+        assert push_store.for_ticket(conn, "other", "b1", "t1") == []
+        assert push_store.vapid_key(conn, "acme") != push_store.vapid_key(conn, "other")
