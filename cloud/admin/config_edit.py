@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from cloud.admin.audit import record
 from cloud.admin.tables import change_requests, tenant_settings
 from cloud.config_dist import ConfigRefused, Distributed, check_base, push_config, running_version
-from cloud.store import config_versions, events, utcnow_iso
+from cloud.store import branches, config_versions, events, utcnow_iso
 from sync.contract_config import BranchConfig, Counter, Service, config_decoder, config_hash, structural_errors
 
 REQUEST_TTL = timedelta(hours=48)
@@ -52,6 +52,27 @@ def running_document(conn: Connection, tenant: str, branch_id: str) -> BranchCon
         return None
     body = json.loads(row.body)
     return config_decoder.decode(json.dumps({**body["config"], "version": body["version"]}))
+
+
+def editing_document(conn: Connection, tenant: str, branch_id: str) -> tuple[BranchConfig | None, bool]:
+    """The document the next HQ edit starts from, and whether it is still on its way: HQ's newest distributed
+    version when it is newer than what the branch runs and the branch has not refused it (so two edits in a row do
+    not lose the first), else what the branch runs."""
+    running = running_document(conn, tenant, branch_id)
+    newest = conn.execute(
+        sa.select(config_versions.c.version, config_versions.c.doc)
+        .where(config_versions.c.tenant_id == tenant, config_versions.c.branch_id == branch_id)
+        .order_by(config_versions.c.version.desc())
+        .limit(1)
+    ).first()
+    refused = conn.execute(
+        sa.select(branches.c.config_rejected_version).where(
+            branches.c.tenant_id == tenant, branches.c.branch_id == branch_id
+        )
+    ).scalar_one_or_none()
+    if newest is not None and newest.version != refused and (running is None or newest.version > running.version):
+        return config_decoder.decode(newest.doc), True
+    return running, False
 
 
 def version_document(conn: Connection, tenant: str, branch_id: str, version: int) -> BranchConfig | None:
@@ -222,9 +243,7 @@ async def submit(
     check_base(running_version(engine, tenant, branch_id), config.version)
     with engine.connect() as conn:
         gated = approvals_on(conn, tenant)
-        base_doc = running_document(conn, tenant, branch_id) or version_document(
-            conn, tenant, branch_id, config.version
-        )
+        base_doc = any_version(conn, tenant, branch_id, config.version)
     if gated:
         request_id = secrets.token_hex(8)
         now = datetime.now(UTC)
@@ -302,9 +321,7 @@ def list_requests(conn: Connection, tenants: frozenset[str] | None) -> list[dict
     out = []
     for r in conn.execute(q):
         proposed = config_decoder.decode(r.doc)
-        base = version_document(conn, r.tenant_id, r.branch_id, r.base_version) or running_document(
-            conn, r.tenant_id, r.branch_id
-        )
+        base = any_version(conn, r.tenant_id, r.branch_id, r.base_version)
         out.append({**r._asdict(), "diff": diff(base, proposed)})
     return out
 

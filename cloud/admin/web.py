@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
 from litestar.response import Redirect, Template
@@ -94,7 +94,10 @@ def _lang(request: Request[Any, Any, Any]) -> str:
 def _page(request: Request[Any, Any, Any], name: str, status: int = 200, **values: Any) -> Template:
     lang = _lang(request)
     return Template(
-        template_name=f"admin/{name}", context={**context(lang), "request": request, **values}, status_code=status
+        template_name=f"admin/{name}",
+        context={**context(lang), "request": request, **values},
+        status_code=status,
+        media_type=MediaType.HTML,  # an error status would otherwise be labelled JSON
     )
 
 
@@ -333,7 +336,7 @@ def _enrol(request: Request[Any, Any, Any], data: EnrolRequest) -> Response[Any]
 def _config_view(request: Request[Any, Any, Any], tenant: str, branch_id: str, **extra: Any) -> Template:
     engine = _engine(request)
     with engine.connect() as conn:
-        doc = config_edit.running_document(conn, tenant, branch_id)
+        doc, on_its_way = config_edit.editing_document(conn, tenant, branch_id)
         versions = config_edit.history(conn, tenant, branch_id)
         profiles = branches.list_profiles(conn, _user(request).tenants)
         gated = config_edit.approvals_on(conn, tenant)
@@ -346,6 +349,7 @@ def _config_view(request: Request[Any, Any, Any], tenant: str, branch_id: str, *
         tenant=tenant,
         branch_id=branch_id,
         doc=doc,
+        on_its_way=on_its_way,
         running=running,
         versions=versions,
         others=others,
@@ -406,7 +410,7 @@ async def _apply(
 def _base(request: Request[Any, Any, Any], tenant: str, branch_id: str, form: dict[str, Any]) -> BranchConfig:
     """The running document with the form's `base_version` (the version the page showed when it was edited)."""
     with _engine(request).connect() as conn:
-        doc = config_edit.running_document(conn, tenant, branch_id)
+        doc, _on_its_way = config_edit.editing_document(conn, tenant, branch_id)
     if doc is None:
         raise NotFoundException()
     try:
@@ -434,7 +438,7 @@ async def config_service(request: Request[Any, Any, Any], tenant: FromPath[str],
         if not _sees(request, tenant, other):
             continue
         with _engine(request).connect() as conn:
-            their = config_edit.running_document(conn, tenant, other)
+            their, _on_its_way = config_edit.editing_document(conn, tenant, other)
         if their is None:
             continue
         merged = config_edit.upsert_service(their, msgspec.structs.replace(service, area_id=None))

@@ -43,7 +43,8 @@ WORDS: dict[str, dict[str, str]] = {
         "expired": "kedaluwarsa", "own_request": "Anda tidak bisa menyetujui permintaan Anda sendiri.",
         "status_approved": "Sudah disetujui.", "status_rejected": "Sudah ditolak.",
         "status_expired": "Permintaan sudah kedaluwarsa.", "no_requests": "Tidak ada permintaan.",
-        "diff": "Perubahan", "yes": "ya", "no": "tidak", "lang_other": "English",
+        "diff": "Perubahan", "on_its_way": "Ditampilkan: v{n} dari HQ, belum diterapkan di cabang.",
+        "closed_day": "tutup", "yes": "ya", "no": "tidak", "lang_other": "English",
     },
     "en": {
         "console": "HQ console", "audit": "Audit", "branches": "Branches", "config": "Services & counters",
@@ -79,7 +80,8 @@ WORDS: dict[str, dict[str, str]] = {
         "expired": "expired", "own_request": "You cannot approve your own request.",
         "status_approved": "Already approved.", "status_rejected": "Already rejected.",
         "status_expired": "The request has expired.", "no_requests": "No requests.",
-        "diff": "Changes", "yes": "yes", "no": "no", "lang_other": "Bahasa Indonesia",
+        "diff": "Changes", "on_its_way": "Shown: HQ's v{n}, not applied at the branch yet.",
+        "closed_day": "closed", "yes": "yes", "no": "no", "lang_other": "Bahasa Indonesia",
     },
 }  # fmt: skip
 

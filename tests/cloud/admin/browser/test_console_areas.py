@@ -1,0 +1,181 @@
+"""The console's admin areas in Debian's Chromium (Playwright) against a real hub (uvicorn, its consumer and NATS
+connection on a real nats-server), in Indonesian and English: branches (inline errors, the one-time enrolment code),
+services and counters (a form edit distributed), approvals (a second person approves) and the audit trail; each
+page is photographed to docs/screenshots/hq-<area>-<lang>.png."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, expect
+
+from cloud.apply import Incoming, apply_batch
+from cloud.store import create_store_engine
+from cloud.web.app import CloudSettings, create_app
+from tests.cloud.admin.conftest import PASSWORD, add_accounts
+from tests.cloud.branch_events import make_branch_events, subject
+from tests.support.appliance import free_port
+from tests.support.cloud_hub import wait_until
+from tests.support.nats_server import NatsServer
+
+pytestmark = pytest.mark.slow
+SCREENSHOTS = Path(__file__).resolve().parents[4] / "docs" / "screenshots"
+WORDS = {
+    "id": {
+        "create": "Buat",
+        "save": "Simpan",
+        "bad_zone": "Zona waktu tidak dikenal.",
+        "code": "Kode pendaftaran",
+        "distributed": "Didistribusikan",
+        "requested": "Perubahan menunggu persetujuan",
+        "approve": "Setujui",
+        "approved": "disetujui",
+        "filter": "Saring",
+        "switch_on": "Aktifkan",
+    },
+    "en": {
+        "create": "Create",
+        "save": "Save",
+        "bad_zone": "Unknown time zone.",
+        "code": "Enrolment code",
+        "distributed": "Distributed",
+        "requested": "Change waiting for approval",
+        "approve": "Approve",
+        "approved": "approved",
+        "filter": "Filter",
+        "switch_on": "Turn on",
+    },
+}
+
+
+@dataclass
+class Hub:
+    url: str
+
+
+@pytest.fixture
+def hub(tmp_path: Path, nats_server: NatsServer) -> Iterator[Hub]:
+    """The hub on a free port with one branch's replicated log (it runs v1) and accounts ana and budi."""
+    store_url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    engine = create_store_engine(store_url)
+    log = make_branch_events(tmp_path / "edge", "jkt-sudirman", tickets=3)
+    apply_batch(engine, [Incoming(subject("jkt-sudirman"), o.payload) for o in log])
+    add_accounts(engine, "ana", "budi")
+    engine.dispose()
+    settings = CloudSettings(db_url=store_url, nats_servers=(nats_server.url,), keys_dir=tmp_path / "keys")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, what="hub started")
+    try:
+        yield Hub(f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def signed_in(browser: Browser, hub: Hub, username: str, lang: str) -> Page:
+    """A new browser context signed in through the sign-in page, in `lang`."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="id-ID" if lang == "id" else "en-US")
+    page = context.new_page()
+    page.goto(f"{hub.url}/lang/{lang}?next=/signin")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("#signin")
+    page.wait_for_url(f"{hub.url}/")
+    return page
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_branches_config_approvals_and_audit_in_the_browser(browser: Browser, hub: Hub, lang: str) -> None:
+    page = signed_in(browser, hub, "ana", lang)
+    create_branch(page, hub, lang)
+    edit_services(page, hub, lang)
+    approver = approve_a_change(browser, page, hub, lang)
+    read_the_audit(approver, hub, lang)
+    page.context.close()
+    approver.context.close()
+
+
+def create_branch(page: Page, hub: Hub, lang: str) -> None:
+    """Branches: a wrong time zone is shown beside its field; fixed, the branch gets its one-time enrolment code."""
+    w = WORDS[lang]
+    page.goto(f"{hub.url}/admin/branches/new")
+    page.fill("#tenant", "acme")
+    page.fill("#branch_id", "jkt-kuningan")
+    page.fill("#name", "KCP Kuningan")
+    page.fill("#timezone", "Asia/Atlantis")
+    page.fill("input[name=open_mon]", "08:00")
+    page.fill("input[name=close_mon]", "15:00")
+    page.fill("#areas", "f1: Lantai 1\nf2: Lantai 2")
+    page.click("#save")
+    expect(page.locator("#error-timezone")).to_have_text(w["bad_zone"])
+    page.fill("#timezone", "Asia/Jakarta")
+    page.click("#save")
+    expect(page.locator("#enrolment-code")).to_contain_text(w["code"])
+    expect(page.locator("#enrolment-code code")).to_have_text(re.compile(r"^[A-Z2-9]{4}(-[A-Z2-9]{4}){3}$"))
+    page.screenshot(path=str(SCREENSHOTS / f"hq-branches-{lang}.png"), full_page=True)
+
+
+def edit_services(page: Page, hub: Hub, lang: str) -> None:
+    """Services and counters: a new service distributed from the form."""
+    w = WORDS[lang]
+    page.goto(f"{hub.url}/admin/config/acme/jkt-sudirman")
+    expect(page.locator("#services tr[data-service=teller]")).to_be_visible()
+    page.fill("#s-id", "loans")
+    page.fill("#s-name", "Kredit")
+    page.fill("#s-name-en", "Loans")
+    page.fill("#s-prefix", "K")
+    page.click("#save-service")
+    expect(page.locator("#notice")).to_contain_text(f"{w['distributed']} v2")
+    expect(page.locator("#history tr[data-version='2']")).to_contain_text('"id": "loans"')
+    page.screenshot(path=str(SCREENSHOTS / f"hq-config-{lang}.png"), full_page=True)
+
+
+def approve_a_change(browser: Browser, page: Page, hub: Hub, lang: str) -> Page:
+    """Approvals: switched on, the next edit waits; another person approves it."""
+    w = WORDS[lang]
+    page.goto(f"{hub.url}/admin/approvals")
+    page.click("#switch-acme")
+    page.goto(f"{hub.url}/admin/config/acme/jkt-sudirman")
+    page.fill("#s-id", "forex")
+    page.fill("#s-name", "Valas")
+    page.fill("#s-prefix", "V")
+    page.click("#save-service")
+    expect(page.locator("#notice")).to_contain_text(w["requested"])
+    approver = signed_in(browser, hub, "budi", lang)
+    approver.goto(f"{hub.url}/admin/approvals")
+    pending = approver.locator("#requests tr[data-status=pending]")
+    expect(pending).to_contain_text("service forex")
+    approver.screenshot(path=str(SCREENSHOTS / f"hq-approvals-{lang}.png"), full_page=True)
+    pending.locator("button.approve").click()
+    expect(approver.locator("#requests tr[data-status=approved]")).to_contain_text("v3")
+    return approver
+
+
+def read_the_audit(approver: Page, hub: Hub, lang: str) -> None:
+    """Audit: everything above, newest first, with the branch's own events among them."""
+    w = WORDS[lang]
+    approver.goto(f"{hub.url}/admin/audit")
+    trail = approver.locator("#audit")
+    for action in (
+        "config.approve",
+        "config.request",
+        "tenant.approvals",
+        "config.distribute",
+        "branch.create",
+        "config.applied",
+    ):
+        expect(trail.locator(f"tr[data-action='{action}']").first).to_be_visible()
+    approver.fill("#actor", "ana")
+    approver.click(f"text={w['filter']}")
+    expect(trail.locator("tr[data-action='config.approve']")).to_have_count(0)
+    approver.goto(f"{hub.url}/admin/audit")
+    approver.screenshot(path=str(SCREENSHOTS / f"hq-audit-{lang}.png"), full_page=True)
