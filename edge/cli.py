@@ -97,6 +97,9 @@ def _serve(
     configure_logging(log_level)  # JSON lines, scrubbed, with correlation ids (QMS_LOG_FORMAT=text for people)
     # Bind first: a taken port fails in one line before the app starts (devices, MQTT, relay), not after.
     sock = _listen(host, port)
+    from edge import sdnotify  # READY=1 and watchdog pings when run by systemd (Type=notify, WatchdogSec=)
+
+    sdnotify.start(port, {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host))
     config = uvicorn.Config(
         create_app(Settings(data_dir=data_dir, **serve_settings(port, mdns), cloud=cloud or CloudLink.from_env())),
         host=host,

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The appliance's base root filesystem: Debian bookworm arm64 with the kernel, systemd, Python and the system services
+# the appliance uses, and nothing of this project. Built with mmdebstrap under qemu-user (binfmt), then cached as a
+# tarball keyed by a hash of this script: the kernel's two initramfs runs under emulation take ~20 minutes, and
+# nothing here changes when the application does (the app layer is images/build.sh).
+#
+# usage: images/base.sh            prints the path of the cached tarball (builds it when missing)
+# env:   QMS_IMAGE_CACHE           cache dir (default /var/cache/qms-image)
+#        QMS_IMAGE_MIRROR          Debian mirror (default http://deb.debian.org/debian)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache="${QMS_IMAGE_CACHE:-/var/cache/qms-image}"
+mirror="${QMS_IMAGE_MIRROR:-http://deb.debian.org/debian}"
+suite=bookworm
+
+# Why each package: the kernel and Pi firmware boot the board; systemd-sysv is init (networkd/resolved for DHCP);
+# python3-venv hosts the app's own venv; mosquitto is the device bus; chrony keeps time (no RTC on a Pi);
+# alsa-utils plays announcements; openssh-server lets a technician (and ansible) in; dosfstools checks the boot FAT.
+packages=(
+  systemd-sysv systemd-resolved udev dbus kmod linux-image-arm64 raspi-firmware
+  python3 python3-venv sqlite3 mosquitto mosquitto-clients chrony alsa-utils
+  openssh-server sudo ca-certificates iproute2 netbase tzdata dosfstools e2fsprogs curl
+)
+
+key="$( { cat "${BASH_SOURCE[0]}"; echo "$mirror"; } | sha256sum | cut -c1-16)"
+out="$cache/base-$suite-arm64-$key.tar"
+if [ -s "$out" ]; then echo "$out"; exit 0; fi
+
+mkdir -p "$cache"
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  update-binfmts --enable qemu-aarch64 >&2 || true
+fi
+
+include="$(IFS=,; echo "${packages[*]}")"
+tmp="$cache/partial-$key.tar"  # mmdebstrap picks the format by the extension
+# raspi-firmware's kernel hook copies the kernel to /boot/firmware: the directory must exist in the chroot.
+# policy-rc.d keeps package postinsts from starting services inside the build chroot.
+mmdebstrap --arch=arm64 --variant=minbase --components="main non-free-firmware" \
+  --include="$include" \
+  --essential-hook='mkdir -p "$1/boot/firmware"' \
+  --customize-hook='echo qms-appliance > "$1/etc/hostname"' \
+  --customize-hook='rm -f "$1/etc/ssh/ssh_host_"*' \
+  "$suite" "$tmp" "$mirror" >&2
+mv "$tmp" "$out"
+echo "$out"
