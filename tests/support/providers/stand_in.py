@@ -9,7 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 HANG_SECONDS = 10.0  # a hung request is released at the latest when the stand-in stops
 
@@ -82,7 +82,7 @@ class StandIn:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def then(self, *kinds: str) -> StandIn:
+    def then(self, *kinds: str) -> Self:
         """Queue behaviours for the next requests (after them: `ok`)."""
         self.script.extend(kinds)
         return self
@@ -98,7 +98,7 @@ class StandIn:
         """The provider's answer for a behaviour; overridden per provider."""
         return Answer(200 if kind == "ok" else 500)
 
-    def start(self) -> StandIn:
+    def start(self) -> Self:
         """Listen on a free port and serve in a thread."""
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self
@@ -115,7 +115,7 @@ class StandIn:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> StandIn:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:

@@ -26,7 +26,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 def sink() -> Iterator[WebhookSink]:
     """Our webhook URL: records what the stand-ins call back."""
     with WebhookSink() as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 def sms(key: str = "t1:ticket.called:sms", text: str = "A012 dipanggil ke Loket 3") -> OutgoingMessage:

@@ -17,7 +17,7 @@ from tests.support.providers.stand_in import WebhookSink
 @pytest.fixture
 def stand_in() -> Iterator[InfobipStandIn]:
     with InfobipStandIn() as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 def settings(stand_in: InfobipStandIn, sink: WebhookSink, **over: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from tests.support.providers.twilio import TwilioStandIn
 @pytest.fixture
 def stand_in() -> Iterator[TwilioStandIn]:
     with TwilioStandIn() as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 def settings(stand_in: TwilioStandIn, sink: WebhookSink, **over: str) -> dict[str, str]:

@@ -21,7 +21,7 @@ from tests.support.providers.push_service import PushServiceStandIn
 @pytest.fixture
 def push_service() -> Iterator[PushServiceStandIn]:
     with PushServiceStandIn() as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 @pytest.fixture

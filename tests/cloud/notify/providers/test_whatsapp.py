@@ -18,7 +18,7 @@ from tests.support.providers.whatsapp import WhatsAppStandIn
 @pytest.fixture
 def stand_in() -> Iterator[WhatsAppStandIn]:
     with WhatsAppStandIn() as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 def settings(stand_in: WhatsAppStandIn, **over: str) -> dict[str, str]:

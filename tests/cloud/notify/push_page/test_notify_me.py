@@ -86,7 +86,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def push_service() -> Iterator[PushServiceStandIn]:
     with PushServiceStandIn() as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 @pytest.fixture
