@@ -14,6 +14,10 @@ STAMP := $(VENV)/.installed
 ESPHOME_VENV ?= .venv-esphome
 ESPHOME_VERSION := 2026.6.5
 ESPHOME_STAMP := $(ESPHOME_VENV)/.installed-$(ESPHOME_VERSION)
+# semgrep pins click/opentelemetry versions that clash with the app's (typer): its own venv too.
+SEMGREP_VENV ?= .venv-semgrep
+SEMGREP_VERSION := 1.185.0
+SEMGREP_STAMP := $(SEMGREP_VENV)/.installed-$(SEMGREP_VERSION)
 HOST ?= 0.0.0.0
 PORT ?= 8080
 DEMO_DIR ?= .demo-data
@@ -32,12 +36,12 @@ APT_UPDATE_ONCE := [ -e "$$QMS_APT_MARKER" ] || { $(SUDO) env $(APT_ENV) apt-get
 # package:command — a package counts as present if the command is on PATH or dpkg knows the package.
 SYSTEM_PKGS := mosquitto:mosquitto chromium:chromium sox:sox espeak-ng:espeak-ng sqlite3:sqlite3 alsa-utils:aplay iproute2:ip postgresql:pg_ctlcluster prometheus:promtool
 
-.PHONY: help venv appliance-venv system-deps lint fmt test bench demo clean
+.PHONY: help venv appliance-venv system-deps lint security fmt test bench demo clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-venv: $(STAMP) $(ESPHOME_STAMP) ## create .venv (qms + test extra) and .venv-esphome (firmware checks)
+venv: $(STAMP) $(ESPHOME_STAMP) $(SEMGREP_STAMP) ## create .venv (qms + test extra), .venv-esphome, .venv-semgrep
 
 appliance-venv: $(APP_STAMP) ## create .venv with the appliance only (no test tools, no ESPHome): what `make demo` needs
 
@@ -67,6 +71,12 @@ $(ESPHOME_STAMP): | $(STAMP)
 	$(ESPHOME_VENV)/bin/python -m pip install -q "esphome==$(ESPHOME_VERSION)"
 	@touch "$@"
 
+$(SEMGREP_STAMP): | $(STAMP)
+	@echo "==> semgrep $(SEMGREP_VERSION) in $(SEMGREP_VENV) (make security)"
+	[ -x "$(SEMGREP_VENV)/bin/python" ] || python3 -m venv "$(SEMGREP_VENV)"
+	$(SEMGREP_VENV)/bin/python -m pip install -q "semgrep==$(SEMGREP_VERSION)"
+	@touch "$@"
+
 system-deps: ## install Debian packages the tests need (only the missing ones)
 	@missing=(); \
 	for spec in $(SYSTEM_PKGS); do \
@@ -91,12 +101,26 @@ lint: ## ruff check, ruff format --check, mypy
 	@echo "==> lint: mypy"
 	$(VENV)/bin/mypy
 
+security: $(SEMGREP_STAMP) ## bandit, semgrep (rules in ops/semgrep, offline), SBOM (build/sbom.json), pip-audit where reachable
+	@echo "==> security: bandit"
+	$(VENV)/bin/bandit -q -c pyproject.toml -r edge cloud sync
+	@echo "==> security: semgrep (ops/semgrep, offline, no metrics)"
+	$(SEMGREP_VENV)/bin/semgrep scan --config ops/semgrep --metrics=off --disable-version-check --error --quiet edge cloud sync
+	$(SEMGREP_VENV)/bin/semgrep scan --test --metrics=off --disable-version-check --quiet ops/semgrep
+	@echo "==> security: SBOM (CycloneDX) -> build/sbom.json"
+	@mkdir -p build
+	$(VENV)/bin/cyclonedx-py environment --pyproject pyproject.toml --output-reproducible --no-validate --of JSON \
+	  -o build/sbom.json $(PY)
+	@echo "==> security: pip-audit (never fails for an unreachable database; says NOT AUDITED)"
+	$(PY) ops/security/audit_deps.py
+
 fmt: ## format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 test: venv system-deps ## lint, then the whole test suite (benchmarks excluded)
 	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory security
 	@echo "==> test: pytest"
 	$(PY) -m pytest -q
 
