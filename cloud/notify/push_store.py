@@ -1,8 +1,7 @@
-"""Web push state (US-NOTIF-008): the subscriptions a ticket's status page registered and each tenant's VAPID key
-pair, made on first use. Subscriptions are contacts: they are never logged, and go with the ticket's other contacts.
-
-The dispatcher reads `for_ticket` to address a `push` message, builds the provider with `vapid_settings`, and calls
-`forget` when a push service answered 404/410 (code `gone`)."""
+"""Web push state (US-NOTIF-008): the subscriptions a ticket's status page registered, and each tenant's VAPID key
+pair, made on first use and kept in the tenant's `push` provider settings (`webpush`: `vapid_subject`, secret
+`vapid_private_key`), so the dispatcher builds the provider like any other. Subscriptions are contacts: never logged,
+purged with the ticket's other contacts; `forget` drops one its push service called gone (404/410, code `gone`)."""
 
 from __future__ import annotations
 
@@ -17,10 +16,12 @@ from urllib.parse import urlsplit
 import msgspec
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
-from cloud.notify.tables import push_subscriptions, vapid_keys
+from cloud.notify import policy
+from cloud.notify.providers.webpush import SECRETS
+from cloud.notify.tables import push_subscriptions
 
 # The browsers' push services; others (a self-hosted or test push service) are allowed by QMS_PUSH_ORIGINS. The
 # hub POSTs to whatever endpoint a page registers, so an open list would let anyone aim it at internal addresses.
@@ -137,31 +138,41 @@ def purge_ticket(conn: Connection, tenant: str, branch_id: str, ticket_id: str) 
 
 def new_key_pair() -> tuple[str, str]:
     """A VAPID key pair as (public, private): base64url of the uncompressed P-256 point and the raw scalar."""
-    from cryptography.hazmat.primitives import serialization
-
     private = ec.generate_private_key(ec.SECP256R1())
     raw = private.private_numbers().private_value.to_bytes(32, "big")
-    point = private.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    enc = base64.urlsafe_b64encode
-    return enc(point).rstrip(b"=").decode(), enc(raw).rstrip(b"=").decode()
+    return public_key_of(_b64url_text(raw)), _b64url_text(raw)
 
 
-def vapid_key(conn: Connection, tenant: str) -> tuple[str, str]:
-    """The tenant's VAPID (public, private) pair, made and stored on first use (a racing replica's pair wins)."""
-    query = sa.select(vapid_keys.c.public_key, vapid_keys.c.private_key).where(vapid_keys.c.tenant_id == tenant)
-    row = conn.execute(query).one_or_none()
-    if row is None:
-        public, private = new_key_pair()
-        try:
-            with conn.begin_nested():
-                conn.execute(sa.insert(vapid_keys).values(tenant_id=tenant, public_key=public, private_key=private,
-                                                          created_at=_now()))  # fmt: skip
-        except IntegrityError:
-            pass
-        row = conn.execute(query).one()
-    return row.public_key, row.private_key
+def _b64url_text(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def vapid_settings(conn: Connection, tenant: str, subject: str = "mailto:admin@localhost") -> dict[str, Any]:
-    """The web push provider's settings for a tenant (its VAPID private key and a contact subject)."""
-    return {"vapid_private_key": vapid_key(conn, tenant)[1], "vapid_subject": subject}
+def public_key_of(private: str) -> str:
+    """The VAPID public key (`applicationServerKey`, base64url uncompressed point) of a base64url private scalar."""
+    key = ec.derive_private_key(int.from_bytes(_b64url(private), "big"), ec.SECP256R1())
+    return _b64url_text(key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
+
+
+def push_settings(conn: Connection, tenant: str) -> dict[str, Any] | None:
+    """The tenant's web push settings when it offers web push (provider `webpush` configured for the `push` channel,
+    notifications and the channel on); None otherwise, and the status page offers no "notify me"."""
+    rules = policy.load(conn, tenant)
+    entry = policy.provider_settings(conn, tenant).get("push")
+    if not rules.enabled or not rules.channels.get("push") or entry is None or entry["provider"] != "webpush":
+        return None
+    found: dict[str, Any] = entry["settings"]
+    return found
+
+
+def vapid_public_key(conn: Connection, tenant: str) -> str | None:
+    """The tenant's VAPID public key for the page; the pair is made on first use and kept in the tenant's web push
+    settings (where the dispatcher's provider reads the private half). None when the tenant offers no web push."""
+    settings = push_settings(conn, tenant)
+    if settings is None:
+        return None
+    if not settings.get("vapid_private_key"):
+        _, private = new_key_pair()
+        policy.save_provider(conn, tenant, "push", "webpush", {**settings, "vapid_private_key": private}, SECRETS)
+        # Two replicas making a pair at once: the last write wins; re-read so this page gets the stored one.
+        settings = push_settings(conn, tenant) or {}
+    return public_key_of(str(settings["vapid_private_key"]))

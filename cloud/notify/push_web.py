@@ -49,7 +49,7 @@ def _decode(body: bytes, kind: type[Any]) -> Any:
 
 @get("/t/{token:str}/push", include_in_schema=False)
 async def push_key(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[dict[str, Any]]:
-    """The tenant's VAPID public key (`applicationServerKey`), made on first use."""
+    """The tenant's VAPID public key (`applicationServerKey`), made on first use; 404 when it offers no web push."""
     return await asyncio.to_thread(_key, request, token)
 
 
@@ -57,7 +57,9 @@ def _key(request: Request[Any, Any, Any], token: str) -> Response[dict[str, Any]
     """The link's tenant's public key, and whether its ticket still has something to be told about."""
     ref = _ticket(request, token)
     with request.app.state["engine"].begin() as conn:
-        public, _ = push_store.vapid_key(conn, ref.tenant)
+        public = push_store.vapid_public_key(conn, ref.tenant)
+    if public is None:  # the tenant offers no web push: the page keeps "notify me" hidden
+        raise NotFoundException()
     return Response({"publicKey": public, "open": ref.status not in FINISHED}, headers=NO_STORE)
 
 
@@ -78,6 +80,8 @@ def _subscribe(request: Request[Any, Any, Any], token: str, sub: push_store.Subs
     if ref.status in FINISHED:
         return Response({"subscribed": False, "reason": "finished"}, status_code=409, headers=NO_STORE)
     with request.app.state["engine"].begin() as conn:
+        if push_store.push_settings(conn, ref.tenant) is None:
+            raise NotFoundException()
         saved = push_store.save(conn, ref.tenant, ref.branch_id, ref.ticket_id, sub, ref.lang)
     if not saved:
         return Response({"subscribed": False, "reason": "too many devices"}, status_code=409, headers=NO_STORE)

@@ -113,7 +113,7 @@ TABLES = (settings, providers, templates, contacts, outbox, attempts)
 
 # --- web push (US-NOTIF-008; cloud.notify.push_store, brief N2) --------------------------------------------------
 # * `notify_push_subscriptions` — the browsers a ticket's status page subscribed (one row per ticket and endpoint).
-# * `notify_vapid_keys` — each tenant's VAPID key pair, made on first use (the private key is a secret).
+# (each tenant's VAPID key pair lives in its `push` provider settings: `cloud.notify.push_store.vapid_public_key`)
 
 push_subscriptions = sa.Table(
     "notify_push_subscriptions",
@@ -128,13 +128,4 @@ push_subscriptions = sa.Table(
 )
 sa.Index("notify_push_subscriptions_endpoint", push_subscriptions.c.tenant_id, push_subscriptions.c.endpoint_id)
 
-vapid_keys = sa.Table(
-    "notify_vapid_keys",
-    metadata,
-    sa.Column("tenant_id", sa.String(64), primary_key=True),
-    sa.Column("public_key", sa.String(128), nullable=False),  # base64url uncompressed P-256 point
-    sa.Column("private_key", sa.String(128), nullable=False),  # base64url raw scalar: secret
-    sa.Column("created_at", sa.String(40), nullable=False),
-)
-
-PUSH_TABLES = (push_subscriptions, vapid_keys)
+PUSH_TABLES = (push_subscriptions,)

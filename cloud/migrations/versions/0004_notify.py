@@ -104,12 +104,12 @@ def downgrade() -> None:
         op.drop_table(table)
 
 
-# --- web push (US-NOTIF-008, brief N2): subscriptions per ticket and each tenant's VAPID keys ---------------------
-PUSH_TABLES = ("notify_push_subscriptions", "notify_vapid_keys")
+# --- web push (US-NOTIF-008, brief N2): the subscriptions per ticket -------------------------------------------
+PUSH_TABLES = ("notify_push_subscriptions",)
 
 
 def _create_push_tables() -> None:
-    """The web push tables (`cloud.notify.tables.push_subscriptions`, `vapid_keys`)."""
+    """The web push table (`cloud.notify.tables.push_subscriptions`)."""
     op.create_table(
         "notify_push_subscriptions",
         sa.Column("tenant_id", sa.String(64), primary_key=True),
@@ -121,10 +121,3 @@ def _create_push_tables() -> None:
         sa.Column("created_at", sa.String(40), nullable=False),
     )
     op.create_index("notify_push_subscriptions_endpoint", "notify_push_subscriptions", ["tenant_id", "endpoint_id"])
-    op.create_table(
-        "notify_vapid_keys",
-        sa.Column("tenant_id", sa.String(64), primary_key=True),
-        sa.Column("public_key", sa.String(128), nullable=False),
-        sa.Column("private_key", sa.String(128), nullable=False),
-        sa.Column("created_at", sa.String(40), nullable=False),
-    )

@@ -6,8 +6,9 @@ httpx to the subscription's endpoint (the browser vendor's push service).
 subscription is gone for good: permanent with code `gone`, and the dispatcher deletes it
 (`cloud.notify.push_store.forget`). `Topic` is per ticket so a newer notice replaces an unread older one.
 
-Settings (`cloud.notify.push_store.vapid_settings` makes them): `vapid_private_key` (secret, base64url raw P-256),
-`vapid_subject` (`mailto:` or `https:` contact the push services may use), `ttl` seconds (default 15 min)."""
+Settings (the tenant's `push` provider): `vapid_subject` (`mailto:` or `https:` contact the push services may use),
+`vapid_private_key` (secret, base64url raw P-256; made on first use by `cloud.notify.push_store.vapid_public_key`),
+`ttl` seconds (default 15 min)."""
 
 from __future__ import annotations
 

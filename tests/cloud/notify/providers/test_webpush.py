@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import msgspec
 import pytest
 import sqlalchemy as sa
 
-from cloud.notify import push_store
+from cloud.notify import policy, push_store
 from cloud.notify.providers import webpush
 from cloud.notify.providers.base import OutgoingMessage
 from cloud.store import create_store_engine
@@ -32,6 +33,16 @@ def engine(store_url: str) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
+def web_push_on(conn: sa.Connection, tenant: str) -> dict[str, Any]:
+    """Turn web push on for a tenant (provider `webpush` on the `push` channel) and return its settings with the
+    VAPID key made on first use."""
+    policy.save_provider(conn, tenant, "push", "webpush", {"vapid_subject": "mailto:hq@example.com"}, webpush.SECRETS)
+    assert push_store.vapid_public_key(conn, tenant) is not None
+    settings = push_store.push_settings(conn, tenant)
+    assert settings is not None
+    return settings
+
+
 def notice(subscription: dict[str, object], key: str = "t1:ticket.called:push") -> OutgoingMessage:
     return OutgoingMessage(key=key, channel="push", to=json.dumps(subscription), subject="A012",
                            text="Dipanggil ke Loket 3", correlation_id="t1")  # fmt: skip
@@ -40,9 +51,11 @@ def notice(subscription: dict[str, object], key: str = "t1:ticket.called:push") 
 async def test_push_is_signed_and_decrypts(push_service: PushServiceStandIn, engine: sa.Engine,
                                            client: httpx.AsyncClient) -> None:  # fmt: skip
     with engine.begin() as conn:
-        settings = push_store.vapid_settings(conn, "acme", "mailto:hq@example.com")
-        public, _ = push_store.vapid_key(conn, "acme")
-        assert push_store.vapid_key(conn, "acme")[0] == public  # made once, then kept
+        assert push_store.vapid_public_key(conn, "acme") is None  # no web push before the tenant turns it on
+        settings = web_push_on(conn, "acme")
+        public = push_store.vapid_public_key(conn, "acme")
+        assert push_store.vapid_public_key(conn, "acme") == public  # made once, then kept
+        assert public == push_store.public_key_of(settings["vapid_private_key"])
     result = await webpush.build(settings, client).send(notice(push_service.subscribe()))
     assert result.outcome == "sent", push_service.refused
     [push] = push_service.received
@@ -58,7 +71,7 @@ async def test_gone_subscription_is_permanent_and_forgotten(push_service: PushSe
     stored = push_store.validate(msgspec.convert(sub, push_store.Subscription), (push_service.base_url,))
     with engine.begin() as conn:
         assert push_store.save(conn, "acme", "b1", "t1", stored, "id")
-        settings = push_store.vapid_settings(conn, "acme")
+        settings = web_push_on(conn, "acme")
         [to] = push_store.for_ticket(conn, "acme", "b1", "t1")
     push_service.gone.add(sub["endpoint"].rsplit("/", 1)[1])
     result = await webpush.build(settings, client).send(notice(json.loads(to)))
@@ -71,7 +84,7 @@ async def test_gone_subscription_is_permanent_and_forgotten(push_service: PushSe
 async def test_429_500_and_hang_are_retries(push_service: PushServiceStandIn, engine: sa.Engine,
                                             client: httpx.AsyncClient) -> None:  # fmt: skip
     with engine.begin() as conn:
-        provider = webpush.build(push_store.vapid_settings(conn, "acme"), client)
+        provider = webpush.build(web_push_on(conn, "acme"), client)
     sub = push_service.subscribe()
     push_service.then("429", "500", "hang").retry_after = "30"
     limited, failing, hung = [await provider.send(notice(sub)) for _ in range(3)]
@@ -114,4 +127,4 @@ def test_subscriptions_per_ticket_are_capped_and_updated_in_place(engine: sa.Eng
         push_store.purge_ticket(conn, "other", "b1", "t1")
         assert len(push_store.for_ticket(conn, "acme", "b1", "t1")) == push_store.MAX_PER_TICKET - 1
         assert push_store.for_ticket(conn, "other", "b1", "t1") == []
-        assert push_store.vapid_key(conn, "acme") != push_store.vapid_key(conn, "other")
+        assert web_push_on(conn, "acme")["vapid_private_key"] != web_push_on(conn, "other")["vapid_private_key"]

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 from cloud.credentials import issue
-from cloud.notify import push_store
+from cloud.notify import policy, push_store
 from cloud.notify.providers import webpush
 from cloud.notify.providers.base import OutgoingMessage, SendResult
 from cloud.store import create_store_engine
@@ -108,6 +108,10 @@ def hub(branch: Branch, tmp_path: Path, push_service: PushServiceStandIn,
     """The hub's web app on a free port (uvicorn in a thread), allowing the local push service's origin."""
     monkeypatch.setenv("QMS_PUSH_ORIGINS", push_service.base_url)
     issued = issue(branch.engine, tmp_path / "keys", TENANT, BRANCH)
+    with branch.engine.begin() as conn:  # the tenant offers web push (its VAPID key is made on first use)
+        policy.save_provider(
+            conn, TENANT, "push", "webpush", {"vapid_subject": "mailto:hq@example.com"}, webpush.SECRETS
+        )
     db_url = str(branch.engine.url)
     port = free_port()
     app = create_app(CloudSettings(db_url=db_url, keys_dir=tmp_path / "keys"))
@@ -139,7 +143,8 @@ def _page(browser: Browser, hub: Hub, lang: str, subscription: dict[str, Any]) -
 def _push(hub: Hub, subscription: str) -> SendResult:
     """Send one notice the way the dispatcher does: the tenant's VAPID settings, the stored subscription."""
     with hub.engine.begin() as conn:
-        settings = push_store.vapid_settings(conn, TENANT, "mailto:hq@example.com")
+        settings = push_store.push_settings(conn, TENANT)
+    assert settings is not None
 
     async def send() -> Any:
         async with httpx.AsyncClient(timeout=5) as client:
@@ -170,7 +175,7 @@ def test_notify_me_subscribes_and_a_push_arrives_decrypted(
     registration = page.evaluate("navigator.serviceWorker.getRegistration('/t/').then(r => r && r.active && r.scope)")
     assert registration == f"{hub.url}/t/"
     with hub.engine.connect() as conn:
-        public, _ = push_store.vapid_key(conn, TENANT)
+        public = push_store.vapid_public_key(conn, TENANT)
         [stored] = push_store.for_ticket(conn, TENANT, BRANCH, ticket["ticket_id"])
     sent_key = base64.urlsafe_b64encode(base64.b64decode(page.evaluate("window.__applicationServerKey")))
     assert sent_key.rstrip(b"=").decode() == public  # the page subscribed with the tenant's VAPID key
@@ -223,3 +228,18 @@ def test_finished_ticket_and_bad_subscriptions_are_refused(branch: Branch, hub: 
     branch.run(c.Cancel(ticket_id=ticket["ticket_id"]))
     branch.ship()
     assert httpx.post(f"{link}/push", json=good).status_code == 409
+
+
+def test_no_notify_me_when_the_tenant_offers_no_web_push(browser: Browser, branch: Branch, hub: Hub,
+                                                         push_service: PushServiceStandIn) -> None:  # fmt: skip
+    with hub.engine.begin() as conn:
+        policy.delete_provider(conn, TENANT, "push")
+    ticket = branch.run(c.Enqueue(service_id="teller", lang="en"))
+    branch.ship()
+    page = _page(browser, hub, "en", push_service.subscribe())
+    with page.expect_response(lambda r: r.url.endswith("/push")) as answer:
+        page.goto(hub.link(ticket["ticket_id"]))
+    assert answer.value.status == 404
+    expect(page.locator("#notify")).to_be_hidden()
+    expect(page.locator("#state")).to_have_text("Waiting")
+    page.context.close()

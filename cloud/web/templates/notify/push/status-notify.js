@@ -1,7 +1,8 @@
-// "Beri tahu saya / Notify me" on the ticket status page: asks for notification permission, registers the service
-// worker (/t/push-sw.js, scope /t/), subscribes with the tenant's VAPID key and posts the subscription to the hub.
-// The page reloads every 15 s, so a browser that subscribed remembers it (localStorage) and only shows "on".
-(() => {
+// "Beri tahu saya / Notify me" on the ticket status page. The section stays hidden unless the hub answers with the
+// tenant's VAPID key (the tenant offers web push). A click asks for notification permission, registers the service
+// worker (/t/push-sw.js, scope /t/), subscribes with that key and posts the subscription to the hub. The page
+// reloads every 15 s, so a browser that subscribed remembers it (localStorage) and only shows "on".
+(async () => {
   const box = document.getElementById("notify");
   if (!box) return;
   const button = box.querySelector("button");
@@ -13,6 +14,16 @@
     note.hidden = false;
     note.dataset.state = key;
   };
+  let offer;
+  try {
+    const answer = await fetch(base + "/push", { cache: "no-store" });
+    if (!answer.ok) return; // no web push for this tenant, or nothing left to be told about
+    offer = await answer.json();
+  } catch (_) {
+    return;
+  }
+  if (!offer.open) return;
+  box.hidden = false;
   if (!("serviceWorker" in navigator) || !("PushManager" in window) || !("Notification" in window)) {
     say("unsupported");
     return;
@@ -38,10 +49,9 @@
         return;
       }
       const registration = await navigator.serviceWorker.register("/t/push-sw.js", { scope: "/t/" });
-      const { publicKey } = await (await fetch(base + "/push", { cache: "no-store" })).json();
       const subscription =
         (await registration.pushManager.getSubscription()) ||
-        (await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key(publicKey) }));
+        (await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key(offer.publicKey) }));
       const answer = await fetch(base + "/push", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
