@@ -29,6 +29,7 @@ class Enqueue(Command, frozen=True, kw_only=True):
     customer_ref: str | None = None
     lang: str | None = None
     appointment_at: datetime | None = None
+    notify_opt_in: bool | None = None  # the customer asked to be notified (None: not asked)
 
 
 class CallNext(Command, frozen=True, kw_only=True):
@@ -155,3 +156,4 @@ class EnqueueLeased(Command, frozen=True, kw_only=True):
     phone: str | None = None
     customer_ref: str | None = None
     lang: str | None = None
+    notify_opt_in: bool | None = None

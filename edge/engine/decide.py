@@ -162,6 +162,7 @@ def _enqueue(state: State, cmd: c.Enqueue, now: datetime, ids: Ids) -> list[Even
             customer_ref=cmd.customer_ref,
             lang=cmd.lang,
             appointment_at=cmd.appointment_at,
+            notify_opt_in=cmd.notify_opt_in,
         )
     ]
 
@@ -604,6 +605,7 @@ def _enqueue_leased(state: State, cmd: c.EnqueueLeased, now: datetime, ids: Ids)
             phone=cmd.phone,
             customer_ref=cmd.customer_ref,
             lang=cmd.lang,
+            notify_opt_in=cmd.notify_opt_in,
         )
     ]
 

@@ -48,6 +48,7 @@ class CreateTicket(Struct, forbid_unknown_fields=True, kw_only=True):
     lang: Lang | None = None
     appointment_at: Annotated[datetime, Meta(tz=True)] | None = None
     request_id: RequestId | None = None
+    notify_opt_in: bool | None = None  # the customer asked for notifications to the phone/e-mail given (HQ sends)
 
 
 class CounterCommand(Struct, forbid_unknown_fields=True, kw_only=True):

@@ -22,6 +22,7 @@ class KioskTicket(Struct, forbid_unknown_fields=True, kw_only=True):
     phone: Phone | None = None
     customer_ref: CustomerRef | None = None
     request_id: RequestId
+    notify_opt_in: bool | None = None  # asked with the phone number: may HQ notify the customer?
 
 
 class LeaseRequest(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -40,6 +41,7 @@ class OfflineTicket(Struct, forbid_unknown_fields=True, kw_only=True):
     lang: Lang = "id"
     phone: Phone | None = None
     customer_ref: CustomerRef | None = None
+    notify_opt_in: bool | None = None
 
 
 class OfflineBatch(Struct, forbid_unknown_fields=True, kw_only=True):

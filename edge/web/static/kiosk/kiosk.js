@@ -221,6 +221,8 @@
       $(`${key}-opt`).textContent = mode === "optional" ? `(${w("optional")})` : "";
     }
     $("btn-skip").hidden = modes.phone === "required" || modes.ref === "required";
+    $("field-notify").hidden = modes.phone === "off";  // the consent question goes with a phone number (UU PDP)
+    $("notify").checked = true;
     focusField(modes.phone !== "off" ? "phone" : "ref");
     show("details");
   }
@@ -256,6 +258,7 @@
       $(`field-${key}`).classList.toggle("invalid", Boolean(error));
       if (error) { if (ok) focusField(key); ok = false; } // the first invalid field takes the keypad
       if (value) out[key === "ref" ? "customer_ref" : "phone"] = value;
+      if (value && key === "phone") out.notify_opt_in = $("notify").checked;
     }
     return ok ? out : null;
   }
