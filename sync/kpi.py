@@ -154,6 +154,7 @@ class TicketFact(msgspec.Struct, frozen=True, kw_only=True):
     abandoned: bool = False  # cancelled before ever being called
     closed_date: str | None = None  # branch-local date and hour the ticket was completed (throughput)
     closed_hour: int | None = None
+    served_by: str | None = None  # who completed it (the desk's "served today"); never exported
 
 
 def ticket_fact(
@@ -174,6 +175,7 @@ def ticket_fact(
     returned: bool = False,
     sla_minutes: int | None = None,
     tz: str | None = DEFAULT_TIMEZONE,
+    served_by: str | None = None,
 ) -> TicketFact:
     """Build a ticket's fact from its timestamps; whatever is missing is simply not measured (never an exception)."""
     wait = seconds_between(created_at, called_at)
@@ -208,6 +210,7 @@ def ticket_fact(
         abandoned=status == "cancelled" and called_at is None,
         closed_date=closed_day,
         closed_hour=closed_hour,
+        served_by=served_by if status == "done" else None,
     )
 
 
@@ -232,6 +235,7 @@ class FactSource(msgspec.Struct, frozen=True, kw_only=True):
     transferred: bool = False
     returned: bool = False
     sla_minutes: int | None = None  # of the service the ticket queued for (where its wait is measured)
+    served_by: str | None = None  # the actor of the (latest) completion
 
 
 _STATUS_OF_EVENT: Final[Mapping[str, str]] = {
@@ -289,7 +293,8 @@ def fold_event(
         case TicketServing():
             changes.update(served_at=_latest(src.served_at, at))
         case TicketDone():
-            changes.update(completed_at=_latest(src.completed_at, at))
+            if src.completed_at is None or at >= src.completed_at:
+                changes.update(completed_at=at, served_by=event.actor)
         case TicketTransferred():
             changes["transferred"] = True
         case TicketReturned():
@@ -325,6 +330,7 @@ def fact_of(source: FactSource, tz: str | None) -> TicketFact:
         returned=source.returned,
         sla_minutes=source.sla_minutes,
         tz=tz,
+        served_by=source.served_by,
     )
 
 

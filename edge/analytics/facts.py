@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import msgspec
 
@@ -59,11 +60,14 @@ def _config_at(conn: sqlite3.Connection, version: int | None) -> _Config:
 def _write(conn: sqlite3.Connection, sources: Iterable[FactSource], tz: str | None) -> None:
     """Upsert the fact rows of folded sources."""
     rows = []
+    csv_rows = []
     for src in sources:
         fact = fact_of(src, tz)
+        created = fact.created_at.isoformat() if fact.created_at else ""
         rows.append(
             (
                 fact.ticket_id,
+                f"{fact.business_date or ''}|{created}|{fact.ticket_id}",
                 fact.business_date,
                 fact.hour,
                 fact.service_id,
@@ -75,16 +79,35 @@ def _write(conn: sqlite3.Connection, sources: Iterable[FactSource], tz: str | No
                 fact.wait_seconds,
                 fact.service_seconds,
                 None if fact.sla_met is None else int(fact.sla_met),
+                fact.served_by,
+                fact.closed_date,
                 _encoder.encode(fact),
-                _encoder.encode(csv_cells(fact)),
                 _encoder.encode(src),
             )
         )
+        csv_rows.append(
+            (
+                rows[-1][1],
+                fact.ticket_id,
+                fact.service_id,
+                fact.counter_id,
+                fact.priority,
+                fact.channel,
+                _encoder.encode(csv_cells(fact)),
+            )
+        )
     conn.executemany(
-        "INSERT OR REPLACE INTO ticket_facts (ticket_id, business_date, hour, service_id, counter_id, priority,"
-        " channel, status, created_at, wait_seconds, service_seconds, sla_met, fact, cells, source)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO ticket_facts (ticket_id, sort_key, business_date, hour, service_id, counter_id,"
+        " priority, channel, status, created_at, wait_seconds, service_seconds, sla_met, served_by, closed_date, fact,"
+        " source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
+    )
+    # The sort key moves only if the creation time arrived late; the old record goes first either way.
+    conn.executemany("DELETE FROM ticket_fact_csv WHERE ticket_id = ?", [(r[1],) for r in csv_rows])
+    conn.executemany(
+        "INSERT INTO ticket_fact_csv (sort_key, ticket_id, service_id, counter_id, priority, channel, cells)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        csv_rows,
     )
 
 
@@ -133,6 +156,7 @@ def catch_up(conn: sqlite3.Connection, limit: int | None = None) -> int:
 def rebuild(conn: sqlite3.Connection) -> int:
     """Drop every fact row and fold the whole log again (inside the caller's transaction)."""
     conn.execute("DELETE FROM ticket_facts")
+    conn.execute("DELETE FROM ticket_fact_csv")
     conn.execute("UPDATE facts_cursor SET seq = 0, config_version = NULL WHERE id = 1")
     return catch_up(conn)
 
@@ -143,9 +167,10 @@ def cursor(conn: sqlite3.Connection) -> int:
 
 
 def _where(query: KpiQuery) -> tuple[str, list[object]]:
-    """SQL filter of a query over the fact columns (dates are the branch-local creation date)."""
-    clauses = ["business_date BETWEEN ? AND ?"]
-    params: list[object] = [query.date_from.isoformat(), query.date_to.isoformat()]
+    """SQL filter of a query over the fact columns (dates are the branch-local creation date, via the sort key)."""
+    upper = (query.date_to + timedelta(days=1)).isoformat()
+    clauses = ["sort_key >= ? AND sort_key < ?"]
+    params: list[object] = [query.date_from.isoformat(), upper]
     for column, value in (
         ("service_id", query.service_id),
         ("priority", query.priority),
@@ -165,23 +190,26 @@ def facts(
     where, params = _where(query)
     if extra:
         where += f" AND ({extra})"
-    sql = f"SELECT fact FROM ticket_facts WHERE {where} ORDER BY business_date, created_at, ticket_id"  # noqa: S608 - fixed columns, values bound
+    sql = f"SELECT fact FROM ticket_facts WHERE {where} ORDER BY sort_key"  # noqa: S608 - fixed columns, values bound
     return [fact_decoder.decode(blob) for (blob,) in conn.execute(sql, [*params, *extra_params])]
 
 
 def csv_records(conn: sqlite3.Connection, query: KpiQuery, chunk: int = 2000) -> Iterator[list[list[str]]]:
-    """The CSV cells of the selected tickets, in creation order, a chunk at a time (keyset paging: constant memory)."""
+    """The CSV cells of the selected tickets, in creation order, a chunk at a time (keyset paging: constant memory).
+
+    One lower bound on the clustered key per page (the last key read, or the first day) so every page is an index
+    seek, not a rescan from the range's start.
+    """
     where, params = _where(query)
-    after = ("", "", "")
+    upper = params[1]
     sql = (
-        f"SELECT business_date, coalesce(created_at, ''), ticket_id, cells FROM ticket_facts WHERE {where}"  # noqa: S608 - fixed columns, values bound
-        " AND (business_date, coalesce(created_at, ''), ticket_id) > (?, ?, ?)"
-        " ORDER BY business_date, coalesce(created_at, ''), ticket_id LIMIT ?"
+        f"SELECT sort_key, cells FROM ticket_fact_csv WHERE sort_key > ? AND sort_key < ? AND {where}"  # noqa: S608 - fixed columns, values bound
+        " ORDER BY sort_key LIMIT ?"
     )
+    after = query.date_from.isoformat()  # sorts before every key of that day ("YYYY-MM-DD|...")
     while True:
-        rows = conn.execute(sql, [*params, *after, chunk]).fetchall()
+        rows = conn.execute(sql, [after, upper, *params, chunk]).fetchall()
         if not rows:
             return
-        yield [cells_decoder.decode(r[3]) for r in rows]
-        last = rows[-1]
-        after = (last[0], last[1], last[2])
+        yield [cells_decoder.decode(r[1]) for r in rows]
+        after = rows[-1][0]

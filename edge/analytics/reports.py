@@ -21,8 +21,10 @@ from sync.kpi import (
     DEFAULT_TIMEZONE,
     KpiQuery,
     TicketFact,
+    aggregate,
     csv_header_line,
     csv_line,
+    kpi_row,
     kpi_rows,
     parse_query,
 )
@@ -117,3 +119,23 @@ def past_sla(tickets: list[dict[str, Any]], sla_of: Mapping[str, int], now: date
         if waited > sla * 60:
             late.append({**t, "waited_s": round(waited), "sla_minutes": sla})
     return sorted(late, key=lambda t: -t["waited_s"])
+
+
+def today_row(service: QueueService) -> dict[str, Any]:
+    """Today's branch KPIs from the projection as it stands (the floor refreshes on every event; no log scan)."""
+    day = today(service)
+    query = KpiQuery(date_from=day, date_to=day)
+    return kpi_row(aggregate(service.read(lambda conn: facts.facts(conn, query))))
+
+
+def agent_today(service: QueueService, username: str) -> dict[str, Any]:
+    """An agent's own day: tickets they completed today and their average handling (serving) time in seconds."""
+    day = today(service).isoformat()
+    served, avg = service.read(
+        lambda conn: conn.execute(
+            "SELECT count(*), avg(service_seconds) FROM ticket_facts"
+            " WHERE served_by = ? AND status = 'done' AND closed_date = ?",
+            (username, day),
+        ).fetchone()
+    )
+    return {"served": served, "avg_handling_s": avg}

@@ -11,6 +11,7 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from edge.analytics.pages import ReportPages
 from edge.web.staff.admin import AdminPages
 from edge.web.staff.pages import AuthPages, DeskPages, wants_json
 from edge.web.staff.render import STATIC, TEMPLATES, render, translator
@@ -61,6 +62,7 @@ def staff_router() -> Router:
             DeskPages,
             SupervisorPages,
             AdminPages,
+            ReportPages,
             create_static_files_router(path="/static", directories=[STATIC], cache_control=None),
         ],
         exception_handlers={NotSignedIn: on_not_signed_in, Refused: on_refused},

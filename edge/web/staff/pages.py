@@ -13,6 +13,7 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, ServerSentEvent, Template
 
+from edge.analytics import reports
 from edge.audit import insert as insert_audit
 from edge.auth import User, check_password, find_user
 from edge.engine import commands as c
@@ -237,6 +238,7 @@ class DeskPages(Controller):
             notice=notice,
             error=error,
             seq=view.seq,
+            my_day=reports.agent_today(appliance(request).service, staff.username),
         )
 
     @post("/counter/{counter_id:str}/act")

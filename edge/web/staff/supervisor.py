@@ -9,6 +9,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
 from litestar.response import Template
 
+from edge.analytics import reports
 from edge.auth import list_users
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
@@ -131,6 +132,7 @@ class SupervisorPages(Controller):
             ),
             counter_name=lambda cid: config.counter(cid).name if config and config.counter(cid) else cid,  # type: ignore[union-attr]
             printers=kiosk_printers(request),
+            today=reports.today_row(app.service),
             error=request.query_params.get("err"),
             notice=request.query_params.get("msg"),
         )

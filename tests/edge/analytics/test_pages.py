@@ -1,0 +1,57 @@
+"""The branch report page, its drill-down and CSV download through the staff session (in-process app)."""
+
+from __future__ import annotations
+
+import re
+
+from tests.edge.analytics.conftest import Api
+from tests.edge.analytics.test_reports_api import HEADER, _day
+
+
+def _login(api: Api, username: str) -> None:
+    r = api.client.post("/staff/login", data={"username": username, "password": "demo"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+
+
+def test_report_page_tables_drill_down_and_csv(api: Api) -> None:
+    """Totals link to their tickets; the drill-down lists them with contacts masked; the CSV downloads."""
+    tickets = _day(api)
+    phone = api.enqueue("cs", phone="081234567890")
+    _login(api, "supervisor")
+    page = api.client.get("/staff/reports/")
+    assert page.status_code == 200, page.text
+    assert f'data-figure="tickets">{len(tickets) + 1}<' in page.text
+    assert "/static/vendor/chartjs/chart.umd.min.js" in page.text
+    assert "Arrivals vs served per hour" in page.text or "Kedatangan" in page.text
+    done_link = re.search(r'href="([^"]+)" data-figure="done"', page.text)
+    assert done_link is not None
+    drill = api.client.get(done_link[1].replace("&amp;", "&"))
+    assert drill.status_code == 200
+    done = [t for t in tickets if t["status"] == "done"]
+    assert drill.text.count('<tr data-ticket="') == len(done)
+    everything = api.client.get("/staff/reports/tickets")
+    assert "0812*****890" in everything.text
+    assert "081234567890" not in everything.text
+    assert phone["ticket_number"] in everything.text
+    csv = api.client.get("/staff/reports/tickets.csv", params={"sep": ";"})
+    assert csv.status_code == 200
+    assert csv.text.split("\r\n", 1)[0] == HEADER.replace(",", ";")
+    assert "081234567890" not in csv.text
+
+
+def test_report_page_filters_and_errors(api: Api) -> None:
+    """A service filter narrows the figures; a bad date is explained, not a crash; agents are refused."""
+    _day(api)
+    _login(api, "admin")
+    r = api.client.get("/staff/reports/", params={"service_id": "loan"})
+    assert r.status_code == 200
+    assert 'data-figure="tickets">1<' in r.text
+    r = api.client.get("/staff/reports/", params={"from": "yesterday"})
+    assert r.status_code == 400
+    assert "from:" in r.text
+    r = api.client.get("/staff/reports/tickets", params={"outcome": "everything"})
+    assert r.status_code == 400
+    api.client.post("/staff/logout", data={})
+    api.client.cookies.clear()
+    _login(api, "agent1")
+    assert api.client.get("/staff/reports/").status_code == 403
