@@ -199,6 +199,33 @@ def verify(data_dir: DataDir = DEFAULT_DATA) -> None:
 
 
 @app.command()
+def enrol(
+    hub: Annotated[str | None, typer.Option("--hub", help="The hub's address, e.g. https://hub.example.")] = None,
+    code: Annotated[str | None, typer.Option("--code", help="The one-time code from the hub console.")] = None,
+    from_file: Annotated[
+        Path | None, typer.Option("--from-file", help='An enrolment file {"hub": …, "code": …} instead.')
+    ] = None,
+    retry: Annotated[bool, typer.Option("--retry", help="Keep retrying while the hub is unreachable.")] = False,
+    data_dir: DataDir = DEFAULT_DATA,
+) -> None:
+    """Pair this appliance with the hub: spend the one-time code, keep the branch's NATS key, configuration and TLS
+    files, and write <data-dir>/cloud.env for the service (restart qms-edge afterwards)."""
+    from edge import enrol as enrolment
+
+    try:
+        if from_file is not None:
+            hub, code = enrolment.read_enrolment_file(from_file)
+        if not hub or not code:
+            raise _fail("give --hub and --code, or --from-file")
+        done = enrolment.enrol(data_dir, hub, code, retry=retry, on_retry=lambda m: typer.echo(m, err=True))
+    except enrolment.EnrolmentFailed as exc:
+        raise _fail(f"enrolment failed: {exc}") from None
+    applied = f", configuration v{done.config_version} applied" if done.config_version else ""
+    typer.echo(f"enrolled as {done.tenant}/{done.branch_id} with {done.hub}{applied}; wrote {data_dir / 'cloud.env'}")
+    typer.echo("restart the appliance to connect: sudo systemctl restart qms-mosquitto qms-edge")
+
+
+@app.command()
 def doctor(
     data_dir: DataDir = DEFAULT_DATA,
     port: Port = 8080,

@@ -1,0 +1,3 @@
+from tests.cloud.conftest import nats_server
+
+__all__ = ["nats_server"]
