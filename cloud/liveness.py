@@ -24,6 +24,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from sqlalchemy.engine import Connection, Engine
 
+from cloud.admin.fleet import record_devices
 from cloud.store import branch_liveness, insert_ignore, transaction
 from sync.liveness import DEFAULT_MISSED_BEATS, HEARTBEAT_PREFIX, Heartbeat, heartbeat_decoder, subject_branch
 from sync.relay import error_text
@@ -80,6 +81,7 @@ def record_beat(engine: Engine, beat: Heartbeat, received_at: datetime | None = 
                     tenant_id=beat.tenant, branch_id=beat.branch_id, beats=1, **values
                 )
             )
+        record_devices(conn, beat, datetime.fromisoformat(now))  # the device fleet (cloud/admin/fleet.py)
 
 
 def since_words(stamp: str | None) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from edge.devices.registry import fleet_states, list_devices
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.service import QueueService
@@ -368,7 +369,7 @@ class Replication:
             await self.relay.stop()
 
     async def _heartbeat(self) -> Heartbeat:
-        """This branch's beat: its log head, the relay's cursor and lag, its software version."""
+        """This branch's beat: its log head, the relay's cursor and lag, its software version, its devices."""
         assert self.relay is not None
         assert self.beater is not None
         info = await asyncio.to_thread(self.service.read, lag)
@@ -381,6 +382,7 @@ class Replication:
             lag_events=info["lag_events"],
             interval_seconds=self.beater.interval,
             software_version=software_version(),
+            devices=fleet_states(await asyncio.to_thread(self.service.read, list_devices), datetime.now(UTC)),
         )
 
     def _link_changed(self, status: RelayStatus) -> None:

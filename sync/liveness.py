@@ -44,6 +44,20 @@ def subject_branch(subject: str) -> tuple[str, str] | None:
     return tenant, branch_id
 
 
+class DeviceState(Struct, frozen=True, kw_only=True):
+    """One device of the branch as its heartbeat reports it to HQ's device fleet (US-ADMIN-009/010): kiosks and
+    boards are online while they keep polling the appliance, call buttons and LED displays while their MQTT session
+    lives; `config_version` is what the appliance assigned, `applied_version` what the device acknowledged."""
+
+    device_id: str
+    type: str  # kiosk | display | button | led
+    name: str = ""
+    online: bool = False
+    last_seen: datetime | None = None
+    config_version: int = 0
+    applied_version: int = 0
+
+
 class Heartbeat(Struct, frozen=True, kw_only=True):
     """One beat: who sends it, when, how far its log and its relay are, and which software it runs."""
 
@@ -55,6 +69,7 @@ class Heartbeat(Struct, frozen=True, kw_only=True):
     lag_events: int
     interval_seconds: float = DEFAULT_INTERVAL
     software_version: str = ""
+    devices: list[DeviceState] | None = None  # None: an appliance that does not report its devices
 
 
 heartbeat_encoder = msgspec.json.Encoder()

@@ -87,13 +87,30 @@ change_requests = sa.Table(
 )
 sa.Index("change_requests_scope", change_requests.c.tenant_id, change_requests.c.branch_id, change_requests.c.status)
 
-TABLES = (hub_audit, branch_profiles, enrolment_codes, tenant_settings, change_requests)
+# Every device of every branch as its newest heartbeat reported it (cloud/admin/fleet.py, US-ADMIN-009/010).
+fleet_devices = sa.Table(
+    "fleet_devices",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("branch_id", sa.String(64), primary_key=True),
+    sa.Column("device_id", sa.String(64), primary_key=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("online", sa.Boolean, nullable=False),  # as the branch reported it
+    sa.Column("last_seen", sa.String(40)),  # the branch's record of the device (UTC)
+    sa.Column("config_version", sa.Integer, nullable=False),
+    sa.Column("applied_version", sa.Integer, nullable=False),
+    sa.Column("reported_at", sa.String(40), nullable=False),  # when the hub received the beat that carried it
+)
+
+TABLES = (hub_audit, branch_profiles, enrolment_codes, tenant_settings, change_requests, fleet_devices)
 
 __all__ = [
     "TABLES",
     "branch_profiles",
     "change_requests",
     "enrolment_codes",
+    "fleet_devices",
     "hub_audit",
     "metadata",
     "tenant_settings",

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
@@ -19,7 +20,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Redirect, Template
 from sqlalchemy.engine import Engine
 
-from cloud.admin import audit, branches, config_edit
+from cloud.admin import audit, branches, config_edit, fleet
 from cloud.admin.words import COOKIE, context, pick_lang
 from cloud.config_dist import ConfigRefused, running_version
 from cloud.credentials import issue
@@ -568,6 +569,34 @@ async def approvals_decide(request: Request[Any, Any, Any], request_id: FromPath
     return _back("/admin/approvals", request)
 
 
+# --- device fleet ------------------------------------------------------------------------------------------------
+
+
+@get("/admin/fleet", guards=[requires("fleet.read")])
+async def fleet_page(request: Request[Any, Any, Any]) -> Template:
+    """Every device of the caller's branches: online/offline, last seen, config version acknowledged."""
+    return await asyncio.to_thread(_fleet_page, request)
+
+
+def _fleet_page(request: Request[Any, Any, Any]) -> Template:
+    q = request.query_params
+    with _engine(request).connect() as conn:
+        devices = fleet.fleet(conn, _user(request).tenants, branch=q.get("branch") or None, kind=q.get("type") or None)
+        tz = audit.zones(conn)
+    rows = [(d, tz.get((d.tenant, d.branch_id), audit.DEFAULT_ZONE)) for d in devices]
+    online = sum(1 for d in devices if d.online)
+    return _page(
+        request,
+        "fleet.html",
+        rows=rows,
+        online=online,
+        total=len(devices),
+        branch=q.get("branch") or "",
+        kind=q.get("type") or "",
+        zone_info=ZoneInfo,
+    )
+
+
 ROUTES: list[Any] = [
     audit_page,
     audit_csv,
@@ -586,6 +615,7 @@ ROUTES: list[Any] = [
     approvals_page,
     approvals_switch,
     approvals_decide,
+    fleet_page,
 ]
 
 __all__ = ["ROUTES", "config_decoder", "lifespan"]

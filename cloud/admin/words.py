@@ -44,7 +44,12 @@ WORDS: dict[str, dict[str, str]] = {
         "status_approved": "Sudah disetujui.", "status_rejected": "Sudah ditolak.",
         "status_expired": "Permintaan sudah kedaluwarsa.", "no_requests": "Tidak ada permintaan.",
         "diff": "Perubahan", "on_its_way": "Ditampilkan: v{n} dari HQ, belum diterapkan di cabang.",
-        "closed_day": "tutup", "yes": "ya", "no": "tidak", "lang_other": "English",
+        "closed_day": "tutup", "fleet": "Perangkat", "device": "Perangkat", "type": "Jenis", "online": "daring",
+        "offline": "luring", "last_seen": "Terakhir terlihat",
+        "config_acked": "Versi konfigurasi (diterapkan/ditetapkan)",
+        "kiosk": "kios", "display": "papan", "button": "tombol panggil", "led": "layar LED", "all": "semua",
+        "devices_online": "perangkat daring", "no_devices": "Belum ada perangkat yang dilaporkan cabang.",
+        "never": "belum pernah", "yes": "ya", "no": "tidak", "lang_other": "English",
     },
     "en": {
         "console": "HQ console", "audit": "Audit", "branches": "Branches", "config": "Services & counters",
@@ -81,7 +86,11 @@ WORDS: dict[str, dict[str, str]] = {
         "status_approved": "Already approved.", "status_rejected": "Already rejected.",
         "status_expired": "The request has expired.", "no_requests": "No requests.",
         "diff": "Changes", "on_its_way": "Shown: HQ's v{n}, not applied at the branch yet.",
-        "closed_day": "closed", "yes": "yes", "no": "no", "lang_other": "Bahasa Indonesia",
+        "closed_day": "closed", "fleet": "Devices", "device": "Device", "type": "Type", "online": "online",
+        "offline": "offline", "last_seen": "Last seen", "config_acked": "Config version (applied/assigned)",
+        "kiosk": "kiosk", "display": "board", "button": "call button", "led": "LED display", "all": "all",
+        "devices_online": "devices online", "no_devices": "No branch has reported devices yet.",
+        "never": "never", "yes": "yes", "no": "no", "lang_other": "Bahasa Indonesia",
     },
 }  # fmt: skip
 

@@ -17,6 +17,7 @@ import msgspec
 from edge.auth import TokenIssuer, User
 from edge.devices.mqtt.topics import SEGMENT_RE
 from edge.engine.errors import DomainError, Invalid, NotFound
+from sync.liveness import DeviceState
 
 DeviceType = Literal["kiosk", "display", "button", "led"]
 DEVICE_TYPES: tuple[DeviceType, ...] = ("kiosk", "display", "button", "led")
@@ -200,6 +201,24 @@ def record_presence(conn: sqlite3.Connection, device_id: str, online: bool, now:
         "UPDATE devices SET online = ?, last_seen = ? WHERE device_id = ?", (int(online), now.isoformat(), device_id)
     )
     return cur.rowcount > 0
+
+
+WEB_DEVICE_STALE = timedelta(seconds=60)  # a kiosk or board that has not polled for this long is offline
+WEB_DEVICE_TYPES = ("kiosk", "display")
+
+
+def fleet_states(devices: list[Device], now: datetime) -> list[DeviceState]:
+    """The active devices as the heartbeat reports them to HQ: MQTT devices by their session (last will), kiosks and
+    boards by how recently they polled (`WEB_DEVICE_STALE`)."""
+    states = []
+    for d in devices:
+        if d.status != "active":
+            continue
+        seen = datetime.fromisoformat(d.last_seen) if d.last_seen else None
+        online = d.online and (d.type not in WEB_DEVICE_TYPES or (seen is not None and now - seen <= WEB_DEVICE_STALE))
+        states.append(DeviceState(device_id=d.device_id, type=d.type, name=d.name, online=online, last_seen=seen,
+                                  config_version=d.config_version, applied_version=d.applied_version))  # fmt: skip
+    return states
 
 
 def device_status(conn: sqlite3.Connection, device_id: str) -> DeviceStatus | None:

@@ -1,5 +1,5 @@
 """The HQ console's areas (issue 14): the hub audit log, branch profiles, enrolment codes, tenant settings
-(approvals switch) and configuration change requests."""
+(approvals switch), configuration change requests and the device fleet."""
 
 from __future__ import annotations
 
@@ -77,10 +77,24 @@ def upgrade() -> None:
         sa.Column("distributed_version", sa.Integer),
     )
     op.create_index("change_requests_scope", "change_requests", ["tenant_id", "branch_id", "status"])
+    op.create_table(
+        "fleet_devices",
+        sa.Column("tenant_id", sa.String(64), primary_key=True),
+        sa.Column("branch_id", sa.String(64), primary_key=True),
+        sa.Column("device_id", sa.String(64), primary_key=True),
+        sa.Column("type", sa.String(16), nullable=False),
+        sa.Column("name", sa.String(120), nullable=False),
+        sa.Column("online", sa.Boolean, nullable=False),
+        sa.Column("last_seen", sa.String(40)),
+        sa.Column("config_version", sa.Integer, nullable=False),
+        sa.Column("applied_version", sa.Integer, nullable=False),
+        sa.Column("reported_at", sa.String(40), nullable=False),
+    )
 
 
 def downgrade() -> None:
     """Drop the admin area's tables."""
+    op.drop_table("fleet_devices")
     op.drop_index("change_requests_scope", table_name="change_requests")
     for table in ("change_requests", "tenant_settings", "enrolment_codes", "branch_profiles"):
         op.drop_table(table)

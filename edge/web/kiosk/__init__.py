@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 
 from edge.auth import Principal
 from edge.devices.printer.layout import TicketPrint
+from edge.devices.registry import record_presence
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.engine.numbering import format_number
@@ -172,12 +173,28 @@ def kiosk_logo(request: Request[Any, Any, Any]) -> File:
     return File(path, content_disposition_type="inline", headers={"Cache-Control": "public, max-age=3600"})
 
 
+PRESENCE_EVERY = timedelta(seconds=15)  # a polling kiosk's last-seen is written at most this often
+_last_marked: dict[str, datetime] = {}
+
+
+def _seen(app: KioskApp, device_id: str) -> None:
+    """A paired kiosk polled: it is online, last seen now (its heartbeat to the appliance; the appliance's heartbeat
+    carries it to HQ's device fleet). Written through the single writer without waiting, at most every 15 s."""
+    now = datetime.now(UTC)
+    if now - _last_marked.get(device_id, datetime.min.replace(tzinfo=UTC)) < PRESENCE_EVERY:
+        return
+    _last_marked[device_id] = now
+    app.service.submit_store(lambda conn: record_presence(conn, device_id, True, now))
+
+
 @get("/kiosk/api/catalog", sync_to_thread=False, summary="Kiosk document (services, words, settings)")
 def kiosk_catalog(request: Request[Any, Any, Any], principal: Caller) -> Response[dict[str, Any]]:
     """The versioned kiosk document; `ETag` is its version, so polling kiosks can compare cheaply."""
     require_role(principal, *KIOSK_ROLES)
     app = _kiosk_app(request)
     app.config()
+    if principal.role == "device":
+        _seen(app, principal.username)
     document = catalog(app.service.view.state, app.service.clock())
     return Response(document, headers={"ETag": f'"{document["version"]}"', "Cache-Control": "no-store"})
 
