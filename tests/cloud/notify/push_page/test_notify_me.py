@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
@@ -36,9 +34,10 @@ from edge.service import QueueService
 from sync.links import seed_link_key, sign
 from tests.cloud.branch_events import TENANT
 from tests.cloud.test_ticket_status import BRANCH, Branch
-from tests.support.appliance import free_port, seed_demo
+from tests.support.appliance import seed_demo
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.cloud_hub import wait_until
+from tests.support.providers.hub import served
 from tests.support.providers.push_service import PushServiceStandIn
 
 pytestmark = pytest.mark.slow
@@ -112,18 +111,9 @@ def hub(branch: Branch, tmp_path: Path, push_service: PushServiceStandIn,
         policy.save_provider(
             conn, TENANT, "push", "webpush", {"vapid_subject": "mailto:hq@example.com"}, webpush.SECRETS
         )
-    db_url = str(branch.engine.url)
-    port = free_port()
-    app = create_app(CloudSettings(db_url=db_url, keys_dir=tmp_path / "keys"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, what="hub started")
-    try:
-        yield Hub(f"http://127.0.0.1:{port}", branch.engine, seed_link_key(issued.seed_file))
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    app = create_app(CloudSettings(db_url=str(branch.engine.url), keys_dir=tmp_path / "keys"))  # SQLite: no password
+    with served(app) as url:
+        yield Hub(url, branch.engine, seed_link_key(issued.seed_file))
 
 
 def _browser_keys(push_service: PushServiceStandIn) -> tuple[dict[str, Any], ec.EllipticCurvePrivateKey]:
