@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -98,3 +100,13 @@ async def test_unreachable_provider_is_a_retry(sink: WebhookSink, client: httpx.
     stand_in.stop()
     result = await twilio.build(settings(stand_in, sink), client).send(sms())
     assert (result.outcome, result.code) == ("retry", "connection")
+
+
+async def test_retry_after_as_an_http_date(
+    stand_in: TwilioStandIn, sink: WebhookSink, client: httpx.AsyncClient
+) -> None:
+    stand_in.then("429").retry_after = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
+    result = await twilio.build(settings(stand_in, sink), client).send(sms())
+    assert result.outcome == "retry"
+    assert result.retry_after is not None
+    assert 80 <= result.retry_after <= 90
