@@ -14,17 +14,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
+import sqlalchemy as sa
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
 from litestar.response import Redirect, Template
 from sqlalchemy.engine import Engine
 
-from cloud.admin import audit, branches, config_edit, fleet
+from cloud.admin import audit, branches, config_edit, fleet, floor
 from cloud.admin.words import COOKIE, context, pick_lang
 from cloud.config_dist import ConfigRefused, running_version
+from cloud.console import overview
 from cloud.credentials import issue
 from cloud.identity.permissions import requires
+from cloud.store import branches as store_branches
 from cloud.web.console_auth import HqPrincipal
 from sync.contract_config import BranchConfig, config_decoder, short_hash
 
@@ -597,6 +600,44 @@ def _fleet_page(request: Request[Any, Any, Any]) -> Template:
     )
 
 
+# --- supervisor from HQ (read-only) ---------------------------------------------------------------------------
+
+
+@get("/admin/supervisor", guards=[requires("floor.read")])
+async def supervisor_index(request: Request[Any, Any, Any]) -> Template:
+    """Branches to watch."""
+    return await asyncio.to_thread(_supervisor_index, request)
+
+
+def _supervisor_index(request: Request[Any, Any, Any]) -> Template:
+    data = overview(_engine(request), tenants=_user(request).tenants)
+    visible = [b for b in data["branches"] if _sees(request, b.tenant, b.branch_id)]
+    return _page(request, "supervisor_index.html", branches=visible)
+
+
+@get("/admin/supervisor/{tenant:str}/{branch_id:str}", guards=[requires("floor.read")])
+async def supervisor_floor(
+    request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]
+) -> Template:
+    """A branch's floor, read-only, refreshed every 10 s."""
+    return await asyncio.to_thread(_supervisor_floor, request, tenant, branch_id)
+
+
+def _supervisor_floor(request: Request[Any, Any, Any], tenant: str, branch_id: str) -> Template:
+    if not _sees(request, tenant, branch_id):
+        raise NotFoundException()
+    with _engine(request).connect() as conn:
+        known = conn.execute(
+            sa.select(store_branches.c.branch_id).where(
+                store_branches.c.tenant_id == tenant, store_branches.c.branch_id == branch_id
+            )
+        ).first()
+        if known is None:
+            raise NotFoundException()
+        view = floor.floor(conn, tenant, branch_id, _lang(request))
+    return _page(request, "supervisor.html", tenant=tenant, branch_id=branch_id, floor=view)
+
+
 ROUTES: list[Any] = [
     audit_page,
     audit_csv,
@@ -616,6 +657,8 @@ ROUTES: list[Any] = [
     approvals_switch,
     approvals_decide,
     fleet_page,
+    supervisor_index,
+    supervisor_floor,
 ]
 
 __all__ = ["ROUTES", "config_decoder", "lifespan"]

@@ -49,7 +49,12 @@ WORDS: dict[str, dict[str, str]] = {
         "config_acked": "Versi konfigurasi (diterapkan/ditetapkan)",
         "kiosk": "kios", "display": "papan", "button": "tombol panggil", "led": "layar LED", "all": "semua",
         "devices_online": "perangkat daring", "no_devices": "Belum ada perangkat yang dilaporkan cabang.",
-        "never": "belum pernah", "yes": "ya", "no": "tidak", "lang_other": "English",
+        "never": "belum pernah", "supervisor": "Supervisor", "floor": "Lantai layanan", "counter": "Loket",
+        "presence": "Kehadiran", "current": "Tiket saat ini", "waiting": "Menunggu", "held": "Ditunda",
+        "oldest": "Tunggu terlama", "minutes": "menit", "available": "tersedia", "busy": "sibuk", "break": "istirahat",
+        "called": "dipanggil", "serving": "dilayani", "read_only": "Hanya lihat: tindakan dilakukan di cabang.",
+        "liveness": "Koneksi cabang", "offline_since": "luring sejak", "never connected": "belum pernah terhubung",
+        "watch": "Lihat", "yes": "ya", "no": "tidak", "lang_other": "English",
     },
     "en": {
         "console": "HQ console", "audit": "Audit", "branches": "Branches", "config": "Services & counters",
@@ -90,7 +95,12 @@ WORDS: dict[str, dict[str, str]] = {
         "offline": "offline", "last_seen": "Last seen", "config_acked": "Config version (applied/assigned)",
         "kiosk": "kiosk", "display": "board", "button": "call button", "led": "LED display", "all": "all",
         "devices_online": "devices online", "no_devices": "No branch has reported devices yet.",
-        "never": "never", "yes": "yes", "no": "no", "lang_other": "Bahasa Indonesia",
+        "never": "never", "supervisor": "Supervisor", "floor": "Service floor", "counter": "Counter",
+        "presence": "Presence", "current": "Current ticket", "waiting": "Waiting", "held": "On hold",
+        "oldest": "Longest wait", "minutes": "min", "available": "available", "busy": "busy", "break": "on break",
+        "called": "called", "serving": "serving", "read_only": "Read-only: actions are taken at the branch.",
+        "liveness": "Branch link", "offline_since": "offline since", "never connected": "never connected",
+        "watch": "Watch", "yes": "yes", "no": "no", "lang_other": "Bahasa Indonesia",
     },
 }  # fmt: skip
 
