@@ -169,7 +169,7 @@ _SCRUBBERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[email]"),
     # Indonesian and international numbers (+62…, 62…, 08…, 9-15 digits, spaces or dashes between); not dates,
     # seqs or epoch seconds, which start otherwise.
-    (re.compile(r"(?<![\w.:/-])(?:\+|0|62)\d(?:[ -]?\d){7,13}(?![\w.:/-])"), "[phone]"),
+    (re.compile(r"(?<![\w.:/-])(?:\+|0|62)[ -]?\d(?:[ -]?\d){7,13}(?![\w.:/-])"), "[phone]"),
 )
 
 
