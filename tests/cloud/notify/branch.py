@@ -45,15 +45,18 @@ class Branch:
         """A new ticket (with `phone=`, `email=`, `lang=`); its id."""
         return str(self.do(c.Enqueue(service_id=service_id, **contact))["ticket_id"])
 
-    def call_next(self, counter_id: str = "1") -> str:
-        """Call the next ticket to a counter (serving and completing what it held first); its id."""
+    def call_next(self, counter_id: str = "1") -> str | None:
+        """Call the next ticket to a counter (serving and completing what it held first); its id (None: nobody
+        waits for that counter)."""
         held = self.at_counter.pop(counter_id, None)
         if held is not None:
             self.do(c.Start(ticket_id=held, counter_id=counter_id))
             self.do(c.Complete(ticket_id=held, counter_id=counter_id))
-        ticket_id = str(self.do(c.CallNext(counter_id=counter_id))["ticket"]["ticket_id"])
-        self.at_counter[counter_id] = ticket_id
-        return ticket_id
+        called = self.do(c.CallNext(counter_id=counter_id))["ticket"]
+        if called is None:
+            return None
+        self.at_counter[counter_id] = str(called["ticket_id"])
+        return str(called["ticket_id"])
 
     def ship(self, *, from_seq: int | None = None, batch: int = 1000) -> int:
         """Apply the log from `from_seq` (default: what is new) to the hub in batches; returns events sent."""
