@@ -206,15 +206,16 @@ class DeskPages(Controller):
             await presence.open_desk(app.service, staff.session_id, staff.username, staff.role, counter_id, who)
         return self._desk(request, staff, counter_id, service, "staff/counter.html")
 
-    @get("/counter/{counter_id:str}/live", sync_to_thread=False)
-    def desk_live(
+    @get("/counter/{counter_id:str}/live")
+    async def desk_live(
         self,
         request: Request[Any, Any, Any],
         staff: StaffDep,
         counter_id: FromPath[str],
         service: FromQuery[str | None] = None,
     ) -> Template:
-        """Just the live part (re-fetched on every event)."""
+        """Just the live part (re-fetched on every event; the agent's own figures include that event)."""
+        await reports.fresh(appliance(request).service)
         return self._desk(request, staff, counter_id, service, "staff/_desk.html")
 
     def _desk(

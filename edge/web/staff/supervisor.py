@@ -95,9 +95,10 @@ class SupervisorPages(Controller):
         """The whole page."""
         return self._floor(request, staff, "staff/supervisor.html")
 
-    @get("/live", sync_to_thread=False)
-    def floor_live(self, request: Request[Any, Any, Any], staff: StaffDep) -> Template:
-        """The live part, re-fetched on each event."""
+    @get("/live")
+    async def floor_live(self, request: Request[Any, Any, Any], staff: StaffDep) -> Template:
+        """The live part, re-fetched on each event (today's figures include that event)."""
+        await reports.fresh(appliance(request).service)
         return self._floor(request, staff, "staff/_floor.html")
 
     def _floor(self, request: Request[Any, Any, Any], staff: StaffDep, template: str) -> Template:

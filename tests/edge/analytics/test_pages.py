@@ -55,3 +55,32 @@ def test_report_page_filters_and_errors(api: Api) -> None:
     api.client.cookies.clear()
     _login(api, "agent1")
     assert api.client.get("/staff/reports/").status_code == 403
+
+
+def test_desk_shows_the_agents_own_day_and_the_floor_today(api: Api) -> None:
+    """The desk counts what this agent completed today; the floor shows today's KPIs and tickets past their SLA."""
+    api.clock.advance(-11 * 60)  # taken 11 minutes ago: the teller's SLA is 10 (the floor reads the wall clock)
+    late = api.enqueue("teller")
+    api.clock.advance(11 * 60)
+    for _ in range(2):
+        t = api.enqueue("teller")
+        api.act_ok(t["ticket_id"], "call", user="agent1", counter_id="1")
+        api.act_ok(t["ticket_id"], "start", user="agent1", counter_id="1")
+        api.clock.advance(125)
+        api.act_ok(t["ticket_id"], "complete", user="agent1", counter_id="1")
+    other = api.enqueue("teller")
+    api.act_ok(other["ticket_id"], "call", user="admin", counter_id="2")
+    api.act_ok(other["ticket_id"], "start", user="admin", counter_id="2")
+    api.act_ok(other["ticket_id"], "complete", user="admin", counter_id="2")
+    _login(api, "agent1")
+    desk = api.client.get("/staff/counter/1/live")
+    assert desk.status_code == 200, desk.text
+    assert 'data-served-today="2"' in desk.text
+    assert "2:05" in desk.text  # the average handling time
+    api.client.cookies.clear()
+    _login(api, "supervisor")
+    floor = api.client.get("/staff/supervisor/live")
+    assert floor.status_code == 200
+    assert 'data-today-tickets="4"' in floor.text
+    assert 'data-past-sla="1"' in floor.text
+    assert late["ticket_number"] in floor.text
