@@ -54,7 +54,7 @@ WORDS: dict[str, dict[str, str]] = {
         "oldest": "Tunggu terlama", "minutes": "menit", "available": "tersedia", "busy": "sibuk", "break": "istirahat",
         "called": "dipanggil", "serving": "dilayani", "read_only": "Hanya lihat: tindakan dilakukan di cabang.",
         "liveness": "Koneksi cabang", "offline_since": "luring sejak", "never connected": "belum pernah terhubung",
-        "watch": "Lihat", "yes": "ya", "no": "tidak", "lang_other": "English",
+        "watch": "Lihat", "service": "Layanan", "yes": "ya", "no": "tidak", "lang_other": "English",
     },
     "en": {
         "console": "HQ console", "audit": "Audit", "branches": "Branches", "config": "Services & counters",
@@ -100,7 +100,7 @@ WORDS: dict[str, dict[str, str]] = {
         "oldest": "Longest wait", "minutes": "min", "available": "available", "busy": "busy", "break": "on break",
         "called": "called", "serving": "serving", "read_only": "Read-only: actions are taken at the branch.",
         "liveness": "Branch link", "offline_since": "offline since", "never connected": "never connected",
-        "watch": "Watch", "yes": "yes", "no": "no", "lang_other": "Bahasa Indonesia",
+        "watch": "Watch", "service": "Service", "yes": "yes", "no": "no", "lang_other": "Bahasa Indonesia",
     },
 }  # fmt: skip
 

@@ -9,15 +9,19 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy.engine import Engine
 
 from cloud.apply import Incoming, apply_batch
+from cloud.liveness import record_beat
 from cloud.store import create_store_engine
 from cloud.web.app import CloudSettings, create_app
+from sync.liveness import DeviceState, Heartbeat
 from tests.cloud.admin.conftest import PASSWORD, add_accounts
 from tests.cloud.branch_events import make_branch_events, subject
 from tests.support.appliance import free_port
@@ -38,6 +42,7 @@ WORDS = {
         "approved": "disetujui",
         "filter": "Saring",
         "switch_on": "Aktifkan",
+        "called": "dipanggil",
     },
     "en": {
         "create": "Create",
@@ -50,6 +55,7 @@ WORDS = {
         "approved": "approved",
         "filter": "Filter",
         "switch_on": "Turn on",
+        "called": "called",
     },
 }
 
@@ -57,6 +63,7 @@ WORDS = {
 @dataclass
 class Hub:
     url: str
+    engine: Engine
 
 
 @pytest.fixture
@@ -64,10 +71,9 @@ def hub(tmp_path: Path, nats_server: NatsServer) -> Iterator[Hub]:
     """The hub on a free port with one branch's replicated log (it runs v1) and accounts ana and budi."""
     store_url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
     engine = create_store_engine(store_url)
-    log = make_branch_events(tmp_path / "edge", "jkt-sudirman", tickets=3)
+    log = make_branch_events(tmp_path / "edge", "jkt-sudirman", tickets=12)
     apply_batch(engine, [Incoming(subject("jkt-sudirman"), o.payload) for o in log])
     add_accounts(engine, "ana", "budi")
-    engine.dispose()
     settings = CloudSettings(db_url=store_url, nats_servers=(nats_server.url,), keys_dir=tmp_path / "keys")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
@@ -75,10 +81,11 @@ def hub(tmp_path: Path, nats_server: NatsServer) -> Iterator[Hub]:
     thread.start()
     wait_until(lambda: server.started, what="hub started")
     try:
-        yield Hub(f"http://127.0.0.1:{port}")
+        yield Hub(f"http://127.0.0.1:{port}", engine)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        engine.dispose()
 
 
 def signed_in(browser: Browser, hub: Hub, username: str, lang: str) -> Page:
@@ -179,3 +186,74 @@ def read_the_audit(approver: Page, hub: Hub, lang: str) -> None:
     expect(trail.locator("tr[data-action='config.approve']")).to_have_count(0)
     approver.goto(f"{hub.url}/admin/audit")
     approver.screenshot(path=str(SCREENSHOTS / f"hq-audit-{lang}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_device_fleet_and_supervisor_floor_in_the_browser(browser: Browser, hub: Hub, lang: str) -> None:
+    """The branch's heartbeat brought its devices; the floor comes from its replicated log."""
+    now = datetime.now(UTC)
+    devices = [
+        DeviceState(
+            device_id="kiosk-lobby",
+            type="kiosk",
+            name="Kios lobi",
+            online=True,
+            last_seen=now,
+            config_version=2,
+            applied_version=2,
+        ),
+        DeviceState(
+            device_id="board-1",
+            type="display",
+            name="Papan lantai 1",
+            online=True,
+            last_seen=now - timedelta(minutes=5),
+            config_version=1,
+            applied_version=1,
+        ),
+        DeviceState(
+            device_id="btn-4",
+            type="button",
+            name="Tombol loket 4",
+            online=False,
+            last_seen=now - timedelta(hours=2),
+            config_version=3,
+            applied_version=3,
+        ),
+        DeviceState(
+            device_id="led-4",
+            type="led",
+            name="LED loket 4",
+            online=True,
+            last_seen=now - timedelta(hours=1),
+            config_version=2,
+            applied_version=1,
+        ),
+    ]
+    record_beat(
+        hub.engine,
+        Heartbeat(
+            tenant="acme",
+            branch_id="jkt-sudirman",
+            sent_at=now,
+            last_seq=40,
+            acked_seq=40,
+            lag_events=0,
+            software_version="test",
+            devices=devices,
+        ),
+    )
+    page = signed_in(browser, hub, "ana", lang)
+    page.goto(f"{hub.url}/admin/fleet")
+    expect(page.locator("#fleet-summary")).to_contain_text("2/4")
+    expect(page.locator("tr[data-device=kiosk-lobby]")).to_have_attribute("data-online", "1")
+    expect(page.locator("tr[data-device=board-1]")).to_have_attribute("data-online", "0")  # silent for 5 min
+    expect(page.locator("tr[data-device=led-4]")).to_contain_text("v1/v2")
+    page.screenshot(path=str(SCREENSHOTS / f"hq-fleet-{lang}.png"), full_page=True)
+
+    page.goto(f"{hub.url}/admin/supervisor")
+    page.click("tr[data-branch=jkt-sudirman] a")
+    expect(page.locator("#floor-counters tr[data-counter='2']")).to_contain_text(WORDS[lang]["called"])
+    expect(page.locator("#floor-services tr[data-service=teller]")).to_contain_text("A0")
+    page.screenshot(path=str(SCREENSHOTS / f"hq-supervisor-{lang}.png"), full_page=True)
+    page.context.close()
