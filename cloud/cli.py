@@ -19,6 +19,8 @@ db_app = typer.Typer(no_args_is_help=True, help="The hub database's schema (Alem
 app.add_typer(branch_app, name="branch")
 app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")
+tokens_app = typer.Typer(no_args_is_help=True, help="API tokens of HQ accounts (Authorization: Bearer).")
+app.add_typer(tokens_app, name="tokens")
 app.add_typer(db_app, name="db")
 audit_app = typer.Typer(no_args_is_help=True, help="The hub audit log (console actions, hash-chained).")
 app.add_typer(audit_app, name="audit")
@@ -372,3 +374,59 @@ def audit_verify(db_url: DbUrl = DEFAULT_DB) -> None:
         typer.secho(f"audit log BROKEN at entry {outcome.broken_at}: {outcome.reason}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
     typer.echo(f"audit log intact: {outcome.rows} entries")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    user: str,
+    name: Annotated[str, typer.Option("--name", help="What the token is for (shown in lists).")],
+    scope: Annotated[list[str], typer.Option("--scope", help="A permission it grants (repeat); within the role.")],
+    days: Annotated[int, typer.Option("--days", help="Days until it expires (1-366).")] = 90,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Limit it to one of the user's tenants.")] = None,
+    db_url: DbUrl = DEFAULT_DB,
+) -> None:
+    """Issue an API token for an HQ account; the token is printed once and stored only as a digest."""
+    from datetime import UTC, datetime
+
+    from cloud.hq_users import get_user
+    from cloud.identity import tokens
+    from cloud.store import create_store_engine
+
+    engine = create_store_engine(db_url)
+    account = get_user(engine, user)
+    if account is None:
+        typer.secho(f"no HQ account {user!r}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    try:
+        raw, info = tokens.issue(engine, account, name, scope, days, datetime.now(UTC), tenant)
+    except tokens.TokenRefused as exc:
+        typer.secho(f"refused: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"token {info.token_id} for {user} ({', '.join(info.scopes)}), expires {info.expires_at}:")
+    typer.echo(raw)
+    typer.echo("It is shown only now: keep it in the automation's secret store.", err=True)
+
+
+@tokens_app.command("list")
+def tokens_list(user: Annotated[str | None, typer.Option("--user")] = None, db_url: DbUrl = DEFAULT_DB) -> None:
+    """API tokens (never their secrets): id, owner, name, scopes, expiry, last use, revoked."""
+    from cloud.identity import tokens
+    from cloud.store import create_store_engine
+
+    for t in tokens.list_tokens(create_store_engine(db_url), user):
+        state = "revoked" if t.revoked else f"expires {t.expires_at}"
+        typer.echo(f"{t.token_id}  {t.username:16} {t.name:20} {','.join(t.scopes):30} {state}")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: str, db_url: DbUrl = DEFAULT_DB) -> None:
+    """Revoke an API token now."""
+    from datetime import UTC, datetime
+
+    from cloud.identity import tokens
+    from cloud.store import create_store_engine
+
+    if not tokens.revoke(create_store_engine(db_url), token_id, datetime.now(UTC)):
+        typer.secho(f"no live token {token_id!r}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo(f"token {token_id} revoked")
