@@ -36,7 +36,7 @@ APT_UPDATE_ONCE := [ -e "$$QMS_APT_MARKER" ] || { $(SUDO) env $(APT_ENV) apt-get
 # package:command — a package counts as present if the command is on PATH or dpkg knows the package.
 SYSTEM_PKGS := mosquitto:mosquitto chromium:chromium sox:sox espeak-ng:espeak-ng sqlite3:sqlite3 alsa-utils:aplay iproute2:ip postgresql:pg_ctlcluster prometheus:promtool
 
-.PHONY: help venv appliance-venv system-deps lint security fmt test bench demo clean
+.PHONY: help venv appliance-venv system-deps lint security fmt test bench demo clean image image-deps image-test ansible-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -130,6 +130,27 @@ bench: venv ## run the benchmarks in tests/bench (they print their figures)
 
 demo: $(APP_STAMP) ## start the appliance with a demo branch (HOST=, PORT= to override); installs the appliance only
 	$(VENV)/bin/qms-edge demo --data-dir $(DEMO_DIR) --host $(HOST) --port $(PORT)
+
+# The appliance image (images/README.md): slow, cached under $(QMS_IMAGE_CACHE), never part of `make test`.
+QMS_IMAGE_CACHE ?= /var/cache/qms-image
+QMS_IMAGE_OUT ?= build/image
+export QMS_IMAGE_CACHE QMS_IMAGE_OUT
+IMAGE_PKGS := mmdebstrap qemu-user-static binfmt-support arch-test qemu-system-arm dosfstools mtools fdisk e2fsprogs
+
+image-deps:
+	@missing=(); for pkg in $(IMAGE_PKGS); do dpkg -s "$$pkg" >/dev/null 2>&1 || missing+=("$$pkg"); done; \
+	if [ "$${#missing[@]}" -gt 0 ]; then $(APT_UPDATE_ONCE); $(APT_INSTALL) "$${missing[@]}"; fi
+	@mountpoint -q /proc/sys/fs/binfmt_misc || $(SUDO) mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+	@[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || $(SUDO) update-binfmts --enable qemu-aarch64
+
+image: $(APP_STAMP) image-deps ## build the appliance SD-card image (Debian arm64) into $(QMS_IMAGE_OUT); base rootfs cached
+	$(SUDO) env QMS_IMAGE_CACHE=$(QMS_IMAGE_CACHE) QMS_IMAGE_OUT=$(QMS_IMAGE_OUT) PYTHON=$(PY) images/build.sh
+
+image-test: $(STAMP) image-deps ## boot the image under QEMU (TCG): multi-user.target, /api/v1/health, first-boot pairing
+	QMS_IMAGE_TEST=1 $(PY) -m pytest tests/images/test_boot.py -q -s -p no:cacheprovider --override-ini addopts=
+
+ansible-test: $(STAMP) image-deps ## the appliance playbook against the cached base rootfs (chroot connection), twice
+	QMS_ANSIBLE_CHROOT_TEST=1 $(PY) -m pytest tests/images/test_ansible_chroot.py -q -s -p no:cacheprovider --override-ini addopts=
 
 clean: ## remove demo data and tool caches
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

@@ -6,48 +6,26 @@ from __future__ import annotations
 
 import json
 import stat
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
-import uvicorn
 
-from cloud.admin.branches import new_enrolment_code
-from cloud.credentials import issue
-from cloud.store import create_store_engine
-from cloud.web.app import CloudSettings, create_app
 from edge import enrol
 from edge.demo import demo_config
 from edge.store.db import connect
 from edge.store.projections import current_config
+from tests.images.conftest import running_hub
 from tests.support.appliance import free_port, run_cli
-from tests.support.cloud_hub import wait_until
 from tests.support.nats_server import NatsServer
 
 
 @pytest.fixture
 def hub(tmp_path: Path, nats_server: NatsServer) -> Iterator[tuple[str, str]]:
-    """A hub with branch acme/jkt-sudirman issued and a fresh one-time code: (hub URL, code)."""
-    url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
-    keys = tmp_path / "keys"
-    engine = create_store_engine(url)
-    app = create_app(CloudSettings(db_url=url, keys_dir=keys, nats_servers=(nats_server.url,)))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=30, what="hub started")
-    issue(engine, keys, "acme", "jkt-sudirman")
-    with engine.begin() as conn:
-        code, _ = new_enrolment_code(conn, "acme", "jkt-sudirman", actor="test", source_ip=None)
-    try:
-        yield f"http://127.0.0.1:{port}", code
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        engine.dispose()
+    """A hub giving appliances the test's NATS server, with a branch and a one-time code: (hub URL, code)."""
+    with running_hub(tmp_path, (nats_server.url,)) as (url, code, _store):
+        yield url, code
 
 
 def test_enrol_from_the_boot_partition_file_pairs_once(
