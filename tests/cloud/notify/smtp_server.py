@@ -4,6 +4,7 @@ AUTH LOGIN/PLAIN with one account, every accepted message kept; `fail_with` make
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import threading
@@ -47,12 +48,17 @@ class Received:
 class _Handler:
     messages: list[Received] = field(default_factory=list)
     fail_with: str | None = None
+    delay: float = 0.0  # seconds between receiving a message and answering (a slow relay)
+    receiving: threading.Event = field(default_factory=threading.Event)
     changed: threading.Condition = field(default_factory=threading.Condition)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # aiosmtpd's hook name
         del server, session
         if self.fail_with:
             return self.fail_with
+        self.receiving.set()
+        if self.delay:
+            await asyncio.sleep(self.delay)  # like an MTA, the message is kept even if the client left meanwhile
         content = envelope.original_content or b""
         parsed = message_from_bytes(content, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
@@ -121,6 +127,12 @@ class SmtpServer:
     def fail_with(self, reply: str | None) -> None:
         """Answer DATA with this reply (e.g. "451 4.3.0 try later") until set back to None."""
         self.handler.fail_with = reply
+
+    def slow_down(self, seconds: float) -> threading.Event:
+        """Hold every message this long before answering; the event is set when the next one arrives."""
+        self.handler.delay = seconds
+        self.handler.receiving.clear()
+        return self.handler.receiving
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
         """Block until at least `count` messages arrived."""
