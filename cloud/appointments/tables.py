@@ -1,7 +1,97 @@
-"""The appointments area's tables, on the hub's one `metadata` (created by migration `0010_appointments`)."""
+"""The appointments area's tables, on the hub's one `metadata` (created by migration `0010_appointments`).
+
+Branch data is keyed by (tenant_id, branch_id). Slots are rows made on first booking (a day's grid is computed from
+the calendar); `booked` only moves by a conditional UPDATE so a slot is never overbooked. Contacts of a booking are
+write-only: pages show them masked."""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from cloud.store import metadata
 
-__all__ = ["metadata"]
+# Per-branch booking policy: region (for regional holidays), the check-in window and what happens to late arrivals.
+appt_settings = sa.Table(
+    "appt_settings",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("branch_id", sa.String(64), primary_key=True),
+    sa.Column("region", sa.String(32)),
+    sa.Column("checkin_before_minutes", sa.Integer, nullable=False),
+    sa.Column("checkin_after_minutes", sa.Integer, nullable=False),
+    sa.Column("late_policy", sa.String(16), nullable=False),  # walk_in | refuse
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+# Calendar entries over the national holidays: scope `tenant`, `region:<code>` or `branch:<id>`.
+appt_calendar = sa.Table(
+    "appt_calendar",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("scope", sa.String(80), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # holiday | blackout | open
+    sa.Column("name", sa.String(200), nullable=False),
+)
+
+# Which services of a branch take bookings, the slot length and the capacity (by hand, or derived when null).
+appt_services = sa.Table(
+    "appt_services",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("branch_id", sa.String(64), primary_key=True),
+    sa.Column("service_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("slot_minutes", sa.Integer, nullable=False),
+    sa.Column("capacity", sa.Integer),
+    sa.Column("counters", sa.Integer, nullable=False),
+    sa.Column("mean_service_minutes", sa.Float, nullable=False),
+    sa.Column("quota_pct", sa.Integer, nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+)
+
+appt_slots = sa.Table(
+    "appt_slots",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("branch_id", sa.String(64), primary_key=True),
+    sa.Column("service_id", sa.String(64), primary_key=True),
+    sa.Column("starts_at", sa.String(40), primary_key=True),  # UTC, RFC 3339
+    sa.Column("day", sa.String(10), nullable=False),  # branch-local
+    sa.Column("capacity", sa.Integer, nullable=False),
+    sa.Column("booked", sa.Integer, nullable=False),
+)
+
+appt_bookings = sa.Table(
+    "appt_bookings",
+    metadata,
+    sa.Column("booking_id", sa.String(16), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("branch_id", sa.String(64), nullable=False),
+    sa.Column("service_id", sa.String(64), nullable=False),
+    sa.Column("starts_at", sa.String(40), nullable=False),  # UTC
+    sa.Column("day", sa.String(10), nullable=False),  # branch-local
+    sa.Column("status", sa.String(16), nullable=False),  # booked | cancelled | checked_in (no_show is derived)
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("email", sa.String(254)),
+    sa.Column("phone", sa.String(32)),
+    sa.Column("lang", sa.String(8), nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),  # `public` or the staff member
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+    sa.Column("checked_in_at", sa.String(40)),
+    sa.Column("ticket_id", sa.String(64)),
+    sa.Column("reminded_at", sa.String(40)),
+)
+sa.Index("appt_bookings_day", appt_bookings.c.tenant_id, appt_bookings.c.branch_id, appt_bookings.c.day)
+
+# One Ed25519 key per tenant, made on first use; the private half signs check-in QRs and never leaves the hub.
+appt_keys = sa.Table(
+    "appt_keys",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("private_key", sa.String(64), nullable=False),  # hex of the raw 32-byte seed
+    sa.Column("public_key", sa.String(64), nullable=False),  # hex of the raw 32-byte public key
+    sa.Column("created_at", sa.String(40), nullable=False),
+)

@@ -1,0 +1,516 @@
+"""Booking at the hub: the offered slots of a day, booking without overbooking, cancel, reschedule, the tenant key
+and the check-in QR, and the bookings document the branch receives.
+
+Overbooking is ruled out by the database, not by a read-then-write: the slot row is created if missing
+(INSERT … ON CONFLICT DO NOTHING) and then `UPDATE … SET booked = booked + 1 WHERE … AND booked < capacity`; a
+rowcount of 0 means full. The row lock of that UPDATE (PostgreSQL) or the write lock taken at BEGIN (SQLite)
+serialises concurrent bookings of one slot, so N concurrent requests on capacity K leave exactly K bookings."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from sqlalchemy.engine import Connection
+
+from cloud.admin.tables import branch_profiles
+from cloud.appointments import calendar
+from cloud.appointments.tables import (
+    appt_bookings,
+    appt_calendar,
+    appt_keys,
+    appt_services,
+    appt_settings,
+    appt_slots,
+)
+from cloud.store import insert_ignore
+from sync.appointments import BookedVisit, BookingsDocument, CheckinCode, booking_id_text, sign
+
+DEFAULT_HOURS = {d: [["08:00", "15:00"]] for d in calendar.WEEKDAYS[:5]}
+BOOKING_HORIZON_DAYS = 60
+
+
+class BookingRefused(Exception):
+    """A booking that cannot be made; `code` is stable (`slot_full`, `day_closed`, `no_slot`, `unknown_service`,
+    `not_found`, `not_active`)."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(detail or code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Branch:
+    """What booking needs of a branch: its zone, hours, region and check-in policy."""
+
+    tenant: str
+    branch_id: str
+    name: str
+    zone: str
+    hours: dict[str, list[list[str]]]
+    region: str | None = None
+    checkin_before: int = 30
+    checkin_after: int = 15
+    late_policy: str = "walk_in"
+
+
+def load_branch(conn: Connection, tenant: str, branch_id: str) -> Branch | None:
+    """The branch's profile (cloud/admin) and appointment settings; None when HQ does not know it."""
+    row = conn.execute(
+        sa.select(branch_profiles).where(
+            branch_profiles.c.tenant_id == tenant,
+            branch_profiles.c.branch_id == branch_id,
+            branch_profiles.c.status == "active",
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    s = conn.execute(
+        sa.select(appt_settings).where(appt_settings.c.tenant_id == tenant, appt_settings.c.branch_id == branch_id)
+    ).one_or_none()
+    extra: dict[str, Any] = {}
+    if s is not None:
+        extra = {
+            "region": s.region,
+            "checkin_before": s.checkin_before_minutes,
+            "checkin_after": s.checkin_after_minutes,
+            "late_policy": s.late_policy,
+        }
+    return Branch(tenant, branch_id, row.name, row.timezone, json.loads(row.hours) or {}, **extra)
+
+
+def save_settings(
+    conn: Connection, tenant: str, branch_id: str, *, region: str | None, before: int, after: int, late: str, now: str
+) -> None:
+    """Upsert the branch's booking policy."""
+    key = sa.and_(appt_settings.c.tenant_id == tenant, appt_settings.c.branch_id == branch_id)
+    values = {
+        "region": region or None,
+        "checkin_before_minutes": before,
+        "checkin_after_minutes": after,
+        "late_policy": late,
+        "updated_at": now,
+    }
+    if conn.execute(appt_settings.update().where(key).values(**values)).rowcount == 0:
+        conn.execute(appt_settings.insert().values(tenant_id=tenant, branch_id=branch_id, **values))
+
+
+def entries(conn: Connection, tenant: str) -> list[calendar.Entry]:
+    """The tenant's calendar entries (all scopes)."""
+    rows = conn.execute(sa.select(appt_calendar).where(appt_calendar.c.tenant_id == tenant)).all()
+    return [calendar.Entry(r.scope, date.fromisoformat(r.day), r.kind, r.name) for r in rows]
+
+
+def put_entry(conn: Connection, tenant: str, entry: calendar.Entry) -> None:
+    """Add or replace one calendar entry."""
+    conn.execute(
+        appt_calendar.delete().where(
+            appt_calendar.c.tenant_id == tenant,
+            appt_calendar.c.scope == entry.scope,
+            appt_calendar.c.day == entry.day.isoformat(),
+        )
+    )
+    conn.execute(
+        appt_calendar.insert().values(
+            tenant_id=tenant, scope=entry.scope, day=entry.day.isoformat(), kind=entry.kind, name=entry.name
+        )
+    )
+
+
+def delete_entry(conn: Connection, tenant: str, scope: str, day: str) -> None:
+    """Remove one calendar entry."""
+    conn.execute(
+        appt_calendar.delete().where(
+            appt_calendar.c.tenant_id == tenant, appt_calendar.c.scope == scope, appt_calendar.c.day == day
+        )
+    )
+
+
+@dataclass(frozen=True)
+class BookableService:
+    """A service that takes bookings at a branch."""
+
+    service_id: str
+    name: str
+    slot_minutes: int
+    capacity: int
+    priority: int
+
+
+def save_service(
+    conn: Connection,
+    tenant: str,
+    branch_id: str,
+    service_id: str,
+    *,
+    name: str,
+    slot_minutes: int,
+    capacity: int | None = None,
+    counters: int = 1,
+    mean_service_minutes: float = 10.0,
+    quota_pct: int = 50,
+    priority: int = 0,
+    active: bool = True,
+) -> None:
+    """Upsert a bookable service; `capacity` None = derived from counters, mean service time and the quota."""
+    key = sa.and_(
+        appt_services.c.tenant_id == tenant,
+        appt_services.c.branch_id == branch_id,
+        appt_services.c.service_id == service_id,
+    )
+    values = {
+        "name": name,
+        "slot_minutes": slot_minutes,
+        "capacity": capacity,
+        "counters": counters,
+        "mean_service_minutes": mean_service_minutes,
+        "quota_pct": quota_pct,
+        "priority": priority,
+        "active": active,
+    }
+    if conn.execute(appt_services.update().where(key).values(**values)).rowcount == 0:
+        conn.execute(
+            appt_services.insert().values(tenant_id=tenant, branch_id=branch_id, service_id=service_id, **values)
+        )
+
+
+def services(conn: Connection, tenant: str, branch_id: str) -> list[BookableService]:
+    """The branch's active bookable services with their effective slot capacity."""
+    rows = conn.execute(
+        sa.select(appt_services)
+        .where(
+            appt_services.c.tenant_id == tenant,
+            appt_services.c.branch_id == branch_id,
+            appt_services.c.active.is_(True),
+        )
+        .order_by(appt_services.c.service_id)
+    ).all()
+    return [
+        BookableService(
+            r.service_id,
+            r.name,
+            r.slot_minutes,
+            r.capacity
+            if r.capacity is not None
+            else calendar.derived_capacity(r.counters, r.slot_minutes, r.mean_service_minutes, r.quota_pct),
+            r.priority,
+        )
+        for r in rows
+    ]
+
+
+def _service(conn: Connection, branch: Branch, service_id: str) -> BookableService:
+    for s in services(conn, branch.tenant, branch.branch_id):
+        if s.service_id == service_id:
+            return s
+    raise BookingRefused("unknown_service")
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One offered slot: its start (aware, branch zone) and how many places are left."""
+
+    starts_at: datetime
+    left: int
+
+
+def day_slots(conn: Connection, branch: Branch, service_id: str, day: date, now: datetime) -> list[Slot]:
+    """The slots offered on `day` (none on a holiday, blackout or closed weekday; only future ones)."""
+    service = _service(conn, branch, service_id)
+    if calendar.closed_reason(day, entries(conn, branch.tenant), branch_id=branch.branch_id, region=branch.region):
+        return []
+    starts = calendar.slot_starts(branch.hours, day, service.slot_minutes, branch.zone)
+    booked = dict(
+        conn.execute(
+            sa.select(appt_slots.c.starts_at, appt_slots.c.booked).where(
+                appt_slots.c.tenant_id == branch.tenant,
+                appt_slots.c.branch_id == branch.branch_id,
+                appt_slots.c.service_id == service_id,
+                appt_slots.c.day == day.isoformat(),
+            )
+        ).all()
+    )
+    return [Slot(s, max(0, service.capacity - booked.get(_iso(s), 0))) for s in starts if s > now]
+
+
+def _check_slot(conn: Connection, branch: Branch, service: BookableService, at: datetime, now: datetime) -> date:
+    zone = ZoneInfo(branch.zone)
+    local = at.astimezone(zone)
+    day = local.date()
+    if at <= now or day > (now.astimezone(zone).date() + timedelta(days=BOOKING_HORIZON_DAYS)):
+        raise BookingRefused("no_slot", "that time cannot be booked")
+    if calendar.closed_reason(day, entries(conn, branch.tenant), branch_id=branch.branch_id, region=branch.region):
+        raise BookingRefused("day_closed", "the branch takes no bookings that day")
+    if local not in calendar.slot_starts(branch.hours, day, service.slot_minutes, branch.zone):
+        raise BookingRefused("no_slot", "no slot starts at that time")
+    return day
+
+
+def _take(conn: Connection, branch: Branch, service: BookableService, at: datetime, day: date) -> None:
+    """Take one place in the slot or raise slot_full: the conditional UPDATE, rowcount checked."""
+    starts = _iso(at)
+    conn.execute(
+        insert_ignore(conn, appt_slots).values(
+            tenant_id=branch.tenant,
+            branch_id=branch.branch_id,
+            service_id=service.service_id,
+            starts_at=starts,
+            day=day.isoformat(),
+            capacity=service.capacity,
+            booked=0,
+        )
+    )
+    key = sa.and_(
+        appt_slots.c.tenant_id == branch.tenant,
+        appt_slots.c.branch_id == branch.branch_id,
+        appt_slots.c.service_id == service.service_id,
+        appt_slots.c.starts_at == starts,
+    )
+    # The capacity set by hand may have changed since the row was made: the service's current one wins.
+    taken = conn.execute(
+        appt_slots.update()
+        .where(key, appt_slots.c.booked < service.capacity)
+        .values(booked=appt_slots.c.booked + 1, capacity=service.capacity)
+    )
+    if taken.rowcount != 1:
+        raise BookingRefused("slot_full", "that slot is full")
+
+
+def _release(conn: Connection, tenant: str, branch_id: str, service_id: str, starts_at: str) -> None:
+    conn.execute(
+        appt_slots.update()
+        .where(
+            appt_slots.c.tenant_id == tenant,
+            appt_slots.c.branch_id == branch_id,
+            appt_slots.c.service_id == service_id,
+            appt_slots.c.starts_at == starts_at,
+            appt_slots.c.booked > 0,
+        )
+        .values(booked=appt_slots.c.booked - 1)
+    )
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A booking as pages and e-mails use it (contacts stay in the table)."""
+
+    booking_id: str
+    tenant: str
+    branch_id: str
+    service_id: str
+    starts_at: datetime
+    day: date
+    status: str
+    name: str
+    lang: str
+    checked_in_at: str | None = None
+
+
+def _booking(row: Any) -> Booking:
+    return Booking(
+        row.booking_id,
+        row.tenant_id,
+        row.branch_id,
+        row.service_id,
+        datetime.fromisoformat(row.starts_at),
+        date.fromisoformat(row.day),
+        row.status,
+        row.name,
+        row.lang,
+        row.checked_in_at,
+    )
+
+
+def book(
+    conn: Connection,
+    branch: Branch,
+    service_id: str,
+    at: datetime,
+    *,
+    name: str,
+    email: str | None,
+    phone: str | None,
+    lang: str,
+    actor: str,
+    now: datetime,
+) -> Booking:
+    """Book one place (inside the caller's transaction); raises BookingRefused."""
+    service = _service(conn, branch, service_id)
+    day = _check_slot(conn, branch, service, at, now)
+    _take(conn, branch, service, at, day)
+    booking_id = booking_id_text(secrets.token_bytes(10))
+    stamp = now.astimezone(UTC).isoformat()
+    conn.execute(
+        appt_bookings.insert().values(
+            booking_id=booking_id,
+            tenant_id=branch.tenant,
+            branch_id=branch.branch_id,
+            service_id=service_id,
+            starts_at=_iso(at),
+            day=day.isoformat(),
+            status="booked",
+            name=name,
+            email=email or None,
+            phone=phone or None,
+            lang=lang,
+            created_by=actor,
+            created_at=stamp,
+            updated_at=stamp,
+        )
+    )
+    return Booking(booking_id, branch.tenant, branch.branch_id, service_id, at, day, "booked", name, lang)
+
+
+def get(conn: Connection, tenant: str, booking_id: str) -> Booking | None:
+    """One booking of the tenant (None: unknown here, so another tenant's id is a 404)."""
+    row = conn.execute(
+        sa.select(appt_bookings).where(appt_bookings.c.tenant_id == tenant, appt_bookings.c.booking_id == booking_id)
+    ).one_or_none()
+    return None if row is None else _booking(row)
+
+
+def contact_email(conn: Connection, tenant: str, booking_id: str) -> str | None:
+    """The booking's e-mail address, for sending only (never shown back)."""
+    return conn.execute(
+        sa.select(appt_bookings.c.email).where(
+            appt_bookings.c.tenant_id == tenant, appt_bookings.c.booking_id == booking_id
+        )
+    ).scalar_one_or_none()
+
+
+def cancel(conn: Connection, tenant: str, booking_id: str, now: datetime) -> Booking:
+    """Cancel a booked visit and free its place."""
+    current = get(conn, tenant, booking_id)
+    if current is None:
+        raise BookingRefused("not_found")
+    changed = conn.execute(
+        appt_bookings.update()
+        .where(appt_bookings.c.booking_id == booking_id, appt_bookings.c.status == "booked")
+        .values(status="cancelled", updated_at=now.astimezone(UTC).isoformat())
+    )
+    if changed.rowcount != 1:
+        raise BookingRefused("not_active", "only a booked visit can be cancelled")
+    _release(conn, tenant, current.branch_id, current.service_id, _iso(current.starts_at))
+    return get(conn, tenant, booking_id) or current
+
+
+def reschedule(conn: Connection, branch: Branch, booking_id: str, at: datetime, now: datetime) -> Booking:
+    """Move a booked visit to another slot of the same service: the new place is taken before the old is freed, so
+    a full new slot leaves the booking as it was (the caller's transaction rolls back)."""
+    current = get(conn, branch.tenant, booking_id)
+    if current is None or current.branch_id != branch.branch_id:
+        raise BookingRefused("not_found")
+    if current.status != "booked":
+        raise BookingRefused("not_active", "only a booked visit can be moved")
+    service = _service(conn, branch, current.service_id)
+    day = _check_slot(conn, branch, service, at, now)
+    _take(conn, branch, service, at, day)
+    _release(conn, branch.tenant, branch.branch_id, current.service_id, _iso(current.starts_at))
+    conn.execute(
+        appt_bookings.update()
+        .where(appt_bookings.c.booking_id == booking_id)
+        .values(starts_at=_iso(at), day=day.isoformat(), updated_at=now.astimezone(UTC).isoformat())
+    )
+    return get(conn, branch.tenant, booking_id) or current
+
+
+def tenant_key(conn: Connection, tenant: str, now: datetime) -> Ed25519PrivateKey:
+    """The tenant's signing key, made on first use (two replicas racing: the first insert wins, both read it)."""
+    row = conn.execute(sa.select(appt_keys.c.private_key).where(appt_keys.c.tenant_id == tenant)).scalar_one_or_none()
+    if row is None:
+        key = Ed25519PrivateKey.generate()
+        public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        conn.execute(
+            insert_ignore(conn, appt_keys).values(
+                tenant_id=tenant, private_key=seed.hex(), public_key=public.hex(), created_at=now.isoformat()
+            )
+        )
+        row = conn.execute(sa.select(appt_keys.c.private_key).where(appt_keys.c.tenant_id == tenant)).scalar_one()
+    return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(row))
+
+
+def public_key_hex(conn: Connection, tenant: str, now: datetime) -> str:
+    """The tenant's public key (raw, hex) as appliances hold it."""
+    key = tenant_key(conn, tenant, now)
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def qr_text(conn: Connection, booking: Booking, now: datetime) -> str:
+    """The signed check-in text of a booking."""
+    code = CheckinCode(booking.booking_id, booking.branch_id, booking.day)
+    return sign(code, tenant_key(conn, booking.tenant, now))
+
+
+def day_bookings(conn: Connection, tenant: str, branch_id: str, days: list[str]) -> list[Any]:
+    """The rows of a branch's bookings on the given local days, by start time."""
+    return list(
+        conn.execute(
+            sa.select(appt_bookings)
+            .where(
+                appt_bookings.c.tenant_id == tenant,
+                appt_bookings.c.branch_id == branch_id,
+                appt_bookings.c.day.in_(days),
+            )
+            .order_by(appt_bookings.c.starts_at, appt_bookings.c.booking_id)
+        ).all()
+    )
+
+
+def shown_status(row: Any, branch: Branch, now: datetime) -> str:
+    """booked / checked_in / cancelled, or no_show once the check-in window has passed without a check-in."""
+    if row.status == "booked" and now > datetime.fromisoformat(row.starts_at) + timedelta(minutes=branch.checkin_after):
+        return "no_show"
+    return str(row.status)
+
+
+def bookings_document(conn: Connection, branch: Branch, now: datetime) -> BookingsDocument:
+    """Today's and tomorrow's bookings (branch-local days) for the appliance, with the key and the policy."""
+    today = now.astimezone(ZoneInfo(branch.zone)).date()
+    days = [today.isoformat(), (today + timedelta(days=1)).isoformat()]
+    priorities = {s.service_id: s.priority for s in services(conn, branch.tenant, branch.branch_id)}
+    visits = [
+        BookedVisit(
+            booking_id=r.booking_id,
+            service_id=r.service_id,
+            starts_at=datetime.fromisoformat(r.starts_at),
+            day=r.day,
+            status="booked" if r.status in {"booked", "checked_in"} else "cancelled",
+            priority=priorities.get(r.service_id, 0),
+        )
+        for r in day_bookings(conn, branch.tenant, branch.branch_id, days)
+    ]
+    return BookingsDocument(
+        branch_id=branch.branch_id,
+        generated_at=now,
+        public_key=public_key_hex(conn, branch.tenant, now),
+        checkin_before_minutes=branch.checkin_before,
+        checkin_after_minutes=branch.checkin_after,
+        late_policy=branch.late_policy,
+        visits=visits,
+    )
+
+
+def mark_checked_in(conn: Connection, tenant: str, branch_id: str, booking_id: str, ticket_id: str, at: str) -> None:
+    """A check-in the branch reported (its ticket.created of channel `appointment`)."""
+    conn.execute(
+        appt_bookings.update()
+        .where(
+            appt_bookings.c.tenant_id == tenant,
+            appt_bookings.c.branch_id == branch_id,
+            appt_bookings.c.booking_id == booking_id,
+            appt_bookings.c.status != "cancelled",
+        )
+        .values(status="checked_in", checked_in_at=at, ticket_id=ticket_id, updated_at=at)
+    )
