@@ -131,3 +131,9 @@ def test_the_limits_come_from_the_environment() -> None:
     assert limits.per_tenant.limit.off
     with pytest.raises(ValueError, match="QMS_HUB_RATE_PER_TENANT"):
         HubRateLimits.from_env({"QMS_HUB_RATE_PER_TENANT": "lots"})
+
+
+def test_the_open_console_is_limited_as_one_caller(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with TestClient(_hub(f"sqlite:///{tmp_path / 'open.sqlite3'}", clock, Limit(2, 60), Limit(100, 60))) as client:
+        assert [client.get("/api/v1/branches").status_code for _ in range(3)] == [200, 200, 429]
