@@ -130,8 +130,8 @@ def register_areas(registry: CollectorRegistry, engine: Engine) -> None:
             register(registry, engine)
         elif (factory := getattr(module, "collector", None)) is not None:
             registry.register(factory(engine))
-    for extra in EXTRA_COLLECTORS:
-        registry.register(extra(engine))
+    for make_collector in EXTRA_COLLECTORS:
+        registry.register(make_collector(engine))
 
 
 def hub_registry(engine: Engine, consumer: Callable[[], Any],
