@@ -350,9 +350,27 @@ async def decide(
         raise DecisionRefused(f"status_{row.status}")
     if row.requested_by == actor:
         raise DecisionRefused("own_request")
+    # Claim it first: two approvers clicking at once (or two hub replicas) must not distribute it twice.
+    with engine.begin() as conn:
+        claimed = conn.execute(
+            change_requests.update()
+            .where(change_requests.c.id == request_id, change_requests.c.status == "pending")
+            .values(status="deciding", decided_by=actor)
+        ).rowcount
+    if claimed != 1:
+        raise DecisionRefused("status_approved")
     done = None
     if approve:
-        done = await push_config(engine, js, row.tenant_id, row.branch_id, row.doc.encode())
+        try:
+            done = await push_config(engine, js, row.tenant_id, row.branch_id, row.doc.encode())
+        except BaseException:
+            with engine.begin() as conn:  # not distributed: it waits again
+                conn.execute(
+                    change_requests.update()
+                    .where(change_requests.c.id == request_id)
+                    .values(status="pending", decided_by=None)
+                )
+            raise
     with engine.begin() as conn:
         conn.execute(
             change_requests.update()

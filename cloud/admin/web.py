@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from datetime import date
@@ -29,7 +30,7 @@ from cloud.credentials import issue
 from cloud.identity.permissions import requires
 from cloud.store import branches as store_branches
 from cloud.web.console_auth import HqPrincipal
-from sync.contract_config import BranchConfig, config_decoder, short_hash
+from sync.contract_config import BranchConfig, Service, config_decoder, short_hash
 
 log = logging.getLogger("qms.cloud.admin")
 
@@ -386,7 +387,8 @@ def _config_page(request: Request[Any, Any, Any], tenant: FromPath[str], branch_
     if not _sees(request, tenant, branch_id):
         raise NotFoundException()
     notice = request.query_params.get("notice")
-    return _config_view(request, tenant, branch_id, notice=notice)
+    template = [item.partition(":")[::2] for item in (request.query_params.get("template") or "").split(",") if item]
+    return _config_view(request, tenant, branch_id, notice=notice, template=template)
 
 
 async def _apply(
@@ -438,31 +440,45 @@ async def config_service(request: Request[Any, Any, Any], tenant: FromPath[str],
         request, tenant, branch_id, config_edit.upsert_service(doc, service), f"service {service.id}", form
     )
     targets = form.get("apply_to") or []
-    for other in [targets] if isinstance(targets, str) else targets:
-        if not _sees(request, tenant, other):
-            continue
-        with _engine(request).connect() as conn:
-            their, _on_its_way = config_edit.editing_document(conn, tenant, other)
-        if their is None:
-            continue
-        merged = config_edit.upsert_service(their, msgspec.structs.replace(service, area_id=None))
-        checked, errors = config_edit.validate(merged)
-        if errors or checked is None or request.app.state.get("admin_js") is None:
-            continue
-        try:
-            await config_edit.submit(
-                _engine(request),
-                request.app.state["admin_js"],
-                tenant,
-                other,
-                checked,
-                actor=_actor(request),
-                source_ip=_ip(request),
-                what=f"template service {service.id}",
-            )
-        except ConfigRefused:
-            continue
-    return answer
+    if not isinstance(answer, Redirect) or not targets:
+        return answer  # refused here: the template goes nowhere else either
+    results = [
+        await _template_to(request, tenant, other, service)
+        for other in ([targets] if isinstance(targets, str) else targets)
+    ]
+    location = answer.headers["location"] + "&template=" + ",".join(results)
+    return Redirect(path=location, status_code=303)
+
+
+async def _template_to(request: Request[Any, Any, Any], tenant: str, other: str, service: Service) -> str:
+    """Add the service to another branch's configuration, checked on its own: `<branch>:v<N>`, `<branch>:request`
+    (approvals) or `<branch>:refused` (invalid there, a conflict, no configuration, or not the caller's)."""
+    if not _sees(request, tenant, other) or not re.fullmatch(r"[a-z0-9-]{1,64}", other):
+        return f"{other[:64]}:refused"
+    with _engine(request).connect() as conn:
+        their, _on_its_way = config_edit.editing_document(conn, tenant, other)
+    if their is None:
+        return f"{other}:refused"
+    checked, errors = config_edit.validate(
+        config_edit.upsert_service(their, msgspec.structs.replace(service, area_id=None))
+    )
+    js = request.app.state.get("admin_js")
+    if errors or checked is None or js is None:
+        return f"{other}:refused"
+    try:
+        outcome = await config_edit.submit(
+            _engine(request),
+            js,
+            tenant,
+            other,
+            checked,
+            actor=_actor(request),
+            source_ip=_ip(request),
+            what=f"template service {service.id}",
+        )
+    except ConfigRefused:
+        return f"{other}:refused"
+    return f"{other}:request" if outcome.request_id else f"{other}:v{outcome.distributed.version}"  # type: ignore[union-attr]
 
 
 @post("/admin/config/{tenant:str}/{branch_id:str}/counter", guards=[requires("config.manage")])

@@ -40,7 +40,8 @@ WORDS: dict[str, dict[str, str]] = {
         " konfigurasi.", "approvals_on": "Persetujuan wajib untuk tenant", "switch_on": "Aktifkan",
         "switch_off": "Matikan", "approve": "Setujui", "reject": "Tolak", "requested_by": "Diminta oleh",
         "expires": "Kedaluwarsa", "pending": "menunggu", "approved": "disetujui", "rejected": "ditolak",
-        "expired": "kedaluwarsa", "own_request": "Anda tidak bisa menyetujui permintaan Anda sendiri.",
+        "expired": "kedaluwarsa", "deciding": "sedang diputuskan",
+        "own_request": "Anda tidak bisa menyetujui permintaan Anda sendiri.",
         "status_approved": "Sudah disetujui.", "status_rejected": "Sudah ditolak.",
         "status_expired": "Permintaan sudah kedaluwarsa.", "no_requests": "Tidak ada permintaan.",
         "diff": "Perubahan", "on_its_way": "Ditampilkan: v{n} dari HQ, belum diterapkan di cabang.",
@@ -54,7 +55,8 @@ WORDS: dict[str, dict[str, str]] = {
         "oldest": "Tunggu terlama", "minutes": "menit", "available": "tersedia", "busy": "sibuk", "break": "istirahat",
         "called": "dipanggil", "serving": "dilayani", "read_only": "Hanya lihat: tindakan dilakukan di cabang.",
         "liveness": "Koneksi cabang", "offline_since": "luring sejak", "never connected": "belum pernah terhubung",
-        "watch": "Lihat", "service": "Layanan", "yes": "ya", "no": "tidak", "lang_other": "English",
+        "watch": "Lihat", "service": "Layanan", "refused": "ditolak (aturan cabang atau konflik)",
+        "yes": "ya", "no": "tidak", "lang_other": "English",
     },
     "en": {
         "console": "HQ console", "audit": "Audit", "branches": "Branches", "config": "Services & counters",
@@ -87,7 +89,7 @@ WORDS: dict[str, dict[str, str]] = {
         " configuration yet.", "approvals_on": "Approval required for tenant", "switch_on": "Turn on",
         "switch_off": "Turn off", "approve": "Approve", "reject": "Reject", "requested_by": "Requested by",
         "expires": "Expires", "pending": "pending", "approved": "approved", "rejected": "rejected",
-        "expired": "expired", "own_request": "You cannot approve your own request.",
+        "expired": "expired", "deciding": "being decided", "own_request": "You cannot approve your own request.",
         "status_approved": "Already approved.", "status_rejected": "Already rejected.",
         "status_expired": "The request has expired.", "no_requests": "No requests.",
         "diff": "Changes", "on_its_way": "Shown: HQ's v{n}, not applied at the branch yet.",
@@ -100,7 +102,8 @@ WORDS: dict[str, dict[str, str]] = {
         "oldest": "Longest wait", "minutes": "min", "available": "available", "busy": "busy", "break": "on break",
         "called": "called", "serving": "serving", "read_only": "Read-only: actions are taken at the branch.",
         "liveness": "Branch link", "offline_since": "offline since", "never connected": "never connected",
-        "watch": "Watch", "service": "Service", "yes": "yes", "no": "no", "lang_other": "Bahasa Indonesia",
+        "watch": "Watch", "service": "Service", "refused": "refused (the branch's rules or a conflict)",
+        "yes": "yes", "no": "no", "lang_other": "Bahasa Indonesia",
     },
 }  # fmt: skip
 
