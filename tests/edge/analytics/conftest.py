@@ -1,5 +1,5 @@
 """The appliance fixtures of the web tests (seeded demo data dir, in-process app, real server), shared here."""
 
-from tests.edge.web.conftest import Api, Clock, api, client, clock, data_dir, demo_template
+from tests.edge.web.conftest import Api, Clock, api, appliance, client, clock, data_dir, demo_template
 
-__all__ = ["Api", "Clock", "api", "client", "clock", "data_dir", "demo_template"]
+__all__ = ["Api", "Clock", "api", "appliance", "client", "clock", "data_dir", "demo_template"]

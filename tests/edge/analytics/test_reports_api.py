@@ -5,12 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import statistics
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
+
 from tests.edge.analytics.conftest import Api
 from tests.edge.web.conftest import assert_problem
+from tests.support.appliance import RunningAppliance
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 SLA_MINUTES = {"teller": 10, "cs": 20, "loan": 30}  # the demo branch's configuration
@@ -105,8 +109,36 @@ def test_kpis_and_csv_agree_with_each_tickets_timestamps(api: Api) -> None:
     """Totals, per-service rows and every CSV record equal what the tickets' own timestamps say."""
     tickets = _day(api)
     assert {t["status"] for t in tickets} >= {"done", "no_show", "cancelled", "waiting"}
+    _agree(api.get, tickets)
 
-    r = api.get("/kpis", params={"group_by": "service"})
+
+def test_a_running_appliance_agrees_with_its_tickets(appliance: RunningAppliance) -> None:
+    """The real server (`qms-edge serve`): tickets served over HTTP in real time, read back ticket by ticket."""
+
+    def get(path: str, **kw: Any) -> httpx.Response:
+        return httpx.get(f"{appliance.api}{path}", headers=appliance.headers("admin"), timeout=10, **kw)
+
+    def post(path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        r = httpx.post(f"{appliance.api}{path}", json=body, headers=appliance.headers("admin"), timeout=10)
+        assert r.status_code in (200, 201), r.text
+        return r.json()
+
+    for service in ("teller", "cs", "teller", "loan", "teller"):
+        post("/tickets", {"service_id": service})
+    for counter in ("1", "4", "2"):
+        called = post(f"/counters/{counter}/call-next")["ticket"]
+        post(f"/tickets/{called['ticket_id']}/start", {"counter_id": counter})
+        post(f"/tickets/{called['ticket_id']}/complete", {"counter_id": counter})
+    called = post("/counters/3/call-next")["ticket"]
+    post(f"/tickets/{called['ticket_id']}/no-show", {"counter_id": "3"})
+    listed = get("/tickets").json()["tickets"]
+    tickets = [get(f"/tickets/{t['ticket_id']}").json() for t in listed]
+    _agree(get, tickets)
+
+
+def _agree(get: Callable[..., httpx.Response], tickets: list[dict[str, Any]]) -> None:
+    """/kpis (totals and per service) and the CSV against the tickets' own timestamps."""
+    r = get("/kpis", params={"group_by": "service"})
     assert r.status_code == 200, r.text
     body = r.json()
     _close(body["totals"], _expected(tickets))
@@ -114,10 +146,10 @@ def test_kpis_and_csv_agree_with_each_tickets_timestamps(api: Api) -> None:
     for row in body["rows"]:
         _close(row, _expected([t for t in tickets if t["service_id"] == row["service_id"]]))
 
-    r = api.get("/kpis", params={"group_by": "day,hour"})
+    r = get("/kpis", params={"group_by": "day,hour"})
     assert sum(row["tickets"] for row in r.json()["rows"]) == len(tickets)
 
-    r = api.get("/reports/tickets.csv")
+    r = get("/reports/tickets.csv")
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/csv")
     assert r.text.split("\r\n", 1)[0] == HEADER
