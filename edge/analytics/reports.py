@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.analytics import facts
+from edge.analytics.follower import SLICE
 from edge.engine.numbering import business_date
 from edge.service import QueueService
 from edge.store.db import connect
@@ -51,9 +52,10 @@ def query_of(service: QueueService, params: Mapping[str, str]) -> KpiQuery:
 async def fresh(service: QueueService) -> None:
     """Make the facts reflect every committed event: one catch-up in the writer when the cursor lags."""
     seq = service.view.seq
-    if service.read(facts.cursor) >= seq:
-        return
-    await asyncio.wrap_future(service.submit_store(facts.catch_up))
+    while service.read(facts.cursor) < seq:  # in slices: a long backlog never holds the writer for long
+        folded = await asyncio.wrap_future(service.submit_store(lambda conn: facts.catch_up(conn, SLICE)))
+        if not folded:
+            return
 
 
 async def select(
