@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
@@ -40,6 +41,44 @@ GroupBy = Annotated[str | None, _param("day|hour|service|counter|branch, comma-s
 Sep = Annotated[str | None, _param("Field separator: ',' (default) or ';' (Excel in the Indonesian locale).")]
 
 
+class KpiFigures(msgspec.Struct, kw_only=True):
+    """The KPI fields of one row or of the totals (null where there is nothing to measure)."""
+
+    tickets: int
+    done: int
+    no_shows: int
+    cancelled: int
+    no_show_rate: float | None
+    wait_avg_s: float | None
+    wait_p50_s: float | None
+    wait_p90_s: float | None
+    service_avg_s: float | None
+    service_p50_s: float | None
+    sla_met_pct: float | None
+    throughput_per_hour: float | None
+
+
+class KpiRow(KpiFigures, kw_only=True):
+    """One group's figures with its keys (only the keys of the requested grouping are present)."""
+
+    day: str | msgspec.UnsetType | None = msgspec.UNSET
+    hour: int | msgspec.UnsetType | None = msgspec.UNSET
+    service_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    counter_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    branch_id: str | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class KpiAnswer(msgspec.Struct, kw_only=True):
+    """`GET /kpis`: the range, the grouping, a row per group and the totals."""
+
+    date_from: str = msgspec.field(name="from")
+    date_to: str = msgspec.field(name="to")
+    timezone: str
+    group_by: list[str]
+    rows: list[KpiRow]
+    totals: KpiFigures
+
+
 def parse(request: Request[Any, Any, Any], app: Appliance) -> KpiQuery:
     """The validated filters of a request, or 400 `invalid_query` naming the parameter."""
     params = dict(request.query_params.items())
@@ -69,7 +108,7 @@ class ReportController(Controller):
         channel: Channel = None,
         counter_id: CounterId = None,
         group_by: GroupBy = None,
-    ) -> dict[str, Any]:
+    ) -> KpiAnswer:
         """`{"rows": [{<group keys>, tickets, done, no_shows, cancelled, no_show_rate, wait_avg_s, wait_p50_s,
         wait_p90_s, service_avg_s, service_p50_s, sla_met_pct, throughput_per_hour}], "totals": {...}}`.
 
@@ -79,7 +118,7 @@ class ReportController(Controller):
         measure is null. Group keys: `day`, `hour`, `service_id`, `counter_id`, `branch_id`.
         """
         require_role(principal, *REPORT_ROLES)
-        return await reports.kpis(app.service, parse(request, app))
+        return msgspec.convert(await reports.kpis(app.service, parse(request, app)), KpiAnswer, from_attributes=False)
 
     @get(
         "/reports/tickets.csv",
