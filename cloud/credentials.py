@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from cloud.store import branch_credentials, insert_ignore, register_branch, transaction, utcnow_iso
 from sync.config_watch import direct_get_subject
-from sync.liveness import heartbeat_subject
+from sync.liveness import command_subject, heartbeat_subject
 from sync.relay import config_key, event_subject, inbox_prefix
 
 HUB_KEY = "hub.nk"
@@ -64,7 +64,9 @@ def branch_permissions(tenant: str, branch_id: str) -> dict[str, object]:
                 direct_get_subject(tenant, branch_id),
             ]
         },
-        "subscribe": {"allow": [f"{inbox_prefix(tenant, branch_id)}.>"]},
+        # its reply inbox, and HQ's interventions (answered on the requester's inbox: allow_responses)
+        "subscribe": {"allow": [f"{inbox_prefix(tenant, branch_id)}.>", command_subject(tenant, branch_id)]},
+        "allow_responses": True,
     }
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from edge.audit import AuditEntry
 from edge.devices.registry import fleet_states, list_devices
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
@@ -30,7 +31,7 @@ from edge.service import QueueService
 from edge.store.datadir import write_private
 from sync.config_watch import ConfigEntry, ConfigWatch
 from sync.contract_config import BranchConfig, config_decoder, config_hash, short_hash
-from sync.liveness import DEFAULT_INTERVAL, Beater, Heartbeat, link_words
+from sync.liveness import DEFAULT_INTERVAL, Beater, Heartbeat, HqCommand, HqReply, link_words
 from sync.relay import LinkSettings, Outgoing, Relay, RelayStatus
 
 CURSOR_NAME = "cloud"
@@ -341,6 +342,7 @@ class Replication:
         settings = self.link.settings(branch_id)
         cursor, epoch = self.service.read(load_cursor_state)
         self.beater = Beater(settings.tenant, branch_id, self._heartbeat, self.link.heartbeat_seconds)
+        self.beater.on_command = self._hq_command  # HQ's supervisor interventions
         self.relay = Relay(
             settings,
             ServiceSource(self.service),
@@ -384,6 +386,24 @@ class Replication:
             software_version=software_version(),
             devices=fleet_states(await asyncio.to_thread(self.service.read, list_devices), datetime.now(UTC)),
         )
+
+    async def _hq_command(self, command: HqCommand) -> HqReply:
+        """An intervention from HQ's supervisor view, run like a local one with `hq:<user>` as actor and audited
+        here too; refused with its reason (unknown counter, a ticket at it, …) like the local API would."""
+        actor = f"hq:{command.actor}"[:64]
+        audit = AuditEntry(
+            actor=actor,
+            action="counter_presence",
+            role="hq",
+            target=f"counter:{command.counter_id}",
+            detail={"status": command.status, "via": "hq"},
+        )
+        presence = c.SetPresence(actor=actor, counter_id=command.counter_id, status=command.status)
+        try:
+            await asyncio.wrap_future(self.service.submit(presence, audit))
+        except DomainError as exc:
+            return HqReply(ok=False, error=str(exc))
+        return HqReply(ok=True)
 
     def _link_changed(self, status: RelayStatus) -> None:
         """Keep the link state on disk for `qms-edge status` (a separate process)."""

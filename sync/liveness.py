@@ -15,7 +15,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from msgspec import Struct
@@ -26,6 +26,7 @@ from sync.relay import check_token
 log = logging.getLogger("qms.liveness")
 
 HEARTBEAT_PREFIX = "qms.hb"
+COMMAND_PREFIX = "qms.cmd"  # HQ's interventions, request/reply to the branch (supervisor from HQ, US-AGENT-008)
 DEFAULT_INTERVAL = 30.0
 DEFAULT_MISSED_BEATS = 3
 
@@ -33,6 +34,31 @@ DEFAULT_MISSED_BEATS = 3
 def heartbeat_subject(tenant: str, branch_id: str) -> str:
     """`qms.hb.<tenant>.<branch>`: the only subject a branch may publish its heartbeat to."""
     return f"{HEARTBEAT_PREFIX}.{check_token('tenant', tenant)}.{check_token('branch', branch_id)}"
+
+
+def command_subject(tenant: str, branch_id: str) -> str:
+    """`qms.cmd.<tenant>.<branch>`: HQ's requests to one branch; only that branch may subscribe, and it answers."""
+    return f"{COMMAND_PREFIX}.{check_token('tenant', tenant)}.{check_token('branch', branch_id)}"
+
+
+class HqCommand(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An intervention from HQ's supervisor view, run at the branch with the HQ user as its actor (`hq:<user>`)."""
+
+    action: Literal["counter.presence"]
+    counter_id: str
+    status: Literal["available", "busy", "break", "closed"]
+    actor: str  # the HQ username
+
+
+class HqReply(Struct, frozen=True, kw_only=True):
+    """The branch's answer: done, or why not (an unknown counter, a counter serving a ticket, …)."""
+
+    ok: bool
+    error: str | None = None
+
+
+command_decoder = msgspec.json.Decoder(HqCommand)
+reply_decoder = msgspec.json.Decoder(HqReply)
 
 
 def subject_branch(subject: str) -> tuple[str, str] | None:
@@ -88,9 +114,14 @@ class Beater:
         self.sent = 0
         self.last_sent_at: datetime | None = None
         self.on_sent: Callable[[], None] | None = None  # told before each beat after the first (see Relay)
+        self.commands = command_subject(tenant, branch_id)
+        self.on_command: Callable[[HqCommand], Awaitable[HqReply]] | None = None  # answers HQ's interventions
 
     async def run(self, nc: NatsClient) -> None:
-        """Beat until cancelled or the connection closes; a failed beat is logged, the next one tried."""
+        """Beat until cancelled or the connection closes; a failed beat is logged, the next one tried. With
+        `on_command`, HQ's interventions are answered on the same connection while it lasts."""
+        if self.on_command is not None:
+            await nc.subscribe(self.commands, cb=self._answer)
         while not nc.is_closed:
             try:
                 beat = await self.snapshot()
@@ -104,6 +135,25 @@ class Beater:
             except Exception as exc:  # a beat is best effort: the relay's loop owns the link state
                 log.debug("heartbeat not sent: %s", exc)
             await asyncio.sleep(self.interval)
+
+    async def _answer(self, msg: Any) -> None:
+        """Run one HQ command and reply; a malformed one is answered with why, never run."""
+        try:
+            command = command_decoder.decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            reply = HqReply(ok=False, error=f"malformed command: {exc}")
+        else:
+            try:
+                reply = await (self.on_command or _no_command)(command)
+            except Exception as exc:  # the command's own failure is the answer, not a dead subscription
+                log.exception("HQ command %s failed", command.action)
+                reply = HqReply(ok=False, error=f"{type(exc).__name__}: {exc}")
+        if msg.reply:
+            await msg.respond(heartbeat_encoder.encode(reply))
+
+
+async def _no_command(_command: HqCommand) -> HqReply:
+    return HqReply(ok=False, error="this branch takes no commands from HQ")
 
 
 async def cancel(task: asyncio.Task[Any] | None) -> None:

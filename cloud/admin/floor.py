@@ -14,6 +14,8 @@ from sqlalchemy.engine import Connection
 
 from cloud.admin.config_edit import running_document
 from cloud.liveness import Liveness, liveness_of, missed_beats_setting
+
+__all__ = ["Floor", "floor", "liveness_of", "missed_beats_setting"]
 from cloud.store import events, ticket_links, tickets
 
 LIVE = ("waiting", "called", "serving", "held")

@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,6 +31,7 @@ from cloud.identity.permissions import requires
 from cloud.store import branches as store_branches
 from cloud.web.console_auth import HqPrincipal
 from sync.contract_config import BranchConfig, Service, config_decoder, short_hash
+from sync.liveness import HqCommand, command_subject, reply_decoder
 
 log = logging.getLogger("qms.cloud.admin")
 
@@ -50,6 +51,7 @@ async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
             js = nc.jetstream()
             await ensure_config_bucket(js)
             app.state["admin_js"] = js
+            app.state["admin_nc"] = nc  # HQ's interventions: requests to a branch
         except Exception as exc:  # the console still shows everything; distribution says why it cannot
             log.warning("admin: no NATS connection for configuration distribution: %s", exc)
     try:
@@ -651,7 +653,62 @@ def _supervisor_floor(request: Request[Any, Any, Any], tenant: str, branch_id: s
         if known is None:
             raise NotFoundException()
         view = floor.floor(conn, tenant, branch_id, _lang(request))
-    return _page(request, "supervisor.html", tenant=tenant, branch_id=branch_id, floor=view)
+    return _page(
+        request,
+        "supervisor.html",
+        tenant=tenant,
+        branch_id=branch_id,
+        floor=view,
+        outcome=request.query_params.get("outcome"),
+    )
+
+
+INTERVENE_TIMEOUT = 5.0  # seconds a branch has to answer an intervention
+
+
+@post(
+    "/admin/supervisor/{tenant:str}/{branch_id:str}/counters/{counter_id:str}/{status:str}",
+    guards=[requires("floor.intervene")],
+)
+async def supervisor_intervene(
+    request: Request[Any, Any, Any],
+    tenant: FromPath[str],
+    branch_id: FromPath[str],
+    counter_id: FromPath[str],
+    status: FromPath[str],
+) -> Any:
+    """Open, pause or close a counter from HQ: a request to the branch, run there with `hq:<user>` as actor; refused
+    at once when the branch is offline or HQ has no NATS, and when the branch does not answer in 5 s."""
+    if not _sees(request, tenant, branch_id) or status not in ("available", "break", "closed"):
+        raise NotFoundException()
+    with _engine(request).connect() as conn:
+        live = floor.liveness_of(conn, [(tenant, branch_id)], datetime.now(UTC), floor.missed_beats_setting())
+    nc = request.app.state.get("admin_nc")
+    if live[(tenant, branch_id)].state != "online" or nc is None:
+        outcome = "offline"
+    else:
+        command = HqCommand(action="counter.presence", counter_id=counter_id[:64], status=status, actor=_actor(request))  # type: ignore[arg-type]
+        try:
+            answer = await nc.request(
+                command_subject(tenant, branch_id), msgspec.json.encode(command), timeout=INTERVENE_TIMEOUT
+            )
+            reply = reply_decoder.decode(answer.data)
+            outcome = "done" if reply.ok else f"refused:{(reply.error or '')[:200]}"
+        except Exception as exc:  # no responder, timeout, connection: the branch did not take it
+            outcome = f"noanswer:{type(exc).__name__}"
+    with _engine(request).begin() as conn:
+        audit.record(
+            conn,
+            actor=_actor(request),
+            action="floor.intervene",
+            tenant=tenant,
+            branch=branch_id,
+            target=f"counter {counter_id[:64]}",
+            source_ip=_ip(request),
+            correlation_id=_correlation(request),
+            after={"status": status, "outcome": outcome},
+        )
+    return _back(f"/admin/supervisor/{tenant}/{branch_id}", request, outcome=outcome.split(":", 1)[0])
 
 
 ROUTES: list[Any] = [
@@ -675,6 +732,7 @@ ROUTES: list[Any] = [
     fleet_page,
     supervisor_index,
     supervisor_floor,
+    supervisor_intervene,
 ]
 
 __all__ = ["ROUTES", "config_decoder", "lifespan"]

@@ -1,4 +1,4 @@
-"""Supervisor from HQ, read-only (US-AGENT-008): a branch's floor from the hub's replica of its log — counters with
+"""Supervisor from HQ (US-AGENT-008): a branch's floor from the hub's replica of its log — counters with
 presence and the ticket each is calling, each service's line — in both languages; another tenant's branch is 404."""
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ def test_the_floor_shows_counters_and_lines_read_only(store_url: str, tmp_path: 
         en = client.get("/admin/supervisor/acme/jkt-sudirman", params={"lang": "en"})
         assert en.status_code == 200
         assert re.search(r'data-counter="2" data-presence="\w+"><td>Loket 2</td>', en.text)
-        assert "Read-only" in en.text
+        assert 'data-action="closed"' not in en.text  # an auditor sees, but cannot act
         assert 'http-equiv="refresh"' in en.text
         idn = client.get("/admin/supervisor/acme/jkt-sudirman", params={"lang": "id"}).text
-        assert "Hanya lihat" in idn
+        assert "Kehadiran" in idn
         assert "Tunggu terlama" in idn
         assert client.get("/admin/supervisor/beta/jkt-sudirman").status_code == 404
         assert client.get("/admin/supervisor/acme/no-such-branch").status_code == 404
