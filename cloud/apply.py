@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from cloud.analytics import facts
+from cloud.appointments import checkins
 from cloud.notify import triggers
 from cloud.store import (
     branch_key,
@@ -377,6 +378,7 @@ def _write_events(conn: Connection, tenant: str, branch_id: str, applied: Sequen
     project_events(conn, tenant, branch_id, applied)
     facts.on_applied(conn, tenant, branch_id, applied)  # in the same transaction: facts never lag the events
     triggers.on_applied(conn, tenant, branch_id, applied)  # outbox rows: exactly once per idempotency key
+    checkins.on_applied(conn, tenant, branch_id, applied)  # bookings checked in at the branch's kiosk
 
 
 def project_events(conn: Connection, tenant: str, branch_id: str, applied: Sequence[AnyApplied]) -> None:

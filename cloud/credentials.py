@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cloud.store import branch_credentials, insert_ignore, register_branch, transaction, utcnow_iso
+from sync.appointments import bookings_subject
 from sync.config_watch import direct_get_subject
 from sync.liveness import command_subject, heartbeat_subject
 from sync.relay import config_key, event_subject, inbox_prefix
@@ -62,6 +63,7 @@ def branch_permissions(tenant: str, branch_id: str) -> dict[str, object]:
                 event_subject(tenant, branch_id),
                 heartbeat_subject(tenant, branch_id),
                 direct_get_subject(tenant, branch_id),
+                bookings_subject(tenant, branch_id),  # today's and tomorrow's bookings (appointments)
             ]
         },
         # its reply inbox, and HQ's interventions (answered on the requester's inbox: allow_responses)

@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from edge.appointments.watch import BookingsWatch
 from edge.audit import AuditEntry
 from edge.devices.registry import fleet_states, list_devices
 from edge.engine import commands as c
@@ -326,6 +327,7 @@ class Replication:
         self.relay: Relay | None = None
         self.beater: Beater | None = None
         self.config_watch: ConfigWatch | None = None
+        self.bookings_watch: BookingsWatch | None = None
         self.link_file = Path(service.data_dir) / LINK_FILE
 
     async def start(self) -> None:
@@ -362,11 +364,15 @@ class Replication:
             poll_seconds=self.link.config_poll_seconds,
         )
         self.config_watch.start()
+        self.bookings_watch = BookingsWatch(settings, Path(self.service.data_dir))  # appointments: check-in offline
+        self.bookings_watch.start()
 
     async def stop(self) -> None:
         """Stop the relay and the watcher (the cursor is durable; the next start resumes)."""
         if self.config_watch is not None:
             await self.config_watch.stop()
+        if self.bookings_watch is not None:
+            await self.bookings_watch.stop()
         if self.relay is not None:
             await self.relay.stop()
 

@@ -30,6 +30,12 @@ MAX_TEXT = 400  # a QR text longer than this is not ours (a branch id is at most
 BOOKINGS_BUCKET = "qms_bookings"  # NATS KV bucket: key `<tenant>.<branch>`, value a BookingsDocument
 
 
+def bookings_subject(tenant: str, branch_id: str) -> str:
+    """`$JS.API.DIRECT.GET.KV_qms_bookings.$KV.qms_bookings.<tenant>.<branch>`: the branch's one allowed read of it
+    (`tenant` and `branch_id` are checked tokens: see sync.relay.config_key)."""
+    return f"$JS.API.DIRECT.GET.KV_{BOOKINGS_BUCKET}.$KV.{BOOKINGS_BUCKET}.{tenant}.{branch_id}"
+
+
 class QrInvalid(ValueError):
     """The text is not a check-in code signed by this tenant (malformed, or forged/tampered)."""
 
