@@ -16,7 +16,7 @@ from cloud.consumer import ensure_config_bucket, ensure_stream
 from cloud.credentials import HUB_KEY, Issued, authorization_block, branch_permissions, issue
 from cloud.store import create_store_engine
 from sync.config_watch import direct_get_subject, fetch_config
-from sync.liveness import heartbeat_subject
+from sync.liveness import command_subject, heartbeat_subject
 from sync.relay import STREAM, LinkSettings, Relay, config_key, event_subject
 from tests.cloud.branch_events import make_branch_events
 from tests.support.nats_server import NatsServer
@@ -70,7 +70,8 @@ def test_permissions_name_only_the_branchs_own_subjects() -> None:
     perms = branch_permissions(TENANT, A)
     own = [event_subject(TENANT, A), heartbeat_subject(TENANT, A), direct_get_subject(TENANT, A)]
     assert perms["publish"] == {"allow": own}
-    assert perms["subscribe"] == {"allow": [f"_INBOX_{TENANT}_{A}.>"]}
+    assert perms["subscribe"] == {"allow": [f"_INBOX_{TENANT}_{A}.>", command_subject(TENANT, A)]}
+    assert perms["allow_responses"] is True  # it answers HQ's interventions on the requester's inbox, nothing else
 
 
 async def test_a_branch_publishes_its_own_events(secured: Secured) -> None:
