@@ -36,7 +36,7 @@ APT_UPDATE_ONCE := [ -e "$$QMS_APT_MARKER" ] || { $(SUDO) env $(APT_ENV) apt-get
 # package:command — a package counts as present if the command is on PATH or dpkg knows the package.
 SYSTEM_PKGS := mosquitto:mosquitto chromium:chromium sox:sox espeak-ng:espeak-ng sqlite3:sqlite3 alsa-utils:aplay iproute2:ip postgresql:pg_ctlcluster prometheus:promtool
 
-.PHONY: help venv appliance-venv system-deps lint security fmt test bench demo clean image image-deps image-test ansible-test
+.PHONY: help venv appliance-venv system-deps lint security fmt test bench demo clean image image-deps image-test ansible-test wheel
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -148,6 +148,9 @@ image: $(APP_STAMP) image-deps ## build the appliance SD-card image (Debian arm6
 
 image-test: $(STAMP) image-deps ## boot the image under QEMU (TCG): multi-user.target, /api/v1/health, first-boot pairing
 	QMS_IMAGE_TEST=1 $(PY) -m pytest tests/images/test_boot.py -q -s -p no:cacheprovider --override-ini addopts=
+
+wheel: $(APP_STAMP) ## build this checkout's wheel into build/wheels (what ansible/cloud-hub.yml installs)
+	$(PY) -m pip wheel -q --no-deps -w build/wheels .
 
 ansible-test: $(STAMP) image-deps ## the appliance playbook against the cached base rootfs (chroot connection), twice
 	QMS_ANSIBLE_CHROOT_TEST=1 $(PY) -m pytest tests/images/test_ansible_chroot.py -q -s -p no:cacheprovider --override-ini addopts=

@@ -3,6 +3,9 @@ has its handler, every referenced file exists, and every template renders with t
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +14,10 @@ import pytest
 import yaml
 
 ANSIBLE = Path(__file__).resolve().parents[2] / "ansible"
-PLAYBOOKS = ["cloud-hub.yml", "appliance-sync.yml"]
+PLAYBOOKS = ["cloud-hub.yml", "appliance-sync.yml", "appliance.yml"]
 MODULES = {"ansible.builtin.pip", "ansible.builtin.user", "ansible.builtin.file", "ansible.builtin.copy",
-           "ansible.builtin.template", "ansible.builtin.systemd"}  # fmt: skip
+           "ansible.builtin.template", "ansible.builtin.systemd", "ansible.builtin.apt",
+           "ansible.builtin.group"}  # fmt: skip
 TASK_KEYS = {"name", "become", "loop", "notify", "tags", "when", "register"}
 
 
@@ -42,7 +46,8 @@ def test_playbook_structure(playbook: str) -> None:
             args = task[module]
             for notified in [task["notify"]] if isinstance(task.get("notify"), str) else task.get("notify", []):
                 assert notified in handlers, f"{playbook}: no handler {notified!r}"
-            src = args.get("src") if isinstance(args, dict) else None
+            local = module in {"ansible.builtin.copy", "ansible.builtin.template"}  # file's src is a link target
+            src = args.get("src") if isinstance(args, dict) and local else None
             if src and "{{" not in src:
                 assert (ANSIBLE / src).exists(), f"{playbook}: missing {src}"
 
@@ -77,3 +82,27 @@ def test_templates_render_with_the_example_inventory(template: str, group: str, 
     if template == "qms-edge-sync.env.j2":
         assert "QMS_BRANCH=jkt-sudirman" in text
         assert "QMS_NATS_NKEY=/etc/qms-edge/cloud.nk" in text
+
+
+ANSIBLE_BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
+def test_ansible_playbook_syntax_check_passes(playbook: str) -> None:
+    """`ansible-playbook --syntax-check` with the example inventory (ansible itself, not only YAML)."""
+    out = subprocess.run(
+        [str(ANSIBLE_BIN / "ansible-playbook"), "--syntax-check", "-i", "inventory.example.yml", playbook],
+        cwd=ANSIBLE, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "ANSIBLE_LOCAL_TEMP": "/tmp/.ansible-syntax", "ANSIBLE_NOCOLOR": "1"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_ansible_lint_offline_is_clean() -> None:
+    """`ansible-lint --offline` (galaxy is unreachable here: no collection downloads) over every playbook."""
+    out = subprocess.run(
+        [str(ANSIBLE_BIN / "ansible-lint"), "--offline", "--nocolor", *PLAYBOOKS],
+        cwd=ANSIBLE, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "ANSIBLE_LOCAL_TEMP": "/tmp/.ansible-lint"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
