@@ -1,0 +1,179 @@
+"""Per-tenant single sign-on: the IdP configuration store (settings readable, the client secret write-only), the
+sign-ins under way (state, nonce, PKCE verifier; single use, ten minutes), and the mapping of an IdP's claims or
+attributes to a role and branches of that tenant."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from cloud.identity.oidc import SsoRefused
+from cloud.identity.sessions import SessionGrant, digest
+from cloud.identity.tables import idp_configs, sso_flows
+from cloud.store import transaction
+from sync.relay import check_token
+
+PROTOCOLS = ("oidc", "saml")
+FLOW_MINUTES = 10
+# What an IdP may grant: never platform_admin (a tenant's IdP speaks for that tenant only). Strongest first.
+GRANTABLE = ("tenant_admin", "branch_manager", "auditor")
+
+
+class IdpSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """A tenant's IdP (`PUT /api/v1/tenants/{tenant}/sso/{protocol}`): OIDC issuer/client id or SAML IdP metadata,
+    and how its claims (OIDC) or attributes (SAML) map to roles and branches."""
+
+    roles: dict[str, str]  # IdP group/role value -> our role (tenant_admin, branch_manager, auditor)
+    issuer: str = ""  # OIDC
+    client_id: str = ""  # OIDC
+    scopes: str = "openid email profile"
+    idp_metadata: str = ""  # SAML: the IdP's metadata XML (its signing certificate, SSO endpoint)
+    role_claim: str = "groups"
+    branch_claim: str = "branches"  # branch ids (of this tenant) for a branch_manager
+    username_claim: str = "email"
+    client_secret: str | None = None  # OIDC, write-only: stored apart, never answered
+
+
+@dataclass(frozen=True)
+class Idp:
+    """A stored IdP configuration."""
+
+    tenant: str
+    protocol: str
+    settings: IdpSettings
+    secret: str = field(repr=False, default="")
+
+    def public(self) -> dict[str, Any]:
+        """What the API shows: the settings without the secret, and whether one is set."""
+        shown = msgspec.to_builtins(self.settings)
+        shown.pop("client_secret", None)
+        return {"tenant": self.tenant, "protocol": self.protocol, **shown, "client_secret_set": bool(self.secret)}
+
+
+def check_settings(protocol: str, settings: IdpSettings) -> None:
+    """Refuse a configuration that cannot work or would grant too much (raises SsoRefused)."""
+    if protocol not in PROTOCOLS:
+        raise SsoRefused(f"protocol: one of {', '.join(PROTOCOLS)}")
+    if protocol == "oidc" and not (settings.issuer.startswith(("https://", "http://")) and settings.client_id):
+        raise SsoRefused("OIDC needs issuer (an http(s) URL) and client_id")
+    if protocol == "saml" and "EntityDescriptor" not in settings.idp_metadata:
+        raise SsoRefused("SAML needs idp_metadata (the IdP's metadata XML)")
+    if not settings.roles:
+        raise SsoRefused("roles: map at least one IdP group to a role")
+    wrong = sorted({r for r in settings.roles.values() if r not in GRANTABLE})
+    if wrong:
+        raise SsoRefused(f"an IdP may grant only {', '.join(GRANTABLE)} (not {', '.join(wrong)})")
+
+
+def save(engine: Engine, tenant: str, protocol: str, settings: IdpSettings, now: datetime) -> Idp:
+    """Store a tenant's IdP; a secret given replaces the stored one, an absent one keeps it."""
+    check_token("tenant", tenant)
+    check_settings(protocol, settings)
+    secret, stored = settings.client_secret, msgspec.structs.replace(settings, client_secret=None)
+    values: dict[str, Any] = {"settings": msgspec.json.encode(stored).decode(), "enabled": True,
+                              "updated_at": now.isoformat()}  # fmt: skip
+    if secret is not None:
+        values["secret"] = secret
+    key = sa.and_(idp_configs.c.tenant_id == tenant, idp_configs.c.protocol == protocol)
+    with transaction(engine) as conn:
+        if not conn.execute(sa.update(idp_configs).where(key).values(**values)).rowcount:
+            conn.execute(sa.insert(idp_configs).values(tenant_id=tenant, protocol=protocol, **values))
+    found = load(engine, tenant, protocol)
+    assert found is not None  # just written
+    return found
+
+
+def load(engine: Engine, tenant: str, protocol: str | None = None) -> Idp | None:
+    """The tenant's IdP (the given protocol, else OIDC before SAML), None when none is configured."""
+    query = sa.select(idp_configs).where(idp_configs.c.tenant_id == tenant, idp_configs.c.enabled.is_(True))
+    if protocol is not None:
+        query = query.where(idp_configs.c.protocol == protocol)
+    with engine.connect() as conn:
+        rows = sorted(conn.execute(query).all(), key=lambda r: PROTOCOLS.index(r.protocol))
+    if not rows:
+        return None
+    row = rows[0]
+    settings = msgspec.json.decode(row.settings, type=IdpSettings)
+    return Idp(row.tenant_id, row.protocol, settings, row.secret or "")
+
+
+def remove(engine: Engine, tenant: str, protocol: str) -> bool:
+    """Delete a tenant's IdP; False when there was none."""
+    with transaction(engine) as conn:
+        key = sa.and_(idp_configs.c.tenant_id == tenant, idp_configs.c.protocol == protocol)
+        return bool(conn.execute(sa.delete(idp_configs).where(key)).rowcount)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A sign-in under way."""
+
+    tenant: str
+    protocol: str
+    nonce: str
+    verifier: str
+    next_path: str
+
+
+def begin(engine: Engine, tenant: str, protocol: str, next_path: str, now: datetime) -> tuple[str, Flow]:
+    """A new flow: the state to send through the IdP, and what we keep of it (the state itself only hashed)."""
+    state = secrets.token_urlsafe(32)
+    flow = Flow(tenant, protocol, secrets.token_urlsafe(24), secrets.token_urlsafe(48), next_path)
+    with transaction(engine) as conn:
+        conn.execute(
+            sa.delete(sso_flows).where(sso_flows.c.created_at < (now - timedelta(minutes=FLOW_MINUTES)).isoformat())
+        )
+        conn.execute(sa.insert(sso_flows).values(state_hash=digest(state), tenant_id=tenant, protocol=protocol,
+                                                 nonce=flow.nonce, verifier=flow.verifier, next_path=next_path,
+                                                 created_at=now.isoformat()))  # fmt: skip
+    return state, flow
+
+
+def finish(engine: Engine, state: str, protocol: str, now: datetime) -> Flow:
+    """Take the flow of `state` (single use: deleted here); raises SsoRefused when unknown, used or stale."""
+    with transaction(engine) as conn:
+        row = conn.execute(sa.select(sso_flows).where(sso_flows.c.state_hash == digest(state))).first()
+        if row is not None:
+            conn.execute(sa.delete(sso_flows).where(sso_flows.c.state_hash == row.state_hash))
+    if row is None or row.protocol != protocol:
+        raise SsoRefused("unknown or already used sign-in (start again)")
+    if now - datetime.fromisoformat(row.created_at) > timedelta(minutes=FLOW_MINUTES):
+        raise SsoRefused("the sign-in took too long (start again)")
+    return Flow(row.tenant_id, row.protocol, row.nonce, row.verifier, row.next_path)
+
+
+def _values(raw: object) -> list[str]:
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list | tuple):
+        return [str(v) for v in raw]
+    return []
+
+
+def grant_for(tenant: str, settings: IdpSettings, claims: dict[str, Any], protocol: str) -> SessionGrant:
+    """The session an IdP's claims/attributes give: the strongest mapped role, a branch manager's branches;
+    raises SsoRefused when no group maps to a role or a branch manager names no branch."""
+    groups = _values(claims.get(settings.role_claim))
+    mapped = {settings.roles[g] for g in groups if g in settings.roles}
+    role = next((r for r in GRANTABLE if r in mapped), None)
+    if role is None:
+        raise SsoRefused("your account has no role in this console (ask your administrator)")
+    name = next(iter(_values(claims.get(settings.username_claim))), "") or str(claims.get("sub", ""))
+    if not name:
+        raise SsoRefused("the identity provider named no user")
+    branches = None
+    if role == "branch_manager":
+        ids = [b for b in _values(claims.get(settings.branch_claim)) if b]
+        if not ids:
+            raise SsoRefused("a branch manager needs branches (claim missing)")
+        branches = frozenset((tenant, b) for b in ids)
+    return SessionGrant(f"{name[:200]}", role, frozenset({tenant}), branches, protocol)
+
+
+__all__ = ["Flow", "Idp", "IdpSettings", "SsoRefused", "begin", "finish", "grant_for", "load", "remove", "save"]
