@@ -5,6 +5,7 @@ It is the config watcher with another bucket: same polling, reconnect and backof
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -36,6 +37,7 @@ class BookingsWatch(ConfigWatch):
 
     def __init__(self, link: LinkSettings, data_dir: Path, *, poll_seconds: float = 5.0) -> None:
         self.data_dir = Path(data_dir)
+        self.saved = asyncio.Event()  # set whenever a document was written (tests and the doctor wait on it)
         super().__init__(link, self._save, poll_seconds=poll_seconds)
 
     async def _save(self, entry: ConfigEntry) -> None:
@@ -48,6 +50,7 @@ class BookingsWatch(ConfigWatch):
             log.warning("bookings push %s ignored: it is for another branch", entry.revision)
             return
         store.save(self.data_dir, document)
+        self.saved.set()
 
     async def poll_once(self, nc: NatsClient) -> None:
         """Read the key once and keep a newer document."""

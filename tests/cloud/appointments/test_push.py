@@ -79,9 +79,7 @@ async def test_a_branch_receives_its_bookings_and_only_its_own(
     watch = BookingsWatch(link, data_dir, poll_seconds=0.1)
     watch.start()
     try:
-        async with asyncio.timeout(10):
-            while store.load(data_dir) is None:
-                await asyncio.sleep(0.05)
+        await asyncio.wait_for(watch.saved.wait(), 10)
     finally:
         await watch.stop()
     doc = store.load(data_dir)
@@ -106,9 +104,10 @@ def test_a_check_in_comes_back_and_a_missed_visit_shows_as_no_show(tmp_path: Pat
         assert branch is not None
         came, missed = (booking.book(conn, branch, "cs", at, name=n, email=None, phone=None, lang="id",
                                      actor="public", now=now) for n in ("A", "B"))  # fmt: skip
+        ref = f"booking:{came.booking_id}"
         event = TicketCreated(event_id="e1", occurred_at=at, actor="kiosk-1", ticket_id="t1", service_id="cs",
                               ticket_number="B001", seq_no=1, business_date="2027-03-02", order=1,
-                              channel="appointment", customer_ref=f"booking:{came.booking_id}", appointment_at=at)  # fmt: skip
+                              channel="appointment", customer_ref=ref, appointment_at=at)  # fmt: skip
         checkins.on_applied(conn, "acme", "jkt-01", [event])
         rows = {r.booking_id: r for r in booking.day_bookings(conn, "acme", "jkt-01", ["2027-03-02"])}
     later = at + timedelta(minutes=16)
