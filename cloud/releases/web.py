@@ -1,7 +1,115 @@
-"""The releases area's routes; `cloud.web.app` mounts `ROUTES` and enters `lifespan(app)` when defined."""
+"""The releases area's routes (US-ADMIN-010); `cloud.web.app` mounts `ROUTES`.
+
+- `GET /api/v1/releases/fleet` (releases.manage): per branch the assigned version and wave, what it runs, its
+  failures — filtered by the caller's scope.
+- `POST /api/v1/releases/{version}/publish` (releases.manage): {tenant, wave: canary|rest, branches: [...]}.
+- `GET /api/v1/releases/assigned/{tenant}/{branch}` and `GET /api/v1/releases/{version}/files/{name}`: what an
+  appliance pulls. Open on purpose: the manifest is Ed25519-signed and every file's digest is in it, so a bundle is
+  worth nothing without the hub's key; the assignment names only a version.
+- `POST /api/v1/releases/report` (appliance): its outcome signed with the branch's NKey, verified against the key the
+  hub issued (cloud/releases/fleet.py) — the ack of a version or of a rollback.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
-ROUTES: list[Any] = []
+import msgspec
+import sqlalchemy as sa
+from litestar import Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import JSONBody
+from litestar.response import File
+from sqlalchemy.engine import Engine
+
+from cloud.identity.permissions import requires, scope_filter
+from cloud.releases import fleet
+from cloud.releases.tables import releases
+from cloud.store import branches
+from cloud.web.console_auth import HqPrincipal
+
+PROBLEM = "application/problem+json"
+
+
+def _engine(request: Request[Any, Any, Any]) -> Engine:
+    engine: Engine = request.app.state["engine"]
+    return engine
+
+
+def _problem(status: int, detail: str) -> Response[Any]:
+    return Response({"status": status, "detail": detail}, status_code=status, media_type=PROBLEM)
+
+
+@get("/api/v1/releases/fleet", guards=[requires("releases.manage")], sync_to_thread=True)
+def fleet_view(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Versions and failures per branch."""
+    user: HqPrincipal = request.scope["user"]
+    with _engine(request).connect() as conn:
+        return {"branches": fleet.fleet(conn, scope_filter(branches, user))}
+
+
+class PublishRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """`POST /api/v1/releases/{version}/publish` body."""
+
+    tenant: str
+    wave: str
+    branches: list[str] = []
+
+
+@post("/api/v1/releases/{version:str}/publish", guards=[requires("releases.manage")], sync_to_thread=True)
+def publish(request: Request[Any, Any, Any], version: str, data: JSONBody[PublishRequest]) -> Response[Any]:
+    """Assign the release to the canary branches, or to the rest of the tenant."""
+    user: HqPrincipal = request.scope["user"]
+    if user.tenants is not None and data.tenant not in user.tenants:
+        return _problem(404, f"no tenant {data.tenant}")
+    try:
+        targets = fleet.publish(_engine(request), version, data.tenant, data.wave, branch_ids=data.branches,
+                                actor=user.username or "?")  # fmt: skip
+    except ValueError as exc:
+        return _problem(400, str(exc))
+    except LookupError as exc:
+        return _problem(404, str(exc))
+    return Response({"version": version, "wave": data.wave, "branches": targets}, status_code=200)
+
+
+@get("/api/v1/releases/assigned/{tenant:str}/{branch_id:str}", sync_to_thread=True)
+def assigned(request: Request[Any, Any, Any], tenant: str, branch_id: str) -> Response[Any]:
+    """The version this branch should run, with the signed manifest (204 when none is assigned)."""
+    with _engine(request).connect() as conn:
+        found = fleet.assigned(conn, tenant, branch_id)
+    return Response(found, status_code=200) if found else Response(None, status_code=204)
+
+
+@get("/api/v1/releases/{version:str}/files/{name:str}", sync_to_thread=True)
+def release_file(request: Request[Any, Any, Any], version: str, name: str) -> File:
+    """A file of a registered bundle (the manifest, its signature, or a wheel it lists)."""
+    with _engine(request).connect() as conn:
+        bundle = conn.execute(sa.select(releases.c.bundle_dir).where(releases.c.version == version)).scalar()
+    if bundle is None or "/" in name or name.startswith("."):
+        raise NotFoundException("no such release file")
+    path = Path(bundle) / name
+    if not path.is_file():
+        raise NotFoundException("no such release file")
+    return File(path=path, filename=name)
+
+
+class ReportRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """`POST /api/v1/releases/report` body: the JSON report and its NKey signature (base64)."""
+
+    report: str
+    signature: str
+
+
+@post("/api/v1/releases/report")
+async def report(request: Request[Any, Any, Any], data: JSONBody[ReportRequest]) -> Response[Any]:
+    """An appliance's signed outcome: 204 when accepted, 403 when the signature does not verify."""
+    try:
+        await asyncio.to_thread(fleet.accept_report, _engine(request), data.report[:8000], data.signature[:200])
+    except fleet.ReportRefused as exc:
+        return _problem(403 if "signature" in str(exc) or "unknown branch" in str(exc) else 400, str(exc))
+    return Response(None, status_code=204)
+
+
+ROUTES: list[Any] = [fleet_view, publish, assigned, release_file, report]
