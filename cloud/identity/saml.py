@@ -73,6 +73,7 @@ def accept(idp: Any, base: str, saml_response: str, state: str) -> dict[str, Any
     if answer is None or answer.assertion is None:
         raise SsoRefused("the SAML response carries no valid assertion (audience or conditions)")
     attributes: dict[str, Any] = dict(answer.get_identity())
+    log.info("SAML attributes of tenant %s: %s", idp.tenant, sorted(attributes))
     subject = answer.get_subject()
     if subject is not None and getattr(subject, "text", None):
         attributes.setdefault("sub", subject.text)

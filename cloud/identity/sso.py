@@ -4,6 +4,7 @@ attributes to a role and branches of that tenant."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from cloud.identity.tables import idp_configs, sso_flows
 from cloud.store import transaction
 from sync.relay import check_token
 
+log = logging.getLogger("qms.cloud.auth")
 PROTOCOLS = ("oidc", "saml")
 FLOW_MINUTES = 10
 # What an IdP may grant: never platform_admin (a tenant's IdP speaks for that tenant only). Strongest first.
@@ -163,6 +165,7 @@ def grant_for(tenant: str, settings: IdpSettings, claims: dict[str, Any], protoc
     mapped = {settings.roles[g] for g in groups if g in settings.roles}
     role = next((r for r in GRANTABLE if r in mapped), None)
     if role is None:
+        log.info("SSO user of %s without a mapped role; %s=%r", tenant, settings.role_claim, groups[:20])
         raise SsoRefused("your account has no role in this console (ask your administrator)")
     name = next(iter(_values(claims.get(settings.username_claim))), "") or str(claims.get("sub", ""))
     if not name:
