@@ -47,6 +47,7 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._last_purge = 0.0
+        self._closing: list[Provider] = []
 
     def wake(self) -> None:
         """Look for due rows now (a replay, a test) instead of at the next poll."""
@@ -59,23 +60,21 @@ class Dispatcher:
             module = REGISTRY.get(job.provider)
             if module is None:
                 return None
-            self._providers = {k: v for k, v in self._providers.items() if k[:2] != key[:2]}
+            for old in [k for k in self._providers if k[:2] == key[:2]]:  # settings changed: drop the old one
+                self._closing.append(self._providers.pop(old))
             self._providers[key] = module.build(job.settings, self.client)
         return self._providers[key]
 
-    async def _send(self, job: outbox.Job) -> None:
-        """One attempt and its record; a provider that raises is a retry (its bug must not lose the message)."""
+    async def _attempt(self, job: outbox.Job) -> SendResult:
+        """One attempt; a provider that raises is a retry (its bug must not lose the message)."""
         try:
             provider = self._provider(job)
             if provider is None:
-                result = SendResult("permanent", code="unknown_provider", reason=f"no provider {job.provider!r}")
-            else:
-                result = await provider.send(job.message)
+                return SendResult("permanent", code="unknown_provider", reason=f"no provider {job.provider!r}")
+            return await provider.send(job.message)
         except Exception as exc:  # a provider's bug or bad settings: never crash the loop, never log the contact
             log.warning("notify: provider %s failed: %s", job.provider, type(exc).__name__)
-            result = SendResult("retry", code="provider_error", reason=type(exc).__name__)
-        status = await asyncio.to_thread(outbox.record, self.engine, job, result, self.clock())
-        metrics.count_attempt(job.channel, result.outcome, status)
+            return SendResult("retry", code="provider_error", reason=type(exc).__name__)
 
     async def run_once(self) -> int:
         """Claim due rows and send them concurrently; returns how many were attempted."""
@@ -84,8 +83,21 @@ class Dispatcher:
             return 0
         jobs = await asyncio.to_thread(outbox.claim, self.engine, now, BATCH, self.keys_dir)
         if jobs:
-            await asyncio.gather(*(self._send(job) for job in jobs))
+            results = await asyncio.gather(*(self._attempt(job) for job in jobs))
+            statuses = await asyncio.to_thread(outbox.record_many, self.engine, list(zip(jobs, results, strict=True)),
+                                               self.clock())  # fmt: skip
+            for job, result, status in zip(jobs, results, statuses, strict=True):
+                metrics.count_attempt(job.channel, result.outcome, status)
+        await self._close(self._closing)
         return len(jobs)
+
+    async def _close(self, providers: list[Provider]) -> None:
+        """Let providers with connections of their own (the SMTP pool) close them."""
+        while providers:
+            close = getattr(providers.pop(), "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):  # closing is best effort: the peer may be gone already
+                    await close()
 
     async def purge(self) -> int:
         """Delete contacts past their retention."""
@@ -126,6 +138,8 @@ class Dispatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._close([*self._providers.values(), *self._closing])
+        self._providers.clear()
         await self.client.aclose()
 
 

@@ -11,16 +11,24 @@ relay), `timeout` seconds (30).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import make_msgid
-from typing import Any, Literal
+from email import encoders
+from email.header import Header
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiosmtplib
 
-from cloud.notify.providers.base import Attachment
+if TYPE_CHECKING:  # a type only: importing the providers package here would import its e-mail provider, and us
+    from cloud.notify.providers.base import Attachment
 
 Security = Literal["starttls", "tls", "none"]
 SECRETS = ("password",)
@@ -87,21 +95,34 @@ def build_message(
     html: str | None = None,
     attachments: Iterable[Attachment] = (),
     message_id: str | None = None,
-) -> EmailMessage:
+) -> Message:
     """The MIME message: text, an HTML alternative when given, then attachments. A stable `message_id` (from the
-    outbox key) lets a mail client collapse the rare duplicate of an at-least-once resend."""
-    msg = EmailMessage()
+    outbox key) lets a mail client collapse the rare duplicate of an at-least-once resend. Built with the `email.mime`
+    classes: the modern header registry costs ~8 ms a message, a dispatcher's whole budget at 100 messages/s."""
+    body: Message = MIMEText(text, "plain", "utf-8")
+    if html:
+        alternative = MIMEMultipart("alternative")
+        alternative.attach(body)
+        alternative.attach(MIMEText(html, "html", "utf-8"))
+        body = alternative
+    files = list(attachments)
+    msg: Message = body
+    if files:
+        msg = MIMEMultipart("mixed")
+        msg.attach(body)
+        for item in files:
+            maintype, _, subtype = item.content_type.partition("/")
+            part = MIMEBase(maintype, subtype or "octet-stream")
+            part.set_payload(item.data)
+            encoders.encode_base64(part)
+            part.add_header("Content-Disposition", "attachment", filename=item.filename)
+            msg.attach(part)
+    domain = sender.rpartition("@")[2] or None
     msg["From"] = sender
     msg["To"] = to
-    msg["Subject"] = subject
-    domain = sender.rpartition("@")[2] or None
+    msg["Subject"] = str(Header(subject, "utf-8")) if not subject.isascii() else subject
+    msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = f"<{message_id}@{domain}>" if message_id else make_msgid(domain=domain)
-    msg.set_content(text)
-    if html:
-        msg.add_alternative(html, subtype="html")
-    for item in attachments:
-        maintype, _, subtype = item.content_type.partition("/")
-        msg.add_attachment(item.data, maintype=maintype, subtype=subtype or "octet-stream", filename=item.filename)
     return msg
 
 
@@ -132,3 +153,52 @@ async def send_email(
         timeout=smtp.timeout,
     )
     return reply
+
+
+class SmtpPool:
+    """A few open, authenticated connections to one relay, reused across messages: a TLS handshake and AUTH per
+    message would cap a dispatcher at a few dozen e-mails a second. A connection that fails is dropped (the caller
+    classifies the error); an idle one the relay closed is noticed on its next use and replaced."""
+
+    def __init__(self, settings: SmtpSettings, size: int = 10) -> None:
+        self.settings = settings
+        self.idle: list[aiosmtplib.SMTP] = []
+        self.slots = asyncio.Semaphore(size)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        smtp = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=smtp.host, port=smtp.port, use_tls=smtp.security == "tls",
+            start_tls=smtp.security == "starttls",
+            tls_context=smtp.tls_context() if smtp.security != "none" else None, timeout=smtp.timeout,
+        )  # fmt: skip
+        await client.connect()
+        if smtp.username and smtp.password:
+            await client.login(smtp.username, smtp.password)
+        return client
+
+    async def send(self, msg: Message) -> None:
+        """Send over an idle connection (checked with NOOP) or a new one; errors propagate after dropping it."""
+        async with self.slots:
+            client = None
+            while self.idle and client is None:
+                candidate = self.idle.pop()
+                try:
+                    await candidate.noop()
+                    client = candidate
+                except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                    candidate.close()
+            client = client or await self._connect()
+            try:
+                await client.send_message(msg)
+            except BaseException:
+                client.close()
+                raise
+            self.idle.append(client)
+
+    async def close(self) -> None:
+        """QUIT every idle connection."""
+        while self.idle:
+            client = self.idle.pop()
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                await client.quit()

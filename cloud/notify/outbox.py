@@ -112,8 +112,9 @@ def claim(engine: Engine, now: datetime, limit: int = 50, keys_dir: Path | None 
         query = sa.select(outbox).where(_due(stamp)).order_by(outbox.c.next_attempt_at).limit(limit)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
+        cache: dict[Any, Any] = {}  # per claim: a tenant's policy, provider and wordings are read once
         for row in conn.execute(query).all():
-            job = _prepare(conn, row, now, keys_dir)
+            job = _prepare(conn, row, now, keys_dir, cache)
             if job is not None:
                 jobs.append(job)
     return jobs
@@ -132,7 +133,13 @@ def status_link(public_url: str, keys_dir: Path | None, row: Any) -> str:
     return f"{public_url.rstrip('/')}/t/{links.sign(key, row.branch_id, f't:{row.ticket_id}')}"
 
 
-def _prepare(conn: Connection, row: Any, now: datetime, keys_dir: Path | None) -> Job | None:
+def _cached(cache: dict[Any, Any], key: Any, load: Callable[[], Any]) -> Any:
+    if key not in cache:
+        cache[key] = load()
+    return cache[key]
+
+
+def _prepare(conn: Connection, row: Any, now: datetime, keys_dir: Path | None, cache: dict[Any, Any]) -> Job | None:
     """One claimed row: superseded, skipped (contact purged, provider removed) or a Job under lease."""
     stamp = _now(now)
     status = conn.execute(
@@ -146,18 +153,22 @@ def _prepare(conn: Connection, row: Any, now: datetime, keys_dir: Path | None) -
         return None
     contact = contacts.read(conn, row.tenant_id, row.branch_id, row.ticket_id)
     to = recipient_of(contact, row.channel)
-    found = conn.execute(
+    found = _cached(cache, ("provider", row.tenant_id, row.channel), lambda: conn.execute(
         sa.select(providers).where(providers.c.tenant_id == row.tenant_id, providers.c.channel == row.channel)
-    ).one_or_none()
+    ).one_or_none())  # fmt: skip
     if to is None or found is None:
         _finish(conn, row.id, "skipped", stamp, reason="no_contact" if to is None else "no_provider")
         return None
-    rules = policy.load(conn, row.tenant_id)
+    rules = _cached(cache, ("policy", row.tenant_id), lambda: policy.load(conn, row.tenant_id))
     variables = msgspec.json.decode(row.vars)
     names = variables.get("service_names") or {}
     variables["service_name"] = names.get(row.lang) or variables.get("service_name")
     variables["status_url"] = status_link(rules.public_url, keys_dir, row)
-    wording, lang = templates.lookup(conn, row.tenant_id, row.trigger, row.channel, row.lang)
+    wording, lang = _cached(
+        cache,
+        ("wording", row.tenant_id, row.trigger, row.channel, row.lang),
+        lambda: templates.lookup(conn, row.tenant_id, row.trigger, row.channel, row.lang),
+    )
     rendered = templates.render(wording, row.channel, lang, variables)
     attempt = row.attempts + 1
     conn.execute(
@@ -195,35 +206,49 @@ def _finish(conn: Connection, outbox_id: int, status: str, stamp: str, **values:
 def record(
     engine: Engine, job: Job, result: SendResult, now: datetime, rand: Callable[[], float] = random.random
 ) -> str:
-    """Record one attempt's result; returns the row's new status. Only the holder of the lease records (a row
-    reclaimed after its lease ran out belongs to the newer attempt)."""
-    stamp = _now(now)
+    """Record one attempt's result; returns the row's new status (see `record_many`)."""
+    return record_many(engine, [(job, result)], now, rand)[0]
+
+
+def record_many(
+    engine: Engine,
+    results: Sequence[tuple[Job, SendResult]],
+    now: datetime,
+    rand: Callable[[], float] = random.random,
+) -> list[str]:
+    """Record a round's results in one transaction; the rows' new statuses (`lost_lease` for a row reclaimed after
+    its lease ran out: it belongs to the newer attempt, whose record wins)."""
     with engine.begin() as conn:
-        mine = (outbox.c.id == job.outbox_id, outbox.c.status == "sending", outbox.c.attempts == job.attempt)
-        values: dict[str, Any] = {"updated_at": stamp, "code": result.code, "reason": result.reason}
-        if result.outcome == "sent":
-            status = "sent"
-            values |= {"provider_message_id": result.provider_message_id, "sent_at": stamp, "lease_until": None,
-                       "next_attempt_at": None, "reason": None}  # fmt: skip
-        elif result.outcome == "retry" and job.attempt < job.max_attempts:
-            status = "failed"
-            due = now + timedelta(seconds=backoff(job.attempt, result.retry_after, rand))
-            values |= {"next_attempt_at": _now(due), "lease_until": None}
-        else:
-            status = "dead"
-            values |= {"lease_until": None, "next_attempt_at": None}
-            if result.outcome == "retry":
-                values["reason"] = f"gave up after {job.attempt} attempts: {result.reason or result.code}"
-        changed = conn.execute(sa.update(outbox).where(*mine).values(status=status, **values)).rowcount
-        conn.execute(
-            sa.update(attempts)
-            .where(attempts.c.outbox_id == job.outbox_id, attempts.c.attempt == job.log_no)
-            .values(finished_at=stamp, outcome=result.outcome, code=result.code, reason=result.reason)
-        )
-        if not changed:
-            return "lost_lease"
-        if status == "dead" and job.channel == "whatsapp" and (result.code in FALLBACK_CODES):
-            fall_back(conn, job.outbox_id, job.fallback, now)
+        return [_record(conn, job, result, now, rand) for job, result in results]
+
+
+def _record(conn: Connection, job: Job, result: SendResult, now: datetime, rand: Callable[[], float]) -> str:
+    stamp = _now(now)
+    mine = (outbox.c.id == job.outbox_id, outbox.c.status == "sending", outbox.c.attempts == job.attempt)
+    values: dict[str, Any] = {"updated_at": stamp, "code": result.code, "reason": result.reason}
+    if result.outcome == "sent":
+        status = "sent"
+        values |= {"provider_message_id": result.provider_message_id, "sent_at": stamp, "lease_until": None,
+                   "next_attempt_at": None, "reason": None}  # fmt: skip
+    elif result.outcome == "retry" and job.attempt < job.max_attempts:
+        status = "failed"
+        due = now + timedelta(seconds=backoff(job.attempt, result.retry_after, rand))
+        values |= {"next_attempt_at": _now(due), "lease_until": None}
+    else:
+        status = "dead"
+        values |= {"lease_until": None, "next_attempt_at": None}
+        if result.outcome == "retry":
+            values["reason"] = f"gave up after {job.attempt} attempts: {result.reason or result.code}"
+    changed = conn.execute(sa.update(outbox).where(*mine).values(status=status, **values)).rowcount
+    conn.execute(
+        sa.update(attempts)
+        .where(attempts.c.outbox_id == job.outbox_id, attempts.c.attempt == job.log_no)
+        .values(finished_at=stamp, outcome=result.outcome, code=result.code, reason=result.reason)
+    )
+    if not changed:
+        return "lost_lease"
+    if status == "dead" and job.channel == "whatsapp" and (result.code in FALLBACK_CODES):
+        fall_back(conn, job.outbox_id, job.fallback, now)
     return status
 
 

@@ -13,7 +13,7 @@ import aiosmtplib
 import httpx
 
 from cloud.notify.mail import SECRETS as MAIL_SECRETS
-from cloud.notify.mail import MailSettingsError, SmtpSettings, send_email
+from cloud.notify.mail import MailSettingsError, SmtpPool, SmtpSettings, build_message
 from cloud.notify.providers.base import (
     Channel,
     DeliveryUpdate,
@@ -61,31 +61,31 @@ class EmailProvider:
     """One tenant's SMTP relay."""
 
     settings: SmtpSettings
+    pool: SmtpPool
     name: str = "email"
     channel: Channel = "email"
 
     async def send(self, message: OutgoingMessage) -> SendResult:
-        """One SMTP transaction; the outbox key (hashed) is the Message-ID."""
+        """One SMTP transaction over a pooled connection; the outbox key (hashed) is the Message-ID."""
         message_id = hashlib.sha256(message.key.encode()).hexdigest()[:32]
+        msg = build_message(self.settings.sender, message.to, message.subject or "", message.text, message.html,
+                            message.attachments, message_id)  # fmt: skip
         try:
-            await send_email(
-                self.settings,
-                message.to,
-                message.subject or "",
-                message.text,
-                message.html,
-                message.attachments,
-                message_id=message_id,
-            )
+            await self.pool.send(msg)
         except (aiosmtplib.SMTPException, OSError, TimeoutError, MailSettingsError) as exc:
             return classify(exc)
         return SendResult("sent", provider_message_id=message_id)
+
+    async def close(self) -> None:
+        """Quit the pooled connections (the dispatcher stops, or the tenant's settings changed)."""
+        await self.pool.close()
 
 
 def build(settings: Mapping[str, Any], client: httpx.AsyncClient | None = None) -> EmailProvider:
     """The provider for these settings (the httpx client is unused: SMTP is its own protocol)."""
     del client
-    return EmailProvider(SmtpSettings.from_mapping(settings))
+    smtp = SmtpSettings.from_mapping(settings)
+    return EmailProvider(smtp, SmtpPool(smtp))
 
 
 def parse_webhook(request: WebhookRequest, settings: Mapping[str, Any]) -> list[DeliveryUpdate]:

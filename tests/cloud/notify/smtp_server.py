@@ -8,6 +8,7 @@ import asyncio
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -36,6 +37,7 @@ class Received:
     sender: str
     recipients: list[str]
     message: EmailMessage
+    at: float = field(default_factory=time.perf_counter)  # when the relay accepted it (for latency figures)
 
     @property
     def text(self) -> str:
@@ -50,6 +52,7 @@ class _Handler:
     fail_with: str | None = None
     delay: float = 0.0  # seconds between receiving a message and answering (a slow relay)
     receiving: threading.Event = field(default_factory=threading.Event)
+    journal: Any = None  # a text file: one line per accepted message (time, subject, Message-ID)
     changed: threading.Condition = field(default_factory=threading.Condition)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # aiosmtpd's hook name
@@ -64,6 +67,9 @@ class _Handler:
         assert isinstance(parsed, EmailMessage)
         with self.changed:
             self.messages.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos), parsed))
+            if self.journal is not None:  # a relay in its own process tells its parent what arrived, and when
+                self.journal.write(f"{time.time()}\t{parsed['Subject']}\t{parsed['Message-ID']}\n")
+                self.journal.flush()
             self.changed.notify_all()
         return "250 OK"
 
@@ -152,3 +158,24 @@ class SmtpServer:
         if self.controller is not None:
             self.controller.stop()
             self.controller = None
+
+
+def main(directory: str, port: str) -> None:
+    """Run a relay in this process (a benchmark's provider apart from the hub's GIL) until killed; it writes its
+    settings to `<directory>/settings.json` and one line per message to `<directory>/journal.tsv`."""
+    import json
+    import signal
+
+    server = SmtpServer(Path(directory))
+    server.port = int(port)
+    server.handler.journal = (Path(directory) / "journal.tsv").open("a", encoding="utf-8")
+    server.start()
+    (Path(directory) / "settings.json").write_text(json.dumps(server.settings))
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    server.stop()
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1], sys.argv[2])
