@@ -118,7 +118,11 @@ def test_called_to_provider_latency_and_dispatch_throughput(tmp_path: Path, nats
     loop = asyncio.new_event_loop()
     relay = Relay(LinkSettings(servers=(nats_server.url,), tenant=TENANT, branch_id=BRANCH), ServiceSource(service),
                   cursor=0, batch_size=1000)  # fmt: skip
-    service.subscribe_commits(lambda _events: loop.call_soon_threadsafe(relay.notify))
+
+    def wake_relay(_events: object) -> None:
+        loop.call_soon_threadsafe(relay.notify)
+
+    service.subscribe_commits(wake_relay)
     try:
         with CloudHub(store, nats_server.url, workers=1) as hub:
             _configure(hub.engine, smtp, only_called)
