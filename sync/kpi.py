@@ -623,6 +623,9 @@ def csv_cells(fact: TicketFact) -> list[str]:
 
 def csv_line(cells: Sequence[str], sep: str = ",") -> str:
     """One RFC 4180 record (CRLF-terminated); cells holding the separator, a quote or a line break are quoted."""
+    line = sep.join(cells)
+    if line.count(sep) == len(cells) - 1 and '"' not in line and "\n" not in line and "\r" not in line:
+        return line + "\r\n"  # the usual record: nothing to quote (checked on the joined line, at C speed)
     out = []
     for cell in cells:
         if sep in cell or '"' in cell or "\n" in cell or "\r" in cell:

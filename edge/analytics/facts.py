@@ -18,12 +18,11 @@ import msgspec
 from edge.store.log import read_events
 from sync.contract import ConfigApplied, Event
 from sync.contract_config import BranchConfig, config_decoder
-from sync.kpi import FactSource, KpiQuery, TicketFact, csv_cells, fact_of, fold_event
+from sync.kpi import FactSource, KpiQuery, TicketFact, csv_cells, csv_line, fact_of, fold_event
 
 _encoder = msgspec.json.Encoder()
 _source_decoder = msgspec.json.Decoder(FactSource)
 fact_decoder = msgspec.json.Decoder(TicketFact)
-cells_decoder = msgspec.json.Decoder(list[str])
 CATCH_UP_BATCH = 5000
 
 
@@ -63,6 +62,7 @@ def _write(conn: sqlite3.Connection, sources: Iterable[FactSource], tz: str | No
     csv_rows = []
     for src in sources:
         fact = fact_of(src, tz)
+        cells = csv_cells(fact)
         created = fact.created_at.isoformat() if fact.created_at else ""
         rows.append(
             (
@@ -93,7 +93,8 @@ def _write(conn: sqlite3.Connection, sources: Iterable[FactSource], tz: str | No
                 fact.counter_id,
                 fact.priority,
                 fact.channel,
-                _encoder.encode(csv_cells(fact)),
+                csv_line(cells, ","),
+                csv_line(cells, ";"),
             )
         )
     conn.executemany(
@@ -105,8 +106,8 @@ def _write(conn: sqlite3.Connection, sources: Iterable[FactSource], tz: str | No
     # The sort key moves only if the creation time arrived late; the old record goes first either way.
     conn.executemany("DELETE FROM ticket_fact_csv WHERE ticket_id = ?", [(r[1],) for r in csv_rows])
     conn.executemany(
-        "INSERT INTO ticket_fact_csv (sort_key, ticket_id, service_id, counter_id, priority, channel, cells)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO ticket_fact_csv (sort_key, ticket_id, service_id, counter_id, priority, channel, csv_comma,"
+        " csv_semicolon) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         csv_rows,
     )
 
@@ -166,11 +167,10 @@ def cursor(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT seq FROM facts_cursor WHERE id = 1").fetchone()[0])
 
 
-def _where(query: KpiQuery) -> tuple[str, list[object]]:
-    """SQL filter of a query over the fact columns (dates are the branch-local creation date, via the sort key)."""
-    upper = (query.date_to + timedelta(days=1)).isoformat()
-    clauses = ["sort_key >= ? AND sort_key < ?"]
-    params: list[object] = [query.date_from.isoformat(), upper]
+def _dimensions(query: KpiQuery) -> tuple[str, list[object]]:
+    """SQL filter of a query's dimensions (service, priority, channel, counter) over the fact columns."""
+    clauses = ["1 = 1"]
+    params: list[object] = []
     for column, value in (
         ("service_id", query.service_id),
         ("priority", query.priority),
@@ -181,6 +181,17 @@ def _where(query: KpiQuery) -> tuple[str, list[object]]:
             clauses.append(f"{column} = ?")
             params.append(value)
     return " AND ".join(clauses), params
+
+
+def _day_bounds(query: KpiQuery) -> tuple[str, str]:
+    """The sort-key range of the query's local days: keys are `YYYY-MM-DD|...`, so from-date <= key < day after."""
+    return query.date_from.isoformat(), (query.date_to + timedelta(days=1)).isoformat()
+
+
+def _where(query: KpiQuery) -> tuple[str, list[object]]:
+    """SQL filter of a query over the fact columns (dates are the branch-local creation date, via the sort key)."""
+    dims, params = _dimensions(query)
+    return f"sort_key >= ? AND sort_key < ? AND {dims}", [*_day_bounds(query), *params]
 
 
 def facts(
@@ -194,22 +205,23 @@ def facts(
     return [fact_decoder.decode(blob) for (blob,) in conn.execute(sql, [*params, *extra_params])]
 
 
-def csv_records(conn: sqlite3.Connection, query: KpiQuery, chunk: int = 2000) -> Iterator[list[list[str]]]:
-    """The CSV cells of the selected tickets, in creation order, a chunk at a time (keyset paging: constant memory).
+def csv_records(conn: sqlite3.Connection, query: KpiQuery, chunk: int = 2000) -> Iterator[list[str]]:
+    """The CSV records (CRLF-terminated, in the query's separator) of the selected tickets, in creation order, a chunk
+    at a time (keyset paging: constant memory).
 
-    One lower bound on the clustered key per page (the last key read, or the first day) so every page is an index
-    seek, not a rescan from the range's start.
+    Exactly one lower bound on the clustered key per page (the last key read, first the range's start), so every page
+    is an index seek where the previous one ended, never a rescan from the range's start.
     """
-    where, params = _where(query)
-    upper = params[1]
+    dims, params = _dimensions(query)
+    after, upper = _day_bounds(query)  # the start sorts before every key of that day ("YYYY-MM-DD|...")
+    column = "csv_semicolon" if query.sep == ";" else "csv_comma"
     sql = (
-        f"SELECT sort_key, cells FROM ticket_fact_csv WHERE sort_key > ? AND sort_key < ? AND {where}"  # noqa: S608 - fixed columns, values bound
+        f"SELECT sort_key, {column} FROM ticket_fact_csv WHERE sort_key > ? AND sort_key < ? AND {dims}"  # noqa: S608 - fixed columns, values bound
         " ORDER BY sort_key LIMIT ?"
     )
-    after = query.date_from.isoformat()  # sorts before every key of that day ("YYYY-MM-DD|...")
     while True:
         rows = conn.execute(sql, [after, upper, *params, chunk]).fetchall()
         if not rows:
             return
-        yield [cells_decoder.decode(r[1]) for r in rows]
+        yield [r[1] for r in rows]
         after = rows[-1][0]

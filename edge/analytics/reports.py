@@ -24,7 +24,6 @@ from sync.kpi import (
     TicketFact,
     aggregate,
     csv_header_line,
-    csv_line,
     kpi_row,
     kpi_rows,
     parse_query,
@@ -84,9 +83,8 @@ def csv_chunks(db_path: Path, query: KpiQuery) -> Iterator[bytes]:
     conn: sqlite3.Connection = connect(db_path, readonly=True)
     try:
         yield csv_header_line(query.sep).encode()
-        sep = query.sep
         for records in facts.csv_records(conn, query, CSV_CHUNK):
-            yield "".join([csv_line(cells, sep) for cells in records]).encode()
+            yield "".join(records).encode()
     finally:
         conn.close()
 

@@ -22,8 +22,8 @@ CREATE TABLE ticket_facts (
 -- sort_key = business_date|created_at|ticket_id: creation order, and the export's keyset (pages by index).
 CREATE INDEX ticket_facts_sort ON ticket_facts (sort_key);
 CREATE INDEX ticket_facts_served_by ON ticket_facts (served_by, closed_date);
--- The ticket's CSV record (version 1, neutralised, times in the branch's zone), clustered in creation order so an
--- export reads pages in sequence and only decodes and joins (the filters' columns are beside it).
+-- The ticket's CSV record (version 1, neutralised, times in the branch's zone) rendered for both separators,
+-- clustered in creation order so an export reads pages in sequence and only concatenates (filters' columns beside).
 CREATE TABLE ticket_fact_csv (
     sort_key TEXT PRIMARY KEY,
     ticket_id TEXT NOT NULL UNIQUE,
@@ -31,7 +31,8 @@ CREATE TABLE ticket_fact_csv (
     counter_id TEXT,
     priority INTEGER NOT NULL,
     channel TEXT NOT NULL,
-    cells BLOB NOT NULL
+    csv_comma TEXT NOT NULL,
+    csv_semicolon TEXT NOT NULL
 ) WITHOUT ROWID;
 -- How far the fact projection has folded the log, and the configuration version in force at that point.
 CREATE TABLE facts_cursor (
