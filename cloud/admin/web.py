@@ -448,7 +448,7 @@ async def config_service(request: Request[Any, Any, Any], tenant: FromPath[str],
         await _template_to(request, tenant, other, service)
         for other in ([targets] if isinstance(targets, str) else targets)
     ]
-    location = answer.headers["location"] + "&template=" + ",".join(results)
+    location = f"{answer.url}&template={','.join(results)}"
     return Redirect(path=location, status_code=303)
 
 

@@ -45,7 +45,7 @@ def test_a_service_goes_to_the_chosen_branches_each_checked(tmp_path: Path, nats
         )
         assert taken.status_code == 303
         done = client.post(
-            "/admin/config/acme/jkt-sudirman/service",
+            "/admin/config/acme/jkt-sudirman/service?lang=en",
             data={
                 "id": "forex",
                 "name": "Valas",
@@ -62,7 +62,7 @@ def test_a_service_goes_to_the_chosen_branches_each_checked(tmp_path: Path, nats
         assert "sby-darmo → refused" in shown
         # A change refused at the first branch goes nowhere else.
         bad = client.post(
-            "/admin/config/acme/jkt-sudirman/service",
+            "/admin/config/acme/jkt-sudirman/service?lang=en",
             data={
                 "id": "gold",
                 "name": "Emas",
