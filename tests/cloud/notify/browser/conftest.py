@@ -1,0 +1,8 @@
+"""Debian's Chromium for this package only (Playwright's sync API must end with the package that uses it)."""
+
+from __future__ import annotations
+
+from tests.cloud.notify.conftest import smtp_server
+from tests.support.browser import browser, playwright_instance
+
+__all__ = ["browser", "playwright_instance", "smtp_server"]
