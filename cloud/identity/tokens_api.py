@@ -1,4 +1,5 @@
-"""API tokens over the API (`tokens.manage`): list one's own, issue one (the secret is in that answer only), revoke."""
+"""API tokens (`tokens.manage`), over the API and on the console's /tokens page: list one's own, issue one (the
+secret is in that answer or page only), revoke."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import FromPath, JSONBody
+from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_201_CREATED
 
 from cloud.hq_users import get_user
 from cloud.identity import tokens
 from cloud.identity.permissions import requires
+from cloud.identity.signin import language
 from cloud.web.console_auth import ConsoleAuth, HqPrincipal
 
 
@@ -41,6 +44,11 @@ def my_tokens(request: Request[Any, Any, Any]) -> dict[str, Any]:
 @post("/api/v1/tokens", guards=[requires("tokens.manage")], status_code=HTTP_201_CREATED)
 async def issue_token(request: Request[Any, Any, Any], data: JSONBody[TokenRequest]) -> dict[str, Any]:
     """Issue a token for the caller's own account; `token` is shown in this answer only."""
+    return await _issue(request, data)
+
+
+async def _issue(request: Request[Any, Any, Any], data: TokenRequest) -> dict[str, Any]:
+    """Issue a token for the caller (raises ClientException with what is wrong)."""
     me: HqPrincipal = request.scope["user"]
     auth = _auth(request)
     user = await asyncio.to_thread(get_user, auth.engine, me.username or "") if me.username else None
@@ -68,3 +76,61 @@ def revoke_token(request: Request[Any, Any, Any], token_id: FromPath[str]) -> Re
 
 
 ROUTES: list[Any] = [my_tokens, issue_token, revoke_token]
+
+
+WORDS = {
+    "id": {"title": "Token API", "intro": "Token untuk otomasi (Authorization: Bearer); hanya ditampilkan sekali.",
+           "shown_once": "Salin sekarang — token ini tidak akan ditampilkan lagi:", "name": "Nama", "scopes": "Izin",
+           "tenant": "Tenant", "expires": "Berlaku sampai", "last_used": "Terakhir dipakai", "revoke": "Cabut",
+           "revoked": "dicabut", "none": "Belum ada token.", "new": "Token baru", "days": "Hari berlaku",
+           "create": "Buat token"},
+    "en": {"title": "API tokens", "intro": "Tokens for automation (Authorization: Bearer). A token is shown only once.",
+           "shown_once": "Copy it now — it will not be shown again:", "name": "Name", "scopes": "Permissions",
+           "tenant": "Tenant", "expires": "Expires", "last_used": "Last used", "revoke": "Revoke",
+           "revoked": "revoked", "none": "No tokens yet.", "new": "New token", "days": "Days valid",
+           "create": "Create token"},
+}  # fmt: skip
+
+
+def _page(request: Request[Any, Any, Any], new_token: str | None = None, error: str | None = None) -> Template:
+    me: HqPrincipal = request.scope["user"]
+    lang = language(request)
+    listed = tokens.list_tokens(_auth(request).engine, me.username or "")
+    context = {"lang": lang, "w": WORDS[lang], "tokens": listed, "grantable": sorted(me.permissions()),
+               "new_token": new_token, "error": error, "active": "tokens"}  # fmt: skip
+    return Template(template_name="identity/tokens.html", context=context, headers={"Cache-Control": "no-store"},
+                    status_code=400 if error else 200)  # fmt: skip
+
+
+@get("/tokens", guards=[requires("tokens.manage")], include_in_schema=False)
+async def tokens_page(request: Request[Any, Any, Any]) -> Template:
+    """The caller's API tokens, and a form for a new one."""
+    return await asyncio.to_thread(_page, request)
+
+
+@post("/tokens", guards=[requires("tokens.manage")], include_in_schema=False)
+async def tokens_create_form(request: Request[Any, Any, Any]) -> Template:
+    """Issue a token from the form; the page shows it once."""
+    form = await request.form()
+    name, days = form.get("name"), form.get("days")
+    scopes = [s for s in form.getall("scopes") if isinstance(s, str)] if "scopes" in form else []
+    try:
+        body = TokenRequest(name=name if isinstance(name, str) else "", scopes=scopes,
+                            days=int(days) if isinstance(days, str) and days.isdigit() else 0)  # fmt: skip
+        made = await _issue(request, body)
+    except ClientException as exc:
+        return await asyncio.to_thread(_page, request, None, str(exc.detail))
+    return await asyncio.to_thread(_page, request, str(made["token"]))
+
+
+@post("/tokens/{token_id:str}/revoke", guards=[requires("tokens.manage")], include_in_schema=False)
+async def tokens_revoke_form(request: Request[Any, Any, Any], token_id: FromPath[str]) -> Response[Any]:
+    """Revoke one of the caller's tokens from the page."""
+    me: HqPrincipal = request.scope["user"]
+    auth = _auth(request)
+    if not await asyncio.to_thread(tokens.revoke, auth.engine, token_id, auth.clock(), me.username or ""):
+        raise NotFoundException("no such live token of yours")
+    return Redirect(path="/tokens", status_code=303)
+
+
+ROUTES += [tokens_page, tokens_create_form, tokens_revoke_form]

@@ -103,3 +103,26 @@ def test_tokens_from_the_cli(identity_store: str) -> None:
                                   "--db-url", identity_store])  # fmt: skip
     assert refused.exit_code == 1
     assert "may not grant" in refused.output
+
+
+def test_the_tokens_page(client: TestClient) -> None:  # type: ignore[type-arg]
+    sign_in(client, "tina")
+    page = client.get("/tokens?lang=en")
+    assert page.status_code == 200
+    assert "No tokens yet." in page.text
+    assert 'value="releases.manage"' not in page.text  # only what the role may grant is offered
+    csrf = csrf_of(client)
+    made = client.post(
+        "/tokens?lang=en", data={"name": "cron", "days": "7", "scopes": ["branches.read"], "_csrf_token": csrf}
+    )
+    assert made.status_code == 200
+    raw = next(w for w in made.text.replace("<", " ").replace(">", " ").split() if w.startswith("qms_"))
+    assert client.get("/tokens").text.count(raw) == 0  # shown once
+    assert client.get("/api/v1/branches", headers=bearer(raw)).status_code == 200
+    token_id = raw.split("_")[1]
+    assert client.post("/tokens", data={"name": "x", "days": "7", "_csrf_token": csrf}).status_code == 400
+    revoked = client.post(f"/tokens/{token_id}/revoke", data={"_csrf_token": csrf}, follow_redirects=False)
+    assert revoked.status_code == 303
+    assert client.get("/api/v1/branches", headers=bearer(raw)).status_code == 401
+    forged = client.post("/tokens", data={"name": "x", "days": "7", "scopes": ["branches.read"]})
+    assert forged.status_code == 403  # no CSRF token
