@@ -43,7 +43,7 @@ def requires(permission: str) -> Guard:
     return guard
 
 
-def scope_filter(table: sa.Table, principal: HqPrincipal) -> sa.ColumnElement[bool]:
+def scope_filter(table: sa.TableClause, principal: HqPrincipal) -> sa.ColumnElement[bool]:
     """The WHERE clause limiting `table`'s rows to the principal's scope: its tenants, and for a branch manager its
     (tenant, branch) pairs when the table has a `branch_id`; every area's queries add it (`.where(scope_filter(…))`)."""
     clauses: list[sa.ColumnElement[bool]] = []

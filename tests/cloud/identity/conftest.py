@@ -63,7 +63,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def client(identity_store: str, clock: Clock) -> Iterator[TestClient]:  # type: ignore[type-arg]
+def client(identity_store: str, clock: Clock) -> Iterator[TestClient]:
     """The hub's app over the identity store, its clock under the test's control."""
     app = create_app(CloudSettings(db_url=identity_store))
     auth: ConsoleAuth = app.state["console_auth"]
@@ -79,14 +79,14 @@ def form_token(page: httpx.Response) -> str:
     return found.group(1)
 
 
-def sign_in(client: TestClient, username: str, password: str = PASSWORD, next_path: str = "/") -> httpx.Response:  # type: ignore[type-arg]
+def sign_in(client: TestClient, username: str, password: str = PASSWORD, next_path: str = "/") -> httpx.Response:
     """Open the sign-in page and post the form, as a browser does; the answer (303 on success)."""
     page = client.get("/signin", headers={"accept": "text/html"})
     data = {"username": username, "password": password, "_csrf_token": form_token(page), "next": next_path}
     return client.post("/signin", data=data, follow_redirects=False)
 
 
-def csrf_of(client: TestClient) -> str:  # type: ignore[type-arg]
+def csrf_of(client: TestClient) -> str:
     """The signed-in session's CSRF token (as a page's script reads it)."""
     token = client.get("/api/v1/me").json()["csrf_token"]
     assert token

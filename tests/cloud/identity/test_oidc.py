@@ -17,7 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
-from oidc_provider_mock import User, run_server_in_thread
+from oidc_provider_mock import User, run_server_in_thread  # type: ignore[import-untyped]
 
 from cloud.identity.oidc import OidcClient, SsoRefused
 from cloud.identity.tables import sso_flows
@@ -46,7 +46,7 @@ def issuer_of(server: Any) -> str:
 
 
 @pytest.fixture
-def sso_client(client: TestClient, clock: Clock, provider: Any) -> TestClient:  # type: ignore[type-arg]
+def sso_client(client: TestClient, clock: Clock, provider: Any) -> TestClient:
     """The hub with acme's OIDC configured by its tenant admin; the clock at real time (tokens carry real times)."""
     clock.now = datetime.now(UTC)
     sign_in(client, "tina")
@@ -65,7 +65,7 @@ def authorize(location: str, sub: str) -> str:
     return str(answer.headers["location"])
 
 
-def browser_sign_in(client: TestClient, sub: str) -> httpx.Response:  # type: ignore[type-arg]
+def browser_sign_in(client: TestClient, sub: str) -> httpx.Response:
     start = client.get("/sso/start?tenant=acme&next=/api/v1/me", follow_redirects=False)
     assert start.status_code == 303
     back = urlsplit(authorize(start.headers["location"], sub))
@@ -73,7 +73,7 @@ def browser_sign_in(client: TestClient, sub: str) -> httpx.Response:  # type: ig
     return client.get(f"{back.path}?{back.query}", follow_redirects=False)
 
 
-def test_the_idp_settings_hide_the_secret_and_stay_in_their_tenant(sso_client: TestClient) -> None:  # type: ignore[type-arg]
+def test_the_idp_settings_hide_the_secret_and_stay_in_their_tenant(sso_client: TestClient) -> None:
     sign_in(sso_client, "tina")
     answer = sso_client.get("/api/v1/tenants/acme/sso/oidc")
     assert answer.status_code == 200, answer.text
@@ -93,7 +93,7 @@ def test_the_idp_settings_hide_the_secret_and_stay_in_their_tenant(sso_client: T
     assert refused.status_code == 400
 
 
-def test_sign_in_with_a_claim_mapped_role(sso_client: TestClient) -> None:  # type: ignore[type-arg]
+def test_sign_in_with_a_claim_mapped_role(sso_client: TestClient) -> None:
     done = browser_sign_in(sso_client, "alice")
     assert done.status_code == 303
     assert done.headers["location"] == "/api/v1/me"
@@ -107,7 +107,7 @@ def test_sign_in_with_a_claim_mapped_role(sso_client: TestClient) -> None:  # ty
     assert sso_client.post("/api/v1/tokens", json={}, headers={"x-csrftoken": me["csrf_token"]}).status_code == 403
 
 
-def test_a_branch_manager_gets_the_branches_of_its_claim(sso_client: TestClient) -> None:  # type: ignore[type-arg]
+def test_a_branch_manager_gets_the_branches_of_its_claim(sso_client: TestClient) -> None:
     assert browser_sign_in(sso_client, "bob").status_code == 303
     me = sso_client.get("/api/v1/me").json()
     assert me["role"] == "branch_manager"
@@ -115,7 +115,7 @@ def test_a_branch_manager_gets_the_branches_of_its_claim(sso_client: TestClient)
     assert {b["branch_id"] for b in sso_client.get("/api/v1/branches").json()["branches"]} == {"jkt-sudirman"}
 
 
-def test_an_unmapped_user_and_a_replayed_callback_are_refused(sso_client: TestClient) -> None:  # type: ignore[type-arg]
+def test_an_unmapped_user_and_a_replayed_callback_are_refused(sso_client: TestClient) -> None:
     refused = browser_sign_in(sso_client, "eve")
     assert refused.status_code == 303
     assert refused.headers["location"].startswith("/signin?sso_error=")
@@ -134,7 +134,7 @@ def test_an_unmapped_user_and_a_replayed_callback_are_refused(sso_client: TestCl
     )
 
 
-def test_a_changed_nonce_is_refused(sso_client: TestClient, identity_store: str) -> None:  # type: ignore[type-arg]
+def test_a_changed_nonce_is_refused(sso_client: TestClient, identity_store: str) -> None:
     start = sso_client.get("/sso/start?tenant=acme", follow_redirects=False)
     engine = create_store_engine(identity_store)
     with transaction(engine) as conn:
@@ -186,7 +186,7 @@ def test_the_provider_rotating_its_key(provider: Any) -> None:
     before = id_token_for(provider, client, "alice", "n-1")
     client.verify(issuer, "qms-hub", before, "n-1", datetime.now(UTC))  # the key set is now cached
     storage = _provider_storage(provider)
-    from authlib.jose import RSAKey  # the provider's own key type
+    from authlib.jose import RSAKey  # type: ignore[import-untyped]  # the provider's own key type
 
     storage.jwk = RSAKey.generate_key(is_private=True)
     cached = client.keys[issuer]

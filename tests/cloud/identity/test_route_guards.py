@@ -77,7 +77,7 @@ def fill(path: str, branch: str) -> str:
     return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values.get(m.group(1), "1"), path)
 
 
-def call(client: TestClient, method: str, url: str, headers: dict[str, str]) -> int:  # type: ignore[type-arg]
+def call(client: TestClient, method: str, url: str, headers: dict[str, str]) -> int:
     body: dict[str, Any] = {"json": {}} if method in {"POST", "PUT", "PATCH"} else {}
     return client.request(method, url, headers=headers, follow_redirects=False, **body).status_code
 
@@ -93,8 +93,9 @@ def test_role_by_route_matrix_from_the_openapi_schema(identity_store: str) -> No
     failures = []
     with TestClient(app=app) as client:
         for username, (role, tenants, branches) in ACCOUNTS.items():
-            grant = sessions.SessionGrant(username, role, None if tenants == ["*"] else frozenset(tenants),
-                                          frozenset(tuple(b.split("/")) for b in branches) or None, "session")  # type: ignore[misc]  # fmt: skip
+            pairs = frozenset((b.split("/")[0], b.split("/")[1]) for b in branches) or None
+            grant = sessions.SessionGrant(username, role, None if tenants == ["*"] else frozenset(tenants), pairs,
+                                          "session")  # fmt: skip
             raw = sessions.start(auth.engine, grant, auth.clock(), auth.policy, "test")
             headers = {"cookie": f"qms_session={raw}", "x-csrftoken": sessions.csrf_token_of(raw)}
             for method, path in operations:

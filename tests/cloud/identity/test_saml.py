@@ -62,7 +62,7 @@ def idp_config(directory: Path, sp_metadata: list[str]) -> IdPConfig:
 
 
 @pytest.fixture
-def saml_hub(client: TestClient, tmp_path: Path) -> tuple[TestClient, Server]:  # type: ignore[type-arg]
+def saml_hub(client: TestClient, tmp_path: Path) -> tuple[TestClient, Server]:
     """acme's hub configured with the IdP's metadata, and the IdP knowing the hub's SP metadata."""
     sp_metadata = client.get("/sso/acme/saml/metadata").text
     assert "AssertionConsumerService" in sp_metadata
@@ -77,7 +77,7 @@ def saml_hub(client: TestClient, tmp_path: Path) -> tuple[TestClient, Server]:  
     return client, Server(config=config)
 
 
-def idp_answer(client: TestClient, idp: Server, groups: list[str], audience: str | None = None) -> dict[str, Any]:  # type: ignore[type-arg]
+def idp_answer(client: TestClient, idp: Server, groups: list[str], audience: str | None = None) -> dict[str, Any]:
     """Start at the hub, let the IdP read the AuthnRequest and answer it: the form the browser would post."""
     start = client.get("/sso/start?tenant=acme&next=/api/v1/me", follow_redirects=False)
     assert start.status_code == 303
@@ -91,13 +91,13 @@ def idp_answer(client: TestClient, idp: Server, groups: list[str], audience: str
     return {"SAMLResponse": base64.b64encode(str(response).encode()).decode(), "RelayState": query["RelayState"][0]}
 
 
-def post(client: TestClient, form: dict[str, Any]) -> str:  # type: ignore[type-arg]
+def post(client: TestClient, form: dict[str, Any]) -> str:
     answer = client.post("/sso/saml/acs", data=form, follow_redirects=False)
     assert answer.status_code == 303
     return str(answer.headers["location"])
 
 
-def test_a_signed_assertion_with_a_mapped_role_signs_in(saml_hub: tuple[TestClient, Server]) -> None:  # type: ignore[type-arg]
+def test_a_signed_assertion_with_a_mapped_role_signs_in(saml_hub: tuple[TestClient, Server]) -> None:
     client, idp = saml_hub
     form = idp_answer(client, idp, ["qms-auditors"])
     assert post(client, form) == "/api/v1/me"
@@ -112,7 +112,7 @@ def test_a_signed_assertion_with_a_mapped_role_signs_in(saml_hub: tuple[TestClie
     assert post(client, form).startswith("/signin?sso_error=")  # the same response again: refused
 
 
-def test_a_tampered_assertion_is_refused(saml_hub: tuple[TestClient, Server]) -> None:  # type: ignore[type-arg]
+def test_a_tampered_assertion_is_refused(saml_hub: tuple[TestClient, Server]) -> None:
     client, idp = saml_hub
     form = idp_answer(client, idp, ["qms-auditors"])
     xml = base64.b64decode(form["SAMLResponse"]).decode()
@@ -122,13 +122,13 @@ def test_a_tampered_assertion_is_refused(saml_hub: tuple[TestClient, Server]) ->
     assert client.get("/api/v1/me").status_code == 401
 
 
-def test_an_assertion_for_another_audience_is_refused(saml_hub: tuple[TestClient, Server]) -> None:  # type: ignore[type-arg]
+def test_an_assertion_for_another_audience_is_refused(saml_hub: tuple[TestClient, Server]) -> None:
     client, idp = saml_hub
     form = idp_answer(client, idp, ["qms-auditors"], audience="http://hub.test/sso/globex/saml/metadata")
     assert post(client, form).startswith("/signin?sso_error=")
     assert client.get("/api/v1/me").status_code == 401
 
 
-def test_an_unmapped_group_is_refused(saml_hub: tuple[TestClient, Server]) -> None:  # type: ignore[type-arg]
+def test_an_unmapped_group_is_refused(saml_hub: tuple[TestClient, Server]) -> None:
     client, idp = saml_hub
     assert "no%20role" in post(client, idp_answer(client, idp, ["staff"]))

@@ -18,7 +18,7 @@ from tests.cloud.identity.conftest import PASSWORD, Clock, csrf_of, form_token, 
 HTML = {"accept": "text/html"}
 
 
-def test_the_signin_page_in_both_languages(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_the_signin_page_in_both_languages(client: TestClient) -> None:
     indonesian = client.get("/signin", headers=HTML)
     assert indonesian.status_code == 200
     assert 'lang="id"' in indonesian.text
@@ -35,7 +35,7 @@ def test_the_signin_page_in_both_languages(client: TestClient) -> None:  # type:
     assert client.get("/lang/en?next=//evil.example/x", follow_redirects=False).headers["location"] == "/"
 
 
-def test_sign_in_sets_a_hardened_session_cookie_and_opens_the_console(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_sign_in_sets_a_hardened_session_cookie_and_opens_the_console(client: TestClient) -> None:
     answer = sign_in(client, "tina", next_path="/api/v1/branches")
     assert answer.status_code == 303
     assert answer.headers["location"] == "/api/v1/branches"
@@ -55,7 +55,7 @@ def test_sign_in_sets_a_hardened_session_cookie_and_opens_the_console(client: Te
     assert page.status_code == 200
 
 
-def test_the_cookie_is_secure_behind_https(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_the_cookie_is_secure_behind_https(client: TestClient) -> None:
     page = client.get("/signin", headers=HTML)
     answer = client.post("/signin", data={"username": "tina", "password": PASSWORD, "_csrf_token": form_token(page)},
                          headers={"x-forwarded-proto": "https"}, follow_redirects=False)  # fmt: skip
@@ -63,7 +63,7 @@ def test_the_cookie_is_secure_behind_https(client: TestClient) -> None:  # type:
     assert "Secure" in cookie
 
 
-def test_wrong_password_and_unknown_user_say_the_same(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_wrong_password_and_unknown_user_say_the_same(client: TestClient) -> None:
     wrong = sign_in(client, "tina", "not-the-password")
     nobody = sign_in(client, "nobody", PASSWORD)
     for answer in (wrong, nobody):
@@ -73,7 +73,7 @@ def test_wrong_password_and_unknown_user_say_the_same(client: TestClient) -> Non
     assert client.get("/api/v1/branches").status_code == 401
 
 
-def test_the_signin_form_needs_its_own_token(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_the_signin_form_needs_its_own_token(client: TestClient) -> None:
     client.get("/signin")
     forged = client.post("/signin", data={"username": "tina", "password": PASSWORD, "_csrf_token": "forged"},
                          follow_redirects=False)  # fmt: skip
@@ -83,7 +83,7 @@ def test_the_signin_form_needs_its_own_token(client: TestClient) -> None:  # typ
     assert empty.status_code == 400
 
 
-def test_lockout_after_repeated_failures_even_for_the_right_password(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_lockout_after_repeated_failures_even_for_the_right_password(client: TestClient) -> None:
     for _ in range(5):
         assert sign_in(client, "audi", "wrong-password-x").status_code == 401
     locked = sign_in(client, "audi")
@@ -92,7 +92,7 @@ def test_lockout_after_repeated_failures_even_for_the_right_password(client: Tes
     assert sign_in(client, "tina").status_code == 303  # another account from the same office is not locked out
 
 
-def test_unsafe_requests_need_the_csrf_token(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_unsafe_requests_need_the_csrf_token(client: TestClient) -> None:
     sign_in(client, "tina")
     body = {"name": "ci", "scopes": ["branches.read"], "days": 7}
     assert client.post("/api/v1/tokens", json=body).status_code == 403
@@ -103,7 +103,7 @@ def test_unsafe_requests_need_the_csrf_token(client: TestClient) -> None:  # typ
     assert client.get("/api/v1/me").status_code == 200  # still signed in
 
 
-def test_sign_out_ends_the_session_on_the_server(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_sign_out_ends_the_session_on_the_server(client: TestClient) -> None:
     sign_in(client, "tina")
     stolen = client.cookies["qms_session"]
     out = client.post("/signout", data={"_csrf_token": csrf_of(client)}, follow_redirects=False)
@@ -116,7 +116,7 @@ def test_sign_out_ends_the_session_on_the_server(client: TestClient) -> None:  #
     assert client.get("/api/v1/me").status_code == 401
 
 
-def test_no_session_fixation(client: TestClient, identity_store: str) -> None:  # type: ignore[type-arg]
+def test_no_session_fixation(client: TestClient, identity_store: str) -> None:
     client.cookies.set("qms_session", "chosen-by-an-attacker", domain="hub.test")
     sign_in(client, "tina")
     assert client.cookies["qms_session"] != "chosen-by-an-attacker"
@@ -132,7 +132,7 @@ def test_no_session_fixation(client: TestClient, identity_store: str) -> None:  
     assert client.cookies["qms_session"] not in ids  # stored hashed only
 
 
-def test_idle_timeout_and_absolute_lifetime(client: TestClient, clock: Clock) -> None:  # type: ignore[type-arg]
+def test_idle_timeout_and_absolute_lifetime(client: TestClient, clock: Clock) -> None:
     sign_in(client, "tina")
     clock.advance(minutes=29)
     assert client.get("/api/v1/me").status_code == 200  # activity restarts the idle clock
@@ -153,7 +153,7 @@ def test_idle_timeout_and_absolute_lifetime(client: TestClient, clock: Clock) ->
     assert clock.now - signed_in_at == timedelta(hours=12)  # it ended at 12 h, not before
 
 
-def test_changing_or_disabling_an_account_ends_its_sessions(client: TestClient, identity_store: str) -> None:  # type: ignore[type-arg]
+def test_changing_or_disabling_an_account_ends_its_sessions(client: TestClient, identity_store: str) -> None:
     sign_in(client, "tina")
     engine = create_store_engine(identity_store)
     upsert_user(engine, "tina", PASSWORD, "auditor", ["acme"])
@@ -166,7 +166,7 @@ def test_changing_or_disabling_an_account_ends_its_sessions(client: TestClient, 
     assert sign_in(client, "tina").status_code == 401
 
 
-def test_a_browser_is_sent_to_signin_and_a_script_gets_401(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_a_browser_is_sent_to_signin_and_a_script_gets_401(client: TestClient) -> None:
     browser = client.get("/api/v1/branches?x=1", headers=HTML, follow_redirects=False)
     assert browser.status_code == 303
     assert browser.headers["location"] == "/signin?next=%2Fapi%2Fv1%2Fbranches%3Fx%3D1"

@@ -14,7 +14,7 @@ from cloud.store import create_store_engine
 from tests.cloud.identity.conftest import Clock, csrf_of, sign_in
 
 
-def issue(client: TestClient, body: dict[str, object]) -> dict[str, object]:  # type: ignore[type-arg]
+def issue(client: TestClient, body: dict[str, object]) -> dict[str, object]:
     answer = client.post("/api/v1/tokens", json=body, headers={"x-csrftoken": csrf_of(client)})
     assert answer.status_code == 201, answer.text
     data: dict[str, object] = answer.json()
@@ -25,7 +25,7 @@ def bearer(token: object) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
-def test_a_token_acts_within_its_scopes_and_is_stored_hashed(client: TestClient, identity_store: str) -> None:  # type: ignore[type-arg]
+def test_a_token_acts_within_its_scopes_and_is_stored_hashed(client: TestClient, identity_store: str) -> None:
     sign_in(client, "root")
     made = issue(client, {"name": "bi export", "scopes": ["branches.read"], "days": 30, "tenant": "globex"})
     raw = str(made["token"])
@@ -49,7 +49,7 @@ def test_a_token_acts_within_its_scopes_and_is_stored_hashed(client: TestClient,
     assert client.get("/api/v1/branches", headers=bearer("qms_nope_nope")).status_code == 401
 
 
-def test_a_token_cannot_exceed_its_owner(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_a_token_cannot_exceed_its_owner(client: TestClient) -> None:
     sign_in(client, "tina")
     headers = {"x-csrftoken": csrf_of(client)}
     beyond = client.post("/api/v1/tokens", json={"name": "x", "scopes": ["releases.manage"]}, headers=headers)
@@ -66,7 +66,7 @@ def test_a_token_cannot_exceed_its_owner(client: TestClient) -> None:  # type: i
     assert malformed.status_code == 400
 
 
-def test_expiry_revocation_and_a_disabled_owner(client: TestClient, clock: Clock, identity_store: str) -> None:  # type: ignore[type-arg]
+def test_expiry_revocation_and_a_disabled_owner(client: TestClient, clock: Clock, identity_store: str) -> None:
     sign_in(client, "tina")
     short = issue(client, {"name": "short", "scopes": ["branches.read"], "days": 1})
     kept = issue(client, {"name": "kept", "scopes": ["branches.read"], "days": 30})
@@ -105,7 +105,7 @@ def test_tokens_from_the_cli(identity_store: str) -> None:
     assert "may not grant" in refused.output
 
 
-def test_the_tokens_page(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_the_tokens_page(client: TestClient) -> None:
     sign_in(client, "tina")
     page = client.get("/tokens?lang=en")
     assert page.status_code == 200

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from oidc_provider_mock import User, run_server_in_thread
+from oidc_provider_mock import User, run_server_in_thread  # type: ignore[import-untyped]
 from playwright.sync_api import Browser, Page, expect
 
 from cloud.hq_users import upsert_user
