@@ -209,7 +209,8 @@ async def kiosk_issue(
     app = _kiosk_app(request)
     _check_inputs(app, data)
     command = c.Enqueue(actor=principal.username, request_id=data.request_id, service_id=data.service_id,
-                        channel="kiosk", phone=data.phone, customer_ref=data.customer_ref, lang=data.lang)  # fmt: skip
+                        channel="kiosk", phone=data.phone, customer_ref=data.customer_ref, lang=data.lang,
+                        notify_opt_in=data.notify_opt_in if data.phone else None)  # fmt: skip
     outcome = await asyncio.wrap_future(app.service.submit(command))
     view = outcome.response
     ref = f"t:{view['ticket_id']}"
@@ -292,7 +293,7 @@ async def _reconcile(app: KioskApp, item: OfflineTicket, device_id: str) -> dict
         view = await app.submit(c.EnqueueLeased(
             actor=device_id, request_id=item.temp_id, lease_id=item.lease_id, seq_no=item.seq_no,
             issued_at=item.issued_at, device_id=device_id, phone=item.phone, customer_ref=item.customer_ref,
-            lang=item.lang,
+            lang=item.lang, notify_opt_in=item.notify_opt_in if item.phone else None,
         ))  # fmt: skip
     except DomainError as exc:
         log.warning("offline ticket %s refused: %s", item.temp_id, exc.detail)
