@@ -75,6 +75,9 @@ def test_signin_page_wrong_password_and_sign_out(hub: str, page: Page, lang: str
     page.fill("#password", PASSWORD)
     page.click("#signin")
     expect(page).to_have_url(f"{hub}/")
+    expect(page.locator("#signed-in")).to_contain_text("tina")  # the overview is on the shared layout
+    expect(page.locator('nav.main a[data-nav="tokens"]')).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / f"hq-overview-{lang}.png"))
     page.goto(f"{hub}/api/v1/me")
     assert '"role":"tenant_admin"' in page.content()
     page.goto(f"{hub}/admin/branches")  # a console page on the shared layout: who is signed in, and sign-out
