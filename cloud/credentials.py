@@ -23,6 +23,7 @@ from sync.appointments import bookings_subject
 from sync.config_watch import direct_get_subject
 from sync.liveness import command_subject, heartbeat_subject
 from sync.relay import config_key, event_subject, inbox_prefix
+from sync.staff import staff_subject
 
 HUB_KEY = "hub.nk"
 
@@ -63,6 +64,7 @@ def branch_permissions(tenant: str, branch_id: str) -> dict[str, object]:
                 event_subject(tenant, branch_id),
                 heartbeat_subject(tenant, branch_id),
                 direct_get_subject(tenant, branch_id),
+                staff_subject(tenant, branch_id),  # HQ's staff accounts for it
                 bookings_subject(tenant, branch_id),  # today's and tomorrow's bookings (appointments)
             ]
         },

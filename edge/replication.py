@@ -29,6 +29,7 @@ from edge.devices.registry import fleet_states, list_devices
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.service import QueueService
+from edge.staff_watch import StaffWatch
 from edge.store.datadir import write_private
 from sync.config_watch import ConfigEntry, ConfigWatch
 from sync.contract_config import BranchConfig, config_decoder, config_hash, short_hash
@@ -327,6 +328,7 @@ class Replication:
         self.relay: Relay | None = None
         self.beater: Beater | None = None
         self.config_watch: ConfigWatch | None = None
+        self.staff_watch: StaffWatch | None = None
         self.bookings_watch: BookingsWatch | None = None
         self.link_file = Path(service.data_dir) / LINK_FILE
 
@@ -364,6 +366,8 @@ class Replication:
             poll_seconds=self.link.config_poll_seconds,
         )
         self.config_watch.start()
+        self.staff_watch = StaffWatch(settings, self.service)  # HQ's staff accounts (sync/staff.py)
+        self.staff_watch.start()
         self.bookings_watch = BookingsWatch(settings, Path(self.service.data_dir))  # appointments: check-in offline
         self.bookings_watch.start()
 
@@ -371,6 +375,8 @@ class Replication:
         """Stop the relay and the watcher (the cursor is durable; the next start resumes)."""
         if self.config_watch is not None:
             await self.config_watch.stop()
+        if self.staff_watch is not None:
+            await self.staff_watch.stop()
         if self.bookings_watch is not None:
             await self.bookings_watch.stop()
         if self.relay is not None:

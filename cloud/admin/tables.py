@@ -103,7 +103,22 @@ fleet_devices = sa.Table(
     sa.Column("reported_at", sa.String(40), nullable=False),  # when the hub received the beat that carried it
 )
 
-TABLES = (hub_audit, branch_profiles, enrolment_codes, tenant_settings, change_requests, fleet_devices)
+# Branch staff accounts managed at HQ (cloud/admin/staff.py): only the argon2id hash is kept and distributed.
+staff_accounts = sa.Table(
+    "staff_accounts",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("branch_id", sa.String(64), primary_key=True),
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),  # admin | supervisor | agent (the appliance's roles)
+    sa.Column("counters", sa.Text, nullable=False),  # JSON list of counter ids
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),  # the branch's staff document version of its last change
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+TABLES = (hub_audit, branch_profiles, enrolment_codes, tenant_settings, change_requests, fleet_devices, staff_accounts)
 
 __all__ = [
     "TABLES",
@@ -113,5 +128,6 @@ __all__ = [
     "fleet_devices",
     "hub_audit",
     "metadata",
+    "staff_accounts",
     "tenant_settings",
 ]

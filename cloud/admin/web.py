@@ -22,7 +22,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Redirect, Template
 from sqlalchemy.engine import Engine
 
-from cloud.admin import audit, branches, config_edit, fleet, floor
+from cloud.admin import audit, branches, config_edit, fleet, floor, staff
 from cloud.admin.words import COOKIE, context, pick_lang
 from cloud.config_dist import ConfigRefused, running_version
 from cloud.console import overview
@@ -32,6 +32,7 @@ from cloud.store import branches as store_branches
 from cloud.web.console_auth import HqPrincipal
 from sync.contract_config import BranchConfig, Service, config_decoder, short_hash
 from sync.liveness import HqCommand, command_subject, reply_decoder
+from sync.staff import STAFF_BUCKET
 
 log = logging.getLogger("qms.cloud.admin")
 
@@ -52,6 +53,7 @@ async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
             await ensure_config_bucket(js)
             app.state["admin_js"] = js
             app.state["admin_nc"] = nc  # HQ's interventions: requests to a branch
+            await _ensure_staff_bucket(js)
         except Exception as exc:  # the console still shows everything; distribution says why it cannot
             log.warning("admin: no NATS connection for configuration distribution: %s", exc)
     try:
@@ -59,6 +61,17 @@ async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
     finally:
         if nc is not None:
             await nc.close()
+
+
+async def _ensure_staff_bucket(js: Any) -> None:
+    """The `qms_staff` KV bucket (direct get for the branches' reads), made on first start."""
+    from nats.js.api import KeyValueConfig, StorageType
+    from nats.js.errors import BucketNotFoundError
+
+    try:
+        await js.key_value(STAFF_BUCKET)
+    except BucketNotFoundError:
+        await js.create_key_value(KeyValueConfig(bucket=STAFF_BUCKET, history=5, storage=StorageType.FILE, direct=True))
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
@@ -711,6 +724,64 @@ async def supervisor_intervene(
     return _back(f"/admin/supervisor/{tenant}/{branch_id}", request, outcome=outcome.split(":", 1)[0])
 
 
+# --- central staff accounts --------------------------------------------------------------------------------------
+
+
+@get("/admin/staff/{tenant:str}/{branch_id:str}", guards=[requires("users.manage")])
+async def staff_page(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> Template:
+    """A branch's HQ-managed staff accounts and the form to add or change one."""
+    return await asyncio.to_thread(_staff_page, request, tenant, branch_id)
+
+
+def _staff_page(request: Request[Any, Any, Any], tenant: str, branch_id: str, **extra: Any) -> Template:
+    if not _sees(request, tenant, branch_id):
+        raise NotFoundException()
+    with _engine(request).connect() as conn:
+        listed = staff.accounts(conn, tenant, branch_id)
+        config = config_edit.running_document(conn, tenant, branch_id)
+    return _page(
+        request,
+        "staff.html",
+        status=extra.pop("status", 200),
+        tenant=tenant,
+        branch_id=branch_id,
+        accounts=listed,
+        counters=[c.id for c in config.counters] if config else [],
+        notice=request.query_params.get("notice"),
+        form=extra.pop("form", {}),
+        errors=extra.pop("errors", {}),
+    )
+
+
+@post("/admin/staff/{tenant:str}/{branch_id:str}", guards=[requires("users.manage")])
+async def staff_save(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> Any:
+    """Add or change an account (a password only as its hash) and push the branch's staff document."""
+    if not _sees(request, tenant, branch_id):
+        raise NotFoundException()
+    form = await _form(request)
+    js = request.app.state.get("admin_js")
+
+    def store() -> tuple[Any, dict[str, str], Any]:
+        with _engine(request).begin() as conn:
+            account, errors = staff.check_form(conn, tenant, branch_id, form)
+            if errors or js is None:
+                return account, errors, None
+            return (
+                account,
+                errors,
+                staff.save(conn, tenant, branch_id, account, actor=_actor(request), source_ip=_ip(request)),
+            )
+
+    account, errors, doc = await asyncio.to_thread(store)
+    if errors or doc is None:
+        shown = {k: v for k, v in account.items() if k != "password"}  # never sent back
+        if js is None and not errors:
+            errors = {"form": "no_nats"}
+        return await asyncio.to_thread(_staff_page, request, tenant, branch_id, status=400, form=shown, errors=errors)
+    await staff.publish(js, doc)
+    return _back(f"/admin/staff/{tenant}/{branch_id}", request, notice=f"v{doc.version}")
+
+
 ROUTES: list[Any] = [
     audit_page,
     audit_csv,
@@ -733,6 +804,8 @@ ROUTES: list[Any] = [
     supervisor_index,
     supervisor_floor,
     supervisor_intervene,
+    staff_page,
+    staff_save,
 ]
 
 __all__ = ["ROUTES", "config_decoder", "lifespan"]

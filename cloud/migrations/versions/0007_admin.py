@@ -1,5 +1,6 @@
 """The HQ console's areas (issue 14): the hub audit log, branch profiles, enrolment codes, tenant settings
-(approvals switch), configuration change requests and the device fleet."""
+(approvals switch), configuration change requests, the device fleet and
+central staff accounts."""
 
 from __future__ import annotations
 
@@ -90,10 +91,23 @@ def upgrade() -> None:
         sa.Column("applied_version", sa.Integer, nullable=False),
         sa.Column("reported_at", sa.String(40), nullable=False),
     )
+    op.create_table(
+        "staff_accounts",
+        sa.Column("tenant_id", sa.String(64), primary_key=True),
+        sa.Column("branch_id", sa.String(64), primary_key=True),
+        sa.Column("username", sa.String(64), primary_key=True),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("counters", sa.Text, nullable=False),
+        sa.Column("password_hash", sa.String(255), nullable=False),
+        sa.Column("active", sa.Boolean, nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("updated_at", sa.String(40), nullable=False),
+    )
 
 
 def downgrade() -> None:
     """Drop the admin area's tables."""
+    op.drop_table("staff_accounts")
     op.drop_table("fleet_devices")
     op.drop_index("change_requests_scope", table_name="change_requests")
     for table in ("change_requests", "tenant_settings", "enrolment_codes", "branch_profiles"):
