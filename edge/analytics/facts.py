@@ -139,6 +139,12 @@ def _fold(conn: sqlite3.Connection, events: Iterable[Event], config: _Config) ->
 def catch_up(conn: sqlite3.Connection, limit: int | None = None) -> int:
     """Fold the events past the cursor, at most `limit` (inside the caller's transaction); returns how many."""
     seq, version = conn.execute("SELECT seq, config_version FROM facts_cursor WHERE id = 1").fetchone()
+    if seq > (conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0):
+        # The log is shorter than what was folded (an older backup restored under newer facts): start again.
+        conn.execute("DELETE FROM ticket_facts")
+        conn.execute("DELETE FROM ticket_fact_csv")
+        seq, version = 0, None
+        conn.execute("UPDATE facts_cursor SET seq = 0, config_version = NULL WHERE id = 1")
     config = _config_at(conn, version)
     folded = 0
     while limit is None or folded < limit:

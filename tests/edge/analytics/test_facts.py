@@ -62,3 +62,23 @@ def test_follows_commits_without_a_read(api: Api, data_dir: Path) -> None:
         assert facts.cursor(conn) >= seq
     finally:
         conn.close()
+
+
+def test_facts_ahead_of_the_log_start_again(data_dir: Path) -> None:
+    """A cursor beyond the log (facts newer than a restored log) is not trusted: the facts are folded anew."""
+    conn = connect(data_dir / "qms.sqlite3")
+    try:
+        seq = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
+        conn.execute("BEGIN IMMEDIATE")
+        facts.catch_up(conn)
+        conn.execute("UPDATE facts_cursor SET seq = ? WHERE id = 1", (seq + 50,))
+        conn.execute(
+            "INSERT INTO ticket_facts (ticket_id, sort_key, service_id, priority, channel, status, fact, source)"
+            " VALUES ('ghost', '|', 'teller', 0, 'walk_in', 'done', x'7b7d', x'7b7d')"
+        )
+        assert facts.catch_up(conn) == seq
+        assert facts.cursor(conn) == seq
+        assert conn.execute("SELECT count(*) FROM ticket_facts WHERE ticket_id = 'ghost'").fetchone()[0] == 0
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
