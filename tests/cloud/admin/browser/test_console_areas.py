@@ -145,6 +145,20 @@ def edit_services(page: Page, hub: Hub, lang: str) -> None:
     expect(page.locator("#history tr[data-version='2']")).to_contain_text('"id": "loans"')
     page.screenshot(path=str(SCREENSHOTS / f"hq-config-{lang}.png"), full_page=True)
 
+    # Staff accounts: made at HQ, sent to the branch as a hash.
+    page.click("#staff-link")
+    page.fill("#username", "siti")
+    page.select_option("#role", "agent")
+    page.check("input[name=counters][value='1']")
+    page.fill("#password", "short")
+    page.click("#save-staff")
+    expect(page.locator("#error-password")).to_be_visible()
+    page.fill("#password", "siti-password-1")
+    page.click("#save-staff")
+    expect(page.locator("#notice")).to_contain_text("v1")
+    expect(page.locator("#staff tr[data-username=siti]")).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / f"hq-staff-{lang}.png"), full_page=True)
+
 
 def approve_a_change(browser: Browser, page: Page, hub: Hub, lang: str) -> Page:
     """Approvals: switched on, the next edit waits; another person approves it."""
