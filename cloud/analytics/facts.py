@@ -15,6 +15,7 @@ measured where it cannot be), never an error. `rebuild` folds the stored log aga
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -23,11 +24,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cloud.analytics.tables import SERVICE_BUCKETS, WAIT_BUCKETS, branch_settings, facts, rollups
+from cloud.analytics.tables import SERVICE_BUCKETS, WAIT_BUCKETS, branch_settings, counters, facts, rollups
 from cloud.store import branch_key
 from sync import kpi
 from sync.contract import (
     ConfigApplied,
+    CounterPresence,
     Event,
     TicketCalled,
     TicketCreated,
@@ -109,7 +111,8 @@ def _new_fact(event: Any, settings: Settings) -> dict[str, Any]:
 
 
 def fold(fact: dict[str, Any] | None, event: Event, settings: Settings) -> dict[str, Any]:
-    """The fact after one more of its ticket's events (pure: `fact` is not modified)."""
+    """The fact's timestamps and dimensions after one more of its ticket's events (pure: `fact` is not modified;
+    `derive` measures it)."""
     fact = dict(fact) if fact is not None else _new_fact(event, settings)
     at = event.occurred_at.isoformat()
     if isinstance(event, TicketCreated):
@@ -117,7 +120,7 @@ def fold(fact: dict[str, Any] | None, event: Event, settings: Settings) -> dict[
                     timezone=settings.timezone, sla_minutes=settings.sla.get(event.service_id))  # fmt: skip
         if fact["status"] == "waiting":  # a later event folded first (out of order) keeps its service
             fact["service_id"] = event.service_id
-        return derive(fact)
+        return fact
     fact["status"] = _STATUS.get(event_type(event), fact["status"])
     if isinstance(event, TicketCalled | TicketRecalled):
         fact["counter_id"] = event.counter_id
@@ -132,7 +135,20 @@ def fold(fact: dict[str, Any] | None, event: Event, settings: Settings) -> dict[
         fact["transferred"] = True
     elif isinstance(event, TicketReturned):
         fact["returned"] = True
-    return derive(fact)
+    return fact
+
+
+def fold_batch(
+    before: Mapping[str, dict[str, Any]], applied: Sequence[Any], settings: Settings
+) -> tuple[dict[str, dict[str, Any]], Settings]:
+    """The touched tickets' facts after a batch (folded, then measured once per ticket), and the settings after it."""
+    after: dict[str, dict[str, Any]] = {}
+    for event in applied:
+        if isinstance(event, ConfigApplied):
+            settings = _settings_from(event)
+        elif _folds(event):
+            after[event.ticket_id] = fold(after.get(event.ticket_id, before.get(event.ticket_id)), event, settings)
+    return {ticket_id: derive(fact) for ticket_id, fact in after.items()}, settings
 
 
 def as_ticket_fact(fact: Mapping[str, Any], branch_id: str) -> kpi.TicketFact:
@@ -224,16 +240,16 @@ def _folds(event: Any) -> bool:
 def on_applied(conn: Connection, tenant: str, branch_id: str, applied: Sequence[Any]) -> None:
     """Called by `cloud.apply` for every applied batch of one branch, inside its transaction (events in seq order;
     typed `sync.contract` events, or `cloud.apply.UnknownEvent` for types this hub does not know)."""
+    presence = {e.counter_id: e for e in applied if isinstance(e, CounterPresence)}  # the newest of each counter
+    if presence:
+        rows = [{"tenant_id": tenant, "branch_id": branch_id, "counter_id": counter_id, "status": e.status,
+                 "updated_at": e.occurred_at.isoformat()} for counter_id, e in presence.items()]  # fmt: skip
+        _upsert(conn, counters, rows, ("tenant_id", "branch_id", "counter_id"), replace=True)
     if not any(isinstance(e, ConfigApplied) or _folds(e) for e in applied):
         return
     settings = load_settings(conn, tenant, branch_id)
     before = _current(conn, tenant, branch_id, list({e.ticket_id for e in applied if _folds(e)}))
-    after: dict[str, dict[str, Any]] = {}
-    for event in applied:
-        if isinstance(event, ConfigApplied):
-            settings = _settings_from(event)
-        elif _folds(event):
-            after[event.ticket_id] = fold(after.get(event.ticket_id, before.get(event.ticket_id)), event, settings)
+    after, settings = fold_batch(before, applied, settings)
     write(conn, tenant, branch_id, before, after, settings)
 
 
@@ -278,11 +294,18 @@ def write(
 def _upsert(
     conn: Connection, table: sa.Table, rows: list[dict[str, Any]], key: tuple[str, ...], *, replace: bool
 ) -> None:
-    """`INSERT … ON CONFLICT (key) DO UPDATE`: replace the other columns, or add to them (rollup measures)."""
+    """`INSERT … ON CONFLICT (key) DO UPDATE` for many rows: replace the other columns, or add to them (rollup
+    measures). PostgreSQL: ONE statement whatever the number of rows (columns sent as arrays, `unnest`), so a batch
+    costs a round trip, not one per row; SQLite: executemany (in-process, no round trips)."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        arrays = {}
+        for i, column in enumerate(table.c):
+            convert, name = _PG_PY[_pg_type(column)], column.name
+            arrays[f"c{i}"] = [None if (value := row.get(name)) is None else convert(value) for row in rows]
+        conn.execute(sa.text(_pg_upsert_sql(table, key, replace=replace)), arrays)
+        return
+    from sqlalchemy.dialects.sqlite import insert
+
     statement = insert(table)
     others = [c.name for c in table.c if c.name not in key]
     updates: dict[str, Any]
@@ -293,7 +316,41 @@ def _upsert(
     conn.execute(statement.on_conflict_do_update(index_elements=list(key), set_=updates), rows)
 
 
+def _pg_type(column: sa.Column[Any]) -> str:
+    kind = column.type
+    if isinstance(kind, sa.Boolean):
+        return "boolean"
+    if isinstance(kind, sa.SmallInteger):
+        return "int2"
+    if isinstance(kind, sa.BigInteger):
+        return "int8"
+    if isinstance(kind, sa.Integer):
+        return "int4"
+    if isinstance(kind, sa.Float):
+        return "float8"
+    return "text"
+
+
+# Each array holds one Python type (psycopg picks the array's type from its items).
+_PG_PY: dict[str, Any] = {"boolean": bool, "int2": int, "int4": int, "int8": int, "float8": float, "text": str}
+
+
+@functools.cache
+def _pg_upsert_sql(table: sa.Table, key: tuple[str, ...], *, replace: bool) -> str:
+    """The PostgreSQL upsert of `table` from one array parameter per column (`:c0`, `:c1`, …)."""
+    columns = [c.name for c in table.c]
+    arrays = ", ".join(f"CAST(:c{i} AS {_pg_type(table.c[name])}[])" for i, name in enumerate(columns))
+    others = [name for name in columns if name not in key]
+    if replace:
+        sets = ", ".join(f"{name} = EXCLUDED.{name}" for name in others)
+    else:
+        sets = ", ".join(f"{name} = {table.name}.{name} + EXCLUDED.{name}" for name in others)
+    # Names from our own Table objects only, never from input: nothing here can carry an injection.
+    return (f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")  # fmt: skip
+
+
 def clear(conn: Connection, tenant: str, branch_id: str) -> None:
     """Forget the branch's facts, rollups and settings (before `cloud.resync` folds its kept log again)."""
-    for table in (facts, rollups, branch_settings):
+    for table in (facts, rollups, branch_settings, counters):
         conn.execute(sa.delete(table).where(branch_key(table, tenant, branch_id)))

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -175,3 +177,65 @@ def branch_days(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> Sequence
         .group_by(rollups.c.tenant_id, rollups.c.branch_id, rollups.c.local_date)
         .order_by(rollups.c.tenant_id, rollups.c.branch_id, rollups.c.local_date)
     ).all()
+
+
+def wait_histogram(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> list[tuple[str, int]]:
+    """The merged wait histogram of the rollups in range: (bucket label in minutes, tickets)."""
+    where = [*scope.where(rollups), *_filters(rollups, query)]
+    sums = conn.execute(sa.select(*(sa.func.sum(rollups.c[name]) for name in WAIT_BUCKETS)).where(*where)).one()
+    edges = kpi.BUCKET_EDGES_MIN
+    labels = [f"{lo}-{edges[i + 1]}" if i + 1 < len(edges) else f"{lo}+" for i, lo in enumerate(edges)]
+    return [(label, int(n or 0)) for label, n in zip(labels, sums, strict=True)]
+
+
+def arrivals(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> list[tuple[int, int, int]]:
+    """Per local hour of creation: (hour, tickets, done) over the range (what the heat map's day rows sum to)."""
+    where = [*scope.where(rollups), *_filters(rollups, query)]
+    rows = conn.execute(
+        sa.select(rollups.c.local_hour, sa.func.sum(rollups.c.tickets), sa.func.sum(rollups.c.done))
+        .where(*where)
+        .group_by(rollups.c.local_hour)
+        .order_by(rollups.c.local_hour)
+    ).all()
+    return [(int(h), int(n or 0), int(d or 0)) for h, n, d in rows if n]
+
+
+CURSOR_PARTS = ("tenant_id", "branch_id", "ticket_id")
+
+
+def encode_cursor(tenant: str, branch_id: str, ticket_id: str) -> str:
+    """An opaque page cursor for (tenant, branch, ticket)."""
+    return base64.urlsafe_b64encode(json.dumps([tenant, branch_id, ticket_id]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str, str]:
+    """The key behind a cursor; KpiQueryError when it is not one of ours."""
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(value, list) and len(value) == len(CURSOR_PARTS) and all(isinstance(v, str) for v in value):
+            return value[0], value[1], value[2]
+    except (ValueError, TypeError):
+        pass
+    raise kpi.KpiQueryError("after", "not a valid cursor")
+
+
+def ticket_page(
+    conn: Connection,
+    scope: Scope,
+    query: kpi.KpiQuery,
+    *,
+    hour: int | None = None,
+    after: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """One page of the facts matching the query (in key order), each with the `cursor` of the next page."""
+    order = (facts.c.tenant_id, facts.c.branch_id, facts.c.ticket_id)
+    statement = sa.select(facts).where(*scope.where(facts), *_filters(facts, query)).order_by(*order).limit(limit)
+    if hour is not None:
+        statement = statement.where(facts.c.local_hour == hour)
+    if after:
+        statement = statement.where(sa.tuple_(*order) > sa.tuple_(*(sa.literal(v) for v in decode_cursor(after))))
+    rows = [dict(row) for row in conn.execute(statement).mappings()]
+    for row in rows:
+        row["cursor"] = encode_cursor(row["tenant_id"], row["branch_id"], row["ticket_id"])
+    return rows

@@ -5,6 +5,8 @@
   counter) with fixed wait/service histograms (`sync.kpi` buckets), so KPIs over many branches and days are sums of a
   few thousand rows, never a scan of tickets; percentiles across days/branches come from the merged histograms.
 * `analytics_branch_settings` — the branch's time zone and SLA per service, from its newest `config.applied`.
+* `analytics_counters` — each counter's newest presence (the live dashboard's "counters open").
+* `analytics_tenant_settings` — whether drill-downs show (masked) contacts at all.
 * `analytics_schedules` — scheduled reports (cron in the branch's zone), claimed by `next_run_at`.
 * `analytics_bi_tokens` — BI API tokens (SHA-256 of the secret only), per tenant with dataset scopes and expiry.
 * `analytics_alerts` — anomaly alert state per (tenant, branch, service): open/cleared, cool-down.
@@ -59,7 +61,6 @@ facts = sa.Table(
     sa.Column("timezone", sa.String(64), nullable=False),
 )
 sa.Index("analytics_facts_day", facts.c.tenant_id, facts.c.local_date, facts.c.branch_id)
-sa.Index("analytics_facts_live", facts.c.tenant_id, facts.c.branch_id, facts.c.status)
 
 rollups = sa.Table(
     "analytics_rollups",
@@ -94,6 +95,23 @@ branch_settings = sa.Table(
     *_key(),
     sa.Column("timezone", sa.String(64), nullable=False),
     sa.Column("sla_minutes", sa.Text, nullable=False),  # JSON {service_id: minutes}
+)
+
+counters = sa.Table(  # the live dashboard's counters: their newest counter.presence
+    "analytics_counters",
+    metadata,
+    *_key(),
+    sa.Column("counter_id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # available | busy | break | closed
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+tenant_settings = sa.Table(
+    "analytics_tenant_settings",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("show_contacts", sa.Boolean, nullable=False),  # False: drill-downs hide contacts entirely (PII off)
+    sa.Column("updated_at", sa.String(40), nullable=False),
 )
 
 schedules = sa.Table(
@@ -145,4 +163,14 @@ alerts = sa.Table(
     sa.Column("updated_at", sa.String(40), nullable=False),
 )
 
-__all__ = ["alerts", "bi_tokens", "branch_settings", "facts", "metadata", "rollups", "schedules"]
+__all__ = [
+    "alerts",
+    "bi_tokens",
+    "branch_settings",
+    "counters",
+    "facts",
+    "metadata",
+    "rollups",
+    "schedules",
+    "tenant_settings",
+]

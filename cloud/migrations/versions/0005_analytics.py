@@ -13,7 +13,8 @@ branch_labels = None
 depends_on = None
 
 BUCKETS = 14  # fixed histogram buckets, as when this revision was written (sync.kpi.BUCKET_EDGES_MINUTES)
-TABLES = ("analytics_alerts", "analytics_bi_tokens", "analytics_schedules", "analytics_branch_settings",
+TABLES = ("analytics_alerts", "analytics_bi_tokens", "analytics_schedules", "analytics_tenant_settings",
+          "analytics_counters", "analytics_branch_settings",
           "analytics_rollups", "analytics_facts")  # fmt: skip
 
 
@@ -55,7 +56,6 @@ def upgrade() -> None:
         sa.Column("timezone", sa.String(64), nullable=False),
     )
     op.create_index("analytics_facts_day", "analytics_facts", ["tenant_id", "local_date", "branch_id"])
-    op.create_index("analytics_facts_live", "analytics_facts", ["tenant_id", "branch_id", "status"])
     op.create_table(
         "analytics_rollups",
         *_key(),
@@ -83,6 +83,19 @@ def upgrade() -> None:
         *_key(),
         sa.Column("timezone", sa.String(64), nullable=False),
         sa.Column("sla_minutes", sa.Text, nullable=False),
+    )
+    op.create_table(
+        "analytics_counters",
+        *_key(),
+        sa.Column("counter_id", sa.String(64), primary_key=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("updated_at", sa.String(40), nullable=False),
+    )
+    op.create_table(
+        "analytics_tenant_settings",
+        sa.Column("tenant_id", sa.String(64), primary_key=True),
+        sa.Column("show_contacts", sa.Boolean, nullable=False),
+        sa.Column("updated_at", sa.String(40), nullable=False),
     )
     op.create_table(
         "analytics_schedules",

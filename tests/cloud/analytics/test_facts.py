@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.analytics.facts import MEASURES, Settings, contribution, fold, rollup_deltas
+from cloud.analytics.facts import MEASURES, Settings, contribution, fold_batch, rollup_deltas
 from cloud.analytics.queries import Scope, kpis
 from cloud.analytics.tables import facts, rollups
 from cloud.apply import Incoming, apply_batch
@@ -103,10 +103,7 @@ def test_incremental_rollups_equal_folding_all_facts_at_once(
     position = 0
     for size in [*cuts, len(events)]:
         batch, position = events[position : position + size], position + size
-        after: dict[str, dict[str, Any]] = {}
-        for event in batch:
-            assert event.ticket_id is not None
-            after[event.ticket_id] = fold(after.get(event.ticket_id, stored.get(event.ticket_id)), event, settings_)
+        after, _ = fold_batch(stored, batch, settings_)
         for key, row in rollup_deltas((stored.get(t), f) for t, f in after.items()).items():
             target = summed.setdefault(key, {})
             for name, value in row.items():
@@ -170,11 +167,9 @@ def test_facts_from_real_log_equal_a_rebuild_and_rollups_agree(store_url: str, b
 def test_a_ticket_whose_creation_is_missing_is_counted_where_it_can_be(tmp_path: Path) -> None:
     """A call, a start and a completion without the ticket.created (a resync that kept only later events): a fact
     with no wait (not measurable) but its service time, dated by its first event — no error."""
-    s = Settings()
-    fact = None
-    for seq, kind in enumerate(("called", "serving", "done"), 1):
-        fact = fold(fact, make_event(kind, "t9", seq, T0 + timedelta(minutes=seq)), s)
-    assert fact is not None
+    events = [make_event(kind, "t9", seq, T0 + timedelta(minutes=seq)) for seq, kind in
+              enumerate(("called", "serving", "done"), 1)]  # fmt: skip
+    fact = fold_batch({}, events, Settings())[0]["t9"]
     assert fact["wait_seconds"] is None
     assert fact["service_seconds"] == 60.0
     assert fact["local_date"] == "2026-12-04"

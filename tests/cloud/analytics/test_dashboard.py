@@ -1,0 +1,157 @@
+"""The HQ analytics dashboard without a browser: the page in both languages (tables readable without JavaScript), the
+live SSE board moving within 1 s of an applied batch, drill-down with masked contacts or none when the tenant turned
+them off, scope (another tenant's id is 404)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from litestar.testing import TestClient
+
+from cloud.analytics.tables import facts, tenant_settings
+from cloud.apply import Incoming, apply_batch
+from cloud.hq_users import upsert_user
+from cloud.notify import contacts
+from cloud.store import create_store_engine, utcnow_iso
+from cloud.web.app import CloudSettings, create_app
+from sync.relay import Outgoing
+from tests.cloud.branch_events import TENANT, make_branch_events, subject
+from tests.support.appliance import free_port
+from tests.support.cloud_hub import wait_until
+
+PASSWORD = "correct horse battery staple 42"
+_NOW = datetime.now(UTC)
+RANGE = {"from": (_NOW - timedelta(days=1)).date().isoformat(), "to": (_NOW + timedelta(days=1)).date().isoformat()}
+BRANCH = "jkt-sudirman"
+
+
+def auth(user: str) -> dict[str, str]:
+    """HTTP Basic for a test account."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()}
+
+
+@pytest.fixture(scope="module")
+def branch_log(tmp_path_factory: pytest.TempPathFactory) -> list[Outgoing]:
+    """A real branch log: 12 tickets, one served and done, two called."""
+    return make_branch_events(tmp_path_factory.mktemp("edge"), tickets=12)
+
+
+@pytest.fixture
+def hub(store_url: str, branch_log: list[Outgoing]) -> Iterator[tuple[TestClient[Any], sa.Engine]]:
+    """A hub holding the branch's log but its last 3 events, with acme's and globex's admins."""
+    engine = create_store_engine(store_url)
+    assert not apply_batch(engine, [Incoming(subject(), o.payload) for o in branch_log[:-3]]).problems
+    upsert_user(engine, "ana", PASSWORD, "tenant_admin", [TENANT])
+    upsert_user(engine, "gus", PASSWORD, "tenant_admin", ["globex"])
+    with TestClient(app=create_app(CloudSettings(db_url=store_url))) as client:
+        yield client, engine
+    engine.dispose()
+
+
+def test_dashboard_page_in_both_languages_and_scoped(hub: tuple[TestClient[Any], sa.Engine]) -> None:
+    """The live board row, the KPI table and the chart tables are server-rendered; words follow the language."""
+    client, _ = hub
+    for lang, words in (("id", ("Analitik", "Tunggu terlama", "Sebaran waktu tunggu")),
+                        ("en", ("Analytics", "Longest wait", "Wait time distribution"))):  # fmt: skip
+        page = client.get("/analytics", params={"lang": lang, **RANGE},
+                          headers=auth("ana"))  # fmt: skip
+        assert page.status_code == 200, page.text
+        assert 'id="filter-error"' not in page.text
+        assert all(word in page.text for word in words)
+        assert f'id="live-{TENANT}-{BRANCH}"' in page.text
+        assert 'id="kpi-table"' in page.text
+        assert 'id="waits-table"' in page.text
+        assert "/analytics/static/vendor/uplot/uPlot.iife.min.js" in page.text
+    assert client.get("/analytics", params={"tenant": TENANT}, headers=auth("gus")).status_code == 404
+    assert client.get("/analytics/static/vendor/uplot/uPlot.iife.min.js", headers=auth("ana")).status_code == 200
+
+
+@pytest.fixture
+def served(store_url: str, branch_log: list[Outgoing]) -> Iterator[tuple[str, sa.Engine]]:
+    """The hub app behind a real HTTP server (uvicorn, free port, own thread): an endless SSE stream needs one."""
+    engine = create_store_engine(store_url)
+    assert not apply_batch(engine, [Incoming(subject(), o.payload) for o in branch_log[:-3]]).problems
+    upsert_user(engine, "ana", PASSWORD, "tenant_admin", [TENANT])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(CloudSettings(db_url=store_url)), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, timeout=30, what="the hub to listen")
+    try:
+        yield f"http://127.0.0.1:{port}", engine
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        engine.dispose()
+
+
+def test_live_board_moves_within_a_second_of_an_applied_batch(
+    served: tuple[str, sa.Engine], branch_log: list[Outgoing]
+) -> None:
+    """The first board comes at once; after the last events are applied, the next board (with them) within 1 s."""
+    base, engine = served
+    with httpx.stream("GET", f"{base}/analytics/live", headers=auth("ana"), timeout=10) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        first = _next_board(lines)
+        before = first["branches"][0]
+        applied_at: list[float] = []
+
+        def apply_rest() -> None:
+            time.sleep(0.3)
+            assert not apply_batch(engine, [Incoming(subject(), o.payload) for o in branch_log[-3:]]).problems
+            applied_at.append(time.monotonic())
+
+        worker = threading.Thread(target=apply_rest)
+        worker.start()
+        second = _next_board(lines)
+        received = time.monotonic()
+        worker.join()
+    after = second["branches"][0]
+    assert (after["waiting"], after["called"]) != (before["waiting"], before["called"])
+    assert received - applied_at[0] < 1.0
+
+
+def _next_board(lines: Iterator[str]) -> dict[str, Any]:
+    """The data of the next `board` event on the stream."""
+    event = None
+    for line in lines:
+        if line.startswith("event:"):
+            event = line.split(":", 1)[1].strip()
+        elif line.startswith("data:") and event == "board":
+            return dict(json.loads(line.split(":", 1)[1]))
+    raise AssertionError("the stream ended")
+
+
+def test_drill_down_masks_contacts_and_hides_them_when_the_tenant_says_so(
+    hub: tuple[TestClient[Any], sa.Engine],
+) -> None:
+    """A ticket's phone shows masked (never in full); with the tenant's contacts off, no contact column at all."""
+    client, engine = hub
+    with engine.begin() as conn:
+        ticket_id = conn.execute(sa.select(facts.c.ticket_id).where(facts.c.service_id == "cs").limit(1)).scalar_one()
+        contacts.record(conn, TENANT, BRANCH, ticket_id, phone="+6281234567890", email=None, opt_in=True, lang="id",
+                        now=datetime.now(UTC), retention=timedelta(days=1))  # fmt: skip
+    params = {"service_id": "cs", **RANGE, "lang": "en"}
+    page = client.get("/analytics/tickets", params=params, headers=auth("ana"))
+    assert page.status_code == 200, page.text
+    assert f'data-ticket="{ticket_id}"' in page.text
+    assert "+6281234567890" not in page.text
+    assert 'class="contact"' in page.text
+    with engine.begin() as conn:
+        conn.execute(sa.insert(tenant_settings).values(tenant_id=TENANT, show_contacts=False, updated_at=utcnow_iso()))
+    hidden = client.get("/analytics/tickets", params=params, headers=auth("ana"))
+    assert 'class="contact"' not in hidden.text
+    assert "Contact" not in hidden.text
+    assert client.get("/analytics/tickets", params={"hour": "25"}, headers=auth("ana")).status_code == 400
+    assert client.get("/analytics/tickets", params={"after": "garbage!"}, headers=auth("ana")).status_code == 400
