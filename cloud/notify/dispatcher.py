@@ -24,6 +24,7 @@ log = logging.getLogger("qms.notify")
 POLL_SECONDS = 0.1  # an idle check is one indexed read; "called" must reach the provider within a second
 PURGE_EVERY_SECONDS = 300.0
 BATCH = 50
+ROUNDS = 4  # batches on their way at once
 PROVIDER_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 
@@ -76,19 +77,27 @@ class Dispatcher:
             log.warning("notify: provider %s failed: %s", job.provider, type(exc).__name__)
             return SendResult("retry", code="provider_error", reason=type(exc).__name__)
 
-    async def run_once(self) -> int:
-        """Claim due rows and send them concurrently; returns how many were attempted."""
+    async def claim(self) -> list[outbox.Job]:
+        """The rows due now, claimed under a lease (an idle check first: one indexed read, no write lock)."""
         now = self.clock()
         if not await asyncio.to_thread(outbox.has_due, self.engine, now):
-            return 0
-        jobs = await asyncio.to_thread(outbox.claim, self.engine, now, BATCH, self.keys_dir)
-        if jobs:
-            results = await asyncio.gather(*(self._attempt(job) for job in jobs))
-            statuses = await asyncio.to_thread(outbox.record_many, self.engine, list(zip(jobs, results, strict=True)),
-                                               self.clock())  # fmt: skip
-            for job, result, status in zip(jobs, results, statuses, strict=True):
-                metrics.count_attempt(job.channel, result.outcome, status)
+            return []
+        return await asyncio.to_thread(outbox.claim, self.engine, now, BATCH, self.keys_dir)
+
+    async def deliver(self, jobs: list[outbox.Job]) -> None:
+        """Send claimed rows concurrently and record the results in one transaction."""
+        results = await asyncio.gather(*(self._attempt(job) for job in jobs))
+        statuses = await asyncio.to_thread(outbox.record_many, self.engine, list(zip(jobs, results, strict=True)),
+                                           self.clock())  # fmt: skip
+        for job, result, status in zip(jobs, results, statuses, strict=True):
+            metrics.count_attempt(job.channel, result.outcome, status)
         await self._close(self._closing)
+
+    async def run_once(self) -> int:
+        """One claim-send-record round; returns how many rows were attempted."""
+        jobs = await self.claim()
+        if jobs:
+            await self.deliver(jobs)
         return len(jobs)
 
     async def _close(self, providers: list[Provider]) -> None:
@@ -109,24 +118,44 @@ class Dispatcher:
         return await asyncio.to_thread(run)
 
     async def run(self) -> None:
-        """Until cancelled: dispatch whatever is due, then wait for the next poll (or a wake-up)."""
-        while True:
-            try:
-                if time.monotonic() - self._last_purge > PURGE_EVERY_SECONDS:
-                    self._last_purge = time.monotonic()
-                    if purged := await self.purge():
-                        log.info("notify: purged the contacts of %d tickets past their retention", purged)
-                busy = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the store away for a moment: try again at the next poll
-                log.warning("notify: dispatch round failed: %s: %s", type(exc).__name__, str(exc)[:200])
-                busy = 0
-            if busy:
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll)
+        """Until cancelled: claim what is due while fewer than ROUNDS batches are on their way (a slow provider
+        call does not hold up the next batch; claimed rows are leased, so rounds never overlap), then wait for the
+        next poll, a finished round or a wake-up."""
+        rounds: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                claimed = 0
+                try:
+                    if time.monotonic() - self._last_purge > PURGE_EVERY_SECONDS:
+                        self._last_purge = time.monotonic()
+                        if purged := await self.purge():
+                            log.info("notify: purged the contacts of %d tickets past their retention", purged)
+                    if len(rounds) < ROUNDS and (jobs := await self.claim()):
+                        claimed = len(jobs)
+                        task = asyncio.create_task(self._round(jobs))
+                        rounds.add(task)
+                        task.add_done_callback(rounds.discard)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the store away for a moment: try again at the next poll
+                    log.warning("notify: dispatch round failed: %s: %s", type(exc).__name__, str(exc)[:200])
+                if claimed and len(rounds) < ROUNDS:
+                    continue
+                self._wake.clear()
+                waiters = [asyncio.ensure_future(self._wake.wait()), *rounds]
+                await asyncio.wait(waiters, timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
+                waiters[0].cancel()
+        finally:
+            for task in rounds:
+                task.cancel()  # their rows keep their lease and are sent again by the next dispatcher
+
+    async def _round(self, jobs: list[outbox.Job]) -> None:
+        try:
+            await self.deliver(jobs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # recording failed (the store away): the lease brings the rows back
+            log.warning("notify: recording a round failed: %s: %s", type(exc).__name__, str(exc)[:200])
 
     def start(self) -> None:
         """Run the loop in the background."""
