@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from cloud.notify import outbox
+from cloud.notify import contacts, outbox
 from cloud.notify.dispatcher import Dispatcher
 from cloud.notify.metrics import registry_for
 from cloud.store import create_store_engine
+from edge.engine import commands as c
 from tests.cloud.notify.branch import TENANT, Branch, rows, use_email
 from tests.cloud.notify.smtp_server import SmtpServer
 
@@ -208,3 +209,35 @@ def test_backoff_grows_with_full_jitter_and_honours_retry_after() -> None:
     assert outbox.backoff(3, 120.0, lambda: 0.5) == 120.0
     rng = random.Random(1)
     assert all(0 <= outbox.backoff(n, None, rng.random) <= 2.0 * 2 ** (n - 1) for n in range(1, 8))
+
+
+async def test_recall_once_opt_out_and_purge(branch: Branch, engine: sa.Engine, smtp_server: SmtpServer) -> None:
+    """A recall is told once (two recalls, one message); a customer who declined gets nothing (rows `skipped`,
+    `opted_out`); contacts past their retention are purged and an owed message is then skipped, not sent."""
+    use_email(engine, smtp_server.settings)
+    mine = branch.enqueue("teller", email="g@example.com", lang="en")
+    declined = branch.enqueue("teller", email="h@example.com", notify_opt_in=False)
+    branch.ship()
+    branch.call_next("1")
+    for _ in range(2):
+        branch.do(c.Recall(ticket_id=mine, counter_id="1"))
+    branch.ship()
+    dispatcher = Dispatcher(engine)
+    try:
+        await drain(dispatcher)
+        subjects = [m.message["Subject"] for m in smtp_server.messages]
+        assert sum(s.startswith("Second call") for s in subjects) == 1
+        assert {r["status"] for r in rows(engine, ticket_id=declined)} == {"skipped"}
+        assert {r["reason"] for r in rows(engine, ticket_id=declined)} >= {"opted_out"}
+        assert all(m.recipients != ["h@example.com"] for m in smtp_server.messages)
+        # retention over: the contacts go, the message still owed for the next call is skipped
+        later = datetime.now(UTC) + timedelta(days=31)
+        with engine.begin() as conn:
+            assert contacts.purge(conn, later) == 2
+            assert contacts.read(conn, TENANT, branch.branch_id, mine) is None
+        assert branch.call_next("2") == declined
+        branch.ship()
+        await drain(dispatcher)
+        assert {r["status"] for r in rows(engine, ticket_id=declined, trigger="ticket.called")} == {"skipped"}
+    finally:
+        await dispatcher.stop()
