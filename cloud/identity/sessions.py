@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,12 +37,30 @@ class SessionGrant:
     auth_method: str
 
 
+IDLE_ENV, ABSOLUTE_ENV = "QMS_HUB_SESSION_IDLE_MINUTES", "QMS_HUB_SESSION_HOURS"
+
+
 @dataclass(frozen=True)
 class SessionPolicy:
-    """How long sessions live (QMS_HUB_SESSION_IDLE_MINUTES / QMS_HUB_SESSION_HOURS at serve)."""
+    """How long sessions live: idle minutes and absolute hours."""
 
     idle: timedelta = timedelta(minutes=IDLE_MINUTES)
     absolute: timedelta = timedelta(hours=ABSOLUTE_HOURS)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SessionPolicy:
+        """The policy from QMS_HUB_SESSION_IDLE_MINUTES / QMS_HUB_SESSION_HOURS (a bad value fails at start-up)."""
+        env = os.environ if env is None else env
+        values = []
+        for name, default in ((IDLE_ENV, IDLE_MINUTES), (ABSOLUTE_ENV, ABSOLUTE_HOURS)):
+            try:
+                value = float(env.get(name, default))
+            except ValueError:
+                raise ValueError(f"{name}: a number, not {env[name]!r}") from None
+            if value <= 0:
+                raise ValueError(f"{name}: must be above 0")
+            values.append(value)
+        return cls(timedelta(minutes=values[0]), timedelta(hours=values[1]))
 
 
 def digest(raw: str) -> str:

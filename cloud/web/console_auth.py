@@ -193,7 +193,7 @@ class ConsoleAuth:
     console_password: str = ""
     cache: VerifiedCache = field(default_factory=VerifiedCache)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
-    policy: sessions.SessionPolicy = field(default_factory=sessions.SessionPolicy)
+    policy: sessions.SessionPolicy = field(default_factory=sessions.SessionPolicy.from_env)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # tests move it
 
     def resolve(self, authorization: str, session_id: str | None, address: str) -> tuple[HqPrincipal, str | None]:

@@ -70,3 +70,17 @@ def test_scope_filter_agrees_with_sees_branch(
             conn.execute(sa.insert(table), [{"tenant_id": t, "branch_id": b} for t, b in rows])
         found = {tuple(r) for r in conn.execute(sa.select(table).where(scope_filter(table, principal)))}
     assert found == {r for r in rows if principal.sees_branch(*r)}
+
+
+def test_session_policy_from_the_environment() -> None:
+    from datetime import timedelta
+
+    from cloud.identity.sessions import SessionPolicy
+
+    policy = SessionPolicy.from_env({"QMS_HUB_SESSION_IDLE_MINUTES": "5", "QMS_HUB_SESSION_HOURS": "1.5"})
+    assert (policy.idle, policy.absolute) == (timedelta(minutes=5), timedelta(hours=1.5))
+    assert SessionPolicy.from_env({}) == SessionPolicy()
+    with pytest.raises(ValueError, match="QMS_HUB_SESSION_HOURS"):
+        SessionPolicy.from_env({"QMS_HUB_SESSION_HOURS": "soon"})
+    with pytest.raises(ValueError, match="QMS_HUB_SESSION_IDLE_MINUTES"):
+        SessionPolicy.from_env({"QMS_HUB_SESSION_IDLE_MINUTES": "0"})
