@@ -82,7 +82,8 @@ appt_bookings = sa.Table(
     sa.Column("updated_at", sa.String(40), nullable=False),
     sa.Column("checked_in_at", sa.String(40)),
     sa.Column("ticket_id", sa.String(64)),
-    sa.Column("reminded_at", sa.String(40)),
+    sa.Column("confirmed_at", sa.String(40)),  # confirmation e-mail claimed (null: owed)
+    sa.Column("reminded_at", sa.String(40)),  # reminder e-mail claimed (null: owed)
 )
 sa.Index("appt_bookings_day", appt_bookings.c.tenant_id, appt_bookings.c.branch_id, appt_bookings.c.day)
 

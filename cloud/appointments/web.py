@@ -1,7 +1,613 @@
-"""The appointments area's routes; `cloud.web.app` mounts `ROUTES` and enters `lifespan(app)` when defined."""
+"""The appointments area's pages (id/en) and JSON API.
+
+Public, no sign-in (a customer's phone): `/book/<tenant>/<branch>` to choose a service, a day and a time and book
+(rate limited per address: QMS_BOOKING_RATE, default 10/minute), and `/book/<tenant>/v/<code>` — the booking's own
+page, reachable only with its signed QR text — to show the QR or cancel. Staff (`appointments.read` /
+`appointments.manage`, scoped to the caller's tenants and branches): `/appointments` (a branch's day with checked-in /
+no-show, booking, rescheduling and cancelling for a customer, bookable services, check-in policy) and
+`/appointments/<tenant>/calendar` (holidays, blackouts, iCal import/export). The lifespan pushes bookings to the
+branches and sends the confirmation and reminder e-mails."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import re
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-ROUTES: list[Any] = []
+import sqlalchemy as sa
+from litestar import Litestar, MediaType, Request, Response, Router, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import Body, FromPath
+from litestar.response import Redirect, Template
+from sqlalchemy.engine import Engine
+
+from cloud.admin.tables import branch_profiles
+from cloud.appointments import booking, calendar, messages
+from cloud.appointments.publish import Publisher, ensure_bookings_bucket
+from cloud.appointments.words import WORDS, pick
+from cloud.identity.permissions import require_branch, require_tenant, requires, scope_filter
+from cloud.notify.contacts import mask_email, mask_phone
+from cloud.ops.rate_limits import too_many
+from cloud.store import transaction
+from cloud.web.console_auth import HqPrincipal
+from sync.appointments import QrInvalid, verify
+from sync.rate_limit import Limit, RateLimiter
+
+log = logging.getLogger("qms.cloud.appointments")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
+PHONE = re.compile(r"^\+?[0-9 -]{6,20}$")
+DAYS_SHOWN = 14
+NAME_MAX = 120
+RATE_DEFAULT = "10/minute"
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+    """Push bookings to the branches (with NATS) and send owed booking e-mails every `appt_mail_seconds`."""
+    engine: Engine = app.state["engine"]
+    publisher: Publisher | None = None
+    nc = None
+    servers = list(app.state.get("nats_servers") or ())
+    if servers:
+        import nats
+
+        try:
+            nc = await nats.connect(servers=servers, **(app.state.get("nats_options") or {}))
+            js = nc.jetstream()
+            await ensure_bookings_bucket(js)
+            publisher = Publisher(engine, js)
+            publisher.start()
+        except Exception as exc:  # bookings still work; the branches get them once NATS is back
+            log.warning("appointments: no NATS connection for the bookings push: %s", exc)
+    app.state["appt_publisher"] = publisher
+    wake = asyncio.Event()
+    app.state["appt_mail_wake"] = wake
+
+    async def mail_loop() -> None:
+        while True:
+            try:
+                await messages.send_owed(engine, datetime.now(UTC))
+            except Exception as exc:  # the store is down: the next pass tries again
+                log.warning("appointments: e-mail pass failed: %s", type(exc).__name__)
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), float(app.state.get("appt_mail_seconds", 60)))
+
+    mailer = asyncio.create_task(mail_loop(), name="qms-booking-mail")
+    try:
+        yield
+    finally:
+        mailer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await mailer
+        if publisher is not None:
+            await publisher.stop()
+        if nc is not None:
+            await nc.close()
+
+
+# --- helpers -----------------------------------------------------------------------------------------------------
+
+
+def _engine(request: Request[Any, Any, Any]) -> Engine:
+    engine: Engine = request.app.state["engine"]
+    return engine
+
+
+def _lang(request: Request[Any, Any, Any]) -> str:
+    return pick(request.query_params.get("lang") or request.cookies.get("qms_lang"))
+
+
+def _now(request: Request[Any, Any, Any]) -> datetime:
+    clock: Callable[[], datetime] | None = request.app.state.get("appt_clock")
+    return clock() if clock else datetime.now(UTC)
+
+
+def _changed(request: Request[Any, Any, Any]) -> None:
+    """A booking changed: push to the branch and send its e-mail soon."""
+    publisher: Publisher | None = request.app.state.get("appt_publisher")
+    if publisher is not None:
+        publisher.nudge()
+    wake: asyncio.Event | None = request.app.state.get("appt_mail_wake")
+    if wake is not None:
+        wake.set()
+
+
+def _page(request: Request[Any, Any, Any], name: str, status: int = 200, **values: Any) -> Template:
+    lang = values.pop("lang", None) or _lang(request)
+    return Template(
+        template_name=f"appointments/{name}",
+        context={"w": WORDS[lang], "lang": lang, "other": "en" if lang == "id" else "id", "request": request,
+                 **values},
+        status_code=status,
+        media_type=MediaType.HTML,
+    )  # fmt: skip
+
+
+def _branch_or_404(conn: sa.Connection, tenant: str, branch_id: str) -> booking.Branch:
+    branch = booking.load_branch(conn, tenant, branch_id)
+    if branch is None:
+        raise NotFoundException("no such branch")
+    return branch
+
+
+def _day(text: str | None, fallback: date) -> date:
+    try:
+        return date.fromisoformat(text) if text else fallback
+    except ValueError:
+        return fallback
+
+
+def _at(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationException("starts_at must be an RFC 3339 time") from None
+    if at.tzinfo is None:
+        raise ValidationException("starts_at needs its offset")
+    return at
+
+
+def _contact_errors(form: dict[str, Any]) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    name = str(form.get("name") or "").strip()
+    if not 1 <= len(name) <= NAME_MAX:
+        errors["name"] = "err_name"
+    email = str(form.get("email") or "").strip()
+    if email and not EMAIL.match(email):
+        errors["email"] = "err_email"
+    phone = str(form.get("phone") or "").strip()
+    if phone and not PHONE.match(phone):
+        errors["phone"] = "err_phone"
+    return errors
+
+
+def _days(conn: sa.Connection, branch: booking.Branch, service_id: str, now: datetime) -> list[dict[str, Any]]:
+    """The next DAYS_SHOWN days with their open/closed state and free places."""
+    today = now.astimezone(ZoneInfo(branch.zone)).date()
+    entries = booking.entries(conn, branch.tenant)
+    shown = []
+    for offset in range(DAYS_SHOWN):
+        day = today + timedelta(days=offset)
+        reason = calendar.closed_reason(day, entries, branch_id=branch.branch_id, region=branch.region)
+        slots = [] if reason else booking.day_slots(conn, branch, service_id, day, now)
+        shown.append({"day": day, "reason": reason, "free": sum(s.left for s in slots), "open": bool(slots)})
+    return shown
+
+
+def _limit(request: Request[Any, Any, Any]) -> None:
+    """Public writes per client address (QMS_BOOKING_RATE): one limiter per app, made on first use."""
+    limiter: RateLimiter | None = request.app.state.get("appt_limiter")
+    if limiter is None:
+        limiter = RateLimiter(Limit.parse(os.environ.get("QMS_BOOKING_RATE", RATE_DEFAULT)))
+        request.app.state["appt_limiter"] = limiter
+    wait = limiter.take(request.client.host if request.client else "?")
+    if wait:
+        raise too_many(wait, "bookings from this address")
+
+
+# --- public booking -------------------------------------------------------------------------------------------
+
+
+@get("/book/{tenant:str}/{branch_id:str}", sync_to_thread=True, include_in_schema=False)
+def booking_page(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> Template:
+    """Choose a service, a day (holidays and blackouts say why they are closed) and a time; then name and e-mail."""
+    return _booking_view(request, tenant, branch_id, {}, {})
+
+
+def _booking_view(request: Request[Any, Any, Any], tenant: str, branch_id: str, form: dict[str, Any],
+                  errors: dict[str, str], status: int = 200) -> Template:  # fmt: skip
+    now = _now(request)
+    with _engine(request).connect() as conn:
+        branch = _branch_or_404(conn, tenant, branch_id)
+        services = booking.services(conn, tenant, branch_id)
+        if not services:
+            raise NotFoundException("no bookable service")
+        chosen = form.get("service_id") or request.query_params.get("service") or services[0].service_id
+        service = next((s for s in services if s.service_id == chosen), services[0])
+        days = _days(conn, branch, service.service_id, now)
+        first_open = next((d["day"] for d in days if d["open"]), days[0]["day"])
+        day = _day(form.get("day") or request.query_params.get("day"), first_open)
+        slots = booking.day_slots(conn, branch, service.service_id, day, now)
+    zone = ZoneInfo(branch.zone)
+    times = [{"value": s.starts_at.isoformat(), "label": s.starts_at.astimezone(zone).strftime("%H:%M"),
+              "left": s.left} for s in slots]  # fmt: skip
+    closed = next((d["reason"] for d in days if d["day"] == day), None)
+    lang = pick(form["lang"]) if form.get("lang") else _lang(request)
+    return _page(request, "book.html", status, lang=lang, branch=branch, services=services, service=service, days=days,
+                 day=day, times=times, closed=closed, form=form, errors=errors)  # fmt: skip
+
+
+@post("/book/{tenant:str}/{branch_id:str}", sync_to_thread=True, include_in_schema=False)
+def booking_submit(
+    request: Request[Any, Any, Any],
+    tenant: FromPath[str],
+    branch_id: FromPath[str],
+    data: dict[str, Any] = Body(media_type=RequestEncodingType.URL_ENCODED),
+) -> Template | Redirect:
+    """Book the chosen time; errors are shown beside their fields, a full slot says so and offers the others."""
+    _limit(request)
+    form = {k: str(v).strip() for k, v in data.items() if isinstance(v, str)}
+    lang = pick(form.get("lang"))
+    errors = _contact_errors(form)
+    if not form.get("starts_at"):
+        errors["starts_at"] = "err_no_slot"
+    if errors:
+        return _booking_view(request, tenant, branch_id, form, errors, 400)
+    try:
+        with transaction(_engine(request)) as conn:
+            branch = _branch_or_404(conn, tenant, branch_id)
+            made = booking.book(conn, branch, form.get("service_id", ""), _at(form["starts_at"]), name=form["name"],
+                                email=form.get("email") or None, phone=form.get("phone") or None, lang=lang,
+                                actor="public", now=_now(request))  # fmt: skip
+            code = booking.qr_text(conn, made, _now(request))
+    except (booking.BookingRefused, ValidationException) as exc:
+        key = f"err_{exc.code}" if isinstance(exc, booking.BookingRefused) else "err_no_slot"
+        return _booking_view(request, tenant, branch_id, form, {"starts_at": key}, 409)
+    _changed(request)
+    return Redirect(path=f"/book/{tenant}/v/{code}?lang={lang}", status_code=303)
+
+
+def _by_code(conn: sa.Connection, tenant: str, code: str, now: datetime) -> tuple[booking.Booking, booking.Branch]:
+    """The booking a signed code names (404 for anything else: no way to probe other bookings)."""
+    try:
+        checked = verify(code, bytes.fromhex(booking.public_key_hex(conn, tenant, now)))
+    except QrInvalid:
+        raise NotFoundException("no such booking") from None
+    found = booking.get(conn, tenant, checked.booking_id)
+    if found is None:
+        raise NotFoundException("no such booking")
+    return found, _branch_or_404(conn, tenant, found.branch_id)
+
+
+@get("/book/{tenant:str}/v/{code:str}", sync_to_thread=True, include_in_schema=False)
+def booking_view(request: Request[Any, Any, Any], tenant: FromPath[str], code: FromPath[str]) -> Template:
+    """The booking's own page: its time, number and QR (the code in the address is the secret)."""
+    with transaction(_engine(request)) as conn:
+        found, branch = _by_code(conn, tenant, code, _now(request))
+        names = {s.service_id: s.name for s in booking.services(conn, tenant, branch.branch_id)}
+    when = found.starts_at.astimezone(ZoneInfo(branch.zone)).strftime("%d/%m/%Y %H:%M")
+    return _page(request, "booked.html", lang=_lang(request) if "lang" in request.query_params else found.lang,
+                 booking=found, branch=branch, when=when, service=names.get(found.service_id, found.service_id),
+                 code=code, qr=messages.qr_svg(code), tenant=tenant)  # fmt: skip
+
+
+@get("/book/{tenant:str}/v/{code:str}/qr.png", sync_to_thread=True, include_in_schema=False)
+def booking_qr(request: Request[Any, Any, Any], tenant: FromPath[str], code: FromPath[str]) -> Response[bytes]:
+    """The check-in QR as PNG (to save, or to send on WhatsApp)."""
+    with transaction(_engine(request)) as conn:
+        _by_code(conn, tenant, code, _now(request))
+    return Response(messages.qr_png(code), media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@post("/book/{tenant:str}/v/{code:str}/cancel", sync_to_thread=True, include_in_schema=False)
+def booking_cancel(request: Request[Any, Any, Any], tenant: FromPath[str], code: FromPath[str]) -> Redirect:
+    """Cancel from the booking's own page (frees the place and tells the branch)."""
+    _limit(request)
+    with transaction(_engine(request)) as conn:
+        found, _branch = _by_code(conn, tenant, code, _now(request))
+        with contextlib.suppress(booking.BookingRefused):
+            booking.cancel(conn, tenant, found.booking_id, _now(request))
+    _changed(request)
+    return Redirect(path=f"/book/{tenant}/v/{code}?lang={_lang(request)}", status_code=303)
+
+
+@get("/api/v1/appointments/{tenant:str}/{branch_id:str}/slots", sync_to_thread=True)
+def slots_json(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> dict[str, Any]:
+    """Free times of a service on a day (public: what the booking page shows). `?service_id=&day=YYYY-MM-DD`."""
+    now = _now(request)
+    with _engine(request).connect() as conn:
+        branch = _branch_or_404(conn, tenant, branch_id)
+        day = _day(request.query_params.get("day"), now.astimezone(ZoneInfo(branch.zone)).date())
+        try:
+            slots = booking.day_slots(conn, branch, request.query_params.get("service_id", ""), day, now)
+        except booking.BookingRefused:
+            raise NotFoundException("no such bookable service") from None
+        reason = calendar.closed_reason(day, booking.entries(conn, tenant), branch_id=branch_id, region=branch.region)
+    return {"day": day.isoformat(), "closed": reason,
+            "slots": [{"starts_at": s.starts_at.isoformat(), "left": s.left} for s in slots]}  # fmt: skip
+
+
+# --- staff ---------------------------------------------------------------------------------------------------------
+
+
+def _user(request: Request[Any, Any, Any]) -> HqPrincipal:
+    user: HqPrincipal = request.scope["user"]
+    return user
+
+
+def _visible_branches(conn: sa.Connection, user: HqPrincipal) -> list[tuple[str, str, str]]:
+    rows = conn.execute(
+        sa.select(branch_profiles.c.tenant_id, branch_profiles.c.branch_id, branch_profiles.c.name)
+        .where(scope_filter(branch_profiles, user), branch_profiles.c.status == "active")
+        .order_by(branch_profiles.c.tenant_id, branch_profiles.c.branch_id)
+    ).all()
+    return [(r.tenant_id, r.branch_id, r.name) for r in rows]
+
+
+def _status_word(status: str) -> str:
+    return "st_cancelled" if status == "cancelled" else status
+
+
+def _day_view(conn: sa.Connection, branch: booking.Branch, day: date, now: datetime) -> list[dict[str, Any]]:
+    zone = ZoneInfo(branch.zone)
+    rows = booking.day_bookings(conn, branch.tenant, branch.branch_id, [day.isoformat()])
+    return [
+        {
+            "booking_id": r.booking_id,
+            "service_id": r.service_id,
+            "time": datetime.fromisoformat(r.starts_at).astimezone(zone).strftime("%H:%M"),
+            "starts_at": r.starts_at,
+            "name": r.name,
+            "contact": " · ".join(x for x in (mask_email(r.email), mask_phone(r.phone)) if x),
+            "status": booking.shown_status(r, branch, now),
+            "ticket_id": r.ticket_id,
+        }
+        for r in rows
+    ]
+
+
+@get("/appointments", sync_to_thread=True, guards=[requires("appointments.read")], include_in_schema=False)
+def staff_page(request: Request[Any, Any, Any]) -> Template:
+    """A branch's bookings of a day with their state (booked, checked in, no-show, cancelled) and the staff forms."""
+    user = _user(request)
+    now = _now(request)
+    with _engine(request).connect() as conn:
+        visible = _visible_branches(conn, user)
+        tenant = request.query_params.get("tenant") or (visible[0][0] if visible else "")
+        branch_id = request.query_params.get("branch") or next((b for t, b, _ in visible if t == tenant), "")
+        if not visible:
+            return _page(request, "staff.html", visible=[], branch=None, active="appointments")
+        require_branch(user, tenant, branch_id)
+        branch = _branch_or_404(conn, tenant, branch_id)
+        day = _day(request.query_params.get("day"), now.astimezone(ZoneInfo(branch.zone)).date())
+        bookings = _day_view(conn, branch, day, now)
+        services = booking.services(conn, tenant, branch_id)
+        all_services = conn.execute(
+            sa.select(booking.appt_services).where(
+                booking.appt_services.c.tenant_id == tenant, booking.appt_services.c.branch_id == branch_id
+            )
+        ).all()
+        slots = {s.service_id: booking.day_slots(conn, branch, s.service_id, day, now) for s in services}
+    zone = ZoneInfo(branch.zone)
+    free = {sid: [{"value": s.starts_at.isoformat(), "label": s.starts_at.astimezone(zone).strftime("%H:%M"),
+                   "left": s.left} for s in v if s.left] for sid, v in slots.items()}  # fmt: skip
+    counts = {k: sum(1 for b in bookings if b["status"] == k) for k in ("booked", "checked_in", "no_show", "cancelled")}
+    return _page(request, "staff.html", visible=visible, branch=branch, day=day, bookings=bookings,
+                 services=services, all_services=all_services, free=free, counts=counts, active="appointments",
+                 can_manage=user.can("appointments.manage"), saved=request.query_params.get("saved"),
+                 error=request.query_params.get("error"), status_word=_status_word)  # fmt: skip
+
+
+def _back(tenant: str, branch_id: str, day: str, lang: str, **extra: str) -> Redirect:
+    query = "&".join(f"{k}={v}" for k, v in {"tenant": tenant, "branch": branch_id, "day": day, "lang": lang,
+                                                 **extra}.items())  # fmt: skip
+    return Redirect(path=f"/appointments?{query}", status_code=303)
+
+
+def _form(data: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v).strip() for k, v in data.items() if isinstance(v, str)}
+
+
+@post("/appointments/{tenant:str}/{branch_id:str}/book", sync_to_thread=True,
+      guards=[requires("appointments.manage")], include_in_schema=False)  # fmt: skip
+def staff_book(
+    request: Request[Any, Any, Any],
+    tenant: FromPath[str],
+    branch_id: FromPath[str],
+    data: dict[str, Any] = Body(media_type=RequestEncodingType.URL_ENCODED),
+) -> Redirect:
+    """Book for a customer at the desk or on the phone."""
+    require_branch(_user(request), tenant, branch_id)
+    form = _form(data)
+    lang = pick(form.get("lang"))
+    day = form.get("day", "")
+    errors = _contact_errors(form)
+    if errors:
+        return _back(tenant, branch_id, day, _lang(request), error=next(iter(errors.values())))
+    try:
+        with transaction(_engine(request)) as conn:
+            branch = _branch_or_404(conn, tenant, branch_id)
+            booking.book(conn, branch, form.get("service_id", ""), _at(form.get("starts_at", "")), name=form["name"],
+                         email=form.get("email") or None, phone=form.get("phone") or None, lang=lang,
+                         actor=_user(request).username or "staff", now=_now(request))  # fmt: skip
+    except booking.BookingRefused as exc:
+        return _back(tenant, branch_id, day, _lang(request), error=f"err_{exc.code}")
+    _changed(request)
+    return _back(tenant, branch_id, day, _lang(request), saved="1")
+
+
+@post("/appointments/{tenant:str}/{branch_id:str}/bookings/{booking_id:str}/{action:str}", sync_to_thread=True,
+      guards=[requires("appointments.manage")], include_in_schema=False)  # fmt: skip
+def staff_change(
+    request: Request[Any, Any, Any],
+    tenant: FromPath[str],
+    branch_id: FromPath[str],
+    booking_id: FromPath[str],
+    action: FromPath[str],
+    data: dict[str, Any] = Body(media_type=RequestEncodingType.URL_ENCODED),
+) -> Redirect:
+    """Cancel or reschedule a booking."""
+    require_branch(_user(request), tenant, branch_id)
+    form = _form(data)
+    day = form.get("day", "")
+    try:
+        with transaction(_engine(request)) as conn:
+            found = booking.get(conn, tenant, booking_id)
+            if found is None or found.branch_id != branch_id:
+                raise NotFoundException("no such booking")
+            if action == "cancel":
+                booking.cancel(conn, tenant, booking_id, _now(request))
+            elif action == "reschedule":
+                branch = _branch_or_404(conn, tenant, branch_id)
+                booking.reschedule(conn, branch, booking_id, _at(form.get("starts_at", "")), _now(request))
+            else:
+                raise NotFoundException("no such action")
+    except booking.BookingRefused as exc:
+        return _back(tenant, branch_id, day, _lang(request), error=f"err_{exc.code}")
+    _changed(request)
+    return _back(tenant, branch_id, day, _lang(request), saved="1")
+
+
+def _int(form: dict[str, str], key: str, low: int, high: int, default: int | None = None) -> int | None:
+    try:
+        value = int(form.get(key, ""))
+    except ValueError:
+        return default
+    return value if low <= value <= high else default
+
+
+@post("/appointments/{tenant:str}/{branch_id:str}/settings", sync_to_thread=True,
+      guards=[requires("appointments.manage")], include_in_schema=False)  # fmt: skip
+def staff_settings(
+    request: Request[Any, Any, Any],
+    tenant: FromPath[str],
+    branch_id: FromPath[str],
+    data: dict[str, Any] = Body(media_type=RequestEncodingType.URL_ENCODED),
+) -> Redirect:
+    """The branch's check-in window, late policy and region; or one bookable service (when `service_id` is sent)."""
+    require_branch(_user(request), tenant, branch_id)
+    form = _form(data)
+    with transaction(_engine(request)) as conn:
+        _branch_or_404(conn, tenant, branch_id)
+        if form.get("service_id"):
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", form["service_id"]):
+                raise ValidationException("service_id")
+            booking.save_service(
+                conn, tenant, branch_id, form["service_id"], name=form.get("name") or form["service_id"],
+                slot_minutes=_int(form, "slot_minutes", 5, 240, 30) or 30,
+                capacity=_int(form, "capacity", 1, 500), counters=_int(form, "counters", 0, 100, 1) or 0,
+                mean_service_minutes=float(_int(form, "mean_service_minutes", 1, 240, 10) or 10),
+                quota_pct=_int(form, "quota_pct", 0, 100, 50) or 0, priority=_int(form, "priority", 0, 9, 0) or 0,
+                active=form.get("active", "on") == "on",
+            )  # fmt: skip
+        else:
+            booking.save_settings(
+                conn, tenant, branch_id, region=form.get("region", "")[:32] or None,
+                before=_int(form, "before", 0, 240, 30) or 0, after=_int(form, "after", 0, 240, 15) or 0,
+                late="refuse" if form.get("late") == "refuse" else "walk_in", now=_now(request).isoformat(),
+            )  # fmt: skip
+    _changed(request)
+    return _back(tenant, branch_id, form.get("day", ""), _lang(request), saved="1")
+
+
+@get("/appointments/{tenant:str}/calendar", sync_to_thread=True, guards=[requires("appointments.read")],
+     include_in_schema=False)  # fmt: skip
+def calendar_page(request: Request[Any, Any, Any], tenant: FromPath[str]) -> Template:
+    """The tenant's calendar: the national holidays and joint leave days of a year, and its own entries."""
+    require_tenant(_user(request), tenant)
+    year = _int(dict(request.query_params), "year", 2000, 2100, _now(request).year) or _now(request).year
+    with _engine(request).connect() as conn:
+        entries = sorted(booking.entries(conn, tenant), key=lambda e: (e.day, e.scope))
+    return _page(request, "calendar.html", tenant=tenant, year=year, national=sorted(calendar.national(year).items()),
+                 entries=entries, active="appointments", can_manage=_user(request).can("appointments.manage"),
+                 error=request.query_params.get("error"))  # fmt: skip
+
+
+SCOPE = re.compile(r"^(tenant|region:[A-Za-z0-9_-]{1,32}|branch:[A-Za-z0-9_-]{1,64})$")
+
+
+@post("/appointments/{tenant:str}/calendar", guards=[requires("appointments.manage")], include_in_schema=False)
+async def calendar_change(request: Request[Any, Any, Any], tenant: FromPath[str]) -> Redirect:
+    """Add or delete an entry, or import an iCal file (multipart `ics`) into one scope."""
+    require_tenant(_user(request), tenant)
+    form = await request.form()
+    scope = str(form.get("scope") or "tenant").strip()
+    lang = _lang(request)
+    if not SCOPE.match(scope):
+        return Redirect(path=f"/appointments/{tenant}/calendar?lang={lang}&error=scope", status_code=303)
+    upload = form.get("ics")
+    try:
+        if isinstance(upload, UploadFile):
+            raw = await upload.read()
+            entries = calendar.from_ical(raw[:1_000_000], scope, str(form.get("kind") or "blackout"))
+        else:
+            kind = str(form.get("kind") or "blackout")
+            entries = [calendar.Entry(scope, date.fromisoformat(str(form.get("day"))), kind,
+                                      str(form.get("name") or "")[:200])] if kind in calendar.KINDS else []  # fmt: skip
+    except (calendar.IcalInvalid, ValueError):
+        return Redirect(path=f"/appointments/{tenant}/calendar?lang={lang}&error=invalid", status_code=303)
+
+    def write() -> None:
+        with transaction(_engine(request)) as conn:
+            for entry in entries:
+                if form.get("delete"):
+                    booking.delete_entry(conn, tenant, entry.scope, entry.day.isoformat())
+                else:
+                    booking.put_entry(conn, tenant, entry)
+
+    await asyncio.to_thread(write)
+    _changed(request)
+    return Redirect(path=f"/appointments/{tenant}/calendar?lang={lang}", status_code=303)
+
+
+@get("/appointments/{tenant:str}/calendar.ics", sync_to_thread=True, guards=[requires("appointments.read")],
+     include_in_schema=False)  # fmt: skip
+def calendar_export(request: Request[Any, Any, Any], tenant: FromPath[str]) -> Response[bytes]:
+    """The tenant's own entries as an iCalendar file."""
+    require_tenant(_user(request), tenant)
+    with _engine(request).connect() as conn:
+        entries = booking.entries(conn, tenant)
+    return Response(calendar.to_ical(entries), media_type="text/calendar",
+                    headers={"Content-Disposition": f'attachment; filename="{tenant}-closures.ics"'})  # fmt: skip
+
+
+# --- JSON API --------------------------------------------------------------------------------------------------------
+
+
+@get("/api/v1/appointments/{tenant:str}/{branch_id:str}/bookings", sync_to_thread=True,
+     guards=[requires("appointments.read")])  # fmt: skip
+def bookings_json(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> dict[str, Any]:
+    """A branch's bookings of a day (`?day=`, branch-local) with their state; contacts masked."""
+    require_branch(_user(request), tenant, branch_id)
+    now = _now(request)
+    with _engine(request).connect() as conn:
+        branch = _branch_or_404(conn, tenant, branch_id)
+        day = _day(request.query_params.get("day"), now.astimezone(ZoneInfo(branch.zone)).date())
+        return {"day": day.isoformat(), "bookings": _day_view(conn, branch, day, now)}
+
+
+@post("/api/v1/appointments/{tenant:str}/{branch_id:str}/bookings", sync_to_thread=True,
+      guards=[requires("appointments.manage")])  # fmt: skip
+def book_json(
+    request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str], data: dict[str, Any]
+) -> Response[dict[str, Any]]:
+    """Book: `{service_id, starts_at, name, email?, phone?, lang?}` -> 201 `{booking_id, starts_at, day, qr_text}`;
+    a full slot is 409 `slot_full`, a closed day 409 `day_closed`."""
+    require_branch(_user(request), tenant, branch_id)
+    form = {k: v.strip() for k, v in data.items() if isinstance(v, str)}
+    errors = _contact_errors(form)
+    if errors or not form.get("starts_at"):
+        raise ValidationException("invalid booking", extra={"fields": sorted(errors) or ["starts_at"]})
+    try:
+        with transaction(_engine(request)) as conn:
+            branch = _branch_or_404(conn, tenant, branch_id)
+            made = booking.book(conn, branch, form.get("service_id", ""), _at(form["starts_at"]), name=form["name"],
+                                email=form.get("email") or None, phone=form.get("phone") or None,
+                                lang=pick(form.get("lang")), actor=_user(request).username or "staff",
+                                now=_now(request))  # fmt: skip
+            code = booking.qr_text(conn, made, _now(request))
+    except booking.BookingRefused as exc:
+        return Response({"code": exc.code, "detail": str(exc), "status": 409}, status_code=409,
+                        media_type="application/problem+json")  # fmt: skip
+    _changed(request)
+    body = {"booking_id": made.booking_id, "starts_at": made.starts_at.isoformat(), "day": made.day.isoformat(),
+            "qr_text": code}  # fmt: skip
+    return Response(body, status_code=201)
+
+
+# One Router: Litestar calls `on_registration` for every handler of a path each time another handler is added to that
+# path, which wraps a sync_to_thread handler twice when GET and POST share a path registered one by one on the app.
+ROUTES: list[Any] = [Router(path="/", route_handlers=[
+    booking_page, booking_submit, booking_view, booking_qr, booking_cancel, slots_json, staff_page, staff_book,
+    staff_change, staff_settings, calendar_page, calendar_change, calendar_export, bookings_json, book_json,
+])]  # fmt: skip

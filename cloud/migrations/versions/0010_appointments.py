@@ -73,6 +73,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.String(40), nullable=False),
         sa.Column("checked_in_at", sa.String(40)),
         sa.Column("ticket_id", sa.String(64)),
+        sa.Column("confirmed_at", sa.String(40)),
         sa.Column("reminded_at", sa.String(40)),
     )
     op.create_table(
