@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -122,8 +123,7 @@ def _page(request: Request[Any, Any, Any], name: str, status: int = 200, **value
 
 
 def _back(path: str, request: Request[Any, Any, Any], **query: str) -> Redirect:
-    params = "&".join(f"{k}={v}" for k, v in {"lang": _lang(request), **query}.items())
-    return Redirect(path=f"{path}?{params}", status_code=303)
+    return Redirect(path=f"{path}?{urlencode({'lang': _lang(request), **query})}", status_code=303)
 
 
 async def _form(request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -461,7 +461,7 @@ async def config_service(request: Request[Any, Any, Any], tenant: FromPath[str],
         await _template_to(request, tenant, other, service)
         for other in ([targets] if isinstance(targets, str) else targets)
     ]
-    location = f"{answer.url}&template={','.join(results)}"
+    location = f"{answer.url}&{urlencode({'template': ','.join(results)})}"
     return Redirect(path=location, status_code=303)
 
 
