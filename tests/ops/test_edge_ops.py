@@ -110,3 +110,14 @@ def test_limits_parse_and_refuse_nonsense() -> None:
     assert Limit.parse("0").off
     with pytest.raises(ValueError, match="QMS_RATE_LOGIN"):
         PublicRateLimits.from_env({"QMS_RATE_LOGIN": "many/fortnight"})
+
+
+def test_no_route_replaces_the_rate_limit_hook(edge_data: Path, rate_clock: FakeClock) -> None:
+    """A route declaring its own before_request would silently drop the public doors' limits: none does."""
+    from edge.web.app import Settings, create_app
+
+    limits = PublicRateLimits.from_env({}, rate_clock)
+    app = create_app(Settings(data_dir=edge_data, rate_limits=limits))
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            assert handler.resolve_before_request() == limits.before_request, handler

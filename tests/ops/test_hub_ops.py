@@ -137,3 +137,12 @@ def test_the_open_console_is_limited_as_one_caller(tmp_path: Path) -> None:
     clock = FakeClock()
     with TestClient(_hub(f"sqlite:///{tmp_path / 'open.sqlite3'}", clock, Limit(2, 60), Limit(100, 60))) as client:
         assert [client.get("/api/v1/branches").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_no_route_replaces_the_rate_limit_hook(store: str) -> None:
+    """A route (or router) declaring its own before_request would silently drop the limits: none does."""
+    limits = HubRateLimits.from_env({})
+    app = create_app(CloudSettings(db_url=store, rate_limits=limits))
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            assert handler.resolve_before_request() == limits.before_request, handler
