@@ -226,6 +226,42 @@ def enrol(
 
 
 @app.command()
+def update(
+    key: Annotated[Path, typer.Option("--key", help="The hub's release public key (PEM).")] = Path(
+        "/etc/qms/release.pub"
+    ),
+    root: Annotated[Path, typer.Option("--root", help="Where venvs/ and current live.")] = Path("/opt/qms"),
+    bundle: Annotated[Path | None, typer.Option("--bundle", help="A bundle directory instead of the hub's.")] = None,
+    port: Port = 8080,
+    data_dir: DataDir = DEFAULT_DATA,
+) -> None:
+    """Fetch the release the hub assigned to this branch (QMS_HUB_URL, QMS_TENANT, QMS_BRANCH), verify its signature,
+    install it beside the running version, switch between calls, check health, roll back on failure, report."""
+    import os
+
+    from edge import updates
+
+    hub, tenant, branch = (os.environ.get(k, "") for k in ("QMS_HUB_URL", "QMS_TENANT", "QMS_BRANCH"))
+    try:
+        public = updates.load_public_key(key.read_bytes())
+        found = bundle or updates.fetch_assigned(hub, tenant, branch, data_dir / "releases")
+    except (OSError, updates.UpdateRefused) as exc:
+        raise _fail(f"update: {exc}") from None
+    if found is None or (root / "venvs" / found.name).resolve() == (root / "current").resolve():
+        typer.echo("up to date")
+        return
+    outcome = updates.apply_release(bundle=found, public_key=public, root=root, data_dir=data_dir,
+                                    restart=updates.systemd_restart,
+                                    health_url=f"http://127.0.0.1:{port}/api/v1/health")  # fmt: skip
+    seed = os.environ.get("QMS_NATS_NKEY", "")
+    if hub and seed:
+        updates.report(hub, outcome, tenant, branch, Path(seed).read_bytes().strip())
+    typer.echo(f"{outcome.status}: {outcome.detail} (running {outcome.running})")
+    if outcome.status != "running":
+        raise typer.Exit(1)
+
+
+@app.command()
 def doctor(
     data_dir: DataDir = DEFAULT_DATA,
     port: Port = 8080,

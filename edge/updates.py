@@ -280,3 +280,30 @@ def systemd_restart() -> None:
 def python_of(root: Path) -> str:
     """The running version's interpreter (for tools that re-exec)."""
     return str(root / "current" / "bin" / "python") if (root / "current").exists() else sys.executable
+
+
+def fetch_assigned(hub: str, tenant: str, branch: str, dest: Path) -> Path | None:
+    """Download the release the hub assigned to this branch into `dest` (verified later by `verify_bundle`), or None
+    when nothing is assigned or it is the version already running under `dest`'s name."""
+    base = hub.rstrip("/")
+    with httpx.Client(timeout=60) as client:
+        answer = client.get(f"{base}/api/v1/releases/assigned/{tenant}/{branch}")
+        answer.raise_for_status()
+        if answer.status_code == 204:  # noqa: PLR2004 - nothing assigned
+            return None
+        found = answer.json()
+        version = str(found["version"])
+        bundle = dest / version
+        bundle.mkdir(parents=True, exist_ok=True)
+        (bundle / MANIFEST).write_text(found["manifest"])
+        (bundle / SIGNATURE).write_text(found["signature"] + "\n")
+        for entry in json.loads(found["manifest"]).get("files", []):
+            name = str(entry["name"])
+            if "/" in name or name.startswith("."):
+                raise UpdateRefused(f"unsafe file name in the manifest: {name!r}")
+            with client.stream("GET", f"{base}/api/v1/releases/{version}/files/{name}") as r:
+                r.raise_for_status()
+                with (bundle / name).open("wb") as out:
+                    for chunk in r.iter_bytes():
+                        out.write(chunk)
+    return bundle

@@ -11,6 +11,8 @@ from typing import Any
 
 import nkeys
 import sqlalchemy as sa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.engine import Connection, Engine
 
 from cloud.releases.tables import release_reports, release_rollouts, releases
@@ -139,8 +141,8 @@ def accept_report(engine: Engine, report: str, signature: str) -> Report:
         if public is None:
             raise ReportRefused("unknown branch")
         try:
-            nkeys.from_public_key(public.encode()).verify(report.encode(), sig)
-        except Exception:
+            _nkey_public(public).verify(sig, report.encode())
+        except (InvalidSignature, ValueError):
             raise ReportRefused("signature does not match the branch's key") from None
         conn.execute(
             release_reports.insert().values(
@@ -154,6 +156,14 @@ def accept_report(engine: Engine, report: str, signature: str) -> Report:
             )
         )
     return parsed
+
+
+def _nkey_public(public: str) -> Ed25519PublicKey:
+    """The Ed25519 key inside an NKey public key (base32: prefix byte, 32-byte key, CRC16), checksum checked."""
+    raw = base64.b32decode(public + "=" * (-len(public) % 8))
+    if len(raw) != 35 or nkeys.crc16_checksum(raw[:-2]) != raw[-2:]:  # noqa: PLR2004
+        raise ValueError("not an NKey public key")
+    return Ed25519PublicKey.from_public_bytes(raw[1:33])
 
 
 def fleet(conn: Connection, scope: sa.ColumnElement[bool]) -> list[dict[str, Any]]:
