@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import msgspec
 import sqlalchemy as sa
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Request, Response, get, post
 from litestar.response import ServerSentEvent, ServerSentEventMessage, Stream, Template
 from litestar.static_files import create_static_files_router
 from sqlalchemy.engine import Engine
 
+from cloud.analytics import schedules
 from cloud.analytics.export import csv_chunks
 from cloud.analytics.facts import load_settings
 from cloud.analytics.live import LiveFeed, board
@@ -348,15 +350,70 @@ def contacts_shown(engine: Engine, tenant: str) -> bool:
     return True if value is None else bool(value)
 
 
+class ScheduleBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`POST /api/v1/reports/schedules`."""
+
+    tenant: str
+    name: str
+    cron: str
+    recipients: list[str]
+    branch_id: str | None = None
+    days: int = 1
+    lang: str = "id"
+
+
+@post("/api/v1/reports/schedules", guards=[requires("reports.manage")])
+async def create_schedule(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Schedule a report (cron in the branch's zone, or Asia/Jakarta for a tenant-wide one); 201 with its id."""
+    try:
+        body = msgspec.json.decode(await request.body(), type=ScheduleBody)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return problem(400, "Invalid body", str(exc), "invalid_body")
+    engine, principal = _engine(request), request.scope["user"]
+    try:
+        scope = await asyncio.to_thread(scope_for, engine, principal, body.tenant, body.branch_id)
+    except NotInScope as exc:
+        return problem(404, "Not found", str(exc), "not_found")
+    zone_name = (await asyncio.to_thread(_zone_of, engine, scope)) if body.branch_id else kpi.DEFAULT_TIMEZONE
+    new = schedules.NewSchedule(
+        tenant=body.tenant, name=body.name, cron=body.cron, recipients=tuple(body.recipients),
+        branch_id=body.branch_id, timezone=zone_name, days=body.days, lang=body.lang,
+    )  # fmt: skip
+    try:
+        schedule_id = await asyncio.to_thread(
+            schedules.create, engine, new, principal.username or "hq", datetime.now(UTC)
+        )
+    except schedules.ScheduleInvalid as exc:
+        return problem(400, "Invalid schedule", str(exc), "invalid_schedule")
+    return Response({"schedule_id": schedule_id}, status_code=201)
+
+
+def _zone_of(engine: Engine, scope: Scope) -> str:
+    assert scope.tenants is not None
+    assert scope.branch_id is not None
+    with engine.connect() as conn:
+        return load_settings(conn, next(iter(scope.tenants)), scope.branch_id).timezone
+
+
+@get("/api/v1/reports/schedules", sync_to_thread=True, guards=[requires("reports.manage")])
+def list_schedules(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The caller's tenants' schedules."""
+    return {"schedules": schedules.listed(_engine(request), request.scope["user"].tenants)}
+
+
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
-    """The live feed that wakes dashboards after each applied batch."""
+    """The live feed that wakes dashboards after each applied batch, and this replica's report scheduler."""
     feed = LiveFeed(app.state["engine"])
     app.state["analytics_live"] = feed
     feed.start()
+    scheduler = schedules.ReportScheduler(app.state["engine"])
+    app.state["analytics_reports"] = scheduler
+    scheduler.start()
     try:
         yield
     finally:
+        await scheduler.stop()
         await feed.stop()
 
 
@@ -364,4 +421,4 @@ KEEPALIVE_SECONDS = 15.0
 static = create_static_files_router(
     path="/analytics/static", directories=[STATIC], guards=[requires("analytics.read")], include_in_schema=False
 )
-ROUTES: list[Any] = [kpis_api, tickets_csv, dashboard, live, drill_down, static]
+ROUTES: list[Any] = [kpis_api, tickets_csv, dashboard, live, drill_down, static, create_schedule, list_schedules]
