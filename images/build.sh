@@ -100,6 +100,8 @@ mke2fs -q -F -t ext4 -L QMSROOT -d "$root" "$work/root.img" "${root_mb}M"
 # data: /var/lib/qms, owned by the service user
 data_mb=512
 mke2fs -q -F -t ext4 -L QMSDATA -E "root_owner=$uid:$gid" "$work/data.img" "${data_mb}M"
+# The data dir is the partition's root: no root-owned lost+found in it (backups archive every file of the data dir).
+debugfs -w -R "rmdir lost+found" "$work/data.img" >/dev/null 2>&1
 mv "$work/firmware/"* "$root/boot/firmware/"
 # one MBR disk: 4 MiB gap, boot (FAT32 LBA, bootable), root, data
 img="$out/qms-appliance-arm64.img"
