@@ -101,7 +101,8 @@ def test_printer_down_shows_fallback_qr_and_logs_the_error(page: Page, rig_print
     expect(page.locator("#t-print")).to_contain_text("The printer has a problem")
     expect(page.locator(".ticket.fallback #t-qr svg")).to_be_visible()
     assert page.locator("#t-print").get_attribute("data-print") == "offline"
-    assert re.search(rf"ERROR:qms.printer:printer .* failed for ticket {number}: offline", rig.appliance.log())
+    logged = rf'"level": "error", "logger": "qms.printer", "message": "printer .* failed for ticket {number}: offline'
+    assert re.search(logged, rig.appliance.log())  # the appliance logs JSON lines (issue 16)
     status = httpx.get(f"{rig.appliance.base_url}/kiosk/api/printers", headers=rig.admin(), timeout=10).json()
     (printer,) = status["printers"]
     assert (printer["device_id"], printer["ok"], printer["error"], printer["failed"]) == (
