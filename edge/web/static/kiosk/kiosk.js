@@ -362,6 +362,85 @@
   }
   $("btn-done").addEventListener("click", reset);
 
+  // ---- appointments: check-in with the booking's QR -----------------------------------------------------------
+  // A USB scanner is a keyboard: it types the code (Q1 + base32) fast and ends with Enter, on whatever screen is up.
+  // The check-in screen also has a field for it (and for typing by hand), and the camera where BarcodeDetector exists.
+  const QR_CODE = /^Q1[A-Z2-7]{40,}$/;
+  let scanned = "";
+  let scannedAt = 0;
+  let cameraStream = null;
+  document.addEventListener("keydown", (e) => {
+    if (e.target === $("checkin-code")) return;
+    const now = Date.now();
+    if (now - scannedAt > 300) scanned = "";
+    scannedAt = now;
+    if (e.key === "Enter") {
+      const text = scanned.toUpperCase();
+      scanned = "";
+      if (QR_CODE.test(text)) { e.preventDefault(); checkin(text); }
+    } else if (e.key.length === 1) {
+      scanned += e.key;
+    }
+  });
+  function openCheckin() {
+    $("checkin-code").value = "";
+    show("checkin");
+    $("btn-camera").hidden = !("BarcodeDetector" in window && navigator.mediaDevices);
+    $("checkin-code").focus();
+  }
+  $("btn-checkin").addEventListener("click", openCheckin);
+  $("checkin-code").addEventListener("keydown", (e) => {
+    if (e.key !== "Enter") return;
+    e.preventDefault();
+    const text = $("checkin-code").value.trim().toUpperCase();
+    if (text) checkin(text);
+  });
+  function stopCamera() {
+    if (cameraStream) for (const track of cameraStream.getTracks()) track.stop();
+    cameraStream = null;
+    $("checkin-video").hidden = true;
+  }
+  $("btn-camera").addEventListener("click", async () => {
+    try {
+      const detector = new window.BarcodeDetector({ formats: ["qr_code"] });
+      cameraStream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "user" } });
+      const video = $("checkin-video");
+      video.srcObject = cameraStream;
+      video.hidden = false;
+      await video.play();
+      const look = async () => {
+        if (!cameraStream || app.dataset.screen !== "checkin") { stopCamera(); return; }
+        const found = await detector.detect(video).catch(() => []);
+        if (found.length && QR_CODE.test(found[0].rawValue.toUpperCase())) { stopCamera(); checkin(found[0].rawValue.toUpperCase()); }
+        else setTimeout(look, 250);
+      };
+      look();
+    } catch (err) {
+      stopCamera();
+    }
+  });
+  async function checkin(text) {
+    stopCamera();
+    busy(true);
+    try {
+      const result = await call("POST", "/kiosk/api/checkin", { code: text, lang });
+      setOnline(true);
+      service = doc.services.find((s) => s.id === result.service_id) || null;
+      showTicket({
+        number: result.ticket.ticket_number, issued: result.issued_local, position: result.ticket.position,
+        eta: result.eta_text, phone: null, qr: result.qr_svg, print: result.print,
+      });
+      $("t-time").textContent = result.late ? `${result.issued_local} · ${w("checkin_late_note")}` : result.issued_local;
+    } catch (err) {
+      if (err instanceof Refused && err.status === 401) show("unpaired");
+      else if (err instanceof Refused && err.body.code && err.body.code.startsWith("checkin_")) {
+        message(w(err.body.code, { time: (err.body.opens_at || "").slice(11) }));
+      } else message(w("error"));
+    } finally {
+      busy(false);
+    }
+  }
+
   // ---- offline buffer: leased numbers (localStorage) and issued tickets (IndexedDB) --------------------------
   const leases = () => JSON.parse(localStorage.getItem(LEASE_KEY) || "{}");
   function saveLeases(all) {
