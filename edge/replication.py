@@ -13,7 +13,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError
@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from edge import pii
 from edge.appointments.watch import BookingsWatch
 from edge.audit import AuditEntry
 from edge.devices.registry import fleet_states, list_devices
@@ -31,9 +32,10 @@ from edge.engine.errors import DomainError
 from edge.service import QueueService
 from edge.staff_watch import StaffWatch
 from edge.store.datadir import write_private
+from sync import crypto
 from sync.config_watch import ConfigEntry, ConfigWatch
 from sync.contract_config import BranchConfig, config_decoder, config_hash, short_hash
-from sync.liveness import DEFAULT_INTERVAL, Beater, Heartbeat, HqCommand, HqReply, link_words
+from sync.liveness import DEFAULT_INTERVAL, Beater, DeviceState, Heartbeat, HqCommand, HqReply, link_words
 from sync.relay import LinkSettings, Outgoing, Relay, RelayStatus
 
 CURSOR_NAME = "cloud"
@@ -94,15 +96,21 @@ class CloudLink:
 
 def read_outgoing(conn: sqlite3.Connection, after: int, limit: int) -> list[Outgoing]:
     """Events after `after` as the JSON the cloud verifies: the logged event with its hash put back."""
-    rows = conn.execute("SELECT seq, body, hash FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+    rows = conn.execute(
+        "SELECT seq, body, hash, ticket_id, type FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+    ).fetchall()
+    # A ticket's contact key goes beside its ticket.created (a NATS header), never into the log (edge.pii).
+    keys = pii.keys_of(conn, [tid for _, _, _, tid, kind in rows if kind == "ticket.created" and tid])
     out = []
-    for seq, body, hash_ in rows:
+    for seq, body, hash_, ticket_id, kind in rows:
         # The stored fields as they were hashed: re-encoding through today's structs would add fields introduced
         # since (with their defaults) and the cloud could no longer verify an older event's hash.
         fields = msgspec.json.decode(body)
         fields["hash"] = hash_
         occurred_at = datetime.fromisoformat(fields["occurred_at"]).timestamp()
-        out.append(Outgoing(seq=seq, payload=msgspec.json.encode(fields), occurred_at=occurred_at, hash=hash_))
+        key = keys.get(ticket_id) if kind == "ticket.created" and fields.get("contact_sealed") else None
+        out.append(Outgoing(seq=seq, payload=msgspec.json.encode(fields), occurred_at=occurred_at, hash=hash_,
+                            contact_key=crypto.encode_key(key) if key else ""))  # fmt: skip
     return out
 
 
@@ -329,6 +337,7 @@ class Replication:
         self.beater: Beater | None = None
         self.config_watch: ConfigWatch | None = None
         self.staff_watch: StaffWatch | None = None
+        self.extra_devices: Callable[[], list[DeviceState]] | None = None  # e.g. the boards (edge/web/app.py)
         self.bookings_watch: BookingsWatch | None = None
         self.link_file = Path(service.data_dir) / LINK_FILE
 
@@ -396,7 +405,10 @@ class Replication:
             lag_events=info["lag_events"],
             interval_seconds=self.beater.interval,
             software_version=software_version(),
-            devices=fleet_states(await asyncio.to_thread(self.service.read, list_devices), datetime.now(UTC)),
+            devices=[
+                *fleet_states(await asyncio.to_thread(self.service.read, list_devices), datetime.now(UTC)),
+                *(self.extra_devices() if self.extra_devices is not None else []),
+            ],
         )
 
     async def _hq_command(self, command: HqCommand) -> HqReply:

@@ -9,6 +9,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -18,6 +19,7 @@ from edge.service import QueueService
 from edge.web.board.access import Scope
 from edge.web.board.state import board_state
 from sync.contract import Event
+from sync.liveness import DeviceState
 
 if TYPE_CHECKING:
     from edge.devices.audio.announcer import Announcement
@@ -47,6 +49,7 @@ class BoardHub:
         self.service = service
         self.loop: asyncio.AbstractEventLoop | None = None
         self.clients: set[BoardClient] = set()
+        self.seen: dict[Scope, datetime] = {}  # every board scope's last sign of life (HQ's device fleet)
         self._pending = False
         self._lock = threading.Lock()
 
@@ -107,10 +110,26 @@ class BoardHub:
                 client.announces.append(body)
                 client.wake.set()
 
+    def fleet(self) -> list[DeviceState]:
+        """The boards as the branch's heartbeat reports them to HQ: one per area or service shown, online while a
+        board holds its stream open (its pings every 10 s are its heartbeat), with the last time one was seen."""
+        live = {client.scope for client in self.clients}
+        return [
+            DeviceState(
+                device_id=f"board-{scope.kind}-{scope.id}"[:64],
+                type="display",
+                name=f"board {scope.kind} {scope.id}",
+                online=scope in live,
+                last_seen=at,
+            )
+            for scope, at in sorted(self.seen.items(), key=lambda item: (item[0].kind, item[0].id))
+        ]
+
     async def stream(self, scope: Scope) -> AsyncGenerator[ServerSentEventMessage, None]:
         """A board's stream: its whole state first (a reconnect is a resync), then every change and announcement."""
         client = BoardClient(scope)
         self.clients.add(client)
+        self.seen[scope] = datetime.now(UTC)
         try:
             state = board_state(self.service.view, scope)
             client.shown = _encode({k: v for k, v in state.items() if k != "seq"})
@@ -121,6 +140,7 @@ class BoardHub:
                 try:
                     await asyncio.wait_for(client.wake.wait(), PING_SECONDS)
                 except TimeoutError:
+                    self.seen[scope] = datetime.now(UTC)
                     yield ServerSentEventMessage(data="{}", event="ping")
                     continue
                 client.wake.clear()

@@ -1,6 +1,7 @@
 """The device fleet at HQ (US-ADMIN-009/010): devices arrive with the branch's heartbeat and are offline at HQ within a
 minute of their heartbeat stopping (an injected clock), both when the branch goes quiet and when a kiosk stops
-polling; end to end, a paired kiosk polling a real appliance shows online at HQ over a real nats-server."""
+polling; end to end, a paired kiosk polling a real appliance and a board holding its stream show online at HQ over a
+real nats-server."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from cloud.admin.tables import fleet_devices
 from cloud.liveness import record_beat
 from cloud.store import create_store_engine
 from cloud.web.app import CloudSettings, create_app
+from edge.auth import load_secret
+from edge.web.board.access import Scope, board_key
 from sync.liveness import DeviceState, Heartbeat
 from tests.cloud.admin.conftest import add_accounts, sign_in
 from tests.support.appliance import RunningAppliance, seed_demo
@@ -157,4 +160,32 @@ def test_a_polling_kiosk_shows_online_at_hq_and_offline_after_it_stops(
         wait_until(lambda: reported_after(seen + timedelta(seconds=2)), what="a later heartbeat")
         assert online_at(engine, seen + timedelta(seconds=59)) == {"kiosk-lobby": True}
         assert online_at(engine, seen + timedelta(seconds=61)) == {"kiosk-lobby": False}
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_board_holding_its_stream_is_online_at_hq_and_offline_once_it_closes(
+    tmp_path: Path, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Boards open a signed URL, not a device pairing: their event stream (pinged every 10 s) is their heartbeat."""
+    store_url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    engine = create_store_engine(store_url)
+    seed_demo(tmp_path / "edge")
+    monkeypatch.setenv("QMS_NATS_URL", nats_server.url)
+    monkeypatch.setenv("QMS_TENANT", "acme")
+    monkeypatch.setenv("QMS_HEARTBEAT_SECONDS", "1")
+    settings = CloudSettings(db_url=store_url, nats_servers=(nats_server.url,), keys_dir=tmp_path / "keys")
+    scope = Scope("area", "lantai-1")
+    key = board_key(load_secret(tmp_path / "edge"), "jkt-sudirman", scope)
+    with TestClient(app=create_app(settings)), RunningAppliance(tmp_path / "edge") as appliance:
+        url = f"{appliance.base_url}/board/events?area=lantai-1&key={key}"
+        with httpx.stream("GET", url, timeout=30) as stream:
+            assert stream.status_code == 200
+            lines = stream.iter_lines()  # kept: a dropped iterator closes the connection
+            assert next(lines)  # the first state arrived: the board is connected
+            wait_until(lambda: online_at(engine, datetime.now(UTC)).get("board-area-lantai-1"), what="board online")
+        wait_until(
+            lambda: online_at(engine, datetime.now(UTC)) == {"board-area-lantai-1": False},
+            what="board offline at HQ after it closed its stream",
+        )
     engine.dispose()
