@@ -398,7 +398,7 @@ def tokens_create(
         typer.secho(f"no HQ account {user!r}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
     try:
-        raw, info = tokens.issue(engine, account, name, scope, days, datetime.now(UTC), tenant)
+        raw, info = tokens.issue(engine, account, name, scope, days, datetime.now(UTC), tenant, actor="cli")
     except tokens.TokenRefused as exc:
         typer.secho(f"refused: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None

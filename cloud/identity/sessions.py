@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from cloud.admin.audit import record
 from cloud.identity.tables import hq_sessions
 from cloud.store import transaction
 
@@ -75,7 +76,8 @@ def csrf_token_of(raw: str) -> str:
 
 
 def start(engine: Engine, grant: SessionGrant, now: datetime, policy: SessionPolicy, address: str) -> str:
-    """A new session for `grant`; returns the cookie value (never stored)."""
+    """A new session for `grant`, audited (`console.sign_in`) in the same transaction; returns the cookie value
+    (never stored)."""
     raw = secrets.token_urlsafe(32)
     tenants = ["*"] if grant.tenants is None else sorted(grant.tenants)
     branches = None if grant.branches is None else json.dumps([f"{t}/{b}" for t, b in sorted(grant.branches)])
@@ -87,7 +89,14 @@ def start(engine: Engine, grant: SessionGrant, now: datetime, policy: SessionPol
                 last_seen_at=now.isoformat(), expires_at=(now + policy.absolute).isoformat(), address=address[:64],
             )
         )  # fmt: skip
+        record(conn, actor=grant.username, action="console.sign_in", tenant=_one(grant.tenants), source_ip=address,
+               after={"role": grant.role, "method": grant.auth_method, "tenants": tenants}, at=now)  # fmt: skip
     return raw
+
+
+def _one(tenants: frozenset[str] | None) -> str | None:
+    """The tenant an audit entry is filed under: the account's one tenant, else none (several or all)."""
+    return next(iter(tenants)) if tenants is not None and len(tenants) == 1 else None
 
 
 def lookup(engine: Engine, raw: str, now: datetime, policy: SessionPolicy) -> SessionGrant | None:
@@ -122,10 +131,15 @@ def _pair(text: str) -> tuple[str, str]:
     return tenant, branch
 
 
-def end(engine: Engine, raw: str) -> None:
-    """End one session (sign-out)."""
+def end(engine: Engine, raw: str, now: datetime | None = None, address: str | None = None) -> None:
+    """End one session; with `now` it is a sign-out and audited (`console.sign_out`)."""
     with transaction(engine) as conn:
-        conn.execute(sa.delete(hq_sessions).where(hq_sessions.c.id_hash == digest(raw)))
+        row = conn.execute(sa.delete(hq_sessions).where(hq_sessions.c.id_hash == digest(raw)).returning(
+            hq_sessions.c.username, hq_sessions.c.tenants)).first()  # fmt: skip
+        if row is not None and now is not None:
+            tenants = json.loads(row.tenants)
+            record(conn, actor=row.username, action="console.sign_out", source_ip=address, at=now,
+                   tenant=tenants[0] if len(tenants) == 1 and tenants != ["*"] else None)  # fmt: skip
 
 
 def sweep(engine: Engine, now: datetime, policy: SessionPolicy) -> int:

@@ -154,7 +154,8 @@ async def signout(request: Request[Any, Any, Any]) -> Response[Any]:
     """End this browser's session (the guard checked its CSRF token) and go back to the sign-in page."""
     auth: ConsoleAuth = request.app.state["console_auth"]
     if raw := request.cookies.get(sessions.COOKIE):
-        await asyncio.to_thread(sessions.end, auth.engine, raw)
+        address = request.client.host if request.client else "unknown"
+        await asyncio.to_thread(sessions.end, auth.engine, raw, auth.clock(), address)
     response: Response[Any] = Redirect(path="/signin?why=out", status_code=303)
     response.delete_cookie(sessions.COOKIE, path="/")
     return response

@@ -14,6 +14,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from cloud.admin.audit import record
 from cloud.identity.oidc import SsoRefused
 from cloud.identity.sessions import SessionGrant, digest
 from cloud.identity.tables import idp_configs, sso_flows
@@ -73,8 +74,9 @@ def check_settings(protocol: str, settings: IdpSettings) -> None:
         raise SsoRefused(f"an IdP may grant only {', '.join(GRANTABLE)} (not {', '.join(wrong)})")
 
 
-def save(engine: Engine, tenant: str, protocol: str, settings: IdpSettings, now: datetime) -> Idp:
-    """Store a tenant's IdP; a secret given replaces the stored one, an absent one keeps it."""
+def save(engine: Engine, tenant: str, protocol: str, settings: IdpSettings, now: datetime, actor: str = "cli") -> Idp:
+    """Store a tenant's IdP, audited (`sso.configure`, the secret never in the entry); a secret given replaces the
+    stored one, an absent one keeps it."""
     check_token("tenant", tenant)
     check_settings(protocol, settings)
     secret, stored = settings.client_secret, msgspec.structs.replace(settings, client_secret=None)
@@ -86,6 +88,8 @@ def save(engine: Engine, tenant: str, protocol: str, settings: IdpSettings, now:
     with transaction(engine) as conn:
         if not conn.execute(sa.update(idp_configs).where(key).values(**values)).rowcount:
             conn.execute(sa.insert(idp_configs).values(tenant_id=tenant, protocol=protocol, **values))
+        record(conn, actor=actor, action="sso.configure", tenant=tenant, target=protocol, at=now,
+               after={**msgspec.to_builtins(stored), "client_secret_changed": secret is not None})  # fmt: skip
     found = load(engine, tenant, protocol)
     assert found is not None  # just written
     return found
@@ -105,11 +109,14 @@ def load(engine: Engine, tenant: str, protocol: str | None = None) -> Idp | None
     return Idp(row.tenant_id, row.protocol, settings, row.secret or "")
 
 
-def remove(engine: Engine, tenant: str, protocol: str) -> bool:
-    """Delete a tenant's IdP; False when there was none."""
+def remove(engine: Engine, tenant: str, protocol: str, now: datetime, actor: str = "cli") -> bool:
+    """Delete a tenant's IdP, audited (`sso.remove`); False when there was none."""
     with transaction(engine) as conn:
         key = sa.and_(idp_configs.c.tenant_id == tenant, idp_configs.c.protocol == protocol)
-        return bool(conn.execute(sa.delete(idp_configs).where(key)).rowcount)
+        done = bool(conn.execute(sa.delete(idp_configs).where(key)).rowcount)
+        if done:
+            record(conn, actor=actor, action="sso.remove", tenant=tenant, target=protocol, at=now)
+    return done
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,7 @@ def idp_save(
     require_tenant(request.scope["user"], tenant)
     auth = _auth(request)
     try:
-        idp = sso.save(auth.engine, tenant, protocol, data, auth.clock())
+        idp = sso.save(auth.engine, tenant, protocol, data, auth.clock(), request.scope["user"].username or "open")
     except (SsoRefused, ValueError) as exc:
         raise ClientException(str(exc)) from None
     log.info("SSO %s of tenant %s configured by %s", protocol, tenant, request.scope["user"].username)
@@ -165,7 +165,8 @@ def idp_save(
 def idp_remove(request: Request[Any, Any, Any], tenant: FromPath[str], protocol: FromPath[str]) -> Response[None]:
     """Switch a tenant's IdP off (its existing sessions run out on their own)."""
     require_tenant(request.scope["user"], tenant)
-    if not sso.remove(_auth(request).engine, tenant, protocol):
+    auth = _auth(request)
+    if not sso.remove(auth.engine, tenant, protocol, auth.clock(), request.scope["user"].username or "open"):
         raise NotFoundException(f"no {protocol} sign-on for {tenant}")
     return Response(None, status_code=204)
 

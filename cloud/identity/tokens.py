@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from cloud.admin.audit import record
 from cloud.hq_users import HqUser, get_user
 from cloud.identity.roles import PERMISSIONS, role_allows
 from cloud.identity.sessions import digest
@@ -50,9 +51,17 @@ class TokenInfo:
 
 
 def issue(
-    engine: Engine, user: HqUser, name: str, scopes: list[str], days: int, now: datetime, tenant: str | None = None
+    engine: Engine,
+    user: HqUser,
+    name: str,
+    scopes: list[str],
+    days: int,
+    now: datetime,
+    tenant: str | None = None,
+    actor: str | None = None,
 ) -> tuple[str, TokenInfo]:
-    """A new token for `user` (the secret, returned once, and what is stored about it)."""
+    """A new token for `user` (the secret, returned once, and what is stored about it), audited (`token.issue`, by
+    `actor`, default the user)."""
     unknown = sorted(set(scopes) - set(PERMISSIONS))
     if unknown:
         raise TokenRefused(f"unknown permission(s): {', '.join(unknown)}")
@@ -78,6 +87,9 @@ def issue(
             token_id=token_id, token_hash=digest(raw), username=user.username, name=info.name, tenant_id=tenant,
             scopes=json.dumps(list(info.scopes)), created_at=info.created_at, expires_at=info.expires_at,
         ))  # fmt: skip
+        record(conn, actor=actor or user.username, action="token.issue", tenant=tenant, target=token_id, at=now,
+               after={"owner": user.username, "name": info.name, "scopes": list(info.scopes),
+                      "expires_at": info.expires_at})  # fmt: skip
     return raw, info
 
 
@@ -119,13 +131,17 @@ def list_tokens(engine: Engine, username: str | None = None) -> list[TokenInfo]:
         return [_info(r) for r in conn.execute(query)]
 
 
-def revoke(engine: Engine, token_id: str, now: datetime, username: str | None = None) -> bool:
-    """Revoke a token (only `username`'s when given); False when there is no such live token."""
+def revoke(engine: Engine, token_id: str, now: datetime, username: str | None = None, actor: str | None = None) -> bool:
+    """Revoke a token (only `username`'s when given), audited (`token.revoke`); False when there is no such live
+    token."""
     query = sa.update(hq_tokens).where(hq_tokens.c.token_id == token_id, hq_tokens.c.revoked_at.is_(None))
     if username is not None:
         query = query.where(hq_tokens.c.username == username)
     with transaction(engine) as conn:
-        return bool(conn.execute(query.values(revoked_at=now.isoformat())).rowcount)
+        done = bool(conn.execute(query.values(revoked_at=now.isoformat())).rowcount)
+        if done:
+            record(conn, actor=actor or username or "cli", action="token.revoke", target=token_id, at=now)
+    return done
 
 
 __all__ = ["TokenInfo", "TokenRefused", "issue", "list_tokens", "revoke", "verify"]

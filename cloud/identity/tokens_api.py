@@ -70,7 +70,7 @@ def revoke_token(request: Request[Any, Any, Any], token_id: FromPath[str]) -> Re
     """Revoke one of the caller's tokens; someone else's or an unknown id is 404."""
     me: HqPrincipal = request.scope["user"]
     auth = _auth(request)
-    if not tokens.revoke(auth.engine, token_id, auth.clock(), me.username or ""):
+    if not tokens.revoke(auth.engine, token_id, auth.clock(), me.username or "", me.username):
         raise NotFoundException("no such live token of yours")
     return Response(None, status_code=204)
 
@@ -128,7 +128,7 @@ async def tokens_revoke_form(request: Request[Any, Any, Any], token_id: FromPath
     """Revoke one of the caller's tokens from the page."""
     me: HqPrincipal = request.scope["user"]
     auth = _auth(request)
-    if not await asyncio.to_thread(tokens.revoke, auth.engine, token_id, auth.clock(), me.username or ""):
+    if not await asyncio.to_thread(tokens.revoke, auth.engine, token_id, auth.clock(), me.username or "", me.username):
         raise NotFoundException("no such live token of yours")
     return Redirect(path="/tokens", status_code=303)
 

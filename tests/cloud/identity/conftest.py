@@ -91,3 +91,17 @@ def csrf_of(client: TestClient) -> str:
     token = client.get("/api/v1/me").json()["csrf_token"]
     assert token
     return str(token)
+
+
+def audit_trail(store_url: str) -> list[tuple[str, str, str | None]]:
+    """(actor, action, target) of the hub audit log, in order."""
+    from cloud.admin.tables import hub_audit
+
+    engine = create_store_engine(store_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(hub_audit.c.actor, hub_audit.c.action, hub_audit.c.target).order_by(hub_audit.c.seq)
+        )
+        found = [(r.actor, r.action, r.target) for r in rows]
+    engine.dispose()
+    return found

@@ -22,7 +22,7 @@ from oidc_provider_mock import User, run_server_in_thread  # type: ignore[import
 from cloud.identity.oidc import OidcClient, SsoRefused
 from cloud.identity.tables import sso_flows
 from cloud.store import create_store_engine, transaction
-from tests.cloud.identity.conftest import Clock, csrf_of, sign_in
+from tests.cloud.identity.conftest import Clock, audit_trail, csrf_of, sign_in
 
 USERS = [
     User(sub="alice", claims={"email": "alice@acme.example", "groups": ["qms-auditors", "staff"]}),
@@ -73,7 +73,7 @@ def browser_sign_in(client: TestClient, sub: str) -> httpx.Response:
     return client.get(f"{back.path}?{back.query}", follow_redirects=False)
 
 
-def test_the_idp_settings_hide_the_secret_and_stay_in_their_tenant(sso_client: TestClient) -> None:
+def test_the_idp_settings_hide_the_secret_and_stay_in_their_tenant(sso_client: TestClient, identity_store: str) -> None:
     sign_in(sso_client, "tina")
     answer = sso_client.get("/api/v1/tenants/acme/sso/oidc")
     assert answer.status_code == 200, answer.text
@@ -91,6 +91,7 @@ def test_the_idp_settings_hide_the_secret_and_stay_in_their_tenant(sso_client: T
         "/api/v1/tenants/acme/sso/oidc", json=grant_all, headers={"x-csrftoken": csrf_of(sso_client)}
     )
     assert refused.status_code == 400
+    assert [e for e in audit_trail(identity_store) if e[1] == "sso.configure"] == [("tina", "sso.configure", "oidc")]
 
 
 def test_sign_in_with_a_claim_mapped_role(sso_client: TestClient) -> None:

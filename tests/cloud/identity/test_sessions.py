@@ -13,7 +13,7 @@ from cloud.hq_users import disable_user, upsert_user
 from cloud.identity import sessions
 from cloud.identity.tables import hq_sessions
 from cloud.store import create_store_engine
-from tests.cloud.identity.conftest import PASSWORD, Clock, csrf_of, form_token, sign_in
+from tests.cloud.identity.conftest import PASSWORD, Clock, audit_trail, csrf_of, form_token, sign_in
 
 HTML = {"accept": "text/html"}
 
@@ -103,7 +103,7 @@ def test_unsafe_requests_need_the_csrf_token(client: TestClient) -> None:
     assert client.get("/api/v1/me").status_code == 200  # still signed in
 
 
-def test_sign_out_ends_the_session_on_the_server(client: TestClient) -> None:
+def test_sign_out_ends_the_session_on_the_server(client: TestClient, identity_store: str) -> None:
     sign_in(client, "tina")
     stolen = client.cookies["qms_session"]
     out = client.post("/signout", data={"_csrf_token": csrf_of(client)}, follow_redirects=False)
@@ -114,6 +114,8 @@ def test_sign_out_ends_the_session_on_the_server(client: TestClient) -> None:
         "qms_session", stolen, domain="hub.test"
     )  # a copy of the cookie taken before sign-out opens nothing
     assert client.get("/api/v1/me").status_code == 401
+    trail = [(actor, action) for actor, action, _ in audit_trail(identity_store)]
+    assert trail == [("tina", "console.sign_in"), ("tina", "console.sign_out")]
 
 
 def test_no_session_fixation(client: TestClient, identity_store: str) -> None:

@@ -11,7 +11,7 @@ from cloud.cli import app as cli
 from cloud.hq_users import disable_user
 from cloud.identity.tables import hq_tokens
 from cloud.store import create_store_engine
-from tests.cloud.identity.conftest import Clock, csrf_of, sign_in
+from tests.cloud.identity.conftest import Clock, audit_trail, csrf_of, sign_in
 
 
 def issue(client: TestClient, body: dict[str, object]) -> dict[str, object]:
@@ -86,6 +86,8 @@ def test_expiry_revocation_and_a_disabled_owner(client: TestClient, clock: Clock
     disable_user(engine, "tina")
     engine.dispose()
     assert client.get("/api/v1/branches", headers=bearer(kept["token"])).status_code == 401
+    trail = [(actor, action) for actor, action, _ in audit_trail(identity_store) if action.startswith("token.")]
+    assert trail == [("tina", "token.issue")] * 3 + [("tina", "token.revoke")]
 
 
 def test_tokens_from_the_cli(identity_store: str) -> None:
