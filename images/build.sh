@@ -39,8 +39,7 @@ cat > "$root/tmp/layer.sh" <<LAYER
 set -eu
 getent group qms >/dev/null || groupadd --system qms
 id qms >/dev/null 2>&1 || useradd --system --gid qms --groups lp,audio --home-dir /var/lib/qms --shell /usr/sbin/nologin qms
-python3 -m venv /opt/qms/venvs/$version
-/opt/qms/venvs/$version/bin/pip install -q --no-index --no-compile --find-links /tmp/wheels "qms==$version"
+python3 -m venv --without-pip /opt/qms/venvs/$version
 ln -sfn venvs/$version /opt/qms/current
 ln -sf /opt/qms/current/bin/qms-edge /usr/local/bin/qms-edge
 install -d -o qms -g qms -m 0700 /var/lib/qms /var/lib/qms-backups
@@ -70,6 +69,22 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"
 chroot "$root" /bin/sh /tmp/layer.sh
 for fs in dev sys proc; do umount -l "$root/$fs"; done
 trap - EXIT
+# The venv's packages are installed by the build host's pip for the target platform (--platform/--target): the same
+# wheels, without running pip under emulation (minutes); then the scripts' #! lines name the target's interpreter.
+venv="/opt/qms/venvs/$version"
+site="$root$venv/lib/python3.11/site-packages"
+py="${PYTHON:-$repo/.venv/bin/python}"
+"$py" -m pip download -q --no-deps -d "$work/wheels" "pip==$("$py" -m pip --version | cut -d' ' -f2)" >&2
+platforms=()
+for p in manylinux2014 manylinux_2_17 manylinux_2_28 manylinux_2_34 linux; do platforms+=(--platform "${p}_aarch64"); done
+"$py" -m pip install -q --no-index --find-links "$work/wheels" --only-binary=:all: "${platforms[@]}" \
+  --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none --no-compile \
+  --target "$site" "qms==$version" pip >&2
+mkdir -p "$root$venv/bin"
+if [ -d "$site/bin" ]; then cp -a "$site/bin/." "$root$venv/bin/" && rm -rf "$site/bin"; fi
+for script in "$root$venv/bin/"*; do
+  [ -f "$script" ] && [ ! -L "$script" ] && head -c 2 "$script" | grep -q '#!' && sed -i "1s|^#!.*python.*$|#!$venv/bin/python3|" "$script"
+done
 rm -rf "$root/tmp/wheels" "$root/tmp/layer.sh" "$root/etc/resolv.conf.build" "$root/etc/resolv.conf.orig"
 # Bytecode compiled on the build host (same CPython 3.11 bytecode): the venv is read-only at run time
 # (ProtectSystem=strict), so without it every start would parse everything anew — slow on a Pi, very slow in QEMU.
