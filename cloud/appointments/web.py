@@ -26,7 +26,7 @@ from litestar import Litestar, MediaType, Request, Response, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import Body, FromPath
+from litestar.params import Body, FromPath, JSONBody
 from litestar.response import Redirect, Template
 from sqlalchemy.engine import Engine
 
@@ -579,7 +579,7 @@ def bookings_json(request: Request[Any, Any, Any], tenant: FromPath[str], branch
 @post("/api/v1/appointments/{tenant:str}/{branch_id:str}/bookings", sync_to_thread=True,
       guards=[requires("appointments.manage")])  # fmt: skip
 def book_json(
-    request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str], data: dict[str, Any]
+    request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str], data: JSONBody[dict[str, Any]]
 ) -> Response[dict[str, Any]]:
     """Book: `{service_id, starts_at, name, email?, phone?, lang?}` -> 201 `{booking_id, starts_at, day, qr_text}`;
     a full slot is 409 `slot_full`, a closed day 409 `day_closed`."""
