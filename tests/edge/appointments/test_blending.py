@@ -2,7 +2,7 @@
 `appointment`, their booked time) and walk-ins share one counter.
 
 * Ratio: while both lanes have someone waiting, the number of appointment calls among the calls of the last window
-  stays within ±1 of quota × calls in that window.
+  stays within ±1 of quota x calls in that window.
 * No starvation: with quota strictly between 0 and 100, neither lane waits more than ceil(100 / share) calls while
   the other lane keeps being served, and everyone is called (nobody is left behind).
 * Replay: the same events rebuild the same state (the hub and the branch agree)."""
