@@ -182,3 +182,23 @@ def test_no_overbooking_under_any_sequence(engine: Engine, steps: list[tuple[str
         for row in conn.execute(sa.select(appt_slots)).all():
             assert row.booked <= row.capacity == 2
             assert row.booked == live.get(row.starts_at, 0)
+
+
+def test_reminders_are_owed_the_day_before_once_confirmed(engine: Engine) -> None:
+    """A confirmed booking is owed its reminder within 24 h of its time (not when just booked), once."""
+    from cloud.appointments import messages
+
+    mine = _book(engine)
+    assert messages._owed(engine, NOW) == [("acme", mine.booking_id, "confirm")]
+    first = messages.claim(engine, mine.booking_id, "confirm", NOW)
+    assert first is not None
+    assert first.attachments[0].content_type == "image/png"
+    assert messages.claim(engine, mine.booking_id, "confirm", NOW) is None  # claimed once, by one replica
+    assert messages._owed(engine, NOW) == []
+    day_before = SLOT - timedelta(hours=20)
+    assert messages._owed(engine, day_before) == [("acme", mine.booking_id, "remind")]
+    reminder = messages.claim(engine, mine.booking_id, "remind", day_before)
+    assert reminder is not None
+    assert reminder.subject.startswith("Pengingat")
+    assert messages._owed(engine, day_before) == []
+    assert messages._owed(engine, SLOT + timedelta(minutes=1)) == []
