@@ -385,7 +385,7 @@
   function openCheckin() {
     $("checkin-code").value = "";
     show("checkin");
-    $("btn-camera").hidden = !("BarcodeDetector" in window && navigator.mediaDevices);
+    $("btn-camera").hidden = !(navigator.mediaDevices && ("BarcodeDetector" in window || window.jsQR));
     $("checkin-code").focus();
   }
   $("btn-checkin").addEventListener("click", openCheckin);
@@ -400,9 +400,25 @@
     cameraStream = null;
     $("checkin-video").hidden = true;
   }
+  // The camera: the browser's BarcodeDetector where it has one, else the vendored jsQR on canvas frames.
+  async function readFrame(video, detector, canvas) {
+    if (detector) {
+      const found = await detector.detect(video).catch(() => []);
+      return found.length ? found[0].rawValue : null;
+    }
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    if (!canvas.width) return null;
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(video, 0, 0);
+    const image = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    const found = window.jsQR(image.data, image.width, image.height, { inversionAttempts: "dontInvert" });
+    return found ? found.data : null;
+  }
   $("btn-camera").addEventListener("click", async () => {
     try {
-      const detector = new window.BarcodeDetector({ formats: ["qr_code"] });
+      const detector = "BarcodeDetector" in window ? new window.BarcodeDetector({ formats: ["qr_code"] }) : null;
+      const canvas = document.createElement("canvas");
       cameraStream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "user" } });
       const video = $("checkin-video");
       video.srcObject = cameraStream;
@@ -410,9 +426,8 @@
       await video.play();
       const look = async () => {
         if (!cameraStream || app.dataset.screen !== "checkin") { stopCamera(); return; }
-        const found = await detector.detect(video).catch(() => []);
-        if (found.length && QR_CODE.test(found[0].rawValue.toUpperCase())) { stopCamera(); checkin(found[0].rawValue.toUpperCase()); }
-        else setTimeout(look, 250);
+        const text = ((await readFrame(video, detector, canvas)) || "").toUpperCase();
+        if (QR_CODE.test(text)) { stopCamera(); checkin(text); } else setTimeout(look, 250);
       };
       look();
     } catch (err) {
