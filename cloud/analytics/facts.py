@@ -24,7 +24,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cloud.analytics.tables import SERVICE_BUCKETS, WAIT_BUCKETS, branch_settings, counters, facts, rollups
+from cloud.analytics.tables import (
+    ACTIVE_HOURS,
+    SERVICE_BUCKETS,
+    WAIT_BUCKETS,
+    branch_settings,
+    counters,
+    daily,
+    facts,
+    rollups,
+)
 from cloud.store import branch_key
 from sync import kpi
 from sync.contract import (
@@ -216,6 +225,20 @@ def contribution(fact: dict[str, Any]) -> list[tuple[tuple[Any, ...], dict[str, 
     return parts
 
 
+DAILY_MEASURES = tuple(m for m in MEASURES if m != "active") + ACTIVE_HOURS
+
+
+def daily_deltas(hourly: dict[tuple[Any, ...], dict[str, float]]) -> dict[tuple[Any, ...], dict[str, float]]:
+    """The hourly rollup deltas folded to (local date, service) rows: the hour's `active` becomes column a<hour>."""
+    deltas: dict[tuple[Any, ...], dict[str, float]] = {}
+    for (local_date, local_hour, service_id, *_rest), values in hourly.items():
+        row = deltas.setdefault((local_date, service_id), {})
+        for name, value in values.items():
+            column = ACTIVE_HOURS[local_hour] if name == "active" else name
+            row[column] = row.get(column, 0) + value
+    return {key: row for key, row in deltas.items() if any(row.values())}
+
+
 def rollup_deltas(
     changes: Iterable[tuple[dict[str, Any] | None, dict[str, Any]]],
 ) -> dict[tuple[Any, ...], dict[str, float]]:
@@ -289,6 +312,12 @@ def write(
             for key, values in deltas.items()
         ]
         _upsert(conn, rollups, rows, ("tenant_id", "branch_id", *ROLLUP_KEY), replace=False)
+        days = [
+            {**keys, "local_date": day, "service_id": service, **{m: values.get(m, 0) for m in DAILY_MEASURES}}
+            for (day, service), values in daily_deltas(deltas).items()
+        ]
+        if days:
+            _upsert(conn, daily, days, ("tenant_id", "branch_id", "local_date", "service_id"), replace=False)
 
 
 def _upsert(
@@ -352,5 +381,5 @@ def _pg_upsert_sql(table: sa.Table, key: tuple[str, ...], *, replace: bool) -> s
 
 def clear(conn: Connection, tenant: str, branch_id: str) -> None:
     """Forget the branch's facts, rollups and settings (before `cloud.resync` folds its kept log again)."""
-    for table in (facts, rollups, branch_settings, counters):
+    for table in (facts, rollups, daily, branch_settings, counters):
         conn.execute(sa.delete(table).where(branch_key(table, tenant, branch_id)))

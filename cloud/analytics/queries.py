@@ -1,7 +1,8 @@
 """KPI queries at the hub (`GET /api/v1/kpis`): exact from facts for one branch-day, merged from rollups otherwise.
 
-* One branch and one local day: the day's facts are read and folded by `sync.kpi.kpi_rows` — the same code over the
-  same facts as the appliance, so the figures (percentiles included) are equal to the appliance's.
+* One branch and one local day (or one day with at most EXACT_LIMIT tickets in scope): the day's facts are read
+  and folded by `sync.kpi.kpi_rows` — the same code over the same facts as the appliance, so the figures
+  (percentiles included) are equal to the appliance's.
 * Anything wider (several days, several branches, a whole tenant): sums over `analytics_rollups` grouped in SQL (a
   few thousand rows for 30 days x 500 branches), percentiles interpolated in the merged fixed histograms
   (`sync.kpi.hist_percentile`), hours open counted as distinct active (branch, date, hour) rows. Across a midnight
@@ -27,6 +28,7 @@ from sync import kpi
 # The rollup column behind each grouping (counter '' = no call yet, shown as null).
 _GROUP_COLUMN = {"day": "local_date", "hour": "local_hour", "service": "service_id", "counter": "counter_id",
                  "branch": "branch_id"}  # fmt: skip
+EXACT_LIMIT = 20_000  # one day's facts folded exactly up to this many (a few branches); beyond: the rollups
 _SUMMED = ("tickets", "done", "no_shows", "cancelled", "abandoned", "waited", "wait_sum", "served", "service_sum",
            "sla_measured", "sla_met", *WAIT_BUCKETS, *SERVICE_BUCKETS)  # fmt: skip
 
@@ -70,16 +72,20 @@ def _filters(table: sa.Table, query: kpi.KpiQuery) -> list[sa.ColumnElement[bool
 
 def kpis(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> tuple[dict[str, Any], bool]:
     """The `/kpis` body `{"rows": [...], "totals": {...}}`, and whether its percentiles are exact (from facts)."""
-    if (
-        scope.branch_id is not None
-        and scope.tenants is not None
-        and len(scope.tenants) == 1
-        and (query.date_from == query.date_to)
-    ):
+    if query.date_from == query.date_to and _few_facts(conn, scope, query):
         rows, totals = kpi.kpi_rows(fact_stream(conn, scope, query), query.group_by)
         return {"rows": rows, "totals": totals}, True
     rows, totals = _from_rollups(conn, scope, query)
     return {"rows": rows, "totals": totals}, False
+
+
+def _few_facts(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> bool:
+    """Whether one day's facts in scope are few enough to fold exactly (one branch-day always is)."""
+    if scope.branch_id is not None and scope.tenants is not None and len(scope.tenants) == 1:
+        return True
+    matching = sa.select(facts.c.ticket_id).where(*scope.where(facts), *_filters(facts, query))
+    counted = sa.select(sa.func.count()).select_from(matching.limit(EXACT_LIMIT + 1).subquery())
+    return int(conn.execute(counted).scalar_one()) <= EXACT_LIMIT
 
 
 def fact_stream(conn: Connection, scope: Scope, query: kpi.KpiQuery, chunk: int = 5000) -> Iterable[kpi.TicketFact]:

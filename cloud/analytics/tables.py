@@ -4,6 +4,7 @@
 * `analytics_rollups` — additive aggregates per (tenant, branch, local date, local hour, service, priority, channel,
   counter) with fixed wait/service histograms (`sync.kpi` buckets), so KPIs over many branches and days are sums of a
   few thousand rows, never a scan of tickets; percentiles across days/branches come from the merged histograms.
+* `analytics_daily` — the same per (tenant, branch, local date, service), with active-hour counts: long ranges.
 * `analytics_branch_settings` — the branch's time zone and SLA per service, from its newest `config.applied`.
 * `analytics_counters` — each counter's newest presence (the live dashboard's "counters open").
 * `analytics_tenant_settings` — whether drill-downs show (masked) contacts at all.
@@ -89,6 +90,31 @@ rollups = sa.Table(
 )
 sa.Index("analytics_rollups_day", rollups.c.tenant_id, rollups.c.local_date)
 
+# The same measures per branch, local date and service (no hour, priority, channel or counter): what tenant-wide
+# queries over weeks read (30 days x 500 branches x a few services = tens of thousands of rows). Hours open stay exact
+# through one count per local hour (a00..a23: tickets created or done in that hour).
+ACTIVE_HOURS = tuple(f"a{h:02d}" for h in range(24))
+daily = sa.Table(
+    "analytics_daily",
+    metadata,
+    *_key(),
+    sa.Column("local_date", sa.String(10), primary_key=True),
+    sa.Column("service_id", sa.String(64), primary_key=True),
+    *(
+        sa.Column(name, sa.BigInteger, nullable=False)
+        for name in ("tickets", "done", "no_shows", "cancelled", "abandoned", "waited")
+    ),
+    sa.Column("wait_sum", sa.Float, nullable=False),
+    sa.Column("served", sa.BigInteger, nullable=False),
+    sa.Column("service_sum", sa.Float, nullable=False),
+    sa.Column("sla_measured", sa.BigInteger, nullable=False),
+    sa.Column("sla_met", sa.BigInteger, nullable=False),
+    *(sa.Column(name, sa.BigInteger, nullable=False) for name in WAIT_BUCKETS),
+    *(sa.Column(name, sa.BigInteger, nullable=False) for name in SERVICE_BUCKETS),
+    *(sa.Column(name, sa.BigInteger, nullable=False) for name in ACTIVE_HOURS),
+)
+sa.Index("analytics_daily_day", daily.c.tenant_id, daily.c.local_date)
+
 branch_settings = sa.Table(
     "analytics_branch_settings",
     metadata,
@@ -168,6 +194,7 @@ __all__ = [
     "bi_tokens",
     "branch_settings",
     "counters",
+    "daily",
     "facts",
     "metadata",
     "rollups",

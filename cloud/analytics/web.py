@@ -252,7 +252,7 @@ def dashboard(request: Request[Any, Any, Any]) -> Template | Response[Any]:
         "error": error, "channels": sorted(kpi.CHANNELS), "query": _query_string(filters),
         "live_url": "/analytics/live" + ("?" + _query_string(live_params) if live_params else ""),
         "waits": waits, "arrivals": hours, "mmss": mmss, "pct": pct,
-        "js_words": {k: words[k] for k in ("tickets", "done", "connected", "reconnecting")},
+        "js_words": {k: words[k] for k in ("tickets", "done", "connected", "reconnecting", "minutes", "hour")},
     }  # fmt: skip
     return Template(template_name="analytics/dashboard.html", context=context, headers={"Cache-Control": "no-store"})
 

@@ -15,7 +15,7 @@ depends_on = None
 BUCKETS = 14  # fixed histogram buckets, as when this revision was written (sync.kpi.BUCKET_EDGES_MINUTES)
 TABLES = ("analytics_alerts", "analytics_bi_tokens", "analytics_schedules", "analytics_tenant_settings",
           "analytics_counters", "analytics_branch_settings",
-          "analytics_rollups", "analytics_facts")  # fmt: skip
+          "analytics_daily", "analytics_rollups", "analytics_facts")  # fmt: skip
 
 
 def _key() -> list[sa.Column[str]]:
@@ -78,6 +78,25 @@ def upgrade() -> None:
         *(sa.Column(f"service_h{i:02d}", sa.BigInteger, nullable=False) for i in range(BUCKETS)),
     )
     op.create_index("analytics_rollups_day", "analytics_rollups", ["tenant_id", "local_date"])
+    op.create_table(
+        "analytics_daily",
+        *_key(),
+        sa.Column("local_date", sa.String(10), primary_key=True),
+        sa.Column("service_id", sa.String(64), primary_key=True),
+        *(
+            sa.Column(n, sa.BigInteger, nullable=False)
+            for n in ("tickets", "done", "no_shows", "cancelled", "abandoned", "waited")
+        ),
+        sa.Column("wait_sum", sa.Float, nullable=False),
+        sa.Column("served", sa.BigInteger, nullable=False),
+        sa.Column("service_sum", sa.Float, nullable=False),
+        sa.Column("sla_measured", sa.BigInteger, nullable=False),
+        sa.Column("sla_met", sa.BigInteger, nullable=False),
+        *(sa.Column(f"wait_h{i:02d}", sa.BigInteger, nullable=False) for i in range(BUCKETS)),
+        *(sa.Column(f"service_h{i:02d}", sa.BigInteger, nullable=False) for i in range(BUCKETS)),
+        *(sa.Column(f"a{h:02d}", sa.BigInteger, nullable=False) for h in range(24)),
+    )
+    op.create_index("analytics_daily_day", "analytics_daily", ["tenant_id", "local_date"])
     op.create_table(
         "analytics_branch_settings",
         *_key(),

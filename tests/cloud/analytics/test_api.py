@@ -7,7 +7,7 @@ import base64
 import csv
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,8 @@ def test_kpis_of_one_branch_day_are_exact_and_scoped(client: TestClient[Any]) ->
         refused = client.get("/api/v1/kpis", params=params, headers=auth("gus"))
         assert refused.status_code == 404
         assert refused.headers["content-type"].startswith("application/problem+json")
-    wide = client.get("/api/v1/kpis", params={"from": day, "to": day, "group_by": "branch,day"}, headers=auth("ana"))
+    before = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+    wide = client.get("/api/v1/kpis", params={"from": before, "to": day, "group_by": "branch,day"}, headers=auth("ana"))
     assert wide.headers["x-kpi-percentiles"] == "histogram"
     assert [(r["branch_id"], r["day"], r["tickets"]) for r in wide.json()["rows"]] == [(BRANCH, day, 24)]
 

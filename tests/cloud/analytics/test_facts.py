@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.analytics.facts import MEASURES, Settings, contribution, fold_batch, rollup_deltas
+from cloud.analytics.facts import DAILY_MEASURES, MEASURES, Settings, contribution, fold_batch, rollup_deltas
 from cloud.analytics.queries import Scope, kpis
-from cloud.analytics.tables import facts, rollups
+from cloud.analytics.tables import daily, facts, rollups
 from cloud.apply import Incoming, apply_batch
 from cloud.resync import resync_branch
 from cloud.store import create_store_engine
@@ -132,6 +132,8 @@ def table_rows(engine: sa.Engine, table: sa.Table) -> list[dict[str, Any]]:
         found = [dict(r._mapping) for r in conn.execute(sa.select(table))]
     if table is rollups:
         found = [r for r in found if any(r[m] for m in MEASURES)]
+    if table is daily:
+        found = [r for r in found if any(r[m] for m in DAILY_MEASURES)]
     return sorted(found, key=lambda r: sorted((k, str(v)) for k, v in r.items()))
 
 
@@ -142,17 +144,20 @@ def test_facts_from_real_log_equal_a_rebuild_and_rollups_agree(store_url: str, b
     incoming = [Incoming(subject(), o.payload) for o in branch_log]
     for start, end in ((0, 3), (3, 17), (17, len(incoming))):
         assert not apply_batch(engine, incoming[start:end]).problems
-    built_facts, built_rollups = table_rows(engine, facts), table_rows(engine, rollups)
+    built_facts, built_rollups, built_daily = (table_rows(engine, t) for t in (facts, rollups, daily))
     assert len(built_facts) == 30
     assert {f["timezone"] for f in built_facts} == {"Asia/Jakarta"}
     resync_branch(engine, TENANT, BRANCH, len(branch_log) + 1)
     assert table_rows(engine, facts) == built_facts
     assert table_rows(engine, rollups) == built_rollups
+    assert table_rows(engine, daily) == built_daily
     day = built_facts[0]["local_date"]
     query = kpi.parse_query({"from": day, "to": day, "group_by": "service"}, datetime.now(UTC).date())
+    before = (datetime.fromisoformat(day) - timedelta(days=1)).date().isoformat()
+    two_days = kpi.parse_query({"from": before, "to": day, "group_by": "service"}, datetime.now(UTC).date())
     with engine.connect() as conn:
         exact, is_exact = kpis(conn, Scope(frozenset({TENANT}), BRANCH), query)
-        merged, merged_exact = kpis(conn, Scope(frozenset({TENANT})), query)
+        merged, merged_exact = kpis(conn, Scope(frozenset({TENANT})), two_days)
     assert is_exact
     assert not merged_exact
     counted = ("tickets", "done", "no_shows", "cancelled", "wait_avg_s", "service_avg_s", "sla_met_pct",
