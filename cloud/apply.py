@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from cloud.analytics import facts
 from cloud.appointments import checkins
 from cloud.notify import triggers
+from cloud.ops import pii
 from cloud.store import (
     branch_key,
     branches,
@@ -128,6 +129,7 @@ class Incoming:
 
     subject: str
     data: bytes
+    contact_key: str = ""  # the Qms-Contact-Key header of a sealed ticket.created (cloud.ops.pii), never stored
 
 
 @dataclass
@@ -153,6 +155,7 @@ def subject_branch(subject: str) -> tuple[str, str] | None:
 def apply_batch(engine: Engine, messages: Sequence[Incoming]) -> ApplyResult:
     """Apply a batch in one transaction; ack the messages only after this returns."""
     result = ApplyResult()
+    keys: dict[tuple[str, str, int], str] = {}
     by_branch: dict[tuple[str, str], list[tuple[int, bytes, AnyApplied | None]]] = {}
     for message in messages:
         where = subject_branch(message.subject)
@@ -178,9 +181,11 @@ def apply_batch(engine: Engine, messages: Sequence[Incoming]) -> ApplyResult:
             result.problems.append(f"{message.subject}: event of tenant {claimed!r} on another tenant's subject")
             continue
         by_branch.setdefault(where, []).append((event.seq, message.data, event))
+        if message.contact_key:
+            keys[(*where, event.seq)] = message.contact_key
     if not by_branch:
         return result
-    with transaction(engine) as conn:
+    with pii.offered_keys(keys), transaction(engine) as conn:
         for tenant, branch_id in sorted(by_branch):  # a fixed lock order: no deadlock between consumers
             _apply_branch(conn, tenant, branch_id, by_branch[(tenant, branch_id)], result)
     return result

@@ -22,6 +22,7 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 from sqlalchemy.engine import Engine
 
 from cloud.apply import ApplyResult, Incoming, apply_batch, subject_branch
+from cloud.ops import pii
 from cloud.store import utcnow_iso
 from sync.observability import NATS_CORRELATION_HEADER, event_correlations, valid_correlation_id
 from sync.relay import CONFIG_BUCKET, STREAM, SUBJECT_PREFIX, error_text
@@ -249,7 +250,8 @@ class EventConsumer:
         ids = correlations(msgs)
         try:
             with event_correlations(ids):  # copied into the worker thread: triggers read it per event
-                result = await asyncio.to_thread(apply_batch, self.engine, [Incoming(m.subject, m.data) for m in msgs])
+                incoming = [Incoming(m.subject, m.data, pii.key_from_headers(m.headers)) for m in msgs]
+                result = await asyncio.to_thread(apply_batch, self.engine, incoming)
         except Exception as exc:
             self.stats.failures += 1
             self.stats.last_error = f"store: {type(exc).__name__}: {exc}"

@@ -193,6 +193,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.execute("PRAGMA journal_mode = WAL")
         dbapi_conn.execute("PRAGMA busy_timeout = 30000")
         dbapi_conn.execute("PRAGMA synchronous = NORMAL")
+        dbapi_conn.execute("PRAGMA secure_delete = ON")  # purged contacts are overwritten, not left in free pages
 
 
 def _sqlite_begin(conn: Connection) -> None:

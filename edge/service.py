@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 import uuid_utils
 
+from edge import pii
 from edge.audit import AuditEntry
 from edge.audit import insert as insert_audit
 from edge.engine import Ticket, decide, evolve
@@ -31,12 +32,13 @@ from edge.store import projections
 from edge.store.db import connect, open_database
 from edge.store.log import append, last_position, read_events, seal
 from edge.views import Snapshots, View, counter_view, ticket_view
-from sync.contract import ConfigApplied, Event
+from sync.contract import ConfigApplied, Event, TicketCreated
 from sync.observability import CorrelationBook, current_correlation_id
 
 log = logging.getLogger("qms.writer")
 
 MAX_BATCH = 256  # commands per transaction (group commit)
+SHRED_EVERY = timedelta(minutes=1)  # how often the writer looks for contact keys past their retention
 REQUEST_ID_RETENTION = timedelta(hours=24)  # how long a request_id is remembered for idempotent replays
 PRUNE_EVERY_BATCHES = 1000
 IDLE_WAKE_SECONDS = 1.0  # the writer checks timers (auto no-show, auto-call) at least this often
@@ -107,6 +109,10 @@ class QueueService:
         self.commit_seconds = 0.0
         self.outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
         self.correlations = CorrelationBook()  # seq -> the request that wrote it (the relay's NATS header)
+        self.contact_retention = pii.retention()  # contacts are sealed in the log and shredded after this
+        self._next_shred = self.clock()  # the writer's contact sweep runs at most once a minute
+        self._checkpoint_after_commit = False  # a shred: truncate the WAL so no old page keeps a key
+        self._conn.execute("PRAGMA secure_delete = ON")  # deleted rows (keys, pruned requests) are overwritten
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
@@ -163,14 +169,47 @@ class QueueService:
         self._queue.put(_Work(future, store_fn=fn))
         return future
 
+    def shred_contacts(self) -> concurrent.futures.Future[list[str]]:
+        """Run the contact sweep now (it also runs by itself at most once a minute); resolves to the tickets whose
+        keys were erased, after the commit and the WAL truncation."""
+        return self.submit_store(self._shred)
+
+    def _shred(self, conn: sqlite3.Connection) -> list[str]:
+        """Erase due contact keys, scrub the tickets in memory as in the projection (inside the transaction)."""
+        now = self.clock()
+        self._next_shred = now + SHRED_EVERY
+        shredded = pii.shred(conn, now)
+        if shredded:
+            pii.scrub_state(self.state, shredded)
+            self._checkpoint_after_commit = True
+        return shredded
+
+    def _due_sweep(self, now: datetime) -> list[_Work]:
+        """The contact sweep as work for an otherwise idle round, when it is due."""
+        return [_Work(concurrent.futures.Future(), store_fn=self._shred)] if now >= self._next_shred else []
+
+    def _after_shred(self) -> None:
+        """After a commit that erased keys: truncate the WAL (its old frames held them) and refresh the views."""
+        if self._checkpoint_after_commit:
+            self._checkpoint_after_commit = False
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.view = self._snapshots.view(self.state)
+
     def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run `fn` on the shared read-only connection (WAL: never blocks the writer)."""
         with self._read_lock:
             return fn(self._read)
 
     def events_after(self, after: int, limit: int = 1000) -> list[Event]:
-        """Committed events with seq > after, from the log."""
-        return self.read(lambda conn: read_events(conn, after, limit))  # type: ignore[no-any-return,unused-ignore]
+        """Committed events with seq > after, from the log, sealed contacts opened while their keys are kept (as the
+        commit listeners get them; the stream masks them, device payloads drop them)."""
+
+        def opened(conn: sqlite3.Connection) -> list[Event]:
+            events = read_events(conn, after, limit)
+            keys = pii.keys_of(conn, [e.ticket_id for e in events if isinstance(e, TicketCreated) and e.ticket_id])
+            return [pii.opened(e, keys) for e in events]
+
+        return self.read(opened)  # type: ignore[no-any-return,unused-ignore]
 
     # ---- the writer thread -----------------------------------------------------------------------------------
 
@@ -215,7 +254,8 @@ class QueueService:
         touched: dict[str, Ticket] = {}
         if not batch:
             self._sync_external()
-            if not decide(self.state, c.Tick(), now, self.ids):
+            batch = self._due_sweep(now)
+            if not batch and not decide(self.state, c.Tick(), now, self.ids):
                 return
         self._conn.execute("BEGIN IMMEDIATE")
         self._sync_external()
@@ -227,6 +267,7 @@ class QueueService:
                 self._conn.execute("DELETE FROM requests WHERE created_at < ?", (cutoff,))
             self._project(committed, touched)
             self._conn.execute("COMMIT")
+            self._after_shred()
             self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         except Exception as exc:
             self._conn.execute("ROLLBACK")
@@ -324,11 +365,17 @@ class QueueService:
     def _apply(self, events: list[Event], committed: list[Event], touched: dict[str, Ticket]) -> list[Event]:
         """Seal, append and evolve events (inside the open transaction)."""
         sealed_events = []
+        now = self.clock()
         for event in events:
+            stored = pii.seal_for_log(self._conn, event, now, self.contact_retention)
             sealed, body = seal(
-                event, branch_id=self.state.branch_id, seq=self.state.seq + 1, prev_hash=self.state.last_hash
+                stored, branch_id=self.state.branch_id, seq=self.state.seq + 1, prev_hash=self.state.last_hash
             )
             append(self._conn, sealed, body)
+            # In memory (engine, commit listeners) the contact stays in clear while its key is kept; the log holds
+            # only the sealed copy.
+            if stored is not event:
+                sealed = pii.with_contact_of(sealed, event)
             evolve(self.state, sealed)
             if sealed.ticket_id is not None and sealed.ticket_id in self.state.tickets:
                 touched[sealed.ticket_id] = self.state.tickets[sealed.ticket_id]

@@ -49,6 +49,9 @@ class TicketCreated(Event, frozen=True, kw_only=True, tag="ticket.created"):
     # Whether the customer asked to be notified (kiosk/API); None: not asked (events from before the field too —
     # the hash covers the stored bytes, so old bodies without it still verify).
     notify_opt_in: bool | None = None
+    # The contact (phone, email, customer_ref) sealed with this ticket's own key (sync.crypto); the key lives outside
+    # the chain and is erased after the retention period (crypto-shredding). None on events from before sealing.
+    contact_sealed: str | None = None
 
 
 class TicketCalled(Event, frozen=True, kw_only=True, tag="ticket.called"):

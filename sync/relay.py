@@ -29,6 +29,7 @@ from nats.errors import ConnectionClosedError
 from nats.errors import Error as NatsError
 from nats.js.errors import Error as JetStreamError
 
+from sync.crypto import CONTACT_KEY_HEADER
 from sync.observability import NATS_CORRELATION_HEADER
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class Outgoing:
     occurred_at: float  # POSIX seconds, for the lag in seconds
     hash: str = ""  # the event's chain hash (part of its message id)
     correlation_id: str = ""  # the request that wrote it, when known (NATS_CORRELATION_HEADER)
+    contact_key: str = ""  # a sealed contact's key, sent beside the event (sync.crypto.CONTACT_KEY_HEADER)
 
 
 class EventSource(Protocol):
@@ -378,6 +380,8 @@ class Relay:
                 headers = {"Nats-Msg-Id": msg_id(self.link.tenant, self.link.branch_id, item.seq, item.hash, epoch)}
                 if item.correlation_id:  # so the hub's log lines (and provider calls) for it carry the same id
                     headers[NATS_CORRELATION_HEADER] = item.correlation_id
+                if item.contact_key:  # beside the event, never in its hashed body: the hub opens the contact with it
+                    headers[CONTACT_KEY_HEADER] = item.contact_key
                 futures.append(await js.publish_async(self.subject, item.payload, headers=headers))
             acks = await self._acks(futures)
         except BaseException:

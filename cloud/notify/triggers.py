@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from cloud.notify import contacts, policy
 from cloud.notify.tables import outbox, providers
+from cloud.ops import pii
 from cloud.store import branch_key, branches, insert_ignore, ticket_links, tickets
 from sync.contract import TicketCalled, TicketCreated, TicketRecalled, TicketTransferred
 from sync.contract_config import BranchConfig
@@ -75,7 +76,8 @@ def on_applied(conn: Connection, tenant: str, branch_id: str, applied: Sequence[
         if event.ticket_id is None:
             continue
         if isinstance(event, TicketCreated):
-            contacts.record(conn, tenant, branch_id, event.ticket_id, phone=event.phone, email=event.email,
+            given = pii.contact_of(tenant, branch_id, event)  # a sealed contact opened with the key beside it
+            contacts.record(conn, tenant, branch_id, event.ticket_id, phone=given.phone, email=given.email,
                             opt_in=event.notify_opt_in, lang=event.lang, now=now,
                             retention=rules.retention)  # fmt: skip
             created.add(event.ticket_id)

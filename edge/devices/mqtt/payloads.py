@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 RECENT_CALLS = 10
 # Personal data and bulky fields never go on the LAN bus: devices get numbers, counters and statuses only.
-_PRIVATE_FIELDS = frozenset({"phone", "email", "customer_ref", "config", "prev_hash", "hash"})
+_PRIVATE_FIELDS = frozenset({"phone", "email", "customer_ref", "contact_sealed", "config", "prev_hash", "hash"})
 encoder = msgspec.json.Encoder()
 
 ButtonAction = Literal["call_next", "recall", "start", "complete", "no_show"]

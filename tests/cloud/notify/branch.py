@@ -64,7 +64,7 @@ class Branch:
         out = self.service.read(lambda conn: read_outgoing(conn, start, 1_000_000))
         subject = event_subject(TENANT, self.branch_id)
         for i in range(0, len(out), batch):
-            apply_batch(self.engine, [Incoming(subject, o.payload) for o in out[i : i + batch]])
+            apply_batch(self.engine, [Incoming(subject, o.payload, o.contact_key) for o in out[i : i + batch]])
         if out:
             self.shipped = max(self.shipped, out[-1].seq)
         return len(out)
