@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from cloud.notify import contacts, metrics, outbox
 from cloud.notify.providers import REGISTRY
 from cloud.notify.providers.base import Provider, SendResult
+from sync.observability import correlation_scope
 
 log = logging.getLogger("qms.notify")
 POLL_SECONDS = 0.1  # an idle check is one indexed read; "called" must reach the provider within a second
@@ -67,7 +68,12 @@ class Dispatcher:
         return self._providers[key]
 
     async def _attempt(self, job: outbox.Job) -> SendResult:
-        """One attempt; a provider that raises is a retry (its bug must not lose the message)."""
+        """One attempt, its log lines under the causing event's correlation id (or a fresh one: a message owed
+        without one); a provider that raises is a retry (its bug must not lose the message)."""
+        with correlation_scope(job.message.correlation_id):
+            return await self._send(job)
+
+    async def _send(self, job: outbox.Job) -> SendResult:
         try:
             provider = self._provider(job)
             if provider is None:

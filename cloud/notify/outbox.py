@@ -188,7 +188,7 @@ def _prepare(conn: Connection, row: Any, now: datetime, keys_dir: Path | None, c
         template = WhatsAppTemplate(rendered.wa_template, lang, rendered.wa_parameters)
     message = OutgoingMessage(
         key=message_key(row), channel=row.channel, to=to, text=rendered.text, subject=rendered.subject,
-        html=rendered.html, template=template, correlation_id=str(row.id),
+        html=rendered.html, template=template, correlation_id=row.correlation_id or None,
     )  # fmt: skip
     return Job(row.id, attempt, logged + 1, row.tenant_id, row.channel, found.provider,
                msgspec.json.decode(found.settings), found.updated_at, message, rules.max_attempts,
@@ -262,7 +262,7 @@ def fall_back(conn: Connection, outbox_id: int, channel: str, now: datetime) -> 
         insert_ignore(conn, outbox).values(
             tenant_id=row.tenant_id, branch_id=row.branch_id, ticket_id=row.ticket_id, trigger=row.trigger,
             channel=channel, status="pending", lang=row.lang, vars=row.vars, attempts=0, next_attempt_at=stamp,
-            fallback_of=row.id, created_at=stamp, updated_at=stamp,
+            fallback_of=row.id, created_at=stamp, updated_at=stamp, correlation_id=row.correlation_id,
         )
     )  # fmt: skip
 

@@ -86,6 +86,7 @@ outbox = sa.Table(
     sa.Column("reason", sa.Text),  # why skipped / superseded / failed / dead: codes, never contacts or secrets
     sa.Column("code", sa.String(64)),
     sa.Column("fallback_of", sa.BigInteger),  # the WhatsApp row this SMS/e-mail row stands in for
+    sa.Column("correlation_id", sa.String(128)),  # the causing event's id (issue 16): sent to the provider
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("updated_at", sa.String(40), nullable=False),
     sa.Column("sent_at", sa.String(40)),

@@ -31,6 +31,7 @@ from cloud.ops import pii
 from cloud.store import branch_key, branches, insert_ignore, ticket_links, tickets
 from sync.contract import TicketCalled, TicketCreated, TicketRecalled, TicketTransferred
 from sync.contract_config import BranchConfig
+from sync.observability import correlation_for_event
 
 PHONE_CHANNELS = ("whatsapp", "sms")
 _same_ticket = sa.and_(
@@ -72,22 +73,26 @@ def on_applied(conn: Connection, tenant: str, branch_id: str, applied: Sequence[
     now = datetime.now(UTC)
     owed: list[tuple[str, str, dict[str, Any]]] = []  # (ticket, trigger, vars)
     created: set[str] = set()
+    moved_by = ""  # "to go" rows: the id of the batch's last event that carried one (it moved the queue)
     for event in touched:
         if event.ticket_id is None:
             continue
+        correlation_id = correlation_for_event(tenant, branch_id, event.seq)
+        moved_by = correlation_id or moved_by
         if isinstance(event, TicketCreated):
             given = pii.contact_of(tenant, branch_id, event)  # a sealed contact opened with the key beside it
             contacts.record(conn, tenant, branch_id, event.ticket_id, phone=given.phone, email=given.email,
                             opt_in=event.notify_opt_in, lang=event.lang, now=now,
                             retention=rules.retention)  # fmt: skip
             created.add(event.ticket_id)
-            owed.append((event.ticket_id, "ticket.created", {}))
+            owed.append((event.ticket_id, "ticket.created", {"correlation_id": correlation_id}))
         elif isinstance(event, TicketCalled | TicketRecalled):
             trigger = "ticket.called" if isinstance(event, TicketCalled) else "ticket.recalled"
-            owed.append((event.ticket_id, trigger, {"counter_id": event.counter_id}))
+            owed.append((event.ticket_id, trigger, {"counter_id": event.counter_id, "correlation_id": correlation_id}))
     services = {e.to_service if isinstance(e, TicketTransferred) else e.service_id for e in touched}
     ahead = _people_ahead(conn, tenant, branch_id, services, rules)
-    owed.extend((ticket_id, "ticket.to_go", {}) for ticket_id in ahead if ticket_id not in created)
+    to_go = {"correlation_id": moved_by}
+    owed.extend((ticket_id, "ticket.to_go", to_go) for ticket_id in ahead if ticket_id not in created)
     near = {t for t in created if t in ahead}
     if owed or near:
         _write(conn, tenant, branch_id, owed, near, ahead, channels, rules, now)
@@ -151,7 +156,7 @@ def _write(
     config = _config(conn, tenant, branch_id)
     stamp = now.isoformat()
     rows: list[dict[str, Any]] = []
-    for ticket_id, trigger, extra in [*owed, *((t, "ticket.to_go", {}) for t in sorted(near))]:
+    for ticket_id, trigger, extra in [*owed, *((t, "ticket.to_go", {"correlation_id": ""}) for t in sorted(near))]:
         ticket = known.get(ticket_id)
         if ticket is None:
             continue
@@ -174,7 +179,7 @@ def _write(
                          "channel": channel, "status": "skipped" if reason else "pending", "reason": reason,
                          "lang": lang, "vars": msgspec.json.encode(variables).decode(),
                          "attempts": 0, "next_attempt_at": None if reason else stamp, "created_at": stamp,
-                         "updated_at": stamp})  # fmt: skip
+                         "updated_at": stamp, "correlation_id": extra.get("correlation_id") or None})  # fmt: skip
     if rows:
         conn.execute(insert_ignore(conn, outbox), rows)
 

@@ -74,6 +74,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text),
         sa.Column("code", sa.String(64)),
         sa.Column("fallback_of", sa.BigInteger),
+        sa.Column("correlation_id", sa.String(128)),
         sa.Column("created_at", sa.String(40), nullable=False),
         sa.Column("updated_at", sa.String(40), nullable=False),
         sa.Column("sent_at", sa.String(40)),

@@ -22,6 +22,7 @@ from cloud.notify.providers.base import (
     SendResult,
     WebhookRequest,
 )
+from sync.observability import REQUEST_ID_HEADER
 
 CHANNEL: Channel = "email"
 SECRETS = MAIL_SECRETS
@@ -70,6 +71,8 @@ class EmailProvider:
         message_id = hashlib.sha256(message.key.encode()).hexdigest()[:32]
         msg = build_message(self.settings.sender, message.to, message.subject or "", message.text, message.html,
                             message.attachments, message_id)  # fmt: skip
+        if message.correlation_id:  # the relay's log then names the kiosk request that caused this message
+            msg[REQUEST_ID_HEADER] = message.correlation_id
         try:
             await self.pool.send(msg)
         except (aiosmtplib.SMTPException, OSError, TimeoutError, MailSettingsError) as exc:

@@ -11,10 +11,17 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from cloud.notify.providers.base import SendResult
+from cloud.notify.providers.base import OutgoingMessage, SendResult
+from sync.observability import REQUEST_ID_HEADER
 
 TOO_MANY_REQUESTS = 429
 SERVER_ERROR = 500
+
+
+def correlation_headers(message: OutgoingMessage) -> dict[str, str]:
+    """`X-Request-ID` with the message's correlation id (issue 16): the provider's request log then names the
+    kiosk request that caused it. Empty when the message has none."""
+    return {REQUEST_ID_HEADER: message.correlation_id} if message.correlation_id else {}
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -31,7 +31,7 @@ from cloud.notify.providers.base import (
     SendResult,
     WebhookRequest,
 )
-from cloud.notify.providers.http_outcome import message_ref, same, transient, transport_failure
+from cloud.notify.providers.http_outcome import correlation_headers, message_ref, same, transient, transport_failure
 
 CHANNEL: Channel = "sms"
 SECRETS = ("api_key", "webhook_secret")
@@ -102,7 +102,11 @@ class InfobipProvider:
             response = await self.client.post(
                 f"{base}/sms/2/text/advanced",
                 json=self._payload(message, message_id),
-                headers={"Authorization": f"App {self.settings.get('api_key', '')}", "Accept": "application/json"},
+                headers={
+                    "Authorization": f"App {self.settings.get('api_key', '')}",
+                    "Accept": "application/json",
+                    **correlation_headers(message),
+                },
             )
         except httpx.HTTPError as exc:
             return transport_failure(exc)

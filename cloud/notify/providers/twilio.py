@@ -26,7 +26,7 @@ from cloud.notify.providers.base import (
     SendResult,
     WebhookRequest,
 )
-from cloud.notify.providers.http_outcome import same, transient, transport_failure
+from cloud.notify.providers.http_outcome import correlation_headers, same, transient, transport_failure
 
 CHANNEL: Channel = "sms"
 SECRETS = ("auth_token",)
@@ -77,6 +77,7 @@ class TwilioProvider:
                 f"{base}/2010-04-01/Accounts/{sid}/Messages.json",
                 data=self._form(message),
                 auth=(sid, str(self.settings.get("auth_token", ""))),
+                headers=correlation_headers(message),
             )
         except httpx.HTTPError as exc:
             return transport_failure(exc)

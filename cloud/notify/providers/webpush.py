@@ -31,7 +31,7 @@ from cloud.notify.providers.base import (
     SendResult,
     WebhookRequest,
 )
-from cloud.notify.providers.http_outcome import message_ref, transient, transport_failure
+from cloud.notify.providers.http_outcome import correlation_headers, message_ref, transient, transport_failure
 
 CHANNEL: Channel = "push"
 SECRETS = ("vapid_private_key",)
@@ -41,8 +41,15 @@ DEFAULT_TTL = 900  # a queue notice older than 15 minutes is no longer news
 
 def payload(message: OutgoingMessage) -> bytes:
     """What the service worker shows: title, body and a tag (a newer notice for the ticket replaces the older)."""
-    body = {"title": message.subject or "", "body": message.text, "tag": message.correlation_id or message.key}
+    body = {"title": message.subject or "", "body": message.text, "tag": ticket_tag(message)}
     return json.dumps(body, ensure_ascii=False).encode()
+
+
+def ticket_tag(message: OutgoingMessage) -> str:
+    """The ticket's part of the outbox key (`tenant/branch/ticket`): one tag and Topic per ticket, so the called
+    notice replaces an unread "3 to go" on the customer's screen."""
+    parts = message.key.split("/")
+    return "/".join(parts[:3]) if len(parts) == 5 else message.key  # noqa: PLR2004  # the key's five parts
 
 
 def vapid_headers(private_key: str, endpoint: str, subject: str, now: float | None = None) -> dict[str, str]:
@@ -74,7 +81,7 @@ class WebPushProvider:
             return SendResult("permanent", code="subscription", reason=f"unusable subscription ({type(exc).__name__})")
         headers = {**auth, "TTL": str(int(self.settings.get("ttl") or DEFAULT_TTL)), "Content-Encoding": "aes128gcm",
                    "Content-Type": "application/octet-stream", "Urgency": "high",
-                   "Topic": message_ref(message.correlation_id or message.key)}  # fmt: skip
+                   "Topic": message_ref(ticket_tag(message)), **correlation_headers(message)}  # fmt: skip
         try:
             response = await self.client.post(endpoint, content=encoded["body"], headers=headers)
         except httpx.HTTPError as exc:

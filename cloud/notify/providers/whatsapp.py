@@ -36,6 +36,7 @@ from cloud.notify.providers.base import (
 from cloud.notify.providers.http_outcome import (
     SERVER_ERROR,
     TOO_MANY_REQUESTS,
+    correlation_headers,
     parse_retry_after,
     same,
     transport_failure,
@@ -117,7 +118,10 @@ class WhatsAppProvider:
             response = await self.client.post(
                 f"{base}/{version}/{self.settings.get('phone_number_id', '')}/messages",
                 json=template_payload(message),
-                headers={"Authorization": f"Bearer {self.settings.get('access_token', '')}"},
+                headers={
+                    "Authorization": f"Bearer {self.settings.get('access_token', '')}",
+                    **correlation_headers(message),
+                },
             )
         except httpx.HTTPError as exc:
             return transport_failure(exc)

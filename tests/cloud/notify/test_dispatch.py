@@ -18,6 +18,7 @@ from cloud.notify.dispatcher import Dispatcher
 from cloud.notify.metrics import registry_for
 from cloud.store import create_store_engine
 from edge.engine import commands as c
+from sync.observability import event_correlations
 from tests.cloud.notify.branch import TENANT, Branch, rows, use_email
 from tests.cloud.notify.smtp_server import SmtpServer
 
@@ -241,3 +242,33 @@ async def test_recall_once_opt_out_and_purge(branch: Branch, engine: sa.Engine, 
         assert {r["status"] for r in rows(engine, ticket_id=declined, trigger="ticket.called")} == {"skipped"}
     finally:
         await dispatcher.stop()
+
+
+async def test_the_event_correlation_id_reaches_the_provider(
+    branch: Branch, engine: sa.Engine, smtp_server: SmtpServer
+) -> None:
+    """The id the consumer read from the event's NATS header is kept on the outbox row and sent with the message
+    (X-Request-ID), whenever the dispatcher gets to it; "to go" rows take the id of the event that moved the queue."""
+    use_email(engine, smtp_server.settings)
+    mine = branch.enqueue("teller", email="budi@example.com")
+    for _ in range(4):
+        branch.enqueue("teller")
+    ids = {(TENANT, branch.branch_id, seq): f"req-{seq}" for seq in range(1, 200)}
+    dispatcher = Dispatcher(engine)
+    try:
+        with event_correlations(ids):
+            branch.ship()
+        await drain(dispatcher)
+        branch.call_next("1")
+        with event_correlations(ids):
+            branch.ship()
+        await drain(dispatcher)
+    finally:
+        await dispatcher.stop()
+    created = rows(engine, ticket_id=mine, trigger="ticket.created")[0]
+    assert created["correlation_id"].startswith("req-")
+    called = rows(engine, ticket_id=mine, trigger="ticket.called")[0]
+    assert called["correlation_id"].startswith("req-")
+    assert called["correlation_id"] != created["correlation_id"]
+    sent = {m.message["X-Request-ID"] for m in smtp_server.wait_for(2)}
+    assert sent == {created["correlation_id"], called["correlation_id"]}

@@ -59,7 +59,7 @@ async def test_push_is_signed_and_decrypts(push_service: PushServiceStandIn, eng
     result = await webpush.build(settings, client).send(notice(push_service.subscribe()))
     assert result.outcome == "sent", push_service.refused
     [push] = push_service.received
-    assert push.payload == {"title": "A012", "body": "Dipanggil ke Loket 3", "tag": "t1"}
+    assert push.payload == {"title": "A012", "body": "Dipanggil ke Loket 3", "tag": "t1:ticket.called:push"}
     assert push.vapid_key == public
     assert push.headers["urgency"] == "high"
     assert int(push.headers["ttl"]) > 0
