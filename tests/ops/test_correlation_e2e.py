@@ -17,6 +17,7 @@ import pytest
 from tests.support.appliance import RunningAppliance, free_port, seed_demo
 from tests.support.cloud_hub import wait_until
 from tests.support.nats_server import NatsServer
+from tests.support.providers.twilio import TwilioStandIn
 
 pytestmark = pytest.mark.slow
 
@@ -51,11 +52,29 @@ def _start_hub(tmp_path: Path, nats_url: str) -> tuple[subprocess.Popen[bytes], 
     return hub, base, log_path
 
 
+def _use_sms(db: Path, twilio: TwilioStandIn) -> None:
+    """The tenant sends SMS through the Twilio stand-in (as the console's provider settings would)."""
+    from cloud.notify import policy
+    from cloud.notify.providers import twilio as twilio_provider
+    from cloud.store import create_store_engine
+
+    engine = create_store_engine(f"sqlite:///{db}")
+    try:
+        with engine.begin() as conn:
+            settings = {"account_sid": twilio.account_sid, "auth_token": twilio.auth_token,
+                        "from_number": "+15005550006", "base_url": twilio.base_url}  # fmt: skip
+            policy.save_provider(conn, "acme", "sms", "twilio", settings, twilio_provider.SECRETS)
+    finally:
+        engine.dispose()
+
+
 def test_a_request_id_reaches_the_hub_log_and_no_contact_or_secret_is_logged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = NatsServer(tmp_path / "nats").start()
     hub, _base, hub_log = _start_hub(tmp_path, server.url)
+    twilio = TwilioStandIn().start()  # the SMS provider: its request must carry the same id (issue 16 "Must show")
+    _use_sms(tmp_path / "cloud.sqlite3", twilio)
     correlation_id = f"e2e-{uuid.uuid4().hex}"
     try:
         seed_demo(tmp_path / "edge")
@@ -85,6 +104,11 @@ def test_a_request_id_reaches_the_hub_log_and_no_contact_or_secret_is_logged(
                 return found[0] if found else None
 
             line = wait_until(hub_line, timeout=30, what=f"the hub's log line for {correlation_id}")
+
+            def provider_request() -> bool:
+                return any(r.headers.get("x-request-id") == correlation_id for r in twilio.requests)
+
+            wait_until(provider_request, timeout=30, what=f"the SMS provider's request with {correlation_id}")
             edge_log = appliance.log_path.read_text(errors="replace")
         edge_lines = [json.loads(x) for x in edge_log.splitlines() if x.startswith("{")]
         posted = [x for x in edge_lines if x["logger"] == "qms.http" and x.get("correlation_id") == correlation_id]
@@ -98,6 +122,7 @@ def test_a_request_id_reaches_the_hub_log_and_no_contact_or_secret_is_logged(
     finally:
         hub.terminate()
         hub.wait(timeout=15)
+        twilio.stop()
         server.stop()
     logs = edge_log + hub_log.read_text(errors="replace")
     assert len(logs) > 0
