@@ -375,9 +375,20 @@ def dlq_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return {"messages": _messages(request, dead_only=True)}
 
 
+MAX_OUTBOX_ID = 2**63 - 1  # BIGINT on PostgreSQL, INTEGER on SQLite: a bigger id would overflow the driver
+
+
+def _message_id(outbox_id: int) -> int:
+    """A path's message id, or 404 when no row can have it (an id past 64 bits overflows SQLite: a 500)."""
+    if not 0 < outbox_id <= MAX_OUTBOX_ID:
+        raise NotFoundException()
+    return outbox_id
+
+
 @get("/api/v1/notify/messages/{outbox_id:int}/attempts", guards=[requires("notify.read")], sync_to_thread=True)
 def attempts_json(request: Request[Any, Any, Any], outbox_id: FromPath[int]) -> dict[str, Any]:
     """Every attempt of one message."""
+    outbox_id = _message_id(outbox_id)
     with _engine(request).connect() as conn:
         owner = console.message_tenant(conn, outbox_id)
         if owner is None or not _user(request).sees_branch(*owner):
@@ -386,6 +397,7 @@ def attempts_json(request: Request[Any, Any, Any], outbox_id: FromPath[int]) -> 
 
 
 def _replay(request: Request[Any, Any, Any], outbox_id: int) -> bool:
+    outbox_id = _message_id(outbox_id)
     with _engine(request).begin() as conn:
         owner = console.message_tenant(conn, outbox_id)
         if owner is None or not _user(request).sees_branch(*owner):

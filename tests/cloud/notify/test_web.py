@@ -157,3 +157,12 @@ def test_webhooks_unknown_or_unsigned(hub: Hub) -> None:
     client, _ = hub
     assert client.post(f"/api/v1/notify/webhooks/nope/{TENANT}", content=b"{}").status_code == 404
     assert client.post(f"/api/v1/notify/webhooks/twilio/{TENANT}", content=b"{}").status_code == 404  # not configured
+
+
+@pytest.mark.parametrize("outbox_id", ["99999999999999999999999", "9223372036854775808", "-1", "0"])
+def test_an_out_of_range_message_id_is_404_not_500(hub: Hub, outbox_id: str) -> None:
+    """SQLite's integers stop at 2**63-1: a bigger id in the path must be "no such message", not an overflow."""
+    client, _ = hub
+    assert client.get(f"/api/v1/notify/messages/{outbox_id}/attempts").status_code == 404
+    assert client.post(f"/api/v1/notify/messages/{outbox_id}/replay").status_code == 404
+    assert client.post(f"/notify/messages/{outbox_id}/replay", follow_redirects=False).status_code == 404
