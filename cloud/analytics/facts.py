@@ -7,9 +7,9 @@ write the facts (one upsert) and the rollup deltas (one additive upsert: the old
 is subtracted, its new one added). The KPI arithmetic (wait, service, SLA, buckets, hours open) is `sync.kpi`'s — the
 module the appliance uses — so a branch-day's figures agree at both ends.
 
-Timestamps follow the appliance's ticket: `called_at` is the first call (recalls, returns and transfers do not move
-it), `served_at` the latest start of serving, `completed_at` the `ticket.done`. Folding follows the log's order (seq);
-a clock running backwards or a ticket whose `ticket.created` is missing yields a fact with what is known (not
+Timestamps follow the shared fold (`sync.kpi.fold_event`): `called_at` is the first call (recalls, returns and
+transfers do not move it), `served_at` the latest start of serving, `completed_at` the latest `ticket.done`; a clock
+running backwards or a ticket whose `ticket.created` is missing yields a fact with what is known (not
 measured where it cannot be), never an error. `rebuild` folds the stored log again and gives the same rows.
 """
 
@@ -40,32 +40,13 @@ from sync.contract import (
     ConfigApplied,
     CounterPresence,
     Event,
-    TicketCalled,
     TicketCreated,
-    TicketDone,
-    TicketRecalled,
-    TicketReturned,
-    TicketServing,
-    TicketTransferred,
-    event_type,
 )
 
 CHUNK = 1000
 ROLLUP_KEY = ("local_date", "local_hour", "service_id", "priority", "channel", "counter_id")
 MEASURES = ("tickets", "done", "no_shows", "cancelled", "abandoned", "active", "waited", "wait_sum", "served",
             "service_sum", "sla_measured", "sla_met", *WAIT_BUCKETS, *SERVICE_BUCKETS)  # fmt: skip
-_STATUS = {
-    "ticket.called": "called",
-    "ticket.recalled": "called",
-    "ticket.serving": "serving",
-    "ticket.done": "done",
-    "ticket.cancelled": "cancelled",
-    "ticket.held": "held",
-    "ticket.unheld": "waiting",
-    "ticket.transferred": "waiting",
-    "ticket.no_show": "no_show",
-    "ticket.returned": "waiting",
-}
 
 
 class Settings:
@@ -97,54 +78,36 @@ def _at(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _new_fact(event: Any, settings: Settings) -> dict[str, Any]:
-    """The fold's state for a ticket first seen in `event` (its ticket.created, or a later one when that is missing)."""
-    return {
-        "ticket_id": event.ticket_id,
-        "ticket_number": "",
-        "service_id": getattr(event, "service_id", "") or "",
-        "counter_id": None,
-        "priority": 0,
-        "channel": "walk_in",
-        "status": "waiting",
-        "created_at": None,
-        "called_at": None,
-        "served_at": None,
-        "completed_at": None,
-        "transferred": False,
-        "returned": False,
-        "seen_at": event.occurred_at.isoformat(),
-        "timezone": settings.timezone,
-        "sla_minutes": None,
-    }
+_SOURCE_TIMES = ("created_at", "called_at", "served_at", "completed_at")
+_SOURCE_FIELDS = ("ticket_number", "service_id", "counter_id", "priority", "channel", "status", "transferred",
+                  "returned", "sla_minutes")  # fmt: skip
+
+
+def _source(fact: Mapping[str, Any]) -> kpi.FactSource:
+    """A stored fact as the shared fold's input (the hub applies in seq order: stored seqs count as 0)."""
+    values: dict[str, Any] = {k: fact[k] for k in _SOURCE_FIELDS}
+    values.update({k: _at(fact[k]) for k in _SOURCE_TIMES})
+    return kpi.FactSource(ticket_id=fact["ticket_id"], **values)
+
+
+def _row(
+    source: kpi.FactSource, previous: Mapping[str, Any] | None, event: Event, settings: Settings
+) -> dict[str, Any]:
+    """The fact row for a folded source (timezone fixed at creation, first-seen time kept)."""
+    row: dict[str, Any] = {"ticket_id": source.ticket_id, **{k: getattr(source, k) for k in _SOURCE_FIELDS}}
+    row.update({k: (v.isoformat() if (v := getattr(source, k)) is not None else None) for k in _SOURCE_TIMES})
+    row["seen_at"] = previous["seen_at"] if previous else event.occurred_at.isoformat()
+    keep_zone = previous is not None and not isinstance(event, TicketCreated)
+    row["timezone"] = previous["timezone"] if keep_zone and previous else settings.timezone
+    return row
 
 
 def fold(fact: dict[str, Any] | None, event: Event, settings: Settings) -> dict[str, Any]:
-    """The fact's timestamps and dimensions after one more of its ticket's events (pure: `fact` is not modified;
-    `derive` measures it)."""
-    fact = dict(fact) if fact is not None else _new_fact(event, settings)
-    at = event.occurred_at.isoformat()
-    if isinstance(event, TicketCreated):
-        fact.update(ticket_number=event.ticket_number, priority=event.priority, channel=event.channel, created_at=at,
-                    timezone=settings.timezone, sla_minutes=settings.sla.get(event.service_id))  # fmt: skip
-        if fact["status"] == "waiting":  # a later event folded first (out of order) keeps its service
-            fact["service_id"] = event.service_id
-        return fact
-    fact["status"] = _STATUS.get(event_type(event), fact["status"])
-    if isinstance(event, TicketCalled | TicketRecalled):
-        fact["counter_id"] = event.counter_id
-        fact["called_at"] = fact["called_at"] or at
-    elif isinstance(event, TicketServing):
-        fact["counter_id"] = event.counter_id
-        fact["served_at"] = at
-    elif isinstance(event, TicketDone):
-        fact["completed_at"] = at
-    elif isinstance(event, TicketTransferred):
-        fact["service_id"] = event.to_service
-        fact["transferred"] = True
-    elif isinstance(event, TicketReturned):
-        fact["returned"] = True
-    return fact
+    """The fact's timestamps and dimensions after one more of its ticket's events, by the shared fold
+    (`sync.kpi.fold_event`, the appliance's own); pure: `fact` is not modified, `derive` measures it."""
+    source = kpi.fold_event(_source(fact) if fact else None, event, settings.sla.get)
+    assert source is not None  # only ticket events are folded
+    return _row(source, fact, event, settings)
 
 
 def fold_batch(

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cloud.analytics.facts import as_ticket_fact
-from cloud.analytics.tables import SERVICE_BUCKETS, WAIT_BUCKETS, facts, rollups
+from cloud.analytics.tables import ACTIVE_HOURS, SERVICE_BUCKETS, WAIT_BUCKETS, daily, facts, rollups
 from sync import kpi
 
 # The rollup column behind each grouping (counter '' = no call yet, shown as null).
@@ -61,6 +61,8 @@ def _filters(table: sa.Table, query: kpi.KpiQuery) -> list[sa.ColumnElement[bool
     ]
     if query.service_id is not None:
         terms.append(table.c.service_id == query.service_id)
+    if table is daily:
+        return terms  # _daily_fits: the other filters are absent
     if query.priority is not None:
         terms.append(table.c.priority == query.priority)
     if query.channel is not None:
@@ -91,8 +93,8 @@ def _few_facts(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> bool:
 def fact_stream(conn: Connection, scope: Scope, query: kpi.KpiQuery, chunk: int = 5000) -> Iterable[kpi.TicketFact]:
     """The facts matching the query as `sync.kpi.TicketFact`s, read in keyset-paged chunks (constant memory)."""
     base = sa.select(facts).where(*scope.where(facts), *_filters(facts, query))
-    order = (facts.c.tenant_id, facts.c.branch_id, facts.c.ticket_id)
-    after: tuple[str, str, str] | None = None
+    order = (facts.c.tenant_id, facts.c.local_date, facts.c.branch_id, facts.c.ticket_id)  # the day index's order
+    after: tuple[str, ...] | None = None
     while True:
         statement = base.order_by(*order).limit(chunk)
         if after is not None:
@@ -103,7 +105,7 @@ def fact_stream(conn: Connection, scope: Scope, query: kpi.KpiQuery, chunk: int 
         if len(rows) < chunk:
             return
         last = rows[-1]
-        after = (last["tenant_id"], last["branch_id"], last["ticket_id"])
+        after = (last["tenant_id"], last["local_date"], last["branch_id"], last["ticket_id"])
 
 
 def _aggregate(sums: Any, hours: int) -> kpi.Aggregate:
@@ -132,8 +134,52 @@ def _aggregate(sums: Any, hours: int) -> kpi.Aggregate:
     )
 
 
+def _daily_fits(query: kpi.KpiQuery) -> bool:
+    """Whether the daily table answers the query (no hour, priority, channel or counter in it)."""
+    return (query.priority is None and query.channel is None and query.counter_id is None
+            and set(query.group_by) <= {"branch", "day", "service"})  # fmt: skip
+
+
+def _from_daily(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Group and sum the daily rows; hours open = per branch-day, the hours whose summed activity is positive."""
+    where = [*scope.where(daily), *_filters(daily, query)]
+    group_columns = [daily.c[_GROUP_COLUMN[g]] for g in query.group_by]
+    summed = [sa.func.sum(daily.c[name]).label(name) for name in _SUMMED]
+    branch_day = [daily.c.tenant_id, daily.c.branch_id, daily.c.local_date]
+    inner_keys = list({c.name: c for c in [*group_columns, *branch_day]}.values())
+    per_day = (
+        sa.select(*inner_keys, *(sa.func.sum(daily.c[h]).label(h) for h in ACTIVE_HOURS))
+        .where(*where)
+        .group_by(*inner_keys)
+        .subquery()
+    )
+    open_hours = sum((sa.case((per_day.c[h] > 0, 1), else_=0) for h in ACTIVE_HOURS), sa.literal(0))
+    outer_keys = [per_day.c[c.name] for c in group_columns]
+    hours = {
+        tuple(row[:-1]): int(row[-1] or 0)
+        for row in conn.execute(sa.select(*outer_keys, sa.func.sum(open_hours)).group_by(*outer_keys)).all()
+    }
+    totals_row = conn.execute(sa.select(*summed).where(*where)).one()
+    totals = kpi.kpi_row(_aggregate(totals_row, sum(hours.values())))
+    if not group_columns:
+        return [], totals
+    rows: list[dict[str, Any]] = []
+    for row in conn.execute(sa.select(*group_columns, *summed).where(*where).group_by(*group_columns)).all():
+        key = tuple(row[: len(group_columns)])
+        if not row.tickets:
+            continue
+        values: dict[str, Any] = {kpi.GROUP_KEY[g]: v for g, v in zip(query.group_by, key, strict=True)}
+        values.update(kpi.kpi_row(_aggregate(row, hours.get(key, 0))))
+        rows.append(values)
+    names = [kpi.GROUP_KEY[g] for g in query.group_by]
+    rows.sort(key=lambda r: tuple((r[name] is None, _sortable(r[name])) for name in names))
+    return rows, totals
+
+
 def _from_rollups(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Group and sum the rollups in SQL: one query for the measures, one for the hours open (per group and total)."""
+    if _daily_fits(query):
+        return _from_daily(conn, scope, query)
     where = [*scope.where(rollups), *_filters(rollups, query)]
     group_columns = [rollups.c[_GROUP_COLUMN[g]] for g in query.group_by]
     summed = [sa.func.sum(rollups.c[name]).label(name) for name in _SUMMED]

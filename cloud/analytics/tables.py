@@ -61,7 +61,7 @@ facts = sa.Table(
     sa.Column("seen_at", sa.String(40), nullable=False),  # its first event at the hub (date fallback)
     sa.Column("timezone", sa.String(64), nullable=False),
 )
-sa.Index("analytics_facts_day", facts.c.tenant_id, facts.c.local_date, facts.c.branch_id)
+sa.Index("analytics_facts_day", facts.c.tenant_id, facts.c.local_date, facts.c.branch_id, facts.c.ticket_id)
 
 rollups = sa.Table(
     "analytics_rollups",

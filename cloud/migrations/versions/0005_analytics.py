@@ -55,7 +55,7 @@ def upgrade() -> None:
         sa.Column("seen_at", sa.String(40), nullable=False),
         sa.Column("timezone", sa.String(64), nullable=False),
     )
-    op.create_index("analytics_facts_day", "analytics_facts", ["tenant_id", "local_date", "branch_id"])
+    op.create_index("analytics_facts_day", "analytics_facts", ["tenant_id", "local_date", "branch_id", "ticket_id"])
     op.create_table(
         "analytics_rollups",
         *_key(),
