@@ -4,6 +4,7 @@ distribute configuration versions, manage HQ console accounts."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -24,6 +25,9 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(db_app, name="db")
 audit_app = typer.Typer(no_args_is_help=True, help="The hub audit log (console actions, hash-chained).")
 app.add_typer(audit_app, name="audit")
+ca_app = typer.Typer(no_args_is_help=True, help="The hub's private CA for appliance certificates (LAN HTTPS, NATS).")
+app.add_typer(ca_app, name="ca")
+CaDir = Annotated[Path, typer.Option(envvar="QMS_HUB_CA_DIR", help="Where the CA's ca.crt and ca.key (0600) live.")]
 
 DbUrl = Annotated[
     str, typer.Option("--db-url", envvar="QMS_CLOUD_DB", help="SQLAlchemy URL (sqlite:///… or postgresql+psycopg://…).")
@@ -62,8 +66,18 @@ def _servers(nats_url: str) -> list[str]:
     return [s.strip() for s in nats_url.split(",") if s.strip()]
 
 
-def _nats_options(nats_nkey: str) -> dict[str, Any]:
-    return {"nkeys_seed": nats_nkey} if nats_nkey else {}
+def _nats_options(nats_nkey: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """NKey and, with QMS_CLOUD_NATS_TLS_CA (+ _CERT/_KEY for mutual TLS), TLS to NATS checked against that CA."""
+    env = dict(os.environ) if env is None else env
+    options: dict[str, Any] = {"nkeys_seed": nats_nkey} if nats_nkey else {}
+    if ca := env.get("QMS_CLOUD_NATS_TLS_CA"):
+        import ssl
+
+        context = ssl.create_default_context(cafile=ca)
+        if env.get("QMS_CLOUD_NATS_TLS_CERT") and env.get("QMS_CLOUD_NATS_TLS_KEY"):
+            context.load_cert_chain(env["QMS_CLOUD_NATS_TLS_CERT"], env["QMS_CLOUD_NATS_TLS_KEY"])
+        options["tls"] = context
+    return options
 
 
 @app.command()
@@ -91,6 +105,10 @@ def serve(
         typer.Option(envvar="QMS_CLOUD_FETCH_TIMEOUT", help="Seconds one idle pull waits for branch events."),
     ] = 5.0,
     log_level: str = "info",
+    tls_cert: Annotated[
+        str, typer.Option(envvar="QMS_CLOUD_TLS_CERT", help="Certificate (PEM) to serve HTTPS with; with --tls-key.")
+    ] = "",
+    tls_key: Annotated[str, typer.Option(envvar="QMS_CLOUD_TLS_KEY", help="The certificate's private key (PEM).")] = "",
 ) -> None:
     """Run the console, the public ticket status pages (`/t/…`, keyed by the branch seeds in --keys-dir) and (with
     --nats-url) the durable consumers that apply branch events."""
@@ -110,7 +128,9 @@ def serve(
         keys_dir=keys_dir,
         fetch_timeout=fetch_timeout,
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False, log_config=None)
+    https = bool(tls_cert and tls_key)  # HTTPS with uvicorn's TLS (issue 16); plain HTTP behind a terminating proxy
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False, log_config=None,
+                ssl_certfile=tls_cert if https else None, ssl_keyfile=tls_key if https else None)  # fmt: skip
 
 
 @branch_app.command("add")
@@ -430,3 +450,35 @@ def tokens_revoke(token_id: str, db_url: DbUrl = DEFAULT_DB) -> None:
         typer.secho(f"no live token {token_id!r}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
     typer.echo(f"token {token_id} revoked")
+
+
+@ca_app.command("init")
+def ca_init(ca_dir: CaDir = Path("ca")) -> None:
+    """Create the hub's private CA (once: every appliance certificate hangs on it); prints the certificate to pin."""
+    from cloud.ops.ca import init_ca
+
+    try:
+        authority = init_ca(ca_dir)
+    except FileExistsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(authority.cert_pem, nl=False)
+
+
+@ca_app.command("issue")
+def ca_issue(
+    csr: Annotated[Path, typer.Argument(help="The appliance's certificate signing request (PEM).")],
+    name: Annotated[list[str], typer.Option("--name", help="DNS name (the appliance's mDNS name), repeatable.")],
+    address: Annotated[list[str], typer.Option("--address", help="LAN IP address, repeatable.")] = [],  # noqa: B006
+    ca_dir: CaDir = Path("ca"),
+    days: Annotated[int, typer.Option(min=1, max=397)] = 90,
+) -> None:
+    """Sign an appliance's CSR for its names (server and client auth, `days` long); prints the certificate."""
+    from cloud.ops.ca import CsrRefused, issue, load_ca
+
+    try:
+        cert = issue(load_ca(ca_dir), csr.read_bytes(), dns_names=name, addresses=address, days=days)
+    except (CsrRefused, ValueError, OSError) as exc:
+        typer.echo(f"not issued: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(cert, nl=False)

@@ -98,8 +98,10 @@ def _serve(
     # Bind first: a taken port fails in one line before the app starts (devices, MQTT, relay), not after.
     sock = _listen(host, port)
     from edge import sdnotify  # READY=1 and watchdog pings when run by systemd (Type=notify, WatchdogSec=)
+    from edge.tls import server_files
 
-    sdnotify.start(port, {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host))
+    tls = server_files(data_dir)  # HTTPS with the hub CA's certificate once enrolled (or QMS_TLS_CERT/QMS_TLS_KEY)
+    sdnotify.start(port, {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host), tls=tls is not None)
     config = uvicorn.Config(
         create_app(Settings(data_dir=data_dir, **serve_settings(port, mdns), cloud=cloud or CloudLink.from_env())),
         host=host,
@@ -109,6 +111,8 @@ def _serve(
         log_config=None,  # uvicorn's lines go through the process's formatter (configure_logging)
         proxy_headers=False,  # the app decides whom to believe (QMS_TRUSTED_PROXIES), not uvicorn's 127.0.0.1 default
         timeout_graceful_shutdown=5,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     uvicorn.Server(config).run(sockets=[sock])
 

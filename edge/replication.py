@@ -63,6 +63,9 @@ class CloudLink:
     batch_size: int = 1000
     config_poll_seconds: float = 2.0
     heartbeat_seconds: float = field(default_factory=heartbeat_interval)
+    tls_ca: str | None = None  # QMS_NATS_TLS_CA / _CERT / _KEY: TLS (mutual with a certificate) to the hub's NATS
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> CloudLink | None:
@@ -79,6 +82,9 @@ class CloudLink:
             user=env.get("QMS_NATS_USER") or None,
             password=env.get("QMS_NATS_PASSWORD") or None,
             heartbeat_seconds=heartbeat_interval(env),
+            tls_ca=env.get("QMS_NATS_TLS_CA") or None,
+            tls_cert=env.get("QMS_NATS_TLS_CERT") or None,
+            tls_key=env.get("QMS_NATS_TLS_KEY") or None,
         )
 
     def settings(self, branch_id: str) -> LinkSettings:
@@ -91,6 +97,9 @@ class CloudLink:
             nkey_seed_file=self.nkey_seed_file,
             user=self.user,
             password=self.password,
+            tls_ca=self.tls_ca,
+            tls_cert=self.tls_cert,
+            tls_key=self.tls_key,
         )
 
 

@@ -40,11 +40,12 @@ def watchdog_interval(env: dict[str, str] | None = None) -> float | None:
     return int(usec) / 2_000_000
 
 
-def start(port: int, host: str = "127.0.0.1") -> threading.Thread | None:
-    """Start the readiness + watchdog pinger for the app on `host:port`, when systemd asked for notifications."""
+def start(port: int, host: str = "127.0.0.1", *, tls: bool = False) -> threading.Thread | None:
+    """Start the readiness + watchdog pinger for the app on `host:port`, when systemd asked for notifications
+    (`tls`: the app serves HTTPS; its own loopback probe does not check the certificate's names)."""
     if not os.environ.get("NOTIFY_SOCKET"):
         return None
-    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/api/v1/health"
+    url = f"{'https' if tls else 'http'}://{'[' + host + ']' if ':' in host else host}:{port}/api/v1/health"
     thread = threading.Thread(target=_run, args=(url, watchdog_interval()), name="sd-notify", daemon=True)
     thread.start()
     return thread
@@ -59,7 +60,7 @@ def _healthy(client: httpx.Client, url: str) -> bool:
 
 def _run(url: str, interval: float | None) -> None:
     stop = threading.Event()
-    with httpx.Client(timeout=10.0) as client:
+    with httpx.Client(timeout=10.0, verify=False) as client:  # noqa: S501 - a liveness probe of ourselves on loopback
         while not _healthy(client, url):
             stop.wait(0.5)  # startup: poll until the app answers; systemd's TimeoutStartSec bounds this
         notify("READY=1\nSTATUS=serving")

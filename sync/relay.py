@@ -17,6 +17,7 @@ import contextlib
 import logging
 import random
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -117,6 +118,18 @@ class LinkSettings:
     user: str | None = None
     password: str | None = None
     connect_timeout: float = 2.0
+    tls_ca: str | None = None  # the hub CA's certificate: TLS to NATS, the server checked against it (host names too)
+    tls_cert: str | None = None  # the appliance's certificate and key: mutual TLS (nats-server `verify: true`)
+    tls_key: str | None = None
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The client TLS context for the link, or None for plain NATS (a lab without certificates)."""
+        if not self.tls_ca:
+            return None
+        context = ssl.create_default_context(cafile=self.tls_ca)
+        if self.tls_cert and self.tls_key:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        return context
 
     async def connect(self, **extra: Any) -> NatsClient:
         """One connection attempt (no automatic reconnect: the caller owns the backoff)."""
@@ -132,6 +145,8 @@ class LinkSettings:
             "error_cb": _quiet_error,
             **extra,
         }
+        if (context := self.tls_context()) is not None:
+            options["tls"] = context
         if self.nkey_seed_file:
             options["nkeys_seed"] = self.nkey_seed_file
         if self.user:

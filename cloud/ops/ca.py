@@ -1,0 +1,134 @@
+"""The hub's private certificate authority for appliances (issue 16, E-PLAT-02).
+
+Kiosks, boards and launchers on a branch LAN talk HTTPS to the appliance, and the appliance talks TLS to NATS; both
+need a certificate a LAN device can check without the public web PKI (an appliance has no public name). The hub keeps
+one small CA (an ECDSA P-256 key, `ca.key` 0600, and its self-signed `ca.crt`) and signs each appliance's key from a
+certificate signing request: the hub, not the CSR, decides the names (SANs = the appliance's mDNS name and LAN
+address), the certificate is short-lived (90 days) and valid for server and client auth (mutual TLS to NATS), and an
+appliance renews it when less than 30 days remain (`needs_renewal`). Devices pin this CA only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_CERT, CA_KEY = "ca.crt", "ca.key"
+CERT_DAYS = 90
+CA_YEARS = 10
+RENEW_BEFORE = timedelta(days=30)
+
+
+class CsrRefused(ValueError):
+    """The request is not a valid, self-signed CSR with a key we accept."""
+
+
+@dataclass(frozen=True)
+class Authority:
+    """The CA's certificate and key, loaded."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def cert_pem(self) -> str:
+        """The CA certificate devices pin."""
+        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def init_ca(directory: Path, name: str = "QMS hub private CA", now: datetime | None = None) -> Authority:
+    """Create the CA in `directory` (refuses to overwrite one: every issued certificate hangs on it)."""
+    now = now or datetime.now(UTC)
+    if (directory / CA_KEY).exists():
+        raise FileExistsError(f"{directory / CA_KEY} exists: the CA is already there")
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=365 * CA_YEARS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )  # keyCertSign, cRLSign
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_path = directory / CA_KEY
+    key_path.touch(mode=0o600)
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    (directory / CA_CERT).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return Authority(cert, key)
+
+
+def load_ca(directory: Path) -> Authority:
+    """The CA kept in `directory`."""
+    cert = x509.load_pem_x509_certificate((directory / CA_CERT).read_bytes())
+    key = serialization.load_pem_private_key((directory / CA_KEY).read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise TypeError("the CA key is not an EC key")
+    return Authority(cert, key)
+
+
+def issue(
+    ca: Authority,
+    csr_pem: str | bytes,
+    *,
+    dns_names: list[str],
+    addresses: list[str],
+    days: int = CERT_DAYS,
+    now: datetime | None = None,
+) -> str:
+    """Sign an appliance's CSR: its key, our names (the CSR's own SANs are ignored), server + client auth."""
+    now = now or datetime.now(UTC)
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem.encode() if isinstance(csr_pem, str) else csr_pem)
+    except ValueError as exc:
+        raise CsrRefused(f"not a PEM certificate request: {exc}") from None
+    if not csr.is_signature_valid:
+        raise CsrRefused("the request's signature does not match its key")
+    public = csr.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) and getattr(public, "key_size", 0) < 2048:  # noqa: PLR2004
+        raise CsrRefused("the request's key is too weak (EC or RSA >= 2048 bits)")
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    names += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+    if not names:
+        raise CsrRefused("a certificate needs at least one name or address")
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, (dns_names or addresses)[0])]))
+        .issuer_name(ca.cert.subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def needs_renewal(cert_pem: str | bytes, now: datetime | None = None, before: timedelta = RENEW_BEFORE) -> bool:
+    """True when the certificate ends within `before` (or already has)."""
+    now = now or datetime.now(UTC)
+    cert = x509.load_pem_x509_certificate(cert_pem.encode() if isinstance(cert_pem, str) else cert_pem)
+    return cert.not_valid_after_utc - now <= before
