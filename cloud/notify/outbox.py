@@ -22,8 +22,9 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from cloud.notify import contacts, policy, templates
+from cloud.notify import contacts, policy, push_store, templates
 from cloud.notify.providers.base import DeliveryUpdate, OutgoingMessage, SendResult, WhatsAppTemplate
+from cloud.notify.providers.webpush import GONE
 from cloud.notify.tables import attempts, outbox, providers
 from cloud.notify.triggers import recipient_of
 from cloud.store import insert_ignore, tickets
@@ -245,6 +246,8 @@ def _record(conn: Connection, job: Job, result: SendResult, now: datetime, rand:
         .where(attempts.c.outbox_id == job.outbox_id, attempts.c.attempt == job.log_no)
         .values(finished_at=stamp, outcome=result.outcome, code=result.code, reason=result.reason)
     )
+    if result.outcome == "permanent" and job.channel == "push" and result.code == GONE:
+        push_store.forget(conn, job.tenant, job.message.to)  # the browser unsubscribed: never try it again
     if not changed:
         return "lost_lease"
     if status == "dead" and job.channel == "whatsapp" and (result.code in FALLBACK_CODES):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,9 +14,11 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.notify import policy, push_store
+from cloud.notify.dispatcher import Dispatcher
 from cloud.notify.providers import webpush
 from cloud.notify.providers.base import OutgoingMessage
 from cloud.store import create_store_engine
+from tests.cloud.notify.branch import TENANT, Branch, rows
 from tests.support.providers.push_service import PushServiceStandIn
 
 
@@ -128,3 +131,29 @@ def test_subscriptions_per_ticket_are_capped_and_updated_in_place(engine: sa.Eng
         assert len(push_store.for_ticket(conn, "acme", "b1", "t1")) == push_store.MAX_PER_TICKET - 1
         assert push_store.for_ticket(conn, "other", "b1", "t1") == []
         assert web_push_on(conn, "acme")["vapid_private_key"] != web_push_on(conn, "other")["vapid_private_key"]
+
+
+async def test_the_dispatcher_forgets_a_gone_subscription(push_service: PushServiceStandIn, engine: sa.Engine,
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    """A push service answering 404/410 ends that subscription: the row is dead (`gone`) and the subscription is
+    deleted, so no later trigger tries it again."""
+    branch = Branch(tmp_path / "edge", engine)
+    dispatcher = Dispatcher(engine)
+    try:
+        ticket = branch.enqueue("teller")
+        sub = push_service.subscribe()
+        stored = push_store.validate(msgspec.convert(sub, push_store.Subscription), (push_service.base_url,))
+        with engine.begin() as conn:
+            web_push_on(conn, TENANT)
+            assert push_store.save(conn, TENANT, branch.branch_id, ticket, stored, "id")
+        push_service.gone.add(sub["endpoint"].rsplit("/", 1)[1])
+        branch.ship()
+        while await dispatcher.run_once():
+            pass
+        [row] = rows(engine, ticket_id=ticket, channel="push", trigger="ticket.created")
+        assert (row["status"], row["code"]) == ("dead", webpush.GONE)
+        with engine.connect() as conn:
+            assert push_store.for_ticket(conn, TENANT, branch.branch_id, ticket) == []
+    finally:
+        await dispatcher.stop()
+        branch.stop()
