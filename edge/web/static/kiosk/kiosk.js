@@ -389,6 +389,7 @@
     $("checkin-code").focus();
   }
   $("btn-checkin").addEventListener("click", openCheckin);
+  $("checkin-back").addEventListener("click", () => { stopCamera(); reset(); });
   $("checkin-code").addEventListener("keydown", (e) => {
     if (e.key !== "Enter") return;
     e.preventDefault();
