@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from edge import tls as lan_tls
 from edge.store.datadir import ensure_private, write_private
 
 ENV_FILE = "cloud.env"
@@ -61,13 +62,20 @@ def read_enrolment_file(path: Path) -> tuple[str, str]:
     return hub, code
 
 
-def request_credentials(hub: str, code: str, client: httpx.Client | None = None) -> dict[str, Any]:
-    """Spend the code at the hub; HubUnreachable on network trouble or a 5xx, EnrolmentFailed on a refusal."""
+def request_credentials(
+    hub: str, code: str, client: httpx.Client | None = None, *, csr: str | None = None
+) -> dict[str, Any]:
+    """Spend the code at the hub (with a CSR, for the LAN certificate the hub's CA signs: edge/tls.py); HubUnreachable
+    on network trouble or a 5xx, EnrolmentFailed on a refusal."""
     url = f"{hub.rstrip('/')}/api/v1/enrol"
     owned = client is None
     client = client or httpx.Client(timeout=TIMEOUT)
+    request: dict[str, Any] = {"code": code}
+    if csr:
+        request["csr"] = csr
+        request["addresses"] = [a for a in [lan_tls.lan_address(hub)] if a]
     try:
-        response = client.post(url, json={"code": code})
+        response = client.post(url, json=request)
     except httpx.HTTPError as exc:
         raise HubUnreachable(f"cannot reach the hub at {url}: {exc}") from None
     finally:
@@ -86,10 +94,13 @@ def request_credentials(hub: str, code: str, client: httpx.Client | None = None)
     return dict(body)
 
 
-def apply(data_dir: Path, hub: str, body: dict[str, Any]) -> Enrolment:
-    """Keep what the hub sent: seed, TLS files, configuration (when the branch has none), then `cloud.env`."""
+def apply(data_dir: Path, hub: str, body: dict[str, Any], tls_key: bytes | None = None) -> Enrolment:
+    """Keep what the hub sent: seed, TLS files (with our own key when the hub signed our CSR), configuration (when
+    the branch has none), then `cloud.env`."""
     ensure_private(data_dir)
     written: list[Path] = []
+    if tls_key is not None and isinstance(body.get("tls_cert"), str) and body["tls_cert"]:
+        written.append(lan_tls.keep_key(data_dir, tls_key))
     seed = data_dir / SEED_FILE
     write_private(seed, body["nats_seed"].strip().encode() + b"\n")
     written.append(seed)
@@ -149,9 +160,10 @@ def enrol(
     on_retry: Callable[[str], None] | None = None,
 ) -> Enrolment:
     """Pair with the hub; with `retry`, wait out an unreachable network or hub (first boot before DHCP/DNS)."""
+    key, csr = lan_tls.new_key_and_csr("qms-appliance")  # the key stays here; kept only if the hub signs it
     while True:
         try:
-            body = request_credentials(hub, code)
+            body = request_credentials(hub, code, csr=csr)
         except HubUnreachable as exc:
             if not retry:
                 raise EnrolmentFailed(f"{exc} (check the network and the hub address)") from None
@@ -159,4 +171,4 @@ def enrol(
                 on_retry(f"{exc}; retrying in {RETRY_SECONDS:.0f} s")
             sleep(RETRY_SECONDS)
             continue
-        return apply(data_dir, hub, body)
+        return apply(data_dir, hub, body, tls_key=key)

@@ -10,9 +10,11 @@ files by hand. With no certificate the appliance serves plain HTTP, as before en
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,18 +29,38 @@ CERT_ENV, KEY_ENV = "QMS_TLS_CERT", "QMS_TLS_KEY"
 RENEW_BEFORE = timedelta(days=30)
 
 
-def new_key_and_csr(data_dir: Path, name: str) -> str:
-    """Make the appliance's key (kept 0600 under `<data>/tls/`) and return a CSR for it (PEM)."""
+def new_key_and_csr(name: str) -> tuple[bytes, str]:
+    """A fresh key for the appliance (PEM, kept by `keep_key` once the hub signed it) and a CSR for it (PEM)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    (data_dir / TLS_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    write_private(data_dir / TLS_DIR / KEY_FILE, pem)
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
         .sign(key, hashes.SHA256())
     )
-    return csr.public_bytes(serialization.Encoding.PEM).decode()
+    return pem, csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def keep_key(data_dir: Path, key_pem: bytes) -> Path:
+    """Store the appliance's key (0600 under `<data>/tls/`, a 0700 directory)."""
+    (data_dir / TLS_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = data_dir / TLS_DIR / KEY_FILE
+    write_private(path, key_pem)
+    return path
+
+
+def lan_address(hub_url: str) -> str | None:
+    """The address this appliance reaches the hub from (its LAN address for the certificate); None if unknown.
+    A UDP "connect" sends nothing: it only asks the kernel for the route's source address."""
+    host = urlparse(hub_url).hostname
+    if not host:
+        return None
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, 9))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return None
 
 
 def server_files(data_dir: Path, env: dict[str, str] | None = None) -> tuple[Path, Path] | None:

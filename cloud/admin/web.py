@@ -29,6 +29,7 @@ from cloud.config_dist import ConfigRefused, running_version
 from cloud.console import overview
 from cloud.credentials import issue
 from cloud.identity.permissions import requires
+from cloud.ops import ca
 from cloud.store import branches as store_branches
 from cloud.web.console_auth import HqPrincipal
 from sync.contract_config import BranchConfig, Service, config_decoder, short_hash
@@ -321,6 +322,8 @@ class EnrolRequest(msgspec.Struct, forbid_unknown_fields=True):
     """`POST /api/v1/enrol` body."""
 
     code: str
+    csr: str | None = None  # the appliance's certificate request (cloud.ops.ca signs it when the hub has a CA)
+    addresses: list[str] = msgspec.field(default_factory=list)  # its LAN addresses, for the certificate
 
 
 @post("/api/v1/enrol")
@@ -345,6 +348,7 @@ def _enrol(request: Request[Any, Any, Any], data: EnrolRequest) -> Response[Any]
             "nats_servers": servers,
             "nats_seed": done.nats_seed,
             "config": done.config,
+            **ca.enrolment_certificate(done.tenant, done.branch_id, data.csr, data.addresses),
         },
         headers={"Cache-Control": "no-store"},
     )

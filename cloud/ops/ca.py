@@ -11,6 +11,7 @@ appliance renews it when less than 30 days remain (`needs_renewal`). Devices pin
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,3 +133,32 @@ def needs_renewal(cert_pem: str | bytes, now: datetime | None = None, before: ti
     now = now or datetime.now(UTC)
     cert = x509.load_pem_x509_certificate(cert_pem.encode() if isinstance(cert_pem, str) else cert_pem)
     return cert.not_valid_after_utc - now <= before
+
+
+CA_DIR_ENV = "QMS_HUB_CA_DIR"
+MAX_ADDRESSES = 4
+
+
+def enrolment_certificate(tenant: str, branch_id: str, csr_pem: str | None, addresses: list[str]) -> dict[str, str]:
+    """What `POST /api/v1/enrol` adds for an appliance that sent a CSR, when the hub has a CA (QMS_HUB_CA_DIR): its
+    certificate for `qms-<branch>.local` (its mDNS name, decided here) and the private LAN addresses it reported,
+    and the CA's certificate. Empty when either is missing or the request is unusable: enrolment goes on without TLS
+    (the technician can issue one later with `qms-cloud ca issue`)."""
+    ca_dir = os.environ.get(CA_DIR_ENV, "")
+    if not csr_pem or not ca_dir or not (Path(ca_dir) / CA_KEY).is_file():
+        return {}
+    lan: list[str] = []
+    for raw in addresses[:MAX_ADDRESSES]:
+        try:
+            address = ipaddress.ip_address(raw)
+        except ValueError:
+            continue
+        if address.is_private and str(address) not in lan:  # loopback and RFC 1918 / ULA only: a LAN name
+            lan.append(str(address))
+    authority = load_ca(Path(ca_dir))
+    try:
+        cert = issue(authority, csr_pem[:8192], dns_names=[f"qms-{branch_id}.local"], addresses=lan)
+    except CsrRefused:
+        return {}
+    del tenant  # the name is per branch; the tenant is implied by the code that was spent
+    return {"tls_cert": cert, "tls_ca": authority.cert_pem}

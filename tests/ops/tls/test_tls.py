@@ -39,7 +39,8 @@ def enrolled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     authority = hub_ca.init_ca(root / "ca")
     data = root / "qms"
     seed_demo(data, users=[])
-    csr = tls.new_key_and_csr(data, MDNS)
+    key, csr = tls.new_key_and_csr(MDNS)
+    tls.keep_key(data, key)
     cert = hub_ca.issue(authority, csr, dns_names=[MDNS], addresses=["127.0.0.1"])
     (data / tls.TLS_DIR / tls.CERT_FILE).write_text(cert)
     (data / tls.TLS_DIR / tls.CA_FILE).write_text(authority.cert_pem)
@@ -105,7 +106,7 @@ def test_the_ca_refuses_a_forged_request_and_renewal_is_due_a_month_ahead(tmp_pa
     authority = hub_ca.init_ca(tmp_path / "ca", now=NOW)
     with pytest.raises(FileExistsError):
         hub_ca.init_ca(tmp_path / "ca")
-    csr = tls.new_key_and_csr(tmp_path / "qms", MDNS)
+    _, csr = tls.new_key_and_csr(MDNS)
     with pytest.raises(hub_ca.CsrRefused):
         hub_ca.issue(authority, csr.replace("A", "B", 1)[:-60] + csr[-60:], dns_names=[MDNS], addresses=[])
     with pytest.raises(hub_ca.CsrRefused):
@@ -221,7 +222,7 @@ def test_qms_cloud_ca_init_and_issue(tmp_path: Path) -> None:
     assert made.exit_code == 0, made.output
     assert "BEGIN CERTIFICATE" in made.output
     assert runner.invoke(app, ["ca", "init", "--ca-dir", str(tmp_path / "ca")]).exit_code == 1  # never replaced
-    (tmp_path / "req.csr").write_text(tls.new_key_and_csr(tmp_path / "qms", MDNS))
+    (tmp_path / "req.csr").write_text(tls.new_key_and_csr(MDNS)[1])
     issued = runner.invoke(app, ["ca", "issue", str(tmp_path / "req.csr"), "--name", MDNS, "--address",
                                  "192.168.1.20", "--ca-dir", str(tmp_path / "ca")])  # fmt: skip
     assert issued.exit_code == 0, issued.output
