@@ -94,7 +94,8 @@ def issue(
     days: int = CERT_DAYS,
     now: datetime | None = None,
 ) -> str:
-    """Sign an appliance's CSR: its key, our names (the CSR's own SANs are ignored), server + client auth."""
+    """Sign an appliance's CSR: its key, our names (the CSR's own SANs are ignored), server + client auth; returns the
+    certificate followed by the CA's (PEM)."""
     now = now or datetime.now(UTC)
     try:
         csr = x509.load_pem_x509_csr(csr_pem.encode() if isinstance(csr_pem, str) else csr_pem)
@@ -125,7 +126,8 @@ def issue(
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
         .sign(ca.key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    # The full chain (leaf, then the CA): a browser pinned to the CA's key finds it in what the server presents.
+    return (cert.public_bytes(serialization.Encoding.PEM) + ca.cert.public_bytes(serialization.Encoding.PEM)).decode()
 
 
 def needs_renewal(cert_pem: str | bytes, now: datetime | None = None, before: timedelta = RENEW_BEFORE) -> bool:
