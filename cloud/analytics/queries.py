@@ -140,11 +140,10 @@ def _daily_fits(query: kpi.KpiQuery) -> bool:
             and set(query.group_by) <= {"branch", "day", "service"})  # fmt: skip
 
 
-def _from_daily(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Group and sum the daily rows; hours open = per branch-day, the hours whose summed activity is positive."""
-    where = [*scope.where(daily), *_filters(daily, query)]
-    group_columns = [daily.c[_GROUP_COLUMN[g]] for g in query.group_by]
-    summed = [sa.func.sum(daily.c[name]).label(name) for name in _SUMMED]
+def _open_hours(
+    conn: Connection, where: list[sa.ColumnElement[bool]], group_columns: list[sa.Column[Any]]
+) -> dict[tuple[Any, ...], int]:
+    """Hours open per group: for each branch-day in the group, the hours whose summed activity is positive."""
     branch_day = [daily.c.tenant_id, daily.c.branch_id, daily.c.local_date]
     inner_keys = list({c.name: c for c in [*group_columns, *branch_day]}.values())
     per_day = (
@@ -155,12 +154,19 @@ def _from_daily(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> tuple[li
     )
     open_hours = sum((sa.case((per_day.c[h] > 0, 1), else_=0) for h in ACTIVE_HOURS), sa.literal(0))
     outer_keys = [per_day.c[c.name] for c in group_columns]
-    hours = {
-        tuple(row[:-1]): int(row[-1] or 0)
-        for row in conn.execute(sa.select(*outer_keys, sa.func.sum(open_hours)).group_by(*outer_keys)).all()
-    }
+    statement = sa.select(*outer_keys, sa.func.sum(open_hours)).group_by(*outer_keys)
+    return {tuple(row[:-1]): int(row[-1] or 0) for row in conn.execute(statement).all()}
+
+
+def _from_daily(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Group and sum the daily rows; hours open = per branch-day, the hours whose summed activity is positive."""
+    where = [*scope.where(daily), *_filters(daily, query)]
+    group_columns = [daily.c[_GROUP_COLUMN[g]] for g in query.group_by]
+    summed = [sa.func.sum(daily.c[name]).label(name) for name in _SUMMED]
+    hours = _open_hours(conn, where, group_columns)
     totals_row = conn.execute(sa.select(*summed).where(*where)).one()
-    totals = kpi.kpi_row(_aggregate(totals_row, sum(hours.values())))
+    total_hours = sum(hours.values()) if not group_columns else sum(_open_hours(conn, where, []).values())
+    totals = kpi.kpi_row(_aggregate(totals_row, total_hours))
     if not group_columns:
         return [], totals
     rows: list[dict[str, Any]] = []
