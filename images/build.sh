@@ -21,7 +21,7 @@ started=$SECONDS
 say() { printf '==> image: %s (%ss)\n' "$*" "$((SECONDS - started))" >&2; }
 
 say "base root filesystem"
-base="$("$repo/images/base.sh")"
+base="${QMS_IMAGE_BASE:-$("$repo/images/base.sh")}"  # QMS_IMAGE_BASE: another base tarball (e.g. a snapshot)
 
 say "wheelhouse"
 rm -rf "$work" && mkdir -p "$work/wheels" "$out"

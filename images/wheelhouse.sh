@@ -25,7 +25,9 @@ wheel="$(basename "$(ls "$src"/dist/*.whl)")"
 cp "$src/dist/$wheel" "$out/"
 
 # 2. the dependencies, pinned by a resolution against pyproject.toml, as wheels for the target platform
-key="$( { cat "$repo/pyproject.toml"; echo "$arch"; } | sha256sum | cut -c1-16)"
+# keyed by the runtime dependencies only (not the test extra, tool settings or the version)
+key="$( { "$py" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"])' \
+  "$repo/pyproject.toml"; echo "$arch"; } | sha256sum | cut -c1-16)"
 deps="$cache/wheels-$arch-$key"
 if [ ! -e "$deps/.complete" ]; then
   rm -rf "$deps" && mkdir -p "$deps"
@@ -51,5 +53,15 @@ PY
   fi
   touch "$deps/.complete"
 fi
+# Top up (a dependency added since the cache was made): resolve the project's wheel against the cache first.
+platforms=()
+for p in manylinux2014 manylinux_2_17 manylinux_2_28 manylinux_2_34 linux; do platforms+=(--platform "${p}_$arch"); done
+"$py" -m pip download -q -d "$deps" --find-links "$deps" --only-binary=:all: "${platforms[@]}" --python-version 3.11 \
+  --implementation cp --abi cp311 --abi abi3 --abi none "$src/dist/$wheel" >&2 || {
+  # a new pure-Python sdist-only dependency: build it here, then try again
+  "$py" -m pip wheel -q -w "$deps" --find-links "$deps" "$src/dist/$wheel" >&2
+  rm -f "$deps"/*x86_64*.whl "$deps/$wheel"
+}
+rm -f "$deps/$wheel"
 cp "$deps"/*.whl "$out/"
 echo "$wheel"
