@@ -31,7 +31,8 @@ WORDS: dict[str, dict[str, str]] = {
         "provider": "Penyedia", "saved": "Tersimpan.", "replayed": "Dijadwalkan ulang.", "variables": "Variabel",
         "policy": "Kebijakan", "threshold": "Ambang \"N lagi\"", "fallback": "Cadangan WhatsApp",
         "retention": "Simpan kontak (hari)", "secret_kept": "rahasia tersimpan, kosongkan untuk mempertahankan",
-        "dlq_none": "Tidak ada pesan gagal.", "chars": "karakter",
+        "dlq_none": "Tidak ada pesan gagal.", "chars": "karakter", "remove": "Berhenti memakai kanal ini",
+        "max_attempts": "Percobaan maksimum", "public_url": "Alamat publik hub (tautan status)",
     },
     "en": {
         "title": "Notifications", "messages": "Message log", "dlq": "Dead letters (DLQ)", "templates": "Templates",
@@ -44,7 +45,8 @@ WORDS: dict[str, dict[str, str]] = {
         "provider": "Provider", "saved": "Saved.", "replayed": "Scheduled again.", "variables": "Variables",
         "policy": "Policy", "threshold": "\"N to go\" threshold", "fallback": "WhatsApp fallback",
         "retention": "Keep contacts (days)", "secret_kept": "secret stored, leave empty to keep it",
-        "dlq_none": "No dead letters.", "chars": "characters",
+        "dlq_none": "No dead letters.", "chars": "characters", "remove": "Stop using this channel",
+        "max_attempts": "Attempts at most", "public_url": "Hub's public address (status links)",
     },
 }  # fmt: skip
 

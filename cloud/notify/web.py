@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 from litestar import Litestar, Request, Response, delete, get, post, put
@@ -25,6 +26,7 @@ from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response import Redirect, Template
 from sqlalchemy.engine import Engine
 
+from cloud.admin.audit import record as audit
 from cloud.admin.words import COOKIE, pick_lang
 from cloud.identity.permissions import requires
 from cloud.notify import console, outbox, policy, push_web, templates
@@ -33,6 +35,7 @@ from cloud.notify.providers import REGISTRY
 from cloud.notify.providers.base import CHANNELS, InvalidWebhook, WebhookRequest, secret_fields
 from cloud.notify.segments import segment_count
 from cloud.web.console_auth import HqPrincipal
+from sync.observability import current_correlation_id
 
 log = logging.getLogger("qms.notify.web")
 MAX_BODY = 64 * 1024
@@ -95,6 +98,14 @@ def _decode(body: bytes, kind: type[Any]) -> Any:
         return msgspec.json.decode(body, type=kind)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise _bad(f"invalid body: {exc}") from None
+
+
+def _audit(conn: Any, request: Request[Any, Any, Any], action: str, tenant: str, target: str | None = None,
+           before: Any = None, after: Any = None) -> None:  # fmt: skip
+    """One hub audit entry in the change's own transaction (secrets masked before they get here)."""
+    audit(conn, actor=_user(request).username or "?", action=action, tenant=tenant, target=target,
+          source_ip=request.client.host if request.client else None, before=before, after=after,
+          correlation_id=current_correlation_id() or None)  # fmt: skip
 
 
 def _page(request: Request[Any, Any, Any], name: str, **values: Any) -> Template:
@@ -195,15 +206,61 @@ def settings_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return _settings_view(_engine(request), _tenant(request))
 
 
+# The settings each provider's form offers (the provider modules read them; secrets are the modules' SECRETS).
+FIELDS: dict[str, tuple[str, ...]] = {
+    "email": ("host", "port", "security", "username", "password", "sender", "ca_file", "timeout"),
+    "twilio": ("account_sid", "auth_token", "from_number", "messaging_service_sid", "webhook_url", "base_url"),
+    "infobip": ("base_url", "api_key", "sender", "webhook_url", "webhook_secret"),
+    "whatsapp": ("phone_number_id", "access_token", "app_secret", "verify_token", "webhook_url", "base_url",
+                 "api_version"),
+    "webpush": ("vapid_subject", "ttl"),  # the VAPID pair is made on first use and kept
+}  # fmt: skip
+
+
+def _masked(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A channel's provider entry as the audit log may keep it: secrets masked."""
+    if entry is None:
+        return None
+    secrets = tuple(getattr(REGISTRY.get(entry["provider"]), "SECRETS", ()))
+    return {"provider": entry["provider"], "settings": secret_fields(entry["settings"], secrets)}
+
+
+def _save_policy(request: Request[Any, Any, Any], tenant: str, rules: policy.TenantPolicy) -> None:
+    with _engine(request).begin() as conn:
+        before = msgspec.to_builtins(policy.load(conn, tenant))
+        policy.save(conn, tenant, rules)
+        _audit(conn, request, "notify.policy", tenant, before=before, after=msgspec.to_builtins(rules))
+
+
+def _save_provider(request: Request[Any, Any, Any], tenant: str, channel: str, choice: ProviderChoice) -> None:
+    """Store a channel's provider (400 when it does not send on that channel) and audit it, secrets masked."""
+    module = REGISTRY.get(choice.provider)
+    if channel not in CHANNELS or module is None or channel != module.CHANNEL:
+        raise _bad(f"provider {choice.provider!r} does not send on channel {channel!r}")
+    with _engine(request).begin() as conn:
+        before = _masked(policy.provider_settings(conn, tenant).get(channel))
+        policy.save_provider(conn, tenant, channel, choice.provider, dict(choice.settings), tuple(module.SECRETS))
+        after = _masked(policy.provider_settings(conn, tenant).get(channel))
+        _audit(conn, request, "notify.provider", tenant, target=channel, before=before, after=after)
+    log.info("notify: tenant %s now sends %s through %s", tenant, channel, choice.provider)  # no settings logged
+
+
+def _delete_provider(request: Request[Any, Any, Any], tenant: str, channel: str) -> None:
+    with _engine(request).begin() as conn:
+        before = _masked(policy.provider_settings(conn, tenant).get(channel))
+        policy.delete_provider(conn, tenant, channel)
+        if before is not None:
+            _audit(conn, request, "notify.provider_delete", tenant, target=channel, before=before)
+
+
 @put("/api/v1/notify/settings", guards=[requires("notify.manage")], request_max_body_size=MAX_BODY)
 async def settings_save(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """Replace the tenant's policy (on/off, channels, triggers, thresholds, fallback, retention)."""
+    """Replace the tenant's policy (on/off, channels, triggers, thresholds, fallback, retention); audited."""
     tenant = _tenant(request)
     rules = _decode(await request.body(), policy.TenantPolicy)
 
     def save() -> dict[str, Any]:
-        with _engine(request).begin() as conn:
-            policy.save(conn, tenant, rules)
+        _save_policy(request, tenant, rules)
         return _settings_view(_engine(request), tenant)
 
     return await asyncio.to_thread(save)
@@ -218,17 +275,12 @@ class ProviderChoice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 @put("/api/v1/notify/providers/{channel:str}", guards=[requires("notify.manage")], request_max_body_size=MAX_BODY)
 async def provider_save(request: Request[Any, Any, Any], channel: FromPath[str]) -> dict[str, Any]:
-    """Set a channel's provider (switching provider is configuration only)."""
+    """Set a channel's provider (switching provider is configuration only); audited, secrets masked."""
     tenant = _tenant(request)
     choice = _decode(await request.body(), ProviderChoice)
-    module = REGISTRY.get(choice.provider)
-    if channel not in CHANNELS or module is None or channel != module.CHANNEL:
-        raise _bad(f"provider {choice.provider!r} does not send on channel {channel!r}")
 
     def save() -> dict[str, Any]:
-        with _engine(request).begin() as conn:
-            policy.save_provider(conn, tenant, channel, choice.provider, dict(choice.settings), tuple(module.SECRETS))
-        log.info("notify: tenant %s now sends %s through %s", tenant, channel, choice.provider)  # no settings logged
+        _save_provider(request, tenant, channel, choice)
         return _settings_view(_engine(request), tenant)
 
     return await asyncio.to_thread(save)
@@ -236,15 +288,79 @@ async def provider_save(request: Request[Any, Any, Any], channel: FromPath[str])
 
 @delete("/api/v1/notify/providers/{channel:str}", guards=[requires("notify.manage")], status_code=200)
 async def provider_delete(request: Request[Any, Any, Any], channel: FromPath[str]) -> dict[str, Any]:
-    """Stop using a channel."""
+    """Stop using a channel; audited."""
     tenant = _tenant(request)
 
     def drop() -> dict[str, Any]:
-        with _engine(request).begin() as conn:
-            policy.delete_provider(conn, tenant, channel)
+        _delete_provider(request, tenant, channel)
         return _settings_view(_engine(request), tenant)
 
     return await asyncio.to_thread(drop)
+
+
+def policy_from_form(form: dict[str, str], current: policy.TenantPolicy) -> policy.TenantPolicy:
+    """The settings form as a policy: unticked boxes are off; empty numbers keep the current value; anything out of
+    range is a 400 naming the field."""
+    doc = msgspec.to_builtins(current)
+    doc["enabled"] = "enabled" in form
+    doc["channels"] = {c: f"channel.{c}" in form for c in CHANNELS}
+    doc["triggers"] = {t: f"trigger.{t}" in form for t in policy.TRIGGERS}
+    for name in ("to_go_threshold", "retention_days", "max_attempts"):
+        if (value := form.get(name, "").strip()) != "":
+            if not (value.isascii() and value.isdigit()):
+                raise _bad(f"{name} must be a whole number")
+            doc[name] = int(value)
+    for name in ("whatsapp_fallback", "public_url"):
+        if name in form:
+            doc[name] = form[name].strip()
+    try:
+        return msgspec.convert(doc, policy.TenantPolicy)
+    except msgspec.ValidationError as exc:
+        raise _bad(f"invalid settings: {exc}") from None
+
+
+async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in (await request.form()).items() if k != "_csrf_token"}
+
+
+def _back(request: Request[Any, Any, Any], tenant: str, saved: str) -> Redirect:
+    return Redirect(path=f"/notify/settings?tenant={quote(tenant)}&lang={_lang(request)}&saved={saved}",
+                    status_code=303)  # fmt: skip
+
+
+@post("/notify/settings", guards=[requires("notify.manage")], request_max_body_size=MAX_BODY)
+async def settings_form(request: Request[Any, Any, Any]) -> Redirect:
+    """The settings page's policy form."""
+    tenant = _tenant(request)
+    form = await _form(request)
+
+    def save() -> None:
+        with _engine(request).connect() as conn:
+            current = policy.load(conn, tenant)
+        _save_policy(request, tenant, policy_from_form(form, current))
+
+    await asyncio.to_thread(save)
+    return _back(request, tenant, "policy")
+
+
+@post("/notify/settings/providers/{channel:str}", guards=[requires("notify.manage")], request_max_body_size=MAX_BODY)
+async def provider_form(request: Request[Any, Any, Any], channel: FromPath[str]) -> Redirect:
+    """A channel's provider form: its fields (empty ones left out, so defaults apply; an empty secret keeps the
+    stored one)."""
+    tenant = _tenant(request)
+    form = await _form(request)
+    name = form.get("provider", "")
+    settings = {k: v.strip() for k in FIELDS.get(name, ()) if (v := form.get(k, "")).strip()}
+    await asyncio.to_thread(_save_provider, request, tenant, channel, ProviderChoice(name, settings))
+    return _back(request, tenant, channel)
+
+
+@post("/notify/settings/providers/{channel:str}/delete", guards=[requires("notify.manage")])
+async def provider_delete_form(request: Request[Any, Any, Any], channel: FromPath[str]) -> Redirect:
+    """A channel's "stop using" button."""
+    tenant = _tenant(request)
+    await asyncio.to_thread(_delete_provider, request, tenant, channel)
+    return _back(request, tenant, channel)
 
 
 # --- templates ------------------------------------------------------------------------------------------------------
@@ -472,11 +588,14 @@ def templates_page(request: Request[Any, Any, Any]) -> Template:
                  can_manage=_user(request).can("notify.manage"))  # fmt: skip
 
 
-@get("/notify/settings", guards=[requires("notify.read")], sync_to_thread=True)
-def settings_page(request: Request[Any, Any, Any]) -> Template:
-    """The tenant's policy and providers (secrets never shown)."""
+@get("/notify/settings", guards=[requires("notify.read")])
+async def settings_page(request: Request[Any, Any, Any]) -> Template:
+    """The tenant's policy and providers in forms (secrets never shown, only whether one is stored)."""
     tenant = _tenant(request)
-    return _page(request, "settings.html", view=_settings_view(_engine(request), tenant), tenant=tenant)
+    view = await asyncio.to_thread(_settings_view, _engine(request), tenant)
+    return _page(request, "settings.html", view=view, tenant=tenant,
+                 fields=FIELDS, channels=CHANNELS, triggers=policy.TRIGGERS, saved=request.query_params.get("saved"),
+                 can_manage=_user(request).can("notify.manage"))  # fmt: skip
 
 
 def outbox_statuses() -> tuple[str, ...]:
@@ -489,6 +608,7 @@ def outbox_statuses() -> tuple[str, ...]:
 ROUTES: list[Any] = [
     webhook, webhook_verify, settings_json, settings_save, provider_save, provider_delete, templates_json,
     template_preview, template_save, template_reset, messages_json, dlq_json, attempts_json, replay_json,
-    notify_home, messages_page, dlq_page, replay_form, templates_page, settings_page,
+    notify_home, messages_page, dlq_page, replay_form, templates_page, settings_page, settings_form, provider_form,
+    provider_delete_form,
 ]  # fmt: skip
 ROUTES += push_web.ROUTES  # the status page's "notify me" (web push)

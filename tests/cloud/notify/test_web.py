@@ -3,6 +3,7 @@ preview and SMS segments, the message log and DLQ with replay, tenant scope, 400
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -166,3 +167,65 @@ def test_an_out_of_range_message_id_is_404_not_500(hub: Hub, outbox_id: str) -> 
     assert client.get(f"/api/v1/notify/messages/{outbox_id}/attempts").status_code == 404
     assert client.post(f"/api/v1/notify/messages/{outbox_id}/replay").status_code == 404
     assert client.post(f"/notify/messages/{outbox_id}/replay", follow_redirects=False).status_code == 404
+
+
+def _audit_rows(engine: sa.Engine) -> list[dict[str, object]]:
+    from cloud.admin.tables import hub_audit
+
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(hub_audit).order_by(hub_audit.c.seq))]
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_settings_are_edited_in_forms_and_audited(hub: Hub, smtp_server: SmtpServer, lang: str) -> None:
+    """The settings page edits the policy and each channel's provider in plain forms; secrets are write-only (never
+    shown back, kept when the field is left empty); every change is one hub audit entry without the secret."""
+    client, engine = hub
+    page = client.get(f"/notify/settings?tenant={TENANT}&lang={lang}")
+    assert 'action="/notify/settings?' in page.text
+    assert 'name="to_go_threshold"' in page.text
+    form = {"enabled": "on", "channel.email": "on", "channel.sms": "on", "trigger.ticket.called": "on",
+            "to_go_threshold": "5", "whatsapp_fallback": "email", "retention_days": "14", "max_attempts": "4",
+            "public_url": "https://q.example.com"}  # fmt: skip
+    saved = client.post(f"/notify/settings?tenant={TENANT}&lang={lang}", data=form, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    rules = client.get(f"/api/v1/notify/settings?tenant={TENANT}").json()["policy"]
+    assert rules["to_go_threshold"] == 5
+    assert rules["channels"] == {"email": True, "sms": True, "whatsapp": False, "push": False}
+    assert rules["triggers"]["ticket.called"] is True
+    assert rules["triggers"]["ticket.created"] is False
+    assert (rules["whatsapp_fallback"], rules["retention_days"]) == ("email", 14)
+    bad = client.post(f"/notify/settings?tenant={TENANT}", data={**form, "to_go_threshold": "500"})
+    assert bad.status_code == 400
+    settings = {k: str(v) for k, v in smtp_server.settings.items() if v is not None}
+    provider = client.post(f"/notify/settings/providers/email?tenant={TENANT}&lang={lang}",
+                           data={"provider": "email", **settings}, follow_redirects=False)  # fmt: skip
+    assert provider.status_code == 303, provider.text
+    again = client.post(f"/notify/settings/providers/email?tenant={TENANT}",
+                        data={"provider": "email", **settings, "password": ""}, follow_redirects=False)  # fmt: skip
+    assert again.status_code == 303
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(providers.c.settings)).scalar_one()
+    assert settings["password"] in stored  # left empty: kept
+    page = client.get(f"/notify/settings?tenant={TENANT}&lang={lang}")
+    assert settings["password"] not in page.text
+    assert 'name="password"' in page.text
+    assert client.post(f"/notify/settings/providers/email/delete?tenant={TENANT}",
+                       follow_redirects=False).status_code == 303  # fmt: skip
+    audit = _audit_rows(engine)
+    actions = [(r["action"], r["target"]) for r in audit if str(r["action"]).startswith("notify.")]
+    assert actions == [("notify.policy", None), ("notify.provider", "email"), ("notify.provider", "email"),
+                       ("notify.provider_delete", "email")]  # fmt: skip
+    assert all(
+        r["actor"] == "acme-admin" and r["tenant_id"] == TENANT for r in audit if r["action"] != "console.sign_in"
+    )
+    assert settings["password"] not in json.dumps([{k: str(v) for k, v in r.items()} for r in audit])
+
+
+def test_settings_forms_need_manage_and_the_tenant(hub: Hub) -> None:
+    client, _ = hub
+    other = client.post("/notify/settings?tenant=other", data={"to_go_threshold": "3"})
+    assert other.status_code == 404
+    api = client.put(f"/api/v1/notify/settings?tenant={TENANT}", json={"to_go_threshold": 2})
+    assert api.status_code == 200
+    assert [r["action"] for r in _audit_rows(hub[1]) if r["action"] == "notify.policy"] == ["notify.policy"]
