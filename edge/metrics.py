@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from edge.devices.registry import list_devices
+from edge.drill import last_success
 from edge.service import QueueService
 
 BACKUP_DIR_ENV = "QMS_BACKUP_DIR"  # where archives go (`qms-edge backup`); default `<data dir>/../backups`
@@ -71,6 +72,11 @@ class HostCollector(Collector):
         if newest is not None:  # no sample at all when never backed up: the alert rule treats absence as too old
             yield GaugeMetricFamily(
                 "qms_backup_last_success_timestamp_seconds", "When the newest backup archive was written", value=newest
+            )
+        drilled = last_success(self.data_dir)  # `qms-edge drill`: the newest backup restored, verified and booted
+        if drilled is not None:
+            yield GaugeMetricFamily(
+                "qms_restore_drill_last_success_timestamp_seconds", "When a restore drill last succeeded", value=drilled
             )
         devices = GaugeMetricFamily("qms_devices", "Active registered devices by type and presence",
                                     labels=["type", "online"])  # fmt: skip
