@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +31,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
 from cloud.liveness import ONLINE, judge, missed_beats_setting
+from cloud.ops.backups import BACKUP_DIR_ENV, last_drill
 from cloud.store import branch_liveness, branches
 
 METRICS_TOKEN_ENV = "QMS_METRICS_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -102,6 +104,9 @@ class HubCollector(Collector):
         yield from (lag_events, lag_seconds, online, beat, status)
         yield from self._consumer_metrics()
         yield GaugeMetricFamily("qms_hub_sse_connections", "Live server-sent-event streams", value=SSE.count)
+        if (backups := os.environ.get(BACKUP_DIR_ENV)) and (drilled := last_drill(Path(backups))) is not None:
+            yield GaugeMetricFamily("qms_hub_restore_drill_last_success_timestamp_seconds",
+                                    "When qms-cloud drill last passed", value=drilled)  # fmt: skip
 
     def _consumer_metrics(self) -> Iterator[Metric]:
         consumer = self.consumer()
