@@ -14,15 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from cloud.notify import contacts, metrics, outbox
+from cloud.notify import contacts, metrics, outbox, triggers
 from cloud.notify.providers import REGISTRY
 from cloud.notify.providers.base import Provider, SendResult
 from sync.observability import correlation_scope
 
 log = logging.getLogger("qms.notify")
-POLL_SECONDS = 0.1  # an idle check is one indexed read; "called" must reach the provider within a second
+# The safety net only: the consumer's commit wakes the dispatcher at once (`_watch_commits`); the poll finds retries
+# falling due and rows other replicas' consumers wrote.
+POLL_SECONDS = 0.5
 PURGE_EVERY_SECONDS = 300.0
 BATCH = 50
 ROUNDS = 4  # batches on their way at once
@@ -50,10 +53,25 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._last_purge = 0.0
         self._closing: list[Provider] = []
+        self._checkin: Callable[[Any, Any], None] | None = None
 
     def wake(self) -> None:
         """Look for due rows now (a replay, a test) instead of at the next poll."""
         self._wake.set()
+
+    def _watch_commits(self) -> None:
+        """Wake up when a transaction that owed messages (`triggers.OWED` on its connection) has committed: the pool
+        gets the connection back only after `engine.begin()` committed, so the rows are visible when the claim looks.
+        This, not the poll, is what keeps "called → provider" within the latency budget."""
+        loop = asyncio.get_running_loop()
+
+        def checked_in(_dbapi: Any, record: Any) -> None:
+            if record is not None and record.info.pop(triggers.OWED, False):
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody to wake
+                    loop.call_soon_threadsafe(self._wake.set)
+
+        self._checkin = checked_in
+        sa.event.listen(self.engine, "checkin", checked_in)
 
     def _provider(self, job: outbox.Job) -> Provider | None:
         """The tenant's provider for the job's channel, built once per settings version."""
@@ -130,6 +148,7 @@ class Dispatcher:
         rounds: set[asyncio.Task[None]] = set()
         try:
             while True:
+                self._wake.clear()  # before the claim: a commit during it must still wake the next wait
                 claimed = 0
                 try:
                     if time.monotonic() - self._last_purge > PURGE_EVERY_SECONDS:
@@ -147,7 +166,6 @@ class Dispatcher:
                     log.warning("notify: dispatch round failed: %s: %s", type(exc).__name__, str(exc)[:200])
                 if claimed and len(rounds) < ROUNDS:
                     continue
-                self._wake.clear()
                 waiters = [asyncio.ensure_future(self._wake.wait()), *rounds]
                 await asyncio.wait(waiters, timeout=self.poll, return_when=asyncio.FIRST_COMPLETED)
                 waiters[0].cancel()
@@ -165,10 +183,14 @@ class Dispatcher:
 
     def start(self) -> None:
         """Run the loop in the background."""
+        self._watch_commits()
         self._task = asyncio.create_task(self.run(), name="qms-notify-dispatcher")
 
     async def stop(self) -> None:
         """Stop the loop (a row being sent keeps its lease and is recovered by the next dispatcher) and close."""
+        if self._checkin is not None:
+            sa.event.remove(self.engine, "checkin", self._checkin)
+            self._checkin = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -34,6 +34,7 @@ from sync.contract_config import BranchConfig
 from sync.observability import correlation_for_event
 
 PHONE_CHANNELS = ("whatsapp", "sms")
+OWED = "qms_notify_owed"  # a flag on the DB connection's info: this transaction wrote rows due now
 _same_ticket = sa.and_(
     ticket_links.c.tenant_id == tickets.c.tenant_id,
     ticket_links.c.branch_id == tickets.c.branch_id,
@@ -182,6 +183,8 @@ def _write(
                          "updated_at": stamp, "correlation_id": extra.get("correlation_id") or None})  # fmt: skip
     if rows:
         conn.execute(insert_ignore(conn, outbox), rows)
+        if any(r["status"] == "pending" for r in rows):
+            conn.info[OWED] = True  # the dispatcher is woken when this connection goes back to the pool (committed)
 
 
 def _config(conn: Connection, tenant: str, branch_id: str) -> BranchConfig | None:

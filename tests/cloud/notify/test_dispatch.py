@@ -5,7 +5,9 @@ redelivery of the whole log changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -272,3 +274,21 @@ async def test_the_event_correlation_id_reaches_the_provider(
     assert called["correlation_id"] != created["correlation_id"]
     sent = {m.message["X-Request-ID"] for m in smtp_server.wait_for(2)}
     assert sent == {created["correlation_id"], called["correlation_id"]}
+
+
+async def test_a_committed_batch_wakes_the_dispatcher(
+    branch: Branch, engine: sa.Engine, smtp_server: SmtpServer
+) -> None:
+    """The consumer's commit wakes the dispatcher (not its poll): with a 60 s poll the message still goes at once."""
+    use_email(engine, smtp_server.settings)
+    dispatcher = Dispatcher(engine, poll=60.0)
+    dispatcher.start()
+    try:
+        await asyncio.sleep(0.2)  # the first (empty) round is over; the loop now waits on its 60 s poll
+        branch.enqueue("teller", email="budi@example.com")
+        started = time.monotonic()
+        await asyncio.to_thread(branch.ship)
+        await asyncio.to_thread(smtp_server.wait_for, 1, 10.0)
+        assert time.monotonic() - started < 10
+    finally:
+        await dispatcher.stop()
