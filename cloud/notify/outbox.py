@@ -113,12 +113,62 @@ def claim(engine: Engine, now: datetime, limit: int = 50, keys_dir: Path | None 
         query = sa.select(outbox).where(_due(stamp)).order_by(outbox.c.next_attempt_at).limit(limit)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        cache: dict[Any, Any] = {}  # per claim: a tenant's policy, provider and wordings are read once
-        for row in conn.execute(query).all():
+        rows = conn.execute(query).all()
+        if not rows:
+            return []
+        cache = _preload(conn, rows)  # per claim: statuses, contacts, attempt counts, policies, wordings read once
+        for row in rows:
             job = _prepare(conn, row, now, keys_dir, cache)
             if job is not None:
                 jobs.append(job)
+        _mark_sending(conn, jobs, now)
     return jobs
+
+
+def _preload(conn: Connection, rows: Sequence[Any]) -> dict[Any, Any]:
+    """What `_prepare` needs for a whole claim in a few set-wise reads instead of four statements a row (each
+    statement costs ~1 ms of SQLAlchemy work on a busy box: the claim was most of a dispatch round)."""
+    cache: dict[Any, Any] = {}
+    keys = {(r.tenant_id, r.branch_id, r.ticket_id) for r in rows}
+    found = conn.execute(
+        sa.select(tickets.c.tenant_id, tickets.c.branch_id, tickets.c.ticket_id, tickets.c.status).where(
+            sa.tuple_(tickets.c.tenant_id, tickets.c.branch_id, tickets.c.ticket_id).in_(sorted(keys))
+        )
+    )
+    cache["status"] = {(t, b, k): status for t, b, k, status in found}
+    by_branch: dict[tuple[str, str], list[str]] = {}
+    for tenant, branch_id, ticket_id in keys:
+        by_branch.setdefault((tenant, branch_id), []).append(ticket_id)
+    cache["contact"] = {
+        (tenant, branch_id, ticket_id): contact
+        for (tenant, branch_id), ticket_ids in by_branch.items()
+        for ticket_id, contact in contacts.read_many(conn, tenant, branch_id, sorted(ticket_ids)).items()
+    }
+    logged = conn.execute(
+        sa.select(attempts.c.outbox_id, sa.func.max(attempts.c.attempt))
+        .where(attempts.c.outbox_id.in_([r.id for r in rows]))
+        .group_by(attempts.c.outbox_id)
+    )
+    cache["logged"] = {outbox_id: int(n) for outbox_id, n in logged}
+    return cache
+
+
+def _mark_sending(conn: Connection, jobs: Sequence[Job], now: datetime) -> None:
+    """The claimed rows `sending` under a lease and their attempts logged: two statements for the whole claim."""
+    if not jobs:
+        return
+    stamp = _now(now)
+    conn.execute(
+        sa.update(outbox)
+        .where(outbox.c.id == sa.bindparam("b_id"))
+        .values(status="sending", attempts=sa.bindparam("b_attempts"), lease_until=_now(now + LEASE),
+                provider=sa.bindparam("b_provider"), updated_at=stamp),
+        [{"b_id": j.outbox_id, "b_attempts": j.attempt, "b_provider": j.provider} for j in jobs],
+    )  # fmt: skip
+    conn.execute(
+        attempts.insert(),
+        [{"outbox_id": j.outbox_id, "attempt": j.log_no, "started_at": stamp, "provider": j.provider} for j in jobs],
+    )
 
 
 def status_link(public_url: str, keys_dir: Path | None, row: Any) -> str:
@@ -143,17 +193,11 @@ def _cached(cache: dict[Any, Any], key: Any, load: Callable[[], Any]) -> Any:
 def _prepare(conn: Connection, row: Any, now: datetime, keys_dir: Path | None, cache: dict[Any, Any]) -> Job | None:
     """One claimed row: superseded, skipped (contact purged, provider removed) or a Job under lease."""
     stamp = _now(now)
-    status = conn.execute(
-        sa.select(tickets.c.status).where(
-            tickets.c.tenant_id == row.tenant_id, tickets.c.branch_id == row.branch_id,
-            tickets.c.ticket_id == row.ticket_id,
-        )
-    ).scalar_one_or_none()  # fmt: skip
-    if (why := superseded_reason(row.trigger, status)) is not None:
+    key = (row.tenant_id, row.branch_id, row.ticket_id)
+    if (why := superseded_reason(row.trigger, cache["status"].get(key))) is not None:
         _finish(conn, row.id, "superseded", stamp, reason=why)
         return None
-    contact = contacts.read(conn, row.tenant_id, row.branch_id, row.ticket_id)
-    to = recipient_of(contact, row.channel)
+    to = recipient_of(cache["contact"].get(key), row.channel)
     found = _cached(cache, ("provider", row.tenant_id, row.channel), lambda: conn.execute(
         sa.select(providers).where(providers.c.tenant_id == row.tenant_id, providers.c.channel == row.channel)
     ).one_or_none())  # fmt: skip
@@ -172,18 +216,7 @@ def _prepare(conn: Connection, row: Any, now: datetime, keys_dir: Path | None, c
     )
     rendered = templates.render(wording, row.channel, lang, variables)
     attempt = row.attempts + 1
-    conn.execute(
-        sa.update(outbox)
-        .where(outbox.c.id == row.id)
-        .values(status="sending", attempts=attempt, lease_until=_now(now + LEASE), provider=found.provider,
-                updated_at=stamp)
-    )  # fmt: skip
-    logged = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.max(attempts.c.attempt), 0)).where(attempts.c.outbox_id == row.id)
-    ).scalar_one()  # the attempt log keeps counting across replays (the row's `attempts` restarts at 0)
-    conn.execute(
-        attempts.insert().values(outbox_id=row.id, attempt=logged + 1, started_at=stamp, provider=found.provider)
-    )
+    logged = cache["logged"].get(row.id, 0)  # the attempt log keeps counting across replays (`attempts` restarts)
     template = None
     if rendered.wa_template:
         template = WhatsAppTemplate(rendered.wa_template, lang, rendered.wa_parameters)
@@ -220,7 +253,17 @@ def record_many(
     """Record a round's results in one transaction; the rows' new statuses (`lost_lease` for a row reclaimed after
     its lease ran out: it belongs to the newer attempt, whose record wins)."""
     with engine.begin() as conn:
-        return [_record(conn, job, result, now, rand) for job, result in results]
+        statuses = [_record(conn, job, result, now, rand) for job, result in results]
+        if results:  # the attempt log in one statement for the round
+            conn.execute(
+                sa.update(attempts)
+                .where(attempts.c.outbox_id == sa.bindparam("b_id"), attempts.c.attempt == sa.bindparam("b_no"))
+                .values(finished_at=_now(now), outcome=sa.bindparam("b_outcome"), code=sa.bindparam("b_code"),
+                        reason=sa.bindparam("b_reason")),
+                [{"b_id": job.outbox_id, "b_no": job.log_no, "b_outcome": result.outcome, "b_code": result.code,
+                  "b_reason": result.reason} for job, result in results],
+            )  # fmt: skip
+        return statuses
 
 
 def _record(conn: Connection, job: Job, result: SendResult, now: datetime, rand: Callable[[], float]) -> str:
@@ -241,11 +284,6 @@ def _record(conn: Connection, job: Job, result: SendResult, now: datetime, rand:
         if result.outcome == "retry":
             values["reason"] = f"gave up after {job.attempt} attempts: {result.reason or result.code}"
     changed = conn.execute(sa.update(outbox).where(*mine).values(status=status, **values)).rowcount
-    conn.execute(
-        sa.update(attempts)
-        .where(attempts.c.outbox_id == job.outbox_id, attempts.c.attempt == job.log_no)
-        .values(finished_at=stamp, outcome=result.outcome, code=result.code, reason=result.reason)
-    )
     if result.outcome == "permanent" and job.channel == "push" and result.code == GONE:
         push_store.forget(conn, job.tenant, job.message.to)  # the browser unsubscribed: never try it again
     if not changed:
