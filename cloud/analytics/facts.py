@@ -28,6 +28,7 @@ from cloud.analytics.tables import (
     ACTIVE_HOURS,
     SERVICE_BUCKETS,
     WAIT_BUCKETS,
+    branch_days,
     branch_settings,
     counters,
     daily,
@@ -202,6 +203,16 @@ def daily_deltas(hourly: dict[tuple[Any, ...], dict[str, float]]) -> dict[tuple[
     return {key: row for key, row in deltas.items() if any(row.values())}
 
 
+def branch_day_deltas(hourly: dict[tuple[Any, ...], dict[str, float]]) -> dict[str, dict[str, float]]:
+    """The hourly deltas' `active` per local date and hour, all services together (`analytics_branch_days`)."""
+    deltas: dict[str, dict[str, float]] = {}
+    for (local_date, local_hour, *_rest), values in hourly.items():
+        if values.get("active"):
+            row = deltas.setdefault(local_date, {})
+            row[ACTIVE_HOURS[local_hour]] = row.get(ACTIVE_HOURS[local_hour], 0) + values["active"]
+    return {day: row for day, row in deltas.items() if any(row.values())}
+
+
 def rollup_deltas(
     changes: Iterable[tuple[dict[str, Any] | None, dict[str, Any]]],
 ) -> dict[tuple[Any, ...], dict[str, float]]:
@@ -281,6 +292,10 @@ def write(
         ]
         if days:
             _upsert(conn, daily, days, ("tenant_id", "branch_id", "local_date", "service_id"), replace=False)
+        hours = [{**keys, "local_date": day, **{h: active.get(h, 0) for h in ACTIVE_HOURS}}
+                 for day, active in branch_day_deltas(deltas).items()]  # fmt: skip
+        if hours:
+            _upsert(conn, branch_days, hours, ("tenant_id", "branch_id", "local_date"), replace=False)
 
 
 def _upsert(
@@ -344,5 +359,5 @@ def _pg_upsert_sql(table: sa.Table, key: tuple[str, ...], *, replace: bool) -> s
 
 def clear(conn: Connection, tenant: str, branch_id: str) -> None:
     """Forget the branch's facts, rollups and settings (before `cloud.resync` folds its kept log again)."""
-    for table in (facts, rollups, daily, branch_settings, counters):
+    for table in (facts, rollups, daily, branch_days, branch_settings, counters):
         conn.execute(sa.delete(table).where(branch_key(table, tenant, branch_id)))

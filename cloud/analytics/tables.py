@@ -5,6 +5,7 @@
   counter) with fixed wait/service histograms (`sync.kpi` buckets), so KPIs over many branches and days are sums of a
   few thousand rows, never a scan of tickets; percentiles across days/branches come from the merged histograms.
 * `analytics_daily` — the same per (tenant, branch, local date, service), with active-hour counts: long ranges.
+* `analytics_branch_days` — per (tenant, branch, local date), tickets created or done per local hour: hours open.
 * `analytics_branch_settings` — the branch's time zone and SLA per service, from its newest `config.applied`.
 * `analytics_counters` — each counter's newest presence (the live dashboard's "counters open").
 * `analytics_tenant_settings` — whether drill-downs show (masked) contacts at all.
@@ -115,6 +116,19 @@ daily = sa.Table(
 )
 sa.Index("analytics_daily_day", daily.c.tenant_id, daily.c.local_date)
 
+# Per branch and local date, the tickets created or done in each local hour, all services together: a branch-day's
+# hours open are the a<hour> columns above 0 of ONE row, so tenant-wide hours open need no GROUP BY over the daily
+# rows (that aggregate of 24 columns per branch-day was most of a 30-day x 500-branch KPI query). The index is led by
+# the date, not the primary key's tenant_id (see migration 0003b: never a candidate for the upserts' key lookups).
+branch_days = sa.Table(
+    "analytics_branch_days",
+    metadata,
+    *_key(),
+    sa.Column("local_date", sa.String(10), primary_key=True),
+    *(sa.Column(name, sa.BigInteger, nullable=False) for name in ACTIVE_HOURS),
+)
+sa.Index("analytics_branch_days_day", branch_days.c.local_date, branch_days.c.tenant_id)
+
 branch_settings = sa.Table(
     "analytics_branch_settings",
     metadata,
@@ -192,6 +206,7 @@ alerts = sa.Table(
 __all__ = [
     "alerts",
     "bi_tokens",
+    "branch_days",
     "branch_settings",
     "counters",
     "daily",

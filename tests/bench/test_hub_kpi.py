@@ -48,7 +48,8 @@ def engine() -> Iterator[sa.Engine]:
 
 
 def _generate_daily(store: sa.Engine) -> int:
-    """Daily rows of one tenant: 500 branches x 30 days x 3 services, 240 tickets each (12 open hours)."""
+    """Daily rows of one tenant: 500 branches x 30 days x 3 services, 240 tickets each (12 open hours), and the
+    branch-day rows of the same tickets (hours open)."""
     hist = ", ".join(f"CASE WHEN h.i = {i % 8} THEN {PER_ROW} ELSE 0 END" for i, _ in enumerate(WAIT_BUCKETS))
     shist = ", ".join(f"CASE WHEN h.i = {i % 5} THEN {PER_ROW} ELSE 0 END" for i, _ in enumerate(SERVICE_BUCKETS))
     hours = ", ".join(str(PER_ROW if 8 <= hour < 8 + HOURS else 0) for hour in range(24))
@@ -63,9 +64,17 @@ def _generate_daily(store: sa.Engine) -> int:
         FROM generate_series(1, {BRANCHES}) b, generate_series(0, {DAYS - 1}) d, generate_series(1, {SERVICES}) s,
              LATERAL (SELECT (b + d + s) % 8 AS i) h
     """  # noqa: S608 - constants only
+    day_hours = ", ".join(str(PER_ROW * SERVICES if 8 <= hour < 8 + HOURS else 0) for hour in range(24))
+    branch_days = f"""
+        INSERT INTO analytics_branch_days (tenant_id, branch_id, local_date, {", ".join(ACTIVE_HOURS)})
+        SELECT '{TENANT}', 'b' || lpad(b::text, 3, '0'), to_char(DATE '{FIRST_DAY}' + d, 'YYYY-MM-DD'), {day_hours}
+        FROM generate_series(1, {BRANCHES}) b, generate_series(0, {DAYS - 1}) d
+    """  # noqa: S608 - constants only
     with store.begin() as conn:
         conn.execute(sa.text(sql))
+        conn.execute(sa.text(branch_days))
         conn.execute(sa.text("ANALYZE analytics_daily"))
+        conn.execute(sa.text("ANALYZE analytics_branch_days"))
         return int(conn.execute(sa.text("SELECT count(*) FROM analytics_daily")).scalar_one())
 
 

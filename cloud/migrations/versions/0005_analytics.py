@@ -15,7 +15,7 @@ depends_on = None
 BUCKETS = 14  # fixed histogram buckets, as when this revision was written (sync.kpi.BUCKET_EDGES_MINUTES)
 TABLES = ("analytics_alerts", "analytics_bi_tokens", "analytics_schedules", "analytics_tenant_settings",
           "analytics_counters", "analytics_branch_settings",
-          "analytics_daily", "analytics_rollups", "analytics_facts")  # fmt: skip
+          "analytics_branch_days", "analytics_daily", "analytics_rollups", "analytics_facts")  # fmt: skip
 
 
 def _key() -> list[sa.Column[str]]:
@@ -97,6 +97,13 @@ def upgrade() -> None:
         *(sa.Column(f"a{h:02d}", sa.BigInteger, nullable=False) for h in range(24)),
     )
     op.create_index("analytics_daily_day", "analytics_daily", ["tenant_id", "local_date"])
+    op.create_table(
+        "analytics_branch_days",
+        *_key(),
+        sa.Column("local_date", sa.String(10), primary_key=True),
+        *(sa.Column(f"a{h:02d}", sa.BigInteger, nullable=False) for h in range(24)),
+    )
+    op.create_index("analytics_branch_days_day", "analytics_branch_days", ["local_date", "tenant_id"])
     op.create_table(
         "analytics_branch_settings",
         *_key(),
