@@ -23,7 +23,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage, Stream, T
 from litestar.static_files import create_static_files_router
 from sqlalchemy.engine import Engine
 
-from cloud.analytics import schedules
+from cloud.analytics import bi, schedules
 from cloud.analytics.export import csv_chunks
 from cloud.analytics.facts import load_settings
 from cloud.analytics.live import LiveFeed, board
@@ -421,4 +421,14 @@ KEEPALIVE_SECONDS = 15.0
 static = create_static_files_router(
     path="/analytics/static", directories=[STATIC], guards=[requires("analytics.read")], include_in_schema=False
 )
-ROUTES: list[Any] = [kpis_api, tickets_csv, dashboard, live, drill_down, static, create_schedule, list_schedules]
+ROUTES: list[Any] = [
+    kpis_api,
+    tickets_csv,
+    dashboard,
+    live,
+    drill_down,
+    static,
+    create_schedule,
+    list_schedules,
+    *bi.ROUTES,
+]
