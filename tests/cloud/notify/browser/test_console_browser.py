@@ -122,3 +122,19 @@ def test_templates_log_and_dlq_in_the_browser(browser: Browser, hub: Hub, smtp_s
     if lang == "id":
         page.screenshot(path=str(SCREENSHOTS / f"notify-dlq-{lang}.png"), full_page=True)
     page.context.close()
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_settings_are_edited_in_the_browser(browser: Browser, hub: Hub, lang: str) -> None:
+    """The policy form saves a new threshold; the e-mail provider's password box stays empty (write-only)."""
+    page = signed_in(browser, hub, lang)
+    page.goto(f"{hub.url}/notify/settings?tenant={TENANT}&lang={lang}")
+    page.fill("#policy input[name='to_go_threshold']", "4")
+    page.click("#policy button[type='submit']")
+    expect(page.locator("p.notice")).to_have_text(WORDS[lang]["saved"])
+    expect(page.locator("#policy input[name='to_go_threshold']")).to_have_value("4")
+    password = page.locator("section[data-channel='email'] input[name='password']")
+    expect(password).to_have_value("")
+    expect(password).to_have_attribute("placeholder", "••••")
+    page.screenshot(path=str(SCREENSHOTS / f"notify-settings-{lang}.png"), full_page=True)
+    page.context.close()
