@@ -40,6 +40,7 @@ from sync.kpi_facts import local_date_hour
 from sync.kpi_stats import exact_percentile, hist_percentile
 
 log = logging.getLogger("qms.cloud.analytics.anomalies")
+INTERVAL_ENV = "QMS_ANOMALY_CHECK_SECONDS"  # how often a replica checks (0 = never)
 
 
 @dataclass(frozen=True)

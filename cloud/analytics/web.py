@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
@@ -23,7 +24,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage, Stream, T
 from litestar.static_files import create_static_files_router
 from sqlalchemy.engine import Engine
 
-from cloud.analytics import bi, schedules
+from cloud.analytics import anomalies, bi, schedules
 from cloud.analytics.export import csv_chunks
 from cloud.analytics.facts import load_settings
 from cloud.analytics.live import LiveFeed, board
@@ -155,7 +156,8 @@ WORDS: dict[str, dict[str, str]] = {
         "wait_dist": "Sebaran waktu tunggu", "as_table": "Sebagai tabel", "minutes": "Menit",
         "arrivals": "Kedatangan dan selesai per jam", "hour": "Jam", "tickets_title": "Tiket", "number": "Nomor",
         "status": "Status", "created": "Dibuat", "wait": "Tunggu", "service_time": "Layanan", "contact": "Kontak",
-        "more": "Berikutnya",
+        "more": "Berikutnya", "alerts": "Peringatan: antrean lebih lambat dari biasanya", "p90_now": "Tunggu p90 kini",
+        "usual": "Biasanya (p90)", "since": "Sejak",
     },
     "en": {
         "title": "Analytics", "live": "Live", "live_hint": "connecting…", "connected": "live",
@@ -172,7 +174,8 @@ WORDS: dict[str, dict[str, str]] = {
         "wait_dist": "Wait time distribution", "as_table": "As a table", "minutes": "Minutes",
         "arrivals": "Arrivals and completions per hour", "hour": "Hour", "tickets_title": "Tickets",
         "number": "Number", "status": "Status", "created": "Created", "wait": "Wait", "service_time": "Service",
-        "contact": "Contact", "more": "Next",
+        "contact": "Contact", "more": "Next", "alerts": "Alerts: queues slower than usual", "p90_now": "Wait p90 now",
+        "usual": "Usual (p90)", "since": "Since",
     },
 }  # fmt: skip
 LANG_COOKIE = "qms_lang"
@@ -231,6 +234,12 @@ def dashboard(request: Request[Any, Any, Any]) -> Template | Response[Any]:
         body, exact = kpis(conn, scope, query)
         waits = wait_histogram(conn, scope, query)
         hours = arrivals(conn, scope, query)
+        alerts = [a for a in anomalies.open_alerts(conn, scope.tenants)
+                  if (scope.branch_id is None or a["branch_id"] == scope.branch_id)
+                  and (scope.branches is None or (a["tenant_id"], a["branch_id"]) in scope.branches)]  # fmt: skip
+        for alert in alerts:  # shown in the branch's time zone
+            zone = kpi.zone(load_settings(conn, alert["tenant_id"], alert["branch_id"]).timezone)
+            alert["since"] = datetime.fromisoformat(alert["opened_at"]).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
     filters = {**params, "from": query.date_from.isoformat(), "to": query.date_to.isoformat()}
     base = dict(filters)
     rows = []
@@ -251,7 +260,7 @@ def dashboard(request: Request[Any, Any, Any]) -> Template | Response[Any]:
         "kpis": rows, "totals": body["totals"], "exact": exact, "group_by": group_by, "filters": filters,
         "error": error, "channels": sorted(kpi.CHANNELS), "query": _query_string(filters),
         "live_url": "/analytics/live" + ("?" + _query_string(live_params) if live_params else ""),
-        "waits": waits, "arrivals": hours, "mmss": mmss, "pct": pct,
+        "waits": waits, "arrivals": hours, "mmss": mmss, "pct": pct, "alerts": alerts,
         "js_words": {k: words[k] for k in ("tickets", "done", "connected", "reconnecting", "minutes", "hour")},
     }  # fmt: skip
     return Template(template_name="analytics/dashboard.html", context=context, headers={"Cache-Control": "no-store"})
@@ -410,9 +419,16 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     scheduler = schedules.ReportScheduler(app.state["engine"])
     app.state["analytics_reports"] = scheduler
     scheduler.start()
+    # Anomaly alerts (cloud/analytics/anomalies.py) every QMS_ANOMALY_CHECK_SECONDS (default 60; 0 = off).
+    interval = float(os.environ.get(anomalies.INTERVAL_ENV, "60"))
+    checker = anomalies.AnomalyChecker(app.state["engine"], interval=interval)
+    app.state["analytics_anomalies"] = checker
+    if interval > 0:
+        checker.start()
     try:
         yield
     finally:
+        await checker.stop()
         await scheduler.stop()
         await feed.stop()
 

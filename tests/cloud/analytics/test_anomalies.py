@@ -7,6 +7,7 @@ checking together send it once."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 from collections.abc import Iterator, Sequence
@@ -16,18 +17,26 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from litestar.testing import TestClient
 
-from cloud.analytics.anomalies import AlertState, AnomalyChecker, Policy, decide, open_alerts
+from cloud.analytics.anomalies import INTERVAL_ENV, AlertState, AnomalyChecker, Policy, decide, open_alerts
 from cloud.analytics.schedules import NewSchedule, create
 from cloud.analytics.tables import WAIT_BUCKETS, alerts, branch_settings, facts, rollups
+from cloud.hq_users import upsert_user
 from cloud.notify.tables import providers
 from cloud.store import create_store_engine, metadata, utcnow_iso
+from cloud.web.app import CloudSettings, create_app
 from sync.kpi_stats import bucket_of
 from tests.cloud.notify.smtp_server import SmtpServer
 
 POLICY = Policy()  # x1.5 to open, x1.2 to clear, 300 s floor, 5 waits at least, 1 h cool-down
 T0 = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)  # a Monday, 09:00 in Jakarta
 TENANT, BRANCH = "acme", "jkt-sudirman"
+PASSWORD = "correct horse battery staple 42"
+
+
+def basic(user: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()}
 
 
 def run(series: Sequence[tuple[float | None, int]], baseline: float = 400.0) -> tuple[list[str], list[bool]]:
@@ -109,8 +118,9 @@ def usual_mondays(conn: sa.Connection) -> None:
 
 
 def test_the_check_alerts_once_by_mail_with_two_replicas_and_clears(
-    store_url: str, tmp_path: Path, smtp: SmtpServer
+    store_url: str, tmp_path: Path, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv(INTERVAL_ENV, "0")  # the dashboard's own hub runs no check on the real clock
     engine = create_store_engine(store_url)
     metadata.create_all(engine)
     with engine.begin() as conn:
@@ -143,6 +153,15 @@ def test_the_check_alerts_once_by_mail_with_two_replicas_and_clears(
     assert [(a["branch_id"], a["service_id"]) for a in shown] == [(BRANCH, "teller")]
     assert shown[0]["p90_seconds"] > 1500
     assert 300 < shown[0]["baseline_seconds"] < 600
+    upsert_user(engine, "ana", PASSWORD, "tenant_admin", [TENANT])
+    upsert_user(engine, "gus", PASSWORD, "tenant_admin", ["globex"])
+    with TestClient(app=create_app(CloudSettings(db_url=store_url))) as client:
+        for lang, title in (("id", "antrean lebih lambat"), ("en", "slower than usual")):
+            page = client.get("/analytics", params={"lang": lang}, headers=basic("ana"))
+            assert page.status_code == 200
+            assert title in page.text
+            assert "09:00 WIB" in page.text  # opened at 02:00 UTC, shown in the branch's zone
+        assert "slower than usual" not in client.get("/analytics", params={"lang": "en"}, headers=basic("gus")).text
     now["at"] = T0 + timedelta(minutes=45)  # nobody called since: nothing measured, the alert clears
     assert asyncio.run(both()) == [0, 0]
     with engine.connect() as conn:
