@@ -32,6 +32,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.params import FromPath
 from sqlalchemy.engine import Engine
 
+from cloud.admin.audit import record
 from cloud.analytics.tables import bi_tokens, daily, facts
 from cloud.identity.permissions import requires
 from cloud.store import transaction
@@ -98,6 +99,8 @@ def issue(engine: Engine, req: TokenRequest, actor: str, now: datetime) -> tuple
            "revoked": False, "last_used_at": None, "created_by": actor, "created_at": now.isoformat()}  # fmt: skip
     with transaction(engine) as conn:
         conn.execute(sa.insert(bi_tokens).values(**row))
+        record(conn, actor=actor, action="bi_token.issue", tenant=req.tenant, target=token_id, at=now,
+               after={"name": row["name"], "datasets": sorted(set(req.datasets)), "expires_at": expires})  # fmt: skip
     return raw, _listed(row)
 
 
@@ -118,13 +121,18 @@ def list_tokens(engine: Engine, tenants: frozenset[str] | None) -> list[dict[str
         return [_listed(r) for r in conn.execute(query)]
 
 
-def revoke(engine: Engine, token_id: str, tenants: frozenset[str] | None) -> bool:
-    """Revoke a token of these tenants; False when there is none (unknown or another tenant's)."""
-    query = sa.update(bi_tokens).where(bi_tokens.c.token_id == token_id).values(revoked=True)
+def revoke(engine: Engine, token_id: str, tenants: frozenset[str] | None, actor: str = "open") -> bool:
+    """Revoke a token of these tenants (audited); False when there is none (unknown or another tenant's)."""
+    query = sa.select(bi_tokens.c.tenant_id).where(bi_tokens.c.token_id == token_id)
     if tenants is not None:
         query = query.where(bi_tokens.c.tenant_id.in_(sorted(tenants)))
     with transaction(engine) as conn:
-        return bool(conn.execute(query).rowcount)
+        tenant = conn.execute(query).scalar_one_or_none()
+        if tenant is None:
+            return False
+        conn.execute(sa.update(bi_tokens).where(bi_tokens.c.token_id == token_id).values(revoked=True))
+        record(conn, actor=actor, action="bi_token.revoke", tenant=tenant, target=token_id, at=datetime.now(UTC))
+    return True
 
 
 def verify(engine: Engine, raw: str, now: datetime) -> BiToken | None:
@@ -238,7 +246,8 @@ def tokens_list(request: Request[Any, Any, Any]) -> dict[str, Any]:
 @delete("/api/v1/bi/tokens/{token_id:str}", status_code=200, sync_to_thread=True, guards=[requires("tokens.manage")])
 def token_revoke(request: Request[Any, Any, Any], token_id: FromPath[str]) -> Response[Any]:
     """Revoke a BI token; another tenant's or an unknown one is 404."""
-    if not revoke(_engine(request), token_id, request.scope["user"].tenants):
+    me = request.scope["user"]
+    if not revoke(_engine(request), token_id, me.tenants, me.username or "open"):
         return _problem(404, "not found", "no such BI token", "not_found")
     return Response({"token_id": token_id, "revoked": True})
 

@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
+from cloud.admin.tables import hub_audit
 from cloud.analytics import bi
 from cloud.analytics.tables import bi_tokens
 from cloud.apply import Incoming, apply_batch
@@ -95,6 +96,11 @@ def test_a_token_is_shown_once_stored_hashed_and_scoped(hub: Any) -> None:
     assert client.delete(f"/api/v1/bi/tokens/{token_id}", headers=admins["gus"]).status_code == 404
     assert client.delete(f"/api/v1/bi/tokens/{token_id}", headers=admins["ana"]).status_code == 200
     assert client.get("/api/v1/bi/tickets", headers=bearer(raw)).status_code == 401
+    with engine.connect() as conn:  # issued and revoked, by whom, in the hub's audit log (never the secret)
+        audit = conn.execute(sa.select(hub_audit).where(hub_audit.c.target == token_id)).mappings().all()
+    expected = [("bi_token.issue", "ana", TENANT), ("bi_token.revoke", "ana", TENANT)]
+    assert [(a["action"], a["actor"], a["tenant_id"]) for a in audit] == expected
+    assert raw not in str(audit)
 
 
 @pytest.mark.parametrize(
