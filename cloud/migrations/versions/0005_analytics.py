@@ -54,6 +54,8 @@ def upgrade() -> None:
         sa.Column("closed_hour", sa.SmallInteger),
         sa.Column("seen_at", sa.String(40), nullable=False),
         sa.Column("timezone", sa.String(64), nullable=False),
+        sa.Column("csv_comma", sa.Text, nullable=False),
+        sa.Column("csv_semicolon", sa.Text, nullable=False),
     )
     op.create_index("analytics_facts_day", "analytics_facts", ["tenant_id", "local_date", "branch_id", "ticket_id"])
     op.create_table(
