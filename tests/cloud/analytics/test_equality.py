@@ -3,7 +3,8 @@
 A real appliance (`qms-edge serve`) with a cloud link serves a morning over HTTP (tickets done, a no-show, a
 cancellation, a transfer then done, one still waiting); a real nats-server carries its log to the hub's consumer; the
 hub's `GET /api/v1/kpis` for that branch and day answers every field of every row exactly as the appliance's
-`GET /api/v1/kpis` does, grouped by day, service, counter and hour — on a SQLite hub and on a PostgreSQL hub.
+`GET /api/v1/kpis` does, grouped by day, service, counter and hour, and its ticket export has the same rows as the
+appliance's — on a SQLite hub and on a PostgreSQL hub.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def test_hub_kpis_equal_the_appliance_after_replication(
         edge_headers = appliance.headers("admin")
         edge = {g: httpx.get(f"{appliance.api}/kpis", params={"group_by": g}, headers=edge_headers, timeout=10)
                 for g in GROUPS}  # fmt: skip
+        edge_csv = httpx.get(f"{appliance.api}/reports/tickets.csv", headers=edge_headers, timeout=10)
     hub_engine = create_store_engine(store_url)
     upsert_user(hub_engine, "ana", PASSWORD, "tenant_admin", [TENANT])
     hub_engine.dispose()
@@ -99,6 +101,14 @@ def test_hub_kpis_equal_the_appliance_after_replication(
             assert theirs.status_code == 200, theirs.text
             assert mine["totals"]["tickets"] == 8
             assert strip(theirs.json()) == strip(mine), group
+        # The ticket export too: the same rows (header version 1, branch-local times), whatever the order.
+        hub_csv = client.get("/api/v1/reports/tickets.csv", params={"tenant": TENANT, "branch_id": BRANCH},
+                             headers=basic)  # fmt: skip
+        assert hub_csv.status_code == 200, hub_csv.text
+        mine_lines, their_lines = edge_csv.text.splitlines(), hub_csv.text.splitlines()
+        assert their_lines[0] == mine_lines[0]
+        assert sorted(their_lines[1:]) == sorted(mine_lines[1:])
+        assert len(mine_lines) == 1 + 8
 
 
 def strip(answer: dict[str, Any]) -> dict[str, Any]:
