@@ -192,9 +192,10 @@ def _open_hours(
 class _Sums:
     """Summed measures of several rows (the totals of a grouped query, added up in Python: no second scan)."""
 
-    def __init__(self, rows: Sequence[Any]) -> None:
-        for name in _SUMMED:
-            setattr(self, name, sum(getattr(row, name) or 0 for row in rows))
+    def __init__(self, rows: Sequence[Any], offset: int) -> None:
+        columns = list(zip(*rows, strict=True)) or [() for _ in range(offset + len(_SUMMED))]
+        for i, name in enumerate(_SUMMED):  # by position, column-wise (getattr per row and measure: ~25 ms / 500 rows)
+            setattr(self, name, sum(filter(None, columns[offset + i])))
 
 
 def _from_daily(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -221,7 +222,7 @@ def _from_daily(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> tuple[li
         total_hours = sum(hours.values())  # each branch-day (of the one service) is in exactly one group
     else:
         total_hours = sum(_open_hours(conn, scope, query, ()).values())
-    totals = kpi.kpi_row(_aggregate(_Sums(grouped), total_hours))
+    totals = kpi.kpi_row(_aggregate(_Sums(grouped, len(group_columns)), total_hours))
     rows: list[dict[str, Any]] = []
     for row in grouped:
         key = tuple(row[: len(group_columns)])
