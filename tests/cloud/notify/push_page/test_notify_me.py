@@ -138,8 +138,8 @@ def _push(hub: Hub, subscription: str) -> SendResult:
 
     async def send() -> Any:
         async with httpx.AsyncClient(timeout=5) as client:
-            message = OutgoingMessage(key="k1", channel="push", to=subscription, subject="A003",
-                                      text="Dipanggil ke Loket 2", correlation_id="ticket-1")  # fmt: skip
+            message = OutgoingMessage(key=f"{TENANT}/{BRANCH}/ticket-1/called/push", channel="push", to=subscription,
+                                      subject="A003", text="Dipanggil ke Loket 2")  # fmt: skip
             return await webpush.build(settings, client).send(message)
 
     with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's event loop
@@ -172,7 +172,7 @@ def test_notify_me_subscribes_and_a_push_arrives_decrypted(
     assert json.loads(stored)["endpoint"] == subscription["endpoint"]
     assert _push(hub, stored).outcome == "sent", push_service.refused
     [push] = push_service.received
-    assert push.payload == {"title": "A003", "body": "Dipanggil ke Loket 2", "tag": "ticket-1"}
+    assert push.payload == {"title": "A003", "body": "Dipanggil ke Loket 2", "tag": f"{TENANT}/{BRANCH}/ticket-1"}
     assert push.vapid_key == public
     page.reload()  # the page refreshes every 15 s: a subscribed browser keeps saying so
     expect(page.locator("#notify-state")).to_have_attribute("data-state", "on")
