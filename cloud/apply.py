@@ -247,7 +247,8 @@ def _apply_branch(
         conn.execute(
             insert_ignore(conn, parked),
             [
-                {"tenant_id": tenant, "branch_id": branch_id, "seq": seq, "body": data.decode(), "received_at": now}
+                {"tenant_id": tenant, "branch_id": branch_id, "seq": seq, "body": data.decode(), "received_at": now,
+                 "contact_key": pii.offered_text(tenant, branch_id, seq)}  # the header is gone once acked
                 for seq, data in newly_parked
             ],
         )
@@ -345,15 +346,16 @@ def _unpark(
     if next_seq in from_parking:
         return False
     rows = conn.execute(
-        sa.select(parked.c.seq, parked.c.body)
+        sa.select(parked.c.seq, parked.c.body, parked.c.contact_key)
         .where(branch_key(parked, tenant, branch_id), parked.c.seq >= next_seq)
         .order_by(parked.c.seq)
         .limit(UNPARK_CHUNK)
     ).all()
-    for seq, body in rows:
+    for seq, body, _key in rows:
         if seq not in pending:
             pending[seq] = (body.encode(), None)
             from_parking.add(seq)
+    pii.offer_more({(tenant, branch_id, seq): key for seq, _, key in rows if key})  # sealed contacts open again
     from_parking.add(next_seq)  # never query twice for the same position
     return next_seq in pending
 

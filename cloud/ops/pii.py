@@ -1,7 +1,8 @@
 """Sealed contacts at the hub (crypto-shredding, issue 16; the appliance side is edge/pii.py).
 
 A `ticket.created` arrives with its contact sealed (`contact_sealed`, sync.crypto) and the ticket's key in the
-message's `Qms-Contact-Key` header, outside the event's hashed body. The hub never stores that key: while the
+message's `Qms-Contact-Key` header, outside the event's hashed body. The hub stores that key only beside an event
+that waits in `parked_events` for its predecessor (deleted when it is applied): while the
 consumer applies a batch, the keys are readable here (`offered_keys`), the notification trigger opens the contact
 once and hands it to `cloud.notify.contacts` (the one module that keeps contacts, purged after the tenant's
 retention). The `events` table keeps only the sealed copy, so when the contact row is purged and the stream's 30-day
@@ -50,6 +51,20 @@ def offered_keys(keys: Mapping[tuple[str, str, int], str]) -> Iterator[None]:
         yield
     finally:
         _offered.reset(token)
+
+
+def offered_text(tenant: str, branch_id: str, seq: int) -> str | None:
+    """The key offered for an event of this batch as header text (kept beside a parked copy), None when none."""
+    key = _offered.get().get((tenant, branch_id, seq))
+    return crypto.encode_key(key) if key is not None else None
+
+
+def offer_more(keys: Mapping[tuple[str, str, int], str]) -> None:
+    """Add keys to the current batch's offer (those kept beside parked events, now being applied); only inside an
+    `offered_keys` block, whose exit withdraws them too."""
+    decoded = {where: key for where, text in keys.items() if (key := crypto.decode_key(text)) is not None}
+    if decoded:
+        _offered.set(MappingProxyType({**_offered.get(), **decoded}))
 
 
 def contact_of(tenant: str, branch_id: str, event: Any) -> OpenedContact:
