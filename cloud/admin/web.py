@@ -29,6 +29,7 @@ from cloud.config_dist import ConfigRefused, running_version
 from cloud.console import overview
 from cloud.credentials import issue
 from cloud.identity.permissions import requires
+from cloud.nats_link import background_link, ready_wait
 from cloud.ops import ca
 from cloud.store import branches as store_branches
 from cloud.web.console_auth import HqPrincipal
@@ -41,28 +42,26 @@ log = logging.getLogger("qms.cloud.admin")
 
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-    """The hub's JetStream handle for distributing configuration (absent without NATS: edits are then refused)."""
+    """The hub's JetStream handle for distributing configuration (absent until NATS answers: edits are then refused
+    with the reason), connected in the background so a hub started while NATS is down still serves."""
     servers = list(app.state.get("nats_servers") or ())
-    nc = None
-    if servers:
-        import nats
+    if not servers:
+        yield
+        return
 
+    async def ready(nc: Any) -> None:
         from cloud.consumer import ensure_config_bucket
 
-        try:
-            nc = await nats.connect(servers=servers, **(app.state.get("nats_options") or {}))
-            js = nc.jetstream()
-            await ensure_config_bucket(js)
-            app.state["admin_js"] = js
-            app.state["admin_nc"] = nc  # HQ's interventions: requests to a branch
-            await _ensure_staff_bucket(js)
-        except Exception as exc:  # the console still shows everything; distribution says why it cannot
-            log.warning("admin: no NATS connection for configuration distribution: %s", exc)
-    try:
+        js = nc.jetstream()
+        await ensure_config_bucket(js)
+        await _ensure_staff_bucket(js)
+        app.state["admin_js"] = js
+        app.state["admin_nc"] = nc  # HQ's interventions: requests to a branch
+
+    async with background_link(
+        "admin", servers, dict(app.state.get("nats_options") or {}), ready, ready_wait(app.state)
+    ):
         yield
-    finally:
-        if nc is not None:
-            await nc.close()
 
 
 async def _ensure_staff_bucket(js: Any) -> None:

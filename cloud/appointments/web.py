@@ -35,6 +35,7 @@ from cloud.appointments import booking, calendar, messages
 from cloud.appointments.publish import Publisher, ensure_bookings_bucket
 from cloud.appointments.words import WORDS, pick
 from cloud.identity.permissions import require_branch, require_tenant, requires, scope_filter
+from cloud.nats_link import background_link, ready_wait
 from cloud.notify.contacts import mask_email, mask_phone
 from cloud.ops.rate_limits import too_many
 from cloud.store import transaction
@@ -54,21 +55,18 @@ RATE_DEFAULT = "10/minute"
 async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
     """Push bookings to the branches (with NATS) and send owed booking e-mails every `appt_mail_seconds`."""
     engine: Engine = app.state["engine"]
-    publisher: Publisher | None = None
-    nc = None
+    publishers: list[Publisher] = []
     servers = list(app.state.get("nats_servers") or ())
-    if servers:
-        import nats
+    app.state["appt_publisher"] = None  # until NATS answers: bookings still work; the branches get them then
 
-        try:
-            nc = await nats.connect(servers=servers, **(app.state.get("nats_options") or {}))
-            js = nc.jetstream()
-            await ensure_bookings_bucket(js)
-            publisher = Publisher(engine, js)
-            publisher.start()
-        except Exception as exc:  # bookings still work; the branches get them once NATS is back
-            log.warning("appointments: no NATS connection for the bookings push: %s", exc)
-    app.state["appt_publisher"] = publisher
+    async def ready(nc: Any) -> None:
+        js = nc.jetstream()
+        await ensure_bookings_bucket(js)
+        publisher = Publisher(engine, js)
+        publisher.start()
+        publishers.append(publisher)
+        app.state["appt_publisher"] = publisher
+
     wake = asyncio.Event()
     app.state["appt_mail_wake"] = wake
 
@@ -83,16 +81,20 @@ async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
                 await asyncio.wait_for(wake.wait(), float(app.state.get("appt_mail_seconds", 60)))
 
     mailer = asyncio.create_task(mail_loop(), name="qms-booking-mail")
-    try:
-        yield
-    finally:
-        mailer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await mailer
-        if publisher is not None:
-            await publisher.stop()
-        if nc is not None:
-            await nc.close()
+    async with contextlib.AsyncExitStack() as stack:
+        if servers:  # connected in the background: a hub started while NATS is down still serves
+            link = background_link(
+                "appointments", servers, dict(app.state.get("nats_options") or {}), ready, ready_wait(app.state)
+            )
+            await stack.enter_async_context(link)
+        try:
+            yield
+        finally:
+            mailer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await mailer
+            for publisher in publishers:
+                await publisher.stop()
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
