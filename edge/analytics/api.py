@@ -41,7 +41,7 @@ GroupBy = Annotated[str | None, _param("day|hour|service|counter|branch, comma-s
 Sep = Annotated[str | None, _param("Field separator: ',' (default) or ';' (Excel in the Indonesian locale).")]
 
 
-class KpiFigures(msgspec.Struct, kw_only=True):
+class KpiFigures(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The KPI fields of one row or of the totals (null where there is nothing to measure)."""
 
     tickets: int
@@ -58,7 +58,7 @@ class KpiFigures(msgspec.Struct, kw_only=True):
     throughput_per_hour: float | None
 
 
-class KpiRow(KpiFigures, kw_only=True):
+class KpiRow(KpiFigures, kw_only=True, forbid_unknown_fields=True):
     """One group's figures with its keys (only the keys of the requested grouping are present)."""
 
     day: str | msgspec.UnsetType | None = msgspec.UNSET
@@ -68,7 +68,7 @@ class KpiRow(KpiFigures, kw_only=True):
     branch_id: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
-class KpiAnswer(msgspec.Struct, kw_only=True):
+class KpiAnswer(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """`GET /kpis`: the range, the grouping, a row per group and the totals."""
 
     date_from: str = msgspec.field(name="from")

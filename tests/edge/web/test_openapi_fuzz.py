@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.config import SchemathesisConfig
 from schemathesis.generation.modes import GenerationMode
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.support.appliance import RunningAppliance
 
@@ -32,6 +33,8 @@ CONFIG = SchemathesisConfig.from_str(
 expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "422", "429"]
 """
 )
+
+CROSS_FIELD_RULES = {"/api/v1/kpis", "/api/v1/reports/tickets.csv"}
 
 
 def _real_ids(appliance: RunningAppliance, headers: dict[str, str]) -> list[str]:
@@ -64,7 +67,10 @@ def _fuzz(operation: Any, base_url: str, headers: dict[str, str], tickets: list[
     def exercise(case: Any, data: st.DataObject) -> None:
         if mode is GenerationMode.POSITIVE:  # a real id could turn an invalid case into a valid one
             _with_real_ids(case, data, tickets)
-        case.call_and_validate(base_url=base_url, headers=headers, timeout=30)
+        # The report filters' calendar and range rules (a real date, from <= to) are not expressible in OpenAPI:
+        # a schema-valid but impossible date is a 400 `invalid_query` there; every other check still runs.
+        excluded = [positive_data_acceptance] if operation.path in CROSS_FIELD_RULES else []
+        case.call_and_validate(base_url=base_url, headers=headers, timeout=30, excluded_checks=excluded)
 
     try:
         exercise()
