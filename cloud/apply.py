@@ -247,8 +247,14 @@ def _apply_branch(
         conn.execute(
             insert_ignore(conn, parked),
             [
-                {"tenant_id": tenant, "branch_id": branch_id, "seq": seq, "body": data.decode(), "received_at": now,
-                 "contact_key": pii.offered_text(tenant, branch_id, seq)}  # the header is gone once acked
+                {
+                    "tenant_id": tenant,
+                    "branch_id": branch_id,
+                    "seq": seq,
+                    "body": data.decode(),
+                    "received_at": now,
+                    "contact_key": pii.offered_text(tenant, branch_id, seq),
+                }  # the header is gone once acked
                 for seq, data in newly_parked
             ],
         )
