@@ -8,7 +8,7 @@
 * `analytics_branch_days` — per (tenant, branch, local date), tickets created or done per local hour: hours open.
 * `analytics_branch_settings` — the branch's time zone and SLA per service, from its newest `config.applied`.
 * `analytics_counters` — each counter's newest presence (the live dashboard's "counters open").
-* `analytics_tenant_settings` — whether drill-downs show (masked) contacts at all.
+* `analytics_tenant_settings` — whether drill-downs show (masked) contacts at all; who gets anomaly alert e-mails.
 * `analytics_schedules` — scheduled reports (cron in the branch's zone), claimed by `next_run_at`.
 * `analytics_bi_tokens` — BI API tokens (SHA-256 of the secret only), per tenant with dataset scopes and expiry.
 * `analytics_alerts` — anomaly alert state per (tenant, branch, service): open/cleared, cool-down.
@@ -157,6 +157,7 @@ tenant_settings = sa.Table(
     sa.Column("tenant_id", sa.String(64), primary_key=True),
     sa.Column("show_contacts", sa.Boolean, nullable=False),  # False: drill-downs hide contacts entirely (PII off)
     sa.Column("updated_at", sa.String(40), nullable=False),
+    sa.Column("alert_recipients", sa.Text),  # JSON list of the anomaly alert e-mail addresses (0011); None = none
 )
 
 schedules = sa.Table(
