@@ -96,3 +96,46 @@ appt_keys = sa.Table(
     sa.Column("public_key", sa.String(64), nullable=False),  # hex of the raw 32-byte public key
     sa.Column("created_at", sa.String(40), nullable=False),
 )
+
+# The booking messages' outbox (confirmation and reminder, issue 15), beside the notifications outbox (which is keyed
+# by ticket): one row per (tenant, booking, kind, channel) — the idempotency key, so each is owed once — moving
+# pending → sending → sent | failed → (retry) | dead, or skipped / superseded, like `notify_outbox`. Contacts stay in
+# `appt_bookings`; a row holds none.
+appt_messages = sa.Table(
+    "appt_messages",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("branch_id", sa.String(64), nullable=False),
+    sa.Column("booking_id", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # confirm | remind
+    sa.Column("channel", sa.String(16), nullable=False),  # email | whatsapp | sms (a WhatsApp fallback)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.String(40)),  # due time of pending/failed rows (UTC)
+    sa.Column("lease_until", sa.String(40)),  # a `sending` row older than this was left by a dead sender
+    sa.Column("provider", sa.String(32)),
+    sa.Column("provider_message_id", sa.String(255)),
+    sa.Column("code", sa.String(64)),
+    sa.Column("reason", sa.Text),  # codes and provider words, never contacts or secrets
+    sa.Column("fallback_of", sa.BigInteger),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+    sa.Column("sent_at", sa.String(40)),
+    sa.UniqueConstraint("tenant_id", "booking_id", "kind", "channel", name="appt_messages_key"),
+)
+sa.Index("appt_messages_due", appt_messages.c.status, appt_messages.c.next_attempt_at)
+sa.Index("appt_messages_booking", appt_messages.c.tenant_id, appt_messages.c.booking_id)
+
+appt_message_attempts = sa.Table(
+    "appt_message_attempts",
+    metadata,
+    sa.Column("message_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("attempt", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("started_at", sa.String(40), nullable=False),
+    sa.Column("finished_at", sa.String(40)),
+    sa.Column("provider", sa.String(32)),
+    sa.Column("outcome", sa.String(16)),  # sent | retry | permanent (None: still running / lost)
+    sa.Column("code", sa.String(64)),
+    sa.Column("reason", sa.Text),
+)
