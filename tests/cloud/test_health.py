@@ -55,8 +55,10 @@ def test_health_is_degraded_while_nats_is_down(
         nats_logs = [r for r in caplog.records if r.name.startswith("nats")]
         assert nats_logs == [], [r.getMessage() for r in nats_logs]
         refused = [r for r in caplog.records if "refused" in r.getMessage().lower()]
-        # once per connection: consumer, liveness, and the console's and appointments' links (cloud.nats_link)
-        assert 1 <= len(refused) <= 4, [r.getMessage() for r in refused]
+        # once per connection (consumer, liveness, and each area's link in cloud.nats_link), not once per retry
+        links = [r.getMessage().split(":", 1)[0] for r in refused]
+        assert links, "the refusal is logged"
+        assert len(links) == len(set(links)), links
         nats_server.start()
         _code, body = wait_until(lambda: (h := health(client))[0] == 200 and h, what="healthy after NATS is back")
         assert (body["status"], body["reasons"]) == ("ok", [])
@@ -101,8 +103,9 @@ def test_health_is_degraded_while_the_store_is_unreachable_and_nothing_is_lost(
                                     what="the consumer retrying")  # fmt: skip
             assert any(r.startswith("consumer failing since ") for r in body["reasons"])
             _pg(cluster, "start")
-            _code, body = wait_until(lambda: (h := health(client))[0] == 200 and h, timeout=60, what="recovered")
-            assert body["applied"] == len(log)
+            # healthy again as soon as a batch applies; the rest of the nak'ed batch comes back on its own back-off
+            _code, body = wait_until(lambda: (h := health(client))[0] == 200 and h[1]["applied"] == len(log) and h,
+                                     timeout=60, what="recovered with every event applied")  # fmt: skip
             assert body["reasons"] == []
     finally:
         cluster.stop()
