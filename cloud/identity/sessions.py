@@ -6,11 +6,13 @@ clock is passed in so tests can move it."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,6 +22,8 @@ from sqlalchemy.engine import Engine
 from cloud.admin.audit import record
 from cloud.identity.tables import hq_sessions
 from cloud.store import transaction
+
+log = logging.getLogger("qms.cloud.sessions")
 
 IDLE_MINUTES = 30.0
 ABSOLUTE_HOURS = 12.0
@@ -39,6 +43,7 @@ class SessionGrant:
 
 
 IDLE_ENV, ABSOLUTE_ENV = "QMS_HUB_SESSION_IDLE_MINUTES", "QMS_HUB_SESSION_HOURS"
+SWEEP_ENV, SWEEP_SECONDS = "QMS_HUB_SESSION_SWEEP_SECONDS", 300.0  # how often expired sessions are deleted; 0 = never
 
 
 @dataclass(frozen=True)
@@ -152,3 +157,41 @@ def sweep(engine: Engine, now: datetime, policy: SessionPolicy) -> int:
             )
         )
     return int(result.rowcount or 0)
+
+
+def alive(engine: Engine, raw: str, now: datetime, policy: SessionPolicy) -> bool:
+    """Whether the session is still live, without restarting its idle clock (a live page's background stream asks
+    this: watching must not keep an unattended session open)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(hq_sessions.c.last_seen_at, hq_sessions.c.expires_at).where(hq_sessions.c.id_hash == digest(raw))
+        ).first()
+    if row is None:
+        return False
+    return now < datetime.fromisoformat(row.expires_at) and now - datetime.fromisoformat(row.last_seen_at) < policy.idle
+
+
+def sweep_seconds(env: Mapping[str, str] | None = None) -> float:
+    """QMS_HUB_SESSION_SWEEP_SECONDS (default 300; 0 = no sweep); a bad value fails at start-up."""
+    text = (os.environ if env is None else env).get(SWEEP_ENV, str(SWEEP_SECONDS))
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{SWEEP_ENV}: a number, not {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{SWEEP_ENV}: 0 or more")
+    return value
+
+
+async def sweep_every(engine: Engine, clock: Callable[[], datetime], policy: SessionPolicy, seconds: float) -> None:
+    """Run `sweep` now and every `seconds` until cancelled. Every replica may run it: the DELETE of expired rows
+    claims nothing and is the same whoever runs it. A failed round (store away) is logged and the next one tried."""
+    while True:
+        try:
+            swept = await asyncio.to_thread(sweep, engine, clock(), policy)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("expired console sessions not swept: %s", type(exc).__name__)
+        else:
+            if swept:
+                log.info("swept %d expired console sessions", swept)
+        await asyncio.sleep(seconds)

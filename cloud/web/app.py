@@ -27,21 +27,20 @@ import cloud.identity.web
 import cloud.notify.web
 import cloud.ops.web
 import cloud.releases.web
-from cloud.console import overview
+import cloud.web.console
 from cloud.consumer import FETCH_TIMEOUT_SECONDS, EventConsumer
 from cloud.hq_users import has_accounts
-from cloud.identity.permissions import requires
 from cloud.liveness import LivenessListener
 from cloud.ops.rate_limits import HubRateLimits
 from cloud.store import create_store_engine, store_problem
 from cloud.ticket_status import status_of, words
-from cloud.web.console_auth import ConsoleAuth, HqPrincipal
+from cloud.web.console_auth import ConsoleAuth
 
 log = logging.getLogger("qms.cloud.web")
 TEMPLATES = Path(__file__).with_name("templates")  # one folder per area beside the hub's own pages
 # Each area's routes, and its background work (`lifespan(app)`, when the module has one) running with the app.
 AREAS = (cloud.notify.web, cloud.analytics.web, cloud.identity.web, cloud.admin.web, cloud.ops.web, cloud.releases.web,
-         cloud.appointments.web)  # fmt: skip
+         cloud.appointments.web, cloud.web.console)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -64,27 +63,6 @@ class CloudSettings:
 def _engine(request: Request[Any, Any, Any]) -> Engine:
     engine: Engine = request.app.state["engine"]
     return engine
-
-
-def _scoped_overview(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """The console's data limited to the tenants the caller may see (`console_guard` put the caller in scope)."""
-    viewer: HqPrincipal = request.scope["user"]
-    data = overview(_engine(request), tenants=viewer.tenants)
-    data["branches"] = [b for b in data["branches"] if viewer.sees_branch(b.tenant, b.branch_id)]  # branch managers
-    return {**data, "viewer": viewer.as_dict()}
-
-
-@get("/", sync_to_thread=True, guards=[requires("branches.read")])
-def console(request: Request[Any, Any, Any]) -> Template:
-    """The console: branches with link state and config version, live queues, event counts."""
-    return Template(template_name="console.html", context=_scoped_overview(request))
-
-
-@get("/api/v1/branches", sync_to_thread=True, guards=[requires("branches.read")])
-def branches_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """The console's data as JSON (for automation and tests)."""
-    data = _scoped_overview(request)
-    return {**data, "branches": [b.as_dict() for b in data["branches"]]}
 
 
 STATUS_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
@@ -171,7 +149,7 @@ def create_app(settings: CloudSettings) -> Litestar:
                 await asyncio.to_thread(engine.dispose)
 
     app = Litestar(
-        route_handlers=[console, branches_json, health, ticket_status, *(r for area in AREAS for r in area.ROUTES)],
+        route_handlers=[health, ticket_status, *(r for area in AREAS for r in area.ROUTES)],
         state=state,  # type: ignore[arg-type]
         lifespan=[lifespan],
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),

@@ -23,7 +23,7 @@ def test_console_shows_branches_queues_and_event_counts(store_url: str, tmp_path
     engine.dispose()
     with TestClient(app=create_app(CloudSettings(db_url=store_url))) as client:
         data = client.get("/api/v1/branches").json()
-        page = client.get("/")
+        page = client.get("/", params={"lang": "en"})
     by_id = {b["branch_id"]: b for b in data["branches"]}
     assert by_id["jkt-sudirman"]["link"] == "ok"
     assert by_id["jkt-sudirman"]["events"] == len(one)
