@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -11,7 +13,11 @@ class Passwords:
 
     def __init__(self, hasher: PasswordHasher) -> None:
         self.hasher = hasher
-        self.dummy = hasher.hash("not-a-password-of-anyone")  # checked against when there is no account
+
+    @cached_property
+    def dummy(self) -> str:
+        """Checked against when there is no account; made on first use, not at import (start-up time on a Pi)."""
+        return self.hasher.hash("not-a-password-of-anyone")
 
     def hash(self, password: str) -> str:
         """An argon2id hash of the password."""

@@ -18,10 +18,31 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from escpos.printer import Dummy
 from PIL import Image, ImageDraw, ImageFont
 
 from edge.devices.printer.layout import COLUMNS, DOTS, Block, Feed, Logo, Qr, Rule, Text
+
+
+def _capabilities_cache() -> None:
+    """python-escpos parses its 1.5 MB capabilities file with pure-Python YAML (~2 s on a loaded box, more on a Pi)
+    and caches the result as a pickle in a *new* temporary directory per import, so every start pays it again and
+    leaves a directory behind. Point it at our own cache directory (systemd's CacheDirectory= when set), private to
+    this user; if that cannot be made, python-escpos keeps its default."""
+    if "ESCPOS_CAPABILITIES_PICKLE_DIR" in os.environ:
+        return
+    base = os.environ.get("CACHE_DIRECTORY") or os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    folder = os.path.join(base, "qms-escpos")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        st = os.stat(folder)
+    except OSError:
+        return
+    if st.st_uid == os.getuid() and not st.st_mode & 0o022:  # a pickle is code: never load one others could write
+        os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = folder
+
+
+_capabilities_cache()
+from escpos.printer import Dummy  # noqa: E402  (after the cache directory is chosen)
 
 log = logging.getLogger("qms.printer")
 
