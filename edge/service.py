@@ -102,7 +102,7 @@ class QueueService:
         self._ensure_consistent()
         self._written_counters: dict[str, CounterState] = dict(self.state.counters)
         self._snapshots = Snapshots()
-        self.view: View = self._snapshots.view(self.state)
+        self.view: View = self._snapshots.view(self.state, at=self.clock())
         self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         self.batches = 0  # statistics for `/metrics` and the benchmarks
         self.commands = 0
@@ -193,7 +193,7 @@ class QueueService:
         if self._checkpoint_after_commit:
             self._checkpoint_after_commit = False
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self.view = self._snapshots.view(self.state)
+            self.view = self._snapshots.view(self.state, at=self.clock())
 
     def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run `fn` on the shared read-only connection (WAL: never blocks the writer)."""
@@ -285,7 +285,7 @@ class QueueService:
         self.commands += len(batch)
         self.commit_seconds += time.perf_counter() - started
         if committed:
-            self.view = self._snapshots.view(self.state, touched)
+            self.view = self._snapshots.view(self.state, touched, now)
         for work, result, error in results:
             if work.command is not None:
                 outcome = "refused" if error else "replayed" if result.replayed else "ok"
@@ -312,7 +312,7 @@ class QueueService:
         before = self.state.seq
         self.state = projections.load_state(self._conn)
         self._written_counters = dict(self.state.counters)
-        self.view = self._snapshots.view(self.state)
+        self.view = self._snapshots.view(self.state, at=self.clock())
         external = read_events(self._conn, before)
         if external:
             log.info("picked up %d event(s) written by another process", len(external))
@@ -414,7 +414,7 @@ class QueueService:
             case c.CallNext():
                 if not events:
                     return {"ticket": None, "reason": no_ticket_reason(state, cmd.counter_id, now)}
-                return {"ticket": self._ticket(events[-1].ticket_id), "reason": None}
+                return {"ticket": self._ticket(events[-1].ticket_id, now), "reason": None}
             case c.SetPresence():
                 return counter_view(state, state.counters[cmd.counter_id])
             case c.ApplyConfig():
@@ -423,13 +423,13 @@ class QueueService:
                 return msgspec.to_builtins(events[-1]) if events else {}
             case _:
                 ticket_id = events[-1].ticket_id if events else getattr(cmd, "ticket_id", None)
-                return self._ticket(ticket_id) or {}
+                return self._ticket(ticket_id, now) or {}
 
-    def _ticket(self, ticket_id: str | None) -> dict[str, Any] | None:
+    def _ticket(self, ticket_id: str | None, now: datetime) -> dict[str, Any] | None:
         if ticket_id is None or ticket_id not in self.state.tickets:
             return None
         ticket = self.state.tickets[ticket_id]
-        return ticket_view(ticket, position_of(self.state, ticket))
+        return ticket_view(ticket, position_of(self.state, ticket, now))
 
 
 def measure_raw_commit_rate(path: Path, seconds: float = 2.0) -> float:

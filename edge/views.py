@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -97,6 +97,7 @@ class View:
 
     seq: int
     _parts: tuple[State, dict[str, Ticket], dict[str, Ticket]]  # (scalar copy, base tickets, changed tickets)
+    at: datetime | None = None  # the writer's clock at the commit: positions are placed at that time
 
     @classmethod
     def of(cls, state: State) -> View:
@@ -112,8 +113,8 @@ class View:
 
     @cached_property
     def positions(self) -> dict[str, tuple[int, int | None]]:
-        """Position and ETA of every waiting ticket."""
-        return positions(self.state)
+        """Position and ETA of every waiting ticket, at the commit's time (appointment blending depends on it)."""
+        return positions(self.state, self.at or datetime.now(UTC))
 
     def ticket(self, ticket_id: str) -> dict[str, Any] | None:
         """One ticket's view, if it is in memory (active or today's)."""
@@ -223,8 +224,8 @@ class Snapshots:
         self._base: dict[str, Ticket] = {}
         self._changed: set[str] = set()
 
-    def view(self, state: State, changed: Iterable[str] = ()) -> View:
-        """A View of `state`; `changed` are the ticket ids the last transaction touched."""
+    def view(self, state: State, changed: Iterable[str] = (), at: datetime | None = None) -> View:
+        """A View of `state` at time `at`; `changed` are the ticket ids the last transaction touched."""
         if state.tickets is not self._source or len(self._changed) > self.REBASE_AFTER:
             self._source, self._base, self._changed = state.tickets, dict(state.tickets), set()
         else:
@@ -247,4 +248,4 @@ class Snapshots:
             recent_calls={k: list(v) for k, v in state.recent_calls.items()},
             leases=dict(state.leases),
         )
-        return View(state.seq, (scalars, self._base, delta))
+        return View(state.seq, (scalars, self._base, delta), at)

@@ -99,7 +99,7 @@ def test_reconciled_tickets_take_their_place_by_issue_time_across_services() -> 
     late = offline(e, leased, 902, minutes_ago=15)  # issued at t = 15
     early = offline(e, leased, 901, minutes_ago=25)  # issued at t = 5, synced after the other one
     last = offline(e, leased, 903, minutes_ago=1)  # issued at t = 29, after every waiting ticket
-    ahead = positions(e.state, "a")
+    ahead = positions(e.state, e.now, "a")
     assert [ahead[t.ticket_id or ""][0] for t in (early, late, last)] == [2, 3, 5]  # A001 A901 A902 A002 A903
     called = [e.serve("1").ticket_number for _ in range(6)]
     assert called == [a1.ticket_number, "A901", b1.ticket_number, "A902", a2.ticket_number, "A903"]

@@ -19,7 +19,7 @@ def _unstaffed() -> Engine:
 
 
 def _eta(state: State, ticket_id: str) -> int | None:
-    return positions(state)[ticket_id][1]
+    return positions(state, T0)[ticket_id][1]
 
 
 def test_configured_counters_start_closed_and_give_no_eta() -> None:

@@ -44,7 +44,7 @@ def reads_per_command(waiting: int, priority: bool) -> dict[str, int]:
         events = engine.run(command)
         if name == "enqueue":
             ticket = engine.ticket(events[-1].ticket_id or "")
-            assert position_of(engine.state, ticket) is not None
+            assert position_of(engine.state, ticket, engine.now) is not None
         reads[name] = counting.reads
     counting.reads = 0
     engine.run(c.Tick())

@@ -284,33 +284,33 @@ def test_positions_follow_call_order(engine: Engine) -> None:
     r2 = engine.enqueue("teller")
     p = engine.enqueue("teller", priority=1)
     cs = engine.enqueue("cs")
-    pos = positions(engine.state)
+    pos = positions(engine.state, engine.now)
     assert pos[p.ticket_id][0] == 1
     assert pos[r1.ticket_id][0] == 2
     assert pos[r2.ticket_id][0] == 3
     assert pos[cs.ticket_id][0] == 1
     called = engine.call_next("1")
     assert called.ticket_id == p.ticket_id
-    assert positions(engine.state)[r1.ticket_id][0] == 1
-    assert called.ticket_id not in positions(engine.state)
+    assert positions(engine.state, engine.now)[r1.ticket_id][0] == 1
+    assert called.ticket_id not in positions(engine.state, engine.now)
 
 
 def test_eta_grows_with_position_and_shrinks_with_open_counters(engine: Engine) -> None:
     ids = [engine.enqueue("teller").ticket_id for _ in range(4)]
-    etas = [positions(engine.state)[i][1] for i in ids]
+    etas = [positions(engine.state, engine.now)[i][1] for i in ids]
     assert etas == sorted(etas)
     assert etas[0] == 120
     assert etas[1] == round(1 / 3 * 240 + 120)
     engine.set_presence("2", "break")
     engine.set_presence("3", "break")
-    assert positions(engine.state)[ids[1]][1] == 240 + 120
+    assert positions(engine.state, engine.now)[ids[1]][1] == 240 + 120
 
 
 def test_eta_unknown_when_no_counter_open(engine: Engine) -> None:
     t = engine.enqueue("loan")
     for k in ("4", "6"):
         engine.set_presence(k, "break")
-    assert positions(engine.state)[t.ticket_id] == (1, None)
+    assert positions(engine.state, engine.now)[t.ticket_id] == (1, None)
 
 
 def _serve(engine: Engine, seconds: float) -> None:
@@ -327,7 +327,7 @@ def test_eta_uses_recent_service_times(fifo: Engine) -> None:
     for _ in range(3):
         _serve(fifo, 100)
     w = fifo.enqueue("s")
-    assert positions(fifo.state)[w.ticket_id] == (1, 50)
+    assert positions(fifo.state, fifo.now)[w.ticket_id] == (1, 50)
 
 
 def test_eta_keeps_the_configured_average_until_three_services(fifo: Engine) -> None:
@@ -335,7 +335,7 @@ def test_eta_keeps_the_configured_average_until_three_services(fifo: Engine) -> 
     _serve(fifo, 100)
     _serve(fifo, 100)
     w = fifo.enqueue("s")
-    assert positions(fifo.state)[w.ticket_id] == (1, 150)
+    assert positions(fifo.state, fifo.now)[w.ticket_id] == (1, 150)
 
 
 def test_eta_counts_an_accidental_instant_service_as_the_floor(fifo: Engine) -> None:
@@ -343,7 +343,7 @@ def test_eta_counts_an_accidental_instant_service_as_the_floor(fifo: Engine) -> 
     for _ in range(3):
         _serve(fifo, 0.2)
     ahead = [fifo.enqueue("s").ticket_id for _ in range(6)]
-    assert positions(fifo.state)[ahead[5]] == (6, round(5 / 2 * 60 + 30))  # two counters open
+    assert positions(fifo.state, fifo.now)[ahead[5]] == (6, round(5 / 2 * 60 + 30))  # two counters open
 
 
 def test_the_sample_floor_is_30_s_or_a_fifth_of_the_average_but_never_above_it() -> None:
@@ -356,7 +356,7 @@ def test_positions_follow_the_anti_starvation_call_order(engine: Engine) -> None
     """Positions are the order call-next will really take (teller: N=3), not a plain priority sort."""
     plan = [0, 1, 1, 1, 1, 1, 0, 1, 1]  # R1 P1..P5 R2 P6 P7
     tickets = [engine.enqueue("teller", priority=p) for p in plan]
-    by_position = sorted(tickets, key=lambda t: positions(engine.state)[t.ticket_id][0])
+    by_position = sorted(tickets, key=lambda t: positions(engine.state, engine.now)[t.ticket_id][0])
     called = []
     for _ in tickets:
         counter = next(k for k in ("1", "2", "3") if engine.counter(k).current_ticket is None)
@@ -379,8 +379,8 @@ def test_positions_start_from_the_current_streak(engine: Engine) -> None:
         engine.run(c.Start(ticket_id=ticket.ticket_id, counter_id="1"))
         engine.run(c.Complete(ticket_id=ticket.ticket_id, counter_id="1"))
     p4, r1 = engine.enqueue("teller", priority=1), engine.enqueue("teller")
-    assert positions(engine.state)[r1.ticket_id][0] == 1  # the streak is at N: the regular goes next
-    assert positions(engine.state)[p4.ticket_id][0] == 2
+    assert positions(engine.state, engine.now)[r1.ticket_id][0] == 1  # the streak is at N: the regular goes next
+    assert positions(engine.state, engine.now)[p4.ticket_id][0] == 2
     called = engine.call_next("1")
     assert called is not None
     assert called.ticket_id == r1.ticket_id

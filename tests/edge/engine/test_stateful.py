@@ -146,9 +146,9 @@ def check_state(state: State) -> None:
     assert len(numbers) == len(set(numbers)), "duplicate ticket number on one business date"
 
 
-def check_positions(state: State) -> None:
+def check_positions(state: State, now: datetime) -> None:
     """Positions are 1..n per service; ETA is None exactly when no counter of the service is open."""
-    pos = positions(state)
+    pos = positions(state, now)
     assert state.config is not None
     by_service: dict[str, list[int]] = {}
     for tid, (p, eta) in pos.items():
@@ -160,7 +160,7 @@ def check_positions(state: State) -> None:
     for ps in by_service.values():
         assert sorted(ps) == list(range(1, len(ps) + 1))
     for t in state.tickets.values():
-        assert position_of(state, t) == pos.get(t.ticket_id), "position_of disagrees with positions"
+        assert position_of(state, t, now) == pos.get(t.ticket_id), "position_of disagrees with positions"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -469,7 +469,7 @@ class QueueMachine(RuleBasedStateMachine):
     def structure(self) -> None:
         self.steps += 1
         check_state(self.state)
-        check_positions(self.state)
+        check_positions(self.state, self.e.now)
 
     @invariant()
     def replays(self) -> None:
@@ -508,7 +508,7 @@ def _busy_engine() -> Engine:
 def test_invariants_hold_on_a_normal_state() -> None:
     e = _busy_engine()
     check_state(e.state)
-    check_positions(e.state)
+    check_positions(e.state, e.now)
 
 
 @pytest.mark.parametrize(
@@ -553,15 +553,15 @@ def test_replay_check_detects_a_divergence() -> None:
 
 def test_position_check_detects_a_wrong_eta(monkeypatch: pytest.MonkeyPatch) -> None:
     e = _busy_engine()
-    check_positions(e.state)
+    check_positions(e.state, e.now)
     module = sys.modules[__name__]
     real = module.positions
-    monkeypatch.setattr(module, "positions", lambda s: {k: (p, None) for k, (p, _) in real(s).items()})
+    monkeypatch.setattr(module, "positions", lambda s, now: {k: (p, None) for k, (p, _) in real(s, now).items()})
     with pytest.raises(AssertionError):
-        check_positions(e.state)  # counter 3 is open: the ETA must be known
-    monkeypatch.setattr(module, "positions", lambda s: {k: (p + 1, eta) for k, (p, eta) in real(s).items()})
+        check_positions(e.state, e.now)  # counter 3 is open: the ETA must be known
+    monkeypatch.setattr(module, "positions", lambda s, now: {k: (p + 1, eta) for k, (p, eta) in real(s, now).items()})
     with pytest.raises(AssertionError):
-        check_positions(e.state)  # positions must start at 1
+        check_positions(e.state, e.now)  # positions must start at 1
 
 
 def test_machine_detects_a_fifo_violation(monkeypatch: pytest.MonkeyPatch) -> None:
