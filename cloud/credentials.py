@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from cloud.store import branch_credentials, insert_ignore, register_branch, transaction, utcnow_iso
 from sync.appointments import bookings_subject
 from sync.config_watch import direct_get_subject
+from sync.hq_alerts import alerts_subject
 from sync.liveness import command_subject, heartbeat_subject
 from sync.relay import config_key, event_subject, inbox_prefix
 from sync.staff import staff_subject
@@ -66,6 +67,7 @@ def branch_permissions(tenant: str, branch_id: str) -> dict[str, object]:
                 direct_get_subject(tenant, branch_id),
                 staff_subject(tenant, branch_id),  # HQ's staff accounts for it
                 bookings_subject(tenant, branch_id),  # today's and tomorrow's bookings (appointments)
+                alerts_subject(tenant, branch_id),  # HQ's open anomaly alerts for its floor
             ]
         },
         # its reply inbox, and HQ's interventions (answered on the requester's inbox: allow_responses)

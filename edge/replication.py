@@ -24,11 +24,12 @@ from typing import Any
 import msgspec
 
 from edge import pii
+from edge.analytics.hq_alerts import AlertsWatch
 from edge.appointments.watch import BookingsWatch
-from edge.audit import AuditEntry
 from edge.devices.registry import fleet_states, list_devices
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
+from edge.hq_commands import run_hq_command
 from edge.service import QueueService
 from edge.staff_watch import StaffWatch
 from edge.store.datadir import write_private
@@ -348,6 +349,7 @@ class Replication:
         self.staff_watch: StaffWatch | None = None
         self.extra_devices: Callable[[], list[DeviceState]] | None = None  # e.g. the boards (edge/web/app.py)
         self.bookings_watch: BookingsWatch | None = None
+        self.alerts_watch: AlertsWatch | None = None
         self.link_file = Path(service.data_dir) / LINK_FILE
 
     async def start(self) -> None:
@@ -388,6 +390,8 @@ class Replication:
         self.staff_watch.start()
         self.bookings_watch = BookingsWatch(settings, Path(self.service.data_dir))  # appointments: check-in offline
         self.bookings_watch.start()
+        self.alerts_watch = AlertsWatch(settings, Path(self.service.data_dir))  # HQ's anomaly alerts for the floor
+        self.alerts_watch.start()
 
     async def stop(self) -> None:
         """Stop the relay and the watcher (the cursor is durable; the next start resumes)."""
@@ -397,6 +401,8 @@ class Replication:
             await self.staff_watch.stop()
         if self.bookings_watch is not None:
             await self.bookings_watch.stop()
+        if self.alerts_watch is not None:
+            await self.alerts_watch.stop()
         if self.relay is not None:
             await self.relay.stop()
 
@@ -421,22 +427,9 @@ class Replication:
         )
 
     async def _hq_command(self, command: HqCommand) -> HqReply:
-        """An intervention from HQ's supervisor view, run like a local one with `hq:<user>` as actor and audited
-        here too; refused with its reason (unknown counter, a ticket at it, …) like the local API would."""
-        actor = f"hq:{command.actor}"[:64]
-        audit = AuditEntry(
-            actor=actor,
-            action="counter_presence",
-            role="hq",
-            target=f"counter:{command.counter_id}",
-            detail={"status": command.status, "via": "hq"},
-        )
-        presence = c.SetPresence(actor=actor, counter_id=command.counter_id, status=command.status)
-        try:
-            await asyncio.wrap_future(self.service.submit(presence, audit))
-        except DomainError as exc:
-            return HqReply(ok=False, error=str(exc))
-        return HqReply(ok=True)
+        """An intervention from HQ's supervisor view (edge/hq_commands.py): run like a local one with `hq:<user>` as
+        actor and audited here too; refused with its reason (unknown counter, a ticket at it, …)."""
+        return await run_hq_command(self.service, command)
 
     def _link_changed(self, status: RelayStatus) -> None:
         """Keep the link state on disk for `qms-edge status` (a separate process)."""

@@ -84,8 +84,8 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncGenerator[None, None]:
-        app_wiring.broadcaster = Broadcaster(asyncio.get_running_loop())
-        service.subscribe_commits(app_wiring.broadcaster.on_commit)
+        app_wiring.broadcaster = broadcaster = Broadcaster(asyncio.get_running_loop())
+        service.subscribe_commits(broadcaster.on_commit)
         board.start(asyncio.get_running_loop())  # boards and announcements follow commits too
         fact_follower.start()  # the report facts follow the log (edge/analytics)
         service.start()
@@ -93,6 +93,8 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         if devices.bridge is not None:  # networked speakers hear the announcer's calls, paced like its other outputs
             board.add_output(CallbackOutput("mqtt", devices.bridge.announce))
         await replication.start()
+        if replication.alerts_watch is not None:  # HQ's anomaly alerts re-render the supervisor's floor
+            replication.alerts_watch.listeners.append(lambda _doc: broadcaster.notice("hq_alerts"))
         sweeper = await staff_presence.start_sweeper(service)  # counters nobody is signed in to close
         log.info("appliance ready: branch %s at seq %s", service.view.state.branch_id, service.view.seq)
         try:

@@ -65,6 +65,11 @@ class Broadcaster:
         wires = [to_wire(e) for e in events]
         self.loop.call_soon_threadsafe(self._deliver, wires)
 
+    def notice(self, kind: str) -> None:
+        """Something outside the log changed (e.g. HQ's alerts for the floor): staff pages re-render (any thread)."""
+        wire = Wire(seq=-1, type=kind, data=kind, service_ids=frozenset(), counter_ids=frozenset(), broadcast=True)
+        self.loop.call_soon_threadsafe(self._deliver, [wire])
+
     def _deliver(self, wires: list[Wire]) -> None:
         for q in list(self.subscribers):
             if q.qsize() >= SUBSCRIBER_BUFFER - 1:
@@ -112,9 +117,10 @@ def _message(w: Wire) -> ServerSentEventMessage:
 
 
 async def event_stream(
-    service: QueueService, broadcaster: Broadcaster, after: int, wanted: Filter
+    service: QueueService, broadcaster: Broadcaster, after: int, wanted: Filter, *, notices: bool = False
 ) -> AsyncGenerator[ServerSentEventMessage, None]:
-    """Backlog from the log after `after`, then live events; every seq at most once, none skipped."""
+    """Backlog from the log after `after`, then live events; every seq at most once, none skipped. With `notices`,
+    the broadcaster's notices too, as named events without an id (`event: <kind>`)."""
     q = broadcaster.subscribe()
     last = after
     try:
@@ -138,6 +144,10 @@ async def event_stream(
                 log.warning("SSE client too slow; closing its stream at seq %s", last)
                 return
             for w in wires:
+                if w.seq < 0:  # a notice, not a logged event
+                    if notices:
+                        yield ServerSentEventMessage(data=w.data, event=w.type)
+                    continue
                 if w.seq <= last:
                     continue
                 if w.seq != last + 1:  # cannot happen with the subscribe-first order; fill from the log anyway

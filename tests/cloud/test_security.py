@@ -17,6 +17,7 @@ from cloud.credentials import HUB_KEY, Issued, authorization_block, branch_permi
 from cloud.store import create_store_engine
 from sync.appointments import bookings_subject
 from sync.config_watch import direct_get_subject, fetch_config
+from sync.hq_alerts import alerts_subject
 from sync.liveness import command_subject, heartbeat_subject
 from sync.relay import STREAM, LinkSettings, Relay, config_key, event_subject
 from sync.staff import staff_subject
@@ -71,7 +72,7 @@ async def connect_as(secured: Secured, issued: Issued, branch: str, errors: list
 def test_permissions_name_only_the_branchs_own_subjects() -> None:
     perms = branch_permissions(TENANT, A)
     own = [event_subject(TENANT, A), heartbeat_subject(TENANT, A), direct_get_subject(TENANT, A),
-           staff_subject(TENANT, A), bookings_subject(TENANT, A)]  # fmt: skip
+           staff_subject(TENANT, A), bookings_subject(TENANT, A), alerts_subject(TENANT, A)]  # fmt: skip
     assert perms["publish"] == {"allow": own}
     assert perms["subscribe"] == {"allow": [f"_INBOX_{TENANT}_{A}.>", command_subject(TENANT, A)]}
     assert perms["allow_responses"] is True  # it answers HQ's interventions on the requester's inbox, nothing else

@@ -9,7 +9,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
 from litestar.response import Template
 
-from edge.analytics import reports
+from edge.analytics import hq_alerts, reports
 from edge.auth import list_users
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
@@ -134,6 +134,7 @@ class SupervisorPages(Controller):
             counter_name=lambda cid: config.counter(cid).name if config and config.counter(cid) else cid,  # type: ignore[union-attr]
             printers=kiosk_printers(request),
             today=reports.today_row(app.service),
+            hq_alerts=hq_alerts.floor_view(app.service.data_dir, reports.timezone(app.service)),
             error=request.query_params.get("err"),
             notice=request.query_params.get("msg"),
         )

@@ -171,6 +171,7 @@
     var source = new EventSource("/staff/events");
     source.onmessage = schedule;
     source.onopen = schedule; /* after a reconnect, catch up on anything missed */
+    source.addEventListener("hq_alerts", schedule); /* HQ's anomaly alerts for the floor changed */
   }
   /* Waiting times tick even when nothing happens. */
   if (live) { setInterval(refresh, 30000); }
