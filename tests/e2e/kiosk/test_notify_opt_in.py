@@ -33,6 +33,13 @@ def test_the_notify_me_answer_is_recorded_with_the_ticket(
     expect(question).to_be_visible()
     expect(question).to_contain_text(label)
     expect(page.locator("#notify")).to_be_checked()  # asked, ticked by default; the customer may untick it
+    box, text = page.locator("#notify").bounding_box(), page.locator("#field-notify span").bounding_box()
+    assert box is not None
+    assert text is not None
+    assert 40 <= box["height"] <= 64, box  # touch-sized, not a giant box
+    assert 40 <= box["width"] <= 64, box
+    assert box["x"] + box["width"] <= text["x"], (box, text)  # beside its label, not above it
+    assert abs((box["y"] + box["height"] / 2) - (text["y"] + text["height"] / 2)) < box["height"] / 2, (box, text)
     for key in "081234567890":
         page.click(f".key[data-key='{key}']")
     if not keep:
