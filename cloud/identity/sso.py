@@ -40,6 +40,8 @@ class IdpSettings(msgspec.Struct, forbid_unknown_fields=True):
     role_claim: str = "groups"
     branch_claim: str = "branches"  # branch ids (of this tenant) for a branch_manager
     username_claim: str = "email"
+    staff_claim: str = "preferred_username"  # names the branch staff account at the appliance (staff sign-in)
+    display_name: str = ""  # what the appliance's button says ("Sign in with <display_name>")
     client_secret: str | None = None  # OIDC, write-only: stored apart, never answered
 
 

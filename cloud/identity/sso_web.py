@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from litestar import Request, Response, delete, get, post, put
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response import Redirect
 
-from cloud.identity import saml, sso
+from cloud.identity import saml, sso, staff_sso
 from cloud.identity.oidc import OidcClient, SsoRefused
 from cloud.identity.permissions import require_tenant, requires
 from cloud.identity.sessions import SessionGrant
@@ -52,9 +56,13 @@ async def sso_start(
     idp = await asyncio.to_thread(sso.load, auth.engine, tenant.strip()) if tenant.strip() else None
     if idp is None:
         return _failed("no single sign-on for this organisation code")
-    state, flow = await asyncio.to_thread(
-        sso.begin, auth.engine, idp.tenant, idp.protocol, safe_next(next), auth.clock()
-    )
+    return await _to_idp(request, idp, safe_next(next))
+
+
+async def _to_idp(request: Request[Any, Any, Any], idp: sso.Idp, next_path: str) -> Response[Any]:
+    """Begin a flow with the tenant's IdP and send the browser there."""
+    auth = _auth(request)
+    state, flow = await asyncio.to_thread(sso.begin, auth.engine, idp.tenant, idp.protocol, next_path, auth.clock())
     try:
         if idp.protocol == "oidc":
             target = await asyncio.to_thread(
@@ -68,21 +76,17 @@ async def sso_start(
     return Redirect(path=target, status_code=303)
 
 
-def _oidc_grant(
-    auth: ConsoleAuth, client: OidcClient, base: str, state: str, code: str, error: str
-) -> tuple[SessionGrant, str]:
-    """The session an OIDC callback proves, and where to go then; raises SsoRefused."""
-    if error or not code or not state:
-        raise SsoRefused(f"the identity provider answered {error or 'without a code'}")
-    flow = sso.finish(auth.engine, state, "oidc", auth.clock())
+def _oidc_claims(
+    auth: ConsoleAuth, client: OidcClient, base: str, flow: sso.Flow, code: str
+) -> tuple[sso.Idp, dict[str, Any]]:
+    """The tenant's IdP and the claims of the verified ID token an OIDC callback brings; raises SsoRefused."""
     idp = sso.load(auth.engine, flow.tenant, "oidc")
     if idp is None:
         raise SsoRefused("single sign-on was switched off meanwhile")
     settings = idp.settings
     redirect_uri = f"{base}/sso/oidc/callback"
     id_token = client.exchange(settings.issuer, settings.client_id, idp.secret, code, redirect_uri, flow.verifier)
-    claims = client.verify(settings.issuer, settings.client_id, id_token, flow.nonce, auth.clock())
-    return sso.grant_for(flow.tenant, settings, claims, "oidc"), flow.next_path
+    return idp, client.verify(settings.issuer, settings.client_id, id_token, flow.nonce, auth.clock())
 
 
 @get("/sso/oidc/callback", include_in_schema=False)
@@ -90,40 +94,129 @@ async def oidc_callback(request: Request[Any, Any, Any]) -> Response[Any]:
     """The IdP sends the browser back with a code: exchange it, verify the ID token, map the claims, sign in."""
     query = request.query_params  # `state` is a reserved parameter name in Litestar: read the query directly
     state, code, error = (query.get(k, "") for k in ("state", "code", "error"))
+    auth = _auth(request)
+    if error or not code or not state:
+        log.warning("OIDC sign-in refused: the IdP answered %s", error or "without a code")
+        return _failed(f"the identity provider answered {error or 'without a code'}")
     try:
-        grant, next_path = await asyncio.to_thread(
-            _oidc_grant, _auth(request), _oidc(request), base_url(request), state, code, error
-        )
+        flow = await asyncio.to_thread(sso.finish, auth.engine, state, "oidc", auth.clock())
     except SsoRefused as exc:
         log.warning("OIDC sign-in refused: %s", exc)
         return _failed(str(exc))
-    return await start_session(request, _principal(grant), next_path)
+    try:
+        idp, claims = await asyncio.to_thread(_oidc_claims, auth, _oidc(request), base_url(request), flow, code)
+    except SsoRefused as exc:
+        log.warning("OIDC sign-in refused: %s", exc)
+        return _refused(flow, str(exc))
+    return await _signed_in(request, idp, claims, flow)
 
 
-def _saml_grant(auth: ConsoleAuth, base: str, response: object, relay: object) -> tuple[SessionGrant, str]:
-    """The session a posted SAML response proves, and where to go then; raises SsoRefused."""
-    if not isinstance(response, str) or not isinstance(relay, str):
+def _saml_claims(auth: ConsoleAuth, base: str, flow: sso.Flow, response: object, relay: str) -> tuple[sso.Idp, Any]:
+    """The tenant's IdP and the attributes of a posted, verified SAML response; raises SsoRefused."""
+    if not isinstance(response, str):
         raise SsoRefused("no SAML response")
-    flow = sso.finish(auth.engine, relay, "saml", auth.clock())
     idp = sso.load(auth.engine, flow.tenant, "saml")
     if idp is None:
         raise SsoRefused("single sign-on was switched off meanwhile")
-    attributes = saml.accept(idp, base, response, relay)
-    return sso.grant_for(flow.tenant, idp.settings, attributes, "saml"), flow.next_path
+    return idp, saml.accept(idp, base, response, relay)
 
 
 @post("/sso/saml/acs", include_in_schema=False)
 async def saml_acs(request: Request[Any, Any, Any]) -> Response[Any]:
     """The IdP posts the signed SAML response here (its RelayState is our flow's state)."""
     form = await request.form()
+    relay, auth = form.get("RelayState"), _auth(request)
+    if not isinstance(relay, str) or not relay:
+        return _failed("no SAML response")
     try:
-        grant, next_path = await asyncio.to_thread(
-            _saml_grant, _auth(request), base_url(request), form.get("SAMLResponse"), form.get("RelayState")
-        )
+        flow = await asyncio.to_thread(sso.finish, auth.engine, relay, "saml", auth.clock())
     except SsoRefused as exc:
         log.warning("SAML sign-in refused: %s", exc)
         return _failed(str(exc))
-    return await start_session(request, _principal(grant), next_path)
+    try:
+        idp, attributes = await asyncio.to_thread(
+            _saml_claims, auth, base_url(request), flow, form.get("SAMLResponse"), relay
+        )
+    except SsoRefused as exc:
+        log.warning("SAML sign-in refused: %s", exc)
+        return _refused(flow, str(exc))
+    return await _signed_in(request, idp, attributes, flow)
+
+
+def _refused(flow: sso.Flow, reason: str, code: str = "idp") -> Response[Any]:
+    """A refused sign-in: back to the console's sign-in page, or to the appliance that asked (a code only)."""
+    staff = staff_sso.StaffFlow.decoded(flow.tenant, flow.next_path)
+    if staff is None:
+        return _failed(reason)
+    return Redirect(path=f"{staff.return_to}?{urlencode({'error': code})}", status_code=303)
+
+
+async def _signed_in(request: Request[Any, Any, Any], idp: sso.Idp, claims: dict[str, Any], flow: sso.Flow
+                     ) -> Response[Any]:  # fmt: skip
+    """The IdP proved who it is: a console session, or an assertion for the appliance that asked."""
+    auth = _auth(request)
+    staff = staff_sso.StaffFlow.decoded(flow.tenant, flow.next_path)
+    if staff is None:
+        try:
+            grant = sso.grant_for(flow.tenant, idp.settings, claims, idp.protocol)
+        except SsoRefused as exc:
+            log.warning("%s sign-in refused: %s", idp.protocol.upper(), exc)
+            return _failed(str(exc))
+        return await start_session(request, _principal(grant), flow.next_path)
+    try:
+        key = _staff_key(request)
+        token = await asyncio.to_thread(staff_sso.issue_assertion, auth.engine, key, idp, claims, staff, auth.clock())
+    except staff_sso.StaffSsoRefused as exc:
+        return _refused(flow, str(exc), exc.code)
+    return Redirect(path=f"{staff.return_to}?{urlencode({'assertion': token})}", status_code=303)
+
+
+def _staff_key(request: Request[Any, Any, Any]) -> Ed25519PrivateKey:
+    key: Ed25519PrivateKey | None = request.app.state.get("staff_sso_key")
+    if key is None:
+        key = staff_sso.signing_key(Path(request.app.state["keys_dir"]))
+        request.app.state["staff_sso_key"] = key
+    return key
+
+
+class StaffBegin(msgspec.Struct, forbid_unknown_fields=True):
+    """An appliance's request to start a staff sign-in (`sync.staff_sso`, signed with its branch NKey)."""
+
+    request: str
+
+
+_BEGIN_STATUS = {"malformed": 400, "expired": 400, "signature": 403, "no_idp": 404}
+
+
+@post("/sso/staff/begin", include_in_schema=False, status_code=200)
+async def staff_begin(request: Request[Any, Any, Any], data: JSONBody[StaffBegin]) -> dict[str, str]:
+    """Server to server from an appliance: keep its signed request as a single-use ticket; answer the path its
+    staff member's browser opens, the hub's public key (pinned by the appliance) and the IdP's name."""
+    auth = _auth(request)
+    try:
+        ticket, idp = await asyncio.to_thread(staff_sso.accept_request, auth.engine, data.request, auth.clock())
+    except staff_sso.StaffSsoRefused as exc:
+        log.warning("staff sign-in request refused (%s): %s", exc.code, exc)
+        raise ProblemDetailsException(
+            status_code=_BEGIN_STATUS.get(exc.code, 400), detail=str(exc), extra={"code": exc.code}
+        ) from None
+    label = idp.settings.display_name or idp.protocol.upper()
+    public = staff_sso.public_hex(await asyncio.to_thread(_staff_key, request))
+    return {"go": f"/sso/staff/go?{urlencode({'t': ticket})}", "public_key": public, "idp": label}
+
+
+@get("/sso/staff/go", include_in_schema=False)
+async def staff_go(request: Request[Any, Any, Any], t: FromQuery[str] = "") -> Response[Any]:
+    """The staff member's browser arrives with its ticket: on to the tenant's IdP (OIDC if configured, else SAML)."""
+    auth = _auth(request)
+    try:
+        staff = await asyncio.to_thread(staff_sso.take_ticket, auth.engine, t, auth.clock())
+    except SsoRefused as exc:
+        return _failed(str(exc))
+    idp = await asyncio.to_thread(sso.load, auth.engine, staff.tenant)
+    if idp is None:
+        return Redirect(path=f"{staff.return_to}?{urlencode({'error': 'no_idp'})}", status_code=303)
+    return await _to_idp(request, idp, staff.encoded())
 
 
 @get("/sso/{tenant:str}/saml/metadata", include_in_schema=False)
@@ -171,4 +264,14 @@ def idp_remove(request: Request[Any, Any, Any], tenant: FromPath[str], protocol:
     return Response(None, status_code=204)
 
 
-ROUTES: list[Any] = [sso_start, oidc_callback, saml_acs, saml_metadata, idp_show, idp_save, idp_remove]
+ROUTES: list[Any] = [
+    sso_start,
+    oidc_callback,
+    saml_acs,
+    saml_metadata,
+    idp_show,
+    idp_save,
+    idp_remove,
+    staff_begin,
+    staff_go,
+]

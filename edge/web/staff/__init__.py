@@ -16,6 +16,7 @@ from edge.web.staff.admin import AdminPages
 from edge.web.staff.pages import AuthPages, DeskPages, wants_json
 from edge.web.staff.render import STATIC, TEMPLATES, render, translator
 from edge.web.staff.session import NotSignedIn, Refused, current_staff
+from edge.web.staff.sso import SsoPages
 from edge.web.staff.supervisor import SupervisorPages
 
 REFUSALS = {
@@ -59,6 +60,7 @@ def staff_router() -> Router:
         route_handlers=[
             root,
             AuthPages,
+            SsoPages,
             DeskPages,
             SupervisorPages,
             AdminPages,

@@ -61,6 +61,13 @@ def _safe_next(target: str | None, default: str) -> str:
     return default
 
 
+def _login_page(request: Request[Any, Any, Any], status: int, **context: Any) -> Template:
+    """The sign-in page, with the hub's single sign-on when this appliance offers it (edge/web/staff/sso.py)."""
+    from edge.web.staff.sso import login_context  # it imports this module
+
+    return render(request, "staff/login.html", None, status, **login_context(request), **context)
+
+
 def wants_json(request: Request[Any, Any, Any]) -> bool:
     """The page's script posted (it reads a JSON answer); a plain form post gets a redirect."""
     return request.headers.get("x-requested-with") == "fetch"
@@ -96,7 +103,7 @@ class AuthPages(Controller):
     @get("/login", sync_to_thread=False)
     def login_form(self, request: Request[Any, Any, Any], next_: NextParam = None) -> Template:
         """The sign-in form."""
-        return render(request, "staff/login.html", None, next=_safe_next(next_, ""), error=None)
+        return _login_page(request, 200, next=_safe_next(next_, ""), error=None)
 
     @post("/login")
     async def login(self, request: Request[Any, Any, Any]) -> Response[Any] | Template:
@@ -112,7 +119,7 @@ class AuthPages(Controller):
         attempt = app.throttle.attempt(f"user:{username}", f"ip:{ip}")  # counted before the check (no race)
         if wait := attempt.wait:
             message = _("Too many failed attempts. Try again in %(minutes)s minutes.", minutes=(wait + 59) // 60)
-            return render(request, "staff/login.html", None, 429, next=target, error=message, username=username)
+            return _login_page(request, 429, next=target, error=message, username=username)
         found = app.service.read(lambda conn: find_user(conn, username)) if username else None
         user: User | None = found[0] if found else None
         ok = await asyncio.to_thread(check_password, found[1] if found else None, password)
@@ -122,7 +129,7 @@ class AuthPages(Controller):
             await asyncio.wrap_future(
                 app.service.submit_store(lambda conn: insert_audit(conn, audit, datetime.now(UTC)))
             )
-            return render(request, "staff/login.html", None, 401, next=target, error=_(LOGIN_FAILED), username=username)
+            return _login_page(request, 401, next=target, error=_(LOGIN_FAILED), username=username)
         attempt.succeeded()
         now = datetime.now(UTC)
         audit = entry(request, user.username, user.role, "login", via="staff_web")
