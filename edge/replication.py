@@ -26,10 +26,10 @@ import msgspec
 from edge import pii
 from edge.analytics.hq_alerts import AlertsWatch
 from edge.appointments.watch import BookingsWatch
-from edge.audit import AuditEntry
 from edge.devices.registry import fleet_states, list_devices
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
+from edge.hq_commands import run_hq_command
 from edge.service import QueueService
 from edge.staff_watch import StaffWatch
 from edge.store.datadir import write_private
@@ -427,22 +427,9 @@ class Replication:
         )
 
     async def _hq_command(self, command: HqCommand) -> HqReply:
-        """An intervention from HQ's supervisor view, run like a local one with `hq:<user>` as actor and audited
-        here too; refused with its reason (unknown counter, a ticket at it, …) like the local API would."""
-        actor = f"hq:{command.actor}"[:64]
-        audit = AuditEntry(
-            actor=actor,
-            action="counter_presence",
-            role="hq",
-            target=f"counter:{command.counter_id}",
-            detail={"status": command.status, "via": "hq"},
-        )
-        presence = c.SetPresence(actor=actor, counter_id=command.counter_id, status=command.status)
-        try:
-            await asyncio.wrap_future(self.service.submit(presence, audit))
-        except DomainError as exc:
-            return HqReply(ok=False, error=str(exc))
-        return HqReply(ok=True)
+        """An intervention from HQ's supervisor view (edge/hq_commands.py): run like a local one with `hq:<user>` as
+        actor and audited here too; refused with its reason (unknown counter, a ticket at it, …)."""
+        return await run_hq_command(self.service, command)
 
     def _link_changed(self, status: RelayStatus) -> None:
         """Keep the link state on disk for `qms-edge status` (a separate process)."""

@@ -41,20 +41,61 @@ def command_subject(tenant: str, branch_id: str) -> str:
     return f"{COMMAND_PREFIX}.{check_token('tenant', tenant)}.{check_token('branch', branch_id)}"
 
 
-class HqCommand(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """An intervention from HQ's supervisor view, run at the branch with the HQ user as its actor (`hq:<user>`)."""
+class HqSetPresence(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="action",
+                    tag="counter.presence"):  # fmt: skip
+    """Open, pause or close a counter from HQ's supervisor view."""
 
-    action: Literal["counter.presence"]
     counter_id: str
     status: Literal["available", "busy", "break", "closed"]
-    actor: str  # the HQ username
+    actor: str  # the HQ username; the branch runs it as `hq:<user>`
+    request_id: str | None = None  # the branch's idempotency key: a repeated request answers the first outcome
+
+
+class HqCallNext(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="action",
+                 tag="counter.call_next"):  # fmt: skip
+    """Call the next eligible ticket to a counter, as its agent's "call next" would."""
+
+    counter_id: str
+    actor: str
+    request_id: str | None = None
+
+
+class HqTransfer(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="action",
+                 tag="ticket.transfer"):  # fmt: skip
+    """Move a ticket to another service (or to wait for one counter)."""
+
+    ticket_id: str
+    actor: str
+    to_service_id: str | None = None
+    to_counter_id: str | None = None
+    reason: str | None = None
+    request_id: str | None = None
+
+
+class HqCancel(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="action",
+               tag="ticket.cancel"):  # fmt: skip
+    """Cancel a ticket (the branch's rules decide which states allow it)."""
+
+    ticket_id: str
+    actor: str
+    reason: str | None = None
+    request_id: str | None = None
+
+
+# An intervention from HQ's supervisor view (US-AGENT-008), run at the branch by its single writer with the HQ user
+# as actor (`hq:<user>`), audited on both sides. Tagged by `action`; an appliance that predates an action answers
+# "malformed command" and runs nothing.
+HqCommand = HqSetPresence | HqCallNext | HqTransfer | HqCancel
 
 
 class HqReply(Struct, frozen=True, kw_only=True):
-    """The branch's answer: done, or why not (an unknown counter, a counter serving a ticket, …)."""
+    """The branch's answer: done, or why not (an unknown counter, a counter serving a ticket, …); for call-next the
+    ticket called, or why none was (`empty`, `no_compatible`, `counter_unavailable`)."""
 
     ok: bool
     error: str | None = None
+    ticket_number: str | None = None
+    reason: str | None = None
 
 
 command_decoder = msgspec.json.Decoder(HqCommand)
@@ -146,7 +187,7 @@ class Beater:
             try:
                 reply = await (self.on_command or _no_command)(command)
             except Exception as exc:  # the command's own failure is the answer, not a dead subscription
-                log.exception("HQ command %s failed", command.action)
+                log.exception("HQ command %s failed", type(command).__name__)
                 reply = HqReply(ok=False, error=f"{type(exc).__name__}: {exc}")
         if msg.reply:
             await msg.respond(heartbeat_encoder.encode(reply))

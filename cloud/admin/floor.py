@@ -20,6 +20,7 @@ from cloud.store import events, ticket_links, tickets
 
 LIVE = ("waiting", "called", "serving", "held")
 SHOWN_WAITING = 12  # ticket numbers listed per service; the count covers all
+SHOWN_TICKETS = 60  # live tickets listed for HQ's transfer/cancel, in queue order; the lines' counts cover all
 
 
 @dataclass
@@ -45,6 +46,17 @@ class ServiceView:
     oldest_minutes: int | None = None
 
 
+@dataclass(frozen=True)
+class TicketView:
+    """One live ticket HQ may transfer or cancel."""
+
+    ticket_id: str
+    number: str
+    service_id: str
+    status: str
+    counter_id: str | None
+
+
 @dataclass
 class Floor:
     """The branch's floor at `generated_at`."""
@@ -53,6 +65,7 @@ class Floor:
     counters: list[CounterView]
     services: list[ServiceView]
     generated_at: datetime
+    tickets: list[TicketView] = field(default_factory=list)
 
 
 def floor(conn: Connection, tenant: str, branch_id: str, lang: str, now: datetime | None = None) -> Floor:
@@ -74,6 +87,7 @@ def floor(conn: Connection, tenant: str, branch_id: str, lang: str, now: datetim
             counters[event["counter_id"]].presence = str(event.get("status", "closed"))
     rows = conn.execute(
         sa.select(
+            tickets.c.ticket_id,
             tickets.c.ticket_number,
             tickets.c.service_id,
             tickets.c.status,
@@ -94,7 +108,10 @@ def floor(conn: Connection, tenant: str, branch_id: str, lang: str, now: datetim
         .where(tickets.c.tenant_id == tenant, tickets.c.branch_id == branch_id, tickets.c.status.in_(LIVE))
         .order_by(ticket_links.c.queue_order)
     ).all()
-    for number, service_id, status, updated_at, counter_id, _order in rows:
+    shown: list[TicketView] = []
+    for ticket_id, number, service_id, status, updated_at, counter_id, _order in rows:
+        if len(shown) < SHOWN_TICKETS:
+            shown.append(TicketView(ticket_id, number, service_id, status, counter_id))
         line = services.setdefault(service_id, ServiceView(service_id, service_id))
         if status == "waiting":
             line.waiting += 1
@@ -107,4 +124,4 @@ def floor(conn: Connection, tenant: str, branch_id: str, lang: str, now: datetim
         elif counter_id in counters:
             counters[counter_id].ticket, counters[counter_id].ticket_status = number, status
     live = liveness_of(conn, [(tenant, branch_id)], now, missed_beats_setting())[(tenant, branch_id)]
-    return Floor(live, list(counters.values()), list(services.values()), now)
+    return Floor(live, list(counters.values()), list(services.values()), now, shown)

@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -20,10 +20,11 @@ import sqlalchemy as sa
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
-from litestar.response import Redirect, Template
+from litestar.plugins.problem_details import ProblemDetailsException
+from litestar.response import Redirect, ServerSentEvent, Template
 from sqlalchemy.engine import Engine
 
-from cloud.admin import audit, branches, config_edit, fleet, floor, staff
+from cloud.admin import audit, branches, config_edit, fleet, floor, intervene, staff
 from cloud.admin.words import COOKIE, context, pick_lang
 from cloud.config_dist import ConfigRefused, running_version
 from cloud.console import overview
@@ -32,9 +33,9 @@ from cloud.identity.permissions import requires
 from cloud.nats_link import background_link, ready_wait
 from cloud.ops import ca
 from cloud.store import branches as store_branches
+from cloud.web.console import live_stream, render_fragment
 from cloud.web.console_auth import HqPrincipal
 from sync.contract_config import BranchConfig, Service, config_decoder, short_hash
-from sync.liveness import HqCommand, command_subject, reply_decoder
 from sync.staff import STAFF_BUCKET
 
 log = logging.getLogger("qms.cloud.admin")
@@ -653,11 +654,11 @@ def _supervisor_index(request: Request[Any, Any, Any]) -> Template:
 async def supervisor_floor(
     request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]
 ) -> Template:
-    """A branch's floor, read-only, refreshed every 10 s."""
+    """A branch's floor, kept current by its live stream; with `floor.intervene`, the interventions' forms."""
     return await asyncio.to_thread(_supervisor_floor, request, tenant, branch_id)
 
 
-def _supervisor_floor(request: Request[Any, Any, Any], tenant: str, branch_id: str) -> Template:
+def _floor_context(request: Request[Any, Any, Any], tenant: str, branch_id: str) -> dict[str, Any]:
     if not _sees(request, tenant, branch_id):
         raise NotFoundException()
     with _engine(request).connect() as conn:
@@ -669,17 +670,39 @@ def _supervisor_floor(request: Request[Any, Any, Any], tenant: str, branch_id: s
         if known is None:
             raise NotFoundException()
         view = floor.floor(conn, tenant, branch_id, _lang(request))
-    return _page(
-        request,
-        "supervisor.html",
-        tenant=tenant,
-        branch_id=branch_id,
-        floor=view,
-        outcome=request.query_params.get("outcome"),
-    )
+    return {"tenant": tenant, "branch_id": branch_id, "floor": view}
 
 
-INTERVENE_TIMEOUT = 5.0  # seconds a branch has to answer an intervention
+def _supervisor_floor(request: Request[Any, Any, Any], tenant: str, branch_id: str) -> Template:
+    q = request.query_params
+    values = _floor_context(request, tenant, branch_id)
+    return _page(request, "supervisor.html", outcome=q.get("outcome"), detail=q.get("detail"), **values)
+
+
+@get("/admin/supervisor/{tenant:str}/{branch_id:str}/live", guards=[requires("floor.read")])
+async def supervisor_live(
+    request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]
+) -> ServerSentEvent:
+    """The floor's live part as Server-Sent Events (`event: floor`) after each applied batch and every 10 s; it does
+    not keep the session alive and ends (`event: ended`) with it."""
+    await asyncio.to_thread(_floor_context, request, tenant, branch_id)  # 404 before the stream starts
+
+    def render() -> str:
+        values = {**context(_lang(request)), "request": request, **_floor_context(request, tenant, branch_id)}
+        return render_fragment(request, "admin/supervisor_live.html", values)
+
+    return live_stream(request, "floor", render)
+
+
+async def _intervene(request: Request[Any, Any, Any], tenant: str, branch_id: str, command: Any) -> Redirect:
+    """Send one intervention (cloud/admin/intervene.py), audit it, and go back to the floor with its outcome."""
+    engine, nc = _engine(request), request.app.state.get("admin_nc")
+    outcome = await intervene.send(engine, nc, tenant, branch_id, command)
+    await asyncio.to_thread(intervene.record, engine, command, outcome, tenant=tenant, branch_id=branch_id,
+                            source_ip=_ip(request), correlation_id=_correlation(request))  # fmt: skip
+    kind, _, detail = outcome.partition(":")
+    extra = {"detail": detail[:64]} if kind in ("called", "empty") else {}
+    return _back(f"/admin/supervisor/{tenant}/{branch_id}", request, outcome=kind, **extra)
 
 
 @post(
@@ -693,38 +716,40 @@ async def supervisor_intervene(
     counter_id: FromPath[str],
     status: FromPath[str],
 ) -> Any:
-    """Open, pause or close a counter from HQ: a request to the branch, run there with `hq:<user>` as actor; refused
-    at once when the branch is offline or HQ has no NATS, and when the branch does not answer in 5 s."""
-    if not _sees(request, tenant, branch_id) or status not in ("available", "break", "closed"):
+    """Open, pause or close a counter from HQ (`available`, `break`, `closed`), or call the next ticket to it
+    (`call-next`): a request to the branch, run there with `hq:<user>` as actor; refused at once when the branch is
+    offline or HQ has no NATS, and when the branch does not answer in 5 s."""
+    if not _sees(request, tenant, branch_id) or status not in (*intervene.PRESENCE, "call-next"):
         raise NotFoundException()
-    with _engine(request).connect() as conn:
-        live = floor.liveness_of(conn, [(tenant, branch_id)], datetime.now(UTC), floor.missed_beats_setting())
-    nc = request.app.state.get("admin_nc")
-    if live[(tenant, branch_id)].state != "online" or nc is None:
-        outcome = "offline"
+    if status == "call-next":
+        command: Any = intervene.call_next(counter_id, _actor(request))
     else:
-        command = HqCommand(action="counter.presence", counter_id=counter_id[:64], status=status, actor=_actor(request))  # type: ignore[arg-type]
-        try:
-            answer = await nc.request(
-                command_subject(tenant, branch_id), msgspec.json.encode(command), timeout=INTERVENE_TIMEOUT
-            )
-            reply = reply_decoder.decode(answer.data)
-            outcome = "done" if reply.ok else f"refused:{(reply.error or '')[:200]}"
-        except Exception as exc:  # no responder, timeout, connection: the branch did not take it
-            outcome = f"noanswer:{type(exc).__name__}"
-    with _engine(request).begin() as conn:
-        audit.record(
-            conn,
-            actor=_actor(request),
-            action="floor.intervene",
-            tenant=tenant,
-            branch=branch_id,
-            target=f"counter {counter_id[:64]}",
-            source_ip=_ip(request),
-            correlation_id=_correlation(request),
-            after={"status": status, "outcome": outcome},
-        )
-    return _back(f"/admin/supervisor/{tenant}/{branch_id}", request, outcome=outcome.split(":", 1)[0])
+        command = intervene.presence(counter_id, status, _actor(request))
+    return await _intervene(request, tenant, branch_id, command)
+
+
+@post(
+    "/admin/supervisor/{tenant:str}/{branch_id:str}/tickets/{ticket_id:str}/{action:str}",
+    guards=[requires("floor.intervene")],
+)
+async def supervisor_ticket(
+    request: Request[Any, Any, Any],
+    tenant: FromPath[str],
+    branch_id: FromPath[str],
+    ticket_id: FromPath[str],
+    action: FromPath[str],
+) -> Any:
+    """Transfer (form `to_service_id` or `to_counter_id`, `reason`) or cancel (`reason`) a ticket from HQ, run at
+    the branch like the counter's own action; a transfer naming no target is a 400 problem."""
+    if not _sees(request, tenant, branch_id) or action not in ("transfer", "cancel"):
+        raise NotFoundException()
+    form = await _form(request)
+    if action == "cancel":
+        command: Any = intervene.cancel(ticket_id, form, _actor(request))
+    elif (command := intervene.transfer(ticket_id, form, _actor(request))) is None:
+        raise ProblemDetailsException(status_code=400, detail="to_service_id or to_counter_id is required",
+                                      extra={"code": "transfer_target_required"})  # fmt: skip
+    return await _intervene(request, tenant, branch_id, command)
 
 
 # --- central staff accounts --------------------------------------------------------------------------------------
@@ -806,7 +831,9 @@ ROUTES: list[Any] = [
     fleet_page,
     supervisor_index,
     supervisor_floor,
+    supervisor_live,
     supervisor_intervene,
+    supervisor_ticket,
     staff_page,
     staff_save,
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -110,25 +110,17 @@ def _session_alive(request: Request[Any, Any, Any]) -> bool:
     return sessions.alive(auth.engine, raw, auth.clock(), auth.policy)
 
 
-def _fragment(request: Request[Any, Any, Any]) -> str:
-    """The page's live part (`console_live.html`), rendered as the page renders it."""
-    engine = request.app.template_engine
-    assert engine is not None
-    template = engine.get_template("console_live.html")
-    return str(template.render(**_context(request)))
-
-
-@get("/overview/live", guards=[requires("branches.read")])
-async def overview_live(request: Request[Any, Any, Any]) -> ServerSentEvent:
-    """`event: overview` with the re-rendered tables after each applied batch and at least every `LIVE_SECONDS`;
-    `event: ended` (then the stream closes) once the caller's session is over."""
+def live_stream(request: Request[Any, Any, Any], event: str, render: Callable[[], str]) -> ServerSentEvent:
+    """A page's live stream: `event` with `render()` at once, after each applied batch and at least every
+    `LIVE_SECONDS`; `event: ended` (then the stream closes) once the caller's session is over. It never restarts the
+    session's idle clock."""
     seconds = float(request.app.state.get(LIVE_SECONDS_KEY, LIVE_SECONDS))
     feed = request.app.state.get("analytics_live")  # cloud/analytics/live.py: moves after every applied batch
 
     async def stream() -> AsyncIterator[ServerSentEventMessage]:
         seen = feed.version if feed is not None else 0
         while await asyncio.to_thread(_session_alive, request):
-            yield ServerSentEventMessage(event="overview", data=await asyncio.to_thread(_fragment, request))
+            yield ServerSentEventMessage(event=event, data=await asyncio.to_thread(render))
             if feed is not None:
                 seen = await feed.wait(seen, seconds)
             else:
@@ -136,6 +128,20 @@ async def overview_live(request: Request[Any, Any, Any]) -> ServerSentEvent:
         yield ServerSentEventMessage(event="ended", data="session")
 
     return ServerSentEvent(stream(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def render_fragment(request: Request[Any, Any, Any], name: str, context: dict[str, Any]) -> str:
+    """A template rendered alone (a page's live part), with the app's template engine."""
+    engine = request.app.template_engine
+    assert engine is not None
+    return str(engine.get_template(name).render(**context))
+
+
+@get("/overview/live", guards=[requires("branches.read")])
+async def overview_live(request: Request[Any, Any, Any]) -> ServerSentEvent:
+    """`event: overview` with the re-rendered tables after each applied batch and at least every `LIVE_SECONDS`;
+    `event: ended` (then the stream closes) once the caller's session is over."""
+    return live_stream(request, "overview", lambda: render_fragment(request, "console_live.html", _context(request)))
 
 
 @asynccontextmanager

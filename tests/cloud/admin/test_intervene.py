@@ -1,11 +1,13 @@
-"""Interventions from HQ (US-AGENT-008) over a real nats-server with per-branch credentials: HQ opens a counter, the
-appliance runs it with `hq:<user>` as actor and audits it, the hub audits it too; a counter the branch does not know is
+"""Interventions from HQ (US-AGENT-008) over a real nats-server with per-branch credentials: HQ opens a counter, calls
+the next ticket to it, transfers one ticket and cancels another; the appliance runs each with `hq:<user>` as actor and
+audits it, the hub audits it too; what the branch's rules refuse (an unknown counter, cancelling a cancelled ticket) is
 refused by the branch; with the branch offline HQ refuses at once and sends nothing."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from litestar.testing import TestClient
@@ -13,6 +15,8 @@ from litestar.testing import TestClient
 from cloud.credentials import HUB_KEY, authorization_block, issue
 from cloud.store import create_store_engine
 from cloud.web.app import CloudSettings, create_app
+from edge.engine import commands as c
+from edge.service import QueueService
 from tests.cloud.admin.conftest import add_accounts, sign_in
 from tests.support.appliance import RunningAppliance, event_rows, seed_demo
 from tests.support.cloud_hub import wait_until
@@ -23,7 +27,7 @@ TENANT, BRANCH = "acme", "jkt-sudirman"
 FLOOR = f"/admin/supervisor/{TENANT}/{BRANCH}"
 
 
-def test_hq_opens_a_counter_at_the_branch_and_is_refused_when_it_is_offline(
+def test_hq_intervenes_at_the_branch_and_is_refused_when_it_is_offline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store_url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
@@ -34,6 +38,11 @@ def test_hq_opens_a_counter_at_the_branch_and_is_refused_when_it_is_offline(
     add_accounts(engine, "ana")
     engine.dispose()
     seed_demo(tmp_path / "edge")
+    queue = QueueService(tmp_path / "edge")
+    try:
+        tickets = [queue.execute(c.Enqueue(actor="kiosk", service_id="teller")).response for _ in range(3)]
+    finally:
+        queue.stop()
     for name, value in (
         ("QMS_NATS_URL", server.url),
         ("QMS_TENANT", TENANT),
@@ -70,6 +79,7 @@ def test_hq_opens_a_counter_at_the_branch_and_is_refused_when_it_is_offline(
                 assert ("hq:ana", "counter_presence", "counter:1") in audited
                 unknown = client.post(f"{FLOOR}/counters/99/closed?lang=en", follow_redirects=False)
                 assert "outcome=refused" in unknown.headers["location"]
+                call_transfer_and_cancel(client, tmp_path / "edge", tickets)
             finally:
                 appliance.stop()
             wait_until(
@@ -78,8 +88,57 @@ def test_hq_opens_a_counter_at_the_branch_and_is_refused_when_it_is_offline(
             )
             offline = client.post(f"{FLOOR}/counters/2/closed?lang=en", follow_redirects=True)
             assert "Refused: the branch is offline, nothing was sent." in offline.text
+            offline_cancel = client.post(
+                f"{FLOOR}/tickets/{tickets[1]['ticket_id']}/cancel?lang=en", follow_redirects=True
+            )
+            assert "Refused: the branch is offline, nothing was sent." in offline_cancel.text
             trail = client.get("/admin/audit", params={"action": "floor.intervene"}).text
-            assert trail.count('data-action="floor.intervene"') == 3
+            assert trail.count('data-action="floor.intervene"') == 8
             assert "&#34;outcome&#34;: &#34;offline&#34;" in trail or '"outcome": "offline"' in trail
+            assert "ticket.transfer" in trail
     finally:
         server.stop()
+
+
+def call_transfer_and_cancel(client: TestClient[Any], data_dir: Path, tickets: list[dict[str, Any]]) -> None:
+    """HQ calls the next ticket to counter 1, transfers the second to `cs`, cancels the third (twice: the second time
+    the branch refuses); a transfer without a target is a 400 problem. Each ran at the branch as `hq:ana`, audited."""
+    first, second, third = tickets
+    called = client.post(f"{FLOOR}/counters/1/call-next?lang=en", follow_redirects=False)
+    assert f"outcome=called&detail={first['ticket_number']}" in called.headers["location"]
+    assert f"Called at the branch: <strong>{first['ticket_number']}" in client.get(
+        called.headers["location"]).text  # fmt: skip
+    transfer = {"to_service_id": "cs", "reason": "needs CS"}
+    moved = client.post(
+        f"{FLOOR}/tickets/{second['ticket_id']}/transfer?lang=en", data=transfer, follow_redirects=False
+    )
+    assert "outcome=done" in moved.headers["location"]
+    gone = client.post(f"{FLOOR}/tickets/{third['ticket_id']}/cancel?lang=en", follow_redirects=False)
+    assert "outcome=done" in gone.headers["location"]
+    again = client.post(f"{FLOOR}/tickets/{third['ticket_id']}/cancel?lang=en", follow_redirects=False)
+    assert "outcome=refused" in again.headers["location"]
+    nowhere = client.post(f"{FLOOR}/tickets/{second['ticket_id']}/transfer", data={})
+    assert nowhere.status_code == 400
+    assert nowhere.headers["content-type"].startswith("application/problem+json")
+    by_type = {
+        kind: json.loads(body) for kind, body in event_rows(data_dir, "SELECT type, body FROM events ORDER BY seq")
+    }
+    assert by_type["ticket.called"]["actor"] == "hq:ana"
+    assert by_type["ticket.called"]["counter_id"] == "1"
+    assert by_type["ticket.called"]["ticket_id"] == first["ticket_id"]
+    assert by_type["ticket.transferred"]["actor"] == "hq:ana"
+    assert by_type["ticket.transferred"]["ticket_id"] == second["ticket_id"]
+    assert by_type["ticket.cancelled"]["actor"] == "hq:ana"
+    assert by_type["ticket.cancelled"]["ticket_id"] == third["ticket_id"]
+    audited = event_rows(data_dir, "SELECT actor, action, target FROM audit ORDER BY rowid")
+    for entry in (("hq:ana", "call_next", "counter:1"),
+                  ("hq:ana", "transfer", f"ticket:{second['ticket_id']}"),
+                  ("hq:ana", "cancel", f"ticket:{third['ticket_id']}")):  # fmt: skip
+        assert entry in audited
+    wait_until(
+        lambda: (
+            f'data-ticket="{second["ticket_id"]}"'
+            in client.get(FLOOR, params={"lang": "en"}).text.split('id="floor-tickets"')[-1]
+        ),
+        what="the transferred ticket listed on HQ's floor",
+    )

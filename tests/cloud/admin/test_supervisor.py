@@ -36,7 +36,8 @@ def test_the_floor_shows_counters_and_lines_read_only(store_url: str, tmp_path: 
         assert en.status_code == 200
         assert re.search(r'data-counter="2" data-presence="\w+"><td>Loket 2</td>', en.text)
         assert 'data-action="closed"' not in en.text  # an auditor sees, but cannot act
-        assert 'http-equiv="refresh"' in en.text
+        assert 'http-equiv="refresh"' not in en.text  # kept current by its stream, not by reloading
+        assert 'data-live-url="/admin/supervisor/acme/jkt-sudirman/live?lang=en"' in en.text
         idn = client.get("/admin/supervisor/acme/jkt-sudirman", params={"lang": "id"}).text
         assert "Kehadiran" in idn
         assert "Tunggu terlama" in idn
