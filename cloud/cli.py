@@ -27,6 +27,9 @@ audit_app = typer.Typer(no_args_is_help=True, help="The hub audit log (console a
 app.add_typer(audit_app, name="audit")
 ca_app = typer.Typer(no_args_is_help=True, help="The hub's private CA for appliance certificates (LAN HTTPS, NATS).")
 app.add_typer(ca_app, name="ca")
+from cloud.ops.cli import backups_app  # noqa: E402 - the area's own commands
+
+app.add_typer(backups_app, name="backups")
 CaDir = Annotated[Path, typer.Option(envvar="QMS_HUB_CA_DIR", help="Where the CA's ca.crt and ca.key (0600) live.")]
 
 DbUrl = Annotated[

@@ -86,7 +86,14 @@ Mdns = Annotated[
 
 
 def _serve(
-    data_dir: Path, host: str, port: int, log_level: str, cloud: CloudLink | None = None, mdns: bool | None = None
+    data_dir: Path,
+    host: str,
+    port: int,
+    log_level: str,
+    cloud: CloudLink | None = None,
+    mdns: bool | None = None,
+    *,
+    scheduled_backups: bool = False,
 ) -> None:
     import uvicorn
 
@@ -114,7 +121,15 @@ def _serve(
         ssl_certfile=str(tls[0]) if tls else None,
         ssl_keyfile=str(tls[1]) if tls else None,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    from edge.backup_ship import start_scheduler
+
+    # Scheduled backups, sealed and shipped to the hub (QMS_BACKUP_INTERVAL_SECONDS; not for the demo).
+    backups = start_scheduler(data_dir) if scheduled_backups else None
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if backups is not None:
+            backups.stop()
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -162,7 +177,7 @@ def serve(
             # The password only from the environment: a command-line option would show it in `ps`.
             password=os.environ.get("QMS_NATS_PASSWORD") or None,
         )
-    _serve(data_dir, host, port, log_level, cloud, mdns)
+    _serve(data_dir, host, port, log_level, cloud, mdns, scheduled_backups=True)
     del lock
 
 

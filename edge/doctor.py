@@ -259,6 +259,20 @@ def check_backups(data_dir: Path, probes: Probes) -> Finding:
     return _ok("backups", f"newest backup {hours:.1f} h old in {where}")
 
 
+def check_backup_shipping(data_dir: Path) -> Finding:
+    """Scheduled backups shipped to the hub (edge/backup_ship.py): copies waiting and the last upload error."""
+    from edge.backup_ship import read_status
+
+    status = read_status(data_dir)
+    if not status.get("ships"):
+        return _ok("backup shipping", "backups are not shipped to a hub (not enrolled, or the hub has no backup key)")
+    waiting, error = int(status.get("pending") or 0), status.get("upload_error")
+    if waiting and error:
+        fix = "check the link to the hub (the link check below); uploads retry by themselves"
+        return _warn("backup shipping", f"{waiting} sealed backup(s) wait for the hub; last error: {error}", fix)
+    return _ok("backup shipping", f"shipped to the hub; {waiting} waiting")
+
+
 def check_link(data_dir: Path, probes: Probes) -> Finding:
     """The cloud link as the running appliance last recorded it, with its last error in words."""
     from edge.replication import read_link_state
@@ -450,7 +464,12 @@ def run(
     if database.status == "ok":
         zone, printers, devices = _read_branch(data_dir)
     findings.append(check_time_zone(zone, probes))
-    findings += [database, check_backups(data_dir, probes), check_link(data_dir, probes)]
+    findings += [
+        database,
+        check_backups(data_dir, probes),
+        check_backup_shipping(data_dir),
+        check_link(data_dir, probes),
+    ]
     findings += check_certificates(data_dir, probes)
     findings.append(check_mosquitto(data_dir, probes))
     findings += check_printers(printers, probes)

@@ -3,7 +3,8 @@ technician puts on the boot partition, read by the image's first-boot service).
 
 The hub's `POST /api/v1/enrol` {code} spends the one-time code and answers with the branch's tenant, id, NATS
 servers and NKey seed, and its newest configuration (cloud/admin/web.py). The appliance keeps the seed in its data
-dir (0600), applies the configuration when it has none yet, stores any TLS files the hub sends under `<data>/tls/`,
+dir (0600), applies the configuration when it has none yet, stores any TLS files the hub sends under `<data>/tls/`
+and the hub's public keys (backups are sealed to `backup-recipient.pem`, releases verified with `release.pub`),
 and writes `<data>/cloud.env` — the link settings the systemd unit reads (`EnvironmentFile=`). Nothing is written
 until the hub has answered, and `cloud.env` last: a half-done enrolment is retried, never half-applied.
 """
@@ -26,6 +27,8 @@ from edge.store.datadir import ensure_private, write_private
 ENV_FILE = "cloud.env"
 SEED_FILE = "nats.nk"
 TLS_DIR = "tls"
+BACKUP_RECIPIENT_FILE = "backup-recipient.pem"  # edge/backup_ship.py seals scheduled backups to it
+RELEASE_KEY_FILE = "release.pub"  # `qms-edge update` verifies release bundles with it
 TIMEOUT = 15.0
 RETRY_SECONDS = 10.0
 
@@ -110,6 +113,11 @@ def apply(data_dir: Path, hub: str, body: dict[str, Any], tls_key: bytes | None 
             (data_dir / TLS_DIR).mkdir(mode=0o700, exist_ok=True)
             write_private(data_dir / TLS_DIR / name, body[key].encode())
             written.append(data_dir / TLS_DIR / name)
+    keys = {"backup_public_key": BACKUP_RECIPIENT_FILE, "release_public_key": RELEASE_KEY_FILE}
+    for key, name in keys.items():  # public keys: the hub's backup key (seal to it), its release key (verify with it)
+        if isinstance(body.get(key), str) and body[key].startswith("-----BEGIN PUBLIC KEY-----"):
+            write_private(data_dir / name, body[key].encode())
+            written.append(data_dir / name)
     version = _apply_config(data_dir, body.get("config"))
     servers = [str(s) for s in body.get("nats_servers") or []]
     lines = {

@@ -73,6 +73,7 @@ class HostCollector(Collector):
             yield GaugeMetricFamily(
                 "qms_backup_last_success_timestamp_seconds", "When the newest backup archive was written", value=newest
             )
+        yield from backup_shipping_metrics(self.data_dir)
         drilled = last_success(self.data_dir)  # `qms-edge drill`: the newest backup restored, verified and booted
         if drilled is not None:
             yield GaugeMetricFamily(
@@ -88,6 +89,23 @@ class HostCollector(Collector):
     def backups_dir(self) -> Path:
         """Where archives are looked for (beside the data dir, never inside it: a backup must survive its disk)."""
         return Path(os.environ.get(BACKUP_DIR_ENV) or self.data_dir.parent / "backups")
+
+
+def backup_shipping_metrics(data_dir: Path) -> Iterator[Metric]:
+    """Scheduled backups shipped to the hub (edge/backup_ship.py's record): last confirmed upload, copies waiting,
+    failed attempts in a row."""
+    from edge.backup_ship import read_status
+
+    status = read_status(data_dir)
+    if not status.get("ships"):
+        return
+    if isinstance(last := status.get("last_upload_at"), int | float):
+        yield GaugeMetricFamily("qms_backup_upload_last_success_timestamp_seconds",
+                                "When the hub last confirmed a shipped backup", value=last)  # fmt: skip
+    yield GaugeMetricFamily("qms_backup_upload_pending", "Sealed backups waiting for the hub",
+                            value=int(status.get("pending") or 0))  # fmt: skip
+    yield GaugeMetricFamily("qms_backup_upload_failures", "Failed upload attempts in a row",
+                            value=int(status.get("upload_failures") or 0))  # fmt: skip
 
 
 def registry_for(

@@ -1,17 +1,22 @@
-"""The ops area's routes (`/metrics`) and its wiring into the hub's app; `cloud.web.app` mounts `ROUTES` and calls
-`install(app, engine)` once the app exists (correlation ids, HTTP metrics, the scrape registry)."""
+"""The ops area's routes (`/metrics`, shipped appliance backups) and its wiring into the hub's app; `cloud.web.app`
+mounts `ROUTES` and calls `install(app, engine)` once the app exists (correlation ids, HTTP metrics, scrapes)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Request, Response, get, put
 from litestar.exceptions import NotAuthorizedException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.engine import Engine
 
+from cloud.ops import backup_store
 from cloud.ops.metrics import hub_registry, scrape_allowed
 from sync.http_metrics import HttpMetrics, instrument
+
+log = logging.getLogger(__name__)
 
 
 @get("/metrics", include_in_schema=False, sync_to_thread=True)
@@ -23,7 +28,26 @@ def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
 
-ROUTES: list[Any] = [metrics]
+@put("/api/v1/backups/{tenant:str}/{branch_id:str}/{name:str}", request_max_body_size=None, status_code=201)
+async def upload_backup(request: Request[Any, Any, Any], tenant: str, branch_id: str, name: str) -> Response[Any]:
+    """An appliance ships one sealed backup (signed with its branch NKey: cloud/ops/backup_store.py); 201 when stored,
+    200 when the same file was already there."""
+    try:
+        store = backup_store.require_store()
+        engine: Engine = request.app.state["engine"]
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        size, digest = await asyncio.to_thread(backup_store.check_signature, engine, tenant, branch_id, name, headers)
+        stored, created = await backup_store.receive(store, tenant, branch_id, name, size, digest, request.stream())
+    except backup_store.UploadRefused as exc:
+        problem = {"type": "about:blank", "title": "backup refused", "status": exc.status, "detail": str(exc),
+                   "code": "backup_refused"}  # fmt: skip
+        return Response(problem, status_code=exc.status, media_type="application/problem+json")
+    log.info("backup %s of %s/%s stored (%d bytes)", stored.name, tenant, branch_id, stored.size)
+    body = {"name": stored.name, "size": stored.size, "sha256": stored.sha256, "received_at": stored.received_at}
+    return Response(body, status_code=201 if created else 200)
+
+
+ROUTES: list[Any] = [metrics, upload_backup]
 
 
 def install(app: Litestar, engine: Engine) -> None:

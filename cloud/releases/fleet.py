@@ -141,7 +141,7 @@ def accept_report(engine: Engine, report: str, signature: str) -> Report:
         if public is None:
             raise ReportRefused("unknown branch")
         try:
-            _nkey_public(public).verify(sig, report.encode())
+            nkey_public(public).verify(sig, report.encode())
         except (InvalidSignature, ValueError):
             raise ReportRefused("signature does not match the branch's key") from None
         conn.execute(
@@ -158,7 +158,7 @@ def accept_report(engine: Engine, report: str, signature: str) -> Report:
     return parsed
 
 
-def _nkey_public(public: str) -> Ed25519PublicKey:
+def nkey_public(public: str) -> Ed25519PublicKey:
     """The Ed25519 key inside an NKey public key (base32: prefix byte, 32-byte key, CRC16), checksum checked."""
     raw = base64.b32decode(public + "=" * (-len(public) % 8))
     if len(raw) != 35 or nkeys.crc16_checksum(raw[:-2]) != raw[-2:]:  # noqa: PLR2004

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 FORMAT = "qms-release"
+KEY_ENV = "QMS_RELEASE_KEY"  # the hub's release signing key (PEM); `qms-cloud release` creates it on first use
+
+
+def key_path() -> Path | None:
+    """Where the hub keeps its release key (QMS_RELEASE_KEY); None when unset."""
+    value = os.environ.get(KEY_ENV, "")
+    return Path(value) if value else None
+
+
+def release_public_pem() -> str | None:
+    """The public half of the hub's release key for appliances (enrolment), None when the hub has none yet."""
+    path = key_path()
+    if path is None or not path.is_file():
+        return None
+    return public_pem(load_or_create_key(path)).decode()
 
 
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
