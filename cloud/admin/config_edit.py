@@ -320,6 +320,11 @@ def list_requests(conn: Connection, tenants: frozenset[str] | None) -> list[dict
         q = q.where(change_requests.c.tenant_id.in_(sorted(tenants)))
     out = []
     for r in conn.execute(q):
+        if r.kind == "staff":  # a staff account's change (cloud/admin/staff.py): its own diff, never a hash
+            from cloud.admin.staff import request_diff  # staff builds on this module
+
+            out.append({**r._asdict(), "diff": request_diff(conn, r.tenant_id, r.branch_id, r.doc)})
+            continue
         proposed = config_decoder.decode(r.doc)
         base = any_version(conn, r.tenant_id, r.branch_id, r.base_version)
         out.append({**r._asdict(), "diff": diff(base, proposed)})
@@ -362,7 +367,10 @@ async def decide(
     done = None
     if approve:
         try:
-            done = await push_config(engine, js, row.tenant_id, row.branch_id, row.doc.encode())
+            if row.kind == "staff":
+                await _approve_staff(engine, js, row, source_ip)
+            else:
+                done = await push_config(engine, js, row.tenant_id, row.branch_id, row.doc.encode())
         except BaseException:
             with engine.begin() as conn:  # not distributed: it waits again
                 conn.execute(
@@ -385,7 +393,7 @@ async def decide(
         record(
             conn,
             actor=actor,
-            action="config.approve" if approve else "config.reject",
+            action=f"{row.kind}.{'approve' if approve else 'reject'}",
             tenant=row.tenant_id,
             branch=row.branch_id,
             target=f"change {request_id}",
@@ -393,6 +401,19 @@ async def decide(
             after={"version": done.version, "hash": done.config_hash} if done else None,
         )
     return done
+
+
+async def _approve_staff(engine: Engine, js: Any, row: Any, source_ip: str | None) -> None:
+    """Save an approved staff change (`DecisionRefused("staff_conflict")` when the account changed since it was
+    filed; nothing saved) and publish the branch's staff document."""
+    from cloud.admin import staff  # staff builds on this module
+
+    try:
+        with engine.begin() as conn:
+            doc = staff.apply_request(conn, row, source_ip=source_ip)
+    except staff.StaffConflict:
+        raise DecisionRefused("staff_conflict") from None
+    await staff.publish(js, doc)
 
 
 async def rollback(

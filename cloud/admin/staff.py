@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -15,8 +17,8 @@ from argon2 import PasswordHasher
 from sqlalchemy.engine import Connection
 
 from cloud.admin.audit import record
-from cloud.admin.config_edit import running_document
-from cloud.admin.tables import staff_accounts
+from cloud.admin.config_edit import REQUEST_TTL, running_document
+from cloud.admin.tables import change_requests, staff_accounts
 from cloud.store import utcnow_iso
 from sync.passwords import Passwords
 from sync.relay import config_key
@@ -93,7 +95,9 @@ def save(
         "version": version,
         "updated_at": utcnow_iso(),
     }
-    if account["password"]:
+    if account.get("password_hash"):  # an approved request carries the hash made when it was filed
+        values["password_hash"] = account["password_hash"]
+    elif account["password"]:
         values["password_hash"] = _passwords.hash(account["password"])
     before = conn.execute(
         sa.select(staff_accounts).where(key, staff_accounts.c.username == account["username"])
@@ -112,7 +116,7 @@ def save(
         "role": account["role"],
         "counters": account["counters"],
         "active": account["active"],
-        "password_changed": bool(account["password"]),
+        "password_changed": bool(account.get("password") or account.get("password_hash")),
     }
     record(
         conn,
@@ -128,6 +132,84 @@ def save(
         after=shown,
     )
     return document(conn, tenant, branch_id)
+
+
+class StaffConflict(Exception):
+    """The account changed after the request was filed: approving it would overwrite that change."""
+
+
+def _current(conn: Connection, tenant: str, branch_id: str, username: str) -> Any:
+    key = (staff_accounts.c.tenant_id == tenant) & (staff_accounts.c.branch_id == branch_id)
+    return conn.execute(sa.select(staff_accounts).where(key, staff_accounts.c.username == username)).first()
+
+
+def file_request(
+    conn: Connection, tenant: str, branch_id: str, account: dict[str, Any], *, actor: str, source_ip: str | None
+) -> str:
+    """With the tenant's approvals on: the change as a pending request (US-ADMIN-006) instead of saving it. A new
+    password is hashed now, so the request holds only its hash; the base is the account's version as it is now (0 for
+    a new one). Audited as `staff.request`; returns the request id."""
+    request_id = secrets.token_hex(8)
+    now = datetime.now(UTC)
+    before = _current(conn, tenant, branch_id, account["username"])
+    pending = {
+        "username": account["username"],
+        "role": account["role"],
+        "counters": account["counters"],
+        "active": account["active"],
+        "password_hash": _passwords.hash(account["password"]) if account["password"] else None,
+    }
+    conn.execute(
+        change_requests.insert().values(
+            id=request_id, tenant_id=tenant, branch_id=branch_id, kind="staff",
+            base_version=before.version if before is not None else 0, doc=json.dumps(pending),
+            summary=f"staff {account['username']}", status="pending", requested_by=actor,
+            requested_at=now.isoformat(), expires_at=(now + REQUEST_TTL).isoformat(),
+        )
+    )  # fmt: skip
+    record(conn, actor=actor, action="staff.request", tenant=tenant, branch=branch_id,
+           target=f"change {request_id}", source_ip=source_ip, before=_shown(before),
+           after={**_shown_pending(pending), "account": account["username"]})  # fmt: skip
+    return request_id
+
+
+def _shown(row: Any) -> dict[str, Any] | None:
+    """An account as the audit and the diff show it (never its hash)."""
+    if row is None:
+        return None
+    return {"role": row.role, "counters": json.loads(row.counters), "active": bool(row.active)}
+
+
+def _shown_pending(pending: dict[str, Any]) -> dict[str, Any]:
+    return {"role": pending["role"], "counters": pending["counters"], "active": pending["active"],
+            "password_changed": pending["password_hash"] is not None}  # fmt: skip
+
+
+def request_diff(conn: Connection, tenant: str, branch_id: str, doc: str) -> list[str]:
+    """A pending staff change against the account as it is now, line by line (`password: (new)`, never a hash)."""
+    pending = json.loads(doc)
+    before = _shown(_current(conn, tenant, branch_id, pending["username"])) or {}
+    lines = [f"  account: {pending['username']}"]
+    for name in ("role", "counters", "active"):
+        new = json.dumps(pending[name])
+        if name not in before:
+            lines.append(f"+ {name}: {new}")
+        elif json.dumps(before[name]) != new:
+            lines += [f"- {name}: {json.dumps(before[name])}", f"+ {name}: {new}"]
+    if pending["password_hash"] is not None:
+        lines.append("+ password: (new)")
+    return lines
+
+
+def apply_request(conn: Connection, row: Any, *, source_ip: str | None) -> StaffDocument:
+    """An approved staff request saved as its requester made it; `StaffConflict` when the account changed since it
+    was filed. Returns the branch's next staff document (to publish)."""
+    pending = json.loads(row.doc)
+    current = _current(conn, row.tenant_id, row.branch_id, pending["username"])
+    if (current.version if current is not None else 0) != row.base_version:
+        raise StaffConflict(pending["username"])
+    account = {**pending, "password": ""}
+    return save(conn, row.tenant_id, row.branch_id, account, actor=row.requested_by, source_ip=source_ip)
 
 
 def document(conn: Connection, tenant: str, branch_id: str) -> StaffDocument:

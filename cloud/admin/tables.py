@@ -67,7 +67,7 @@ tenant_settings = sa.Table(
     sa.Column("updated_at", sa.String(40), nullable=False),
 )
 
-# Configuration change requests (maker-checker): the proposed document against the version it was edited from.
+# Change requests (maker-checker): a configuration or staff-account change against the version it was edited from.
 change_requests = sa.Table(
     "change_requests",
     metadata,
@@ -84,6 +84,9 @@ change_requests = sa.Table(
     sa.Column("decided_by", sa.String(64)),
     sa.Column("decided_at", sa.String(40)),
     sa.Column("distributed_version", sa.Integer),
+    # config: `doc` is a BranchConfig against `base_version`; staff: one account's change (its new password only as a
+    # hash) against that account's version (cloud/admin/staff.py). Added by 0013_staff_requests.
+    sa.Column("kind", sa.String(16), nullable=False, server_default="config"),
 )
 sa.Index("change_requests_scope", change_requests.c.tenant_id, change_requests.c.branch_id, change_requests.c.status)
 

@@ -778,6 +778,7 @@ def _staff_page(request: Request[Any, Any, Any], tenant: str, branch_id: str, **
         accounts=listed,
         counters=[c.id for c in config.counters] if config else [],
         notice=request.query_params.get("notice"),
+        requested=request.query_params.get("requested"),
         form=extra.pop("form", {}),
         errors=extra.pop("errors", {}),
     )
@@ -785,7 +786,8 @@ def _staff_page(request: Request[Any, Any, Any], tenant: str, branch_id: str, **
 
 @post("/admin/staff/{tenant:str}/{branch_id:str}", guards=[requires("users.manage")])
 async def staff_save(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> Any:
-    """Add or change an account (a password only as its hash) and push the branch's staff document."""
+    """Add or change an account (a password only as its hash) and push the branch's staff document; with the
+    tenant's approvals on, file it as a change request instead (distributed when someone else approves it)."""
     if not _sees(request, tenant, branch_id):
         raise NotFoundException()
     form = await _form(request)
@@ -794,7 +796,12 @@ async def staff_save(request: Request[Any, Any, Any], tenant: FromPath[str], bra
     def store() -> tuple[Any, dict[str, str], Any]:
         with _engine(request).begin() as conn:
             account, errors = staff.check_form(conn, tenant, branch_id, form)
-            if errors or js is None:
+            if errors:
+                return account, errors, None
+            if config_edit.approvals_on(conn, tenant):
+                return account, errors, staff.file_request(conn, tenant, branch_id, account, actor=_actor(request),
+                                                           source_ip=_ip(request))  # fmt: skip
+            if js is None:
                 return account, errors, None
             return (
                 account,
@@ -808,6 +815,8 @@ async def staff_save(request: Request[Any, Any, Any], tenant: FromPath[str], bra
         if js is None and not errors:
             errors = {"form": "no_nats"}
         return await asyncio.to_thread(_staff_page, request, tenant, branch_id, status=400, form=shown, errors=errors)
+    if isinstance(doc, str):  # a change request's id
+        return _back(f"/admin/staff/{tenant}/{branch_id}", request, requested=doc)
     await staff.publish(js, doc)
     return _back(f"/admin/staff/{tenant}/{branch_id}", request, notice=f"v{doc.version}")
 

@@ -73,6 +73,7 @@ WORDS: dict[str, dict[str, str]] = {
         "empty": "antrean kosong", "no_compatible": "tidak ada tiket untuk layanan loket ini",
         "counter_unavailable": "loket tidak tersedia", "no_live_tickets": "Tidak ada tiket aktif.",
         "session_ended": "Sesi berakhir. Masuk lagi untuk melanjutkan.", "signin": "Masuk",
+        "staff_conflict": "Akun sudah berubah sejak permintaan dibuat; tolak dan ajukan ulang.",
         "yes": "ya", "no": "tidak", "lang_other": "English",
     },
     "en": {
@@ -137,6 +138,7 @@ WORDS: dict[str, dict[str, str]] = {
         "empty": "the queue is empty", "no_compatible": "no ticket for this counter's services",
         "counter_unavailable": "the counter is not available", "no_live_tickets": "No live tickets.",
         "session_ended": "Your session has ended. Sign in again to continue.", "signin": "Sign in",
+        "staff_conflict": "The account changed after the request was made; reject it and ask again.",
         "yes": "yes", "no": "no", "lang_other": "Bahasa Indonesia",
     },
 }  # fmt: skip
