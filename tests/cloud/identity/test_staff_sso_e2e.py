@@ -58,7 +58,7 @@ def test_staff_sign_in_through_the_hub(tmp_path: Path, monkeypatch: pytest.Monke
         for kwargs in ({"age": 200}, {"branch": "bdg-dago"}):
             forged = httpx.Client()
             assert start(forged, appliance).status_code == 303
-            token = rig.assertion(rig.pending_nonce(), **kwargs)  # type: ignore[arg-type]
+            token = rig.assertion(rig.pending_nonce(), **kwargs)
             where = landing(forged, f"{appliance.base_url}/staff/sso/callback?assertion={token}")
             assert where.startswith("/staff/login?sso_error=refused"), kwargs
             assert signed_in_as(forged, rig) is None
