@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import shlex
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from datetime import date
@@ -262,8 +264,19 @@ async def branch_create(request: Request[Any, Any, Any]) -> Any:
 
     code, expires = await asyncio.to_thread(create)
     return _page(
-        request, "branch_form.html", status=201, profile=profile, errors={}, new=False, code=code, expires=expires
-    )
+        request, "branch_form.html", status=201, profile=profile, errors={}, new=False, code=code, expires=expires,
+        nats_step=nats_reload_step(keys_dir),
+    )  # fmt: skip
+
+
+def nats_reload_step(keys_dir: Path) -> list[str]:
+    """The commands that make nats-server accept a new branch's key: its users are a static `authorization` include
+    (cloud/credentials.py) that the server reads only on (re)load. Shown on the page after a branch is created."""
+    auth_out = os.environ.get("QMS_NATS_AUTH", "nats-auth.conf")
+    return [
+        f"qms-cloud branch users --keys-dir {shlex.quote(str(keys_dir))} --auth-out {shlex.quote(auth_out)}",
+        "nats-server --signal reload",
+    ]
 
 
 @get("/admin/branches/{tenant:str}/{branch_id:str}", guards=[requires("branches.read")])

@@ -74,6 +74,10 @@ WORDS: dict[str, dict[str, str]] = {
         "counter_unavailable": "loket tidak tersedia", "no_live_tickets": "Tidak ada tiket aktif.",
         "session_ended": "Sesi berakhir. Masuk lagi untuk melanjutkan.", "signin": "Masuk",
         "staff_conflict": "Akun sudah berubah sejak permintaan dibuat; tolak dan ajukan ulang.",
+        "nats_step": "Satu langkah lagi sebelum perangkat cabang bisa terhubung — di host NATS, dengan QMS_CLOUD_DB"
+        " milik hub, jalankan:",
+        "nats_step_why": "nats-server membaca pengguna cabang dari berkas authorization dan baru menerima kunci baru"
+        " setelah berkas dibuat ulang dan dimuat ulang.",
         "yes": "ya", "no": "tidak", "lang_other": "English",
     },
     "en": {
@@ -139,6 +143,10 @@ WORDS: dict[str, dict[str, str]] = {
         "counter_unavailable": "the counter is not available", "no_live_tickets": "No live tickets.",
         "session_ended": "Your session has ended. Sign in again to continue.", "signin": "Sign in",
         "staff_conflict": "The account changed after the request was made; reject it and ask again.",
+        "nats_step": "One more step before the branch's appliance can connect — on the NATS host, with the hub's"
+        " QMS_CLOUD_DB, run:",
+        "nats_step_why": "nats-server reads its branch users from an authorization file and accepts the new key only"
+        " once that file is regenerated and reloaded.",
         "yes": "yes", "no": "no", "lang_other": "Bahasa Indonesia",
     },
 }  # fmt: skip

@@ -81,6 +81,9 @@ def test_create_enrol_once_retire_and_delete(client: TestClient, store_url: str,
     assert match, created.text
     code = match.group(1)
     assert "shown only once" in created.text
+    step = created.text.split('id="nats-step"', 1)[1].split("</div>", 1)[0]  # what the admin must run, exactly
+    assert f"qms-cloud branch users --keys-dir {tmp_path / 'keys'} --auth-out nats-auth.conf" in step
+    assert "nats-server --signal reload" in step
     assert client.post("/admin/branches?lang=en", data=FORM).status_code == 400  # the id exists now
 
     seed_file = tmp_path / "keys" / "acme.jkt-kuningan.nk"
