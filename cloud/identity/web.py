@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloud.identity import signin, sso_web, tokens_api
+from cloud.identity import signin, sso_console, sso_web, tokens_api
 
-ROUTES: list[Any] = [*signin.ROUTES, *tokens_api.ROUTES, *sso_web.ROUTES]
+ROUTES: list[Any] = [*signin.ROUTES, *tokens_api.ROUTES, *sso_web.ROUTES, *sso_console.ROUTES]
