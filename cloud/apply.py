@@ -15,7 +15,7 @@ credentials may publish to); an event whose body names another branch or tenant 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,6 +40,7 @@ from cloud.store import (
     tickets,
     transaction,
     utcnow_iso,
+    write_many,
 )
 from sync.contract import (
     ConfigApplied,
@@ -61,6 +62,7 @@ from sync.contract_config import config_hash
 from sync.relay import SUBJECT_PREFIX
 
 UNPARK_CHUNK = 5000
+ApplyHook = Callable[[Connection, str, str, Sequence[Any]], None]
 _STATUS_AFTER = {
     "ticket.called": "called",
     "ticket.recalled": "called",
@@ -152,8 +154,9 @@ def subject_branch(subject: str) -> tuple[str, str] | None:
     return tenant, rest
 
 
-def apply_batch(engine: Engine, messages: Sequence[Incoming]) -> ApplyResult:
-    """Apply a batch in one transaction; ack the messages only after this returns."""
+def apply_batch(engine: Engine, messages: Sequence[Incoming], hooks: Sequence[ApplyHook] | None = None) -> ApplyResult:
+    """Apply a batch in one transaction; ack the messages only after this returns. `hooks`: what else is kept in
+    the same transaction (default `HOOKS`; the benchmark times them one by one or leaves them out)."""
     result = ApplyResult()
     keys: dict[tuple[str, str, int], str] = {}
     by_branch: dict[tuple[str, str], list[tuple[int, bytes, AnyApplied | None]]] = {}
@@ -187,7 +190,7 @@ def apply_batch(engine: Engine, messages: Sequence[Incoming]) -> ApplyResult:
         return result
     with pii.offered_keys(keys), transaction(engine) as conn:
         for tenant, branch_id in sorted(by_branch):  # a fixed lock order: no deadlock between consumers
-            _apply_branch(conn, tenant, branch_id, by_branch[(tenant, branch_id)], result)
+            _apply_branch(conn, tenant, branch_id, by_branch[(tenant, branch_id)], result, hooks)
     return result
 
 
@@ -211,6 +214,7 @@ def _apply_branch(
     branch_id: str,
     items: list[tuple[int, bytes, AnyApplied | None]],
     result: ApplyResult,
+    hooks: Sequence[ApplyHook] | None = None,
 ) -> None:
     row = _lock_branch(conn, tenant, branch_id)
     next_seq, last_hash, status = row.next_seq, row.last_hash, row.status
@@ -264,7 +268,7 @@ def _apply_branch(
             sa.select(sa.func.min(parked.c.seq)).where(branch_key(parked, tenant, branch_id))
         ).scalar_one_or_none()
         status, problem = ("gap", f"missing seq {next_seq}..{waiting - 1}") if waiting is not None else ("ok", None)
-    _write_events(conn, tenant, branch_id, to_apply, now)
+    _write_events(conn, tenant, branch_id, to_apply, now, HOOKS if hooks is None else hooks)
     values: dict[str, Any] = {
         "next_seq": next_seq,
         "last_hash": last_hash,
@@ -366,12 +370,15 @@ def _unpark(
     return next_seq in pending
 
 
-def _write_events(conn: Connection, tenant: str, branch_id: str, applied: Sequence[AnyApplied], now: str) -> None:
-    """Insert the events and fold them into the ticket projection (one row per ticket, last state wins)."""
+def _write_events(
+    conn: Connection, tenant: str, branch_id: str, applied: Sequence[AnyApplied], now: str, hooks: Sequence[ApplyHook]
+) -> None:
+    """Insert the events, fold them into the ticket projection (one row per ticket, last state wins), run the hooks."""
     if not applied:
         return
-    conn.execute(
-        events.insert(),
+    write_many(
+        conn,
+        events,
         [
             {
                 "tenant_id": tenant,
@@ -389,9 +396,13 @@ def _write_events(conn: Connection, tenant: str, branch_id: str, applied: Sequen
         ],
     )
     project_events(conn, tenant, branch_id, applied)
-    facts.on_applied(conn, tenant, branch_id, applied)  # in the same transaction: facts never lag the events
-    triggers.on_applied(conn, tenant, branch_id, applied)  # outbox rows: exactly once per idempotency key
-    checkins.on_applied(conn, tenant, branch_id, applied)  # bookings checked in at the branch's kiosk
+    for hook in hooks:
+        hook(conn, tenant, branch_id, applied)
+
+
+# Kept in the consumer's transaction, after the projection: facts never lag the events; outbox rows exactly once per
+# idempotency key; bookings checked in at the branch's kiosk.
+HOOKS: tuple[ApplyHook, ...] = (facts.on_applied, triggers.on_applied, checkins.on_applied)
 
 
 def project_events(conn: Connection, tenant: str, branch_id: str, applied: Sequence[AnyApplied]) -> None:
@@ -399,7 +410,7 @@ def project_events(conn: Connection, tenant: str, branch_id: str, applied: Seque
     created, updated = _ticket_changes(applied)
     if created:
         rows = [{"tenant_id": tenant, "branch_id": branch_id, **row} for row in created.values()]
-        conn.execute(insert_ignore(conn, tickets), rows)
+        write_many(conn, tickets, rows, merge="ignore")
     if updated:
         conn.execute(
             sa.update(tickets)
@@ -453,10 +464,8 @@ def _write_links(conn: Connection, tenant: str, branch_id: str, applied: Sequenc
             continue
         target = created.get(e.ticket_id)
         (target if target is not None else updated.setdefault(e.ticket_id, {})).update(change)
-    if leases:
-        conn.execute(insert_ignore(conn, number_leases), leases)
-    if created:
-        conn.execute(insert_ignore(conn, ticket_links), list(created.values()))
+    write_many(conn, number_leases, leases, merge="ignore")
+    write_many(conn, ticket_links, list(created.values()), merge="ignore")
     for column in ("counter_id", "queue_order"):  # one statement per column: executemany needs uniform parameters
         rows = [{"b_ticket": tid, "b_value": change[column]} for tid, change in updated.items() if column in change]
         if rows:

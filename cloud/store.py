@@ -13,6 +13,7 @@ database to the newest one (so does `qms-cloud db upgrade`). `metadata` here mir
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from sync.contract import GENESIS_HASH
@@ -295,3 +297,104 @@ def insert_ignore(engine_or_conn: Engine | Connection, table: sa.Table) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table).on_conflict_do_nothing()
+
+
+# Set-based statements for the consumer's batches. PostgreSQL: ONE statement whatever the number of rows (columns sent
+# as arrays, `unnest`), so a batch costs a round trip and no per-row driver work; SQLite: executemany (in-process).
+
+
+def write_many(
+    conn: Connection, table: sa.Table, rows: list[dict[str, Any]], *, key: tuple[str, ...] = (), merge: str = "error"
+) -> None:
+    """Insert `rows` (all with the same keys). `merge`: "error" (a plain INSERT), "ignore" (`ON CONFLICT DO NOTHING`,
+    any unique key), "replace" (the other columns take the new values) or "add" (they are added to: rollup
+    measures); the last two on conflict with `key`."""
+    if not rows:
+        return
+    names = tuple(rows[0])
+    if conn.dialect.name == "postgresql":
+        arrays = {}
+        for i, name in enumerate(names):
+            convert = _PG_PY[_pg_type(table.c[name])]
+            arrays[f"c{i}"] = [None if (value := row.get(name)) is None else convert(value) for row in rows]
+        conn.exec_driver_sql(_pg_write_sql(table, names, key, merge), arrays)
+        return
+    from sqlalchemy.dialects.sqlite import insert
+
+    statement = insert(table)
+    if merge == "ignore":
+        statement = statement.on_conflict_do_nothing()
+    elif merge in ("replace", "add"):
+        others = [name for name in names if name not in key]
+        updates = {
+            n: statement.excluded[n] if merge == "replace" else table.c[n] + statement.excluded[n] for n in others
+        }
+        statement = statement.on_conflict_do_update(index_elements=list(key), set_=updates)
+    conn.execute(statement, rows)
+
+
+def _pg_type(column: sa.Column[Any]) -> str:
+    kind = column.type
+    if isinstance(kind, sa.Boolean):
+        return "boolean"
+    if isinstance(kind, sa.SmallInteger):
+        return "int2"
+    if isinstance(kind, sa.BigInteger):
+        return "int8"
+    if isinstance(kind, sa.Integer):
+        return "int4"
+    if isinstance(kind, sa.Float):
+        return "float8"
+    return "text"
+
+
+# Each array holds one Python type (psycopg picks the array's type from its items).
+_PG_PY: dict[str, Any] = {"boolean": bool, "int2": int, "int4": int, "int8": int, "float8": float, "text": str}
+
+
+@functools.cache
+def _pg_write_sql(table: sa.Table, names: tuple[str, ...], key: tuple[str, ...], merge: str) -> str:
+    """The PostgreSQL INSERT of `names` from one array parameter per column (`%(c0)b`, `%(c1)b`, …: psycopg sends
+    them in binary; quoting a 500-event batch's bodies into a text array literal took 260 ms of Python, binary 1 ms)."""
+    arrays = ", ".join(f"CAST(%(c{i})b AS {_pg_type(table.c[name])}[])" for i, name in enumerate(names))
+    others = [name for name in names if name not in key]
+    conflict = {
+        "error": "",
+        "ignore": " ON CONFLICT DO NOTHING",
+        "replace": f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+        + ", ".join(f"{name} = EXCLUDED.{name}" for name in others),
+        "add": f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+        + ", ".join(f"{name} = {table.name}.{name} + EXCLUDED.{name}" for name in others),
+    }[merge]
+    # Names from our own Table objects only, never from input: nothing here can carry an injection.
+    return f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays}){conflict}"  # noqa: S608
+
+
+def probe(
+    conn: Connection,
+    table: sa.Table,
+    tenant: str,
+    branch_id: str,
+    column: str,
+    values: list[str],
+    columns: list[sa.Column[Any]] | None = None,
+) -> sa.Select[Any]:
+    """The rows (`columns`, default all) of one branch whose `column`, the next part of the primary key, is one of
+    `values`, found by primary-key probes.
+
+    PostgreSQL plans `ticket_id IN (…)` / `= ANY(…)` on a table not analysed yet (a new hub catching up on a
+    backlog; a new branch in an old table) as a scan of the whole branch with the ids as a filter, or as a hash join
+    over it: the cost grows with the table (0.4 s for 250 ids among 6,250 tickets). A LATERAL probe per value (its
+    OFFSET 0 keeps the planner from flattening it into a join) stays an index lookup whatever the statistics."""
+    chosen = columns if columns is not None else list(table.c)
+    if conn.dialect.name != "postgresql":
+        return sa.select(*chosen).where(branch_key(table, tenant, branch_id), table.c[column].in_(values))
+    wanted = sa.func.unnest(sa.bindparam(f"probe_{column}", values, type_=postgresql.ARRAY(sa.Text)))
+    keys = wanted.table_valued("value").render_derived(name="wanted")
+    found = (
+        sa.select(*chosen)
+        .where(branch_key(table, tenant, branch_id), table.c[column] == keys.c.value)
+        .offset(0)
+        .lateral("found")
+    )
+    return sa.select(*found.c).select_from(keys.join(found, sa.true()))

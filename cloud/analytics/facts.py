@@ -15,14 +15,12 @@ measured where it cannot be), never an error. `rebuild` folds the stored log aga
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from cloud.analytics.tables import (
@@ -36,7 +34,7 @@ from cloud.analytics.tables import (
     facts,
     rollups,
 )
-from cloud.store import branch_key
+from cloud.store import branch_key, probe, write_many
 from sync import kpi
 from sync.contract import (
     ConfigApplied,
@@ -252,26 +250,14 @@ def on_applied(conn: Connection, tenant: str, branch_id: str, applied: Sequence[
 
 
 def _current(conn: Connection, tenant: str, branch_id: str, ticket_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The stored facts of these tickets (one query per CHUNK ids)."""
+    """The stored facts of these tickets (one query of primary-key probes per CHUNK ids)."""
     found: dict[str, dict[str, Any]] = {}
     columns = [c for c in facts.c if c.name not in ("tenant_id", "branch_id", "csv_comma", "csv_semicolon")]
     for start in range(0, len(ticket_ids), CHUNK):
         chunk = ticket_ids[start : start + CHUNK]
-        rows = conn.execute(sa.select(*columns).where(_keys_in(conn, tenant, branch_id, chunk))).mappings()
+        rows = conn.execute(probe(conn, facts, tenant, branch_id, "ticket_id", chunk, columns)).mappings()
         found.update({row["ticket_id"]: dict(row) for row in rows})
     return found
-
-
-def _keys_in(conn: Connection, tenant: str, branch_id: str, ticket_ids: list[str]) -> sa.ColumnElement[bool]:
-    """The facts with these full primary keys. PostgreSQL: `(tenant, branch, ticket) IN (SELECT …, unnest(ids))`, a
-    nested loop of primary-key probes. The plain `ticket_id IN (…)` was, on a table not analysed yet (a new hub
-    catching up on a backlog), planned as an index scan of the whole branch with the ids as a filter (22 ms for 100
-    ids among 50,000 facts, growing with the table; 0.4 ms as probes)."""
-    if conn.dialect.name != "postgresql":
-        return sa.and_(branch_key(facts, tenant, branch_id), facts.c.ticket_id.in_(ticket_ids))
-    ids = sa.func.unnest(sa.bindparam("ticket_ids", ticket_ids, type_=postgresql.ARRAY(sa.Text)))
-    keys = sa.select(sa.literal(tenant, sa.Text), sa.literal(branch_id, sa.Text), ids)
-    return sa.tuple_(facts.c.tenant_id, facts.c.branch_id, facts.c.ticket_id).in_(keys)
 
 
 def write(
@@ -315,60 +301,9 @@ def write(
 def _upsert(
     conn: Connection, table: sa.Table, rows: list[dict[str, Any]], key: tuple[str, ...], *, replace: bool
 ) -> None:
-    """`INSERT … ON CONFLICT (key) DO UPDATE` for many rows: replace the other columns, or add to them (rollup
-    measures). PostgreSQL: ONE statement whatever the number of rows (columns sent as arrays, `unnest`), so a batch
-    costs a round trip, not one per row; SQLite: executemany (in-process, no round trips)."""
-    if conn.dialect.name == "postgresql":
-        arrays = {}
-        for i, column in enumerate(table.c):
-            convert, name = _PG_PY[_pg_type(column)], column.name
-            arrays[f"c{i}"] = [None if (value := row.get(name)) is None else convert(value) for row in rows]
-        conn.execute(sa.text(_pg_upsert_sql(table, key, replace=replace)), arrays)
-        return
-    from sqlalchemy.dialects.sqlite import insert
-
-    statement = insert(table)
-    others = [c.name for c in table.c if c.name not in key]
-    updates: dict[str, Any]
-    if replace:
-        updates = {name: statement.excluded[name] for name in others}
-    else:
-        updates = {name: table.c[name] + statement.excluded[name] for name in others}
-    conn.execute(statement.on_conflict_do_update(index_elements=list(key), set_=updates), rows)
-
-
-def _pg_type(column: sa.Column[Any]) -> str:
-    kind = column.type
-    if isinstance(kind, sa.Boolean):
-        return "boolean"
-    if isinstance(kind, sa.SmallInteger):
-        return "int2"
-    if isinstance(kind, sa.BigInteger):
-        return "int8"
-    if isinstance(kind, sa.Integer):
-        return "int4"
-    if isinstance(kind, sa.Float):
-        return "float8"
-    return "text"
-
-
-# Each array holds one Python type (psycopg picks the array's type from its items).
-_PG_PY: dict[str, Any] = {"boolean": bool, "int2": int, "int4": int, "int8": int, "float8": float, "text": str}
-
-
-@functools.cache
-def _pg_upsert_sql(table: sa.Table, key: tuple[str, ...], *, replace: bool) -> str:
-    """The PostgreSQL upsert of `table` from one array parameter per column (`:c0`, `:c1`, …)."""
-    columns = [c.name for c in table.c]
-    arrays = ", ".join(f"CAST(:c{i} AS {_pg_type(table.c[name])}[])" for i, name in enumerate(columns))
-    others = [name for name in columns if name not in key]
-    if replace:
-        sets = ", ".join(f"{name} = EXCLUDED.{name}" for name in others)
-    else:
-        sets = ", ".join(f"{name} = {table.name}.{name} + EXCLUDED.{name}" for name in others)
-    # Names from our own Table objects only, never from input: nothing here can carry an injection.
-    return (f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "  # noqa: S608
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}")  # fmt: skip
+    """`INSERT … ON CONFLICT (key) DO UPDATE` for many rows in one statement: replace the other columns, or add to
+    them (rollup measures)."""
+    write_many(conn, table, rows, key=key, merge="replace" if replace else "add")
 
 
 def clear(conn: Connection, tenant: str, branch_id: str) -> None:
