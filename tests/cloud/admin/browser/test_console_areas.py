@@ -43,6 +43,9 @@ WORDS = {
         "filter": "Saring",
         "switch_on": "Aktifkan",
         "called": "dipanggil",
+        "overview": "Ringkasan",
+        "live": "langsung",
+        "noanswer": "Cabang tidak menjawab dalam 5 detik",
     },
     "en": {
         "create": "Create",
@@ -56,6 +59,9 @@ WORDS = {
         "filter": "Filter",
         "switch_on": "Turn on",
         "called": "called",
+        "overview": "Overview",
+        "live": "live",
+        "noanswer": "The branch did not answer within 5 s",
     },
 }
 
@@ -269,5 +275,30 @@ def test_device_fleet_and_supervisor_floor_in_the_browser(browser: Browser, hub:
     page.click("tr[data-branch=jkt-sudirman] a")
     expect(page.locator("#floor-counters tr[data-counter='2']")).to_contain_text(WORDS[lang]["called"])
     expect(page.locator("#floor-services tr[data-service=teller]")).to_contain_text("A0")
+    assert page.locator("meta[http-equiv=refresh]").count() == 0  # kept current by its stream
+    waiting = page.locator("#floor-tickets tr[data-status=waiting]").first
+    expect(waiting.locator("button[data-action=transfer]")).to_be_visible()
     page.screenshot(path=str(SCREENSHOTS / f"hq-supervisor-{lang}.png"), full_page=True)
+    waiting.locator("button[data-action=cancel]").click()  # nobody answers for the branch on this NATS
+    expect(page.locator("#intervention")).to_contain_text(WORDS[lang]["noanswer"], timeout=15_000)
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_overview_in_the_browser_stays_current_without_reloading(
+    browser: Browser, hub: Hub, lang: str, tmp_path: Path
+) -> None:
+    """Signing in lands on the overview; a branch that replicates later appears without a reload (the page's
+    stream), and the page is never reloaded (a marker set by the test survives)."""
+    page = signed_in(browser, hub, "ana", lang)
+    expect(page.locator("h1")).to_contain_text(WORDS[lang]["overview"])
+    expect(page.locator("#live-state")).to_have_text(WORDS[lang]["live"], timeout=15_000)
+    expect(page.locator("#branches tr[data-branch=jkt-sudirman]")).to_be_visible()
+    page.evaluate("window.notReloaded = true")
+    other = make_branch_events(tmp_path / "other", "bdg-dago", tickets=3)
+    apply_batch(hub.engine, [Incoming(subject("bdg-dago"), o.payload) for o in other])
+    expect(page.locator("#branches tr[data-branch=bdg-dago]")).to_be_visible(timeout=15_000)
+    expect(page.locator("#queues tr[data-branch=bdg-dago]").first).to_be_visible()
+    assert page.evaluate("window.notReloaded === true")
+    page.screenshot(path=str(SCREENSHOTS / f"hq-overview-{lang}.png"), full_page=True)
     page.context.close()
