@@ -122,14 +122,17 @@ def _serve(
         ssl_keyfile=str(tls[1]) if tls else None,
     )
     from edge.backup_ship import start_scheduler
+    from edge.tls import live_context_reloader, start_renewer
 
     # Scheduled backups, sealed and shipped to the hub (QMS_BACKUP_INTERVAL_SECONDS; not for the demo).
     backups = start_scheduler(data_dir) if scheduled_backups else None
+    renewer = start_renewer(data_dir, live_context_reloader(config)) if tls else None  # the enrolment certificate
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
-        if backups is not None:
-            backups.stop()
+        for worker in (backups, renewer):
+            if worker is not None:
+                worker.stop()
 
 
 def _listen(host: str, port: int) -> socket.socket:

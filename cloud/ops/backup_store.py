@@ -124,19 +124,22 @@ def check_signature(engine: Engine, tenant: str, branch_id: str, name: str, head
         ) from None
     if abs(time.time() - stamp) > SKEW_SECONDS:
         raise UploadRefused(403, "the upload's time is too far from the hub's clock (check the appliance's clock)")
+    message = backup_seal.upload_message(tenant, branch_id, name, size, digest, stamp)
+    if not branch_signed(engine, tenant, branch_id, signature, message):
+        raise UploadRefused(403, "the signature does not match this branch's key")
+    return size, digest
+
+
+def branch_signed(engine: Engine, tenant: str, branch_id: str, signature: bytes, message: bytes) -> bool:
+    """True when `signature` over `message` was made with the NKey the hub issued this branch."""
     with engine.connect() as conn:
         public = conn.execute(
             sa.select(branch_credentials.c.public_key).where(
                 branch_credentials.c.tenant_id == tenant, branch_credentials.c.branch_id == branch_id
             )
         ).scalar()
-    message = backup_seal.upload_message(tenant, branch_id, name, size, digest, stamp)
-    if public is None or not _verifies(public, signature, message):
-        raise UploadRefused(403, "the signature does not match this branch's key")
-    return size, digest
-
-
-def _verifies(public: str, signature: bytes, message: bytes) -> bool:
+    if public is None:
+        return False
     try:
         nkey_public(public).verify(signature, message)
     except (InvalidSignature, ValueError):

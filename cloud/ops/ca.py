@@ -5,13 +5,18 @@ need a certificate a LAN device can check without the public web PKI (an applian
 one small CA (an ECDSA P-256 key, `ca.key` 0600, and its self-signed `ca.crt`) and signs each appliance's key from a
 certificate signing request: the hub, not the CSR, decides the names (SANs = the appliance's mDNS name and LAN
 address), the certificate is short-lived (90 days) and valid for server and client auth (mutual TLS to NATS), and an
-appliance renews it when less than 30 days remain (`needs_renewal`). Devices pin this CA only.
+appliance renews it when less than 30 days remain (`needs_renewal`), through `renew_certificate` with a CSR signed by
+its branch NKey, and keeps serving while it swaps the certificate in. Devices pin this CA only.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
+import json
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from sqlalchemy.engine import Engine
 
 CA_CERT, CA_KEY = "ca.crt", "ca.key"
 CERT_DAYS = 90
@@ -164,3 +170,41 @@ def enrolment_certificate(tenant: str, branch_id: str, csr_pem: str | None, addr
         return {}
     del tenant  # the name is per branch; the tenant is implied by the code that was spent
     return {"tls_cert": cert, "tls_ca": authority.cert_pem}
+
+
+RENEW_SKEW_SECONDS = 600
+
+
+class RenewalRefused(Exception):
+    """A renewal the hub will not sign; `status` is the HTTP answer (400, 403, 503)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+def renew_certificate(engine: Engine, request: str, signature: str, now: float | None = None) -> dict[str, str]:
+    """`POST /api/v1/tls/renew`: an enrolled appliance's new CSR, in a JSON request (tenant, branch_id, csr, addresses,
+    timestamp) signed with its branch NKey (edge/tls.py). The hub signs it for the same names enrolment gives
+    (`qms-<branch>.local` and the private LAN addresses reported) and answers {tls_cert, tls_ca}."""
+    from cloud.ops.backup_store import branch_signed
+
+    try:
+        body = json.loads(request)
+        tenant, branch_id, csr = str(body["tenant"]), str(body["branch_id"]), str(body["csr"])
+        addresses = [str(a) for a in body.get("addresses") or []]
+        stamp = float(body["timestamp"])
+        raw_signature = base64.b64decode(signature, validate=True)
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise RenewalRefused(400, f"malformed renewal request: {exc}") from None
+    if abs((now or time.time()) - stamp) > RENEW_SKEW_SECONDS:
+        raise RenewalRefused(403, "the request's time is too far from the hub's clock (check the appliance's clock)")
+    if not branch_signed(engine, tenant, branch_id, raw_signature, request.encode()):
+        raise RenewalRefused(403, "the signature does not match this branch's key")
+    ca_dir = os.environ.get(CA_DIR_ENV, "")
+    if not ca_dir or not (Path(ca_dir) / CA_KEY).is_file():
+        raise RenewalRefused(503, f"this hub has no CA ({CA_DIR_ENV})")
+    issued = enrolment_certificate(tenant, branch_id, csr, addresses)
+    if not issued:
+        raise RenewalRefused(400, "the certificate request is not usable (a PEM CSR signed by its own key)")
+    return issued

@@ -7,12 +7,14 @@ import asyncio
 import logging
 from typing import Any
 
-from litestar import Litestar, Request, Response, get, put
+import msgspec
+from litestar import Litestar, Request, Response, get, post, put
 from litestar.exceptions import NotAuthorizedException
+from litestar.params import JSONBody
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.engine import Engine
 
-from cloud.ops import backup_store
+from cloud.ops import backup_store, ca
 from cloud.ops.metrics import hub_registry, scrape_allowed
 from sync.http_metrics import HttpMetrics, instrument
 
@@ -47,7 +49,28 @@ async def upload_backup(request: Request[Any, Any, Any], tenant: str, branch_id:
     return Response(body, status_code=201 if created else 200)
 
 
-ROUTES: list[Any] = [metrics, upload_backup]
+class RenewRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """`POST /api/v1/tls/renew` body: the JSON request (tenant, branch_id, csr, addresses, timestamp) and its NKey
+    signature (base64)."""
+
+    request: str
+    signature: str
+
+
+@post("/api/v1/tls/renew", status_code=200)
+async def renew_certificate(request: Request[Any, Any, Any], data: JSONBody[RenewRequest]) -> Response[Any]:
+    """An enrolled appliance's certificate renewal (cloud/ops/ca.py): {tls_cert, tls_ca}, or a problem."""
+    engine: Engine = request.app.state["engine"]
+    try:
+        issued = await asyncio.to_thread(ca.renew_certificate, engine, data.request[:16000], data.signature[:200])
+    except ca.RenewalRefused as exc:
+        problem = {"type": "about:blank", "title": "renewal refused", "status": exc.status, "detail": str(exc),
+                   "code": "renewal_refused"}  # fmt: skip
+        return Response(problem, status_code=exc.status, media_type="application/problem+json")
+    return Response(issued, status_code=200, headers={"Cache-Control": "no-store"})
+
+
+ROUTES: list[Any] = [metrics, upload_backup, renew_certificate]
 
 
 def install(app: Litestar, engine: Engine) -> None:

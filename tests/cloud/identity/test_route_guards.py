@@ -31,6 +31,7 @@ EXEMPT = (
     r"/api/v1/releases/assigned/.*", r"/api/v1/releases/\{version:str\}/files/.*",  # signed manifests and bundles
     r"/api/v1/releases/report",  # an appliance's report, verified by its NKey signature
     r"/api/v1/backups/\{tenant:str\}/\{branch_id:str\}/\{name:str\}",  # an appliance's sealed backup, NKey-signed
+    r"/api/v1/tls/renew",  # an appliance's certificate renewal, NKey-signed
     r"/api/v1/bi/\{dataset:str\}",  # BI datasets: their own check, a tenant's BI token (cloud/analytics/bi.py)
 )  # fmt: skip
 SIGNED_IN_ONLY = {"/signout", "/api/v1/me"}  # any signed-in caller, whatever the role
