@@ -12,8 +12,11 @@ relay), `timeout` seconds (30).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import secrets
 import ssl
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email import encoders
@@ -126,6 +129,62 @@ def build_message(
     return msg
 
 
+def raw_message(
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    message_id: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+) -> bytes:
+    """`build_message` without attachments, serialised directly: CRLF lines, UTF-8 parts in base64, the subject as
+    RFC 2047 encoded words when it is not plain ASCII. The email package's generator spends ~10 ms a message folding
+    headers: most of a dispatcher's CPU at 100 messages/s. Header values never carry a line break (no injection)."""
+    domain = sender.rpartition("@")[2] or None
+    lines = [f"From: {_one_line(sender)}", f"To: {_one_line(to)}", f"Subject: {encoded_subject(subject)}",
+             f"Date: {formatdate(localtime=False)}",
+             f"Message-ID: {f'<{message_id}@{domain}>' if message_id else make_msgid(domain=domain)}",
+             *(f"{name}: {_one_line(value)}" for name, value in headers), "MIME-Version: 1.0"]  # fmt: skip
+    if html is None:
+        lines += _text_part("plain", text)
+    else:
+        boundary = f"=_qms_{secrets.token_hex(12)}"  # "=_" never occurs in base64 bodies
+        lines += [f'Content-Type: multipart/alternative; boundary="{boundary}"', "", f"--{boundary}",
+                  *_text_part("plain", text), f"--{boundary}", *_text_part("html", html),
+                  f"--{boundary}--"]  # fmt: skip
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.splitlines())
+
+
+def _text_part(subtype: str, body: str) -> list[str]:
+    data = base64.b64encode(body.encode("utf-8")).decode("ascii")
+    return [f'Content-Type: text/{subtype}; charset="utf-8"', "Content-Transfer-Encoding: base64", "",
+            *(data[i : i + 76] for i in range(0, len(data), 76))]  # fmt: skip
+
+
+ENCODED_WORD_BYTES = 45  # 45 bytes of UTF-8 are 60 base64 characters: one encoded word stays within 75
+
+
+def encoded_subject(subject: str) -> str:
+    """The subject as one line of printable ASCII, or as RFC 2047 encoded words (whole characters each, folded)."""
+    subject = _one_line(subject)
+    if subject.isascii() and subject.isprintable() and len(subject) <= 900:  # noqa: PLR2004  # under 998
+        return subject
+    words, chunk = [], b""
+    for char in subject:
+        data = char.encode("utf-8")
+        if len(chunk) + len(data) > ENCODED_WORD_BYTES:
+            words.append(chunk)
+            chunk = b""
+        chunk += data
+    words.append(chunk)
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w).decode('ascii')}?=" for w in words)
+
+
 async def send_email(
     settings: Mapping[str, Any] | SmtpSettings,
     to: str,
@@ -158,11 +217,14 @@ async def send_email(
 class SmtpPool:
     """A few open, authenticated connections to one relay, reused across messages: a TLS handshake and AUTH per
     message would cap a dispatcher at a few dozen e-mails a second. A connection that fails is dropped (the caller
-    classifies the error); an idle one the relay closed is noticed on its next use and replaced."""
+    classifies the error); one idle for a while is checked with NOOP first (the relay may have closed it) and
+    replaced when it did. One used within `FRESH_SECONDS` is trusted as is: a NOOP per message cost a round trip."""
+
+    FRESH_SECONDS = 5.0  # far below any relay's idle timeout (RFC 5321 §4.5.3.2: at least 5 minutes)
 
     def __init__(self, settings: SmtpSettings, size: int = 10) -> None:
         self.settings = settings
-        self.idle: list[aiosmtplib.SMTP] = []
+        self.idle: list[tuple[float, aiosmtplib.SMTP]] = []  # (last used, monotonic), most recent last
         self.slots = asyncio.Semaphore(size)
 
     async def _connect(self) -> aiosmtplib.SMTP:
@@ -177,28 +239,45 @@ class SmtpPool:
             await client.login(smtp.username, smtp.password)
         return client
 
+    async def _checkout(self) -> aiosmtplib.SMTP:
+        """The most recently used idle connection still open, or a new one."""
+        while self.idle:
+            used, candidate = self.idle.pop()
+            if time.monotonic() - used < self.FRESH_SECONDS and candidate.is_connected:
+                return candidate
+            try:
+                await candidate.noop()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                candidate.close()
+            else:
+                return candidate
+        return await self._connect()
+
     async def send(self, msg: Message) -> None:
-        """Send over an idle connection (checked with NOOP) or a new one; errors propagate after dropping it."""
+        """Send a MIME message (flattened by aiosmtplib) over a pooled connection; errors propagate."""
         async with self.slots:
-            client = None
-            while self.idle and client is None:
-                candidate = self.idle.pop()
-                try:
-                    await candidate.noop()
-                    client = candidate
-                except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                    candidate.close()
-            client = client or await self._connect()
+            client = await self._checkout()
             try:
                 await client.send_message(msg)
             except BaseException:
                 client.close()
                 raise
-            self.idle.append(client)
+            self.idle.append((time.monotonic(), client))
+
+    async def send_raw(self, sender: str, recipient: str, data: bytes) -> None:
+        """Send a serialised message (`raw_message`) over a pooled connection; errors propagate."""
+        async with self.slots:
+            client = await self._checkout()
+            try:
+                await client.sendmail(sender, [recipient], data)
+            except BaseException:
+                client.close()
+                raise
+            self.idle.append((time.monotonic(), client))
 
     async def close(self) -> None:
         """QUIT every idle connection."""
         while self.idle:
-            client = self.idle.pop()
+            _used, client = self.idle.pop()
             with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                 await client.quit()
