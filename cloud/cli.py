@@ -30,6 +30,9 @@ app.add_typer(ca_app, name="ca")
 from cloud.ops.cli import backups_app  # noqa: E402 - the area's own commands
 
 app.add_typer(backups_app, name="backups")
+from cloud.releases.cli import release_app  # noqa: E402 - the area's own commands
+
+app.add_typer(release_app, name="release")
 CaDir = Annotated[Path, typer.Option(envvar="QMS_HUB_CA_DIR", help="Where the CA's ca.crt and ca.key (0600) live.")]
 
 DbUrl = Annotated[

@@ -249,9 +249,14 @@ def enrol(
 
 @app.command()
 def update(
-    key: Annotated[Path, typer.Option("--key", help="The hub's release public key (PEM).")] = Path(
-        "/etc/qms/release.pub"
-    ),
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            help="The hub's release public key (PEM); default /etc/qms/release.pub, else the one"
+            " enrolment stored in <data-dir>/release.pub.",
+        ),
+    ] = None,
     root: Annotated[Path, typer.Option("--root", help="Where venvs/ and current live.")] = Path("/opt/qms"),
     bundle: Annotated[Path | None, typer.Option("--bundle", help="A bundle directory instead of the hub's.")] = None,
     port: Port = 8080,
@@ -264,6 +269,9 @@ def update(
     from edge import updates
 
     hub, tenant, branch = (os.environ.get(k, "") for k in ("QMS_HUB_URL", "QMS_TENANT", "QMS_BRANCH"))
+    if key is None:
+        key = next((p for p in (Path("/etc/qms/release.pub"), data_dir / "release.pub") if p.is_file()),
+                   Path("/etc/qms/release.pub"))  # fmt: skip
     try:
         public = updates.load_public_key(key.read_bytes())
         found = bundle or updates.fetch_assigned(hub, tenant, branch, data_dir / "releases")

@@ -6,6 +6,8 @@
 - `GET /api/v1/releases/assigned/{tenant}/{branch}` and `GET /api/v1/releases/{version}/files/{name}`: what an
   appliance pulls. Open on purpose: the manifest is Ed25519-signed and every file's digest is in it, so a bundle is
   worth nothing without the hub's key; the assignment names only a version.
+- `GET /releases` (releases.manage): the console page (id/en) — registered releases, versions and failures per branch,
+  and a form that publishes a release to a wave (`POST /releases/publish`).
 - `POST /api/v1/releases/report` (appliance): its outcome signed with the branch's NKey, verified against the key the
   hub issued (cloud/releases/fleet.py) — the ack of a version or of a rollback.
 """
@@ -18,10 +20,10 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from litestar import Request, Response, get, post
+from litestar import MediaType, Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody
-from litestar.response import File
+from litestar.response import File, Redirect, Template
 from sqlalchemy.engine import Engine
 
 from cloud.identity.permissions import requires, scope_filter
@@ -112,4 +114,53 @@ async def report(request: Request[Any, Any, Any], data: JSONBody[ReportRequest])
     return Response(None, status_code=204)
 
 
-ROUTES: list[Any] = [fleet_view, publish, assigned, release_file, report]
+def _lang(request: Request[Any, Any, Any]) -> str:
+    lang = request.query_params.get("lang") or request.cookies.get("qms_lang") or "id"
+    return lang if lang in ("id", "en") else "id"
+
+
+@get("/releases", guards=[requires("releases.manage")], sync_to_thread=True)
+def releases_page(request: Request[Any, Any, Any]) -> Template:
+    """The console's releases page: what is registered, what each branch in scope should run and runs, failures."""
+    user: HqPrincipal = request.scope["user"]
+    with _engine(request).connect() as conn:
+        registered = conn.execute(
+            sa.select(releases.c.version, releases.c.created_at).order_by(releases.c.created_at.desc())
+        ).all()
+        rows = fleet.fleet(conn, scope_filter(branches, user))
+    tenants = sorted({r["tenant"] for r in rows})
+    return Template(
+        template_name="releases/index.html",
+        context={
+            "request": request,
+            "lang": _lang(request),
+            "active": "releases",
+            "releases": registered,
+            "rows": rows,
+            "tenants": tenants,
+            "done": request.query_params.get("done", ""),
+            "error": request.query_params.get("error", ""),
+        },
+        media_type=MediaType.HTML,
+    )
+
+
+@post("/releases/publish", guards=[requires("releases.manage")], status_code=303)
+async def publish_form(request: Request[Any, Any, Any]) -> Redirect:
+    """The page's form: publish a version to the canary branches (comma-separated) or to the rest of a tenant."""
+    user: HqPrincipal = request.scope["user"]
+    form = await request.form()
+    version, tenant, wave = (str(form.get(k) or "").strip() for k in ("version", "tenant", "wave"))
+    names = [b.strip() for b in str(form.get("branches") or "").split(",") if b.strip()]
+    lang = _lang(request)
+    if user.tenants is not None and tenant not in user.tenants:
+        return Redirect(path=f"/releases?lang={lang}&error=tenant", status_code=303)
+    try:
+        targets = await asyncio.to_thread(fleet.publish, _engine(request), version, tenant, wave, branch_ids=names,
+                                          actor=user.username or "?")  # fmt: skip
+    except (ValueError, LookupError):
+        return Redirect(path=f"/releases?lang={lang}&error=publish", status_code=303)
+    return Redirect(path=f"/releases?lang={lang}&done={len(targets)}", status_code=303)
+
+
+ROUTES: list[Any] = [fleet_view, publish, assigned, release_file, report, releases_page, publish_form]
