@@ -109,9 +109,10 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
     replication = Replication(service, settings.cloud)
     fact_follower = FactFollower(service)
     board = BoardRuntime(service, settings.data_dir, app_wiring.issuer.secret)
-    replication.extra_devices = board.hub.fleet  # boards in the heartbeat's device list (HQ's device fleet)
     seed_file = settings.cloud.nkey_seed_file if settings.cloud else None
     kiosk, kiosk_app = kiosk_router(service, link_keys(load_secret(settings.data_dir), seed_file))
+    # boards and kiosk printers in the heartbeat's device list (HQ's device fleet)
+    replication.extra_devices = lambda: [*board.hub.fleet(), *kiosk_app.desk.fleet()]
 
     @get("/", include_in_schema=False, sync_to_thread=False)
     def api_index() -> dict[str, str]:

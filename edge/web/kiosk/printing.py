@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from edge.devices.printer.escpos import PrinterAddress, PrinterError, encode, send
 from edge.devices.printer.layout import TicketPrint, ticket_layout
 from sync.contract_config import Kiosk
+from sync.liveness import DeviceState
 
 log = logging.getLogger("qms.printer")
 
@@ -111,6 +112,15 @@ class PrintDesk:
         """Every known kiosk printer's status, for staff and monitoring."""
         with self._lock:
             return [vars(s).copy() for s in sorted(self.statuses.values(), key=lambda s: s.device_id)]
+
+    def fleet(self) -> list[DeviceState]:
+        """Each kiosk printer used since the appliance started, as a device in the heartbeat (HQ's device fleet):
+        `printer-<kiosk>`, online while its last print succeeded, last seen at that print."""
+        return [
+            DeviceState(device_id=f"printer-{s['device_id']}"[:64], type="printer", name=s["address"][:120],
+                        online=bool(s["ok"]), last_seen=datetime.fromisoformat(s["at"]) if s["at"] else None)
+            for s in self.snapshot()
+        ]  # fmt: skip
 
 
 class PrinterCollector(Collector):

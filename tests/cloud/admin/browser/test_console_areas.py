@@ -44,6 +44,7 @@ WORDS = {
         "switch_on": "Aktifkan",
         "called": "dipanggil",
         "overview": "Ringkasan",
+        "printer": "printer tiket",
         "live": "langsung",
         "noanswer": "Cabang tidak menjawab dalam 5 detik",
     },
@@ -60,6 +61,7 @@ WORDS = {
         "switch_on": "Turn on",
         "called": "called",
         "overview": "Overview",
+        "printer": "ticket printer",
         "live": "live",
         "noanswer": "The branch did not answer within 5 s",
     },
@@ -249,7 +251,9 @@ def test_device_fleet_and_supervisor_floor_in_the_browser(browser: Browser, hub:
             config_version=2,
             applied_version=1,
         ),
-    ]
+        DeviceState(device_id="printer-kiosk-lobby", type="printer", name="10.0.0.31:9100", online=False,
+                    last_seen=now - timedelta(minutes=1)),  # its last print failed (paper out)
+    ]  # fmt: skip
     record_beat(
         hub.engine,
         Heartbeat(
@@ -265,7 +269,9 @@ def test_device_fleet_and_supervisor_floor_in_the_browser(browser: Browser, hub:
     )
     page = signed_in(browser, hub, "ana", lang)
     page.goto(f"{hub.url}/admin/fleet")
-    expect(page.locator("#fleet-summary")).to_contain_text("2/4")
+    expect(page.locator("#fleet-summary")).to_contain_text("2/5")
+    expect(page.locator("tr[data-device=printer-kiosk-lobby]")).to_have_attribute("data-online", "0")
+    expect(page.locator("tr[data-device=printer-kiosk-lobby]")).to_contain_text(WORDS[lang]["printer"])
     expect(page.locator("tr[data-device=kiosk-lobby]")).to_have_attribute("data-online", "1")
     expect(page.locator("tr[data-device=board-1]")).to_have_attribute("data-online", "0")  # silent for 5 min
     expect(page.locator("tr[data-device=led-4]")).to_contain_text("v1/v2")
