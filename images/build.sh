@@ -39,12 +39,16 @@ cat > "$root/tmp/layer.sh" <<LAYER
 set -eu
 getent group qms >/dev/null || groupadd --system qms
 id qms >/dev/null 2>&1 || useradd --system --gid qms --groups lp,audio --home-dir /var/lib/qms --shell /usr/sbin/nologin qms
+id technician >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --groups sudo technician  # SSH, keys only
+passwd -l technician >/dev/null
+chmod 0440 /etc/sudoers.d/qms-technician
 python3 -m venv --without-pip /opt/qms/venvs/$version
 ln -sfn venvs/$version /opt/qms/current
 ln -sf /opt/qms/current/bin/qms-edge /usr/local/bin/qms-edge
 install -d -o qms -g qms -m 0700 /var/lib/qms /var/lib/qms-backups
-systemctl enable qms-edge.service qms-mosquitto.service qms-firstboot.service qms-backup.timer \
-  qms-ssh-keys.service systemd-networkd.service systemd-resolved.service chrony.service
+systemctl enable qms-edge.service qms-mosquitto.service qms-firstboot.service qms-update.timer \
+  qms-ssh-keys.service qms-technician-keys.service ssh.service systemd-networkd.service systemd-resolved.service \
+  chrony.service
 systemctl disable mosquitto.service || true
 ln -sf /run/systemd/resolve/stub-resolv.conf /etc/resolv.conf
 LAYER
