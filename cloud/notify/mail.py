@@ -140,7 +140,10 @@ def raw_message(
 ) -> bytes:
     """`build_message` without attachments, serialised directly: CRLF lines, UTF-8 parts in base64, the subject as
     RFC 2047 encoded words when it is not plain ASCII. The email package's generator spends ~10 ms a message folding
-    headers: most of a dispatcher's CPU at 100 messages/s. Header values never carry a line break (no injection)."""
+    headers: most of a dispatcher's CPU at 100 messages/s. Header values never carry a line break (no injection);
+    addresses and other header values must be ASCII (ValueError: send those through `build_message`, SMTPUTF8)."""
+    if not all(v.isascii() for v in (sender, to, *(value for _, value in headers))):
+        raise ValueError("raw_message: non-ASCII address or header")
     domain = sender.rpartition("@")[2] or None
     lines = [f"From: {_one_line(sender)}", f"To: {_one_line(to)}", f"Subject: {encoded_subject(subject)}",
              f"Date: {formatdate(localtime=False)}",
@@ -157,7 +160,8 @@ def raw_message(
 
 
 def _one_line(value: str) -> str:
-    return " ".join(value.splitlines())
+    """A header value on one line, without the leading and trailing blanks a parser would drop anyway."""
+    return " ".join(value.splitlines()).strip()
 
 
 def _text_part(subtype: str, body: str) -> list[str]:

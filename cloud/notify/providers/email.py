@@ -72,7 +72,7 @@ class EmailProvider:
         message_id = hashlib.sha256(message.key.encode()).hexdigest()[:32]
         headers = [(REQUEST_ID_HEADER, message.correlation_id)] if message.correlation_id else []
         try:
-            if message.attachments:
+            if message.attachments or not (message.to.isascii() and self.settings.sender.isascii()):
                 msg = build_message(self.settings.sender, message.to, message.subject or "", message.text,
                                     message.html, message.attachments, message_id)  # fmt: skip
                 for name, value in headers:

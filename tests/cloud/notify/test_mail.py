@@ -3,9 +3,15 @@ classification of relay failures."""
 
 from __future__ import annotations
 
-import pytest
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 
-from cloud.notify.mail import MailSettingsError, send_email
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cloud.notify.mail import MailSettingsError, raw_message, send_email
 from cloud.notify.providers import email as email_provider
 from cloud.notify.providers.base import Attachment, OutgoingMessage
 from tests.cloud.notify.smtp_server import SmtpServer
@@ -67,3 +73,49 @@ def test_settings_are_checked() -> None:
         email_provider.build({"sender": "a@b.c"})
     with pytest.raises(MailSettingsError, match="sender"):
         email_provider.build({"host": "x", "sender": "nope"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(subject=st.text(max_size=300), text=st.text(max_size=400), html=st.none() | st.text(max_size=200),
+       request_id=st.text(st.characters(max_codepoint=127), max_size=40))  # fmt: skip
+def test_raw_message_reads_back(subject: str, text: str, html: str | None, request_id: str) -> None:
+    """Whatever a template renders, the directly serialised notice parses back to the same subject (line breaks as
+    spaces, outer blanks dropped, never a header of its own), text and HTML; every line is ASCII within 998
+    octets."""
+    data = raw_message("antrean@bank.example", "budi@example.com", subject, text, html, "abc123",
+                       [("X-Request-ID", request_id)])  # fmt: skip
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))  # RFC 5321 §4.5.3.1.6
+    parsed = BytesParser(policy=policy.default).parsebytes(data)
+    assert isinstance(parsed, EmailMessage)
+    assert parsed["Subject"] == " ".join(subject.splitlines()).strip()
+    assert parsed["Message-ID"] == "<abc123@bank.example>"
+    assert parsed["X-Request-ID"] == " ".join(request_id.splitlines()).strip()
+    assert [
+        k
+        for k in parsed
+        if k.lower()
+        not in {
+            "from",
+            "to",
+            "subject",
+            "date",
+            "message-id",
+            "x-request-id",
+            "mime-version",
+            "content-type",
+            "content-transfer-encoding",
+        }
+    ] == []
+    plain = parsed.get_body(("plain",))
+    assert plain is not None
+    assert plain.get_content() == text
+    if html is not None:
+        rich = parsed.get_body(("html",))
+        assert rich is not None
+        assert rich.get_content() == html
+
+
+def test_raw_message_refuses_non_ascii_addresses() -> None:
+    """An internationalised address needs SMTPUTF8: the provider sends it through the MIME path instead."""
+    with pytest.raises(ValueError, match="non-ASCII"):
+        raw_message("antrean@bank.example", "büdi@example.com", "s", "t")
