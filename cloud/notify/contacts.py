@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cloud.notify.tables import contacts, push_subscriptions
-from cloud.store import insert_ignore
+from cloud.store import insert_ignore, probe, write_many
 
 DEFAULT_REGION = "ID"
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
@@ -25,7 +25,7 @@ class Contact:
 
     phone: str | None
     email: str | None
-    push: str | None
+    push: str | None  # the ticket's push subscriptions as one JSON array (oldest first), or None
     opt_in: bool | None
     lang: str | None
 
@@ -103,6 +103,31 @@ def record(
     return contact
 
 
+@dataclass(frozen=True)
+class Given:
+    """A ticket's contacts as its `ticket.created` gave them (not normalised yet)."""
+
+    ticket_id: str
+    phone: str | None
+    email: str | None
+    opt_in: bool | None
+    lang: str | None
+
+
+def record_many(
+    conn: Connection, tenant: str, branch_id: str, given: list[Given], *, now: datetime, retention: timedelta
+) -> None:
+    """`record` for a batch of tickets in one statement (the consumer's trigger path)."""
+    rows: dict[str, dict[str, object]] = {}
+    stamps = {"created_at": now.isoformat(), "purge_after": (now + retention).isoformat()}
+    for g in given:
+        phone, email = normalise_phone(g.phone), normalise_email(g.email)
+        if (phone is not None or email is not None) and g.ticket_id not in rows:  # the first one, as `record`
+            keys = {"tenant_id": tenant, "branch_id": branch_id, "ticket_id": g.ticket_id}
+            rows[g.ticket_id] = {**keys, "phone": phone, "email": email, "opt_in": g.opt_in, "lang": g.lang, **stamps}
+    write_many(conn, contacts, list(rows.values()), merge="ignore")
+
+
 def read(conn: Connection, tenant: str, branch_id: str, ticket_id: str) -> Contact | None:
     """A ticket's contacts, or None (never given, or purged)."""
     return read_many(conn, tenant, branch_id, [ticket_id]).get(ticket_id)
@@ -112,21 +137,20 @@ def read_many(conn: Connection, tenant: str, branch_id: str, ticket_ids: list[st
     """Contacts of several tickets of one branch (the trigger path reads a batch at once)."""
     if not ticket_ids:
         return {}
-    rows = conn.execute(
-        sa.select(contacts).where(
-            contacts.c.tenant_id == tenant, contacts.c.branch_id == branch_id, contacts.c.ticket_id.in_(ticket_ids)
-        )
-    )
+    rows = conn.execute(probe(conn, contacts, tenant, branch_id, "ticket_id", ticket_ids))
     found = {r.ticket_id: Contact(r.phone, r.email, None, r.opt_in, r.lang) for r in rows}
-    pushes = conn.execute(
-        sa.select(push_subscriptions.c.ticket_id, push_subscriptions.c.subscription, push_subscriptions.c.lang)
-        .where(push_subscriptions.c.tenant_id == tenant, push_subscriptions.c.branch_id == branch_id,
-               push_subscriptions.c.ticket_id.in_(ticket_ids))
-        .order_by(push_subscriptions.c.created_at)
-    )  # fmt: skip
-    for ticket_id, subscription, lang in pushes:  # the newest subscription of a ticket receives its pushes
+    columns = [push_subscriptions.c.ticket_id, push_subscriptions.c.subscription, push_subscriptions.c.lang,
+               push_subscriptions.c.created_at]  # fmt: skip
+    query = probe(conn, push_subscriptions, tenant, branch_id, "ticket_id", ticket_ids, columns)
+    pushes = conn.execute(query.order_by(query.selected_columns.created_at))
+    subscribed: dict[str, list[str]] = {}
+    for ticket_id, subscription, lang, _created in pushes:  # every browser the customer asked on receives the notice
+        subscribed.setdefault(ticket_id, []).append(subscription)
         had = found.get(ticket_id) or Contact(None, None, None, None, lang)
-        found[ticket_id] = Contact(had.phone, had.email, subscription, had.opt_in, had.lang or lang)
+        found[ticket_id] = Contact(had.phone, had.email, None, had.opt_in, had.lang or lang)
+    for ticket_id, subscriptions in subscribed.items():
+        had = found[ticket_id]
+        found[ticket_id] = Contact(had.phone, had.email, f"[{','.join(subscriptions)}]", had.opt_in, had.lang)
     return found
 
 

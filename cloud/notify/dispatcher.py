@@ -101,10 +101,12 @@ class Dispatcher:
             log.warning("notify: provider %s failed: %s", job.provider, type(exc).__name__)
             return SendResult("retry", code="provider_error", reason=type(exc).__name__)
 
-    async def claim(self) -> list[outbox.Job]:
-        """The rows due now, claimed under a lease (an idle check first: one indexed read, no write lock)."""
+    async def claim(self, *, idle_check: bool = True) -> list[outbox.Job]:
+        """The rows due now, claimed under a lease. An idle check comes first (one indexed read, no row locks) unless
+        a commit that wrote due rows woke us: then there is work for certain, and the check was one more
+        transaction on the consumer's way (on SQLite every transaction takes the write lock)."""
         now = self.clock()
-        if not await asyncio.to_thread(outbox.has_due, self.engine, now):
+        if idle_check and not await asyncio.to_thread(outbox.has_due, self.engine, now):
             return []
         return await asyncio.to_thread(outbox.claim, self.engine, now, BATCH, self.keys_dir)
 
@@ -148,6 +150,7 @@ class Dispatcher:
         rounds: set[asyncio.Task[None]] = set()
         try:
             while True:
+                woken = self._wake.is_set()
                 self._wake.clear()  # before the claim: a commit during it must still wake the next wait
                 claimed = 0
                 try:
@@ -155,7 +158,7 @@ class Dispatcher:
                         self._last_purge = time.monotonic()
                         if purged := await self.purge():
                             log.info("notify: purged the contacts of %d tickets past their retention", purged)
-                    if len(rounds) < ROUNDS and (jobs := await self.claim()):
+                    if len(rounds) < ROUNDS and (jobs := await self.claim(idle_check=not woken)):
                         claimed = len(jobs)
                         task = asyncio.create_task(self._round(jobs))
                         rounds.add(task)

@@ -1,6 +1,6 @@
 """A tenant's notification policy (US-NOTIF-002): on/off as a whole, per channel and per trigger, the "N to go"
-threshold per service, the WhatsApp fallback, how long contacts are kept, retries. Stored as one JSON document per
-tenant; a tenant without one gets the defaults (on; nothing is sent before a provider is configured anyway)."""
+threshold per service, the WhatsApp and SMS fallbacks, how long contacts are kept, retries. Stored as one JSON
+document per tenant; a tenant without one gets the defaults (on; nothing is sent before a provider is configured)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ class TenantPolicy(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     to_go_by_service: dict[str, Annotated[int, Meta(ge=1, le=50)]] = {}
     # Where a WhatsApp message goes when WhatsApp refuses it for good (not on WhatsApp, template not approved).
     whatsapp_fallback: Literal["sms", "email", "none"] = "sms"
+    # Where an SMS goes when the provider reports it undelivered or refuses it for good.
+    sms_fallback: Literal["email", "none"] = "email"
     retention_days: Annotated[int, Meta(ge=1, le=3650)] = 30
     max_attempts: Annotated[int, Meta(ge=1, le=20)] = 6
     public_url: str = ""  # the hub's public address, for `status_url` in messages (empty: no link)
@@ -48,6 +50,10 @@ class TenantPolicy(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
         if not self.triggers.get(trigger, False):  # type: ignore[call-overload]
             return "trigger_off"
         return None
+
+    def fallback(self, channel: str) -> str:
+        """The channel a message that cannot reach the customer on `channel` is owed on instead (`none`: nowhere)."""
+        return {"whatsapp": self.whatsapp_fallback, "sms": self.sms_fallback}.get(channel, "none")
 
     @property
     def retention(self) -> timedelta:

@@ -122,8 +122,12 @@ def for_ticket(conn: Connection, tenant: str, branch_id: str, ticket_id: str) ->
 
 
 def forget(conn: Connection, tenant: str, subscription: str) -> int:
-    """Delete a subscription its push service called gone (404/410), from every ticket of the tenant."""
-    endpoint = json.loads(subscription).get("endpoint", "")
+    """Delete a subscription (its JSON) its push service called gone (404/410), from every ticket of the tenant."""
+    return forget_endpoint(conn, tenant, json.loads(subscription).get("endpoint", ""))
+
+
+def forget_endpoint(conn: Connection, tenant: str, endpoint: str) -> int:
+    """Delete the subscription with this endpoint from every ticket of the tenant (its push service said gone)."""
     table = push_subscriptions
     query = sa.delete(table).where(table.c.tenant_id == tenant, table.c.endpoint_id == endpoint_id(endpoint))
     return conn.execute(query).rowcount

@@ -310,7 +310,7 @@ def policy_from_form(form: dict[str, str], current: policy.TenantPolicy) -> poli
             if not (value.isascii() and value.isdigit()):
                 raise _bad(f"{name} must be a whole number")
             doc[name] = int(value)
-    for name in ("whatsapp_fallback", "public_url"):
+    for name in ("whatsapp_fallback", "sms_fallback", "public_url"):
         if name in form:
             doc[name] = form[name].strip()
     try:

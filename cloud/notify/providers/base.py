@@ -32,8 +32,9 @@ class WhatsAppTemplate:
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """One message to one recipient. `to` is an E.164 number (sms, whatsapp), an address (email) or a push
-    subscription's JSON (push). `key` is the outbox idempotency key; providers that accept one pass it on."""
+    """One message to one recipient. `to` is an E.164 number (sms, whatsapp), an address (email) or the JSON array
+    of a ticket's push subscriptions (push; one subscription object is accepted too). `key` is the outbox idempotency
+    key; providers that accept one pass it on."""
 
     key: str
     channel: Channel
@@ -57,6 +58,7 @@ class SendResult:
     retry_after: float | None = None
     code: str | None = None  # the provider's own error code (e.g. WhatsApp 131026), for fallback rules
     reason: str | None = None
+    gone: tuple[str, ...] = ()  # web push: endpoints of subscriptions their push service called expired (404/410)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""Web push (RFC 8030) to a ticket status page's subscription: the payload encrypted for the browser (RFC 8291,
-`aes128gcm`, by pywebpush) and the request signed with the tenant's VAPID key (RFC 8292, py-vapid), POSTed with
-httpx to the subscription's endpoint (the browser vendor's push service).
+"""Web push (RFC 8030) to a ticket status page's subscriptions (every browser the customer asked on): the payload
+encrypted for each browser (RFC 8291, `aes128gcm`, by pywebpush) and the request signed with the tenant's VAPID key
+(RFC 8292, py-vapid), POSTed with httpx to the subscription's endpoint (the browser vendor's push service).
 
-`message.to` is the subscription's JSON (`{"endpoint", "keys": {"p256dh", "auth"}}`). A 404 or 410 means the
-subscription is gone for good: permanent with code `gone`, and the dispatcher deletes it
-(`cloud.notify.push_store.forget`). `Topic` is per ticket so a newer notice replaces an unread older one.
+`message.to` is the JSON array of the ticket's subscriptions (each `{"endpoint", "keys": {"p256dh", "auth"}}`; one
+object alone is accepted too), sent to concurrently. A 404 or 410 means a subscription is gone for good: its endpoint
+is listed in the result's `gone` and the dispatcher deletes it (`cloud.notify.push_store.forget_endpoint`); when every
+subscription is gone the result is permanent with code `gone`. `Topic` is per ticket so a newer notice replaces an
+unread older one.
 
 Settings (the tenant's `push` provider): `vapid_subject` (`mailto:` or `https:` contact the push services may use),
 `vapid_private_key` (secret, base64url raw P-256; made on first use by `cloud.notify.push_store.vapid_public_key`),
@@ -12,10 +14,11 @@ Settings (the tenant's `push` provider): `vapid_subject` (`mailto:` or `https:` 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,9 +73,21 @@ class WebPushProvider:
     channel: Channel = "push"
 
     async def send(self, message: OutgoingMessage) -> SendResult:
-        """Encrypt and deliver one notice to one subscription's push service."""
+        """Deliver one notice to every subscription of the ticket at once: `sent` when any push service took it;
+        expired subscriptions (404/410) are named in `gone` for the dispatcher to delete."""
         try:
-            subscription = json.loads(message.to)
+            found = json.loads(message.to)
+        except ValueError as exc:
+            return SendResult("permanent", code="subscription", reason=f"unusable subscription ({type(exc).__name__})")
+        subscriptions = found if isinstance(found, list) else [found]
+        if not subscriptions:
+            return SendResult("permanent", code="subscription", reason="no subscription")
+        results = await asyncio.gather(*(self._send_one(message, s) for s in subscriptions))
+        return combined(results)
+
+    async def _send_one(self, message: OutgoingMessage, subscription: Any) -> SendResult:
+        """Encrypt and deliver the notice to one subscription's push service."""
+        try:
             endpoint = str(subscription["endpoint"])
             encoded = WebPusher(subscription).encode(payload(message), content_encoding="aes128gcm")
             auth = vapid_headers(str(self.settings["vapid_private_key"]), endpoint,
@@ -87,13 +102,28 @@ class WebPushProvider:
         except httpx.HTTPError as exc:
             return transport_failure(exc)
         if response.status_code in (404, 410):
-            return SendResult("permanent", code=GONE, reason=f"subscription expired (HTTP {response.status_code})")
+            return SendResult("permanent", code=GONE, reason=f"subscription expired (HTTP {response.status_code})",
+                              gone=(endpoint,))  # fmt: skip
         if (retry := transient(response)) is not None:
             return retry
         if not response.is_success:
             return SendResult("permanent", code=str(response.status_code),
                               reason=f"push service refused (HTTP {response.status_code})")  # fmt: skip
         return SendResult("sent", provider_message_id=response.headers.get("location") or message_ref(message.key))
+
+
+def combined(results: list[SendResult]) -> SendResult:
+    """One outcome for a ticket's subscriptions: `sent` when any took the notice (the customer was told; a retry
+    would repeat it on the others), else a retry when any may still work, else the first refusal (`gone` only when
+    every subscription is gone). Expired subscriptions are carried in `gone` whatever the outcome."""
+    gone = tuple(endpoint for r in results for endpoint in r.gone)
+    if sent := [r for r in results if r.outcome == "sent"]:
+        return replace(sent[0], gone=gone)
+    if retries := [r for r in results if r.outcome == "retry"]:
+        waits = [r.retry_after for r in retries if r.retry_after is not None]
+        return replace(retries[0], retry_after=max(waits) if waits else None, gone=gone)
+    refusal = next((r for r in results if r.code != GONE), results[0])
+    return replace(refusal, gone=gone)
 
 
 def build(settings: Mapping[str, Any], client: httpx.AsyncClient) -> WebPushProvider:

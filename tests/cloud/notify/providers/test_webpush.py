@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from cloud.notify import policy, push_store
 from cloud.notify.dispatcher import Dispatcher
 from cloud.notify.providers import webpush
-from cloud.notify.providers.base import OutgoingMessage
+from cloud.notify.providers.base import OutgoingMessage, SendResult
 from cloud.store import create_store_engine
 from tests.cloud.notify.branch import TENANT, Branch, rows
 from tests.support.providers.push_service import PushServiceStandIn
@@ -157,3 +157,47 @@ async def test_the_dispatcher_forgets_a_gone_subscription(push_service: PushServ
     finally:
         await dispatcher.stop()
         branch.stop()
+
+
+async def test_every_subscription_of_a_ticket_is_told_and_the_gone_one_forgotten(
+    push_service: PushServiceStandIn, engine: sa.Engine, tmp_path: Path
+) -> None:
+    """A customer who asked on a phone and a tablet gets the notice on both; a third browser that unsubscribed
+    (410) is deleted; the message is `sent` once (one row, one key) because the customer was told."""
+    branch = Branch(tmp_path / "edge", engine)
+    dispatcher = Dispatcher(engine)
+    try:
+        ticket = branch.enqueue("teller")
+        subs = [push_service.subscribe() for _ in range(3)]
+        with engine.begin() as conn:
+            web_push_on(conn, TENANT)
+            for sub in subs:
+                stored = push_store.validate(msgspec.convert(sub, push_store.Subscription), (push_service.base_url,))
+                assert push_store.save(conn, TENANT, branch.branch_id, ticket, stored, "id")
+        ids = [sub["endpoint"].rsplit("/", 1)[1] for sub in subs]
+        push_service.gone.add(ids[1])
+        branch.ship()
+        while await dispatcher.run_once():
+            pass
+        [row] = rows(engine, ticket_id=ticket, channel="push", trigger="ticket.created")
+        assert row["status"] == "sent", row
+        assert sorted(p.subscription_id for p in push_service.received) == sorted([ids[0], ids[2]])
+        with engine.connect() as conn:
+            left = [json.loads(s)["endpoint"] for s in push_store.for_ticket(conn, TENANT, branch.branch_id, ticket)]
+        assert left == [subs[0]["endpoint"], subs[2]["endpoint"]]
+    finally:
+        await dispatcher.stop()
+        branch.stop()
+
+
+def test_one_outcome_for_a_tickets_subscriptions() -> None:
+    """Any delivery is `sent`; otherwise a retry wins over refusals (with the longest Retry-After); `gone` is the
+    code only when every subscription is gone; gone endpoints are carried whatever the outcome."""
+    sent = SendResult("sent", provider_message_id="m1")
+    gone = SendResult("permanent", code=webpush.GONE, gone=("https://p/1",))
+    later = [SendResult("retry", retry_after=5.0, code="429"), SendResult("retry", retry_after=30.0, code="429")]
+    refused = SendResult("permanent", code="400")
+    assert webpush.combined([gone, sent]) == SendResult("sent", provider_message_id="m1", gone=("https://p/1",))
+    assert webpush.combined([*later, gone]) == SendResult("retry", retry_after=30.0, code="429", gone=("https://p/1",))
+    assert webpush.combined([gone, refused]).code == "400"
+    assert webpush.combined([gone, gone]) == SendResult("permanent", code=webpush.GONE, gone=("https://p/1",) * 2)
