@@ -10,6 +10,8 @@ PY := $(VENV)/bin/python
 # Two stamps: the appliance alone (what `make demo` needs), then the test extra on top (what `make test` needs).
 APP_STAMP := $(VENV)/.installed-appliance
 STAMP := $(VENV)/.installed
+# pytest workers for `make test` (pytest-xdist, one module per worker at a time); TEST_WORKERS=0 runs in one process
+TEST_WORKERS ?= 2
 # ESPHome pins paho-mqtt 1.x, zeroconf and uvicorn versions that clash with the appliance's: its own venv.
 ESPHOME_VENV ?= .venv-esphome
 ESPHOME_VERSION := 2026.6.5
@@ -122,7 +124,7 @@ test: venv system-deps ## lint, then the whole test suite (benchmarks excluded)
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory security
 	@echo "==> test: pytest"
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 bench: venv ## run the benchmarks in tests/bench (they print their figures)
 	@echo "==> bench: pytest tests/bench"
