@@ -12,17 +12,17 @@ machine (`decide`) so it is tested on synthetic series with a fixed clock:
 - after a clear, no new alert for `cooldown` (a flapping queue sends one e-mail, not one a minute).
 
 An alert opening is written to `analytics_alerts` (one row per tenant, branch, service: the HQ dashboard lists the
-open ones) and e-mailed to the tenant's report recipients (the addresses of its scheduled reports) through the
-tenant's e-mail provider. Several hub replicas: each check locks the tenant's branch settings rows with
-`FOR UPDATE SKIP LOCKED` on PostgreSQL; a replica finding them locked skips them, and since the state changes in
-that same transaction only the replica that opened an alert sends it.
+open ones, and `cloud.analytics.alert_push` carries them to the branch's floor) and e-mailed to the tenant's alert
+recipients (its own setting, edited on the console's analytics settings page) through the tenant's e-mail provider.
+Several hub replicas: each check locks the tenant's branch settings rows with `FOR UPDATE SKIP LOCKED` on PostgreSQL;
+a replica finding them locked skips them, and since the state changes in that same transaction only the replica that
+opened an alert sends it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -33,7 +33,8 @@ import aiosmtplib
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from cloud.analytics.tables import WAIT_BUCKETS, alerts, branch_settings, facts, rollups, schedules
+from cloud.analytics import settings as tenant_settings
+from cloud.analytics.tables import WAIT_BUCKETS, alerts, branch_settings, facts, rollups
 from cloud.notify.mail import send_email
 from cloud.notify.policy import provider_settings
 from sync.kpi_facts import local_date_hour
@@ -176,10 +177,8 @@ def open_alerts(conn: Connection, tenants: frozenset[str] | None) -> list[dict[s
 
 
 def recipients(conn: Connection, tenant: str) -> list[str]:
-    """The tenant's report recipients: every address of its active scheduled reports."""
-    rows = conn.execute(sa.select(schedules.c.recipients).where(schedules.c.tenant_id == tenant,
-                                                                schedules.c.active.is_(True)))  # fmt: skip
-    return sorted({address for (raw,) in rows for address in json.loads(raw)})
+    """The tenant's anomaly alert recipients (its own setting, cloud/analytics/settings.py; none set: no e-mail)."""
+    return list(tenant_settings.load(conn, tenant).alert_recipients)
 
 
 def message(alert: Opened) -> tuple[str, str]:
@@ -201,6 +200,7 @@ class AnomalyChecker:
         self.engine, self.policy, self.interval = engine, policy or Policy(), interval
         self.clock = clock or (lambda: datetime.now(UTC))
         self.sent = 0
+        self.on_checked: Callable[[], None] | None = None  # after each check (the floor push publishes what changed)
         self._task: asyncio.Task[None] | None = None
 
     def _check_all(self, now: datetime) -> list[tuple[Opened, list[str], dict[str, Any] | None]]:
@@ -231,6 +231,8 @@ class AnomalyChecker:
                     self.sent += 1
                 except (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError) as exc:
                     log.warning("anomaly e-mail for %s failed: %s", alert.tenant_id, type(exc).__name__)
+        if self.on_checked is not None:
+            self.on_checked()
         return [alert for alert, _, _ in found]
 
     def start(self) -> None:

@@ -16,6 +16,7 @@ import base64
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -310,6 +311,44 @@ def arrivals(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> list[tuple[
         .order_by(rollups.c.local_hour)
     ).all()
     return [(int(h), int(n or 0), int(d or 0)) for h, n, d in rows if n]
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+HEAT_LEVELS = 5  # css classes heat-0 .. heat-5, as on the appliance's report page
+
+
+def heat_level(value: int, top: int) -> int:
+    """A heat class 0..HEAT_LEVELS for a count relative to the busiest cell."""
+    if value <= 0 or top <= 0:
+        return 0
+    return max(1, round(HEAT_LEVELS * value / top))
+
+
+def heat_map(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> dict[str, Any]:
+    """Arrivals and tickets served per branch-local weekday x hour over the range, only the hours with any activity
+    (the appliance's report page shape). From the hourly rollups: a rollup row's `active` counts the tickets created
+    plus those done in its hour, so served in an hour = active - tickets."""
+    where = [*scope.where(rollups), *_filters(rollups, query)]
+    rows = conn.execute(
+        sa.select(rollups.c.local_date, rollups.c.local_hour, sa.func.sum(rollups.c.tickets),
+                  sa.func.sum(rollups.c.active))
+        .where(*where)
+        .group_by(rollups.c.local_date, rollups.c.local_hour)
+    ).all()  # fmt: skip
+    arrivals: dict[tuple[int, int], int] = {}
+    served: dict[tuple[int, int], int] = {}
+    for day, hour, tickets, active in rows:
+        key = (date.fromisoformat(day).weekday(), int(hour))
+        arrivals[key] = arrivals.get(key, 0) + int(tickets or 0)
+        served[key] = served.get(key, 0) + int(active or 0) - int(tickets or 0)
+    hours = sorted({h for (_, h), n in [*arrivals.items(), *served.items()] if n})
+    top = max([*arrivals.values(), 0])
+    out = []
+    for wd, name in enumerate(WEEKDAYS):
+        cells = [{"hour": h, "arrivals": arrivals.get((wd, h), 0), "served": served.get((wd, h), 0),
+                  "level": heat_level(arrivals.get((wd, h), 0), top)} for h in hours]  # fmt: skip
+        out.append({"weekday": name, "cells": cells, "total": sum(c["arrivals"] for c in cells)})
+    return {"hours": hours, "rows": out, "max": top}
 
 
 CURSOR_PARTS = ("tenant_id", "branch_id", "ticket_id")

@@ -16,7 +16,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,12 +24,14 @@ import sqlalchemy as sa
 from croniter import croniter  # type: ignore[import-untyped]
 from sqlalchemy.engine import Engine
 
+from cloud.admin.audit import record
 from cloud.analytics.export import csv_chunks
 from cloud.analytics.queries import Scope, kpis
 from cloud.analytics.tables import schedules
 from cloud.notify.mail import send_email
 from cloud.notify.policy import provider_settings
 from cloud.notify.providers.base import Attachment
+from cloud.store import transaction
 from sync import kpi
 
 log = logging.getLogger("qms.cloud.analytics.schedules")
@@ -89,7 +91,7 @@ def create(engine: Engine, new: NewSchedule, created_by: str, now: datetime) -> 
     """Store a schedule; returns its id. Its first run is the cron's next occurrence after `now`."""
     new.check()
     schedule_id = secrets.token_hex(8)
-    with engine.begin() as conn:
+    with transaction(engine) as conn:
         conn.execute(
             sa.insert(schedules).values(
                 schedule_id=schedule_id, tenant_id=new.tenant, branch_id=new.branch_id, name=new.name, cron=new.cron,
@@ -98,6 +100,8 @@ def create(engine: Engine, new: NewSchedule, created_by: str, now: datetime) -> 
                 created_at=now.isoformat(),
             )
         )  # fmt: skip
+        record(conn, actor=created_by, action="report_schedule.create", tenant=new.tenant, branch=new.branch_id,
+               target=schedule_id, after=_audited({**asdict(new), "active": True}), at=now)  # fmt: skip
     return schedule_id
 
 
@@ -108,6 +112,52 @@ def listed(engine: Engine, tenants: frozenset[str] | None) -> list[dict[str, Any
         query = query.where(schedules.c.tenant_id.in_(sorted(tenants)))
     with engine.connect() as conn:
         return [{**dict(r), "recipients": json.loads(r["recipients"])} for r in conn.execute(query).mappings()]
+
+
+def get(engine: Engine, schedule_id: str, tenants: frozenset[str] | None) -> dict[str, Any] | None:
+    """One schedule of these tenants (None: any), or None (unknown, or another tenant's)."""
+    query = sa.select(schedules).where(schedules.c.schedule_id == schedule_id)
+    if tenants is not None:
+        query = query.where(schedules.c.tenant_id.in_(sorted(tenants)))
+    with engine.connect() as conn:
+        row = conn.execute(query).mappings().first()
+    return None if row is None else {**dict(row), "recipients": json.loads(row["recipients"])}
+
+
+def _audited(row: dict[str, Any]) -> dict[str, Any]:
+    keep = ("name", "branch_id", "cron", "timezone", "recipients", "days", "lang", "active")
+    return {k: row[k] for k in keep if k in row}
+
+
+def update(engine: Engine, schedule_id: str, new: NewSchedule, active: bool, tenants: frozenset[str] | None,
+           actor: str, now: datetime) -> bool:  # fmt: skip
+    """Replace a schedule's fields (its tenant stays; audited); its next run is recomputed from `now`. False when it
+    is not one of these tenants' schedules."""
+    new.check()
+    before = get(engine, schedule_id, tenants)
+    if before is None or before["tenant_id"] != new.tenant:
+        return False
+    values = {"branch_id": new.branch_id, "name": new.name.strip(), "cron": new.cron, "timezone": new.timezone,
+              "recipients": json.dumps(list(new.recipients)), "days": new.days, "lang": new.lang, "active": active,
+              "next_run_at": next_run(new.cron, new.timezone, now).isoformat(), "last_error": None}  # fmt: skip
+    with transaction(engine) as conn:
+        conn.execute(sa.update(schedules).where(schedules.c.schedule_id == schedule_id).values(**values))
+        record(conn, actor=actor, action="report_schedule.update", tenant=new.tenant, branch=new.branch_id,
+               target=schedule_id, before=_audited(before),
+               after=_audited({**values, "recipients": list(new.recipients)}), at=now)  # fmt: skip
+    return True
+
+
+def remove(engine: Engine, schedule_id: str, tenants: frozenset[str] | None, actor: str, now: datetime) -> bool:
+    """Delete a schedule (audited); False when it is not one of these tenants' schedules."""
+    before = get(engine, schedule_id, tenants)
+    if before is None:
+        return False
+    with transaction(engine) as conn:
+        conn.execute(sa.delete(schedules).where(schedules.c.schedule_id == schedule_id))
+        record(conn, actor=actor, action="report_schedule.delete", tenant=before["tenant_id"],
+               branch=before["branch_id"], target=schedule_id, before=_audited(before), at=now)  # fmt: skip
+    return True
 
 
 def claim_due(engine: Engine, now: datetime) -> list[tuple[dict[str, Any], datetime]]:

@@ -8,6 +8,7 @@ scope: another tenant's or an unseen branch's id is 404, never an empty answer t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -24,13 +25,15 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage, Stream, T
 from litestar.static_files import create_static_files_router
 from sqlalchemy.engine import Engine
 
-from cloud.analytics import anomalies, bi, schedules
+from cloud.analytics import anomalies, bi, console, schedules
+from cloud.analytics.alert_push import AlertPublisher, ensure_alerts_bucket
 from cloud.analytics.export import csv_chunks
 from cloud.analytics.facts import load_settings
 from cloud.analytics.live import LiveFeed, board
-from cloud.analytics.queries import Scope, arrivals, kpis, ticket_page, wait_histogram
+from cloud.analytics.queries import Scope, arrivals, heat_map, kpis, ticket_page, wait_histogram
 from cloud.analytics.tables import tenant_settings
 from cloud.identity.permissions import requires
+from cloud.nats_link import background_link, ready_wait
 from cloud.notify import contacts
 from cloud.store import branches
 from cloud.web.console_auth import HqPrincipal
@@ -157,7 +160,10 @@ WORDS: dict[str, dict[str, str]] = {
         "arrivals": "Kedatangan dan selesai per jam", "hour": "Jam", "tickets_title": "Tiket", "number": "Nomor",
         "status": "Status", "created": "Dibuat", "wait": "Tunggu", "service_time": "Layanan", "contact": "Kontak",
         "more": "Berikutnya", "alerts": "Peringatan: antrean lebih lambat dari biasanya", "p90_now": "Tunggu p90 kini",
-        "usual": "Biasanya (p90)", "since": "Sejak",
+        "usual": "Biasanya (p90)", "since": "Sejak", "heat": "Kedatangan dan selesai per hari dan jam",
+        "heat_hint": "kedatangan / selesai menurut hari dan jam cabang; makin gelap = makin banyak kedatangan",
+        "day": "Hari", "Mon": "Sen", "Tue": "Sel", "Wed": "Rab", "Thu": "Kam", "Fri": "Jum", "Sat": "Sab",
+        "Sun": "Min",
     },
     "en": {
         "title": "Analytics", "live": "Live", "live_hint": "connecting…", "connected": "live",
@@ -175,7 +181,9 @@ WORDS: dict[str, dict[str, str]] = {
         "arrivals": "Arrivals and completions per hour", "hour": "Hour", "tickets_title": "Tickets",
         "number": "Number", "status": "Status", "created": "Created", "wait": "Wait", "service_time": "Service",
         "contact": "Contact", "more": "Next", "alerts": "Alerts: queues slower than usual", "p90_now": "Wait p90 now",
-        "usual": "Usual (p90)", "since": "Since",
+        "usual": "Usual (p90)", "since": "Since", "heat": "Arrivals and completions by weekday and hour",
+        "heat_hint": "arrivals / done, by the branch's weekday and hour; darker = more arrivals", "day": "Day",
+        "Mon": "Mon", "Tue": "Tue", "Wed": "Wed", "Thu": "Thu", "Fri": "Fri", "Sat": "Sat", "Sun": "Sun",
     },
 }  # fmt: skip
 LANG_COOKIE = "qms_lang"
@@ -234,6 +242,7 @@ def dashboard(request: Request[Any, Any, Any]) -> Template | Response[Any]:
         body, exact = kpis(conn, scope, query)
         waits = wait_histogram(conn, scope, query)
         hours = arrivals(conn, scope, query)
+        heat = heat_map(conn, scope, query)
         alerts = [a for a in anomalies.open_alerts(conn, scope.tenants)
                   if (scope.branch_id is None or a["branch_id"] == scope.branch_id)
                   and (scope.branches is None or (a["tenant_id"], a["branch_id"]) in scope.branches)]  # fmt: skip
@@ -260,7 +269,8 @@ def dashboard(request: Request[Any, Any, Any]) -> Template | Response[Any]:
         "kpis": rows, "totals": body["totals"], "exact": exact, "group_by": group_by, "filters": filters,
         "error": error, "channels": sorted(kpi.CHANNELS), "query": _query_string(filters),
         "live_url": "/analytics/live" + ("?" + _query_string(live_params) if live_params else ""),
-        "waits": waits, "arrivals": hours, "mmss": mmss, "pct": pct, "alerts": alerts,
+        "waits": waits, "arrivals": hours, "mmss": mmss, "pct": pct, "alerts": alerts, "tab_words": console.WORDS[lang],
+        "heat": heat,
         "js_words": {k: words[k] for k in ("tickets", "done", "connected", "reconnecting", "minutes", "hour")},
     }  # fmt: skip
     return Template(template_name="analytics/dashboard.html", context=context, headers={"Cache-Control": "no-store"})
@@ -412,25 +422,46 @@ def list_schedules(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
-    """The live feed that wakes dashboards after each applied batch, and this replica's report scheduler."""
-    feed = LiveFeed(app.state["engine"])
+    """The live feed that wakes dashboards after each applied batch, this replica's report scheduler, its anomaly
+    check, and (with NATS) the push of each branch's open alerts to its floor."""
+    engine: Engine = app.state["engine"]
+    feed = LiveFeed(engine)
     app.state["analytics_live"] = feed
     feed.start()
-    scheduler = schedules.ReportScheduler(app.state["engine"])
+    scheduler = schedules.ReportScheduler(engine)
     app.state["analytics_reports"] = scheduler
     scheduler.start()
     # Anomaly alerts (cloud/analytics/anomalies.py) every QMS_ANOMALY_CHECK_SECONDS (default 60; 0 = off).
     interval = float(os.environ.get(anomalies.INTERVAL_ENV, "60"))
-    checker = anomalies.AnomalyChecker(app.state["engine"], interval=interval)
+    checker = anomalies.AnomalyChecker(engine, interval=interval)
     app.state["analytics_anomalies"] = checker
+    publishers: list[AlertPublisher] = []
+
+    async def ready(nc: Any) -> None:
+        js = nc.jetstream()
+        await ensure_alerts_bucket(js)
+        publisher = AlertPublisher(engine, js)
+        publisher.start()
+        publishers.append(publisher)
+        checker.on_checked = publisher.nudge  # each check's opened/cleared alerts reach the floors at once
+        app.state["analytics_alert_push"] = publisher
+
     if interval > 0:
         checker.start()
-    try:
-        yield
-    finally:
-        await checker.stop()
-        await scheduler.stop()
-        await feed.stop()
+    servers = list(app.state.get("nats_servers") or ())
+    async with contextlib.AsyncExitStack() as stack:
+        if servers:  # connected in the background: a hub started while NATS is down still serves
+            options = dict(app.state.get("nats_options") or {})
+            await stack.enter_async_context(background_link("analytics", servers, options, ready,
+                                                            ready_wait(app.state)))  # fmt: skip
+        try:
+            yield
+        finally:
+            for publisher in publishers:
+                await publisher.stop()
+            await checker.stop()
+            await scheduler.stop()
+            await feed.stop()
 
 
 KEEPALIVE_SECONDS = 15.0
@@ -447,4 +478,5 @@ ROUTES: list[Any] = [
     create_schedule,
     list_schedules,
     *bi.ROUTES,
+    *console.ROUTES,
 ]

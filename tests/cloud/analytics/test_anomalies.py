@@ -1,7 +1,7 @@
 """Anomaly alerts (US-ANALYT-007) on synthetic series with a fixed clock: one alert on a spike, none on noise,
 hysteresis between the open and clear thresholds, cleared, and quiet during the cool-down; against a real store
 (SQLite and PostgreSQL) the check reads the window from the facts and the baseline from the rollups' histograms,
-writes one alert row, e-mails it once to the tenant's report recipients through a real SMTP server, and two replicas
+writes one alert row, e-mails it once to the tenant's alert recipients through a real SMTP server, and two replicas
 checking together send it once."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from litestar.testing import TestClient
 
 from cloud.analytics.anomalies import INTERVAL_ENV, AlertState, AnomalyChecker, Policy, decide, open_alerts
 from cloud.analytics.schedules import NewSchedule, create
+from cloud.analytics.settings import set_alert_recipients
 from cloud.analytics.tables import WAIT_BUCKETS, alerts, branch_settings, facts, rollups
 from cloud.hq_users import upsert_user
 from cloud.notify.tables import providers
@@ -132,8 +133,10 @@ def test_the_check_alerts_once_by_mail_with_two_replicas_and_clears(
         usual_mondays(conn)
         # The last 30 minutes: 10 waits of 20 to 29 minutes.
         conn.execute(sa.insert(facts), [fact(i, T0 - timedelta(minutes=i * 2), 1200 + i * 60) for i in range(10)])
+    # The tenant's own alert recipients get it; its scheduled reports' addresses do not.
     create(engine, NewSchedule(tenant=TENANT, branch_id=BRANCH, name="Harian", cron="0 7 * * *",
-                               timezone="Asia/Jakarta", recipients=("ops@bank.example",)), "ana", T0)  # fmt: skip
+                               timezone="Asia/Jakarta", recipients=("reports@bank.example",)), "ana", T0)  # fmt: skip
+    set_alert_recipients(engine, TENANT, ("ops@bank.example",), "ana")
     now = {"at": T0}
     other = create_store_engine(store_url)
     replicas = [AnomalyChecker(e, clock=lambda: now["at"]) for e in (engine, other)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -155,3 +156,29 @@ def test_drill_down_masks_contacts_and_hides_them_when_the_tenant_says_so(
     assert "Contact" not in hidden.text
     assert client.get("/analytics/tickets", params={"hour": "25"}, headers=auth("ana")).status_code == 400
     assert client.get("/analytics/tickets", params={"after": "garbage!"}, headers=auth("ana")).status_code == 400
+
+
+def test_heat_map_by_weekday_and_hour_matches_the_facts(hub: tuple[TestClient[Any], sa.Engine]) -> None:
+    """The weekday x hour table (arrivals / done, from the rollups) equals a count over the ticket facts made here:
+    arrivals by the creation's local weekday and hour, done by the completion's; in both languages, no JavaScript."""
+    client, engine = hub
+    expected: dict[tuple[str, int], list[int]] = {}
+    names = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    with engine.connect() as conn:
+        for row in conn.execute(sa.select(facts)).mappings():
+            key = (names[datetime.fromisoformat(row["local_date"]).weekday()], row["local_hour"])
+            expected.setdefault(key, [0, 0])[0] += 1
+            if row["status"] == "done" and row["closed_date"] is not None:
+                done = (names[datetime.fromisoformat(row["closed_date"]).weekday()], row["closed_hour"])
+                expected.setdefault(done, [0, 0])[1] += 1
+    assert sum(a for a, _ in expected.values()) == 12
+    assert sum(d for _, d in expected.values()) >= 1  # a completion too
+    for lang, title in (("id", "Kedatangan dan selesai per hari dan jam"), ("en", "Arrivals and completions by")):
+        page = client.get("/analytics", params={"lang": lang, **RANGE}, headers=auth("ana"))
+        assert title in page.text
+        cells = {
+            (day, int(hour)): [int(a), int(d)]
+            for day, row in re.findall(r'<tr data-weekday="(\w+)">(.*?)</tr>', page.text, re.S)
+            for hour, a, d in re.findall(r'data-hour="(\d+)">(\d+)/(\d+)<', row)
+        }
+        assert cells == expected
