@@ -17,6 +17,7 @@ import msgspec
 import typer
 
 from edge import audit as audit_log
+from edge.analytics import facts as report_facts
 from edge.audit import AuditEntry
 from edge.auth import ROLES, find_user, list_users, upsert_user
 from edge.devices.audio.cli import voice_app
@@ -315,8 +316,8 @@ def rebuild(
     data_dir: DataDir = DEFAULT_DATA,
     check: Annotated[bool, typer.Option(help="Only compare, do not rewrite.")] = False,
 ) -> None:
-    """Rebuild projections from the event log; reports whether they matched the live ones (rewriting them is
-    refused while the appliance runs: its writer keeps its own state)."""
+    """Rebuild projections and the report facts from the event log; reports whether they matched the live ones
+    (rewriting them is refused while the appliance runs: its writer keeps its own state)."""
     lock = None if check else _hold_data_dir(data_dir, "rebuild", then="run rebuild again")
     try:
         conn = open_database(data_dir)
@@ -330,7 +331,9 @@ def rebuild(
             typer.echo(f"OK: {result.events} events replayed; projections identical")
             return
         rebuild_mod.write(conn, result)
-        typer.echo(f"rebuilt from {result.events} events; {len(diffs)} difference(s) corrected")
+        folded, fact_diffs = report_facts.rebuild_now(conn)  # the report facts too (edge/analytics/facts.py)
+        typer.echo(f"rebuilt from {result.events} events; {len(diffs)} difference(s) corrected;"
+                   f" report facts refolded from {folded} events ({fact_diffs} corrected)")  # fmt: skip
     finally:
         if lock is not None:
             lock.release()

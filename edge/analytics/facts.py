@@ -8,10 +8,11 @@ the command's commit and the catch-up only delays them, and events from another 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 import msgspec
 
@@ -231,3 +232,44 @@ def csv_records(conn: sqlite3.Connection, query: KpiQuery, chunk: int = 2000) ->
             return
         yield [r[1] for r in rows]
         after = rows[-1][0]
+
+
+def rebuild_now(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Rebuild the facts from the whole log in one transaction of its own (`qms-edge rebuild`, the appliance
+    stopped); returns (events folded, fact rows that differed from the stored ones)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        before = dict(conn.execute("SELECT ticket_id, fact FROM ticket_facts").fetchall())
+        folded = rebuild(conn)
+        after = dict(conn.execute("SELECT ticket_id, fact FROM ticket_facts").fetchall())
+        differing = sum(1 for key in before.keys() | after.keys() if before.get(key) != after.get(key))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return folded, differing
+
+
+RETENTION_ENV = "QMS_FACTS_RETENTION_DAYS"  # days of facts kept for reports (0: keep them all)
+DEFAULT_RETENTION_DAYS = 400  # a year and a month: this year's and last year's same-month reports
+
+
+def retention_days() -> int:
+    """How many branch-local days of facts the appliance keeps (QMS_FACTS_RETENTION_DAYS; default 400, 0 = all)."""
+    raw = os.environ.get(RETENTION_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RETENTION_DAYS
+    if not raw.isdigit():
+        raise ValueError(f"{RETENTION_ENV} must be a whole number of days (0 keeps every fact), not {raw!r}")
+    return int(raw)
+
+
+def prune(conn: sqlite3.Connection, today: date, days: int) -> int:
+    """Delete the facts of tickets created more than `days` branch-local days before `today` (inside the caller's
+    transaction; 0 keeps everything); returns how many went. The event log keeps them: a rebuild brings them back
+    until the next prune."""
+    if days <= 0:
+        return 0
+    first_kept = (today - timedelta(days=days - 1)).isoformat()  # sort keys start with the business date
+    conn.execute("DELETE FROM ticket_fact_csv WHERE sort_key < ?", (first_kept,))
+    return conn.execute("DELETE FROM ticket_facts WHERE sort_key < ?", (first_kept,)).rowcount

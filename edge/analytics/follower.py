@@ -10,16 +10,21 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from datetime import date
 from typing import Any
 
 from edge.analytics import facts
+from edge.engine.numbering import business_date
 from edge.service import QueueService
 from sync.contract import Event
+from sync.kpi import DEFAULT_TIMEZONE
 
 log = logging.getLogger("qms.analytics")
 SLICE = 5000  # events per writer transaction while catching up
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 class FactFollower:
@@ -30,6 +35,8 @@ class FactFollower:
         self._pending = False
         self._lock = threading.Lock()
         self._listeners: list[Callable[[int], None]] = []
+        self.retention_days = facts.retention_days()
+        self._pruned_at: float | None = None
 
     def subscribe(self, listener: Callable[[int], None]) -> None:
         """Call `listener(seq)` (from the writer thread) after the facts caught up to `seq`."""
@@ -56,6 +63,14 @@ class FactFollower:
         with self._lock:
             self._pending = False  # commits from now on need another pass
         folded = facts.catch_up(conn, SLICE)
+        now = time.monotonic()
+        if folded < SLICE and (self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY_SECONDS):
+            self._pruned_at = now  # the retention: at start, then at most hourly (QMS_FACTS_RETENTION_DAYS)
+            config = self.service.view.state.config
+            zone = config.timezone if config else DEFAULT_TIMEZONE
+            today = date.fromisoformat(business_date(self.service.clock(), zone))
+            if gone := facts.prune(conn, today, self.retention_days):
+                log.info("facts retention: %d ticket(s) older than %d days dropped", gone, self.retention_days)
         return folded, facts.cursor(conn)
 
     def _done(self, future: Future[Any]) -> None:

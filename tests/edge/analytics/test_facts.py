@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
+
 from edge.analytics import facts
+from edge.engine import commands as c
+from edge.service import QueueService
 from edge.store.db import connect
 from tests.edge.analytics.conftest import Api
 from tests.edge.analytics.test_reports_api import _day
+from tests.support.appliance import run_cli, seed_demo
 
 
 def _rows(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
@@ -82,3 +88,70 @@ def test_facts_ahead_of_the_log_start_again(data_dir: Path) -> None:
         conn.execute("COMMIT")
     finally:
         conn.close()
+
+
+def _served_branch(data_dir: Path) -> None:
+    """A demo branch with a few tickets taken and served, its writer stopped."""
+    seed_demo(data_dir)
+    service = QueueService(data_dir)
+    service.start()
+    try:
+        for i in range(4):
+            service.execute(c.Enqueue(service_id="teller" if i % 2 else "cs"))
+        called = service.execute(c.CallNext(counter_id="1")).response["ticket"]
+        service.execute(c.Start(ticket_id=called["ticket_id"], counter_id="1"))
+        service.execute(c.Complete(ticket_id=called["ticket_id"], counter_id="1"))
+        service.submit_store(facts.catch_up).result(timeout=30)
+    finally:
+        service.stop()
+
+
+def test_qms_edge_rebuild_refolds_the_facts(tmp_path: Path) -> None:
+    """`qms-edge rebuild` (appliance stopped) rebuilds the report facts with the projections: damaged rows and a
+    cursor moved on come back byte-identical."""
+    data_dir = tmp_path / "data"
+    _served_branch(data_dir)
+    conn = connect(data_dir / "qms.sqlite3")
+    try:
+        good = _rows(conn)
+        assert len(good) == 4
+        conn.execute("UPDATE ticket_facts SET wait_seconds = 9999, fact = '{}'")
+        conn.execute("DELETE FROM ticket_fact_csv")
+    finally:
+        conn.close()
+    done = run_cli("rebuild", "--data-dir", str(data_dir))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "report facts refolded" in done.stdout
+    assert "(4 corrected)" in done.stdout
+    conn = connect(data_dir / "qms.sqlite3", readonly=True)
+    try:
+        assert _rows(conn) == good
+        assert conn.execute("SELECT count(*) FROM ticket_fact_csv").fetchone()[0] == 4
+    finally:
+        conn.close()
+
+
+def test_retention_drops_old_facts_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Facts of tickets created more than the retention's days ago go (with their CSV records); 0 keeps all; a bad
+    setting is refused with its name."""
+    data_dir = tmp_path / "data"
+    _served_branch(data_dir)
+    conn = connect(data_dir / "qms.sqlite3")
+    try:
+        day = date.fromisoformat(conn.execute("SELECT min(business_date) FROM ticket_facts").fetchone()[0])
+        conn.execute("BEGIN IMMEDIATE")
+        assert facts.prune(conn, day + timedelta(days=399), 400) == 0  # 400 days: that day is still kept
+        assert facts.prune(conn, day + timedelta(days=500), 0) == 0  # 0: keep everything
+        assert facts.prune(conn, day + timedelta(days=400), 400) == 4
+        conn.execute("COMMIT")
+        assert conn.execute("SELECT count(*) FROM ticket_facts").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM ticket_fact_csv").fetchone()[0] == 0
+    finally:
+        conn.close()
+    monkeypatch.setenv(facts.RETENTION_ENV, "30")
+    assert facts.retention_days() == 30
+    monkeypatch.delenv(facts.RETENTION_ENV)
+    assert facts.retention_days() == facts.DEFAULT_RETENTION_DAYS
+    monkeypatch.setenv(facts.RETENTION_ENV, "a year")
+    with pytest.raises(ValueError, match=facts.RETENTION_ENV):
+        facts.retention_days()
