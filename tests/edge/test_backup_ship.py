@@ -27,6 +27,7 @@ from edge import backup_ship
 from edge.doctor import check_backup_shipping
 from sync import backup_seal
 from tests.images.conftest import running_hub
+from tests.support import appliance as appliance_support
 from tests.support.appliance import RunningAppliance, free_port, run_cli, seed_demo
 from tests.support.cloud_hub import wait_until
 
@@ -74,7 +75,8 @@ def test_served_appliance_ships_sealed_backups_the_hub_opens_and_restores(
         if not line.startswith("#") and not line.startswith("QMS_NATS_URL"):
             monkeypatch.setenv(*line.split("=", 1))
     monkeypatch.setenv("QMS_BACKUP_DIR", str(backups))
-    monkeypatch.setenv("QMS_BACKUP_INTERVAL_SECONDS", "2")
+    monkeypatch.setattr(appliance_support, "STARTUP_SECONDS", 90.0)  # a loaded 2-core box takes >20 s to import
+    monkeypatch.setenv("QMS_BACKUP_INTERVAL_SECONDS", "6")  # rounds apart: start-up under load
     shipped = store / TENANT / BRANCH
     with RunningAppliance(data) as appliance:
         auth = {"Authorization": f"Bearer {appliance.token('admin')}"}
@@ -85,8 +87,13 @@ def test_served_appliance_ships_sealed_backups_the_hub_opens_and_restores(
             assert r.status_code == 201, r.text  # issued while backups are taken and shipped
             acknowledged.add(r.json()["ticket_id"])
         issued_at = time.time()
-        wait_until(lambda: float(backup_ship.read_status(data).get("last_upload_at") or 0) > issued_at + 0.5,
-                   timeout=60, what="a backup taken after the last ticket shipped")  # fmt: skip
+
+        def shipped_after_last_ticket() -> bool:  # a backup begun after the last ticket, and that very one shipped
+            status = backup_ship.read_status(data)
+            begun_after = float(status.get("last_backup_at") or 0) > issued_at
+            return begun_after and status.get("last_uploaded") == f"{status.get('last_backup')}{backup_seal.SUFFIX}"
+
+        wait_until(shipped_after_last_ticket, timeout=120, what="a backup taken after the last ticket shipped")
         metrics = httpx.get(f"{appliance.base_url}/metrics", timeout=10).text
     samples = {s.name: s.value for f in text_string_to_metric_families(metrics) for s in f.samples}
     assert samples["qms_backup_upload_last_success_timestamp_seconds"] > issued_at
