@@ -5,17 +5,24 @@ audit log in the same transaction. The engine's refusals (unknown counter or tic
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from datetime import UTC, datetime
 
 from edge.audit import AuditEntry
+from edge.audit import insert as insert_audit
+from edge.devices import fleet
+from edge.devices.registry import list_devices
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.service import QueueService
-from sync.liveness import HqCallNext, HqCancel, HqCommand, HqReply, HqSetPresence, HqTransfer
+from sync.liveness import HqCallNext, HqCancel, HqCommand, HqDeviceConfig, HqReply, HqSetPresence, HqTransfer
+
+EngineCommand = HqSetPresence | HqCallNext | HqTransfer | HqCancel  # the ones the queue engine runs
 
 ACTOR_MAX = 64
 
 
-def engine_command(command: HqCommand) -> tuple[c.Command, AuditEntry]:
+def engine_command(command: EngineCommand) -> tuple[c.Command, AuditEntry]:
     """The engine command and the audit entry for one intervention (actor `hq:<user>`, `via: hq`)."""
     actor = f"hq:{command.actor}"[:ACTOR_MAX]
     request_id = command.request_id
@@ -47,6 +54,8 @@ def _entry(actor: str, action: str, target: str, **detail: object) -> AuditEntry
 
 async def run_hq_command(service: QueueService, command: HqCommand) -> HqReply:
     """Run one intervention and say how it went; for call-next, the ticket called or why none was."""
+    if isinstance(command, HqDeviceConfig):
+        return await push_device_config(service, command)
     engine_cmd, audit = engine_command(command)
     try:
         outcome = await asyncio.wrap_future(service.submit(engine_cmd, audit))
@@ -58,3 +67,25 @@ async def run_hq_command(service: QueueService, command: HqCommand) -> HqReply:
             return HqReply(ok=True, reason=str(outcome.response.get("reason") or "empty"))
         return HqReply(ok=True, ticket_number=str(ticket.get("ticket_number") or ""))
     return HqReply(ok=True)
+
+
+async def push_device_config(service: QueueService, command: HqDeviceConfig) -> HqReply:
+    """A new configuration version for every active device of the type, in one writer transaction with one audit
+    entry per device (`device_config`, actor `hq:<user>`, `via: hq`); the versions given, by device."""
+    actor = f"hq:{command.actor}"[:ACTOR_MAX]
+    now = datetime.now(UTC)
+
+    def write(conn: sqlite3.Connection) -> dict[str, int]:
+        versions = {}
+        for device in list_devices(conn):
+            if device.status == "active" and device.type == command.device_type:
+                versions[device.device_id] = fleet.set_config(conn, device.device_id, command.config, now)
+                insert_audit(conn, _entry(actor, "device_config", f"device:{device.device_id}",
+                                          version=versions[device.device_id]), now)  # fmt: skip
+        return versions
+
+    try:
+        versions = await asyncio.wrap_future(service.submit_store(write))
+    except DomainError as exc:
+        return HqReply(ok=False, error=str(exc))
+    return HqReply(ok=True, versions=versions)

@@ -82,10 +82,22 @@ class HqCancel(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, ta
     request_id: str | None = None
 
 
+class HqDeviceConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="action",
+                     tag="device.config"):  # fmt: skip
+    """Give every active device of one type at the branch a new configuration version (US-ADMIN-010, pushed by HQ to
+    a group of branches); each device fetches, applies and acknowledges it as usual, and the heartbeat carries the
+    acknowledgements back to HQ's fleet page."""
+
+    device_type: Literal["kiosk", "display", "button", "led"]
+    config: dict[str, Any]
+    actor: str
+    request_id: str | None = None
+
+
 # An intervention from HQ's supervisor view (US-AGENT-008), run at the branch by its single writer with the HQ user
 # as actor (`hq:<user>`), audited on both sides. Tagged by `action`; an appliance that predates an action answers
 # "malformed command" and runs nothing.
-HqCommand = HqSetPresence | HqCallNext | HqTransfer | HqCancel
+HqCommand = HqSetPresence | HqCallNext | HqTransfer | HqCancel | HqDeviceConfig
 
 
 class HqReply(Struct, frozen=True, kw_only=True):
@@ -96,6 +108,7 @@ class HqReply(Struct, frozen=True, kw_only=True):
     error: str | None = None
     ticket_number: str | None = None
     reason: str | None = None
+    versions: dict[str, int] | None = None  # device.config: each device given a new version, with that version
 
 
 command_decoder = msgspec.json.Decoder(HqCommand)

@@ -631,23 +631,58 @@ async def fleet_page(request: Request[Any, Any, Any]) -> Template:
     return await asyncio.to_thread(_fleet_page, request)
 
 
-def _fleet_page(request: Request[Any, Any, Any]) -> Template:
+def _fleet_page(request: Request[Any, Any, Any], status: int = 200, **extra: Any) -> Template:
     q = request.query_params
     with _engine(request).connect() as conn:
         devices = fleet.fleet(conn, _user(request).tenants, branch=q.get("branch") or None, kind=q.get("type") or None)
         tz = audit.zones(conn)
+        targets = [p for p in branches.list_profiles(conn, _user(request).tenants) if p.status == "active"]
     rows = [(d, tz.get((d.tenant, d.branch_id), audit.DEFAULT_ZONE)) for d in devices]
     online = sum(1 for d in devices if d.online)
     return _page(
         request,
         "fleet.html",
+        status=status,
         rows=rows,
         online=online,
         total=len(devices),
         branch=q.get("branch") or "",
         kind=q.get("type") or "",
         zone_info=ZoneInfo,
+        targets=[p for p in targets if _sees(request, p.tenant, p.branch_id)],
+        device_types=intervene.DEVICE_TYPES,
+        push=extra.pop("push", None),
+        push_error=extra.pop("push_error", None),
+        push_form=extra.pop("push_form", {}),
     )
+
+
+@post("/admin/fleet/push", guards=[requires("fleet.manage")])
+async def fleet_push(request: Request[Any, Any, Any]) -> Template:
+    """Push one device configuration to every device of a type in a group of branches (US-ADMIN-010): a request to
+    each branch (cloud/admin/intervene.py), refused at once for an offline one; the results per branch, each audited
+    as `fleet.push` (the configuration's digest, never its text). The devices' acknowledgements come back with the
+    heartbeats: the list above shows them."""
+    form = await _form(request)
+    chosen = form.get("branches") or []
+    keys = [chosen] if isinstance(chosen, str) else list(chosen)
+    command = intervene.device_config(
+        str(form.get("device_type") or ""), str(form.get("config") or ""), _actor(request)
+    )
+    pairs = [tuple(k.split("/", 1)) for k in keys if "/" in k]
+    if isinstance(command, str) or not pairs or not all(_sees(request, t, b) for t, b in pairs):
+        error = command if isinstance(command, str) else "err_push_branches"
+        return await asyncio.to_thread(_fleet_page, request, 400, push_error=error, push_form=form)
+    engine, nc = _engine(request), request.app.state.get("admin_nc")
+    results = []
+    for tenant, branch_id in pairs:
+        outcome = await intervene.send(engine, nc, tenant, branch_id, command)
+        where = {"tenant": tenant, "branch_id": branch_id, "source_ip": _ip(request)}
+        await asyncio.to_thread(intervene.record, engine, command, outcome, **where,
+                                correlation_id=_correlation(request), action="fleet.push")  # fmt: skip
+        kind, _, detail = outcome.partition(":")
+        results.append((f"{tenant}.{branch_id}", kind, detail))
+    return await asyncio.to_thread(_fleet_page, request, push=results, push_form=form)
 
 
 # --- supervisor from HQ (read-only) ---------------------------------------------------------------------------
@@ -853,6 +888,7 @@ ROUTES: list[Any] = [
     approvals_switch,
     approvals_decide,
     fleet_page,
+    fleet_push,
     supervisor_index,
     supervisor_floor,
     supervisor_live,

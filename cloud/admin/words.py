@@ -75,6 +75,13 @@ WORDS: dict[str, dict[str, str]] = {
         "counter_unavailable": "loket tidak tersedia", "no_live_tickets": "Tidak ada tiket aktif.",
         "session_ended": "Sesi berakhir. Masuk lagi untuk melanjutkan.", "signin": "Masuk",
         "staff_conflict": "Akun sudah berubah sejak permintaan dibuat; tolak dan ajukan ulang.",
+        "push_title": "Kirim konfigurasi perangkat", "push_branches": "Ke cabang",
+        "push_config": "Konfigurasi (objek JSON)", "push_button": "Kirim",
+        "push_hint": "Setiap perangkat aktif jenis ini di cabang terpilih mendapat versi baru; perangkat mengambil,"
+        " menerapkan dan mengonfirmasinya — kolom versi di atas menunjukkan konfirmasinya.",
+        "outcome_pushed": "versi baru untuk perangkat:", "err_device_type": "Pilih jenis perangkat.",
+        "err_device_config": "Konfigurasi harus berupa objek JSON (maks. 64 KiB).",
+        "err_push_branches": "Pilih satu atau lebih cabang Anda.",
         "nats_step": "Satu langkah lagi sebelum perangkat cabang bisa terhubung — di host NATS, dengan QMS_CLOUD_DB"
         " milik hub, jalankan:",
         "nats_step_why": "nats-server membaca pengguna cabang dari berkas authorization dan baru menerima kunci baru"
@@ -145,6 +152,13 @@ WORDS: dict[str, dict[str, str]] = {
         "counter_unavailable": "the counter is not available", "no_live_tickets": "No live tickets.",
         "session_ended": "Your session has ended. Sign in again to continue.", "signin": "Sign in",
         "staff_conflict": "The account changed after the request was made; reject it and ask again.",
+        "push_title": "Push a device configuration", "push_branches": "To branches",
+        "push_config": "Configuration (a JSON object)", "push_button": "Push",
+        "push_hint": "Every active device of this type at the chosen branches gets a new version; each fetches, applies"
+        " and acknowledges it — the version column above shows the acknowledgements.",
+        "outcome_pushed": "new version for devices:", "err_device_type": "Choose a device type.",
+        "err_device_config": "The configuration must be a JSON object (at most 64 KiB).",
+        "err_push_branches": "Choose one or more of your branches.",
         "nats_step": "One more step before the branch's appliance can connect — on the NATS host, with the hub's"
         " QMS_CLOUD_DB, run:",
         "nats_step_why": "nats-server reads its branch users from an authorization file and accepts the new key only"

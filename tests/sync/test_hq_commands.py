@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.liveness import HqCallNext, HqCancel, HqCommand, HqSetPresence, HqTransfer, command_decoder
+from sync.liveness import HqCallNext, HqCancel, HqCommand, HqDeviceConfig, HqSetPresence, HqTransfer, command_decoder
 
 ids = st.text(st.characters(codec="utf-8"), min_size=1, max_size=64)
 maybe = st.none() | ids
@@ -19,6 +19,9 @@ commands = st.one_of(
     st.builds(HqTransfer, ticket_id=ids, actor=ids, to_service_id=maybe, to_counter_id=maybe, reason=maybe,
               request_id=maybe),
     st.builds(HqCancel, ticket_id=ids, actor=ids, reason=maybe, request_id=maybe),
+    st.builds(HqDeviceConfig, device_type=st.sampled_from(["kiosk", "display", "button", "led"]),
+              config=st.dictionaries(ids, st.integers() | ids | st.booleans(), max_size=5), actor=ids,
+              request_id=maybe),
 )  # fmt: skip
 
 

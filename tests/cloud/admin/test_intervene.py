@@ -6,6 +6,9 @@ refused by the branch; with the branch offline HQ refuses at once and sends noth
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from litestar.testing import TestClient
 from cloud.credentials import HUB_KEY, authorization_block, issue
 from cloud.store import create_store_engine
 from cloud.web.app import CloudSettings, create_app
+from edge.devices.registry import add_device, pair
 from edge.engine import commands as c
 from edge.service import QueueService
 from tests.cloud.admin.conftest import add_accounts, sign_in
@@ -37,12 +41,7 @@ def test_hq_intervenes_at_the_branch_and_is_refused_when_it_is_offline(
     server = NatsServer(tmp_path / "nats", config=authorization_block(engine, keys)).start()
     add_accounts(engine, "ana")
     engine.dispose()
-    seed_demo(tmp_path / "edge")
-    queue = QueueService(tmp_path / "edge")
-    try:
-        tickets = [queue.execute(c.Enqueue(actor="kiosk", service_id="teller")).response for _ in range(3)]
-    finally:
-        queue.stop()
+    tickets = seed_branch(tmp_path / "edge")
     for name, value in (
         ("QMS_NATS_URL", server.url),
         ("QMS_TENANT", TENANT),
@@ -80,6 +79,7 @@ def test_hq_intervenes_at_the_branch_and_is_refused_when_it_is_offline(
                 unknown = client.post(f"{FLOOR}/counters/99/closed?lang=en", follow_redirects=False)
                 assert "outcome=refused" in unknown.headers["location"]
                 call_transfer_and_cancel(client, tmp_path / "edge", tickets)
+                push_a_kiosk_configuration(client, tmp_path / "edge")
             finally:
                 appliance.stop()
             wait_until(
@@ -142,3 +142,45 @@ def call_transfer_and_cancel(client: TestClient[Any], data_dir: Path, tickets: l
         ),
         what="the transferred ticket listed on HQ's floor",
     )
+
+
+def seed_branch(data_dir: Path) -> list[dict[str, Any]]:
+    """The demo branch with three waiting teller tickets (returned) and an active kiosk."""
+    seed_demo(data_dir)
+    queue = QueueService(data_dir)
+    try:
+        tickets = [queue.execute(c.Enqueue(actor="kiosk", service_id="teller")).response for _ in range(3)]
+        queue.submit_store(pair_a_kiosk).result(timeout=30)
+    finally:
+        queue.stop()
+    return tickets
+
+
+def pair_a_kiosk(conn: sqlite3.Connection) -> None:
+    """An active kiosk at the branch (registered and paired, as `qms-edge devices add` and the kiosk would)."""
+    now = datetime.now(UTC)
+    add_device(conn, device_id="kiosk-lobby", device_type="kiosk", code="PAIR-1234", now=now)
+    pair(conn, "PAIR-1234", now)
+
+
+def push_a_kiosk_configuration(client: TestClient[Any], data_dir: Path) -> None:
+    """HQ pushes one kiosk configuration to a group: the online branch gives its kiosk a new version (audited there
+    as hq:ana), the branch that never connected is refused at once; a non-object configuration is refused inline."""
+    bad = client.post("/admin/fleet/push?lang=en", data={"branches": [f"{TENANT}/{BRANCH}"], "device_type": "kiosk",
+                                                         "config": "[1, 2]"})  # fmt: skip
+    assert bad.status_code == 400
+    assert "must be a JSON object" in bad.text
+    group = {"branches": [f"{TENANT}/{BRANCH}", f"{TENANT}/bdg-dago"], "device_type": "kiosk",
+             "config": '{"idle_seconds": 45, "volume": 70}'}  # fmt: skip
+    pushed = client.post("/admin/fleet/push?lang=en", data=group)
+    assert pushed.status_code == 200, pushed.text
+    results = dict(re.findall(r'data-branch="([\w.-]+)" data-outcome="(\w+)"', pushed.text))
+    assert results == {f"{TENANT}.{BRANCH}": "pushed", f"{TENANT}.bdg-dago": "offline"}
+    assert "new version for devices: 1" in pushed.text
+    stored = event_rows(data_dir, "SELECT device_id, version, doc FROM device_configs")
+    assert [(d, v, json.loads(doc)) for d, v, doc in stored] == [("kiosk-lobby", 1, {"idle_seconds": 45, "volume": 70})]
+    audited = event_rows(data_dir, "SELECT actor, action, target FROM audit ORDER BY rowid")
+    assert ("hq:ana", "device_config", "device:kiosk-lobby") in audited
+    trail = client.get("/admin/audit", params={"action": "fleet.push"}).text
+    assert trail.count('data-action="fleet.push"') == 2
+    assert "idle_seconds" not in trail  # the configuration's digest, never its text
