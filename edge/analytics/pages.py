@@ -7,20 +7,26 @@ charts over the same numbers when JavaScript runs.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get, post
 from litestar.di import Provide
 from litestar.response import Stream, Template
 
 from edge.analytics import figures, reports
+from edge.audit import AuditEntry
+from edge.audit import insert as insert_audit
 from edge.engine.model import ticket_decoder
 from edge.views import mask_email, mask_phone
 from edge.web.deps import appliance
-from edge.web.staff.render import render
-from edge.web.staff.session import Refused, StaffDep, provide_staff
+from edge.web.staff.pages import answer
+from edge.web.staff.render import render, translator
+from edge.web.staff.session import Refused, StaffDep, check_csrf, entry, provide_staff
 from sync.kpi import CHANNELS, KpiQuery, KpiQueryError, TicketFact, parse_query
 
 MANAGERS = ("admin", "supervisor")
@@ -73,6 +79,22 @@ def _drill_condition(params: dict[str, str]) -> tuple[str, tuple[Any, ...]] | No
         clauses.append("sla_met = ?")
         values.append(1 if params["sla"] == "met" else 0)
     return " AND ".join(clauses), tuple(values)
+
+
+CONTACTS_KEY = "report_contacts"  # meta: "hidden" when the branch admin switched contacts off in reports
+
+
+def contacts_shown(conn: sqlite3.Connection) -> bool:
+    """Whether report drill-downs show (masked) contacts: the branch admin's PII switch (default on)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (CONTACTS_KEY,)).fetchone()
+    return row is None or row[0] != "hidden"
+
+
+def set_contacts_shown(conn: sqlite3.Connection, show: bool, audit: AuditEntry) -> None:
+    """Store the PII switch and its audit entry (one writer transaction)."""
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                 (CONTACTS_KEY, "shown" if show else "hidden"))  # fmt: skip
+    insert_audit(conn, audit, datetime.now(UTC))
 
 
 def _contacts(request: Request[Any, Any, Any], ticket_ids: list[str]) -> dict[str, str]:
@@ -151,6 +173,8 @@ class ReportPages(Controller):
             csv_excel_url=_link("/staff/reports/tickets.csv", {**filters, "sep": ";"}),
             lambda_day=lambda day: day,
             counter_label=_counter_label(request),
+            show_contacts=appliance(request).service.read(contacts_shown),
+            notice=request.query_params.get("msg"),
             **_options(request),
         )
 
@@ -167,6 +191,7 @@ class ReportPages(Controller):
         elif condition is None:
             error = "drill-down: unknown value"
         shown = found[:DRILL_LIMIT]
+        show_contacts = appliance(request).service.read(contacts_shown)
         return render(
             request,
             "staff/report_tickets.html",
@@ -178,10 +203,23 @@ class ReportPages(Controller):
             tickets=shown,
             total=len(found),
             limit=DRILL_LIMIT,
-            contacts=_contacts(request, [f.ticket_id for f in shown]),
+            contacts=_contacts(request, [f.ticket_id for f in shown]) if show_contacts else {},
+            show_contacts=show_contacts,
             back=_link("/staff/reports/", _params(request, FILTERS)),
             csv_url=_link("/staff/reports/tickets.csv", _params(request, FILTERS)),
         )
+
+    @post("/contacts")
+    async def contacts_switch(self, request: Request[Any, Any, Any], staff: StaffDep) -> Response[Any]:
+        """The branch admin's PII switch: show contacts (masked) in report drill-downs, or not at all; audited."""
+        staff.require("admin")
+        form = dict(await request.form())
+        await check_csrf(request, staff, form)
+        show = form.get("show_contacts") == "on"
+        audit = entry(request, staff.username, staff.role, "report_contacts", target="reports", shown=show)
+        service = appliance(request).service
+        await asyncio.wrap_future(service.submit_store(lambda conn: set_contacts_shown(conn, show, audit)))
+        return answer(request, "/staff/reports/", True, translator(request)("Saved."))
 
     @get("/tickets.csv")
     async def download(self, request: Request[Any, Any, Any], staff: StaffDep) -> Stream:

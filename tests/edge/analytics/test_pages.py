@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 
 from tests.edge.analytics.conftest import Api
 from tests.edge.analytics.test_reports_api import HEADER, _day
@@ -84,3 +86,41 @@ def test_desk_shows_the_agents_own_day_and_the_floor_today(api: Api) -> None:
     assert 'data-today-tickets="4"' in floor.text
     assert 'data-past-sla="1"' in floor.text
     assert late["ticket_number"] in floor.text
+
+
+def _csrf(api: Api) -> str:
+    found = re.search(r'name="csrf-token" content="([0-9a-f]*)"', api.client.get("/staff/reports/").text)
+    assert found is not None
+    return found[1]
+
+
+def test_the_admins_pii_switch_hides_contacts_in_drill_downs(api: Api) -> None:
+    """Off: the drill-down has no contact column at all (not even masked); audited; only the admin may switch it."""
+    api.enqueue("cs", phone="081234567890")
+    _login(api, "supervisor")
+    assert "report-pii" not in api.client.get("/staff/reports/").text  # not the supervisor's switch
+    refused = api.client.post("/staff/reports/contacts", data={"csrf_token": _csrf(api)}, follow_redirects=False)
+    assert refused.status_code == 403
+    api.client.post("/staff/logout", data={})
+    api.client.cookies.clear()
+    _login(api, "admin")
+    assert 'name="show_contacts" checked' in api.client.get("/staff/reports/").text
+    assert "0812*****890" in api.client.get("/staff/reports/tickets").text
+    no_token = api.client.post("/staff/reports/contacts", data={}, follow_redirects=False)
+    assert no_token.status_code == 403
+    off = api.client.post("/staff/reports/contacts", data={"csrf_token": _csrf(api)}, follow_redirects=False)
+    assert off.status_code == 303
+    drill = api.client.get("/staff/reports/tickets")
+    assert "0812*****890" not in drill.text
+    assert '<th scope="col">Kontak</th>' not in drill.text
+    assert '<th scope="col">Contact</th>' not in drill.text
+    assert 'name="show_contacts" checked' not in api.client.get("/staff/reports/").text
+    conn = sqlite3.connect(api.data_dir / "qms.sqlite3")
+    try:
+        [(actor, detail)] = conn.execute("SELECT actor, detail FROM audit WHERE action = 'report_contacts'").fetchall()
+    finally:
+        conn.close()
+    assert actor == "admin"
+    assert json.loads(detail)["shown"] is False
+    api.client.post("/staff/reports/contacts", data={"csrf_token": _csrf(api), "show_contacts": "on"})
+    assert "0812*****890" in api.client.get("/staff/reports/tickets").text
