@@ -31,8 +31,8 @@ from litestar.response import Redirect, Template
 from sqlalchemy.engine import Engine
 
 from cloud.admin.tables import branch_profiles
-from cloud.appointments import booking, calendar, messages
-from cloud.appointments.publish import Publisher, ensure_bookings_bucket
+from cloud.appointments import booking, calendar, messages, outbox
+from cloud.appointments.publish import Publisher
 from cloud.appointments.words import WORDS, pick
 from cloud.identity.permissions import require_branch, require_tenant, requires, scope_filter
 from cloud.nats_link import background_link, ready_wait
@@ -53,34 +53,25 @@ RATE_DEFAULT = "10/minute"
 
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-    """Push bookings to the branches (with NATS) and send owed booking e-mails every `appt_mail_seconds`."""
+    """Push bookings to the branches (with NATS) and send the booking messages through their outbox (a pass on every
+    booking change, when a retry falls due, and every `appt_mail_seconds`)."""
     engine: Engine = app.state["engine"]
     publishers: list[Publisher] = []
     servers = list(app.state.get("nats_servers") or ())
     app.state["appt_publisher"] = None  # until NATS answers: bookings still work; the branches get them then
 
     async def ready(nc: Any) -> None:
-        js = nc.jetstream()
-        await ensure_bookings_bucket(js)
-        publisher = Publisher(engine, js)
+        # the bucket is made by the publisher itself, retrying until JetStream answers
+        publisher = Publisher(engine, nc.jetstream(), clock=app.state.get("appt_clock"))
         publisher.start()
         publishers.append(publisher)
         app.state["appt_publisher"] = publisher
 
-    wake = asyncio.Event()
-    app.state["appt_mail_wake"] = wake
-
-    async def mail_loop() -> None:
-        while True:
-            try:
-                await messages.send_owed(engine, datetime.now(UTC))
-            except Exception as exc:  # the store is down: the next pass tries again
-                log.warning("appointments: e-mail pass failed: %s", type(exc).__name__)
-            wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), float(app.state.get("appt_mail_seconds", 60)))
-
-    mailer = asyncio.create_task(mail_loop(), name="qms-booking-mail")
+    sender = outbox.Sender(
+        engine, interval=float(app.state.get("appt_mail_seconds", 60)), clock=app.state.get("appt_clock")
+    )
+    app.state["appt_sender"] = sender
+    sender.start()
     async with contextlib.AsyncExitStack() as stack:
         if servers:  # connected in the background: a hub started while NATS is down still serves
             link = background_link(
@@ -90,9 +81,7 @@ async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         try:
             yield
         finally:
-            mailer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await mailer
+            await sender.stop()
             for publisher in publishers:
                 await publisher.stop()
 
@@ -119,9 +108,9 @@ def _changed(request: Request[Any, Any, Any]) -> None:
     publisher: Publisher | None = request.app.state.get("appt_publisher")
     if publisher is not None:
         publisher.nudge()
-    wake: asyncio.Event | None = request.app.state.get("appt_mail_wake")
-    if wake is not None:
-        wake.set()
+    sender: outbox.Sender | None = request.app.state.get("appt_sender")
+    if sender is not None:
+        sender.wake()
 
 
 def _page(request: Request[Any, Any, Any], name: str, status: int = 200, **values: Any) -> Template:
@@ -343,6 +332,7 @@ def _status_word(status: str) -> str:
 def _day_view(conn: sa.Connection, branch: booking.Branch, day: date, now: datetime) -> list[dict[str, Any]]:
     zone = ZoneInfo(branch.zone)
     rows = booking.day_bookings(conn, branch.tenant, branch.branch_id, [day.isoformat()])
+    sent = outbox.message_log(conn, branch.tenant, [r.booking_id for r in rows])
     return [
         {
             "booking_id": r.booking_id,
@@ -353,6 +343,7 @@ def _day_view(conn: sa.Connection, branch: booking.Branch, day: date, now: datet
             "contact": " · ".join(x for x in (mask_email(r.email), mask_phone(r.phone)) if x),
             "status": booking.shown_status(r, branch, now),
             "ticket_id": r.ticket_id,
+            "messages": sent.get(r.booking_id, []),
         }
         for r in rows
     ]
@@ -607,9 +598,30 @@ def book_json(
     return Response(body, status_code=201)
 
 
+@post("/api/v1/appointments/{tenant:str}/messages/{message_id:int}/replay", guards=[requires("appointments.manage")],
+      status_code=200)  # fmt: skip
+async def message_replay(
+    request: Request[Any, Any, Any], tenant: FromPath[str], message_id: FromPath[int]
+) -> dict[str, Any]:
+    """Send a dead booking message again (pending, attempts afresh); 404 when the tenant has no such dead message."""
+    require_tenant(_user(request), tenant)
+    if not 0 < message_id < 2**63:
+        raise NotFoundException()
+
+    def run() -> bool:
+        with transaction(_engine(request)) as conn:
+            return outbox.replay(conn, tenant, message_id, _now(request))
+
+    if not await asyncio.to_thread(run):
+        raise NotFoundException()
+    _changed(request)
+    return {"id": message_id, "status": "pending"}
+
+
 # One Router: Litestar calls `on_registration` for every handler of a path each time another handler is added to that
 # path, which wraps a sync_to_thread handler twice when GET and POST share a path registered one by one on the app.
 ROUTES: list[Any] = [Router(path="/", route_handlers=[
     booking_page, booking_submit, booking_view, booking_qr, booking_cancel, slots_json, staff_page, staff_book,
     staff_change, staff_settings, calendar_page, calendar_change, calendar_export, bookings_json, book_json,
+    message_replay,
 ])]  # fmt: skip

@@ -40,6 +40,11 @@ WORDS: dict[str, dict[str, str]] = {
         "mail_remind_subject": "Pengingat janji temu di {branch}: {when}",
         "mail_remind_text": "Halo {name},\n\nPengingat: janji temu Anda untuk {service} di {branch} pada {when}"
         " (nomor {booking}). Bawa kode QR terlampir.\n\nLihat atau batalkan: {link}\n",
+        "msg_confirm": "Konfirmasi", "msg_remind": "Pengingat", "msg_pending": "menunggu", "msg_sending": "dikirim",
+        "msg_sent": "terkirim", "msg_failed": "dicoba lagi", "msg_dead": "gagal", "msg_superseded": "tidak perlu",
+        "msg_skipped": "dilewati",
+        "sms_confirm": "Janji temu {service} di {branch} {when} tercatat. Kode QR untuk check-in: {link}",
+        "sms_remind": "Pengingat: janji temu {service} di {branch} {when}. Kode QR untuk check-in: {link}",
     },
     "en": {
         "book_title": "Book an appointment", "service": "Service", "day": "Date", "time": "Time", "choose": "Choose",
@@ -78,6 +83,11 @@ WORDS: dict[str, dict[str, str]] = {
         "mail_remind_subject": "Reminder: appointment at {branch}: {when}",
         "mail_remind_text": "Hello {name},\n\nA reminder of your appointment for {service} at {branch} on {when}"
         " (number {booking}). Bring the attached QR code.\n\nView or cancel: {link}\n",
+        "msg_confirm": "Confirmation", "msg_remind": "Reminder", "msg_pending": "waiting", "msg_sending": "sending",
+        "msg_sent": "sent", "msg_failed": "retrying", "msg_dead": "failed", "msg_superseded": "not needed",
+        "msg_skipped": "skipped",
+        "sms_confirm": "Appointment for {service} at {branch} {when} is booked. Check-in QR code: {link}",
+        "sms_remind": "Reminder: appointment for {service} at {branch} {when}. Check-in QR code: {link}",
     },
 }  # fmt: skip
 

@@ -185,20 +185,25 @@ def test_no_overbooking_under_any_sequence(engine: Engine, steps: list[tuple[str
 
 
 def test_reminders_are_owed_the_day_before_once_confirmed(engine: Engine) -> None:
-    """A confirmed booking is owed its reminder within 24 h of its time (not when just booked), once."""
-    from cloud.appointments import messages
+    """A booking is owed its confirmation once the tenant can send it, and its reminder within 24 h of its time (not
+    when just booked), each once; a claimed message is leased to one sender."""
+    from cloud.appointments import outbox
+    from cloud.notify import policy
 
-    mine = _book(engine)
-    assert messages._owed(engine, NOW) == [("acme", mine.booking_id, "confirm")]
-    first = messages.claim(engine, mine.booking_id, "confirm", NOW)
-    assert first is not None
-    assert first.attachments[0].content_type == "image/png"
-    assert messages.claim(engine, mine.booking_id, "confirm", NOW) is None  # claimed once, by one replica
-    assert messages._owed(engine, NOW) == []
+    _book(engine)
+    assert outbox.owe(engine, NOW) == 0  # no e-mail provider yet: still owed
+    with transaction(engine) as conn:
+        policy.save_provider(conn, "acme", "email", "email", {"host": "127.0.0.1", "port": 9, "sender": "a@b.example"},
+                             ("password",))  # fmt: skip
+    assert outbox.owe(engine, NOW) == 1
+    assert outbox.owe(engine, NOW) == 0  # owed once
+    (first,) = outbox.claim(engine, NOW)
+    assert first.message.attachments[0].content_type == "image/png"
+    assert outbox.claim(engine, NOW) == []  # leased to the first claim
     day_before = SLOT - timedelta(hours=20)
-    assert messages._owed(engine, day_before) == [("acme", mine.booking_id, "remind")]
-    reminder = messages.claim(engine, mine.booking_id, "remind", day_before)
-    assert reminder is not None
-    assert reminder.subject.startswith("Pengingat")
-    assert messages._owed(engine, day_before) == []
-    assert messages._owed(engine, SLOT + timedelta(minutes=1)) == []
+    assert outbox.owe(engine, day_before) == 1
+    assert outbox.owe(engine, day_before) == 0
+    reminder = next(j for j in outbox.claim(engine, day_before) if j.message.key.endswith("/remind/email"))
+    assert reminder.message.subject is not None
+    assert reminder.message.subject.startswith("Pengingat")
+    assert outbox.owe(engine, SLOT + timedelta(minutes=1)) == 0

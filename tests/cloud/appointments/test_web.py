@@ -6,7 +6,6 @@ tenant; the calendar (blackout, iCal import and export)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ import zxingcpp
 from litestar.testing import TestClient
 from PIL import Image
 
-from cloud.appointments import booking, messages
+from cloud.appointments import booking, outbox
 from cloud.hq_users import upsert_user
 from cloud.notify import policy
 from cloud.notify.providers import email as email_provider
@@ -101,7 +100,16 @@ def test_the_confirmation_e_mail_carries_a_decodable_qr(app_parts: tuple[TestCli
             policy.save(conn, "acme", policy.TenantPolicy(public_url="https://hq.example"))
         code = _book_form(client).headers["location"].split("/v/")[1].split("?")[0]
         (mail,) = smtp.wait_for(1)  # sent by the hub's own mail pass, nudged by the booking
-        assert asyncio.run(messages.send_owed(engine, NOW)) == 0  # claimed once: never twice
+        assert outbox.owe(engine, NOW) == 0  # owed once: never twice
+        assert outbox.claim(engine, NOW + timedelta(hours=1)) == []
+        sign_in(client, "ana")  # the staff see the message's state (never the address), and replay only dead ones
+        (listed,) = client.get("/api/v1/appointments/acme/jkt-01/bookings?day=2027-03-03").json()["bookings"]
+        (sent,) = listed["messages"]
+        assert (sent["kind"], sent["channel"], sent["status"]) == ("confirm", "email", "sent")
+        page = client.get("/appointments?tenant=acme&branch=jkt-01&day=2027-03-03&lang=en").text
+        assert "Confirmation · email: sent" in page
+        assert client.post(f"/api/v1/appointments/acme/messages/{sent['id']}/replay").status_code == 404
+        assert client.post(f"/api/v1/appointments/other/messages/{sent['id']}/replay").status_code == 404
     finally:
         smtp.stop()
     assert mail.recipients == ["siti@example.com"]

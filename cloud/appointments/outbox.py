@@ -1,0 +1,448 @@
+"""Booking messages (confirmation and reminder) through an outbox, as notifications are (US-NOTIF-004): retries with
+back-off, dead letters with replay, an attempt log, and WhatsApp delivery of the booking code where the tenant has
+WhatsApp. The notifications outbox is keyed by ticket, and a booking has no ticket, so these rows live in
+`appt_messages` (key: tenant, booking, kind, channel) and are sent through the same provider adapters
+(`cloud.notify.providers`) with the tenant's own provider settings, policy (switches, attempts, WhatsApp fallback)
+and back-off (`cloud.notify.outbox.backoff`).
+
+* Owed once: a pass finds bookings whose confirmation (or, within 24 h of the visit, reminder) is not yet owed,
+  and in one transaction marks the booking (`confirmed_at` / `reminded_at`, a conditional update) and writes one row
+  per usable channel — e-mail (with the QR as PNG) when the booking has an address and the tenant an e-mail provider;
+  WhatsApp (template `janji_temu_dikonfirmasi` / `janji_temu_pengingat`, the booking code and link as parameters)
+  when it has a phone and the tenant WhatsApp. A booking whose tenant has no provider for its contacts stays owed
+  until it has one.
+* Sent at most once per row: claimed under a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL) before the provider is
+  called; the result recorded only by the claim that holds the row. As with tickets, SMTP takes no idempotency key:
+  a hub killed between the relay's answer and the record sends that e-mail again, with the same Message-ID.
+* Re-checked before each attempt: a cancelled booking, or a reminder for a visit already begun, is `superseded`.
+* WhatsApp refusing for good (not on WhatsApp, template missing) owes the message on the tenant's fallback channel
+  (`whatsapp_fallback`: SMS with the link, or the e-mail), once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from cloud.appointments import booking, messages
+from cloud.appointments.tables import appt_bookings, appt_message_attempts, appt_messages
+from cloud.notify import contacts, policy
+from cloud.notify.outbox import FALLBACK_CODES, LEASE, backoff
+from cloud.notify.providers import REGISTRY
+from cloud.notify.providers.base import Attachment, OutgoingMessage, Provider, SendResult, WhatsAppTemplate
+from cloud.notify.tables import providers
+from cloud.store import insert_ignore
+
+log = logging.getLogger("qms.cloud.appointments")
+KINDS = ("confirm", "remind")
+REMIND_BEFORE = messages.REMIND_BEFORE
+JUST_BOOKED = timedelta(hours=2)  # booked this close to the reminder time: the confirmation is enough
+WA_TEMPLATES = {"confirm": "janji_temu_dikonfirmasi", "remind": "janji_temu_pengingat"}
+DUE = ("pending", "failed")
+BATCH = 20
+PROVIDER_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+def _iso(now: datetime) -> str:
+    return now.astimezone(UTC).isoformat()
+
+
+# --- owing ---------------------------------------------------------------------------------------------------------
+
+
+def _has_provider(channel: str) -> sa.ColumnElement[bool]:
+    return sa.exists().where(providers.c.tenant_id == appt_bookings.c.tenant_id, providers.c.channel == channel)
+
+
+def _candidates(conn: Connection, now: datetime) -> list[tuple[Any, str]]:
+    """Bookings owed a message now whose tenant has a provider for one of their contacts (the others wait for one
+    without taking the places of later bookings in the batch)."""
+    reachable = sa.or_(sa.and_(appt_bookings.c.email.is_not(None), _has_provider("email")),
+                       sa.and_(appt_bookings.c.phone.is_not(None), _has_provider("whatsapp")))  # fmt: skip
+    live = sa.and_(appt_bookings.c.status == "booked", reachable)
+    confirm = conn.execute(
+        sa.select(appt_bookings).where(live, appt_bookings.c.confirmed_at.is_(None))
+        .order_by(appt_bookings.c.created_at).limit(200)
+    ).all()  # fmt: skip
+    remind = conn.execute(
+        sa.select(appt_bookings)
+        .where(
+            live,
+            appt_bookings.c.confirmed_at.is_not(None),
+            appt_bookings.c.reminded_at.is_(None),
+            appt_bookings.c.starts_at <= _iso(now + REMIND_BEFORE),
+            appt_bookings.c.starts_at > _iso(now),
+            appt_bookings.c.created_at < _iso(now - JUST_BOOKED),
+        )
+        .order_by(appt_bookings.c.starts_at)
+        .limit(200)
+    ).all()
+    return [(r, "confirm") for r in confirm] + [(r, "remind") for r in remind]
+
+
+def usable_channels(conn: Connection, row: Any) -> list[str]:
+    """The channels a booking's message can go on now: the tenant has the provider and the channel switched on, and
+    the booking the contact."""
+    rules = policy.load(conn, row.tenant_id)
+    if not rules.enabled:
+        return []
+    configured = policy.provider_settings(conn, row.tenant_id)
+    found = []
+    if contacts.normalise_email(row.email) and "email" in configured and rules.channels.get("email", False):
+        found.append("email")
+    if contacts.normalise_phone(row.phone) and "whatsapp" in configured and rules.channels.get("whatsapp", False):
+        found.append("whatsapp")
+    return found
+
+
+def _insert(conn: Connection, row: Any, kind: str, channel: str, now: datetime, fallback_of: int | None = None) -> None:
+    stamp = _iso(now)
+    conn.execute(
+        insert_ignore(conn, appt_messages).values(
+            tenant_id=row.tenant_id, branch_id=row.branch_id, booking_id=row.booking_id, kind=kind, channel=channel,
+            status="pending", attempts=0, next_attempt_at=stamp, fallback_of=fallback_of, created_at=stamp,
+            updated_at=stamp,
+        )
+    )  # fmt: skip
+
+
+def owe(engine: Engine, now: datetime) -> int:
+    """Write the rows owed now (each booking and kind once: the booking is marked in the same transaction);
+    returns how many bookings got rows."""
+    with engine.connect() as conn:
+        found = _candidates(conn, now)
+    owed = 0
+    for candidate, kind in found:
+        column = appt_bookings.c.confirmed_at if kind == "confirm" else appt_bookings.c.reminded_at
+        with engine.begin() as conn:
+            # none: the contact does not parse or the tenant switched the channel off; marked all the same, so it
+            # does not come back every pass
+            channels = usable_channels(conn, candidate)
+            marked = conn.execute(
+                appt_bookings.update()
+                .where(appt_bookings.c.booking_id == candidate.booking_id, column.is_(None))
+                .values({column.name: _iso(now)})
+            ).rowcount
+            if marked != 1:
+                continue  # another replica owed it
+            for channel in channels:
+                _insert(conn, candidate, kind, channel, now)
+            owed += bool(channels)
+    return owed
+
+
+# --- claiming ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed row, ready for its provider."""
+
+    message_id: int
+    attempt: int
+    log_no: int
+    tenant: str
+    channel: str
+    provider: str
+    settings: dict[str, Any]
+    message: OutgoingMessage
+    max_attempts: int
+    fallback: str
+
+
+def _due(stamp: str) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        sa.and_(appt_messages.c.status.in_(DUE), appt_messages.c.next_attempt_at <= stamp),
+        sa.and_(appt_messages.c.status == "sending", appt_messages.c.lease_until <= stamp),
+    )
+
+
+def next_due(engine: Engine) -> datetime | None:
+    """When the next row falls due (a retry, an expired lease), for the sender's sleep."""
+    with engine.connect() as conn:
+        first = conn.execute(
+            sa.select(sa.func.min(appt_messages.c.next_attempt_at)).where(appt_messages.c.status.in_(DUE))
+        ).scalar_one_or_none()
+        lease = conn.execute(
+            sa.select(sa.func.min(appt_messages.c.lease_until)).where(appt_messages.c.status == "sending")
+        ).scalar_one_or_none()
+    stamps = [datetime.fromisoformat(s) for s in (first, lease) if s]
+    return min(stamps, default=None)
+
+
+def superseded_reason(kind: str, visit: booking.Booking | None, now: datetime) -> str | None:
+    """Why the message no longer makes sense (None: send it)."""
+    if visit is None:
+        return "booking is gone"
+    if visit.status != "booked":
+        return f"booking is {visit.status}"
+    if kind == "remind" and visit.starts_at <= now:
+        return "the visit has begun"
+    return None
+
+
+def _finish(conn: Connection, message_id: int, status: str, now: datetime, **values: Any) -> None:
+    conn.execute(
+        appt_messages.update()
+        .where(appt_messages.c.id == message_id)
+        .values(status=status, updated_at=_iso(now), lease_until=None, next_attempt_at=None, **values)
+    )
+
+
+def _contact(conn: Connection, tenant: str, booking_id: str) -> tuple[str | None, str | None]:
+    row = conn.execute(
+        sa.select(appt_bookings.c.email, appt_bookings.c.phone).where(
+            appt_bookings.c.tenant_id == tenant, appt_bookings.c.booking_id == booking_id
+        )
+    ).one()
+    return contacts.normalise_email(row.email), contacts.normalise_phone(row.phone)
+
+
+def build_message(conn: Connection, row: Any, visit: booking.Booking, to: str, now: datetime) -> OutgoingMessage:
+    """The row's message: the e-mail with the QR attached, the WhatsApp template with the code, or the SMS."""
+    branch = booking.load_branch(conn, row.tenant_id, visit.branch_id)
+    assert branch is not None
+    names = {s.service_id: s.name for s in booking.services(conn, row.tenant_id, branch.branch_id)}
+    service = names.get(visit.service_id, visit.service_id)
+    code = booking.qr_text(conn, visit, now)
+    base = policy.load(conn, row.tenant_id).public_url.rstrip("/")
+    link = f"{base}/book/{row.tenant_id}/v/{code}"
+    subject, text = messages.compose(row.kind, visit, branch, service, link)
+    key = f"{row.tenant_id}/{row.branch_id}/booking:{row.booking_id}/{row.kind}/{row.channel}"
+    if row.channel == "email":
+        png = Attachment(filename=f"checkin-{visit.booking_id}.png", content_type="image/png",
+                         data=messages.qr_png(code))  # fmt: skip
+        return OutgoingMessage(key=key, channel="email", to=to, text=text, subject=subject, attachments=(png,))
+    when = messages.local_when(visit, branch)
+    if row.channel == "whatsapp":
+        template = WhatsAppTemplate(WA_TEMPLATES[row.kind], visit.lang,
+                                    (visit.name, service, branch.name, when, code, link))  # fmt: skip
+        return OutgoingMessage(key=key, channel="whatsapp", to=to, text=text, template=template)
+    return OutgoingMessage(
+        key=key, channel="sms", to=to, text=messages.short_text(row.kind, visit, branch, service, link)
+    )
+
+
+def claim(engine: Engine, now: datetime, limit: int = BATCH) -> list[Job]:
+    """Claim due rows under a lease, re-check their bookings (superseded rows stop here) and build their messages."""
+    stamp = _iso(now)
+    jobs: list[Job] = []
+    with engine.begin() as conn:
+        query = sa.select(appt_messages).where(_due(stamp)).order_by(appt_messages.c.next_attempt_at).limit(limit)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        for row in conn.execute(query).all():
+            visit = booking.get(conn, row.tenant_id, row.booking_id)
+            if (why := superseded_reason(row.kind, visit, now)) is not None:
+                _finish(conn, row.id, "superseded", now, reason=why)
+                continue
+            assert visit is not None
+            email, phone = _contact(conn, row.tenant_id, row.booking_id)
+            to = email if row.channel == "email" else phone
+            found = policy.provider_settings(conn, row.tenant_id).get(row.channel)
+            if to is None or found is None:
+                _finish(conn, row.id, "skipped", now, reason="no_contact" if to is None else "no_provider")
+                continue
+            rules = policy.load(conn, row.tenant_id)
+            logged = conn.execute(
+                sa.select(sa.func.max(appt_message_attempts.c.attempt)).where(
+                    appt_message_attempts.c.message_id == row.id
+                )
+            ).scalar_one_or_none()
+            attempt = row.attempts + 1
+            job = Job(row.id, attempt, (logged or 0) + 1, row.tenant_id, row.channel, found["provider"],
+                      found["settings"], build_message(conn, row, visit, to, now), rules.max_attempts,
+                      rules.whatsapp_fallback)  # fmt: skip
+            conn.execute(
+                appt_messages.update()
+                .where(appt_messages.c.id == row.id)
+                .values(status="sending", attempts=attempt, lease_until=_iso(now + LEASE), provider=job.provider,
+                        updated_at=stamp)
+            )  # fmt: skip
+            conn.execute(appt_message_attempts.insert().values(message_id=row.id, attempt=job.log_no,
+                                                               started_at=stamp, provider=job.provider))  # fmt: skip
+            jobs.append(job)
+    return jobs
+
+
+# --- recording -----------------------------------------------------------------------------------------------------
+
+
+def record(engine: Engine, job: Job, result: SendResult, now: datetime,
+           rand: Callable[[], float] = random.random) -> str:  # fmt: skip
+    """Record one attempt; the row's new status (`lost_lease`: another claim holds the row now)."""
+    stamp = _iso(now)
+    values: dict[str, Any] = {"updated_at": stamp, "code": result.code, "reason": result.reason}
+    if result.outcome == "sent":
+        status = "sent"
+        values |= {"provider_message_id": result.provider_message_id, "sent_at": stamp, "lease_until": None,
+                   "next_attempt_at": None, "reason": None}  # fmt: skip
+    elif result.outcome == "retry" and job.attempt < job.max_attempts:
+        status = "failed"
+        due = now + timedelta(seconds=backoff(job.attempt, result.retry_after, rand))
+        values |= {"next_attempt_at": _iso(due), "lease_until": None}
+    else:
+        status = "dead"
+        values |= {"lease_until": None, "next_attempt_at": None}
+        if result.outcome == "retry":
+            values["reason"] = f"gave up after {job.attempt} attempts: {result.reason or result.code}"
+    with engine.begin() as conn:
+        conn.execute(
+            appt_message_attempts.update()
+            .where(appt_message_attempts.c.message_id == job.message_id,
+                   appt_message_attempts.c.attempt == job.log_no)
+            .values(finished_at=stamp, outcome=result.outcome, code=result.code, reason=result.reason)
+        )  # fmt: skip
+        changed = conn.execute(
+            appt_messages.update()
+            .where(appt_messages.c.id == job.message_id, appt_messages.c.status == "sending",
+                   appt_messages.c.attempts == job.attempt)
+            .values(status=status, **values)
+        ).rowcount  # fmt: skip
+        if not changed:
+            return "lost_lease"
+        if status == "dead" and job.channel == "whatsapp" and result.code in FALLBACK_CODES:
+            fall_back(conn, job.message_id, job.fallback, now)
+    return status
+
+
+def fall_back(conn: Connection, message_id: int, channel: str, now: datetime) -> None:
+    """Owe a WhatsApp message refused for good on the fallback channel (once: the key is unique)."""
+    if channel not in ("sms", "email"):
+        return
+    row = conn.execute(sa.select(appt_messages).where(appt_messages.c.id == message_id)).one()
+    _insert(conn, row, row.kind, channel, now, fallback_of=message_id)
+
+
+def replay(conn: Connection, tenant: str, message_id: int, now: datetime) -> bool:
+    """Send a `dead` row again: pending, due now, attempts counted afresh (the log keeps counting)."""
+    return bool(
+        conn.execute(
+            appt_messages.update()
+            .where(appt_messages.c.id == message_id, appt_messages.c.tenant_id == tenant,
+                   appt_messages.c.status == "dead")
+            .values(status="pending", attempts=0, next_attempt_at=_iso(now), updated_at=_iso(now), reason=None,
+                    code=None)
+        ).rowcount
+    )  # fmt: skip
+
+
+def message_log(conn: Connection, tenant: str, booking_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each booking's messages (kind, channel, status, attempts, reason: never the contact), for the staff page."""
+    if not booking_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(appt_messages)
+        .where(appt_messages.c.tenant_id == tenant, appt_messages.c.booking_id.in_(list(booking_ids)))
+        .order_by(appt_messages.c.id)
+    )
+    found: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        found.setdefault(r.booking_id, []).append(
+            {"id": r.id, "kind": r.kind, "channel": r.channel, "status": r.status, "attempts": r.attempts,
+             "code": r.code, "reason": r.reason, "sent_at": r.sent_at, "updated_at": r.updated_at}
+        )  # fmt: skip
+    return found
+
+
+# --- the sender ----------------------------------------------------------------------------------------------------
+
+
+class Sender:
+    """Owes, claims, sends and records booking messages: `run_once()` is one pass; `start()` loops until `stop()`,
+    waking on `wake()` (a booking changed), when a retry falls due, or every `interval` seconds."""
+
+    def __init__(self, engine: Engine, *, interval: float = 60.0, clock: Callable[[], datetime] | None = None) -> None:
+        self.engine = engine
+        self.interval = interval
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.client = httpx.AsyncClient(timeout=PROVIDER_TIMEOUT)
+        self._providers: dict[tuple[str, str, str], Provider] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Look for owed messages now."""
+        self._wake.set()
+
+    def _provider(self, job: Job) -> Provider | None:
+        key = (job.tenant, job.channel, msgspec.json.encode(job.settings).decode() + job.provider)
+        if key not in self._providers:
+            module = REGISTRY.get(job.provider)
+            if module is None:
+                return None
+            self._providers[key] = module.build(job.settings, self.client)
+        return self._providers[key]
+
+    async def _send(self, job: Job) -> SendResult:
+        try:
+            provider = self._provider(job)
+            if provider is None:
+                return SendResult("permanent", code="unknown_provider", reason=f"no provider {job.provider!r}")
+            return await provider.send(job.message)
+        except Exception as exc:  # a provider's bug: retried, never logged with the contact
+            log.warning("booking message: provider %s failed: %s", job.provider, type(exc).__name__)
+            return SendResult("retry", code="provider_error", reason=type(exc).__name__)
+
+    async def run_once(self) -> int:
+        """Owe what is owed, then send every due row once; returns how many attempts were made."""
+        await asyncio.to_thread(owe, self.engine, self.clock())
+        attempted = 0
+        while jobs := await asyncio.to_thread(claim, self.engine, self.clock()):
+            results = await asyncio.gather(*(self._send(job) for job in jobs))
+            for job, result in zip(jobs, results, strict=True):
+                status = await asyncio.to_thread(record, self.engine, job, result, self.clock())
+                if status in ("failed", "dead"):
+                    log.warning("booking message %d (%s %s): %s, %s", job.message_id, job.channel,
+                                job.provider, status, result.code)  # fmt: skip
+            attempted += len(jobs)
+        return attempted
+
+    async def _sleep_seconds(self) -> float:
+        due = await asyncio.to_thread(next_due, self.engine)
+        if due is None:
+            return self.interval
+        return min(self.interval, max(0.05, (due - self.clock()).total_seconds()))
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_once()
+                wait = await self._sleep_seconds()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the store away for a moment: the next pass tries again
+                log.warning("booking messages: pass failed: %s", type(exc).__name__)
+                wait = min(self.interval, 5.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+
+    def start(self) -> None:
+        """Run in the background."""
+        self._task = asyncio.create_task(self._run(), name="qms-booking-messages")
+
+    async def stop(self) -> None:
+        """Stop (a row being sent keeps its lease and is sent again by the next sender) and close connections."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for provider in self._providers.values():
+            close = getattr(provider, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+        self._providers.clear()
+        await self.client.aclose()
