@@ -3,7 +3,12 @@ the way configuration travels (cloud/config_dist.py): the appliance polls its ke
 
 The publisher republishes a branch when its document's content changed (a booking, a cancellation, a new day) —
 on a nudge from the booking routes and on a timer that also rolls the days over. Several hub replicas may publish
-the same content: the branch just keeps the newest revision, so no claim is needed."""
+the same content: the branch just keeps the newest revision, so no claim is needed.
+
+A hub started while NATS is down (or whose JetStream is not ready yet when the link comes up) keeps trying: the
+bucket is made by the first pass that reaches JetStream, a failed pass is retried after `RETRY_SECONDS` (doubling up
+to the interval), and nothing counts as published until NATS acknowledged it — so the branches get every booking
+made meanwhile as soon as NATS answers."""
 
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from sync.appointments import BOOKINGS_BUCKET
 from sync.relay import config_key
 
 log = logging.getLogger("qms.cloud.appointments")
+RETRY_SECONDS = 1.0
 
 
 async def ensure_bookings_bucket(js: Any, *, replicas: int = 1) -> Any:
@@ -81,6 +87,7 @@ class Publisher:
         self.published: dict[tuple[str, str], str] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._bucket: Any = None
 
     def nudge(self) -> None:
         """Publish soon (a booking changed)."""
@@ -88,6 +95,8 @@ class Publisher:
 
     async def publish_changed(self) -> int:
         """One pass: publish each branch whose content changed; returns how many were published."""
+        if self._bucket is None:  # the first pass that reaches JetStream makes the bucket
+            self._bucket = await ensure_bookings_bucket(self.js)
         docs = await asyncio.to_thread(documents, self.engine, self.clock())
         count = 0
         for (tenant, branch_id), raw in docs.items():
@@ -111,13 +120,21 @@ class Publisher:
                 await self._task
 
     async def _run(self) -> None:
+        retry = RETRY_SECONDS
+        failing = False
         while True:
+            self._wake.clear()
+            wait = self.interval
             try:
                 await self.publish_changed()
+                if failing:
+                    log.info("bookings push works again")
+                failing, retry = False, RETRY_SECONDS
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # NATS or the store down: the next pass tries again
-                log.warning("bookings push failed: %s: %s", type(exc).__name__, exc)
-            self._wake.clear()
+            except Exception as exc:  # NATS, JetStream or the store not there yet: try again soon
+                if not failing:
+                    log.warning("bookings push failed (retrying): %s: %s", type(exc).__name__, exc)
+                failing, wait, retry = True, retry, min(retry * 2, self.interval)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await asyncio.wait_for(self._wake.wait(), wait)

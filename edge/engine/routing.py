@@ -165,7 +165,8 @@ def queue_order(service: Service, tickets: list[Ticket], streak: int = 0) -> lis
     """Waiting tickets of one service in the order call-next will take them (for positions and ETAs).
 
     Plays rule 3b forward from the service's current priority streak: the same choice `service_head` makes at each
-    call. Appointment blending is not simulated (it depends on when the calls happen).
+    call. Appointment blending depends on when the calls happen: `edge.engine.eta.call_order` plays it forward and
+    uses this for the rest once one lane is empty.
     """
     if not service.priority_enabled:
         return sorted(tickets, key=queue_key)

@@ -6,25 +6,32 @@ shows as no-show after its window."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import msgspec
 import nats
 import pytest
+from litestar.testing import TestClient
 from sqlalchemy.engine import Engine
 
 from cloud.appointments import booking, checkins
 from cloud.appointments.publish import Publisher, ensure_bookings_bucket
 from cloud.credentials import HUB_KEY, authorization_block, issue
 from cloud.store import create_store_engine, transaction
+from cloud.web.app import CloudSettings, create_app
 from edge.appointments import store
 from edge.appointments.watch import BookingsWatch, fetch_bookings
+from sync.appointments import BOOKINGS_BUCKET
 from sync.config_watch import ConfigFetchError
 from sync.contract import TicketCreated
-from sync.relay import LinkSettings
+from sync.relay import LinkSettings, config_key
 from tests.cloud.appointments.support import add_branch
+from tests.support.appliance import free_port
+from tests.support.cloud_hub import wait_until
 from tests.support.nats_server import NatsServer
 
 JKT = ZoneInfo("Asia/Jakarta")
@@ -116,3 +123,47 @@ def test_a_check_in_comes_back_and_a_missed_visit_shows_as_no_show(tmp_path: Pat
     assert booking.shown_status(rows[missed.booking_id], branch, later) == "no_show"
     assert booking.shown_status(rows[missed.booking_id], branch, at) == "booked"
     engine.dispose()
+
+
+async def _pushed_visits(url: str) -> list[str]:
+    """The booking ids in the branch's document in `qms_bookings` (none while NATS or the bucket is not there)."""
+    host, port = url.removeprefix("nats://").split(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except OSError:
+        return []  # nats-py would keep retrying a refused address
+    nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1)
+    try:
+        entry = await (await nc.jetstream().key_value(BOOKINGS_BUCKET)).get(config_key("acme", "jkt-01"))
+    except Exception:
+        return []
+    finally:
+        await nc.close()
+    return [visit["booking_id"] for visit in msgspec.json.decode(entry.value or b"{}").get("visits", [])]
+
+
+def test_a_hub_started_without_nats_pushes_the_bookings_once_nats_is_up(tmp_path: Path) -> None:
+    """NATS comes up only after the hub started and a visit was booked: the branch's document then carries it."""
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+    server = NatsServer(tmp_path / "nats", port=port)
+    db = f"sqlite:///{tmp_path / 'cloud.sqlite3'}"
+    engine = create_store_engine(db)
+    add_branch(engine)
+    now = datetime(2027, 3, 1, 1, 0, tzinfo=UTC)  # Monday 08:00 in Jakarta
+    slot = datetime(2027, 3, 2, 9, 0, tzinfo=JKT)  # tomorrow: in the branch's document
+    app = create_app(CloudSettings(db_url=db, keys_dir=tmp_path / "keys", nats_servers=(url,)))
+    app.state["appt_clock"] = lambda: now
+    try:
+        with TestClient(app=app) as client:
+            form = {"lang": "en", "service_id": "cs", "day": "2027-03-02", "starts_at": slot.isoformat(),
+                    "name": "Siti Aminah", "email": "", "phone": ""}  # fmt: skip
+            assert client.post("/book/acme/jkt-01", data=form, follow_redirects=False).status_code == 303
+            with engine.connect() as conn:
+                (booked,) = [r.booking_id for r in booking.day_bookings(conn, "acme", "jkt-01", ["2027-03-02"])]
+            assert asyncio.run(_pushed_visits(url)) == []  # no NATS yet
+            server.start()
+            wait_until(lambda: asyncio.run(_pushed_visits(url)) == [booked], timeout=60, what="the pushed bookings")
+    finally:
+        server.stop()
+        engine.dispose()
