@@ -121,8 +121,25 @@ def call_order(state: State, service: Service, tickets: list[Ticket], now: datet
     plan = _play(state, service, appointments, len(regular), len(priority), now)
     lanes = {"regular": iter(regular), "priority": iter(priority)}
     order = [next(lanes[step]) if isinstance(step, str) else step for step in plan.steps]
-    rest = [*plan.appointments, *lanes["regular"], *lanes["priority"]]
-    return order + queue_order(service, rest, plan.streak)
+    if plan.appointments:  # the walk-ins ran out: the appointments left, in the plain order
+        return order + queue_order(service, plan.appointments, plan.streak)
+    return order + _merged(service, list(lanes["regular"]), list(lanes["priority"]), plan.streak)
+
+
+def _merged(service: Service, regular: list[Ticket], priority: list[Ticket], streak: int) -> list[Ticket]:
+    """`queue_order` of lanes already sorted (regular by queue order, priority by class then queue order)."""
+    if not service.priority_enabled:
+        return regular
+    order: list[Ticket] = []
+    r = p = 0
+    while r < len(regular) or p < len(priority):
+        if r < len(regular) and (p == len(priority) or streak >= service.anti_starvation_n):
+            order.append(regular[r])
+            r, streak = r + 1, 0
+        else:
+            order.append(priority[p])
+            p, streak = p + 1, streak + 1
+    return order
 
 
 def position_of(state: State, ticket: Ticket, now: datetime) -> tuple[int, int | None] | None:
