@@ -636,7 +636,10 @@ def _fleet_page(request: Request[Any, Any, Any], status: int = 200, **extra: Any
     with _engine(request).connect() as conn:
         devices = fleet.fleet(conn, _user(request).tenants, branch=q.get("branch") or None, kind=q.get("type") or None)
         tz = audit.zones(conn)
-        targets = [p for p in branches.list_profiles(conn, _user(request).tenants) if p.status == "active"]
+        known = sa.select(store_branches.c.tenant_id, store_branches.c.branch_id).order_by(
+            store_branches.c.tenant_id, store_branches.c.branch_id
+        )  # every branch the hub knows (replicated or added), not only those with a profile
+        targets = [(t, b) for t, b in conn.execute(known) if _sees(request, t, b)]
     rows = [(d, tz.get((d.tenant, d.branch_id), audit.DEFAULT_ZONE)) for d in devices]
     online = sum(1 for d in devices if d.online)
     return _page(
@@ -649,7 +652,7 @@ def _fleet_page(request: Request[Any, Any, Any], status: int = 200, **extra: Any
         branch=q.get("branch") or "",
         kind=q.get("type") or "",
         zone_info=ZoneInfo,
-        targets=[p for p in targets if _sees(request, p.tenant, p.branch_id)],
+        targets=targets,
         device_types=intervene.DEVICE_TYPES,
         push=extra.pop("push", None),
         push_error=extra.pop("push_error", None),

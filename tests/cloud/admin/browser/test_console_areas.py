@@ -275,7 +275,15 @@ def test_device_fleet_and_supervisor_floor_in_the_browser(browser: Browser, hub:
     expect(page.locator("tr[data-device=kiosk-lobby]")).to_have_attribute("data-online", "1")
     expect(page.locator("tr[data-device=board-1]")).to_have_attribute("data-online", "0")  # silent for 5 min
     expect(page.locator("tr[data-device=led-4]")).to_contain_text("v1/v2")
+    page.check("input[name=branches][value='acme/jkt-sudirman']")  # nobody answers for the branch on this NATS
+    page.select_option("#device_type", "kiosk")
+    page.fill("#config", '{"idle_seconds": 45}')
+    page.click("#push")
+    expect(page.locator("#push-results tr[data-branch='acme.jkt-sudirman']")).to_have_attribute(
+        "data-outcome", "noanswer", timeout=15_000
+    )
     page.screenshot(path=str(SCREENSHOTS / f"hq-fleet-{lang}.png"), full_page=True)
+    page.goto(f"{hub.url}/admin/fleet")
 
     page.goto(f"{hub.url}/admin/supervisor")
     page.click("tr[data-branch=jkt-sudirman] a")
