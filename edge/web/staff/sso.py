@@ -49,6 +49,7 @@ STATE_PATH = "/staff/sso"
 PENDING_SECONDS = 300  # a sign-in must come back within this (the IdP's page included)
 MAX_PENDING = 1000
 HUB_TIMEOUT = httpx.Timeout(5.0)
+OFFLINE_NOTICE = 300  # seconds the sign-in page keeps saying the hub was unreachable (a click tries again)
 # Refusal codes (from the hub or checked here) -> the message on the sign-in page.
 REFUSALS = {
     "offline": "The hub cannot be reached now. Sign in with your password; local accounts keep working.",
@@ -80,6 +81,7 @@ class StaffSso:
     pending: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # state digest -> nonce, next, when
     used: dict[str, float] = field(default_factory=dict)  # assertion ids already accepted -> when
     lock: threading.Lock = field(default_factory=threading.Lock)
+    unreachable_since: float | None = None  # the last start found the hub down (the page says so until one works)
 
     @classmethod
     def from_env(cls, data_dir: Path, env: Mapping[str, str] | None = None) -> StaffSso:
@@ -131,7 +133,9 @@ class StaffSso:
                 answer = await client.post(f"{self.hub}/sso/staff/begin", json={"request": signed})
         except (OSError, httpx.HTTPError) as exc:
             log.warning("staff SSO: the hub cannot be reached (%s)", type(exc).__name__)
+            self.unreachable_since = time.monotonic()
             raise SsoUnavailable("offline") from None
+        self.unreachable_since = None
         if answer.status_code != httpx.codes.OK:
             code = _problem_code(answer)
             log.warning("staff SSO: the hub refused to start (%s %s)", answer.status_code, code)
@@ -281,5 +285,7 @@ def login_context(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """What the sign-in page shows of SSO: the button (when this appliance can offer it) and a refusal message."""
     sso = staff_sso(request)
     code = request.query_params.get("sso_error", "")
+    if not code and sso.unreachable_since is not None and time.monotonic() - sso.unreachable_since < OFFLINE_NOTICE:
+        code = "offline"
     message = REFUSALS.get(code, GENERIC_REFUSAL) if code else ""
     return {"sso_label": sso.label() if sso.configured else "", "sso_error": message, "sso_offline": code == "offline"}

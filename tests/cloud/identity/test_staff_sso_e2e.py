@@ -85,6 +85,7 @@ def test_staff_sign_in_through_the_hub(tmp_path: Path, monkeypatch: pytest.Monke
         led = start(offline, appliance)
         assert led.headers["location"].startswith("/staff/login?sso_error=offline")
         assert "The hub cannot be reached now" in offline.get(f"{appliance.base_url}{led.headers['location']}").text
+        assert "The hub cannot be reached now" in offline.get(f"{appliance.base_url}/staff/login").text  # it remembers
         credentials = {"username": "agent1", "password": DEMO_PASSWORD}
         local = offline.post(f"{appliance.base_url}/staff/login", data=credentials, follow_redirects=False)
         assert local.status_code == 303, local.text
