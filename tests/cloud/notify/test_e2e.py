@@ -66,7 +66,7 @@ class Hub:
             except httpx.HTTPError:
                 return self.proc is None or self.proc.poll() is not None
 
-        wait_until(consuming, timeout=30, what="qms-cloud serve")
+        wait_until(consuming, timeout=120, what="qms-cloud serve")  # importing the hub took 36 s at load 13
         assert self.proc.poll() is None, (self.tmp_path / "cloud.log").read_text()
         return self
 
