@@ -15,6 +15,7 @@ import base64
 import binascii
 import ipaddress
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -197,7 +198,7 @@ def renew_certificate(engine: Engine, request: str, signature: str, now: float |
         raw_signature = base64.b64decode(signature, validate=True)
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise RenewalRefused(400, f"malformed renewal request: {exc}") from None
-    if abs((now or time.time()) - stamp) > RENEW_SKEW_SECONDS:
+    if not math.isfinite(stamp) or abs((now or time.time()) - stamp) > RENEW_SKEW_SECONDS:  # NaN compares false
         raise RenewalRefused(403, "the request's time is too far from the hub's clock (check the appliance's clock)")
     if not branch_signed(engine, tenant, branch_id, raw_signature, request.encode()):
         raise RenewalRefused(403, "the signature does not match this branch's key")
