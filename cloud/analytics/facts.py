@@ -113,14 +113,33 @@ def fold(fact: dict[str, Any] | None, event: Event, settings: Settings) -> dict[
 def fold_batch(
     before: Mapping[str, dict[str, Any]], applied: Sequence[Any], settings: Settings
 ) -> tuple[dict[str, dict[str, Any]], Settings]:
-    """The touched tickets' facts after a batch (folded, then measured once per ticket), and the settings after it."""
-    after: dict[str, dict[str, Any]] = {}
+    """The touched tickets' facts after a batch (folded, then measured once per ticket), and the settings after it.
+
+    Each ticket's source is carried from one of its events to the next and rendered as a row once, at the end: the
+    same as `fold` on each event's row (the batch is in seq order, so the seqs the source keeps decide what a stored
+    0 would), without parsing and formatting its timestamps at every event."""
+    folded: dict[str, tuple[kpi.FactSource, str, str]] = {}  # ticket -> (source, seen_at, timezone) so far
     for event in applied:
         if isinstance(event, ConfigApplied):
             settings = _settings_from(event)
         elif _folds(event):
-            after[event.ticket_id] = fold(after.get(event.ticket_id, before.get(event.ticket_id)), event, settings)
-    return {ticket_id: derive(fact) for ticket_id, fact in after.items()}, settings
+            known = folded.get(event.ticket_id)
+            if known is None and (stored := before.get(event.ticket_id)) is not None:
+                known = (_source(stored), stored["seen_at"], stored["timezone"])
+            source = kpi.fold_event(known[0] if known else None, event, settings.sla.get)
+            assert source is not None  # only ticket events are folded
+            seen_at = known[1] if known else event.occurred_at.isoformat()
+            zone = known[2] if known and not isinstance(event, TicketCreated) else settings.timezone
+            folded[event.ticket_id] = (source, seen_at, zone)
+    return {ticket_id: derive(_as_row(*state)) for ticket_id, state in folded.items()}, settings
+
+
+def _as_row(source: kpi.FactSource, seen_at: str, timezone: str) -> dict[str, Any]:
+    """A folded source as a fact row (not measured yet)."""
+    row: dict[str, Any] = {"ticket_id": source.ticket_id, **{k: getattr(source, k) for k in _SOURCE_FIELDS}}
+    row.update({k: (v.isoformat() if (v := getattr(source, k)) is not None else None) for k in _SOURCE_TIMES})
+    row["seen_at"], row["timezone"] = seen_at, timezone
+    return row
 
 
 def as_ticket_fact(fact: Mapping[str, Any], branch_id: str) -> kpi.TicketFact:

@@ -157,6 +157,7 @@ def _figures(log: list[Outgoing], seconds: list[float], total: float) -> dict[st
             "events": len(log), "batches": len(seconds)}  # fmt: skip
 
 
+@pytest.mark.timeout(1800)  # three stores x 25,000 events, on a loaded box
 def test_hub_apply_rate_with_hooks(cluster: PostgresCluster, log: list[Outgoing], tmp_path: Path) -> None:
     """Median batch rate on PostgreSQL without the hooks and with them (and each hook's median share), then SQLite."""
     seconds, total = _run(_pg_database(cluster), log, ())
