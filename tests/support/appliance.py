@@ -28,7 +28,7 @@ from edge.engine import commands as c
 from edge.service import QueueService
 from sync.contract_config import BranchConfig
 
-STARTUP_SECONDS = 20.0
+STARTUP_SECONDS = 60.0  # a deadline, not a wait: a start takes ~2 s idle, 20-30 s on a 2-core box at load 10+
 STOP_SECONDS = 10.0
 
 
