@@ -37,7 +37,7 @@ def test_qms_cloud_serve_consumes_and_shows_the_branch(tmp_path: Path, monkeypat
             except httpx.HTTPError:
                 return cloud.poll() is not None  # stop waiting if it died; asserted below
 
-        wait_until(health, timeout=30, what="qms-cloud serve")
+        wait_until(health, timeout=90, what="qms-cloud serve")
         assert cloud.poll() is None, (tmp_path / "cloud.log").read_text()
         seed_demo(tmp_path / "edge")
         monkeypatch.setenv("QMS_NATS_URL", server.url)

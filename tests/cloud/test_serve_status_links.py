@@ -49,7 +49,7 @@ def cloud_hub(tmp_path: Path, db_url: str, nats_url: str, keys: Path) -> Iterato
             return proc.poll() is not None  # stop waiting if it died; asserted below
 
     try:
-        wait_until(consuming, timeout=30, what="qms-cloud serve")
+        wait_until(consuming, timeout=90, what="qms-cloud serve")
         assert proc.poll() is None, (tmp_path / "cloud.log").read_text()
         yield base
     finally:

@@ -47,7 +47,7 @@ def _start_hub(tmp_path: Path, nats_url: str) -> tuple[subprocess.Popen[bytes], 
         except httpx.HTTPError:
             return hub.poll() is not None
 
-    wait_until(consuming, timeout=30, what="qms-cloud serve")
+    wait_until(consuming, timeout=90, what="qms-cloud serve")
     assert hub.poll() is None, log_path.read_text()
     return hub, base, log_path
 

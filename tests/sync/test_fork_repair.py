@@ -51,7 +51,7 @@ class Hub:
             except httpx.HTTPError:
                 return False
 
-        wait_until(consuming, timeout=30, what="qms-cloud serve")
+        wait_until(consuming, timeout=90, what="qms-cloud serve")
 
     def branch(self) -> Any:
         """The branch's tracking row (None before its first event)."""

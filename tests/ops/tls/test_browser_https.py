@@ -57,7 +57,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, x509
     )  # fmt: skip
     base = f"https://127.0.0.1:{port}"
     context = tls.client_context(root / "ca" / hub_ca.CA_CERT)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # the hub's start: ~3 s idle, 30+ s on a loaded 2-core box
     try:
         while True:
             assert proc.poll() is None, (root / "serve.log").read_text()
