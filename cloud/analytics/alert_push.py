@@ -103,13 +103,21 @@ class AlertPublisher:
                 await self._task
 
     async def _run(self) -> None:
+        retry = 1.0  # after a failed pass (JetStream not ready yet, the store away): 1 s, doubling to the interval
+        bucket = False
         while True:
+            wait = self.interval
             try:
+                if not bucket:
+                    await ensure_alerts_bucket(self.js)
+                    bucket = True
                 await self.publish_changed()
+                retry = 1.0
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # NATS or the store down: the next pass tries again
                 log.warning("alerts push failed: %s: %s", type(exc).__name__, exc)
+                wait, retry = min(retry, self.interval), retry * 2
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await asyncio.wait_for(self._wake.wait(), wait)

@@ -26,7 +26,7 @@ from litestar.static_files import create_static_files_router
 from sqlalchemy.engine import Engine
 
 from cloud.analytics import anomalies, bi, console, schedules
-from cloud.analytics.alert_push import AlertPublisher, ensure_alerts_bucket
+from cloud.analytics.alert_push import AlertPublisher
 from cloud.analytics.export import csv_chunks
 from cloud.analytics.facts import load_settings
 from cloud.analytics.live import LiveFeed, board
@@ -438,9 +438,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     publishers: list[AlertPublisher] = []
 
     async def ready(nc: Any) -> None:
-        js = nc.jetstream()
-        await ensure_alerts_bucket(js)
-        publisher = AlertPublisher(engine, js)
+        publisher = AlertPublisher(engine, nc.jetstream())  # it makes the qms_alerts bucket itself, retrying
         publisher.start()
         publishers.append(publisher)
         checker.on_checked = publisher.nudge  # each check's opened/cleared alerts reach the floors at once
