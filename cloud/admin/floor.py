@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -48,13 +49,15 @@ class ServiceView:
 
 @dataclass(frozen=True)
 class TicketView:
-    """One live ticket HQ may transfer or cancel."""
+    """One live ticket HQ may transfer or cancel, with its service's and counter's names for people."""
 
     ticket_id: str
     number: str
     service_id: str
     status: str
     counter_id: str | None
+    service_name: str = ""
+    counter_name: str = ""
 
 
 @dataclass
@@ -66,6 +69,21 @@ class Floor:
     services: list[ServiceView]
     generated_at: datetime
     tickets: list[TicketView] = field(default_factory=list)
+    branch_name: str = ""
+    timezone: str = "Asia/Jakarta"
+
+    def local(self, at: datetime | str | None) -> str:
+        """A moment in the branch's zone (stored UTC), `YYYY-MM-DD HH:MM:SS`; '' for none."""
+        if not at:
+            return ""
+        moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo("Asia/Jakarta")
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def floor(conn: Connection, tenant: str, branch_id: str, lang: str, now: datetime | None = None) -> Floor:
@@ -110,9 +128,11 @@ def floor(conn: Connection, tenant: str, branch_id: str, lang: str, now: datetim
     ).all()
     shown: list[TicketView] = []
     for ticket_id, number, service_id, status, updated_at, counter_id, _order in rows:
-        if len(shown) < SHOWN_TICKETS:
-            shown.append(TicketView(ticket_id, number, service_id, status, counter_id))
         line = services.setdefault(service_id, ServiceView(service_id, service_id))
+        if len(shown) < SHOWN_TICKETS:
+            at = counters.get(counter_id) if counter_id else None
+            shown.append(TicketView(ticket_id, number, service_id, status, counter_id, line.name,
+                                    at.name if at else (counter_id or "")))  # fmt: skip
         if status == "waiting":
             line.waiting += 1
             if len(line.numbers) < SHOWN_WAITING:
@@ -124,4 +144,5 @@ def floor(conn: Connection, tenant: str, branch_id: str, lang: str, now: datetim
         elif counter_id in counters:
             counters[counter_id].ticket, counters[counter_id].ticket_status = number, status
     live = liveness_of(conn, [(tenant, branch_id)], now, missed_beats_setting())[(tenant, branch_id)]
-    return Floor(live, list(counters.values()), list(services.values()), now, shown)
+    name, zone = (config.name, config.timezone) if config else (branch_id, "Asia/Jakarta")
+    return Floor(live, list(counters.values()), list(services.values()), now, shown, name, zone)

@@ -28,6 +28,12 @@ def test_the_floor_shows_counters_and_lines_read_only(store_url: str, tmp_path: 
     calling = {c.counter_id: c.ticket_status for c in view.counters if c.ticket}
     assert calling == {"2": "called", "4": "called"}  # counter 1 completed its ticket
     assert view.liveness.state == "never connected"  # no heartbeat in this replay: HQ says so
+    # names for people, not ids: the branch's, and each live ticket's service and counter
+    assert view.branch_name
+    assert view.branch_name != "jkt-sudirman"
+    assert {t.service_name for t in view.tickets} <= {s.name for s in view.services}
+    assert "teller" not in {t.service_name for t in view.tickets}
+    assert {t.counter_name for t in view.tickets if t.counter_id} <= {c.name for c in view.counters}
     add_accounts(engine, "ira")
     engine.dispose()
     with TestClient(app=create_app(CloudSettings(db_url=store_url, keys_dir=tmp_path / "keys"))) as client:
@@ -38,6 +44,9 @@ def test_the_floor_shows_counters_and_lines_read_only(store_url: str, tmp_path: 
         assert 'data-action="closed"' not in en.text  # an auditor sees, but cannot act
         assert 'http-equiv="refresh"' not in en.text  # kept current by its stream, not by reloading
         assert 'data-live-url="/admin/supervisor/acme/jkt-sudirman/live?lang=en"' in en.text
+        assert view.branch_name in en.text
+        assert " UTC" not in en.text  # times in the branch's zone, named
+        assert "Asia/Jakarta" in en.text
         idn = client.get("/admin/supervisor/acme/jkt-sudirman", params={"lang": "id"}).text
         assert "Kehadiran" in idn
         assert "Tunggu terlama" in idn
