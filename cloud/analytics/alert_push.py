@@ -9,35 +9,22 @@ content: the branch keeps the newest revision, so no claim is needed.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError
 from sqlalchemy.engine import Engine
 
 from cloud.analytics.tables import alerts
+from cloud.kv_publish import Branch, KvPublisher, ensure_bucket
 from sync.hq_alerts import ALERTS_BUCKET, AlertsDocument, BranchAlert
-from sync.relay import config_key
-
-log = logging.getLogger("qms.cloud.analytics.alerts")
-Branch = tuple[str, str]
 
 
 async def ensure_alerts_bucket(js: Any, *, replicas: int = 1) -> Any:
-    """The `qms_alerts` KV bucket (direct get for the branches' reads; only the newest value matters)."""
-    try:
-        return await js.key_value(ALERTS_BUCKET)
-    except BucketNotFoundError:
-        return await js.create_key_value(
-            KeyValueConfig(bucket=ALERTS_BUCKET, history=1, replicas=replicas, storage=StorageType.FILE, direct=True)
-        )
+    """The `qms_alerts` KV bucket, made if missing."""
+    return await ensure_bucket(js, ALERTS_BUCKET, replicas=replicas)
 
 
 def documents(engine: Engine, now: datetime) -> dict[Branch, AlertsDocument]:
@@ -57,67 +44,16 @@ def documents(engine: Engine, now: datetime) -> dict[Branch, AlertsDocument]:
     }
 
 
-def content(document: AlertsDocument) -> bytes:
-    """What a document says, without its `generated_at` (which changes every time)."""
-    return msgspec.json.encode(document.alerts)
+def encoded_documents(engine: Engine, now: datetime) -> dict[Branch, bytes]:
+    """`documents`, encoded for the bucket."""
+    return {branch: msgspec.json.encode(document) for branch, document in documents(engine, now).items()}
 
 
-class AlertPublisher:
-    """Publishes changed documents every `interval` seconds and whenever `nudge()` is called."""
+class AlertPublisher(KvPublisher):
+    """Publishes changed documents every `interval` seconds and whenever `nudge()` is called (an anomaly check ran)."""
 
     def __init__(
         self, engine: Engine, js: Any, *, interval: float = 60.0, clock: Callable[[], datetime] | None = None
     ) -> None:
-        self.engine, self.js, self.interval = engine, js, interval
-        self.clock = clock or (lambda: datetime.now(UTC))
-        self.published: dict[Branch, bytes] = {}
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def nudge(self) -> None:
-        """Publish soon (an anomaly check ran)."""
-        self._wake.set()
-
-    async def publish_changed(self) -> int:
-        """One pass: publish each branch whose open alerts changed; returns how many were published."""
-        docs = await asyncio.to_thread(documents, self.engine, self.clock())
-        count = 0
-        for (tenant, branch), document in docs.items():
-            said = content(document)
-            if self.published.get((tenant, branch)) == said:
-                continue
-            await self.js.publish(f"$KV.{ALERTS_BUCKET}.{config_key(tenant, branch)}", msgspec.json.encode(document))
-            self.published[(tenant, branch)] = said
-            count += 1
-        return count
-
-    def start(self) -> None:
-        """Run until `stop()`."""
-        self._task = asyncio.create_task(self._run(), name="qms-alerts-publisher")
-
-    async def stop(self) -> None:
-        """Stop publishing."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        retry = 1.0  # after a failed pass (JetStream not ready yet, the store away): 1 s, doubling to the interval
-        bucket = False
-        while True:
-            wait = self.interval
-            try:
-                if not bucket:
-                    await ensure_alerts_bucket(self.js)
-                    bucket = True
-                await self.publish_changed()
-                retry = 1.0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # NATS or the store down: the next pass tries again
-                log.warning("alerts push failed: %s: %s", type(exc).__name__, exc)
-                wait, retry = min(retry, self.interval), retry * 2
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+        super().__init__(engine, js, bucket=ALERTS_BUCKET, documents=encoded_documents, what="alerts",
+                         interval=interval, clock=clock)  # fmt: skip
