@@ -20,7 +20,7 @@ from edge.audit import AuditEntry
 from edge.audit import insert as insert_audit
 from edge.service import QueueService
 from edge.store.datadir import write_private
-from sync.config_watch import REQUEST_SECONDS, ConfigEntry, ConfigFetchError, ConfigWatch
+from sync.config_watch import ConfigEntry, ConfigWatch, fetch_last
 from sync.relay import LinkSettings, config_key
 from sync.staff import StaffDocument, staff_decoder, staff_subject
 
@@ -31,13 +31,7 @@ STAFF_FILE = "staff.json"
 async def fetch_staff(nc: NatsClient, tenant: str, branch_id: str) -> ConfigEntry | None:
     """The key's current value (None: HQ never pushed accounts for this branch)."""
     config_key(tenant, branch_id)  # both must be plain tokens (raises otherwise)
-    msg = await nc.request(staff_subject(tenant, branch_id), b"", timeout=REQUEST_SECONDS)
-    headers = msg.headers or {}
-    if headers.get("Status") in {"404", "408"} or headers.get("KV-Operation") in {"DEL", "PURGE"}:
-        return None
-    if headers.get("Status"):
-        raise ConfigFetchError(f"direct get answered {headers.get('Status')} {headers.get('Description', '')}")
-    return ConfigEntry(revision=int(headers.get("Nats-Sequence", "0")), value=msg.data)
+    return await fetch_last(nc, staff_subject(tenant, branch_id))
 
 
 def apply_staff(conn: sqlite3.Connection, document: StaffDocument, previous: set[str]) -> set[str]:
@@ -75,7 +69,7 @@ class StaffWatch(ConfigWatch):
         self.service = service
         self.path = Path(service.data_dir) / STAFF_FILE
         self.applied = asyncio.Event()  # set whenever a document was applied (tests wait on it)
-        super().__init__(link, self._apply, poll_seconds=poll_seconds)
+        super().__init__(link, self._apply, poll_seconds=poll_seconds, subject=staff_subject)
 
     def _managed(self) -> set[str]:
         try:
@@ -97,10 +91,3 @@ class StaffWatch(ConfigWatch):
         write_private(self.path, json.dumps({"version": document.version, "usernames": sorted(names)}).encode())
         log.info("staff accounts v%d from HQ applied (%d accounts)", document.version, len(names))
         self.applied.set()
-
-    async def poll_once(self, nc: NatsClient) -> None:
-        """Read the key once and apply a newer document."""
-        entry = await fetch_staff(nc, self.link.tenant, self.link.branch_id)
-        if entry is not None and entry.revision > self.handled_revision:
-            await self.handle(entry)
-            self.handled_revision = entry.revision

@@ -39,9 +39,10 @@ def direct_get_subject(tenant: str, branch_id: str) -> str:
     return f"$JS.API.DIRECT.GET.KV_{CONFIG_BUCKET}.$KV.{CONFIG_BUCKET}.{config_key(tenant, branch_id)}"
 
 
-async def fetch_config(nc: NatsClient, tenant: str, branch_id: str) -> ConfigEntry | None:
-    """The current value of the branch's key, or None when there is none (never set, deleted or purged)."""
-    msg = await nc.request(direct_get_subject(tenant, branch_id), b"", timeout=REQUEST_SECONDS)
+async def fetch_last(nc: NatsClient, subject: str) -> ConfigEntry | None:
+    """The last value a KV direct-get `subject` answers (the config, staff, bookings and alerts keys are read this way),
+    or None when there is none (never set, deleted or purged)."""
+    msg = await nc.request(subject, b"", timeout=REQUEST_SECONDS)
     headers = msg.headers or {}
     if headers.get("Status") in {"404", "408"} or headers.get("KV-Operation") in {"DEL", "PURGE"}:
         return None
@@ -52,6 +53,11 @@ async def fetch_config(nc: NatsClient, tenant: str, branch_id: str) -> ConfigEnt
     )
 
 
+async def fetch_config(nc: NatsClient, tenant: str, branch_id: str) -> ConfigEntry | None:
+    """The current value of the branch's config key, or None when there is none."""
+    return await fetch_last(nc, direct_get_subject(tenant, branch_id))
+
+
 class ConfigFetchError(Exception):
     """The server refused the read (e.g. a permission problem); retried with backoff."""
 
@@ -60,12 +66,20 @@ Handler = Callable[[ConfigEntry], Awaitable[None]]
 
 
 class ConfigWatch:
-    """Polls the key; calls `handle(entry)` for each revision newer than `handled_revision`."""
+    """Polls the key (the config bucket's unless `subject` names another bucket's); calls `handle(entry)` for each
+    revision newer than `handled_revision`."""
 
     def __init__(
-        self, link: LinkSettings, handle: Handler, *, handled_revision: int = 0, poll_seconds: float = 2.0
+        self,
+        link: LinkSettings,
+        handle: Handler,
+        *,
+        handled_revision: int = 0,
+        poll_seconds: float = 2.0,
+        subject: Callable[[str, str], str] = direct_get_subject,
     ) -> None:
         self.link = link
+        self.subject = subject  # the direct-get subject of the branch's key in the watched bucket
         self.handle = handle
         self.handled_revision = handled_revision
         self.poll_seconds = poll_seconds
@@ -111,7 +125,8 @@ class ConfigWatch:
 
     async def poll_once(self, nc: NatsClient) -> None:
         """Read the key once and hand a new revision to the handler."""
-        entry = await fetch_config(nc, self.link.tenant, self.link.branch_id)
+        config_key(self.link.tenant, self.link.branch_id)  # both must be plain tokens (raises otherwise)
+        entry = await fetch_last(nc, self.subject(self.link.tenant, self.link.branch_id))
         if entry is not None and entry.revision > self.handled_revision:
             await self.handle(entry)
             self.handled_revision = entry.revision

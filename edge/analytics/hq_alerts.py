@@ -17,7 +17,7 @@ import msgspec
 from nats.aio.client import Client as NatsClient
 
 from edge.store.datadir import write_private
-from sync.config_watch import REQUEST_SECONDS, ConfigEntry, ConfigFetchError, ConfigWatch
+from sync.config_watch import ConfigEntry, ConfigWatch, fetch_last
 from sync.hq_alerts import AlertsDocument, alerts_decoder, alerts_subject
 from sync.relay import LinkSettings
 
@@ -27,13 +27,7 @@ ALERTS_FILE = "hq_alerts.json"
 
 async def fetch_alerts(nc: NatsClient, tenant: str, branch_id: str) -> ConfigEntry | None:
     """The key's current value (None: HQ never had an alert for this branch)."""
-    msg = await nc.request(alerts_subject(tenant, branch_id), b"", timeout=REQUEST_SECONDS)
-    headers = msg.headers or {}
-    if headers.get("Status") in {"404", "408"} or headers.get("KV-Operation") in {"DEL", "PURGE"}:
-        return None
-    if headers.get("Status"):
-        raise ConfigFetchError(f"direct get answered {headers.get('Status')} {headers.get('Description', '')}")
-    return ConfigEntry(revision=int(headers.get("Nats-Sequence", "0")), value=msg.data)
+    return await fetch_last(nc, alerts_subject(tenant, branch_id))
 
 
 def load(data_dir: Path) -> AlertsDocument | None:
@@ -55,7 +49,7 @@ class AlertsWatch(ConfigWatch):
     def __init__(self, link: LinkSettings, data_dir: Path, *, poll_seconds: float = 5.0) -> None:
         self.data_dir = Path(data_dir)
         self.listeners: list[Callable[[AlertsDocument], None]] = []
-        super().__init__(link, self.accept, poll_seconds=poll_seconds)
+        super().__init__(link, self.accept, poll_seconds=poll_seconds, subject=alerts_subject)
 
     async def accept(self, entry: ConfigEntry) -> None:
         """Keep a document for this branch (another branch's or a malformed one is logged and ignored)."""
@@ -71,13 +65,6 @@ class AlertsWatch(ConfigWatch):
         log.info("HQ alerts: %d open", len(document.alerts))
         for listener in self.listeners:
             listener(document)
-
-    async def poll_once(self, nc: NatsClient) -> None:
-        """Read the key once and keep a newer document."""
-        entry = await fetch_alerts(nc, self.link.tenant, self.link.branch_id)
-        if entry is not None and entry.revision > self.handled_revision:
-            await self.handle(entry)
-            self.handled_revision = entry.revision
 
 
 def floor_view(data_dir: Path, timezone: str) -> dict[str, object] | None:

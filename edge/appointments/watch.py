@@ -14,22 +14,16 @@ from nats.aio.client import Client as NatsClient
 
 from edge.appointments import store
 from sync.appointments import bookings_decoder, bookings_subject
-from sync.config_watch import REQUEST_SECONDS, ConfigEntry, ConfigFetchError, ConfigWatch
+from sync.config_watch import ConfigEntry, ConfigWatch, fetch_last
 from sync.relay import LinkSettings, config_key
 
 log = logging.getLogger("qms.appointments")
 
 
 async def fetch_bookings(nc: NatsClient, tenant: str, branch_id: str) -> ConfigEntry | None:
-    """The key's current value (None: never pushed)."""
+    """The key's current value (None: no bookings pushed for this branch yet)."""
     config_key(tenant, branch_id)  # both must be plain tokens (raises otherwise)
-    msg = await nc.request(bookings_subject(tenant, branch_id), b"", timeout=REQUEST_SECONDS)
-    headers = msg.headers or {}
-    if headers.get("Status") in {"404", "408"} or headers.get("KV-Operation") in {"DEL", "PURGE"}:
-        return None
-    if headers.get("Status"):
-        raise ConfigFetchError(f"direct get answered {headers.get('Status')} {headers.get('Description', '')}")
-    return ConfigEntry(revision=int(headers.get("Nats-Sequence", "0")), value=msg.data)
+    return await fetch_last(nc, bookings_subject(tenant, branch_id))
 
 
 class BookingsWatch(ConfigWatch):
@@ -38,7 +32,7 @@ class BookingsWatch(ConfigWatch):
     def __init__(self, link: LinkSettings, data_dir: Path, *, poll_seconds: float = 5.0) -> None:
         self.data_dir = Path(data_dir)
         self.saved = asyncio.Event()  # set whenever a document was written (tests and the doctor wait on it)
-        super().__init__(link, self._save, poll_seconds=poll_seconds)
+        super().__init__(link, self._save, poll_seconds=poll_seconds, subject=bookings_subject)
 
     async def _save(self, entry: ConfigEntry) -> None:
         try:
@@ -51,10 +45,3 @@ class BookingsWatch(ConfigWatch):
             return
         store.save(self.data_dir, document)
         self.saved.set()
-
-    async def poll_once(self, nc: NatsClient) -> None:
-        """Read the key once and keep a newer document."""
-        entry = await fetch_bookings(nc, self.link.tenant, self.link.branch_id)
-        if entry is not None and entry.revision > self.handled_revision:
-            await self.handle(entry)
-            self.handled_revision = entry.revision
