@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from cloud.notify.providers import email, infobip, twilio, webpush, whatsapp
+from cloud.notify.providers import email, infobip, twilio, webpush, whatsapp, zenziva
 
 REGISTRY: dict[str, ModuleType] = {}
 REGISTRY["email"] = email
 REGISTRY["twilio"] = twilio
 REGISTRY["infobip"] = infobip
+REGISTRY["zenziva"] = zenziva
 REGISTRY["whatsapp"] = whatsapp
 REGISTRY["webpush"] = webpush
