@@ -211,6 +211,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "email": ("host", "port", "security", "username", "password", "sender", "ca_file", "timeout"),
     "twilio": ("account_sid", "auth_token", "from_number", "messaging_service_sid", "webhook_url", "base_url"),
     "infobip": ("base_url", "api_key", "sender", "webhook_url", "webhook_secret"),
+    "zenziva": ("userkey", "passkey", "base_url"),
     "whatsapp": ("phone_number_id", "access_token", "app_secret", "verify_token", "webhook_url", "base_url",
                  "api_version"),
     "webpush": ("vapid_subject", "ttl"),  # the VAPID pair is made on first use and kept
