@@ -17,6 +17,9 @@ and back-off (`cloud.notify.outbox.backoff`).
 * Re-checked before each attempt: a cancelled booking, or a reminder for a visit already begun, is `superseded`.
 * WhatsApp refusing for good (not on WhatsApp, template missing) owes the message on the tenant's fallback channel
   (`whatsapp_fallback`: SMS with the link, or the e-mail), once.
+* Delivery reports (the provider webhooks of `cloud.notify.web`) reach these rows too, matched by provider and
+  provider message id (`apply_deliveries`): `delivered`, or a `failed` report makes the row `dead` and owes the
+  message on the channel's fallback (WhatsApp → `whatsapp_fallback`, SMS → `sms_fallback`), as notifications do.
 """
 
 from __future__ import annotations
@@ -40,7 +43,14 @@ from cloud.appointments.tables import appt_bookings, appt_message_attempts, appt
 from cloud.notify import contacts, policy
 from cloud.notify.outbox import FALLBACK_CODES, LEASE, backoff
 from cloud.notify.providers import REGISTRY
-from cloud.notify.providers.base import Attachment, OutgoingMessage, Provider, SendResult, WhatsAppTemplate
+from cloud.notify.providers.base import (
+    Attachment,
+    DeliveryUpdate,
+    OutgoingMessage,
+    Provider,
+    SendResult,
+    WhatsAppTemplate,
+)
 from cloud.notify.tables import providers
 from cloud.store import insert_ignore
 
@@ -323,6 +333,54 @@ def fall_back(conn: Connection, message_id: int, channel: str, now: datetime) ->
         return
     row = conn.execute(sa.select(appt_messages).where(appt_messages.c.id == message_id)).one()
     _insert(conn, row, row.kind, channel, now, fallback_of=message_id)
+
+
+def _fallback_note(conn: Connection, message_id: int, channel: str) -> str:
+    """What a dead row's reason says its fallback did (`; fallback: sms`), or nothing when it has none."""
+    if channel not in ("sms", "email"):
+        return ""
+    row = conn.execute(sa.select(appt_messages).where(appt_messages.c.id == message_id)).one()
+    owed = conn.execute(
+        sa.select(appt_messages.c.id).where(appt_messages.c.tenant_id == row.tenant_id,
+                                            appt_messages.c.booking_id == row.booking_id,
+                                            appt_messages.c.kind == row.kind, appt_messages.c.channel == channel)
+    ).first()  # fmt: skip
+    return f"; fallback: {channel}" + (" (already owed)" if owed is not None else "")
+
+
+FINAL = ("delivered", "dead", "superseded", "skipped")
+
+
+def apply_deliveries(
+    conn: Connection, tenant: str, provider: str, updates: Sequence[DeliveryUpdate], now: datetime
+) -> int:
+    """Apply a provider's delivery reports to the tenant's booking messages sent through it (matched by provider
+    message id); returns how many rows changed. A report never moves a row backwards (a late `sent` after
+    `delivered` is ignored); `failed` makes the row `dead` and owes the message on the channel's fallback."""
+    changed = 0
+    rules: policy.TenantPolicy | None = None
+    for update in updates:
+        row = conn.execute(
+            sa.select(appt_messages.c.id, appt_messages.c.status, appt_messages.c.channel).where(
+                appt_messages.c.tenant_id == tenant, appt_messages.c.provider == provider,
+                appt_messages.c.provider_message_id == update.provider_message_id,
+            )
+        ).first()  # fmt: skip
+        if row is None or row.status in FINAL:
+            continue
+        if update.status == "delivered":
+            _finish(conn, row.id, "delivered", now)
+        elif update.status == "failed":
+            rules = rules or policy.load(conn, tenant)
+            fallback = rules.fallback(row.channel)
+            reason = f"delivery failed: {update.reason or update.code or 'unknown'}"
+            _finish(conn, row.id, "dead", now, code=update.code,
+                    reason=reason + _fallback_note(conn, row.id, fallback))  # fmt: skip
+            fall_back(conn, row.id, fallback, now)
+        else:
+            continue  # `sent`: it already is
+        changed += 1
+    return changed
 
 
 def replay(conn: Connection, tenant: str, message_id: int, now: datetime) -> bool:

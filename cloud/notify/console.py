@@ -1,5 +1,9 @@
 """Read model of the notifications console: the message log with its filters (status, channel, trigger, branch, date)
-and the DLQ, limited to what the caller may see; contacts only ever masked; times in the branch's zone."""
+and the DLQ, limited to what the caller may see; contacts only ever masked; times in the branch's zone.
+
+The log holds both outboxes: tickets' notifications (`notify_outbox`) and bookings' confirmations and reminders
+(`appt_messages`, issue 15), the latter with the triggers `booking.confirm` / `booking.remind`, `source: "booking"`
+and the booking id in place of the ticket; ids are per outbox, so a booking row is replayed by its own route."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from cloud.appointments.tables import appt_bookings, appt_messages
 from cloud.notify import contacts
 from cloud.notify.tables import STATUSES, attempts, outbox
 from cloud.store import tickets
@@ -34,6 +39,8 @@ WORDS: dict[str, dict[str, str]] = {
         "retention": "Simpan kontak (hari)", "secret_kept": "rahasia tersimpan, kosongkan untuk mempertahankan",
         "dlq_none": "Tidak ada pesan gagal.", "chars": "karakter", "remove": "Berhenti memakai kanal ini",
         "max_attempts": "Percobaan maksimum", "public_url": "Alamat publik hub (tautan status)",
+        "booking.confirm": "konfirmasi janji temu", "booking.remind": "pengingat janji temu",
+        "booking": "Janji temu",
     },
     "en": {
         "title": "Notifications", "messages": "Message log", "dlq": "Dead letters (DLQ)", "templates": "Templates",
@@ -49,6 +56,7 @@ WORDS: dict[str, dict[str, str]] = {
         "retention": "Keep contacts (days)", "secret_kept": "secret stored, leave empty to keep it",
         "dlq_none": "No dead letters.", "chars": "characters", "remove": "Stop using this channel",
         "max_attempts": "Attempts at most", "public_url": "Hub's public address (status links)",
+        "booking.confirm": "booking confirmation", "booking.remind": "booking reminder", "booking": "Booking",
     },
 }  # fmt: skip
 
@@ -102,10 +110,81 @@ def local_time(stamp: str | None) -> str | None:
     return datetime.fromisoformat(stamp).astimezone(ZONE).strftime("%Y-%m-%d %H:%M:%S")
 
 
+BOOKING_TRIGGERS = {"booking.confirm": "confirm", "booking.remind": "remind"}  # the log's trigger → appt kind
+
+
+def _stamp(row: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(row["created_at"])
+
+
 def messages(
     conn: Connection, tenants: frozenset[str] | None, sees: Callable[[str, str], bool], filters: Filters
 ) -> list[dict[str, Any]]:
-    """The newest messages matching the filters, for tenants the caller sees (None: all), contacts masked."""
+    """The newest messages of both outboxes (tickets' and bookings') matching the filters, for tenants the caller
+    sees (None: all), contacts masked."""
+    found = ticket_messages(conn, tenants, sees, filters) + booking_messages(conn, tenants, sees, filters)
+    return sorted(found, key=_stamp, reverse=True)[: filters.limit]
+
+
+def booking_messages(
+    conn: Connection, tenants: frozenset[str] | None, sees: Callable[[str, str], bool], filters: Filters
+) -> list[dict[str, Any]]:
+    """The newest booking messages matching the filters (a ticket trigger matches none), contacts masked."""
+    if filters.trigger and filters.trigger not in BOOKING_TRIGGERS:
+        return []
+    query = (
+        sa.select(appt_messages, appt_bookings.c.email, appt_bookings.c.phone, appt_bookings.c.lang)
+        .select_from(
+            appt_messages.outerjoin(
+                appt_bookings,
+                sa.and_(appt_bookings.c.tenant_id == appt_messages.c.tenant_id,
+                        appt_bookings.c.booking_id == appt_messages.c.booking_id),
+            )
+        )
+        .order_by(appt_messages.c.id.desc())
+        .limit(filters.limit)
+    )  # fmt: skip
+    if tenants is not None:
+        query = query.where(appt_messages.c.tenant_id.in_(sorted(tenants)))
+    for column, value in (("status", filters.status), ("channel", filters.channel), ("branch_id", filters.branch_id),
+                          ("kind", BOOKING_TRIGGERS.get(filters.trigger or ""))):  # fmt: skip
+        if value:
+            query = query.where(appt_messages.c[column] == value)
+    if filters.since:
+        query = query.where(appt_messages.c.created_at >= _utc(filters.since))
+    if filters.until:
+        query = query.where(appt_messages.c.created_at < _utc(filters.until + timedelta(days=1)))
+    return [_booking_view(r._mapping) for r in conn.execute(query) if sees(r.tenant_id, r.branch_id)]
+
+
+def _booking_view(row: Any) -> dict[str, Any]:
+    """A booking message as the log shows it, in the ticket rows' shape (no ticket; the booking id instead)."""
+    email, phone = contacts.normalise_email(row["email"]), contacts.normalise_phone(row["phone"])
+    recipient = contacts.mask_email(email) if row["channel"] == "email" else contacts.mask_phone(phone)
+    return {
+        "id": row["id"], "source": "booking", "tenant_id": row["tenant_id"], "branch_id": row["branch_id"],
+        "ticket_id": None, "ticket_number": None, "booking_id": row["booking_id"],
+        "trigger": f"booking.{row['kind']}", "channel": row["channel"], "status": row["status"], "lang": row["lang"],
+        "attempts": row["attempts"], "provider": row["provider"], "code": row["code"], "reason": row["reason"],
+        "recipient": recipient, "fallback_of": row["fallback_of"], "created_at": row["created_at"],
+        "created_local": local_time(row["created_at"]), "sent_at": row["sent_at"],
+        "delivered_at": row["updated_at"] if row["status"] == "delivered" else None,
+        "next_attempt_at": row["next_attempt_at"],
+    }  # fmt: skip
+
+
+def booking_message_tenant(conn: Connection, message_id: int) -> tuple[str, str] | None:
+    """(tenant, branch) of a booking message, to authorise an action on it."""
+    row = conn.execute(
+        sa.select(appt_messages.c.tenant_id, appt_messages.c.branch_id).where(appt_messages.c.id == message_id)
+    ).first()
+    return (row.tenant_id, row.branch_id) if row is not None else None
+
+
+def ticket_messages(
+    conn: Connection, tenants: frozenset[str] | None, sees: Callable[[str, str], bool], filters: Filters
+) -> list[dict[str, Any]]:
+    """The newest ticket messages matching the filters, contacts masked."""
     query = (
         sa.select(outbox, tickets.c.ticket_number)
         .select_from(
@@ -145,8 +224,9 @@ def _view(row: dict[str, Any], mask: dict[str, str | None] | None) -> dict[str, 
     recipient = {"email": mask.get("email"), "sms": mask.get("phone"), "whatsapp": mask.get("phone"),
                  "push": "browser"}.get(row["channel"])  # fmt: skip
     return {
-        "id": row["id"], "tenant_id": row["tenant_id"], "branch_id": row["branch_id"], "ticket_id": row["ticket_id"],
-        "ticket_number": row.get("ticket_number"), "trigger": row["trigger"], "channel": row["channel"],
+        "id": row["id"], "source": "ticket", "tenant_id": row["tenant_id"], "branch_id": row["branch_id"],
+        "ticket_id": row["ticket_id"], "booking_id": None, "ticket_number": row.get("ticket_number"),
+        "trigger": row["trigger"], "channel": row["channel"],
         "status": row["status"], "lang": row["lang"], "attempts": row["attempts"], "provider": row["provider"],
         "code": row["code"], "reason": row["reason"], "recipient": recipient, "fallback_of": row["fallback_of"],
         "created_at": row["created_at"], "created_local": local_time(row["created_at"]),

@@ -1,6 +1,8 @@
 """Prometheus metrics of notifications, for the hub's `/metrics` (issue 16 builds the endpoint and includes them):
 messages by channel and status and the outbox backlog, read from the database at scrape time (so every replica
-reports the same truth), plus this process's send attempts by channel and outcome.
+reports the same truth), plus this process's send attempts by channel and outcome; and the same two for booking
+confirmations and reminders (`appt_messages`, issue 15): `qms_booking_messages{channel,status}` and
+`qms_booking_messages_backlog{channel}`.
 
     from cloud.notify.metrics import register
     register(registry, engine)   # once, with the CollectorRegistry /metrics serves
@@ -16,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
+from cloud.appointments.tables import appt_messages
 from cloud.notify.tables import outbox
 
 BACKLOG_STATUSES = ("pending", "sending", "failed")
@@ -34,24 +37,25 @@ def count_attempt(channel: str, outcome: str, status: str) -> None:
 
 
 class OutboxCollector(Collector):
-    """`qms_notify_messages{channel,status}` and `qms_notify_outbox_backlog{channel}` from the outbox table."""
+    """`qms_notify_messages{channel,status}` and `qms_notify_outbox_backlog{channel}` from the outbox table (or,
+    named so, the same two of another outbox table with `channel` and `status` columns)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, table: sa.Table = outbox, prefix: str = "qms_notify_messages",
+                 backlog: str = "qms_notify_outbox_backlog", what: str = "Outbox rows") -> None:  # fmt: skip
         self.engine = engine
+        self.table = table
+        self.names = (prefix, backlog, what)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """One grouped count per scrape."""
-        messages = GaugeMetricFamily(
-            "qms_notify_messages", "Outbox rows by channel and status.", labels=["channel", "status"]
-        )
+        name, backlog_name, what = self.names
+        messages = GaugeMetricFamily(name, f"{what} by channel and status.", labels=["channel", "status"])
         backlog = GaugeMetricFamily(
-            "qms_notify_outbox_backlog", "Messages still to send (pending, sending, failed awaiting retry).",
-            labels=["channel"],
-        )  # fmt: skip
-        waiting: dict[str, int] = {}
-        query = sa.select(outbox.c.channel, outbox.c.status, sa.func.count()).group_by(
-            outbox.c.channel, outbox.c.status
+            backlog_name, f"{what} still to send (pending, sending, failed awaiting retry).", labels=["channel"]
         )
+        waiting: dict[str, int] = {}
+        table = self.table
+        query = sa.select(table.c.channel, table.c.status, sa.func.count()).group_by(table.c.channel, table.c.status)
         with self.engine.connect() as conn:
             for channel, status, count in conn.execute(query):
                 messages.add_metric([channel, status], count)
@@ -70,6 +74,8 @@ class OutboxCollector(Collector):
 def register(registry: CollectorRegistry, engine: Engine) -> None:
     """Add the notify metrics to `registry` (the one the hub's /metrics serves)."""
     registry.register(OutboxCollector(engine))
+    registry.register(OutboxCollector(engine, appt_messages, "qms_booking_messages", "qms_booking_messages_backlog",
+                                      "Booking messages (confirmations, reminders)"))  # fmt: skip
     registry.register(ATTEMPTS)
 
 

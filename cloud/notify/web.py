@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 
 from cloud.admin.audit import record as audit
 from cloud.admin.words import COOKIE, pick_lang
+from cloud.appointments import outbox as booking_outbox
 from cloud.identity.permissions import requires
 from cloud.notify import console, outbox, policy, push_web, templates
 from cloud.notify.dispatcher import Dispatcher, app_dispatcher
@@ -159,12 +160,17 @@ async def webhook(request: Request[Any, Any, Any], provider: FromPath[str], tena
         raise _bad(str(exc)) from None
 
     def apply() -> int:
+        # the same provider sends tickets' and bookings' messages: a report matches a row of either outbox
+        now = datetime.now(UTC)
         with _engine(request).begin() as conn:
-            return outbox.apply_deliveries(conn, tenant, provider, updates, datetime.now(UTC))
+            tickets = outbox.apply_deliveries(conn, tenant, provider, updates, now)
+            return tickets + booking_outbox.apply_deliveries(conn, tenant, provider, updates, now)
 
     changed = await asyncio.to_thread(apply)
     if (dispatcher := app_dispatcher(request.app.state)) is not None:
         dispatcher.wake()  # a fallback may be owed now
+    if (sender := request.app.state.get("appt_sender")) is not None:
+        sender.wake()  # a booking message's fallback too
     return {"updates": len(updates), "applied": changed}
 
 
@@ -482,13 +488,15 @@ def _messages(request: Request[Any, Any, Any], dead_only: bool = False) -> list[
 
 @get("/api/v1/notify/messages", guards=[requires("notify.read")], sync_to_thread=True)
 def messages_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """The message log (newest first): filters `status`, `channel`, `trigger`, `branch_id`, `from`, `to`, `tenant`."""
+    """The message log of tickets and bookings (newest first): filters `status`, `channel`, `trigger` (a ticket
+    trigger, `booking.confirm` or `booking.remind`), `branch_id`, `from`, `to`, `tenant`."""
     return {"messages": _messages(request)}
 
 
 @get("/api/v1/notify/dlq", guards=[requires("notify.read")], sync_to_thread=True)
 def dlq_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """Dead messages with their reason (replay with POST /api/v1/notify/messages/{id}/replay)."""
+    """Dead messages with their reason (replay with POST /api/v1/notify/messages/{id}/replay, or for `source:
+    "booking"` rows /api/v1/notify/booking-messages/{id}/replay)."""
     return {"messages": _messages(request, dead_only=True)}
 
 
@@ -533,6 +541,28 @@ async def replay_json(request: Request[Any, Any, Any], outbox_id: FromPath[int])
     return Response({"replayed": done}, status_code=200 if done else 409)
 
 
+def _replay_booking(request: Request[Any, Any, Any], message_id: int) -> bool:
+    """Replay a dead booking message (its own outbox and ids: `cloud.appointments.outbox.replay`)."""
+    message_id = _message_id(message_id)
+    with _engine(request).begin() as conn:
+        owner = console.booking_message_tenant(conn, message_id)
+        if owner is None or not _user(request).sees_branch(*owner):
+            raise NotFoundException()
+        done = booking_outbox.replay(conn, owner[0], message_id, datetime.now(UTC))
+    log.info("notify: booking message %d replayed by %s", message_id, _user(request).username)
+    if (sender := request.app.state.get("appt_sender")) is not None:
+        sender.wake()
+    return done
+
+
+@post("/api/v1/notify/booking-messages/{message_id:int}/replay", guards=[requires("notify.manage")],
+      status_code=200)  # fmt: skip
+async def replay_booking_json(request: Request[Any, Any, Any], message_id: FromPath[int]) -> Response[dict[str, Any]]:
+    """Send a dead booking confirmation or reminder again (409 when it is not dead)."""
+    done = await asyncio.to_thread(_replay_booking, request, message_id)
+    return Response({"replayed": done}, status_code=200 if done else 409)
+
+
 # --- pages ----------------------------------------------------------------------------------------------------------
 
 
@@ -551,14 +581,14 @@ async def notify_home() -> Redirect:
 def messages_page(request: Request[Any, Any, Any]) -> Template:
     """The message log with filters."""
     return _page(request, "messages.html", rows=_messages(request), filters=_filter_values(request), dlq=False,
-                 statuses=outbox_statuses(), channels=CHANNELS, triggers=policy.TRIGGERS)  # fmt: skip
+                 statuses=outbox_statuses(), channels=CHANNELS, triggers=LOG_TRIGGERS)  # fmt: skip
 
 
 @get("/notify/dlq", guards=[requires("notify.read")], sync_to_thread=True)
 def dlq_page(request: Request[Any, Any, Any]) -> Template:
     """Dead messages with their reasons and a replay button."""
     return _page(request, "messages.html", rows=_messages(request, dead_only=True), filters=_filter_values(request),
-                 dlq=True, statuses=outbox_statuses(), channels=CHANNELS, triggers=policy.TRIGGERS,
+                 dlq=True, statuses=outbox_statuses(), channels=CHANNELS, triggers=LOG_TRIGGERS,
                  can_manage=_user(request).can("notify.manage"))  # fmt: skip
 
 
@@ -569,6 +599,13 @@ async def replay_form(request: Request[Any, Any, Any], outbox_id: FromPath[int])
     if (dispatcher := app_dispatcher(request.app.state)) is not None:
         dispatcher.wake()
     return Redirect(path=f"/notify/dlq?lang={_lang(request)}&replayed={outbox_id}", status_code=303)
+
+
+@post("/notify/booking-messages/{message_id:int}/replay", guards=[requires("notify.manage")])
+async def replay_booking_form(request: Request[Any, Any, Any], message_id: FromPath[int]) -> Redirect:
+    """The DLQ's replay button on a booking message."""
+    await asyncio.to_thread(_replay_booking, request, message_id)
+    return Redirect(path=f"/notify/dlq?lang={_lang(request)}&replayed=b{message_id}", status_code=303)
 
 
 @get("/notify/templates", guards=[requires("notify.read")], sync_to_thread=True)
@@ -599,6 +636,9 @@ async def settings_page(request: Request[Any, Any, Any]) -> Template:
                  can_manage=_user(request).can("notify.manage"))  # fmt: skip
 
 
+LOG_TRIGGERS = (*policy.TRIGGERS, *console.BOOKING_TRIGGERS)  # the log's trigger filter: tickets' and bookings'
+
+
 def outbox_statuses() -> tuple[str, ...]:
     """The statuses the log's filter offers."""
     from cloud.notify.tables import STATUSES
@@ -610,6 +650,6 @@ ROUTES: list[Any] = [
     webhook, webhook_verify, settings_json, settings_save, provider_save, provider_delete, templates_json,
     template_preview, template_save, template_reset, messages_json, dlq_json, attempts_json, replay_json,
     notify_home, messages_page, dlq_page, replay_form, templates_page, settings_page, settings_form, provider_form,
-    provider_delete_form,
+    provider_delete_form, replay_booking_json, replay_booking_form,
 ]  # fmt: skip
 ROUTES += push_web.ROUTES  # the status page's "notify me" (web push)
