@@ -24,7 +24,6 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response import Redirect, ServerSentEvent, Template
-from sqlalchemy.engine import Engine
 
 from cloud.admin import audit, branches, config_edit, fleet, floor, intervene, staff
 from cloud.admin.words import COOKIE, context, pick_lang
@@ -37,7 +36,10 @@ from cloud.ops import ca
 from cloud.ops.backup_store import enrolment_keys
 from cloud.store import branches as store_branches
 from cloud.web.console import live_stream, render_fragment
-from cloud.web.console_auth import HqPrincipal
+from cloud.web.request_state import actor as _actor
+from cloud.web.request_state import client_ip as _ip
+from cloud.web.request_state import principal as _user
+from cloud.web.request_state import store_engine as _engine
 from sync.contract_config import BranchConfig, Service, config_decoder, short_hash
 from sync.staff import STAFF_BUCKET
 
@@ -80,24 +82,6 @@ async def _ensure_staff_bucket(js: Any) -> None:
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
-
-
-def _engine(request: Request[Any, Any, Any]) -> Engine:
-    engine: Engine = request.app.state["engine"]
-    return engine
-
-
-def _user(request: Request[Any, Any, Any]) -> HqPrincipal:
-    user: HqPrincipal = request.scope["user"]
-    return user
-
-
-def _actor(request: Request[Any, Any, Any]) -> str:
-    return _user(request).username or "anonymous"
-
-
-def _ip(request: Request[Any, Any, Any]) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _correlation(request: Request[Any, Any, Any]) -> str | None:

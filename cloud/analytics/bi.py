@@ -36,6 +36,7 @@ from cloud.admin.audit import record
 from cloud.analytics.tables import bi_tokens, daily, facts
 from cloud.identity.permissions import requires
 from cloud.store import transaction
+from cloud.web.request_state import store_engine as _engine
 from sync.rate_limit import Limit, RateLimiter
 
 PREFIX = "qms_bi_"
@@ -206,11 +207,6 @@ def page(engine: Engine, tenant: str, dataset: str, params: dict[str, str]) -> d
 def _problem(status: int, title: str, detail: str, code: str, headers: dict[str, str] | None = None) -> Response[Any]:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code}
     return Response(body, status_code=status, media_type=PROBLEM, headers=headers)
-
-
-def _engine(request: Request[Any, Any, Any]) -> Engine:
-    engine: Engine = request.app.state["engine"]
-    return engine
 
 
 def _limiter(request: Request[Any, Any, Any]) -> RateLimiter:

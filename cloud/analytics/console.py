@@ -29,6 +29,10 @@ from cloud.analytics.facts import load_settings
 from cloud.identity.permissions import requires
 from cloud.store import branches
 from cloud.web.console_auth import HqPrincipal
+from cloud.web.request_state import actor as _actor
+from cloud.web.request_state import client_ip as _ip
+from cloud.web.request_state import principal as _user
+from cloud.web.request_state import store_engine as _engine
 from sync import kpi
 
 WORDS: dict[str, dict[str, str]] = {
@@ -82,24 +86,6 @@ MAX_FORM = 16 * 1024
 def _lang(request: Request[Any, Any, Any]) -> str:
     lang = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or "id"
     return lang if lang in WORDS else "id"
-
-
-def _engine(request: Request[Any, Any, Any]) -> Engine:
-    engine: Engine = request.app.state["engine"]
-    return engine
-
-
-def _user(request: Request[Any, Any, Any]) -> HqPrincipal:
-    user: HqPrincipal = request.scope["user"]
-    return user
-
-
-def _actor(request: Request[Any, Any, Any]) -> str:
-    return _user(request).username or "open"
-
-
-def _ip(request: Request[Any, Any, Any]) -> str | None:
-    return request.client.host if request.client else None
 
 
 def visible_tenants(engine: Engine, principal: HqPrincipal) -> list[str]:

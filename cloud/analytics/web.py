@@ -37,6 +37,7 @@ from cloud.nats_link import background_link, ready_wait
 from cloud.notify import contacts
 from cloud.store import branches
 from cloud.web.console_auth import HqPrincipal
+from cloud.web.request_state import store_engine as _engine
 from sync import kpi
 
 STATIC = Path(__file__).parents[1] / "web" / "static"
@@ -52,11 +53,6 @@ def problem(status: int, title: str, detail: str, code: str, headers: dict[str, 
     """An RFC 9457 problem+json answer with a stable `code`."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code}
     return Response(body, status_code=status, media_type=PROBLEM, headers=headers)
-
-
-def _engine(request: Request[Any, Any, Any]) -> Engine:
-    engine: Engine = request.app.state["engine"]
-    return engine
 
 
 def _params(request: Request[Any, Any, Any]) -> dict[str, str]:

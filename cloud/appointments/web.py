@@ -40,6 +40,8 @@ from cloud.notify.contacts import mask_email, mask_phone
 from cloud.ops.rate_limits import too_many
 from cloud.store import transaction
 from cloud.web.console_auth import HqPrincipal
+from cloud.web.request_state import principal as _user
+from cloud.web.request_state import store_engine as _engine
 from sync.appointments import QrInvalid, verify
 from sync.rate_limit import Limit, RateLimiter
 
@@ -87,11 +89,6 @@ async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
-
-
-def _engine(request: Request[Any, Any, Any]) -> Engine:
-    engine: Engine = request.app.state["engine"]
-    return engine
 
 
 def _lang(request: Request[Any, Any, Any]) -> str:
@@ -309,11 +306,6 @@ def slots_json(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id
 
 
 # --- staff ---------------------------------------------------------------------------------------------------------
-
-
-def _user(request: Request[Any, Any, Any]) -> HqPrincipal:
-    user: HqPrincipal = request.scope["user"]
-    return user
 
 
 def _visible_branches(conn: sa.Connection, user: HqPrincipal) -> list[tuple[str, str, str]]:

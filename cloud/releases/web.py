@@ -24,20 +24,15 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody
 from litestar.response import File, Redirect, Template
-from sqlalchemy.engine import Engine
 
 from cloud.identity.permissions import requires, scope_filter
 from cloud.releases import fleet
 from cloud.releases.tables import releases
 from cloud.store import branches
 from cloud.web.console_auth import HqPrincipal
+from cloud.web.request_state import store_engine as _engine
 
 PROBLEM = "application/problem+json"
-
-
-def _engine(request: Request[Any, Any, Any]) -> Engine:
-    engine: Engine = request.app.state["engine"]
-    return engine
 
 
 def _problem(status: int, detail: str) -> Response[Any]:

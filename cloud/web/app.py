@@ -35,6 +35,7 @@ from cloud.ops.rate_limits import HubRateLimits
 from cloud.store import create_store_engine, store_problem
 from cloud.ticket_status import status_of, words
 from cloud.web.console_auth import ConsoleAuth
+from cloud.web.request_state import store_engine as _engine
 
 log = logging.getLogger("qms.cloud.web")
 TEMPLATES = Path(__file__).with_name("templates")  # one folder per area beside the hub's own pages
@@ -58,11 +59,6 @@ class CloudSettings:
     fetch_timeout: float = FETCH_TIMEOUT_SECONDS  # one idle pull's wait (QMS_CLOUD_FETCH_TIMEOUT)
     # Per credential and per tenant (QMS_HUB_RATE_PER_TOKEN, QMS_HUB_RATE_PER_TENANT): 429 problem+json.
     rate_limits: HubRateLimits = field(default_factory=HubRateLimits.from_env)
-
-
-def _engine(request: Request[Any, Any, Any]) -> Engine:
-    engine: Engine = request.app.state["engine"]
-    return engine
 
 
 STATUS_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}

@@ -14,12 +14,12 @@ from typing import Any
 
 from litestar import Litestar, MediaType, Request, get
 from litestar.response import ServerSentEvent, ServerSentEventMessage, Template
-from sqlalchemy.engine import Engine
 
 from cloud.console import overview
 from cloud.identity import sessions
 from cloud.identity.permissions import requires
 from cloud.web.console_auth import SESSION_METHODS, ConsoleAuth, HqPrincipal
+from cloud.web.request_state import store_engine as _engine
 
 LIVE_SECONDS = 10.0  # the stream's longest pause: liveness (heartbeats) and ages move without an applied batch
 LIVE_SECONDS_KEY = "overview_live_seconds"  # app.state may set it (tests)
@@ -63,11 +63,6 @@ def _lang(request: Request[Any, Any, Any]) -> str:
         if value in WORDS:
             return str(value)
     return "id"
-
-
-def _engine(request: Request[Any, Any, Any]) -> Engine:
-    engine: Engine = request.app.state["engine"]
-    return engine
 
 
 def scoped_overview(request: Request[Any, Any, Any]) -> dict[str, Any]:
