@@ -7,6 +7,8 @@ with the WhatsApp and Twilio stand-ins:
 * the notify console's message log and DLQ list booking messages (kind named in id/en, contact masked, filters), and
   a dead one is replayed from the DLQ (another tenant's admin sees none and replays none);
 * `/metrics` counts booking messages by channel and status beside the notifications'.
+* On SQLite and PostgreSQL: reports never move a row backwards nor touch another tenant's rows; a failed SMS (itself
+  a WhatsApp fallback) falls back to e-mail, skipped for a booking without one; the log's filters.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
 
-from cloud.appointments import booking
+from cloud.appointments import booking, outbox
 from cloud.appointments.tables import appt_messages
 from cloud.hq_users import upsert_user
-from cloud.notify import policy
+from cloud.notify import console, policy
 from cloud.notify.metrics import registry_for
 from cloud.notify.providers import REGISTRY
+from cloud.notify.providers.base import DeliveryUpdate
 from cloud.store import create_store_engine, transaction
 from cloud.web.app import CloudSettings, create_app
 from tests.cloud.appointments.support import add_branch
@@ -195,4 +198,51 @@ def test_reports_log_dlq_replay_and_metrics(tmp_path: Path, stand_ins: tuple[Wha
         assert samples[("qms_booking_messages", (("channel", "sms"), ("status", "delivered")))] == 1
         assert not any(name == "qms_booking_messages_backlog" for name, _ in samples)  # nothing left to send
     finally:
+        engine.dispose()
+
+
+async def test_reports_fallbacks_and_log_on_both_stores(
+    store_url: str, stand_ins: tuple[WhatsAppStandIn, TwilioStandIn]
+) -> None:
+    wa, twilio = stand_ins
+    engine = create_store_engine(store_url)
+    sender = outbox.Sender(engine, clock=lambda: NOW)
+    try:
+        _configure(engine, wa, twilio)
+        visit = _book(engine, PHONES[0])
+        await sender.run_once()
+        (sent,) = _rows(engine, visit)
+
+        def report(tenant: str, provider: str, update: DeliveryUpdate) -> int:
+            with transaction(engine) as conn:
+                return outbox.apply_deliveries(conn, tenant, provider, [update], NOW)
+
+        assert report("acme", "whatsapp", DeliveryUpdate(sent.provider_message_id, "sent")) == 0
+        assert report("other", "whatsapp", DeliveryUpdate(sent.provider_message_id, "failed", code="131049")) == 0
+        assert report("acme", "twilio", DeliveryUpdate(sent.provider_message_id, "failed", code="131049")) == 0
+        assert _rows(engine, visit)[0].status == "sent"
+        assert report("acme", "whatsapp", DeliveryUpdate(sent.provider_message_id, "failed", code="131049",
+                                                          reason="undeliverable")) == 1  # fmt: skip
+        assert _rows(engine, visit, "whatsapp")[0].reason == "delivery failed: undeliverable; fallback: sms"
+        await sender.run_once()
+        (sms,) = _rows(engine, visit, "sms")
+        assert sms.status == "sent"
+        assert report("acme", "twilio", DeliveryUpdate(sms.provider_message_id, "failed", code="30003")) == 1
+        await sender.run_once()
+        assert [(r.channel, r.status, r.reason) for r in _rows(engine, visit)] == [
+            ("whatsapp", "dead", "delivery failed: undeliverable; fallback: sms"),
+            ("sms", "dead", "delivery failed: 30003; fallback: email"),
+            ("email", "skipped", "no_contact"),  # the booking has no e-mail
+        ]  # fmt: skip
+        with engine.connect() as conn:
+            every = console.messages(conn, None, lambda _t, _b: True, console.Filters(trigger="booking.confirm"))
+            dead = console.messages(conn, frozenset({"acme"}), lambda _t, _b: True, console.Filters(status="dead"))
+            hidden = console.messages(conn, None, lambda _t, b: b != "jkt-01", console.Filters())
+        assert [m["channel"] for m in every] == ["email", "sms", "whatsapp"]  # newest first
+        assert {m["channel"] for m in dead} == {"whatsapp", "sms"}
+        assert hidden == []
+        samples = _samples(engine)
+        assert samples[("qms_booking_messages", (("channel", "sms"), ("status", "dead")))] == 1
+    finally:
+        await sender.stop()
         engine.dispose()
