@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cloud.appointments.tables import appt_bookings, appt_messages
+from cloud.appointments.tables import appt_bookings, appt_message_attempts, appt_messages
 from cloud.notify import contacts
 from cloud.notify.tables import STATUSES, attempts, outbox
 from cloud.store import tickets
@@ -171,6 +171,13 @@ def _booking_view(row: Any) -> dict[str, Any]:
         "delivered_at": row["updated_at"] if row["status"] == "delivered" else None,
         "next_attempt_at": row["next_attempt_at"],
     }  # fmt: skip
+
+
+def booking_attempt_log(conn: Connection, message_id: int) -> list[dict[str, Any]]:
+    """Every attempt of one booking message."""
+    table = appt_message_attempts
+    rows = conn.execute(sa.select(table).where(table.c.message_id == message_id).order_by(table.c.attempt))
+    return [dict(r._mapping) for r in rows]
 
 
 def booking_message_tenant(conn: Connection, message_id: int) -> tuple[str, str] | None:

@@ -541,6 +541,18 @@ async def replay_json(request: Request[Any, Any, Any], outbox_id: FromPath[int])
     return Response({"replayed": done}, status_code=200 if done else 409)
 
 
+@get("/api/v1/notify/booking-messages/{message_id:int}/attempts", guards=[requires("notify.read")],
+     sync_to_thread=True)  # fmt: skip
+def booking_attempts_json(request: Request[Any, Any, Any], message_id: FromPath[int]) -> dict[str, Any]:
+    """Every attempt of one booking message."""
+    message_id = _message_id(message_id)
+    with _engine(request).connect() as conn:
+        owner = console.booking_message_tenant(conn, message_id)
+        if owner is None or not _user(request).sees_branch(*owner):
+            raise NotFoundException()
+        return {"attempts": console.booking_attempt_log(conn, message_id)}
+
+
 def _replay_booking(request: Request[Any, Any, Any], message_id: int) -> bool:
     """Replay a dead booking message (its own outbox and ids: `cloud.appointments.outbox.replay`)."""
     message_id = _message_id(message_id)
@@ -650,6 +662,6 @@ ROUTES: list[Any] = [
     webhook, webhook_verify, settings_json, settings_save, provider_save, provider_delete, templates_json,
     template_preview, template_save, template_reset, messages_json, dlq_json, attempts_json, replay_json,
     notify_home, messages_page, dlq_page, replay_form, templates_page, settings_page, settings_form, provider_form,
-    provider_delete_form, replay_booking_json, replay_booking_form,
+    provider_delete_form, replay_booking_json, replay_booking_form, booking_attempts_json,
 ]  # fmt: skip
 ROUTES += push_web.ROUTES  # the status page's "notify me" (web push)

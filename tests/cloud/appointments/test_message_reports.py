@@ -151,6 +151,7 @@ def _check_console(client: TestClient, reached: str, failed: str, dead_id: int, 
     other.headers["X-CSRFToken"] = csrf_of(other)
     assert other.get("/api/v1/notify/messages").json()["messages"] == []
     assert other.post(f"/api/v1/notify/booking-messages/{dead_id}/replay").status_code == 404
+    assert other.get(f"/api/v1/notify/booking-messages/{dead_id}/attempts").status_code == 404
 
 
 def test_reports_log_dlq_replay_and_metrics(tmp_path: Path, stand_ins: tuple[WhatsAppStandIn, TwilioStandIn]) -> None:
@@ -190,6 +191,9 @@ def test_reports_log_dlq_replay_and_metrics(tmp_path: Path, stand_ins: tuple[Wha
             wait_until(lambda: _rows(engine, failed, "whatsapp")[0].status == "sent", timeout=60, what="replayed")
             assert len(wa.sent) == 3
             assert client.post(f"/api/v1/notify/booking-messages/{dead.id}/replay").status_code == 409  # not dead
+            attempts = client.get(f"/api/v1/notify/booking-messages/{dead.id}/attempts").json()["attempts"]
+            assert [a["outcome"] for a in attempts] == ["sent", "sent"]  # the first, then the replay
+            assert client.get("/api/v1/notify/booking-messages/999999/attempts").status_code == 404
             assert client.post("/api/v1/notify/booking-messages/999999/replay").status_code == 404
             assert client.get("/api/v1/notify/dlq").json()["messages"] == []
         samples = _samples(engine)
