@@ -8,11 +8,17 @@ socket (with the paper status query, DLE EOT 4) or a non-blocking write to the p
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import importlib.util
+import json
 import logging
 import os
+import pickle  # nosec B403 - our own cache file, in a directory private to this user (checked)
+import platform
 import select
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,8 +32,11 @@ from edge.devices.printer.layout import COLUMNS, DOTS, Block, Feed, Logo, Qr, Ru
 def _capabilities_cache() -> None:
     """python-escpos parses its 1.5 MB capabilities file with pure-Python YAML (~2 s on a loaded box, more on a Pi)
     and caches the result as a pickle in a *new* temporary directory per import, so every start pays it again and
-    leaves a directory behind. Point it at our own cache directory (systemd's CacheDirectory= when set), private to
-    this user; if that cannot be made, python-escpos keeps its default."""
+    leaves a directory behind; and it writes that pickle in place, so a second process starting at the same moment
+    reads a half-written file and fails to import. We keep the pickle in our own cache directory (systemd's
+    CacheDirectory= when set), private to this user, and write it ourselves — parsed as the JSON it is, written to a
+    temporary file and renamed — so python-escpos only ever finds a complete one. If the directory cannot be made,
+    python-escpos keeps its default."""
     if "ESCPOS_CAPABILITIES_PICKLE_DIR" in os.environ:
         return
     base = os.environ.get("CACHE_DIRECTORY") or os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
@@ -37,8 +46,47 @@ def _capabilities_cache() -> None:
         st = os.stat(folder)
     except OSError:
         return
-    if st.st_uid == os.getuid() and not st.st_mode & 0o022:  # a pickle is code: never load one others could write
-        os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = folder
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:  # a pickle is code: never load one others could write
+        return
+    try:
+        write_capabilities_pickle(folder)
+    except (OSError, ValueError, pickle.PickleError) as exc:
+        logging.getLogger("qms.printer").warning(
+            "escpos capabilities cache not written (%s): python-escpos parses its file itself", exc
+        )
+        return
+    os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = folder
+
+
+def capabilities_source() -> str:
+    """The capabilities file python-escpos reads (`ESCPOS_CAPABILITIES_FILE`, else the one in its package)."""
+    if "ESCPOS_CAPABILITIES_FILE" in os.environ:
+        return os.environ["ESCPOS_CAPABILITIES_FILE"]
+    spec = importlib.util.find_spec("escpos")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("python-escpos is not installed")
+    return os.path.join(next(iter(spec.submodule_search_locations)), "capabilities.json")
+
+
+def write_capabilities_pickle(folder: str) -> str:
+    """Make `<folder>/<python version>.capabilities.pickle` (python-escpos's name) unless a complete one newer than
+    the capabilities file is there; atomically, so concurrent starts never see a partial file. Returns its path."""
+    target = os.path.join(folder, f"{platform.python_version()}.capabilities.pickle")
+    source = capabilities_source()
+    with contextlib.suppress(OSError):
+        if os.path.getmtime(target) >= os.path.getmtime(source) and os.path.getsize(target) > 0:
+            return target
+    with open(source, encoding="utf-8") as f:
+        capabilities = json.load(f)
+    fd, scratch = tempfile.mkstemp(dir=folder, prefix=".capabilities-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            pickle.dump(capabilities, out, protocol=2)  # python-escpos's own protocol
+        os.replace(scratch, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch)
+    return target
 
 
 _capabilities_cache()
