@@ -6,10 +6,12 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from cloud.admin.config_edit import running_document
 from cloud.liveness import NEVER, Liveness, liveness_of, missed_beats_setting
 from cloud.store import branches, config_versions, events, parked, tickets
 from sync.contract_config import short_hash
@@ -47,6 +49,23 @@ class BranchView:
     last_beat_at: str | None = None
     software_version: str | None = None
     last_seq: int | None = None  # the branch's log head as its last beat reported it
+    # For people: the name and zone of what the branch runs (its newest replicated config), its services' names.
+    name: str = ""
+    timezone: str = "Asia/Jakarta"
+    service_names: dict[str, str] = field(default_factory=dict)
+
+    def local(self, at: str | None) -> str:
+        """A stored UTC moment in the branch's zone, `YYYY-MM-DD HH:MM:SS`; '-' for none."""
+        if not at:
+            return "-"
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo("Asia/Jakarta")
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
     @property
     def liveness_words(self) -> str:
@@ -129,6 +148,7 @@ def overview(
         latest_hash = _latest_hashes(conn)
         keys = [(r.tenant_id, r.branch_id) for r in rows]
         beats = liveness_of(conn, keys, now, missed_beats or missed_beats_setting())
+        running = {key: running_document(conn, *key) for key in keys}  # config.applied is rare: a short index read
     views = {
         (r.tenant_id, r.branch_id): BranchView(
             branch_id=r.branch_id,
@@ -152,6 +172,11 @@ def overview(
         )
         for r in rows
     }
+    for key, config in running.items():
+        if config is not None:
+            view = views[key]
+            view.name, view.timezone = config.name, config.timezone
+            view.service_names = {svc.id: svc.name for svc in config.services}
     for key, live in beats.items():
         view = views[key]
         view.liveness, view.last_beat_at = live.state, live.last_beat_at

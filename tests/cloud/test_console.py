@@ -64,11 +64,15 @@ def test_console_names_each_queue_by_tenant_and_branch(store_url: str, tmp_path:
     with TestClient(app=create_app(CloudSettings(db_url=store_url))) as client:
         page = client.get("/").text
     queues = page.split('id="queues"', 1)[1].split("</table>", 1)[0]
-    rows = re.findall(r"<tr data-tenant=\"(\w+)\" data-branch=\"([\w-]+)\"><td>([^<]+)</td><td>teller</td>", queues)
+    # each row: the branch's name (from what it runs) with whose branch it is, and the service's name, not its id
+    rows = re.findall(r"<tr data-tenant=\"(\w+)\" data-branch=\"([\w-]+)\"><td>([^<]+) <small[^>]*>([^<]+)</small>"
+                      r"</td><td>Teller</td>", queues)  # fmt: skip
     assert sorted(rows) == [
-        ("acme", "jkt-sudirman", "acme.jkt-sudirman"),
-        ("beta", "jkt-sudirman", "beta.jkt-sudirman"),
+        ("acme", "jkt-sudirman", "Bank Demo - KCP Sudirman", "acme.jkt-sudirman"),
+        ("beta", "jkt-sudirman", "Bank Demo - KCP Sudirman", "beta.jkt-sudirman"),
     ]
+    listed = page.split('id="branches"', 1)[1].split("</table>", 1)[0]
+    assert "+00:00" not in listed  # times in the branch's zone, not raw UTC stamps
 
 
 def test_a_basic_header_with_non_ascii_bytes_is_refused_not_a_500(tmp_path: Path) -> None:

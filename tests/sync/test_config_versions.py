@@ -105,8 +105,8 @@ def test_a_push_based_on_an_older_version_than_the_branch_runs_is_refused_unless
         assert (view.config_label("runs"), view.config_label("latest"), view.config_label("rejected")) == (
             runs, cloud, rejected)  # fmt: skip
         with TestClient(app=create_app(CloudSettings(db_url=store_url))) as client:
-            page = client.get("/").text
-        assert f"runs {runs} · cloud {cloud}" in page
+            page = client.get("/", params={"lang": "en"}).text
+        assert f"runs {runs} · HQ {cloud}" in page  # the console calls the hub HQ
         assert f"rejected {rejected}" in page
         listed = CliRunner().invoke(cloud_cli, ["branch", "list", "--db-url", store_url])
         assert f"config {runs}" in listed.output

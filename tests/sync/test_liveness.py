@@ -92,7 +92,7 @@ async def test_a_branch_that_beats_is_online_and_offline_after_three_missed_beat
         assert listed.exit_code == 0, listed.output
         assert f"offline since {since_words(offline.last_beat_at)}" in listed.output
         with TestClient(app=create_app(CloudSettings(db_url=store_url))) as client:
-            assert f"offline since {since_words(offline.last_beat_at)}" in client.get("/", params={"lang": "en"}).text
+            assert f"offline since {offline.local(offline.last_beat_at)}" in client.get("/", params={"lang": "en"}).text
             row = next(b for b in client.get("/api/v1/branches").json()["branches"] if b["branch_id"] == BRANCH)
             assert row["liveness"] == "offline"
     finally:
