@@ -36,7 +36,7 @@ def open_(sealed: bytes, key: backup_seal.X25519PrivateKey = KEY) -> bytes:
 def test_what_is_sealed_opens_byte_for_byte(size: int, seed: bytes) -> None:
     data = (seed * (size // len(seed) + 1))[:size]
     sealed = seal(data)
-    assert data not in sealed or size == 0
+    assert data not in sealed or size < 16  # a few bytes can occur in random ciphertext by chance (1 byte: ~1 in 3)
     assert open_(sealed) == data
 
 
