@@ -37,7 +37,7 @@ from edge.engine.model import (
     queue_entry,
     queue_key,
 )
-from edge.engine.routing import FULL_QUOTA_PCT, queue_order
+from edge.engine.routing import FULL_QUOTA_PCT, merge_lanes, queue_order
 from sync.contract_config import Service
 
 DEFAULT_SERVICE_SECONDS = 300  # a service missing from the configuration
@@ -130,16 +130,7 @@ def _merged(service: Service, regular: list[Ticket], priority: list[Ticket], str
     """`queue_order` of lanes already sorted (regular by queue order, priority by class then queue order)."""
     if not service.priority_enabled:
         return regular
-    order: list[Ticket] = []
-    r = p = 0
-    while r < len(regular) or p < len(priority):
-        if r < len(regular) and (p == len(priority) or streak >= service.anti_starvation_n):
-            order.append(regular[r])
-            r, streak = r + 1, 0
-        else:
-            order.append(priority[p])
-            p, streak = p + 1, streak + 1
-    return order
+    return merge_lanes(service, regular, priority, streak)
 
 
 def position_of(state: State, ticket: Ticket, now: datetime) -> tuple[int, int | None] | None:

@@ -172,6 +172,12 @@ def queue_order(service: Service, tickets: list[Ticket], streak: int = 0) -> lis
         return sorted(tickets, key=queue_key)
     regular = sorted((t for t in tickets if t.priority == 0), key=queue_key)
     priority = sorted((t for t in tickets if t.priority > 0), key=lambda t: (-t.priority, queue_key(t)))
+    return merge_lanes(service, regular, priority, streak)
+
+
+def merge_lanes(service: Service, regular: list[Ticket], priority: list[Ticket], streak: int) -> list[Ticket]:
+    """The call order of two lanes already sorted (regular by queue order, priority by class then queue order):
+    priority first, a regular ticket after `anti_starvation_n` priority calls in a row (`streak` so far)."""
     order: list[Ticket] = []
     r = p = 0
     while r < len(regular) or p < len(priority):
