@@ -167,7 +167,7 @@ class Beater:
         self.interval = interval
         self.sent = 0
         self.last_sent_at: datetime | None = None
-        self.on_sent: Callable[[], None] | None = None  # told before each beat after the first (see Relay)
+        self.on_sent: Callable[[], None] | None = None  # told before each beat after a connection's first (see Relay)
         self.commands = command_subject(tenant, branch_id)
         self.on_command: Callable[[HqCommand], Awaitable[HqReply]] | None = None  # answers HQ's interventions
 
@@ -176,13 +176,15 @@ class Beater:
         `on_command`, HQ's interventions are answered on the same connection while it lasts."""
         if self.on_command is not None:
             await nc.subscribe(self.commands, cb=self._answer)
+        beats_here = 0  # on this connection: the first beat of a new one has had no interval to be refused
         while not nc.is_closed:
             try:
                 beat = await self.snapshot()
-                if self.sent and self.on_sent is not None:
+                if beats_here and self.on_sent is not None:
                     self.on_sent()  # the previous beat had a whole interval to be refused
                 await nc.publish(self.subject, heartbeat_encoder.encode(beat))
                 self.sent += 1
+                beats_here += 1
                 self.last_sent_at = beat.sent_at
             except asyncio.CancelledError:
                 raise

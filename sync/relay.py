@@ -206,6 +206,7 @@ class Relay:
         self._beat_refusals_seen = 0  # ... as counted after the previous beat went through
         self.on_change = on_change  # told of every link state change (the appliance writes it for `qms-edge status`)
         self._violation = asyncio.Event()  # the server refused publishing to our subject
+        self._on_probation = False  # reconnected after a refusal: "connected" only once the server takes a publish
         self.source = source
         self.subject = event_subject(link.tenant, link.branch_id)
         self.batch_size = batch_size
@@ -254,13 +255,19 @@ class Relay:
         while not self._stopping.is_set():
             nc: NatsClient | None = None
             try:
-                self._violation.clear()
                 if self.status.link != "down":
                     self.status.link = "connecting"
                     self._changed()
+                refused_before = self._violation.is_set() and self.status.link == "down"
+                self._violation.clear()
                 nc = await self.link.connect(error_cb=self._on_server_error)
                 self.status.state, self.status.retry_in = "connected", None
-                self._link_up()
+                # After a refusal (a seed of another branch, say) a TCP connect proves nothing: the link stays down
+                # with its error until an ack or an unrefused heartbeat interval shows the server takes what we send
+                # (else `qms-edge status` flickers "connected" between retries).
+                self._on_probation = refused_before
+                if not refused_before:
+                    self._link_up()
                 backoff = self.backoff_initial
                 log.info("relay connected; shipping from seq %d", self.status.acked_seq + 1)
                 await self._pump(nc)
@@ -293,7 +300,9 @@ class Relay:
                 log.exception("relay: status observer failed")
 
     def _link_up(self) -> None:
+        self._on_probation = False
         self.status.link, self.status.down_since, self.status.link_error = "connected", None, None
+        self.status.server_error = None  # a later outage is not described by an old refusal
         self._changed()
 
     def _beat_went_through(self) -> None:
@@ -302,6 +311,9 @@ class Relay:
         (the hub has reloaded its users since), so it goes."""
         refused = self._beat_refusals != self._beat_refusals_seen
         self._beat_refusals_seen = self._beat_refusals
+        if self._on_probation and not refused and not self._violation.is_set():
+            self._link_up()
+            return
         if not refused and self.status.link == "connected" and self.status.link_error is not None:
             self.status.link_error = None
             self._changed()
@@ -407,6 +419,8 @@ class Relay:
             if ack.stream != STREAM:
                 raise RelayRefused(f"subject is captured by stream {ack.stream!r}, not {STREAM!r}")
         await self.source.save_cursor(batch[-1].seq, epoch)  # ignored by the store if a resend rewound it meanwhile
+        if self._on_probation:
+            self._link_up()
         self.status.acked_seq = batch[-1].seq
         self.status.shipped += len(batch)
         self.status.duplicates += sum(1 for ack in acks if ack.duplicate)

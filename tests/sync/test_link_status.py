@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,13 @@ def test_a_seed_of_another_branch_is_permission_denied_and_the_right_one_connect
             assert "TimeoutError" not in down["link_error"]
             out = run_cli("status", "--data-dir", str(tmp_path / "edge"))
             assert f"last error: permission denied: this seed belongs to branch {OTHER}" in out.stdout
+            # The relay keeps retrying (each retry connects over TCP before the server refuses the publish): the
+            # link must read down throughout, never "connected" between a reconnect and its refusal.
+            seen = set()
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                seen.add(replication(appliance)["link"])
+            assert seen == {"down"}, seen
         monkeypatch.setenv("QMS_NATS_NKEY", str(keys / f"{TENANT}.{BRANCH}.nk"))
         asyncio.run(create_stream(server))
         with RunningAppliance(tmp_path / "edge") as appliance:
