@@ -24,6 +24,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError
 from sqlalchemy.engine import Engine
 
+from cloud.background import Background
 from sync.relay import config_key
 
 log = logging.getLogger("qms.cloud.kv")
@@ -50,7 +51,7 @@ def content_digest(raw: bytes) -> str:
     return hashlib.sha256(msgspec.json.encode(doc)).hexdigest()
 
 
-class KvPublisher:
+class KvPublisher(Background):
     """Publishes each branch's changed document to `bucket` every `interval` seconds and whenever `nudge()` is
     called; `documents(engine, now)` reads every branch's current document, encoded."""
 
@@ -70,8 +71,8 @@ class KvPublisher:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.published: dict[Branch, str] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._bucket: Any = None
+        self.task_name = f"qms-{what}-publisher"
 
     def nudge(self) -> None:
         """Publish soon (something changed)."""
@@ -91,17 +92,6 @@ class KvPublisher:
             self.published[(tenant, branch_id)] = digest
             count += 1
         return count
-
-    def start(self) -> None:
-        """Run until `stop()`."""
-        self._task = asyncio.create_task(self._run(), name=f"qms-{self.what}-publisher")
-
-    async def stop(self) -> None:
-        """Stop publishing."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         retry = RETRY_SECONDS

@@ -22,7 +22,6 @@ opened an alert sends it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -35,6 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cloud.analytics import settings as tenant_settings
 from cloud.analytics.tables import WAIT_BUCKETS, alerts, branch_settings, facts, rollups
+from cloud.background import Periodic
 from cloud.notify.mail import send_email
 from cloud.notify.policy import provider_settings
 from sync.kpi_facts import local_date_hour
@@ -192,7 +192,7 @@ def message(alert: Opened) -> tuple[str, str]:
     return subject, text
 
 
-class AnomalyChecker:
+class AnomalyChecker(Periodic):
     """The background check of one hub replica: every `interval` seconds, each tenant in its own transaction."""
 
     def __init__(self, engine: Engine, policy: Policy | None = None, clock: Callable[[], datetime] | None = None,
@@ -201,7 +201,8 @@ class AnomalyChecker:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.sent = 0
         self.on_checked: Callable[[], None] | None = None  # after each check (the floor push publishes what changed)
-        self._task: asyncio.Task[None] | None = None
+
+    task_name = "analytics-anomalies"
 
     def _check_all(self, now: datetime) -> list[tuple[Opened, list[str], dict[str, Any] | None]]:
         with self.engine.connect() as conn:
@@ -235,21 +236,6 @@ class AnomalyChecker:
             self.on_checked()
         return [alert for alert, _, _ in found]
 
-    def start(self) -> None:
-        """Run in the background until `stop`."""
-        self._task = asyncio.create_task(self._loop(), name="analytics-anomalies")
-
-    async def stop(self) -> None:
-        """Stop the background loop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except sa.exc.SQLAlchemyError as exc:  # the store is away for a moment; health reports it
-                log.warning("anomaly check: %s", exc)
-            await asyncio.sleep(self.interval)
+    async def tick(self) -> list[Opened]:
+        """The periodic pass (`Periodic`)."""
+        return await self.run_once()

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cloud.analytics.queries import Scope, kpis
 from cloud.analytics.tables import counters, facts
+from cloud.background import Background
 from cloud.store import branches
 from sync import kpi
 
@@ -85,7 +86,7 @@ def _served_today(conn: Connection, scope: Scope, today: date) -> dict[tuple[str
 
 
 @dataclass
-class LiveFeed:
+class LiveFeed(Background):
     """Wakes the dashboards' SSE streams when an applied batch committed (see the module's docstring)."""
 
     engine: Engine
@@ -94,25 +95,15 @@ class LiveFeed:
 
     def __post_init__(self) -> None:
         self._changed = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Begin watching (in the app's lifespan)."""
-        self._task = asyncio.create_task(self._watch(), name="analytics-live-feed")
-
-    async def stop(self) -> None:
-        """Stop watching."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    task_name = "analytics-live-feed"
 
     def _mark(self) -> str | None:
         with self.engine.connect() as conn:
             value = conn.execute(sa.select(sa.func.max(branches.c.updated_at))).scalar_one_or_none()
         return str(value) if value is not None else None
 
-    async def _watch(self) -> None:
+    async def _run(self) -> None:
         last = await asyncio.to_thread(self._mark)
         while True:
             await asyncio.sleep(self.interval)

@@ -11,7 +11,6 @@ tenant's e-mail provider settings; a failure is kept in `last_error` (the next o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -28,6 +27,7 @@ from cloud.admin.audit import record
 from cloud.analytics.export import csv_chunks
 from cloud.analytics.queries import Scope, kpis
 from cloud.analytics.tables import schedules
+from cloud.background import Periodic
 from cloud.notify.mail import send_email
 from cloud.notify.policy import provider_settings
 from cloud.notify.providers.base import Attachment
@@ -217,7 +217,7 @@ def _escape(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-class ReportScheduler:
+class ReportScheduler(Periodic):
     """One per hub replica (in the app's lifespan): every `interval` seconds, claim what is due and mail it."""
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime] | None = None, interval: float = 30.0) -> None:
@@ -226,7 +226,8 @@ class ReportScheduler:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.interval = interval
         self.sent = 0
-        self._task: asyncio.Task[None] | None = None
+
+    task_name = "analytics-report-scheduler"
 
     async def run_due(self) -> int:
         """Claim and send what is due now; returns how many reports this replica sent."""
@@ -259,21 +260,6 @@ class ReportScheduler:
         with self.engine.begin() as conn:
             conn.execute(sa.update(schedules).where(schedules.c.schedule_id == schedule_id).values(last_error=error))
 
-    def start(self) -> None:
-        """Run in the background until `stop`."""
-        self._task = asyncio.create_task(self._loop(), name="analytics-report-scheduler")
-
-    async def stop(self) -> None:
-        """Stop the background loop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_due()
-            except sa.exc.SQLAlchemyError as exc:  # the store is away for a moment; health reports it
-                log.warning("report scheduler: %s", exc)
-            await asyncio.sleep(self.interval)
+    async def tick(self) -> int:
+        """The periodic pass (`Periodic`)."""
+        return await self.run_due()

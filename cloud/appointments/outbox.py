@@ -40,6 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cloud.appointments import booking, messages
 from cloud.appointments.tables import appt_bookings, appt_message_attempts, appt_messages
+from cloud.background import Background
 from cloud.notify import contacts, policy
 from cloud.notify.outbox import FALLBACK_CODES, LEASE, backoff
 from cloud.notify.providers import REGISTRY
@@ -417,9 +418,11 @@ def message_log(conn: Connection, tenant: str, booking_ids: Sequence[str]) -> di
 # --- the sender ----------------------------------------------------------------------------------------------------
 
 
-class Sender:
+class Sender(Background):
     """Owes, claims, sends and records booking messages: `run_once()` is one pass; `start()` loops until `stop()`,
     waking on `wake()` (a booking changed), when a retry falls due, or every `interval` seconds."""
+
+    task_name = "qms-booking-messages"
 
     def __init__(self, engine: Engine, *, interval: float = 60.0, clock: Callable[[], datetime] | None = None) -> None:
         self.engine = engine
@@ -428,7 +431,6 @@ class Sender:
         self.client = httpx.AsyncClient(timeout=PROVIDER_TIMEOUT)
         self._providers: dict[tuple[str, str, str], Provider] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Look for owed messages now."""
@@ -487,16 +489,9 @@ class Sender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
-    def start(self) -> None:
-        """Run in the background."""
-        self._task = asyncio.create_task(self._run(), name="qms-booking-messages")
-
     async def stop(self) -> None:
         """Stop (a row being sent keeps its lease and is sent again by the next sender) and close connections."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         for provider in self._providers.values():
             close = getattr(provider, "close", None)
             if close is not None:
