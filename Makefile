@@ -124,7 +124,7 @@ test: venv system-deps ## lint, then the whole test suite (benchmarks excluded)
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory security
 	@echo "==> test: pytest"
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=40
 
 bench: venv ## run the benchmarks in tests/bench (they print their figures)
 	@echo "==> bench: pytest tests/bench"

@@ -518,7 +518,7 @@ async def config_rollback(
     request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str], version: FromPath[int]
 ) -> Any:
     """Distribute an earlier version's content again (as a new version, or a change request)."""
-    if not _sees(request, tenant, branch_id):
+    if not _sees(request, tenant, branch_id) or not 0 < version < 2**63:  # past 64 bits no row has it (SQLite: 500)
         raise NotFoundException()
     js = request.app.state.get("admin_js")
     if js is None:
