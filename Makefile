@@ -10,8 +10,10 @@ PY := $(VENV)/bin/python
 # Two stamps: the appliance alone (what `make demo` needs), then the test extra on top (what `make test` needs).
 APP_STAMP := $(VENV)/.installed-appliance
 STAMP := $(VENV)/.installed
-# pytest workers for `make test` (pytest-xdist, one module per worker at a time); TEST_WORKERS=0 runs in one process
-TEST_WORKERS ?= 2
+# pytest workers for `make test` (pytest-xdist, one module per worker at a time). One process by default: on the
+# 2-core CI box two workers were slower (31-33 min against ~20 min serial for a similar suite): most tests start
+# appliances, hubs, brokers and browsers, which then fight for the same two cores. TEST_WORKERS=2 to try again.
+TEST_WORKERS ?= 0
 # ESPHome pins paho-mqtt 1.x, zeroconf and uvicorn versions that clash with the appliance's: its own venv.
 ESPHOME_VENV ?= .venv-esphome
 ESPHOME_VERSION := 2026.6.5
