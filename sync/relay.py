@@ -123,7 +123,9 @@ class LinkSettings:
     tls_key: str | None = None
 
     def tls_context(self) -> ssl.SSLContext | None:
-        """The client TLS context for the link, or None for plain NATS (a lab without certificates)."""
+        """The client TLS context for the link, or None for plain NATS (a lab without certificates). Built from the
+        files at every `connect` on purpose: a renewed or re-issued certificate (edge.tls) is presented from the next
+        connection on, with no restart (tests/ops/tls/test_nats_cert_reload.py)."""
         if not self.tls_ca:
             return None
         context = ssl.create_default_context(cafile=self.tls_ca)
