@@ -5,6 +5,13 @@ backup API, so the appliance may keep serving) and every other file the applianc
 (board URLs, device tokens, status links), `mqtt.json`, voice packs, signage. A restore checks the manifest, every
 checksum, the database's pages and its hash chain before it replaces anything. Single-file `.sqlite3` backups of
 earlier versions are still restored (the database only).
+
+Every backup has a lifetime (QMS_BACKUP_MAX_AGE_DAYS, default 7): its name and manifest carry the time it expires,
+and every holder deletes it by then (the appliance's backups dir, the hub's store, an S3 bucket). So that no backup
+outlives a contact's retention (crypto-shredding, edge/pii.py), the copy of the database in a backup taken at `t`
+holds only the contact keys due after `t + lifetime + SWEEP_GRACE`: the others are shredded in the copy before it is
+archived (their tickets' projection rows scrubbed, the freed pages overwritten and vacuumed away). The price: a
+restore comes back without the contacts that were due to be erased within that time anyway.
 """
 
 from __future__ import annotations
@@ -22,10 +29,11 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from edge import pii
 from edge.store.datadir import DIR_MODE, FILE_MODE, LOCK_NAME, STAGING_PREFIX, DataDirLock, create_private
 from edge.store.db import connect, open_database
 from edge.store.log import last_position, verify_chain
@@ -43,6 +51,11 @@ GZIP_MAGIC = b"\x1f\x8b"
 SKIPPED_FILES = {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", LOCK_NAME}
 SKIPPED_DIRS = {"board-media/cache"}
 CHUNK = 1 << 20
+LIFETIME_ENV = "QMS_BACKUP_MAX_AGE_DAYS"
+DEFAULT_LIFETIME_DAYS = 7
+# Holders sweep expired backups at least hourly (the appliance wakes at the earliest expiry, the hub hourly) and an S3
+# lifecycle rule acts within a day: contact keys due less than this after a backup's expiry are left out too.
+SWEEP_GRACE = timedelta(days=1)
 
 
 class BackupError(Exception):
@@ -91,6 +104,18 @@ def check_database(path: Path) -> DatabaseCheck:
     return DatabaseCheck(report.checked, seq, last_hash or "", chain_error=report.error if not report.ok else None)
 
 
+def lifetime(env: dict[str, str] | None = None) -> timedelta:
+    """How long any copy of a backup may be kept (QMS_BACKUP_MAX_AGE_DAYS, default 7 days, 1..3650)."""
+    raw = (os.environ if env is None else env).get(LIFETIME_ENV, "").strip()
+    days = int(raw) if raw.isdigit() else DEFAULT_LIFETIME_DAYS
+    return timedelta(days=min(max(days, 1), 3650))
+
+
+def contacts_cutoff(expires: datetime) -> datetime:
+    """A backup expiring at `expires` keeps only the contact keys due after this."""
+    return expires + SWEEP_GRACE
+
+
 @dataclass(frozen=True)
 class BackupResult:
     """What `create_backup` wrote."""
@@ -100,8 +125,14 @@ class BackupResult:
     check: DatabaseCheck
 
 
-def create_backup(data_dir: Path, dest: Path) -> BackupResult:
-    """Write one archive (mode 0600, never overwriting) of the data dir; nothing is left behind when it fails."""
+def create_backup(
+    data_dir: Path, dest: Path, *, now: datetime | None = None, max_age: timedelta | None = None
+) -> BackupResult:
+    """Write one archive (mode 0600, never overwriting) of the data dir, to be kept until `now + max_age` (default:
+    QMS_BACKUP_MAX_AGE_DAYS) and holding no contact due before that (see the module's doc); nothing is left behind
+    when it fails."""
+    taken = now or datetime.now(UTC)
+    expires = taken + (max_age or lifetime())
     db = data_dir / DB_NAME
     if not db.is_file():
         raise BackupError(f"no appliance database in {data_dir} (use --data-dir or QMS_DATA_DIR)")
@@ -112,9 +143,9 @@ def create_backup(data_dir: Path, dest: Path) -> BackupResult:
     try:
         with tempfile.TemporaryDirectory(prefix=STAGING_PREFIX, dir=dest.parent) as tmp:
             staging = Path(tmp)
-            check = _checked_snapshot(db, staging / DB_NAME)
+            check, contacts = _checked_snapshot(db, staging / DB_NAME, contacts_cutoff(expires))
             files = [DB_NAME, *_copy_data_files(data_dir, staging, dest)]
-            manifest = _manifest(staging, check, files)
+            manifest = _manifest(staging, check, files, taken, expires, contacts)
             with os.fdopen(fd, "wb") as out:
                 fd = -1
                 _write_archive(out, manifest, staging, files)
@@ -128,13 +159,42 @@ def create_backup(data_dir: Path, dest: Path) -> BackupResult:
     return BackupResult(dest, manifest, check)
 
 
-def _checked_snapshot(db: Path, target: Path) -> DatabaseCheck:
-    """Snapshot the database and check the copy's pages and chain (what goes into the archive is what was checked)."""
+def _checked_snapshot(db: Path, target: Path, cutoff: datetime) -> tuple[DatabaseCheck, dict[str, object]]:
+    """Snapshot the database, leave out the contacts due before `cutoff`, and check the copy's pages and chain (what
+    goes into the archive is what was checked)."""
     _snapshot(db, target)
+    contacts = _leave_out_contacts(target, cutoff)
     check = check_database(target)
     if not check.ok:
         raise BackupError(f"no backup written: {check.problem}")
-    return check
+    return check, contacts
+
+
+def _leave_out_contacts(copy: Path, cutoff: datetime) -> dict[str, object]:
+    """Shred, in the copy only, every contact key due before `cutoff` (and scrub its ticket's projection row), with
+    the freed bytes overwritten (`secure_delete`) and vacuumed out of the file; what was kept and left out."""
+    conn = sqlite3.connect(copy, isolation_level=None)
+    try:
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'contact_keys'").fetchone()
+        if found is None:
+            return {"kept": 0, "left_out": 0, "kept_if_due_after": _stamp(cutoff)}
+        conn.execute("PRAGMA secure_delete = ON")
+        conn.execute("BEGIN IMMEDIATE")
+        left_out = 0
+        while batch := pii.shred(conn, cutoff):
+            left_out += len(batch)
+        conn.execute("COMMIT")
+        kept = conn.execute("SELECT count(*) FROM contact_keys").fetchone()[0]
+        conn.execute("VACUUM")
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"no backup written: the database file is corrupt: {exc}") from None
+    finally:
+        conn.close()
+    return {"kept": kept, "left_out": left_out, "kept_if_due_after": _stamp(cutoff)}
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _snapshot(db: Path, target: Path) -> None:
@@ -196,7 +256,14 @@ def _digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _manifest(staging: Path, check: DatabaseCheck, files: list[str]) -> dict[str, object]:
+def _manifest(
+    staging: Path,
+    check: DatabaseCheck,
+    files: list[str],
+    taken: datetime,
+    expires: datetime,
+    contacts: dict[str, object],
+) -> dict[str, object]:
     """What the archive holds and where the log stood, so a restore can check everything before it writes."""
     conn = connect(staging / DB_NAME, readonly=True)
     try:
@@ -210,7 +277,9 @@ def _manifest(staging: Path, check: DatabaseCheck, files: list[str]) -> dict[str
         "appliance_version": appliance_version(),
         "tenant_id": config.tenant_id if config else None,
         "branch_id": config.branch_id if config else None,
-        "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "created_at": _stamp(taken),
+        "expires_at": _stamp(expires),  # every copy is deleted by then (the name carries it too)
+        "contacts": contacts,
         "schema_version": schema,
         "log": {"events": check.events, "last_seq": check.last_seq, "last_hash": check.last_hash},
         "files": [{"path": p, "size": (staging / p).stat().st_size, "sha256": _digest(staging / p)} for p in files],

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -174,3 +176,41 @@ SHA256_HEADER = "Qms-Content-Sha256"  # hex digest of the sealed file
 def upload_message(tenant: str, branch_id: str, name: str, size: int, sha256: str, timestamp: int) -> bytes:
     """The bytes an appliance signs to upload one sealed backup (the hub rebuilds them from the request)."""
     return "\n".join(["qms-backup-upload v1", tenant, branch_id, name, str(size), sha256, str(timestamp)]).encode()
+
+
+# ---- names: when a backup was taken and until when anyone may keep it (issue 16, crypto-shredding) -----------------
+
+NAME_STAMP = "%Y%m%dT%H%M%S%fZ"
+UNTIL_STAMP = "%Y%m%dT%H%M%SZ"
+_UNTIL = re.compile(r"-until-(\d{8}T\d{6}Z)")
+_TAKEN = re.compile(r"^qms-(\d{8}T\d{6})(\d{6})?Z")
+
+
+def backup_name(taken: datetime, expires: datetime) -> str:
+    """`qms-<taken>-until-<expires>.tar.gz`: every holder (the appliance, the hub, an S3 bucket) reads the expiry
+    from the name (signed with the upload) and deletes the backup by then."""
+    start, until = taken.astimezone(UTC).strftime(NAME_STAMP), expires.astimezone(UTC).strftime(UNTIL_STAMP)
+    return f"qms-{start}-until-{until}.tar.gz"
+
+
+def expires_of(name: str) -> datetime | None:
+    """The expiry a backup's name carries (None for names from before expiries)."""
+    found = _UNTIL.search(name)
+    return datetime.strptime(found.group(1), UNTIL_STAMP).replace(tzinfo=UTC) if found else None
+
+
+def taken_of(name: str) -> datetime | None:
+    """When a backup named `qms-<stamp>…` was taken (None when the name has no stamp)."""
+    found = _TAKEN.match(name)
+    if not found:
+        return None
+    return datetime.strptime(found.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+
+
+def expired(name: str, now: datetime, max_age: timedelta, fallback: datetime | None = None) -> bool:
+    """True when a backup must be gone: past the expiry in its name, or older than `max_age` (from the stamp in its
+    name, else `fallback`, e.g. when it arrived); the earlier of the two wins."""
+    until = expires_of(name)
+    taken = taken_of(name) or fallback
+    deadlines = [d for d in (until, taken + max_age if taken else None) if d is not None]
+    return bool(deadlines) and now >= min(deadlines)

@@ -6,8 +6,12 @@ SHA-256 and time (`upload_message`). The hub checks the signature against the ke
 can ship only its own backups), the time (a few minutes of skew), the size (QMS_HUB_BACKUP_MAX_BYTES) and, once the
 body is in, the size and digest it was promised; only then does the file appear under
 `QMS_HUB_BACKUP_STORE/<tenant>/<branch>/` with a `<name>.json` record beside it. The newest QMS_HUB_BACKUP_KEEP
-(default 14) per branch are kept. The hub never opens what it stores: `qms-cloud backups fetch` does, on the host
-that holds the private key (QMS_HUB_BACKUP_KEY).
+(default 14) per branch are kept, and none past its expiry: the name an appliance signed carries it
+(`qms-<taken>-until-<expires>…`, edge/backup.py leaves out of the backup every contact due before then) and the hub
+also caps every backup's age at QMS_HUB_BACKUP_MAX_AGE_DAYS (default 7); the earlier wins. Expired backups are
+deleted on every upload, hourly by the app (`lifespan` in cloud/ops/web.py) and by `qms-cloud backups prune`, are
+never listed or fetched, and an upload already expired is refused. The hub never opens what it stores:
+`qms-cloud backups fetch` does, on the host that holds the private key (QMS_HUB_BACKUP_KEY).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -30,13 +34,15 @@ from sqlalchemy.engine import Engine
 
 from cloud.releases.fleet import nkey_public
 from cloud.store import branch_credentials
-from sync import backup_seal
+from sync import backup_s3, backup_seal
 
 STORE_ENV = "QMS_HUB_BACKUP_STORE"
 KEY_ENV = "QMS_HUB_BACKUP_KEY"
 KEEP_ENV = "QMS_HUB_BACKUP_KEEP"
 MAX_BYTES_ENV = "QMS_HUB_BACKUP_MAX_BYTES"
+MAX_AGE_ENV = "QMS_HUB_BACKUP_MAX_AGE_DAYS"
 DEFAULT_KEEP = 14
+DEFAULT_MAX_AGE_DAYS = 7
 DEFAULT_MAX_BYTES = 2 << 30
 SKEW_SECONDS = 600
 NAME = re.compile(r"qms-[0-9A-Za-z._-]{1,100}\.qmsseal")
@@ -86,6 +92,13 @@ def max_bytes() -> int:
 def keep() -> int:
     """Backups kept per branch."""
     return max(1, int(os.environ.get(KEEP_ENV) or DEFAULT_KEEP))
+
+
+def max_age() -> timedelta:
+    """The longest the hub keeps any shipped backup, whatever its name says (1..3650 days)."""
+    raw = os.environ.get(MAX_AGE_ENV, "").strip()
+    days = int(raw) if raw.isdigit() else DEFAULT_MAX_AGE_DAYS
+    return timedelta(days=min(max(days, 1), 3650))
 
 
 def public_key_pem() -> str | None:
@@ -152,6 +165,9 @@ async def receive(
 ) -> tuple[StoredBackup, bool]:
     """Write the body beside its final place, check size and digest, then move it in; (stored, created)."""
     folder = store / tenant / branch_id
+    now = datetime.now(UTC)
+    if backup_seal.expired(name, now, max_age(), now):
+        raise UploadRefused(400, f"{name} has expired (its name's date, or {MAX_AGE_ENV}): it may not be kept")
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     target = folder / name
     if target.exists():
@@ -183,6 +199,7 @@ async def receive(
     finally:
         partial.unlink(missing_ok=True)
     prune(folder, keep())
+    sweep(store)
     return StoredBackup(tenant, branch_id, name, size, digest, received, target), True
 
 
@@ -197,30 +214,65 @@ def _record(folder: Path, name: str) -> StoredBackup | None:
         return None
 
 
-def prune(folder: Path, kept: int) -> list[str]:
-    """Delete all but the newest `kept` backups of one branch (names carry a UTC stamp: they sort by time)."""
+def prune(folder: Path, kept: int, now: datetime | None = None) -> list[str]:
+    """Delete the expired backups of one branch and all but the newest `kept` of the rest (names carry a UTC stamp:
+    they sort by time)."""
     names = sorted(p.name for p in folder.glob("qms-*.qmsseal"))
-    gone = names[:-kept] if len(names) > kept else []
+    gone = [name for name in names if _expired(folder, name, now or datetime.now(UTC))]
+    alive = [name for name in names if name not in gone]
+    gone += alive[:-kept] if len(alive) > kept else []
     for name in gone:
         (folder / name).unlink(missing_ok=True)
         (folder / f"{name}.json").unlink(missing_ok=True)
     return gone
 
 
-def list_backups(store: Path, tenant: str, branch_id: str) -> list[StoredBackup]:
-    """A branch's stored backups, oldest first."""
+def _expired(folder: Path, name: str, now: datetime) -> bool:
+    record = _record(folder, name)
+    try:
+        received = datetime.fromisoformat(record.received_at.replace("Z", "+00:00")) if record else None
+    except ValueError:
+        received = None
+    if received is None:
+        received = datetime.fromtimestamp((folder / name).stat().st_mtime, UTC)
+    return backup_seal.expired(name, now, max_age(), received)
+
+
+def sweep(store: Path, now: datetime | None = None) -> list[str]:
+    """Delete every expired backup of every branch in the store; `tenant/branch/name` of each deleted."""
+    now = now or datetime.now(UTC)
+    gone = []
+    for folder in sorted(p for p in store.glob("*/*") if p.is_dir()) if store.is_dir() else []:
+        expired = [n for n in sorted(p.name for p in folder.glob("qms-*.qmsseal")) if _expired(folder, n, now)]
+        for name in expired:
+            (folder / name).unlink(missing_ok=True)
+            (folder / f"{name}.json").unlink(missing_ok=True)
+            gone.append(f"{folder.parent.name}/{folder.name}/{name}")
+    return gone
+
+
+def list_backups(store: Path, tenant: str, branch_id: str, now: datetime | None = None) -> list[StoredBackup]:
+    """A branch's stored backups, oldest first (expired ones are deleted, never listed)."""
     _check_ids(tenant, branch_id, "qms-x.qmsseal")
     folder = store / tenant / branch_id
+    if folder.is_dir():
+        prune(folder, 10**9, now)
     found = [_record(folder, p.name) for p in sorted(folder.glob("qms-*.qmsseal"))]
     return [b for b in found if b is not None]
 
 
 def fetch(
-    store: Path, tenant: str, branch_id: str, key_pem: bytes, dest: Path, name: str | None = None
+    store: Path,
+    tenant: str,
+    branch_id: str,
+    key_pem: bytes,
+    dest: Path,
+    name: str | None = None,
+    now: datetime | None = None,
 ) -> StoredBackup:
     """Check a stored backup's digest and open it with the hub's private key into `dest` (the plain archive that
-    `qms-edge restore` takes). The newest unless `name` is given."""
-    held = list_backups(store, tenant, branch_id)
+    `qms-edge restore` takes). The newest unless `name` is given; never an expired one."""
+    held = list_backups(store, tenant, branch_id, now)
     chosen = [b for b in held if name is None or b.name == name]
     if not chosen:
         raise FileNotFoundError(
@@ -250,3 +302,35 @@ def enrolment_keys() -> dict[str, str]:
     if release_pub:
         keys["release_public_key"] = release_pub
     return keys
+
+
+def fetch_s3(
+    target: backup_s3.S3Target,
+    tenant: str,
+    branch_id: str,
+    key_pem: bytes,
+    dest: Path,
+    name: str | None = None,
+    now: datetime | None = None,
+) -> backup_s3.S3Object:
+    """The same from an S3-compatible store the appliances ship to (sync/backup_s3.py): download the newest unexpired
+    sealed copy (or `name`) and open it with the hub's private key into `dest`."""
+    client = target.client()
+    now = now or datetime.now(UTC)
+    held = [
+        o
+        for o in backup_s3.listing(target, client, tenant, branch_id)
+        if not backup_seal.expired(o.name, now, max_age(), o.last_modified) and (name is None or o.name == name)
+    ]
+    if not held:
+        where = f"s3://{target.bucket}/{target.folder(tenant, branch_id)}"
+        wanted = f"backup {name}" if name else "backup"
+        raise FileNotFoundError(f"no unexpired shipped {wanted} for {tenant}/{branch_id} in {where}")
+    chosen = held[-1]
+    sealed = dest.with_name(f".{dest.name}.{os.getpid()}.sealed")
+    try:
+        backup_s3.download(target, client, chosen, sealed)
+        backup_seal.open_file(sealed, dest, backup_seal.load_private(key_pem))
+    finally:
+        sealed.unlink(missing_ok=True)
+    return chosen

@@ -60,16 +60,44 @@ def backups_fetch(
     name: Annotated[str | None, typer.Option("--name", help="A backup's name (default: the newest).")] = None,
     store: Store = Path("appliance-backups"),
     key: Key = Path("backup.key"),
+    from_s3: Annotated[
+        bool,
+        typer.Option(
+            "--from-s3",
+            help="Fetch from the S3-compatible store the appliances ship to (QMS_BACKUP_S3_BUCKET, _ENDPOINT, _PREFIX,"
+            " _REGION, _ACCESS_KEY, _SECRET_KEY) instead of --store.",
+        ),
+    ] = False,
 ) -> None:
     """Check a shipped backup's SHA-256 and open it with the hub's private key into the archive `qms-edge restore`
-    (and `qms-edge drill --backup`) take."""
-    from cloud.ops.backup_store import UploadRefused, fetch
+    (and `qms-edge drill --backup`) take. Expired backups are never fetched."""
+    from cloud.ops.backup_store import UploadRefused, fetch, fetch_s3
+    from sync.backup_s3 import S3Failed, S3Target
     from sync.backup_seal import SealError
 
     try:
-        found = fetch(store, tenant, branch, key.read_bytes(), out, name)
-    except (FileNotFoundError, FileExistsError, SealError, UploadRefused, ValueError) as exc:
+        if from_s3:
+            target = S3Target.from_env()
+            if target is None:
+                raise typer.BadParameter("--from-s3 needs QMS_BACKUP_S3_BUCKET (and QMS_BACKUP_S3_*)")
+            got = fetch_s3(target, tenant, branch, key.read_bytes(), out, name)
+            typer.echo(f"{got.name} ({got.size} bytes, stored {got.last_modified}) opened into {out}")
+        else:
+            found = fetch(store, tenant, branch, key.read_bytes(), out, name)
+            typer.echo(f"{found.name} ({found.size} bytes, received {found.received_at}) opened into {out}")
+    except (FileNotFoundError, FileExistsError, SealError, UploadRefused, ValueError, S3Failed) as exc:
         typer.echo(f"not fetched: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"{found.name} ({found.size} bytes, received {found.received_at}) opened into {out}")
     typer.echo(f"restore it on the appliance: sudo -u qms qms-edge restore {out.name} --yes")
+
+
+@backups_app.command("prune")
+def backups_prune(store: Store = Path("appliance-backups")) -> None:
+    """Delete every expired shipped backup now (the running hub does it hourly and on every upload): past the expiry
+    its name carries, or older than QMS_HUB_BACKUP_MAX_AGE_DAYS."""
+    from cloud.ops.backup_store import sweep
+
+    gone = sweep(store)
+    for name in gone:
+        typer.echo(f"deleted {name}")
+    typer.echo(f"{len(gone)} expired backup(s) deleted from {store}")

@@ -4,7 +4,9 @@ mounts `ROUTES` and calls `install(app, engine)` once the app exists (correlatio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -71,6 +73,32 @@ async def renew_certificate(request: Request[Any, Any, Any], data: JSONBody[Rene
 
 
 ROUTES: list[Any] = [metrics, upload_backup, renew_certificate]
+SWEEP_SECONDS = 3600.0
+
+
+async def _sweep_expired_backups(interval: float) -> None:
+    """Delete expired shipped backups every `interval` (an appliance that stopped shipping leaves none behind)."""
+    while True:
+        store = backup_store.store_dir()
+        if store is not None:
+            try:
+                if gone := await asyncio.to_thread(backup_store.sweep, store):
+                    log.info("deleted %d expired shipped backup(s)", len(gone))
+            except OSError as exc:
+                log.warning("expired shipped backups not deleted: %s", exc)
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:  # noqa: ARG001 - the areas' lifespan signature
+    """The ops area's background work while the app runs: the hourly sweep of expired shipped backups."""
+    task = asyncio.create_task(_sweep_expired_backups(SWEEP_SECONDS), name="qms-backup-sweep")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def install(app: Litestar, engine: Engine) -> None:
