@@ -47,7 +47,18 @@ KeysDir = Annotated[
     ),
 ]
 AuthOut = Annotated[
-    Path, typer.Option("--auth-out", envvar="QMS_NATS_AUTH", help="nats-server include file with the users.")
+    Path,
+    typer.Option(
+        "--auth-out", envvar=["QMS_NATS_AUTH", "QMS_NATS_AUTH_FILE"], help="nats-server include file with the users."
+    ),
+]
+PidFile = Annotated[
+    str,
+    typer.Option(
+        "--pid-file",
+        envvar="QMS_NATS_PID_FILE",
+        help="nats-server's pid_file: reload it (SIGHUP, as `nats-server --signal reload`) after writing the users.",
+    ),
 ]
 DEFAULT_DB = "sqlite:///qms-cloud.sqlite3"
 DEFAULT_KEYS = Path("nats-keys")
@@ -146,9 +157,11 @@ def branch_add(
     db_url: DbUrl = DEFAULT_DB,
     keys_dir: KeysDir = DEFAULT_KEYS,
     auth_out: AuthOut = Path("nats-auth.conf"),
+    pid_file: PidFile = "",
 ) -> None:
-    """Issue (or rotate) a branch's NKey and regenerate the nats-server users; reload nats-server afterwards."""
-    from cloud.credentials import issue, write_authorization
+    """Issue (or rotate) a branch's NKey and regenerate the nats-server users; with --pid-file reload nats-server too
+    (otherwise reload it afterwards)."""
+    from cloud.credentials import issue
     from cloud.store import create_store_engine
     from sync.relay import check_token
 
@@ -160,10 +173,25 @@ def branch_add(
         raise typer.Exit(1) from None
     engine = create_store_engine(db_url)
     issued = issue(engine, keys_dir, tenant, branch)
-    write_authorization(engine, keys_dir, auth_out)
     typer.echo(f"branch {tenant}.{branch}: public key {issued.public_key}")
     typer.echo(f"  seed file {issued.seed_file} -> copy to the appliance, set QMS_NATS_NKEY to its path")
-    typer.echo(f"  nats-server users written to {auth_out} (reload: nats-server --signal reload)")
+    _write_users(engine, keys_dir, auth_out, pid_file, reason="branch add", tenant=tenant, branch=branch, indent="  ")
+
+
+def _write_users(engine: Any, keys_dir: Path, auth_out: Path, pid_file: str, *, reason: str, indent: str = "",
+                 tenant: str | None = None, branch: str | None = None) -> None:  # fmt: skip
+    """The console's rewrite (cloud/admin/nats_users.py: locked, atomic, audited), reloading with a pid file."""
+    from cloud.admin.nats_users import Target, sync
+
+    done = sync(engine, keys_dir, Target(auth_out, Path(pid_file) if pid_file else None), actor="cli",
+                reason=reason, tenant=tenant, branch=branch)  # fmt: skip
+    if not done.ok:
+        typer.secho(f"{indent}nats-server users: {done.error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    reloaded = "nats-server reloaded" if done.reloaded else "reload: nats-server --signal reload"
+    typer.echo(
+        f"{indent}nats-server users written to {auth_out} ({reloaded})" + ("" if done.changed else ", unchanged")
+    )
 
 
 @branch_app.command("users")
@@ -171,15 +199,15 @@ def branch_users(
     db_url: DbUrl = DEFAULT_DB,
     keys_dir: KeysDir = DEFAULT_KEYS,
     auth_out: AuthOut = Path("nats-auth.conf"),
+    pid_file: PidFile = "",
 ) -> None:
     """Regenerate the nats-server users from the keys already issued, rotating none (after an upgrade that changes
-    the branches' permissions, e.g. heartbeats); reload nats-server afterwards."""
-    from cloud.credentials import write_authorization
+    the branches' permissions, e.g. heartbeats; the hub does this itself where it operates nats-server,
+    QMS_NATS_AUTH_FILE); with --pid-file reload nats-server too (otherwise reload it afterwards)."""
     from cloud.store import create_store_engine
 
-    engine = create_store_engine(db_url)
-    write_authorization(engine, keys_dir, auth_out)
-    typer.echo(f"nats-server users written to {auth_out} (reload: nats-server --signal reload); no key rotated")
+    _write_users(create_store_engine(db_url), keys_dir, auth_out, pid_file, reason="branch users")
+    typer.echo("no key rotated")
 
 
 @branch_app.command("list")

@@ -11,13 +11,18 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import nkeys
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from cloud.admin.tables import branch_profiles
 from cloud.store import branch_credentials, insert_ignore, register_branch, transaction, utcnow_iso
 from sync.appointments import bookings_subject
 from sync.config_watch import direct_get_subject
@@ -106,12 +111,24 @@ def issue(engine: Engine, keys_dir: Path, tenant: str, branch_id: str) -> Issued
     return Issued(seed_file=path, public_key=public)
 
 
-def authorization_block(engine: Engine, keys_dir: Path) -> str:
-    """The nats-server `authorization { users = [...] }` block for the hub and every branch."""
+def authorization_block(source: Engine | Connection, keys_dir: Path) -> str:
+    """The nats-server `authorization { users = [...] }` block for the hub and every branch HQ has not retired (a
+    retired branch's appliance is refused; reactivating it restores its user)."""
     users: list[dict[str, object]] = [{"nkey": hub_key(keys_dir)}]
-    with engine.connect() as conn:
+    with _connection(source) as conn:
         rows = conn.execute(
-            sa.select(branch_credentials).order_by(branch_credentials.c.tenant_id, branch_credentials.c.branch_id)
+            sa.select(branch_credentials)
+            .select_from(
+                branch_credentials.outerjoin(
+                    branch_profiles,
+                    sa.and_(
+                        branch_profiles.c.tenant_id == branch_credentials.c.tenant_id,
+                        branch_profiles.c.branch_id == branch_credentials.c.branch_id,
+                    ),
+                )
+            )
+            .where(sa.or_(branch_profiles.c.status.is_(None), branch_profiles.c.status != "retired"))
+            .order_by(branch_credentials.c.tenant_id, branch_credentials.c.branch_id)
         ).all()
     users += [{"nkey": r.public_key, "permissions": branch_permissions(r.tenant_id, r.branch_id)} for r in rows]
     body = ",\n    ".join(json.dumps(u) for u in users)  # JSON objects are valid nats-server config values
@@ -119,9 +136,40 @@ def authorization_block(engine: Engine, keys_dir: Path) -> str:
     return f"{header}\nauthorization {{\n  users = [\n    {body}\n  ]\n}}\n"
 
 
-def write_authorization(engine: Engine, keys_dir: Path, out: Path) -> Path:
-    """Regenerate the include file atomically."""
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(authorization_block(engine, keys_dir))
-    tmp.replace(out)
-    return out
+@contextmanager
+def _connection(source: Engine | Connection) -> Iterator[Connection]:
+    """The caller's connection (inside its transaction and locks), or a fresh one from an engine."""
+    if isinstance(source, Connection):
+        yield source
+        return
+    with source.connect() as conn:
+        yield conn
+
+
+def write_authorization(source: Engine | Connection, keys_dir: Path, out: Path) -> bool:
+    """Regenerate the include file atomically; whether it changed."""
+    return replace_file(out, authorization_block(source, keys_dir))
+
+
+def replace_file(out: Path, text: str) -> bool:
+    """Write `text` to `out` atomically (a temporary file in the same directory, then a rename, so nats-server never
+    reads half a file); unchanged content is left alone. Whether the file changed."""
+    try:
+        if out.read_text() == text:
+            return False
+        mode = stat.S_IMODE(out.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o644  # public keys only: nats-server (often another user) must read it
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True

@@ -25,7 +25,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response import Redirect, ServerSentEvent, Template
 
-from cloud.admin import audit, branches, config_edit, fleet, floor, intervene, staff
+from cloud.admin import audit, branches, config_edit, fleet, floor, intervene, nats_users, staff
 from cloud.admin.words import COOKIE, context, pick_lang
 from cloud.config_dist import ConfigRefused, running_version
 from cloud.console import overview
@@ -51,9 +51,22 @@ async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
     """The hub's JetStream handle for distributing configuration (absent until NATS answers: edits are then refused
     with the reason), connected in the background so a hub started while NATS is down still serves."""
     servers = list(app.state.get("nats_servers") or ())
-    if not servers:
-        yield
-        return
+    users = asyncio.create_task(_keep_nats_users(app)) if nats_users.Target.from_env() else None
+    try:
+        if not servers:
+            yield
+            return
+        async with _admin_link(app, servers):
+            yield
+    finally:
+        if users is not None:
+            users.cancel()
+            await asyncio.gather(users, return_exceptions=True)
+
+
+@asynccontextmanager
+async def _admin_link(app: Litestar, servers: list[str]) -> AsyncGenerator[None, None]:
+    """The JetStream handle, connected in the background."""
 
     async def ready(nc: Any) -> None:
         from cloud.consumer import ensure_config_bucket
@@ -68,6 +81,25 @@ async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         "admin", servers, dict(app.state.get("nats_options") or {}), ready, ready_wait(app.state)
     ):
         yield
+
+
+NATS_USERS_INTERVAL = float(os.environ.get("QMS_NATS_USERS_INTERVAL", "60"))
+
+
+async def _keep_nats_users(app: Litestar) -> None:
+    """At start and every QMS_NATS_USERS_INTERVAL seconds: rewrite the include when it differs from the store (a
+    change made through another replica, when each NATS node has its own hub beside it; a hub started after one)."""
+    while True:
+        target = nats_users.Target.from_env()
+        engine, keys_dir = app.state["engine"], app.state["keys_dir"]
+        try:
+            if target is not None and await asyncio.to_thread(nats_users.stale, engine, keys_dir, target):
+                await asyncio.to_thread(
+                    nats_users.sync_quietly, engine, keys_dir, target, actor="hub", reason="the include was out of date"
+                )
+        except Exception:  # the store is unreachable for now: the next round tries again
+            log.exception("nats users: cannot compare the include with the store")
+        await asyncio.sleep(NATS_USERS_INTERVAL)
 
 
 async def _ensure_staff_bucket(js: Any) -> None:
@@ -203,7 +235,7 @@ def _branches_page(request: Request[Any, Any, Any]) -> Template:
     with _engine(request).connect() as conn:
         profiles = branches.list_profiles(conn, _user(request).tenants)
     running = {(p.tenant, p.branch_id): running_version(_engine(request), p.tenant, p.branch_id) for p in profiles}
-    return _page(request, "branches.html", profiles=profiles, running=running)
+    return _page(request, "branches.html", profiles=profiles, running=running, **_nats_status(request))
 
 
 def _blank(request: Request[Any, Any, Any]) -> branches.Profile:
@@ -247,20 +279,50 @@ async def branch_create(request: Request[Any, Any, Any]) -> Any:
             )
 
     code, expires = await asyncio.to_thread(create)
+    outcome = await _sync_nats_users(request, "branch.create", tenant, profile.branch_id)
     return _page(
         request, "branch_form.html", status=201, profile=profile, errors={}, new=False, code=code, expires=expires,
-        nats_step=nats_reload_step(keys_dir),
+        nats_outcome=outcome, nats_step=_manual_step(keys_dir, outcome),
     )  # fmt: skip
+
+
+async def _sync_nats_users(
+    request: Request[Any, Any, Any], reason: str, tenant: str, branch_id: str, actor: str | None = None
+) -> nats_users.Outcome | None:
+    """Rewrite and reload nats-server's users where the hub operates it (None: the operator does it by hand)."""
+    return await asyncio.to_thread(
+        nats_users.sync_quietly, _engine(request), request.app.state["keys_dir"], nats_users.Target.from_env(),
+        actor=actor or _actor(request), reason=reason, tenant=tenant, branch=branch_id, source_ip=_ip(request),
+    )  # fmt: skip
+
+
+def _manual_step(keys_dir: Path, outcome: nats_users.Outcome | None) -> list[str] | None:
+    """The commands to run by hand: when the hub does not operate nats-server, or when its attempt failed."""
+    return nats_reload_step(keys_dir) if outcome is None or not outcome.ok else None
 
 
 def nats_reload_step(keys_dir: Path) -> list[str]:
     """The commands that make nats-server accept a new branch's key: its users are a static `authorization` include
     (cloud/credentials.py) that the server reads only on (re)load. Shown on the page after a branch is created."""
-    auth_out = os.environ.get("QMS_NATS_AUTH", "nats-auth.conf")
+    target = nats_users.Target.from_env()
+    auth_out = str(target.auth_file) if target else os.environ.get("QMS_NATS_AUTH", "nats-auth.conf")
+    reload = "nats-server --signal reload"
+    if target is not None and target.pid_file is not None:
+        reload += f"={shlex.quote(str(target.pid_file))}"
     return [
         f"qms-cloud branch users --keys-dir {shlex.quote(str(keys_dir))} --auth-out {shlex.quote(auth_out)}",
-        "nats-server --signal reload",
+        reload,
     ]
+
+
+def _nats_status(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The newest rewrite of nats-server's users, for the branch pages (nothing when the operator reloads by hand)."""
+    if nats_users.Target.from_env() is None:
+        return {}
+    with _engine(request).connect() as conn:
+        last = nats_users.last_outcome(conn)
+    failed = last is not None and not last["ok"]
+    return {"nats_last": last, "nats_step": nats_reload_step(request.app.state["keys_dir"]) if failed else None}
 
 
 @get("/admin/branches/{tenant:str}/{branch_id:str}", guards=[requires("branches.read")])
@@ -272,8 +334,9 @@ async def branch_edit(request: Request[Any, Any, Any], tenant: FromPath[str], br
 def _branch_edit(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> Template:
     profile = _profile_or_404(request, tenant, branch_id)
     return _page(
-        request, "branch_form.html", profile=profile, errors={}, new=False, in_use=request.query_params.get("in_use")
-    )
+        request, "branch_form.html", profile=profile, errors={}, new=False, in_use=request.query_params.get("in_use"),
+        **_nats_status(request),
+    )  # fmt: skip
 
 
 @post("/admin/branches/{tenant:str}/{branch_id:str}", guards=[requires("branches.manage")])
@@ -294,9 +357,29 @@ async def branch_update(request: Request[Any, Any, Any], tenant: FromPath[str], 
 async def branch_action(
     request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str], action: FromPath[str]
 ) -> Any:
-    """retire | reactivate | delete (refused while it has active services) | enrolment-code (shown once)."""
+    """retire | reactivate | delete (refused while it has active services) | enrolment-code (shown once) | rekey (a
+    new NATS key: the running appliance is refused until it enrols again with the code shown). Where the hub operates
+    nats-server, every change of who may connect rewrites and reloads its users."""
     profile = _profile_or_404(request, tenant, branch_id)
     actor, ip = _actor(request), _ip(request)
+    if action == "rekey":
+        keys_dir: Path = request.app.state["keys_dir"]
+
+        def rekey() -> tuple[str, Any]:
+            issued = issue(_engine(request), keys_dir, tenant, branch_id)
+            with _engine(request).begin() as conn:
+                audit.record(
+                    conn, actor=actor, action="branch.rekey", tenant=tenant, branch=branch_id,
+                    target=f"branch {branch_id}", source_ip=ip, after={"public_key": issued.public_key},
+                )  # fmt: skip
+                return branches.new_enrolment_code(conn, tenant, branch_id, actor=actor, source_ip=ip)
+
+        code, expires = await asyncio.to_thread(rekey)
+        outcome = await _sync_nats_users(request, "branch.rekey", tenant, branch_id)
+        return _page(
+            request, "branch_form.html", profile=profile, errors={}, new=False, code=code, expires=expires,
+            nats_outcome=outcome, nats_step=_manual_step(keys_dir, outcome),
+        )  # fmt: skip
     with _engine(request).begin() as conn:
         if action in ("retire", "reactivate"):
             branches.set_status(
@@ -307,12 +390,14 @@ async def branch_action(
                 branches.delete_branch(conn, tenant, branch_id, actor=actor, source_ip=ip)
             except branches.BranchInUse as exc:
                 return _back(f"/admin/branches/{tenant}/{branch_id}", request, in_use=str(exc))
-            return _back("/admin/branches", request)
         elif action == "enrolment-code":
             code, expires = branches.new_enrolment_code(conn, tenant, branch_id, actor=actor, source_ip=ip)
             return _page(request, "branch_form.html", profile=profile, errors={}, new=False, code=code, expires=expires)
         else:
             raise NotFoundException()
+    await _sync_nats_users(request, f"branch.{action}", tenant, branch_id)
+    if action == "delete":
+        return _back("/admin/branches", request)
     return _back(f"/admin/branches/{tenant}/{branch_id}", request)
 
 
@@ -328,7 +413,13 @@ class EnrolRequest(msgspec.Struct, forbid_unknown_fields=True):
 async def enrol(request: Request[Any, Any, Any], data: JSONBody[EnrolRequest]) -> Response[Any]:
     """An appliance's first boot: a valid, unused, unexpired code -> its NATS seed and newest configuration, once.
     Open on purpose (the code is the secret, 80 bits); every answer but success is the same 404."""
-    return await asyncio.to_thread(_enrol, request, data)
+    response = await asyncio.to_thread(_enrol, request, data)
+    body = response.content
+    if isinstance(body, dict) and "nats_seed" in body:  # its key is in the include already: repairs a missed reload
+        await _sync_nats_users(
+            request, "branch.enrolled", body["tenant"], body["branch_id"], actor=f"appliance:{body['branch_id']}"
+        )
+    return response
 
 
 def _enrol(request: Request[Any, Any, Any], data: EnrolRequest) -> Response[Any]:

@@ -86,6 +86,10 @@ WORDS: dict[str, dict[str, str]] = {
         " milik hub, jalankan:",
         "nats_step_why": "nats-server membaca pengguna cabang dari berkas authorization dan baru menerima kunci baru"
         " setelah berkas dibuat ulang dan dimuat ulang.",
+        "nats_updated": "Pengguna NATS diperbarui pada", "nats_failed": "Pengguna NATS TIDAK diperbarui pada",
+        "nats_reloaded": "nats-server sudah memuat ulang; perangkat cabang bisa terhubung tanpa langkah manual.",
+        "nats_unreloaded": "Berkas ditulis; muat ulang nats-server sendiri (QMS_NATS_PID_FILE tidak diatur).",
+        "rekey": "Kunci NATS baru",
         "yes": "ya", "no": "tidak", "lang_other": "English",
     },
     "en": {
@@ -163,6 +167,10 @@ WORDS: dict[str, dict[str, str]] = {
         " QMS_CLOUD_DB, run:",
         "nats_step_why": "nats-server reads its branch users from an authorization file and accepts the new key only"
         " once that file is regenerated and reloaded.",
+        "nats_updated": "NATS users updated at", "nats_failed": "NATS users NOT updated at",
+        "nats_reloaded": "nats-server reloaded them; the branch's appliance connects with no manual step.",
+        "nats_unreloaded": "File written; reload nats-server yourself (QMS_NATS_PID_FILE is not set).",
+        "rekey": "New NATS key",
         "yes": "yes", "no": "no", "lang_other": "Bahasa Indonesia",
     },
 }  # fmt: skip
