@@ -16,7 +16,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Operate the 
 branch_app = typer.Typer(no_args_is_help=True, help="Branches and their NATS credentials.")
 config_app = typer.Typer(no_args_is_help=True, help="Branch configuration versions.")
 users_app = typer.Typer(no_args_is_help=True, help="HQ console accounts: roles and the tenants each sees.")
-db_app = typer.Typer(no_args_is_help=True, help="The hub database's schema (Alembic migrations).")
+db_app = typer.Typer(no_args_is_help=True, help="The hub database: schema (Alembic migrations), backups, restores.")
 app.add_typer(branch_app, name="branch")
 app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")
@@ -522,12 +522,15 @@ HubBackupDir = Annotated[Path, typer.Option(envvar="QMS_HUB_BACKUP_DIR", help="W
 
 
 @app.command("backup")
+@db_app.command("backup")
 def hub_backup(
     db_url: DbUrl = DEFAULT_DB,
     backup_dir: HubBackupDir = Path("hub-backups"),
     keep: Annotated[int, typer.Option(min=1, help="Dumps kept (older ones are deleted).")] = 14,
 ) -> None:
-    """Dump the hub's PostgreSQL database (pg_dump -Fc) with a manifest of row counts taken in the dump's snapshot."""
+    """Dump the hub's PostgreSQL database (pg_dump -Fc) with a manifest of row counts taken in the dump's snapshot;
+    contacts that would outlive the dump (QMS_HUB_DB_BACKUP_MAX_AGE_DAYS, default 7) are left out, expired dumps
+    deleted. `qms-cloud backup` is the same command."""
     from cloud.ops.backups import HubBackupError, backup
 
     try:
@@ -536,6 +539,27 @@ def hub_backup(
         typer.echo(f"no backup written: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"hub backup written to {dump}")
+
+
+@db_app.command("restore")
+def hub_restore(
+    dump: Annotated[
+        Path, typer.Argument(help="A qms-hub-*.dump written by `qms-cloud db backup` (its manifest beside).")
+    ],
+    db_url: Annotated[str, typer.Option("--db-url", help="The new, empty PostgreSQL database to restore into.")],
+) -> None:
+    """Restore a hub dump into a new, empty database (checked against its manifest; the contact rows kept beside it
+    loaded too), then print every table's row count. Point QMS_CLOUD_DB at it and start the hub."""
+    from cloud.ops.backups import HubBackupError, restore
+
+    try:
+        counts = restore(dump, db_url)
+    except HubBackupError as exc:
+        typer.echo(f"not restored: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for table, rows in counts.items():
+        typer.echo(f"{table}\t{rows}")
+    typer.echo(f"restored {dump.name}: {len(counts)} tables, {sum(counts.values())} rows")
 
 
 @app.command("drill")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -16,7 +18,7 @@ from litestar.params import JSONBody
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.engine import Engine
 
-from cloud.ops import backup_store, ca
+from cloud.ops import backup_store, backups, ca
 from cloud.ops.metrics import hub_registry, scrape_allowed
 from sync.http_metrics import HttpMetrics, instrument
 
@@ -77,15 +79,18 @@ SWEEP_SECONDS = 3600.0
 
 
 async def _sweep_expired_backups(interval: float) -> None:
-    """Delete expired shipped backups every `interval` (an appliance that stopped shipping leaves none behind)."""
+    """Delete expired shipped backups (an appliance that stopped shipping leaves none behind) and expired hub dumps
+    (QMS_HUB_BACKUP_DIR, when `qms-cloud db backup` stopped running) every `interval`."""
     while True:
         store = backup_store.store_dir()
-        if store is not None:
-            try:
-                if gone := await asyncio.to_thread(backup_store.sweep, store):
-                    log.info("deleted %d expired shipped backup(s)", len(gone))
-            except OSError as exc:
-                log.warning("expired shipped backups not deleted: %s", exc)
+        dumps = os.environ.get(backups.BACKUP_DIR_ENV, "")
+        try:
+            if store is not None and (gone := await asyncio.to_thread(backup_store.sweep, store)):
+                log.info("deleted %d expired shipped backup(s)", len(gone))
+            if dumps and (gone := await asyncio.to_thread(backups.prune, Path(dumps))):
+                log.info("deleted %d expired hub dump(s)", len(gone))
+        except OSError as exc:
+            log.warning("expired backups not deleted: %s", exc)
         await asyncio.sleep(interval)
 
 
