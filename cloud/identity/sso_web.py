@@ -23,6 +23,7 @@ from cloud.identity.oidc import OidcClient, SsoRefused
 from cloud.identity.permissions import require_tenant, requires
 from cloud.identity.sessions import SessionGrant
 from cloud.identity.signin import safe_next, start_session
+from cloud.identity.sso_limits import per_address
 from cloud.web.console_auth import ConsoleAuth, HqPrincipal
 
 log = logging.getLogger("qms.cloud.auth")
@@ -51,7 +52,8 @@ def _failed(reason: str) -> Response[Any]:
 async def sso_start(
     request: Request[Any, Any, Any], tenant: FromQuery[str] = "", next: FromQuery[str] = "/"
 ) -> Response[Any]:
-    """Send the browser to its tenant's IdP (OIDC if configured, else SAML)."""
+    """Send the browser to its tenant's IdP (OIDC if configured, else SAML); 429 past the address's budget."""
+    per_address(request)
     auth = _auth(request)
     idp = await asyncio.to_thread(sso.load, auth.engine, tenant.strip()) if tenant.strip() else None
     if idp is None:
@@ -192,6 +194,7 @@ _BEGIN_STATUS = {"malformed": 400, "expired": 400, "signature": 403, "no_idp": 4
 async def staff_begin(request: Request[Any, Any, Any], data: JSONBody[StaffBegin]) -> dict[str, str]:
     """Server to server from an appliance: keep its signed request as a single-use ticket; answer the path its
     staff member's browser opens, the hub's public key (pinned by the appliance) and the IdP's name."""
+    per_address(request)
     auth = _auth(request)
     try:
         ticket, idp = await asyncio.to_thread(staff_sso.accept_request, auth.engine, data.request, auth.clock())
@@ -208,6 +211,7 @@ async def staff_begin(request: Request[Any, Any, Any], data: JSONBody[StaffBegin
 @get("/sso/staff/go", include_in_schema=False)
 async def staff_go(request: Request[Any, Any, Any], t: FromQuery[str] = "") -> Response[Any]:
     """The staff member's browser arrives with its ticket: on to the tenant's IdP (OIDC if configured, else SAML)."""
+    per_address(request)
     auth = _auth(request)
     try:
         staff = await asyncio.to_thread(staff_sso.take_ticket, auth.engine, t, auth.clock())

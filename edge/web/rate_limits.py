@@ -1,10 +1,12 @@
-"""Per-address rate limits on the appliance's public doors (E-PLAT-02): kiosk ticket issue, status links, sign-in.
+"""Per-address rate limits on the appliance's public doors (E-PLAT-02): kiosk ticket issue, status links, sign-in,
+staff SSO start.
 
 One app-level `before_request` hook: it runs after routing, so it knows the route template, and before the handler,
 so a refused request costs nothing (no argon2 hash, no writer transaction). The caller is its client address as
 `client_address` decides (X-Forwarded-For only from QMS_TRUSTED_PROXIES). A refusal is `429 too_many_requests`
-problem+json with `Retry-After`. Limits: QMS_RATE_KIOSK_TICKETS, QMS_RATE_STATUS_LINKS, QMS_RATE_LOGIN
-(`N/minute`, `N/second`, `N/hour`, `0` = off). The failed-login back-off (`LoginThrottle`) stays on top of these.
+problem+json with `Retry-After`. Limits: QMS_RATE_KIOSK_TICKETS, QMS_RATE_STATUS_LINKS, QMS_RATE_LOGIN,
+QMS_RATE_SSO_START (`N/minute`, `N/second`, `N/hour`, `0` = off). The failed-login back-off (`LoginThrottle`) stays
+on top of these.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ DOORS: dict[tuple[str, str], tuple[str, str, str]] = {
     ("POST", "/kiosk/api/tickets"): ("kiosk_tickets", "QMS_RATE_KIOSK_TICKETS", "120/minute"),
     ("GET", "/t/{token}"): ("status_links", "QMS_RATE_STATUS_LINKS", "300/minute"),
     ("POST", "/api/v1/auth/token"): ("login", "QMS_RATE_LOGIN", "60/minute"),
+    # each start asks the hub for a sign-in (server to server) and keeps a pending one in memory
+    ("GET", "/staff/sso/start"): ("sso_start", "QMS_RATE_SSO_START", "30/minute"),
 }
 
 
@@ -57,9 +61,10 @@ class PublicRateLimits:
     async def before_request(self, request: Request[Any, Any, Any]) -> None:
         """Refuse with 429 when this address spent its budget at this door; other routes pass untouched."""
         door = DOORS.get((request.method, request.scope.get("path_template", "")))
-        if door is None:
+        limiter = self.limiters.get(door[0]) if door else None
+        if limiter is None:
             return
-        wait = self.limiters[door[0]].take(client_address(request) or "unknown")
+        wait = limiter.take(client_address(request) or "unknown")
         if wait:
             raise ApiError(
                 429,
