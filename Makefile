@@ -38,7 +38,7 @@ export QMS_APT_MARKER
 APT_UPDATE_ONCE := [ -e "$$QMS_APT_MARKER" ] || { $(SUDO) env $(APT_ENV) apt-get update && touch "$$QMS_APT_MARKER"; }
 
 # package:command — a package counts as present if the command is on PATH or dpkg knows the package.
-SYSTEM_PKGS := mosquitto:mosquitto chromium:chromium sox:sox espeak-ng:espeak-ng sqlite3:sqlite3 alsa-utils:aplay iproute2:ip postgresql:pg_ctlcluster xmlsec1:xmlsec1 prometheus:promtool
+SYSTEM_PKGS := mosquitto:mosquitto chromium:chromium sox:sox espeak-ng:espeak-ng sqlite3:sqlite3 alsa-utils:aplay iproute2:ip postgresql:pg_ctlcluster xmlsec1:xmlsec1 prometheus:promtool libnss3-tools:certutil
 
 .PHONY: help venv appliance-venv system-deps lint security fmt test bench demo clean image image-deps image-test ansible-test wheel
 

@@ -26,6 +26,7 @@ from edge.auth import TokenIssuer, User, load_secret, upsert_user
 from edge.demo import DEMO_PASSWORD, DEMO_USERS, demo_config
 from edge.engine import commands as c
 from edge.service import QueueService
+from edge.tls import server_files
 from sync.contract_config import BranchConfig
 
 STARTUP_SECONDS = 60.0  # a deadline, not a wait: a start takes ~2 s idle, 20-30 s on a 2-core box at load 10+
@@ -126,7 +127,8 @@ class RunningAppliance:
         self.data_dir = data_dir
         self.args = args  # extra `qms-edge serve` options
         self.port = port or free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        scheme = "https" if server_files(data_dir) else "http"  # with a LAN certificate it serves HTTPS only
+        self.base_url = f"{scheme}://127.0.0.1:{self.port}"
         self.api = f"{self.base_url}/api/v1"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"appliance-{self.port}.log"

@@ -1,4 +1,5 @@
-"""Board tests: Debian's Chromium (Playwright) and plain HTTP against a real `qms-edge serve` on a demo branch."""
+"""Board tests: Debian's Chromium (Playwright) and httpx against a real `qms-edge serve` on a demo branch, over plain
+HTTP or (parametrised `scheme`, tests/e2e/conftest.py) HTTPS with a test CA the browser trusts."""
 
 from __future__ import annotations
 
@@ -10,16 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, Playwright
 
 from edge.auth import load_secret
 from edge.web.board.access import Scope, board_path
+from tests.e2e.conftest import LanCA, chromium_options, https_ca, page_base
 from tests.support import browser as chromium
 from tests.support.appliance import RunningAppliance, seed_demo
 
 CHROMIUM, CHROMIUM_ARGS = chromium.CHROMIUM, chromium.CHROMIUM_ARGS
 playwright_instance = chromium.playwright_instance  # package-scoped fixtures shared by the browser suites
-browser = chromium.browser
 
 BRANCH = "jkt-sudirman"
 FULL_HD = {"width": 1920, "height": 1080}
@@ -41,9 +42,21 @@ def data_dir(tmp_path: Path, board_template: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="package")
+def browser(playwright_instance: Playwright, lan_ca: LanCA) -> Iterator[Browser]:
+    """Debian's Chromium, headless, trusting the test CA."""
+    b = playwright_instance.chromium.launch(executable_path=CHROMIUM, **chromium_options(lan_ca.home))
+    yield b
+    b.close()
+
+
 @pytest.fixture
-def appliance(data_dir: Path) -> Iterator[RunningAppliance]:
-    """This test's own running appliance."""
+def appliance(
+    data_dir: Path, scheme: str, lan_ca: LanCA, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[RunningAppliance]:
+    """This test's own running appliance, over `scheme`."""
+    if (ca := https_ca(scheme, lan_ca, monkeypatch)) is not None:
+        ca.serve_https(data_dir)
     with RunningAppliance(data_dir) as running:
         yield running
 
@@ -52,7 +65,7 @@ def board_url(appliance: RunningAppliance, area: str | None = None, service: str
     """The signed address of a board of this appliance."""
     scope = Scope("area", area) if area else Scope("service", service or "")
     path = board_path(load_secret(appliance.data_dir), BRANCH, scope)
-    return appliance.base_url + path + "".join(f"&{k}={v}" for k, v in query.items())
+    return page_base(appliance) + path + "".join(f"&{k}={v}" for k, v in query.items())
 
 
 class Staff:

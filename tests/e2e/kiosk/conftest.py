@@ -1,4 +1,5 @@
-"""Kiosk browser tests: Debian's Chromium (Playwright) against a real `qms-edge serve` and a recording printer."""
+"""Kiosk browser tests: Debian's Chromium (Playwright) against a real `qms-edge serve` and a recording printer, over
+plain HTTP or (parametrised `scheme`, tests/e2e/conftest.py) HTTPS with a test CA the browser trusts."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from edge.demo import DEMO_USERS, demo_config
 from edge.engine import commands as c
 from edge.service import QueueService
 from sync.contract_config import WEEKDAYS, BranchConfig, Kiosk, KioskPrinter
+from tests.e2e.conftest import LanCA, chromium_options, https_ca, page_base
 from tests.edge.devices.printer.sink import PrinterSink
 from tests.support.appliance import RunningAppliance, free_port, mint_token, seed_demo
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - CHROMIUM_ARGS: the screenshot scripts' import
 
 LANDSCAPE = {"width": 1920, "height": 1080}
 PORTRAIT = {"width": 1080, "height": 1920}
@@ -60,7 +62,7 @@ class KioskRig:
     @property
     def url(self) -> str:
         """The kiosk page with its pairing token."""
-        return f"{self.appliance.base_url}/kiosk#token={self.token}"
+        return f"{page_base(self.appliance)}/kiosk#token={self.token}"
 
     def admin(self) -> dict[str, str]:
         """Headers of the branch admin."""
@@ -75,12 +77,13 @@ class KioskRig:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, per module (Playwright's sync API holds an event loop while it runs)."""
+def browser(lan_ca: LanCA) -> Iterator[Browser]:
+    """Debian's Chromium, headless, per module (Playwright's sync API holds an event loop while it runs), trusting
+    the test CA."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make system-deps`")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, **chromium_options(lan_ca.home))
         yield b
         b.close()
 
@@ -100,10 +103,14 @@ def kiosk_template(tmp_path_factory: pytest.TempPathFactory, sink: PrinterSink) 
     return data
 
 
-def make_rig(tmp_path: Path, template: Path, sink: PrinterSink, **kiosk: Any) -> Iterator[KioskRig]:
-    """Copy the template, apply kiosk setting changes, start the appliance and yield the rig."""
+def make_rig(tmp_path: Path, template: Path, sink: PrinterSink, https: LanCA | None = None,
+             **kiosk: Any) -> Iterator[KioskRig]:  # fmt: skip
+    """Copy the template, apply kiosk setting changes, start the appliance (over HTTPS with `https`'s certificate
+    when given) and yield the rig."""
     data = tmp_path / "data"
     shutil.copytree(template, data)
+    if https is not None:
+        https.serve_https(data)
     if kiosk:
         service = QueueService(data)
         try:
@@ -118,9 +125,10 @@ def make_rig(tmp_path: Path, template: Path, sink: PrinterSink, **kiosk: Any) ->
 
 
 @pytest.fixture
-def rig(tmp_path: Path, kiosk_template: Path, sink: PrinterSink) -> Iterator[KioskRig]:
-    """A kiosk with a working printer."""
-    yield from make_rig(tmp_path, kiosk_template, sink)
+def rig(tmp_path: Path, kiosk_template: Path, sink: PrinterSink, scheme: str, lan_ca: LanCA,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[KioskRig]:  # fmt: skip
+    """A kiosk with a working printer, over `scheme`."""
+    yield from make_rig(tmp_path, kiosk_template, sink, https_ca(scheme, lan_ca, monkeypatch))
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The kiosk end to end: issue in each language, phone validation and masking, idle reset, printing, fallback QR."""
+"""The kiosk end to end: issue in each language (and over HTTPS with the test CA), phone validation and masking, idle
+reset, printing, fallback QR."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from edge.auth import TokenIssuer, User, load_secret
+from tests.e2e.conftest import screenshot
 from tests.e2e.kiosk.conftest import LANDSCAPE, KioskRig, open_kiosk
 from tests.support.appliance import event_rows
 
@@ -27,14 +29,19 @@ def take_ticket(page: Page, lang: str, service: str = "teller") -> str:
     return page.locator("#t-number").inner_text()
 
 
+ID_WORDS = ("id", "Layanan Nasabah", "Silakan ambil tiket Anda")
+EN_WORDS = ("en", "Customer Service", "Please take your ticket")
+
+
 @pytest.mark.parametrize(
-    ("lang", "service_name", "printed_word"),
-    [("id", "Layanan Nasabah", "Silakan ambil tiket Anda"), ("en", "Customer Service", "Please take your ticket")],
+    ("lang", "service_name", "printed_word", "scheme"),
+    [(*ID_WORDS, "http"), (*EN_WORDS, "http"), (*ID_WORDS, "https")],  # over HTTPS once: the flow, not the words
 )
 def test_issue_and_print_a_ticket_in_each_language(
-    page: Page, rig: KioskRig, lang: str, service_name: str, printed_word: str
+    page: Page, rig: KioskRig, lang: str, service_name: str, printed_word: str, scheme: str
 ) -> None:
     open_kiosk(page, rig)
+    assert page.evaluate("[location.protocol, isSecureContext]") == [f"{scheme}:", True]
     number = take_ticket(page, lang, "cs")
     assert re.fullmatch(r"B\d{3}", number)
     expect(page.locator("#t-service")).to_have_text(service_name)
@@ -47,6 +54,8 @@ def test_issue_and_print_a_ticket_in_each_language(
     assert b"/t/" in job  # the QR carries the status link
     ticket = next(t for t in rig.tickets() if t["ticket_number"] == number)
     assert (ticket["channel"], ticket["lang"], ticket["status"]) == ("kiosk", lang, "waiting")
+    if scheme == "https":
+        screenshot(page, "kiosk-https-ticket")
 
 
 def test_closed_service_is_explained_and_cannot_be_chosen(page: Page, rig: KioskRig) -> None:

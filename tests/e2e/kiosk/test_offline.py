@@ -1,4 +1,5 @@
-"""Appliance stopped -> the kiosk issues from its lease -> appliance back -> tickets reconciled once, no duplicates."""
+"""Appliance stopped -> the kiosk issues from its lease -> appliance back -> tickets reconciled once, no duplicates;
+over HTTP and over HTTPS with the test CA (the offline buffer in a secure context by the appliance's mDNS name)."""
 
 from __future__ import annotations
 
@@ -34,8 +35,10 @@ def issue_offline(page: Page, lang: str) -> str:
     return number
 
 
-def test_offline_tickets_are_reconciled_exactly_once(page: Page, rig: KioskRig) -> None:
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_offline_tickets_are_reconciled_exactly_once(page: Page, rig: KioskRig, scheme: str) -> None:
     open_kiosk(page, rig)
+    assert page.evaluate("[location.protocol, isSecureContext]") == [f"{scheme}:", True]
     online_before = rig.tickets()
     leases = event_rows(rig.data_dir, "SELECT body FROM events WHERE type = 'numbers.leased'")
     assert leases, "the kiosk leased numbers while online"
