@@ -562,6 +562,35 @@ def hub_restore(
     typer.echo(f"restored {dump.name}: {len(counts)} tables, {sum(counts.values())} rows")
 
 
+@db_app.command("pitr-restore")
+def hub_pitr_restore(
+    base_backup: Annotated[Path, typer.Option(help="A pg_basebackup directory (-Fp, or -Ft's base.tar).")],
+    wal_archive: Annotated[Path, typer.Option(help="Where archive_command copies WAL segments.")],
+    target_time: Annotated[str, typer.Option(help="Recover up to this moment, ISO 8601 with its zone.")],
+    data_dir: Annotated[Path, typer.Option(help="A new, empty scratch data dir.")],
+    port: Annotated[int, typer.Option(help="The scratch server's port (its socket is in the data dir).")] = 5499,
+    stop_after: Annotated[bool, typer.Option("--stop/--keep-running", help="Stop it once recovered.")] = False,
+) -> None:
+    """Point-in-time recovery into a scratch data dir: restore the base backup, replay the archived WAL up to
+    --target-time, start it on --port (archiving off) and wait until it has promoted. Never touches the live server."""
+    from datetime import datetime
+
+    from cloud.ops.backups import HubBackupError
+    from cloud.ops.pitr import restore_to_time, stop
+
+    try:
+        server = restore_to_time(base_backup, wal_archive, datetime.fromisoformat(target_time), data_dir, port)
+    except (HubBackupError, ValueError, OSError) as exc:
+        typer.echo(f"not recovered: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"recovered to {target_time} in {data_dir}")
+    if stop_after:
+        stop(server)
+        typer.echo("stopped; start it again with pg_ctl -D " + str(data_dir) + " start")
+    else:
+        typer.echo(f'running: psql "{server.libpq}"  (stop it with pg_ctl -D {data_dir} stop)')
+
+
 @app.command("drill")
 def hub_drill(db_url: DbUrl = DEFAULT_DB, backup_dir: HubBackupDir = Path("hub-backups")) -> None:
     """Restore drill: the newest dump into a scratch database, row counts against its manifest, opened as the hub

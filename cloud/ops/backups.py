@@ -72,7 +72,7 @@ class HubDrillResult:
     finished_at: float
 
 
-def _tool(name: str) -> str:
+def pg_tool(name: str) -> str:
     """`pg_dump`/`pg_restore` on PATH, else the newest /usr/lib/postgresql/*/bin (Debian keeps them there)."""
     found = shutil.which(name)
     if found:
@@ -142,7 +142,7 @@ def backup(
             counts = _counts(conn)
             filtered = [t for t in CONTACT_TABLES if t in counts]
             done = subprocess.run(  # noqa: S603 - fixed tool, our own arguments
-                [_tool("pg_dump"), "-Fc", "--no-owner", f"--snapshot={snapshot}", "-f", str(dump),
+                [pg_tool("pg_dump"), "-Fc", "--no-owner", f"--snapshot={snapshot}", "-f", str(dump),
                  *(f"--exclude-table-data={t}" for t in filtered), libpq_url(url)],
                 capture_output=True, text=True, timeout=TIMEOUT, check=False,
             )  # fmt: skip
@@ -241,7 +241,7 @@ def restore(dump: Path, target_url: str) -> dict[str, int]:
         if not path.is_file() or _digest(path) != entry.get("sha256"):
             raise HubBackupError(f"{dump.name}: {path.name} (the {table} rows) is missing or damaged")
     done = subprocess.run(  # noqa: S603 - fixed tool, our own arguments
-        [_tool("pg_restore"), "--no-owner", "--exit-on-error", "-d", libpq_url(target_url), str(dump)],
+        [pg_tool("pg_restore"), "--no-owner", "--exit-on-error", "-d", libpq_url(target_url), str(dump)],
         capture_output=True, text=True, timeout=TIMEOUT, check=False,
     )  # fmt: skip
     if done.returncode != 0:
