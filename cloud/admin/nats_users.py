@@ -10,12 +10,13 @@ same store gives the same file, rewritten only when it differs."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cloud.admin.audit import record
 from cloud.admin.tables import hub_audit
+from cloud.admin.words import WORDS
 from cloud.credentials import authorization_block, replace_file
 from cloud.store import utcnow_iso
 
@@ -51,20 +53,56 @@ class Target:
         return cls(Path(auth), Path(pid) if pid else None)
 
 
+RELOAD_CODES = frozenset(
+    {"no_pid_file", "unreadable_pid_file", "bad_pid_file", "no_process", "not_nats", "not_allowed"}
+)
+
+
+def say(lang: str, code: str, params: Mapping[str, str]) -> str:
+    """Why a rewrite failed, in the console's language (`nats_err_<code>` in cloud/admin/words.py)."""
+    words = WORDS[lang]
+    text = words[f"nats_err_{code}"].format(**params)
+    return f"{words['nats_err_reload']} {text}" if code in RELOAD_CODES else text
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """One rewrite: when, whether it worked, and the error in words when it did not."""
+    """One rewrite: when, whether it worked, and why not (a code with its details: shown in the page's language)."""
 
     at: str
     ok: bool
     users: int = 0
     changed: bool = False
     reloaded: bool = False
-    error: str | None = None
+    code: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def error(self) -> str | None:
+        """Why it failed, in English (logs, the audit entry, the command line)."""
+        return self.error_in("en")
+
+    def error_in(self, lang: str) -> str | None:
+        """Why it failed, in `lang` (None when it worked)."""
+        if not self.code:
+            return None
+        try:
+            return say(lang, self.code, self.params)
+        except (KeyError, IndexError):  # recorded by another version of the hub
+            return self.code
+
+
+def _failed(code: str, users: int = 0, changed: bool = False, **params: object) -> Outcome:
+    return Outcome(utcnow_iso(), ok=False, users=users, changed=changed, code=code,
+                   params={k: str(v) for k, v in params.items()})  # fmt: skip
 
 
 class ReloadFailed(Exception):
-    """nats-server could not be told to reload; the message says why, in words."""
+    """nats-server could not be told to reload: a code (`nats_err_<code>`) and its details."""
+
+    def __init__(self, code: str, **params: object) -> None:
+        self.code, self.params = code, {k: str(v) for k, v in params.items()}
+        super().__init__(WORDS["en"][f"nats_err_{code}"].format(**self.params))
 
 
 def reload_server(pid_file: Path) -> int:
@@ -72,23 +110,23 @@ def reload_server(pid_file: Path) -> int:
     try:
         text = pid_file.read_text().strip()
     except FileNotFoundError:
-        raise ReloadFailed(f"the pid file {pid_file} does not exist (is nats-server running with pid_file?)") from None
+        raise ReloadFailed("no_pid_file", pid_file=pid_file) from None
     except OSError as exc:
-        raise ReloadFailed(f"cannot read the pid file {pid_file}: {exc.strerror or exc}") from None
+        raise ReloadFailed("unreadable_pid_file", pid_file=pid_file, reason=exc.strerror or exc) from None
     if not text.isdigit() or int(text) <= 1:
-        raise ReloadFailed(f"the pid file {pid_file} holds no process id ({text[:20]!r})")
+        raise ReloadFailed("bad_pid_file", pid_file=pid_file, text=repr(text[:20]))
     pid = int(text)
     name = _program(pid)  # a stale pid file may name another program now: never send it a signal that would end it
     if name is None:
-        raise ReloadFailed(f"no process {pid} (from {pid_file}): nats-server is not running, or the file is stale")
+        raise ReloadFailed("no_process", pid=pid, pid_file=pid_file)
     if "nats-server" not in name:
-        raise ReloadFailed(f"process {pid} (from {pid_file}) is {name!r}, not nats-server: a stale pid file")
+        raise ReloadFailed("not_nats", pid=pid, pid_file=pid_file, name=repr(name))
     try:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
-        raise ReloadFailed(f"no process {pid} (from {pid_file}): nats-server is not running") from None
+        raise ReloadFailed("no_process", pid=pid, pid_file=pid_file) from None
     except PermissionError:
-        raise ReloadFailed(f"not allowed to signal nats-server (pid {pid}): run the hub as its user") from None
+        raise ReloadFailed("not_allowed", pid=pid) from None
     return pid
 
 
@@ -116,13 +154,13 @@ def _apply(conn: Connection, keys_dir: Path, target: Target) -> Outcome:
         changed = replace_file(target.auth_file, text)
         users = text.count('"permissions"')  # branch users (the hub's own has none)
     except OSError as exc:
-        return Outcome(utcnow_iso(), ok=False, error=f"cannot write {target.auth_file}: {exc.strerror or exc}")
+        return _failed("cannot_write", file=target.auth_file, reason=exc.strerror or exc)
     if target.pid_file is None:
         return Outcome(utcnow_iso(), ok=True, users=users, changed=changed)
     try:
         reload_server(target.pid_file)
     except ReloadFailed as exc:
-        return Outcome(utcnow_iso(), ok=False, users=users, changed=changed, error=f"nats-server not reloaded: {exc}")
+        return _failed(exc.code, users, changed, **exc.params)
     return Outcome(utcnow_iso(), ok=True, users=users, changed=changed, reloaded=True)
 
 
@@ -155,6 +193,8 @@ def sync(
                 "changed": outcome.changed,
                 "reloaded": outcome.reloaded,
                 "error": outcome.error,
+                "code": outcome.code,
+                "params": outcome.params or None,
             },
         )
     if outcome.ok:
@@ -172,7 +212,7 @@ def sync_quietly(engine: Engine, keys_dir: Path, target: Target | None, **why: A
         return sync(engine, keys_dir, target, **why)
     except Exception as exc:  # the branch change committed; the page says the users were not updated
         log.exception("nats users not updated (%s)", why.get("reason"))
-        return Outcome(utcnow_iso(), ok=False, error=f"the hub could not record the update: {type(exc).__name__}")
+        return _failed("not_recorded", reason=type(exc).__name__)
 
 
 def stale(engine: Engine, keys_dir: Path, target: Target) -> bool:
@@ -183,10 +223,8 @@ def stale(engine: Engine, keys_dir: Path, target: Target) -> bool:
         return True
 
 
-def last_outcome(conn: Connection) -> dict[str, Any] | None:
-    """The newest recorded rewrite (what the branches page shows): at, ok, error, reason."""
-    import json
-
+def last_outcome(conn: Connection) -> Outcome | None:
+    """The newest recorded rewrite (what the branch pages show)."""
     row = conn.execute(
         sa.select(hub_audit.c.at, hub_audit.c.action, hub_audit.c.after)
         .where(hub_audit.c.action.in_((UPDATED, FAILED)))
@@ -195,11 +233,7 @@ def last_outcome(conn: Connection) -> dict[str, Any] | None:
     ).first()
     if row is None:
         return None
-    after = json.loads(row.after or "{}")
-    return {
-        "at": row.at,
-        "ok": row.action == UPDATED,
-        "error": after.get("error"),
-        "reason": after.get("reason"),
-        "reloaded": bool(after.get("reloaded")),
-    }
+    after: dict[str, Any] = json.loads(row.after or "{}")
+    return Outcome(row.at, ok=row.action == UPDATED, users=int(after.get("branches") or 0),
+                   changed=bool(after.get("changed")), reloaded=bool(after.get("reloaded")), code=after.get("code"),
+                   params=dict(after.get("params") or {}))  # fmt: skip

@@ -321,7 +321,7 @@ def _nats_status(request: Request[Any, Any, Any]) -> dict[str, Any]:
         return {}
     with _engine(request).connect() as conn:
         last = nats_users.last_outcome(conn)
-    failed = last is not None and not last["ok"]
+    failed = last is not None and not last.ok
     return {"nats_last": last, "nats_step": nats_reload_step(request.app.state["keys_dir"]) if failed else None}
 
 

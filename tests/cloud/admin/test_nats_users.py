@@ -209,6 +209,7 @@ def test_a_failing_reload_is_shown_with_the_manual_commands_and_nothing_else_bre
 
         listed = client.get("/admin/branches?lang=id")
         assert "Pengguna NATS TIDAK diperbarui pada" in listed.text
+        assert f"nats-server tidak dimuat ulang: berkas pid {pid} tidak ada" in listed.text  # the reason in Indonesian
         assert 'id="nats-step"' in listed.text
 
         pid.write_text(f"{sleeper.pid}\n")  # a stale pid file: another program has that pid now
