@@ -5,9 +5,10 @@ The writer seals a new ticket's phone, e-mail and customer reference with a key 
 chain. While the key is kept, the engine, rebuilds and the relay (which sends the key to the hub in a NATS header
 beside the event, never inside it) see the contact; once the retention period has passed, `shred` deletes the key and
 scrubs the ticket projection's copy, with SQLite's `secure_delete` on and the WAL checkpointed and truncated by the
-writer, so neither the database files nor any backup taken afterwards hold the contact. The log is untouched, so
-`qms-edge verify` passes. Booking references (`booking:<id>`) stay clear: they name a booking, not a person, and the
-hub's check-in loop reads them.
+writer, so neither the database files nor any backup taken afterwards hold the contact. Backups taken before hold
+it neither: each expires (QMS_BACKUP_MAX_AGE_DAYS) and leaves out the keys due before then (edge/backup.py runs
+`shred` on its copy with the expiry as `now`). The log is untouched, so `qms-edge verify` passes. Booking references
+(`booking:<id>`) stay clear: they name a booking, not a person, and the hub's check-in loop reads them.
 """
 
 from __future__ import annotations
