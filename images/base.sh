@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The appliance's base root filesystem: Debian bookworm arm64 with the kernel, systemd, Python and the system services
 # the appliance uses, and nothing of this project. Built with mmdebstrap under qemu-user (binfmt), then cached as a
-# tarball keyed by a hash of this script: the kernel's two initramfs runs under emulation take ~20 minutes, and
-# nothing here changes when the application does (the app layer is images/build.sh).
+# tarball keyed by a hash of this script. The kernel's initramfs under emulation is the slowest step: package
+# postinsts (the kernel's, then the triggers) would build it twice, so `update-initramfs` is diverted to a no-op while
+# packages install and run once at the end. Nothing here changes when the application does (images/build.sh).
 #
 # usage: images/base.sh            prints the path of the cached tarball (builds it when missing)
 # env:   QMS_IMAGE_CACHE           cache dir (default /var/cache/qms-image)
@@ -37,9 +38,18 @@ include="$(IFS=,; echo "${packages[*]}")"
 tmp="$cache/partial-$key.tar"  # mmdebstrap picks the format by the extension
 # raspi-firmware's kernel hook copies the kernel to /boot/firmware: the directory must exist in the chroot.
 # policy-rc.d keeps package postinsts from starting services inside the build chroot.
+# The divert: dpkg-divert moves the real update-initramfs aside before initramfs-tools unpacks; the customize hook
+# puts it back and builds the initramfs once (its post-update hook copies it to /boot/firmware for the Pi).
+noop='#!/bin/sh\necho "update-initramfs: deferred to the end of the base build" >&2\n'
 mmdebstrap --arch=arm64 --variant=minbase --components="main non-free-firmware" \
   --include="$include" \
   --essential-hook='mkdir -p "$1/boot/firmware"' \
+  --essential-hook='chroot "$1" dpkg-divert --local --rename --divert /usr/sbin/update-initramfs.real --add /usr/sbin/update-initramfs' \
+  --essential-hook="printf '$noop' > \"\$1/usr/sbin/update-initramfs\" && chmod 0755 \"\$1/usr/sbin/update-initramfs\"" \
+  --customize-hook='rm -f "$1/usr/sbin/update-initramfs"' \
+  --customize-hook='chroot "$1" dpkg-divert --local --rename --divert /usr/sbin/update-initramfs.real --remove /usr/sbin/update-initramfs' \
+  --customize-hook='for k in "$1"/lib/modules/*; do chroot "$1" update-initramfs -c -k "${k##*/}"; done' \
+  --customize-hook='ls -l "$1"/boot/initrd.img-* "$1"/boot/firmware/initrd.img* >&2' \
   --customize-hook='echo qms-appliance > "$1/etc/hostname"' \
   --customize-hook='rm -f "$1/etc/ssh/ssh_host_"*' \
   "$suite" "$tmp" "$mirror" >&2
