@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -82,3 +83,26 @@ def contact_of(tenant: str, branch_id: str, event: Any) -> OpenedContact:
     return OpenedContact(
         opened["phone"] or event.phone, opened["email"] or event.email, opened["customer_ref"] or event.customer_ref
     )
+
+
+def forget_parked_keys(conn: Any, now: datetime) -> int:
+    """Erase the contact keys kept beside parked events once the tenant's contact retention (its notification
+    settings' `retention_days`, 30 by default) has passed since the event arrived: an event whose predecessor never
+    comes must not keep its contact openable for ever. The event stays parked; it is applied without a contact.
+    Returns the rows cleared."""
+    import sqlalchemy as sa
+
+    from cloud.notify import policy
+    from cloud.store import parked
+
+    tenants = conn.execute(sa.select(parked.c.tenant_id).where(parked.c.contact_key.is_not(None)).distinct())
+    cleared = 0
+    for (tenant,) in tenants.all():
+        cutoff = (now - policy.load(conn, tenant).retention).isoformat()
+        done = conn.execute(
+            sa.update(parked)
+            .where(parked.c.tenant_id == tenant, parked.c.contact_key.is_not(None), parked.c.received_at <= cutoff)
+            .values(contact_key=None)
+        )
+        cleared += done.rowcount or 0
+    return cleared

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.params import JSONBody
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.ops import backup_store, backups, ca
+from cloud.ops import backup_store, backups, ca, pii
 from cloud.ops.metrics import hub_registry, scrape_allowed
 from sync.http_metrics import HttpMetrics, instrument
 
@@ -78,10 +80,22 @@ ROUTES: list[Any] = [metrics, upload_backup, renew_certificate]
 SWEEP_SECONDS = 3600.0
 
 
-async def _sweep_expired_backups(interval: float) -> None:
+def _forget_parked_keys(engine: Engine) -> int:
+    with engine.begin() as conn:
+        return pii.forget_parked_keys(conn, datetime.now(UTC))
+
+
+async def _sweep_expired_backups(interval: float, engine: Engine | None) -> None:
     """Delete expired shipped backups (an appliance that stopped shipping leaves none behind) and expired hub dumps
-    (QMS_HUB_BACKUP_DIR, when `qms-cloud db backup` stopped running) every `interval`."""
+    (QMS_HUB_BACKUP_DIR, when `qms-cloud db backup` stopped running), and erase contact keys parked past their
+    retention, every `interval`."""
     while True:
+        if engine is not None:
+            try:
+                if cleared := await asyncio.to_thread(_forget_parked_keys, engine):
+                    log.info("erased %d parked contact key(s) past their retention", cleared)
+            except SQLAlchemyError as exc:
+                log.warning("parked contact keys not erased: %s", exc)
         store = backup_store.store_dir()
         dumps = os.environ.get(backups.BACKUP_DIR_ENV, "")
         try:
@@ -95,9 +109,10 @@ async def _sweep_expired_backups(interval: float) -> None:
 
 
 @contextlib.asynccontextmanager
-async def lifespan(app: Litestar) -> AsyncIterator[None]:  # noqa: ARG001 - the areas' lifespan signature
-    """The ops area's background work while the app runs: the hourly sweep of expired shipped backups."""
-    task = asyncio.create_task(_sweep_expired_backups(SWEEP_SECONDS), name="qms-backup-sweep")
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """The ops area's background work while the app runs: the hourly sweep of expired backups and parked keys."""
+    engine = app.state.get("engine")
+    task = asyncio.create_task(_sweep_expired_backups(SWEEP_SECONDS, engine), name="qms-backup-sweep")
     try:
         yield
     finally:
