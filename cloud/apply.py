@@ -39,6 +39,7 @@ from cloud.store import (
     ticket_links,
     tickets,
     transaction,
+    update_many,
     utcnow_iso,
     write_many,
 )
@@ -203,9 +204,26 @@ def body_tenant(data: bytes) -> str | None:
     return str(value) if value is not None else None
 
 
+def _of_branch(table: sa.Table) -> sa.ColumnElement[bool]:
+    """`branch_key` with bind parameters (`b_tenant`, `b_branch`): the per-batch statements below are built once
+    (building and hashing a fresh construct cost more Python than running it)."""
+    return sa.and_(table.c.tenant_id == sa.bindparam("b_tenant"), table.c.branch_id == sa.bindparam("b_branch"))
+
+
+_LOCK = sa.select(branches).where(_of_branch(branches)).with_for_update()
+_PARKED_BELOW = sa.delete(parked).where(_of_branch(parked), parked.c.seq < sa.bindparam("b_seq"))
+_FIRST_PARKED = sa.select(sa.func.min(parked.c.seq)).where(_of_branch(parked))
+_PARKED_FROM = (
+    sa.select(parked.c.seq, parked.c.body, parked.c.contact_key)
+    .where(_of_branch(parked), parked.c.seq >= sa.bindparam("b_seq"))
+    .order_by(parked.c.seq)
+    .limit(UNPARK_CHUNK)
+)
+
+
 def _lock_branch(conn: Connection, tenant: str, branch_id: str) -> Any:
     register_branch(conn, tenant, branch_id)
-    return conn.execute(sa.select(branches).where(branch_key(branches, tenant, branch_id)).with_for_update()).one()
+    return conn.execute(_LOCK, {"b_tenant": tenant, "b_branch": branch_id}).one()
 
 
 def _apply_branch(
@@ -245,7 +263,7 @@ def _apply_branch(
         to_apply.append(event)
         last_hash, next_seq = event.hash, next_seq + 1
     # Applied events leave the parking table (and so does a parked copy of one that arrived in order meanwhile).
-    conn.execute(sa.delete(parked).where(branch_key(parked, tenant, branch_id), parked.c.seq < next_seq))
+    conn.execute(_PARKED_BELOW, {"b_tenant": tenant, "b_branch": branch_id, "b_seq": next_seq})
     newly_parked = [(seq, data) for seq, (data, _) in pending.items() if seq not in from_parking]
     if newly_parked:  # out of order or behind a broken link: keep them until their turn
         conn.execute(
@@ -264,9 +282,7 @@ def _apply_branch(
         )
         result.parked += len(newly_parked)
     if status != "chain_broken":
-        waiting = conn.execute(
-            sa.select(sa.func.min(parked.c.seq)).where(branch_key(parked, tenant, branch_id))
-        ).scalar_one_or_none()
+        waiting = conn.execute(_FIRST_PARKED, {"b_tenant": tenant, "b_branch": branch_id}).scalar_one_or_none()
         status, problem = ("gap", f"missing seq {next_seq}..{waiting - 1}") if waiting is not None else ("ok", None)
     _write_events(conn, tenant, branch_id, to_apply, now, HOOKS if hooks is None else hooks)
     values: dict[str, Any] = {
@@ -355,12 +371,7 @@ def _unpark(
     """Load parked events from `next_seq` on into `pending` (one query per chunk); False when it is not parked."""
     if next_seq in from_parking:
         return False
-    rows = conn.execute(
-        sa.select(parked.c.seq, parked.c.body, parked.c.contact_key)
-        .where(branch_key(parked, tenant, branch_id), parked.c.seq >= next_seq)
-        .order_by(parked.c.seq)
-        .limit(UNPARK_CHUNK)
-    ).all()
+    rows = conn.execute(_PARKED_FROM, {"b_tenant": tenant, "b_branch": branch_id, "b_seq": next_seq}).all()
     for seq, body, _key in rows:
         if seq not in pending:
             pending[seq] = (body.encode(), None)
@@ -411,31 +422,9 @@ def project_events(conn: Connection, tenant: str, branch_id: str, applied: Seque
     if created:
         rows = [{"tenant_id": tenant, "branch_id": branch_id, **row} for row in created.values()]
         write_many(conn, tickets, rows, merge="ignore")
-    if updated:
-        conn.execute(
-            sa.update(tickets)
-            .where(
-                tickets.c.tenant_id == sa.bindparam("b_tenant"),
-                tickets.c.branch_id == sa.bindparam("b_branch"),
-                tickets.c.ticket_id == sa.bindparam("b_ticket"),
-            )
-            .values(
-                status=sa.bindparam("b_status"),
-                updated_at=sa.bindparam("b_at"),
-                service_id=sa.func.coalesce(sa.bindparam("b_service", type_=sa.String), tickets.c.service_id),
-            ),
-            [
-                {
-                    "b_tenant": tenant,
-                    "b_branch": branch_id,
-                    "b_ticket": ticket_id,
-                    "b_status": change["status"],
-                    "b_at": change["updated_at"],
-                    "b_service": change.get("service_id"),
-                }
-                for ticket_id, change in updated.items()
-            ],
-        )
+    rows = [{"ticket_id": ticket_id, "status": change["status"], "updated_at": change["updated_at"],
+             "service_id": change.get("service_id")} for ticket_id, change in updated.items()]  # fmt: skip
+    update_many(conn, tickets, tenant, branch_id, "ticket_id", rows)  # a service_id of None keeps the stored one
     _write_links(conn, tenant, branch_id, applied)
 
 
@@ -466,17 +455,9 @@ def _write_links(conn: Connection, tenant: str, branch_id: str, applied: Sequenc
         (target if target is not None else updated.setdefault(e.ticket_id, {})).update(change)
     write_many(conn, number_leases, leases, merge="ignore")
     write_many(conn, ticket_links, list(created.values()), merge="ignore")
-    for column in ("counter_id", "queue_order"):  # one statement per column: executemany needs uniform parameters
-        rows = [{"b_ticket": tid, "b_value": change[column]} for tid, change in updated.items() if column in change]
-        if rows:
-            conn.execute(
-                sa.update(ticket_links)
-                .where(
-                    branch_key(ticket_links, tenant, branch_id), ticket_links.c.ticket_id == sa.bindparam("b_ticket")
-                )
-                .values({column: sa.bindparam("b_value")}),
-                rows,
-            )
+    rows = [{"ticket_id": ticket_id, "counter_id": change.get("counter_id"), "queue_order": change.get("queue_order")}
+            for ticket_id, change in updated.items()]  # fmt: skip
+    update_many(conn, ticket_links, tenant, branch_id, "ticket_id", rows)  # None: that column is not changed
 
 
 def _ticket_changes(applied: Iterable[AnyApplied]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:

@@ -14,6 +14,7 @@ database to the newest one (so does `qms-cloud db upgrade`). `metadata` here mir
 from __future__ import annotations
 
 import functools
+import operator
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -178,11 +179,23 @@ def branch_key(table: sa.Table, tenant: str, branch_id: str) -> sa.ColumnElement
 
 def register_branch(conn: Connection, tenant: str, branch_id: str) -> None:
     """Make the branch's tracking row if it has none (at `branch add`, or at its first event): next seq 1."""
-    conn.execute(
-        insert_ignore(conn, branches).values(
-            tenant_id=tenant, branch_id=branch_id, next_seq=1, last_hash=GENESIS_HASH, events=0, duplicates=0,
-            status="ok", updated_at=utcnow_iso(),
+    conn.execute(_registration(conn.dialect.name), {"r_tenant": tenant, "r_branch": branch_id, "r_at": utcnow_iso()})
+
+
+@functools.cache
+def _registration(dialect: str) -> Any:
+    """`register_branch`'s statement, built once per dialect (the consumer runs it for every batch)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(branches)
+        .values(
+            tenant_id=sa.bindparam("r_tenant"), branch_id=sa.bindparam("r_branch"), next_seq=1,
+            last_hash=GENESIS_HASH, events=0, duplicates=0, status="ok", updated_at=sa.bindparam("r_at"),
         )
+        .on_conflict_do_nothing()
     )  # fmt: skip
 
 
@@ -313,11 +326,9 @@ def write_many(
         return
     names = tuple(rows[0])
     if conn.dialect.name == "postgresql":
-        arrays = {}
-        for i, name in enumerate(names):
-            convert = _PG_PY[_pg_type(table.c[name])]
-            arrays[f"c{i}"] = [None if (value := row.get(name)) is None else convert(value) for row in rows]
-        conn.exec_driver_sql(_pg_write_sql(table, names, key, merge), arrays)
+        params = _pg_arrays(table, names, rows)
+        shared = _shared_columns(table, names, params) if len(rows) > 1 else ()
+        conn.exec_driver_sql(_pg_write_sql(table, names, key, merge, tuple(shared)), params)
         return
     from sqlalchemy.dialects.sqlite import insert
 
@@ -350,13 +361,56 @@ def _pg_type(column: sa.Column[Any]) -> str:
 
 # Each array holds one Python type (psycopg picks the array's type from its items).
 _PG_PY: dict[str, Any] = {"boolean": bool, "int2": int, "int4": int, "int8": int, "float8": float, "text": str}
+_NONE = type(None)
 
 
-@functools.cache
-def _pg_write_sql(table: sa.Table, names: tuple[str, ...], key: tuple[str, ...], merge: str) -> str:
+def _pg_arrays(table: sa.Table, names: tuple[str, ...], rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """One array parameter per column (`c0`, `c1`, …), each of the column's one Python type: the rows are transposed
+    in C (itemgetter, zip) and a column is converted item by item only when it holds another type (an int in a float
+    column, a bool in an integer one); a row without one of the names gives None there."""
+    try:
+        columns = list(zip(*map(operator.itemgetter(*names), rows), strict=True)) if len(names) > 1 else None
+    except KeyError:
+        columns = None
+    if columns is None:
+        columns = [tuple(row.get(name) for row in rows) for name in names]
+    arrays = {}
+    for i, (name, column) in enumerate(zip(names, columns, strict=True)):
+        convert = _PG_PY[_pg_type(table.c[name])]
+        if set(map(type, column)) <= {convert, _NONE}:
+            arrays[f"c{i}"] = list(column)
+        else:
+            arrays[f"c{i}"] = [None if value is None else convert(value) for value in column]
+    return arrays
+
+
+_SHAREABLE = ("text", "boolean", "int2", "int4", "int8")  # float columns always go as arrays: -0.0 == 0.0
+
+
+def _shared_columns(table: sa.Table, names: tuple[str, ...], params: dict[str, Any]) -> list[int]:
+    """The columns holding one value in every row (tenant, branch, a batch's timestamp, zero measures): each is sent
+    as that one value instead of an array (fewer items for psycopg to dump), and `params` is changed to say so. At
+    least one column stays an array (it carries the number of rows)."""
+    shared: list[int] = []
+    for i, name in enumerate(names):
+        values = params[f"c{i}"]
+        if _pg_type(table.c[name]) in _SHAREABLE and len(set(values)) == 1 and len(shared) < len(names) - 1:
+            shared.append(i)
+            params[f"c{i}"] = values[0]
+    return shared
+
+
+@functools.lru_cache(maxsize=1024)
+def _pg_write_sql(
+    table: sa.Table, names: tuple[str, ...], key: tuple[str, ...], merge: str, shared: tuple[int, ...] = ()
+) -> str:
     """The PostgreSQL INSERT of `names` from one array parameter per column (`%(c0)b`, `%(c1)b`, …: psycopg sends
-    them in binary; quoting a 500-event batch's bodies into a text array literal took 260 ms of Python, binary 1 ms)."""
-    arrays = ", ".join(f"CAST(%(c{i})b AS {_pg_type(table.c[name])}[])" for i, name in enumerate(names))
+    them in binary; quoting a 500-event batch's bodies into a text array literal took 260 ms of Python, binary 1 ms),
+    or one value for each of the `shared` columns."""
+    kinds = [_pg_type(table.c[name]) for name in names]
+    arrays = ", ".join(f"CAST(%(c{i})b AS {kinds[i]}[])" for i in range(len(names)) if i not in shared)
+    aliases = ", ".join(f"c{i}" for i in range(len(names)) if i not in shared)
+    chosen = ", ".join(f"CAST(%(c{i})s AS {kinds[i]})" if i in shared else f"u.c{i}" for i in range(len(names)))
     others = [name for name in names if name not in key]
     conflict = {
         "error": "",
@@ -367,7 +421,10 @@ def _pg_write_sql(table: sa.Table, names: tuple[str, ...], key: tuple[str, ...],
         + ", ".join(f"{name} = {table.name}.{name} + EXCLUDED.{name}" for name in others),
     }[merge]
     # Names from our own Table objects only, never from input: nothing here can carry an injection.
-    return f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM unnest({arrays}){conflict}"  # noqa: S608
+    return (
+        f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608
+        f"SELECT {chosen} FROM unnest({arrays}) AS u({aliases}){conflict}"
+    )
 
 
 def probe(
@@ -389,12 +446,103 @@ def probe(
     chosen = columns if columns is not None else list(table.c)
     if conn.dialect.name != "postgresql":
         return sa.select(*chosen).where(branch_key(table, tenant, branch_id), table.c[column].in_(values))
-    wanted = sa.func.unnest(sa.bindparam(f"probe_{column}", values, type_=postgresql.ARRAY(sa.Text)))
+    statement = _pg_probe(table, column, tuple(chosen))
+    return statement.params(probe_tenant=tenant, probe_branch=branch_id, probe_values=list(values))
+
+
+@functools.cache
+def _pg_probe(table: sa.Table, column: str, chosen: tuple[sa.Column[Any], ...]) -> sa.Select[Any]:
+    """`probe`'s construct for PostgreSQL with its values as bind parameters, built once per table and columns (building
+    it was half of a probe's Python time)."""
+    wanted = sa.func.unnest(sa.bindparam("probe_values", type_=postgresql.ARRAY(sa.Text)))
     keys = wanted.table_valued("value").render_derived(name="wanted")
     found = (
         sa.select(*chosen)
-        .where(branch_key(table, tenant, branch_id), table.c[column] == keys.c.value)
+        .where(
+            table.c.tenant_id == sa.bindparam("probe_tenant", type_=sa.String),
+            table.c.branch_id == sa.bindparam("probe_branch", type_=sa.String),
+            table.c[column] == keys.c.value,
+        )
         .offset(0)
         .lateral("found")
     )
     return sa.select(*found.c).select_from(keys.join(found, sa.true()))
+
+
+def update_many(
+    conn: Connection, table: sa.Table, tenant: str, branch_id: str, key: str, rows: list[dict[str, Any]]
+) -> None:
+    """Update stored rows of one branch found by `key` (the rest of their primary key): in each row (all with the same
+    names) a value that is None keeps the stored one; a key that is not stored changes nothing.
+
+    PostgreSQL: one statement for the batch — each row's stored version read by a primary-key probe (as `probe`: an
+    index lookup whatever the statistics) and written back through `INSERT … ON CONFLICT DO UPDATE` on the primary
+    key, so no join over the branch is ever planned; SQLite: an UPDATE by executemany (in-process)."""
+    if not rows:
+        return
+    names = tuple(rows[0])
+    if conn.dialect.name == "postgresql":
+        params: dict[str, Any] = _pg_arrays(table, names, rows)
+        params.update(tenant=tenant, branch=branch_id)
+        conn.exec_driver_sql(_pg_update_sql(table, key, names), params)
+        return
+    changed = {name: sa.func.coalesce(sa.bindparam(f"u_{name}", type_=table.c[name].type), table.c[name])
+               for name in names if name != key}  # fmt: skip
+    conn.execute(
+        sa.update(table)
+        .where(branch_key(table, tenant, branch_id), table.c[key] == sa.bindparam(f"u_{key}"))
+        .values(changed),
+        [{f"u_{name}": value for name, value in row.items()} for row in rows],
+    )
+
+
+@functools.cache
+def _pg_update_sql(table: sa.Table, key: str, names: tuple[str, ...]) -> str:
+    """`update_many`'s statement for PostgreSQL (names from our own Table objects only, never from input)."""
+    arrays = ", ".join(f"CAST(%(c{i})b AS {_pg_type(table.c[name])}[])" for i, name in enumerate(names))
+    aliases = ", ".join(f"v{i}" for i in range(len(names)))
+    given = {name: f"w.v{i}" for i, name in enumerate(names)}
+    values = ", ".join(
+        f"coalesce({given[c.name]}, found.{c.name})" if c.name in given and c.name != key else f"found.{c.name}"
+        for c in table.c
+    )
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in names if name != key)
+    pkey = ", ".join(c.name for c in table.primary_key.columns)
+    return (
+        f"INSERT INTO {table.name} ({', '.join(c.name for c in table.c)}) SELECT {values} "  # noqa: S608
+        f"FROM unnest({arrays}) AS w({aliases}), LATERAL (SELECT * FROM {table.name} WHERE tenant_id = %(tenant)s "
+        f"AND branch_id = %(branch)s AND {key} = {given[key]} OFFSET 0) AS found "
+        f"ON CONFLICT ({pkey}) DO UPDATE SET {updates}"
+    )
+
+
+def probe_rows(
+    conn: Connection,
+    table: sa.Table,
+    tenant: str,
+    branch_id: str,
+    column: str,
+    values: list[str],
+    columns: tuple[str, ...],
+) -> list[Any]:
+    """The rows (`columns`, named tuples) that `probe` selects, for the consumer's hot path: on PostgreSQL its SQL is
+    rendered once per table and columns and sent to the driver as is (building and compiling the LATERAL construct
+    cost ~1 ms of Python a query, more than the query)."""
+    if not values:
+        return []
+    if conn.dialect.name != "postgresql":
+        chosen = [table.c[name] for name in columns]
+        return list(conn.execute(probe(conn, table, tenant, branch_id, column, values, chosen)))
+    sql = _pg_probe_sql(table, column, columns)
+    return list(conn.exec_driver_sql(sql, {"tenant": tenant, "branch": branch_id, "values": list(values)}))
+
+
+@functools.cache
+def _pg_probe_sql(table: sa.Table, column: str, columns: tuple[str, ...]) -> str:
+    """`probe`'s statement for PostgreSQL (names from our own Table objects only, never from input)."""
+    chosen = ", ".join(f"found.{name}" for name in columns)
+    return (
+        f"SELECT {chosen} FROM unnest(CAST(%(values)s AS text[])) AS wanted(value), LATERAL "  # noqa: S608
+        f"(SELECT {', '.join(columns)} FROM {table.name} WHERE tenant_id = %(tenant)s AND branch_id = %(branch)s "
+        f"AND {column} = wanted.value OFFSET 0) AS found"
+    )

@@ -34,7 +34,7 @@ from cloud.analytics.tables import (
     facts,
     rollups,
 )
-from cloud.store import branch_key, probe, write_many
+from cloud.store import branch_key, probe_rows, write_many
 from sync import kpi
 from sync.contract import (
     ConfigApplied,
@@ -62,9 +62,14 @@ class Settings:
         return {"timezone": self.timezone, "sla_minutes": json.dumps(self.sla, sort_keys=True)}
 
 
+_SETTINGS = sa.select(branch_settings).where(
+    branch_settings.c.tenant_id == sa.bindparam("s_tenant"), branch_settings.c.branch_id == sa.bindparam("s_branch")
+)  # built once: read for every applied batch
+
+
 def load_settings(conn: Connection, tenant: str, branch_id: str) -> Settings:
     """The branch's settings row, or the defaults (Asia/Jakarta; no SLA known → SLA not measured)."""
-    row = conn.execute(sa.select(branch_settings).where(branch_key(branch_settings, tenant, branch_id))).one_or_none()
+    row = conn.execute(_SETTINGS, {"s_tenant": tenant, "s_branch": branch_id}).one_or_none()
     return Settings() if row is None else Settings(row.timezone, json.loads(row.sla_minutes))
 
 
@@ -118,6 +123,14 @@ def fold_batch(
     Each ticket's source is carried from one of its events to the next and rendered as a row once, at the end: the
     same as `fold` on each event's row (the batch is in seq order, so the seqs the source keeps decide what a stored
     0 would), without parsing and formatting its timestamps at every event."""
+    folded, settings = _fold_sources(before, applied, settings)
+    return {ticket_id: _measured(*state, "")[0] for ticket_id, state in folded.items()}, settings
+
+
+def _fold_sources(
+    before: Mapping[str, dict[str, Any]], applied: Sequence[Any], settings: Settings
+) -> tuple[dict[str, tuple[kpi.FactSource, str, str]], Settings]:
+    """Each touched ticket's folded source with its first-seen time and time zone, and the settings after the batch."""
     folded: dict[str, tuple[kpi.FactSource, str, str]] = {}  # ticket -> (source, seen_at, timezone) so far
     for event in applied:
         if isinstance(event, ConfigApplied):
@@ -131,7 +144,49 @@ def fold_batch(
             seen_at = known[1] if known else event.occurred_at.isoformat()
             zone = known[2] if known and not isinstance(event, TicketCreated) else settings.timezone
             folded[event.ticket_id] = (source, seen_at, zone)
-    return {ticket_id: derive(_as_row(*state)) for ticket_id, state in folded.items()}, settings
+    return folded, settings
+
+
+def _measured(
+    source: kpi.FactSource, seen_at: str, timezone: str, branch_id: str
+) -> tuple[dict[str, Any], kpi.TicketFact]:
+    """A folded source as a measured fact row and its `sync.kpi` fact (built once: the row's measures and its export
+    record both come from it; the same as `derive(_as_row(...))` and `as_ticket_fact` on that row, without formatting
+    the timestamps and parsing them back)."""
+    fact = kpi.ticket_fact(
+        ticket_id=source.ticket_id,
+        status=source.status,
+        created_at=source.created_at,
+        called_at=source.called_at,
+        served_at=source.served_at,
+        completed_at=source.completed_at,
+        ticket_number=source.ticket_number,
+        branch_id=branch_id,
+        service_id=source.service_id,
+        counter_id=source.counter_id,
+        priority=source.priority,
+        channel=source.channel,
+        transferred=bool(source.transferred),
+        returned=bool(source.returned),
+        sla_minutes=source.sla_minutes,
+        tz=timezone,
+    )
+    row = _as_row(source, seen_at, timezone)
+    if fact.business_date is None or fact.hour is None:  # no timestamp known: dated by its first event at the hub
+        local_date, local_hour = kpi.local_date_hour(datetime.fromisoformat(seen_at), timezone)
+    else:
+        local_date, local_hour = fact.business_date, fact.hour
+    row.update(
+        wait_seconds=fact.wait_seconds,
+        service_seconds=fact.service_seconds,
+        sla_met=fact.sla_met,
+        abandoned=fact.abandoned,
+        local_date=local_date,
+        local_hour=local_hour,
+        closed_date=fact.closed_date,
+        closed_hour=fact.closed_hour,
+    )
+    return row, fact
 
 
 def _as_row(source: kpi.FactSource, seen_at: str, timezone: str) -> dict[str, Any]:
@@ -264,19 +319,27 @@ def on_applied(conn: Connection, tenant: str, branch_id: str, applied: Sequence[
         return
     settings = load_settings(conn, tenant, branch_id)
     before = _current(conn, tenant, branch_id, list({e.ticket_id for e in applied if _folds(e)}))
-    after, settings = fold_batch(before, applied, settings)
+    folded, settings = _fold_sources(before, applied, settings)
+    after = {}
+    for ticket_id, state in folded.items():
+        row, fact = _measured(*state, branch_id)
+        cells = kpi.csv_cells(fact)
+        row["csv_comma"], row["csv_semicolon"] = kpi.csv_line(cells, ","), kpi.csv_line(cells, ";")
+        after[ticket_id] = row
     write(conn, tenant, branch_id, before, after, settings)
 
 
 def _current(conn: Connection, tenant: str, branch_id: str, ticket_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The stored facts of these tickets (one query of primary-key probes per CHUNK ids)."""
     found: dict[str, dict[str, Any]] = {}
-    columns = [c for c in facts.c if c.name not in ("tenant_id", "branch_id", "csv_comma", "csv_semicolon")]
     for start in range(0, len(ticket_ids), CHUNK):
         chunk = ticket_ids[start : start + CHUNK]
-        rows = conn.execute(probe(conn, facts, tenant, branch_id, "ticket_id", chunk, columns)).mappings()
-        found.update({row["ticket_id"]: dict(row) for row in rows})
+        rows = probe_rows(conn, facts, tenant, branch_id, "ticket_id", chunk, _STORED)
+        found.update({row.ticket_id: row._asdict() for row in rows})
     return found
+
+
+_STORED = tuple(c.name for c in facts.c if c.name not in ("tenant_id", "branch_id", "csv_comma", "csv_semicolon"))
 
 
 def write(
@@ -294,8 +357,9 @@ def write(
     if not after:
         return
     for fact in after.values():
-        cells = kpi.csv_cells(as_ticket_fact(fact, branch_id))
-        fact["csv_comma"], fact["csv_semicolon"] = kpi.csv_line(cells, ","), kpi.csv_line(cells, ";")
+        if "csv_comma" not in fact:  # `on_applied` renders them from the fact it measured
+            cells = kpi.csv_cells(as_ticket_fact(fact, branch_id))
+            fact["csv_comma"], fact["csv_semicolon"] = kpi.csv_line(cells, ","), kpi.csv_line(cells, ";")
     _upsert(conn, facts, [{**keys, **fact} for fact in after.values()], ("tenant_id", "branch_id", "ticket_id"),
             replace=True)  # fmt: skip
     deltas = rollup_deltas((before.get(tid), fact) for tid, fact in after.items())
