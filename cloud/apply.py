@@ -35,6 +35,7 @@ from cloud.store import (
     insert_ignore,
     number_leases,
     parked,
+    pipelined,
     register_branch,
     ticket_links,
     tickets,
@@ -384,9 +385,20 @@ def _unpark(
 def _write_events(
     conn: Connection, tenant: str, branch_id: str, applied: Sequence[AnyApplied], now: str, hooks: Sequence[ApplyHook]
 ) -> None:
-    """Insert the events, fold them into the ticket projection (one row per ticket, last state wins), run the hooks."""
+    """Insert the events, fold them into the ticket projection (one row per ticket, last state wins), run the hooks.
+
+    The events and projection statements are writes only: pipelined, the server inserts the events while Python folds
+    the tickets (the hooks read, so they run after)."""
     if not applied:
         return
+    with pipelined(conn):
+        _write_rows(conn, tenant, branch_id, applied, now)
+    for hook in hooks:
+        hook(conn, tenant, branch_id, applied)
+
+
+def _write_rows(conn: Connection, tenant: str, branch_id: str, applied: Sequence[AnyApplied], now: str) -> None:
+    """The applied events' rows and the ticket projection (no reads)."""
     write_many(
         conn,
         events,
@@ -407,8 +419,6 @@ def _write_events(
         ],
     )
     project_events(conn, tenant, branch_id, applied)
-    for hook in hooks:
-        hook(conn, tenant, branch_id, applied)
 
 
 # Kept in the consumer's transaction, after the projection: facts never lag the events; outbox rows exactly once per

@@ -546,3 +546,21 @@ def _pg_probe_sql(table: sa.Table, column: str, columns: tuple[str, ...]) -> str
         f"(SELECT {', '.join(columns)} FROM {table.name} WHERE tenant_id = %(tenant)s AND branch_id = %(branch)s "
         f"AND {column} = wanted.value OFFSET 0) AS found"
     )
+
+
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """Writes only inside: on PostgreSQL they are sent without waiting for each one (psycopg's pipeline mode), so the
+    server works on one while Python prepares the next; all are done when the block ends. Elsewhere a no-op."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    import psycopg
+
+    driver = conn.connection.driver_connection
+    assert driver is not None  # a checked-out connection always has its driver's
+    try:
+        with driver.pipeline():
+            yield
+    except psycopg.Error as exc:  # raised at the pipeline's end, past SQLAlchemy: wrapped as its own calls would be
+        raise sa.exc.DBAPIError.instance(None, None, exc, psycopg.Error, dialect=conn.dialect) from exc
