@@ -3,12 +3,14 @@ backup/restore, replication)."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import socket
 import sqlite3
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -407,16 +409,81 @@ def backup(
     )
 
 
+FromS3 = Annotated[
+    bool,
+    typer.Option(
+        "--from-s3",
+        help="Take the branch's newest unexpired backup from the S3-compatible store (QMS_BACKUP_S3_*); it opens only"
+        " with the hub's private backup key (--key), else the command says how to fetch it at the hub.",
+    ),
+]
+S3Tenant = Annotated[str, typer.Option("--tenant", envvar="QMS_TENANT", help="With --from-s3: the branch's tenant.")]
+S3Branch = Annotated[str, typer.Option("--branch", envvar="QMS_BRANCH", help="With --from-s3: the branch id.")]
+S3Name = Annotated[str | None, typer.Option("--name", help="With --from-s3: a backup's name (default: the newest).")]
+HubKey = Annotated[
+    Path | None,
+    typer.Option("--key", help="With --from-s3: the hub's private backup key (PEM) that opens the sealed copy."),
+]
+
+
+@contextlib.contextmanager
+def _from_s3(data_dir: Path, tenant: str, branch: str, name: str | None, key: Path | None, then: str) -> Iterator[Path]:
+    """The branch's sealed copy from the S3 store, opened with the hub's key into a scratch archive (deleted after);
+    exits saying what to do when the store is not configured, holds nothing, or no key opens the copy here."""
+    from edge import backup_fetch
+    from edge.backup import lifetime
+    from edge.drill import backups_dir
+    from sync.backup_s3 import S3Target
+
+    target = S3Target.from_env()
+    if target is None:
+        raise _fail("--from-s3 needs the store's settings: QMS_BACKUP_S3_BUCKET (and QMS_BACKUP_S3_ENDPOINT, _PREFIX,"
+                    " _REGION, _ACCESS_KEY, _SECRET_KEY as in /etc/qms; a read-only key is enough)")  # fmt: skip
+    try:
+        found = backup_fetch.locate(target, tenant, branch, name=name, max_age=lifetime())
+        if key is None:
+            raise backup_fetch.needs_hub_key(found, then)
+        typer.echo(f"fetching {found.item.name} ({found.item.size} bytes) from {found.url}")
+        work = backups_dir(data_dir)
+        with backup_fetch.opened(found, key, work if work.is_dir() else None) as archive:
+            yield archive
+    except (backup_fetch.FetchFailed, OSError) as exc:
+        raise _fail(f"not fetched from S3: {exc}") from None
+
+
 @app.command()
 def restore(
-    source: Annotated[Path, typer.Argument(help="An archive written by `qms-edge backup` (or an old .sqlite3 one).")],
+    source: Annotated[
+        Path | None, typer.Argument(help="An archive written by `qms-edge backup` (or an old .sqlite3 one).")
+    ] = None,
     data_dir: DataDir = DEFAULT_DATA,
     yes: Annotated[bool, typer.Option("--yes", help="Replace an existing database.")] = False,
     other_branch: Annotated[
         bool, typer.Option("--other-branch", help="Allow replacing this appliance's branch with another branch's.")
     ] = False,
+    from_s3: FromS3 = False,
+    tenant: S3Tenant = "",
+    branch: S3Branch = "",
+    name: S3Name = None,
+    key: HubKey = None,
 ) -> None:
-    """Put a verified backup back (database and every file, modes 0600/0700); refused while the appliance runs."""
+    """Put a verified backup back (database and every file, modes 0600/0700); refused while the appliance runs.
+    With --from-s3 the backup comes from the S3-compatible store the appliances ship to."""
+    if (source is None) == (not from_s3):
+        raise _fail("give either a backup FILE or --from-s3 (not both)", code=2)
+    if source is not None:
+        _restore(source, data_dir, yes=yes, other_branch=other_branch)
+        return
+    from edge.backup_fetch import HUB_OUT
+
+    _hold_data_dir(data_dir, "restore", "run restore again").release()  # before a long download, not after it
+    then = f"qms-edge restore {HUB_OUT} --data-dir {data_dir}" + (" --yes" if yes else "")
+    with _from_s3(data_dir, tenant, branch, name, key, then) as archive:
+        _restore(archive, data_dir, yes=yes, other_branch=other_branch)
+
+
+def _restore(source: Path, data_dir: Path, *, yes: bool, other_branch: bool) -> None:
+    """Restore one archive and say what came back."""
     from edge.backup import BackupError, restore_backup
 
     try:
@@ -467,9 +534,29 @@ def drill(
         Path | None, typer.Option("--backup", help="Drill this archive instead of the newest in QMS_BACKUP_DIR.")
     ] = None,
     data_dir: DataDir = DEFAULT_DATA,
+    from_s3: FromS3 = False,
+    tenant: S3Tenant = "",
+    branch: S3Branch = "",
+    name: S3Name = None,
+    key: HubKey = None,
 ) -> None:
     """Restore drill: restore the newest backup into a scratch dir, verify it (integrity, chain, row counts against
-    its manifest) and boot the app on it; records the success for /metrics. Exit 1 when the backup fails it."""
+    its manifest) and boot the app on it; records the success for /metrics. Exit 1 when the backup fails it.
+    With --from-s3 the backup drilled is the branch's newest in the S3-compatible store."""
+    if backup is not None and from_s3:
+        raise _fail("give either --backup FILE or --from-s3 (not both)", code=2)
+    if from_s3:
+        from edge.backup_fetch import HUB_OUT
+
+        then = f"qms-edge drill --backup {HUB_OUT} --data-dir {data_dir}"
+        with _from_s3(data_dir, tenant, branch, name, key, then) as archive:
+            _drill(data_dir, archive)
+        return
+    _drill(data_dir, backup)
+
+
+def _drill(data_dir: Path, backup: Path | None) -> None:
+    """Run the drill and say how it went."""
     from edge.drill import DrillFailed, run_drill
 
     try:

@@ -8,13 +8,11 @@ endpoint are recorded and retried, and the appliance's local backup is written a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from cloud.cli import app as cloud_app
@@ -22,39 +20,11 @@ from edge import backup_ship
 from edge.doctor import check_backup_shipping
 from edge.drill import run_drill
 from sync import backup_s3, backup_seal
+from tests.edge.conftest import S3_BRANCH, S3_BUCKET, S3_TENANT, s3_shipping_env
 from tests.support.appliance import free_port, seed_demo
 
-TENANT, BRANCH, BUCKET = "acme", "jkt-sudirman", "qms-backups-test"
+TENANT, BRANCH, BUCKET = S3_TENANT, S3_BRANCH, S3_BUCKET
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A real S3 API server on a free port with one bucket; its endpoint URL."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "qms-test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "qms-test-secret")
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
-        yield endpoint
-    finally:
-        server.stop()
-
-
-def _env(tmp_path: Path, endpoint: str, bucket: str = BUCKET) -> dict[str, str]:
-    key = tmp_path / "hub" / "backup.key"
-    if not key.exists():
-        made = CliRunner().invoke(cloud_app, ["backups", "keygen", "--key", str(key)])
-        assert made.exit_code == 0, made.output
-    return {
-        "QMS_TENANT": TENANT, "QMS_BRANCH": BRANCH, "QMS_BACKUP_DIR": str(tmp_path / "backups"),
-        "QMS_BACKUP_RECIPIENT": str(key.with_suffix(".pub")), "QMS_BACKUP_MAX_AGE_DAYS": "7",
-        "QMS_BACKUP_S3_BUCKET": bucket, "QMS_BACKUP_S3_ENDPOINT": endpoint, "QMS_BACKUP_S3_PREFIX": "branches",
-        "QMS_BACKUP_S3_ACCESS_KEY": "qms-test", "QMS_BACKUP_S3_SECRET_KEY": "qms-test-secret",
-    }  # fmt: skip
 
 
 def _objects(endpoint: str) -> list[str]:
@@ -67,7 +37,7 @@ def test_sealed_backups_go_to_s3_expire_there_and_restore(
 ) -> None:
     data = tmp_path / "qms"
     seed_demo(data)
-    env = _env(tmp_path, s3)
+    env = s3_shipping_env(tmp_path, s3)
     settings = backup_ship.ShipSettings.from_env(data, env)
     assert settings.to_s3
     assert not settings.ships  # no hub here: S3 alone
@@ -106,7 +76,7 @@ def test_sealed_backups_go_to_s3_expire_there_and_restore(
 def test_a_missing_bucket_is_recorded_and_retried_never_raised(s3: str, tmp_path: Path) -> None:
     data = tmp_path / "qms"
     seed_demo(data)
-    settings = backup_ship.ShipSettings.from_env(data, _env(tmp_path, s3, bucket="no-such-bucket"))
+    settings = backup_ship.ShipSettings.from_env(data, s3_shipping_env(tmp_path, s3, bucket="no-such-bucket"))
     status = backup_ship.run_once(settings)
     assert status.get("backup_error") is None  # the local backup is written all the same
     assert len(list((tmp_path / "backups").glob("qms-*.tar.gz"))) == 1
@@ -131,7 +101,7 @@ def test_refused_credentials_and_an_unreachable_store_degrade(
     data = tmp_path / "qms"
     seed_demo(data)
     monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # the server now checks credentials
-    env = _env(tmp_path, s3)
+    env = s3_shipping_env(tmp_path, s3)
     settings = backup_ship.ShipSettings.from_env(data, {**env, "QMS_BACKUP_S3_ACCESS_KEY": "AKIAUNKNOWN000000000"})
     status = backup_ship.run_once(settings)
     assert status.get("backup_error") is None
