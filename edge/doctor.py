@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -273,6 +274,65 @@ def check_backup_shipping(data_dir: Path) -> Finding:
     return _ok("backup shipping", f"shipped to the hub; {waiting} waiting")
 
 
+S3_FIXES = (  # (what the store's error says, the fault in words, what to do), first match wins
+    (
+        ("NoSuchBucket",),
+        "the bucket {bucket} does not exist at the store",
+        "create the bucket, or correct QMS_BACKUP_S3_BUCKET (and QMS_BACKUP_S3_ENDPOINT) in the appliance's settings"
+        " (/etc/qms), then restart qms-edge",
+    ),
+    (
+        (" 403 ", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "Credentials"),
+        "the store refused the key",
+        "check QMS_BACKUP_S3_ACCESS_KEY / QMS_BACKUP_S3_SECRET_KEY, and that the key may list, write and delete under"
+        " the prefix (s3:ListBucket, s3:PutObject, s3:DeleteObject); restart qms-edge after a change",
+    ),
+    (
+        ("EndpointConnectionError", "ConnectTimeout", "ConnectionClosed", "ReadTimeout", "failed:"),
+        "the store cannot be reached",
+        "check QMS_BACKUP_S3_ENDPOINT and the branch's route to it (DNS, firewall, proxy); uploads retry by themselves",
+    ),
+)
+
+
+def check_backup_s3(data_dir: Path, probes: Probes) -> Finding:
+    """Sealed backups shipped to an S3-compatible store (QMS_BACKUP_S3_*): the last upload's error in words, and a
+    fault once no backup has reached the store for a day."""
+    from edge.backup_ship import ShipSettings, pending, read_status
+    from sync.backup_seal import taken_of
+
+    status = read_status(data_dir)
+    bucket = probes.env.get("QMS_BACKUP_S3_BUCKET", "").strip()
+    if not status.get("ships_s3"):
+        if bucket:
+            return _warn(
+                "backup S3",
+                f"QMS_BACKUP_S3_BUCKET is set ({bucket}) but no sealed backup goes there yet",
+                "enrol the appliance (`qms-edge enrol`: the hub's backup key comes with it) and restart qms-edge;"
+                " the next backup is sealed and uploaded",
+            )
+        return _ok("backup S3", "backups do not go to an S3 store (QMS_BACKUP_S3_BUCKET not set)")
+    error, failures = status.get("s3_error"), int(status.get("s3_failures") or 0)
+    settings = ShipSettings.from_env(data_dir, probes.env)
+    waiting = pending(settings, settings.outgoing_s3) if settings.outgoing_s3.is_dir() else []
+    if not error:
+        return _ok("backup S3", f"shipped to the S3 store; {len(waiting)} waiting")
+    named = re.search(r"in bucket '([^']*)'", str(error))
+    bucket = named.group(1) if named else bucket
+    what, fix = "the upload failed", "uploads retry by themselves; see the log (journalctl -u qms-edge)"
+    for needles, words, todo in S3_FIXES:
+        if any(n in str(error) for n in needles):
+            what, fix = words.format(bucket=bucket or "?"), todo
+            break
+    oldest = min((t for p in waiting if (t := taken_of(p.name)) is not None), default=None)
+    hours = (probes.now() - oldest).total_seconds() / 3600 if oldest else 0.0
+    tries = f"{failures} failed attempt(s) in a row"
+    message = f"{what}; {len(waiting)} sealed backup(s) wait, {tries}; last error: {error}"
+    if oldest is not None and probes.now() - oldest > BACKUP_MAX_AGE:
+        return _fault("backup S3", f"no backup has reached the S3 store for {hours:.0f} h: {message}", fix)
+    return _warn("backup S3", message, fix)
+
+
 def check_link(data_dir: Path, probes: Probes) -> Finding:
     """The cloud link as the running appliance last recorded it, with its last error in words."""
     from edge.replication import read_link_state
@@ -468,6 +528,7 @@ def run(
         database,
         check_backups(data_dir, probes),
         check_backup_shipping(data_dir),
+        check_backup_s3(data_dir, probes),
         check_link(data_dir, probes),
     ]
     findings += check_certificates(data_dir, probes)

@@ -92,11 +92,12 @@ class HostCollector(Collector):
 
 
 def backup_shipping_metrics(data_dir: Path) -> Iterator[Metric]:
-    """Scheduled backups shipped to the hub (edge/backup_ship.py's record): last confirmed upload, copies waiting,
-    failed attempts in a row."""
+    """Scheduled backups shipped to the hub and to an S3 store (edge/backup_ship.py's record): last confirmed upload,
+    copies waiting, failed attempts in a row."""
     from edge.backup_ship import read_status
 
     status = read_status(data_dir)
+    yield from _s3_metrics(status)
     if not status.get("ships"):
         return
     if isinstance(last := status.get("last_upload_at"), int | float):
@@ -106,6 +107,23 @@ def backup_shipping_metrics(data_dir: Path) -> Iterator[Metric]:
                             value=int(status.get("pending") or 0))  # fmt: skip
     yield GaugeMetricFamily("qms_backup_upload_failures", "Failed upload attempts in a row",
                             value=int(status.get("upload_failures") or 0))  # fmt: skip
+
+
+def _s3_metrics(status: dict[str, object]) -> Iterator[Metric]:
+    """Sealed backups shipped to the S3-compatible store (QMS_BACKUP_S3_*), only when the appliance ships there."""
+    if not status.get("ships_s3"):
+        return
+    if isinstance(last := status.get("s3_last_upload_at"), int | float):
+        yield GaugeMetricFamily("qms_backup_s3_last_success_timestamp_seconds",
+                                "When the S3 store last confirmed an uploaded backup", value=last)  # fmt: skip
+    yield GaugeMetricFamily("qms_backup_s3_pending", "Sealed backups waiting for the S3 store",
+                            value=_count(status.get("s3_pending")))  # fmt: skip
+    yield GaugeMetricFamily("qms_backup_s3_failures", "Failed S3 upload rounds in a row",
+                            value=_count(status.get("s3_failures")))  # fmt: skip
+
+
+def _count(value: object) -> int:
+    return int(value) if isinstance(value, int | float) else 0
 
 
 def registry_for(
