@@ -4,6 +4,7 @@ has its handler, every referenced file exists, and every template renders with t
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,7 @@ def _context(inventory: dict[str, Any], group: str, host: str, play_vars: dict[s
         ("qms-cloud.env.j2", "hub", "cloud-hub.yml", 1),
         ("qms-cloud.service.j2", "hub", "cloud-hub.yml", 1),
         ("qms-edge-sync.env.j2", "appliances", "appliance-sync.yml", 0),
+        ("qms-edge-backup.env.j2", "appliances", "appliance.yml", 0),
     ],
 )
 def test_templates_render_with_the_example_inventory(template: str, group: str, playbook: str, play_index: int) -> None:
@@ -82,6 +84,39 @@ def test_templates_render_with_the_example_inventory(template: str, group: str, 
     if template == "qms-edge-sync.env.j2":
         assert "QMS_BRANCH=jkt-sudirman" in text
         assert "QMS_NATS_NKEY=/etc/qms-edge/cloud.nk" in text
+    if template in ("qms-edge-backup.env.j2", "qms-cloud.env.j2"):
+        assert "QMS_BACKUP_S3_" not in text.replace("# ", "")  # the store only when the inventory names one
+
+
+S3_VARS = {"qms_backup_s3_bucket": "qms-backups", "qms_backup_s3_endpoint": "https://s3.example.co.id",
+           "qms_backup_s3_access_key": "AKIAEXAMPLE", "qms_backup_s3_secret_key": "example-secret"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("template", "group", "playbook", "play_index", "lifetimes"),
+    [
+        ("qms-edge-backup.env.j2", "appliances", "appliance.yml", 0, ["QMS_BACKUP_MAX_AGE_DAYS=7"]),
+        ("qms-cloud.env.j2", "hub", "cloud-hub.yml", 1,
+         ["QMS_HUB_BACKUP_MAX_AGE_DAYS=7", "QMS_HUB_DB_BACKUP_MAX_AGE_DAYS=7"]),
+    ],
+)  # fmt: skip
+def test_backup_settings_render_with_an_s3_store(
+    template: str, group: str, playbook: str, play_index: int, lifetimes: list[str]
+) -> None:
+    """With the S3 variables set (as ansible renders: trim_blocks) the env file names the store and its key, one
+    setting per line, and only the variables given (no empty prefix or region)."""
+    inventory = load("inventory.example.yml")
+    host = next(iter(inventory["all"]["children"][group]["hosts"]))
+    context = {**_context(inventory, group, host, load(playbook)[play_index].get("vars", {})), **S3_VARS}
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True,
+                             autoescape=False)  # noqa: S701 - config files, not HTML  # fmt: skip
+    text = env.from_string((ANSIBLE / "templates" / template).read_text()).render(**context)
+    settings = [line for line in text.splitlines() if line and not line.startswith("#")]
+    for line in [*lifetimes, "QMS_BACKUP_S3_BUCKET=qms-backups", "QMS_BACKUP_S3_ENDPOINT=https://s3.example.co.id",
+                 "QMS_BACKUP_S3_ACCESS_KEY=AKIAEXAMPLE", "QMS_BACKUP_S3_SECRET_KEY=example-secret"]:  # fmt: skip
+        assert line in settings, text
+    assert not [s for s in settings if s.startswith(("QMS_BACKUP_S3_PREFIX", "QMS_BACKUP_S3_REGION"))]
+    assert all(re.fullmatch(r"QMS_[A-Z0-9_]+=\S.*", s) for s in settings), text
 
 
 ANSIBLE_BIN = Path(sys.executable).parent
