@@ -439,6 +439,7 @@ def _from_s3(data_dir: Path, tenant: str, branch: str, name: str | None, key: Pa
     if target is None:
         raise _fail("--from-s3 needs the store's settings: QMS_BACKUP_S3_BUCKET (and QMS_BACKUP_S3_ENDPOINT, _PREFIX,"
                     " _REGION, _ACCESS_KEY, _SECRET_KEY as in /etc/qms; a read-only key is enough)")  # fmt: skip
+    handed_over = False
     try:
         found = backup_fetch.locate(target, tenant, branch, name=name, max_age=lifetime())
         if key is None:
@@ -446,8 +447,11 @@ def _from_s3(data_dir: Path, tenant: str, branch: str, name: str | None, key: Pa
         typer.echo(f"fetching {found.item.name} ({found.item.size} bytes) from {found.url}")
         work = backups_dir(data_dir)
         with backup_fetch.opened(found, key, work if work.is_dir() else None) as archive:
+            handed_over = True
             yield archive
     except (backup_fetch.FetchFailed, OSError) as exc:
+        if handed_over:  # the restore's or drill's own failure, not the fetch's
+            raise
         raise _fail(f"not fetched from S3: {exc}") from None
 
 

@@ -303,7 +303,11 @@ def check_backup_s3(data_dir: Path, probes: Probes) -> Finding:
 
     status = read_status(data_dir)
     bucket = probes.env.get("QMS_BACKUP_S3_BUCKET", "").strip()
+    settings = ShipSettings.from_env(data_dir, probes.env)
     if not status.get("ships_s3"):
+        if settings.to_s3:
+            return _ok("backup S3", f"set to ship to {bucket}; no backup round since (the first comes a minute after"
+                                    " qms-edge starts)")  # fmt: skip
         if bucket:
             return _warn(
                 "backup S3",
@@ -313,7 +317,6 @@ def check_backup_s3(data_dir: Path, probes: Probes) -> Finding:
             )
         return _ok("backup S3", "backups do not go to an S3 store (QMS_BACKUP_S3_BUCKET not set)")
     error, failures = status.get("s3_error"), int(status.get("s3_failures") or 0)
-    settings = ShipSettings.from_env(data_dir, probes.env)
     waiting = pending(settings, settings.outgoing_s3) if settings.outgoing_s3.is_dir() else []
     if not error:
         return _ok("backup S3", f"shipped to the S3 store; {len(waiting)} waiting")

@@ -35,9 +35,13 @@ def test_the_doctor_names_each_s3_fault_and_what_to_do(s3: str, tmp_path: Path) 
     data = tmp_path / "qms"
     seed_demo(data)
     env = s3_shipping_env(tmp_path, s3)
+    unenrolled = {**env, "QMS_BACKUP_RECIPIENT": str(tmp_path / "none.pem")}  # no hub key to seal to
+    finding = check_backup_s3(data, _probes(unenrolled))
+    assert finding.status == "warn"
+    assert "QMS_BACKUP_S3_BUCKET is set (qms-backups-test) but no sealed backup goes there yet" in finding.message
+    assert "qms-edge enrol" in finding.fix
     finding = check_backup_s3(data, _probes(env))
-    assert finding.status == "warn"  # set, but no round has shipped there yet
-    assert "QMS_BACKUP_S3_BUCKET is set (qms-backups-test)" in finding.message
+    assert (finding.status, finding.message.split(";")[0]) == ("ok", "set to ship to qms-backups-test")
 
     down = {**env, "QMS_BACKUP_S3_ENDPOINT": f"http://127.0.0.1:{free_port()}"}  # nothing listens there
     backup_ship.run_once(backup_ship.ShipSettings.from_env(data, down))
