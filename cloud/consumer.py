@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType, StreamConfig
 from nats.js.errors import BucketNotFoundError, NotFoundError
@@ -31,6 +34,8 @@ log = logging.getLogger("qms.cloud.consumer")
 
 DURABLE = "qms-cloud"
 FETCH_TIMEOUT_SECONDS = 5.0  # one idle pull's wait (QMS_CLOUD_FETCH_TIMEOUT); messages end it at once
+JS_API = "$JS.API"  # the hub's JetStream API prefix (no domain)
+PULL_GRACE_SECONDS = 1.0  # a standing pull request silent this long past its expiry is taken as lost (a reconnect)
 STORE_BACKOFF_MAX_SECONDS = 30.0
 DUPLICATE_WINDOW_SECONDS = 3600.0  # JetStream de-dup by Nats-Msg-Id; the store de-dups beyond it
 MAX_AGE_SECONDS = 30 * 86400.0  # the cloud store is the record; the stream is a 30-day buffer in front of it
@@ -96,6 +101,73 @@ class ConsumerStats:
         self.problems = (self.problems + result.problems)[-50:]
 
 
+class StandingPull:
+    """One worker's pull on the durable consumer that hands over whatever has arrived, never waiting to fill a batch.
+
+    nats-py's `fetch(n)`, once idle, lingers until all n messages came or its timeout ran out: at 100 events/s and
+    n = 500 an event waited up to the whole fetch timeout (5 s) before it was applied. Here one request for up to
+    `batch` messages stands at the server, which delivers each event as it is stored; `take()` returns as soon as
+    one is here, with every other one already here. The request is renewed when used up, ended by the server
+    (404/408/409) or silent past its expiry (lost in a reconnect)."""
+
+    def __init__(self, nc: NatsClient, durable: str, batch: int, expires: float) -> None:
+        self.nc = nc
+        self.subject = f"{JS_API}.CONSUMER.MSG.NEXT.{STREAM}.{durable}"
+        self.batch = batch
+        self.expires = max(expires, 1.0)
+        self.inbox = nc.new_inbox()
+        self._sub: Any = None
+        self._left = 0  # messages the standing request may still bring
+        self._renew_by = 0.0  # monotonic: past this, the request is gone even if the server never said so
+
+    async def start(self) -> None:
+        """Subscribe to the inbox the server delivers to."""
+        self._sub = await self.nc.subscribe(self.inbox)
+
+    def renew(self) -> None:
+        """Ask again at the next `take()` (after a reconnect the server may have forgotten the request)."""
+        self._left = 0
+
+    async def _request(self) -> None:
+        self._left = self.batch
+        self._renew_by = time.monotonic() + self.expires + PULL_GRACE_SECONDS
+        body = {"batch": self.batch, "expires": int(self.expires * 1e9)}
+        await self.nc.publish(self.subject, json.dumps(body).encode(), reply=self.inbox)
+
+    async def take(self, quiet: float) -> list[Msg]:
+        """The messages that have arrived (at least one), or none after `quiet` seconds without any."""
+        msgs: list[Msg] = []
+        deadline = time.monotonic() + quiet
+        while not msgs:
+            now = time.monotonic()
+            if self._left <= 0 or now >= self._renew_by:
+                await self._request()
+            if now >= deadline:
+                return msgs
+            try:
+                msg = await self._sub.next_msg(timeout=min(deadline, self._renew_by) - now)
+            except NatsTimeoutError:
+                continue
+            self._keep(msg, msgs)
+        while len(msgs) < self.batch and self._sub.pending_msgs > 0:  # already here: no waiting
+            self._keep(await self._sub.next_msg(timeout=1.0), msgs)
+        return msgs
+
+    def _keep(self, msg: Msg, msgs: list[Msg]) -> None:
+        status = (msg.headers or {}).get("Status")
+        if not status:
+            self._left -= 1
+            msgs.append(msg)
+        elif status != "100":  # not an idle heartbeat: the request ended (expired, or nothing to wait for)
+            self._left = 0
+            if status == "409":  # refused (consumer deleted, leader changed, too many waiting): set up afresh
+                raise PullRefused((msg.headers or {}).get("Description") or "409")
+
+
+class PullRefused(Exception):
+    """The server refused the standing pull request (409); the supervisor reconnects and sets the consumer up."""
+
+
 class EventConsumer:
     """`workers` pull loops on the durable consumer, applying batches to the store."""
 
@@ -123,6 +195,7 @@ class EventConsumer:
         self.stats = ConsumerStats()
         self._nc: NatsClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._pulls: list[StandingPull] = []
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -165,15 +238,19 @@ class EventConsumer:
                     max_ack_pending=20_000,
                     filter_subject=f"{SUBJECT_PREFIX}.>",
                 )
-                subs = [
-                    await js.pull_subscribe(f"{SUBJECT_PREFIX}.>", durable=self.durable, stream=STREAM, config=config)
-                    for _ in range(self.workers)
-                ]
+                try:
+                    await js.consumer_info(STREAM, self.durable)
+                except NotFoundError:
+                    await js.add_consumer(STREAM, config)
+                self._pulls = [StandingPull(self._nc, self.durable, self.batch, self.fetch_timeout)
+                               for _ in range(self.workers)]  # fmt: skip
+                for pull in self._pulls:
+                    await pull.start()
                 self.stats.connects += 1
                 self._link_up()
                 log.info("consuming %s with %d worker(s)", STREAM, self.workers)
                 delay = 0.2  # connected: the next outage starts its backoff afresh
-                await asyncio.gather(*(self._pull(sub) for sub in subs))
+                await asyncio.gather(*(self._pull(pull) for pull in self._pulls))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -205,6 +282,8 @@ class EventConsumer:
         self._link_down()
 
     async def _on_reconnected(self) -> None:
+        for pull in self._pulls:
+            pull.renew()  # the server may have dropped our standing requests with the old connection
         self._link_up()
 
     async def _on_error(self, exc: Exception) -> None:
@@ -225,21 +304,18 @@ class EventConsumer:
             self.stats.nats_down_since = utcnow_iso()
         self.stats.nats_connected = False
 
-    async def _pull(self, sub: Any) -> None:
-        """Fetch, apply, acknowledge, until stopped; NATS failures end it (the supervisor reconnects)."""
+    async def _pull(self, pull: StandingPull) -> None:
+        """Take what arrived, apply, acknowledge, until stopped; NATS failures end it (the supervisor reconnects)."""
         while not self._stopping.is_set():
-            msgs = await self._fetch(sub)
-            if not msgs:  # a quiet stream: fetch may time out or answer with nothing; both are normal
+            msgs = await self._fetch(pull)
+            if not msgs:  # a quiet stream: normal
                 continue
             if await self._apply(msgs):
                 await self._ack(msgs)
 
-    async def _fetch(self, sub: Any) -> list[Any]:
+    async def _fetch(self, pull: StandingPull) -> list[Any]:
         self.stats.fetches += 1
-        try:
-            msgs: list[Any] = await sub.fetch(self.batch, timeout=self.fetch_timeout)
-        except (TimeoutError, NatsTimeoutError):
-            msgs = []
+        msgs: list[Any] = await pull.take(self.fetch_timeout)
         if not msgs:
             self.stats.idle_fetches += 1
         return msgs
