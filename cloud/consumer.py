@@ -25,6 +25,7 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 from sqlalchemy.engine import Engine
 
 from cloud.apply import ApplyResult, Incoming, apply_batch, subject_branch
+from cloud.notify.outbox import writer_turn
 from cloud.ops import pii
 from cloud.store import utcnow_iso
 from sync.observability import NATS_CORRELATION_HEADER, event_correlations, valid_correlation_id
@@ -327,7 +328,7 @@ class EventConsumer:
         try:
             with event_correlations(ids):  # copied into the worker thread: triggers read it per event
                 incoming = [Incoming(m.subject, m.data, pii.key_from_headers(m.headers)) for m in msgs]
-                result = await asyncio.to_thread(apply_batch, self.engine, incoming)
+                result = await asyncio.to_thread(_apply_in_turn, self.engine, incoming)
         except Exception as exc:
             self.stats.failures += 1
             self.stats.last_error = f"store: {type(exc).__name__}: {exc}"
@@ -361,6 +362,12 @@ class EventConsumer:
         except (TimeoutError, NatsTimeoutError) as exc:
             self.stats.ack_failures += 1
             log.warning("acks of an applied batch not confirmed (%s): it may be redelivered as duplicates", exc)
+
+
+def _apply_in_turn(engine: Engine, incoming: list[Incoming]) -> ApplyResult:
+    """One batch applied in the store's writer turn (on SQLite shared fairly with this process's dispatcher)."""
+    with writer_turn(engine):
+        return apply_batch(engine, incoming)
 
 
 class _Seq(msgspec.Struct):
