@@ -25,7 +25,6 @@ from sqlalchemy.engine import Engine
 
 from cloud.analytics import bi, schedules
 from cloud.analytics import settings as tenant_settings
-from cloud.analytics.facts import load_settings
 from cloud.identity.permissions import requires
 from cloud.store import branches
 from cloud.web.console_auth import HqPrincipal
@@ -199,24 +198,15 @@ def _schedules_context(engine: Engine, principal: HqPrincipal, given: str | None
 
 
 def schedule_from_form(engine: Engine, tenant: str, form: dict[str, str], allowed: list[str]) -> schedules.NewSchedule:
-    """A schedule from the form's fields (ScheduleInvalid names the first bad one); the time zone is the branch's
-    (Asia/Jakarta for a tenant-wide report)."""
-    branch = form.get("branch_id", "").strip() or None
-    if branch is not None and branch not in allowed:
-        raise schedules.ScheduleInvalid("branch_id", "not one of the tenant's branches")
+    """A schedule from the form's fields (the form's text read, then `schedules.build`; ScheduleInvalid names the
+    first bad field)."""
     days = form.get("days", "1").strip()
     if not (days.isascii() and days.isdigit()):
         raise schedules.ScheduleInvalid("days", "a whole number")
-    zone = kpi.DEFAULT_TIMEZONE
-    if branch is not None:
-        with engine.connect() as conn:
-            zone = load_settings(conn, tenant, branch).timezone
-    recipients = tuple(a for a in form.get("recipients", "").replace(",", "\n").replace(";", "\n").split() if a)
-    new = schedules.NewSchedule(tenant=tenant, name=form.get("name", "").strip(), cron=" ".join(form.get("cron",
-                                "").split()), recipients=recipients, branch_id=branch, timezone=zone,
-                                days=int(days), lang=form.get("lang", "id"))  # fmt: skip
-    new.check()
-    return new
+    recipients = [a for a in form.get("recipients", "").replace(",", "\n").replace(";", "\n").split() if a]
+    return schedules.build(engine, tenant, name=form.get("name", ""), cron=form.get("cron", ""), recipients=recipients,
+                           branch_id=form.get("branch_id", "").strip() or None, days=int(days),
+                           lang=form.get("lang", "id"), allowed=allowed)  # fmt: skip
 
 
 @get("/analytics/schedules", guards=[requires("reports.manage")])
@@ -243,9 +233,13 @@ async def schedules_add(request: Request[Any, Any, Any]) -> Redirect | Template:
     return _back(request, "/analytics/schedules", tenant)
 
 
-def _one(engine: Engine, principal: HqPrincipal, schedule_id: str) -> dict[str, Any]:
+def schedule_in_scope(engine: Engine, principal: HqPrincipal, schedule_id: str, tenant: str | None = None
+                      ) -> dict[str, Any]:  # fmt: skip
+    """The schedule if the caller sees it (its tenant, its branch) and it is `tenant`'s when given; else 404."""
     row = schedules.get(engine, schedule_id, principal.tenants)
     if row is None or (row["branch_id"] is not None and not principal.sees_branch(row["tenant_id"], row["branch_id"])):
+        raise NotFoundException("no such schedule")
+    if tenant is not None and row["tenant_id"] != tenant:
         raise NotFoundException("no such schedule")
     return row
 
@@ -254,7 +248,7 @@ def _one(engine: Engine, principal: HqPrincipal, schedule_id: str) -> dict[str, 
 async def schedule_edit(request: Request[Any, Any, Any], schedule_id: FromPath[str]) -> Template:
     """One schedule's edit form."""
     engine, principal = _engine(request), _user(request)
-    row = await asyncio.to_thread(_one, engine, principal, schedule_id)
+    row = await asyncio.to_thread(schedule_in_scope, engine, principal, schedule_id)
     form = {**row, "recipients": "\n".join(row["recipients"]), "branch_id": row["branch_id"] or ""}
     branch_ids = await asyncio.to_thread(tenant_branches, engine, principal, row["tenant_id"])
     return _page(request, "schedule_edit.html", "schedules", tenant=row["tenant_id"], row=row, form=form,
@@ -265,7 +259,7 @@ async def schedule_edit(request: Request[Any, Any, Any], schedule_id: FromPath[s
 async def schedule_save(request: Request[Any, Any, Any], schedule_id: FromPath[str]) -> Redirect | Template:
     """Save a schedule's edit form (its next run is recomputed); a bad field is shown back (400)."""
     form, engine, principal = await _form(request), _engine(request), _user(request)
-    row = await asyncio.to_thread(_one, engine, principal, schedule_id)
+    row = await asyncio.to_thread(schedule_in_scope, engine, principal, schedule_id)
     branch_ids = await asyncio.to_thread(tenant_branches, engine, principal, row["tenant_id"])
     try:
         new = await asyncio.to_thread(schedule_from_form, engine, row["tenant_id"], form, branch_ids)
@@ -281,7 +275,7 @@ async def schedule_save(request: Request[Any, Any, Any], schedule_id: FromPath[s
 async def schedule_delete(request: Request[Any, Any, Any], schedule_id: FromPath[str]) -> Redirect:
     """Delete a schedule."""
     engine, principal = _engine(request), _user(request)
-    row = await asyncio.to_thread(_one, engine, principal, schedule_id)
+    row = await asyncio.to_thread(schedule_in_scope, engine, principal, schedule_id)
     await asyncio.to_thread(schedules.remove, engine, schedule_id, principal.tenants, _actor(request),
                             datetime.now(UTC))  # fmt: skip
     return _back(request, "/analytics/schedules", row["tenant_id"], "deleted")

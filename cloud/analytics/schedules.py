@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +25,9 @@ from sqlalchemy.engine import Engine
 
 from cloud.admin.audit import record
 from cloud.analytics.export import csv_chunks
+from cloud.analytics.facts import load_settings
 from cloud.analytics.queries import Scope, kpis
+from cloud.analytics.settings import SettingInvalid, check_addresses
 from cloud.analytics.tables import schedules
 from cloud.background import Periodic
 from cloud.notify.mail import send_email
@@ -77,18 +79,42 @@ class NewSchedule:
             raise ScheduleInvalid("cron", "expected five cron fields, e.g. '0 7 * * 1-5'")
         if not self.recipients or len(self.recipients) > MAX_RECIPIENTS:
             raise ScheduleInvalid("recipients", f"1..{MAX_RECIPIENTS} e-mail addresses")
-        if any("@" not in r or len(r) > 254 or any(c in r for c in " ,;<>\r\n") for r in self.recipients):  # noqa: PLR2004
-            raise ScheduleInvalid("recipients", "not an e-mail address")
+        try:  # the same address rule as the alert recipients
+            check_addresses(self.recipients, "recipients")
+        except SettingInvalid as exc:
+            raise ScheduleInvalid("recipients", exc.reason) from None
         if not 1 <= self.days <= MAX_DAYS:
             raise ScheduleInvalid("days", f"1..{MAX_DAYS}")
         if self.lang not in ("id", "en"):
             raise ScheduleInvalid("lang", "id or en")
         if getattr(kpi.zone(self.timezone), "key", None) != self.timezone:
             raise ScheduleInvalid("timezone", "not a known time zone")
+        try:  # five valid fields may still never match a day (0 0 31 2 *)
+            next_run(self.cron, self.timezone, datetime.now(UTC))
+        except (ValueError, KeyError) as exc:  # croniter's errors are ValueErrors
+            raise ScheduleInvalid("cron", "never occurs") from exc
 
 
-def create(engine: Engine, new: NewSchedule, created_by: str, now: datetime) -> str:
-    """Store a schedule; returns its id. Its first run is the cron's next occurrence after `now`."""
+def build(engine: Engine, tenant: str, *, name: str, cron: str, recipients: Sequence[str], branch_id: str | None,
+          days: int, lang: str, allowed: Sequence[str]) -> NewSchedule:  # fmt: skip
+    """A checked schedule from what a form or the API gave: the branch must be one of `allowed` (the tenant's
+    branches the caller sees), the time zone is the branch's (Asia/Jakarta for a tenant-wide report), the name is
+    trimmed and the cron's spacing normalised. ScheduleInvalid names the first bad field."""
+    if branch_id is not None and branch_id not in allowed:
+        raise ScheduleInvalid("branch_id", "not one of the tenant's branches")
+    zone = kpi.DEFAULT_TIMEZONE
+    if branch_id is not None:
+        with engine.connect() as conn:
+            zone = load_settings(conn, tenant, branch_id).timezone
+    new = NewSchedule(tenant=tenant, name=name.strip(), cron=" ".join(cron.split()), recipients=tuple(recipients),
+                      branch_id=branch_id, timezone=zone, days=days, lang=lang)  # fmt: skip
+    new.check()
+    return new
+
+
+def create(engine: Engine, new: NewSchedule, created_by: str, now: datetime, active: bool = True) -> str:
+    """Store a schedule (paused when not `active`); returns its id. Its first run is the cron's next occurrence after
+    `now`."""
     new.check()
     schedule_id = secrets.token_hex(8)
     with transaction(engine) as conn:
@@ -96,12 +122,12 @@ def create(engine: Engine, new: NewSchedule, created_by: str, now: datetime) -> 
             sa.insert(schedules).values(
                 schedule_id=schedule_id, tenant_id=new.tenant, branch_id=new.branch_id, name=new.name, cron=new.cron,
                 timezone=new.timezone, recipients=json.dumps(list(new.recipients)), days=new.days, lang=new.lang,
-                active=True, next_run_at=next_run(new.cron, new.timezone, now).isoformat(), created_by=created_by,
+                active=active, next_run_at=next_run(new.cron, new.timezone, now).isoformat(), created_by=created_by,
                 created_at=now.isoformat(),
             )
         )  # fmt: skip
         record(conn, actor=created_by, action="report_schedule.create", tenant=new.tenant, branch=new.branch_id,
-               target=schedule_id, after=_audited({**asdict(new), "active": True}), at=now)  # fmt: skip
+               target=schedule_id, after=_audited({**asdict(new), "active": active}), at=now)  # fmt: skip
     return schedule_id
 
 
@@ -145,6 +171,24 @@ def update(engine: Engine, schedule_id: str, new: NewSchedule, active: bool, ten
         record(conn, actor=actor, action="report_schedule.update", tenant=new.tenant, branch=new.branch_id,
                target=schedule_id, before=_audited(before),
                after=_audited({**values, "recipients": list(new.recipients)}), at=now)  # fmt: skip
+    return True
+
+
+def set_active(engine: Engine, schedule_id: str, active: bool, tenants: frozenset[str] | None, actor: str,
+               now: datetime) -> bool:  # fmt: skip
+    """Pause or resume a schedule (audited as report_schedule.pause|resume; a resumed one's next run is recomputed
+    from `now`, so a paused due time is not sent late); False when it is not one of these tenants' schedules."""
+    before = get(engine, schedule_id, tenants)
+    if before is None:
+        return False
+    values: dict[str, Any] = {"active": active}
+    if active and not before["active"]:
+        values["next_run_at"] = next_run(before["cron"], before["timezone"], now).isoformat()
+    with transaction(engine) as conn:
+        conn.execute(sa.update(schedules).where(schedules.c.schedule_id == schedule_id).values(**values))
+        record(conn, actor=actor, action=f"report_schedule.{'resume' if active else 'pause'}",
+               tenant=before["tenant_id"], branch=before["branch_id"], target=schedule_id,
+               before={"active": bool(before["active"])}, after={"active": active}, at=now)  # fmt: skip
     return True
 
 

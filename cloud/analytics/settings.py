@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,7 +30,7 @@ class SettingInvalid(ValueError):
     def __init__(self, field: str, message: str) -> None:
         """Keep the field's name beside the message."""
         super().__init__(f"{field}: {message}")
-        self.field = field
+        self.field, self.reason = field, message
 
 
 @dataclass(frozen=True)
@@ -48,18 +49,25 @@ def load(conn: Connection, tenant: str) -> TenantAnalytics:
     return TenantAnalytics(bool(row.show_contacts), tuple(json.loads(row.alert_recipients or "[]")))
 
 
-def parse_recipients(text: str) -> tuple[str, ...]:
-    """Addresses separated by commas, semicolons, spaces or new lines; duplicates dropped (case-insensitive), order
-    kept. SettingInvalid names the first one that is not an address, or too many."""
+def check_addresses(addresses: Sequence[str], field: str = "alert_recipients") -> tuple[str, ...]:
+    """Each entry one e-mail address; duplicates dropped (case-insensitive), order kept. SettingInvalid (naming
+    `field`) for the first entry that is not one address, or for more than MAX_RECIPIENTS. Used by the forms, the JSON
+    API and scheduled reports alike."""
     found: list[str] = []
-    for address in (a for a in SEPARATORS.split(text.strip()) if a):
+    for address in addresses:
         if len(address) > MAX_ADDRESS or not ADDRESS.fullmatch(address):
-            raise SettingInvalid("alert_recipients", f"not an e-mail address: {address[:80]!r}")
+            raise SettingInvalid(field, f"not an e-mail address: {str(address)[:80]!r}")
         if address.lower() not in {f.lower() for f in found}:
             found.append(address)
     if len(found) > MAX_RECIPIENTS:
-        raise SettingInvalid("alert_recipients", f"at most {MAX_RECIPIENTS} addresses")
+        raise SettingInvalid(field, f"at most {MAX_RECIPIENTS} addresses")
     return tuple(found)
+
+
+def parse_recipients(text: str) -> tuple[str, ...]:
+    """Addresses separated by commas, semicolons, spaces or new lines (the form's text), checked by
+    `check_addresses`."""
+    return check_addresses([a for a in SEPARATORS.split(text.strip()) if a])
 
 
 def _save(conn: Connection, tenant: str, values: dict[str, object], now: datetime) -> None:
@@ -90,7 +98,7 @@ def set_alert_recipients(engine: Engine, tenant: str, addresses: tuple[str, ...]
                          source_ip: str | None = None) -> bool:  # fmt: skip
     """Replace the tenant's anomaly alert recipients (audited; at most MAX_RECIPIENTS, each checked again here);
     returns whether they changed."""
-    parse_recipients(" ".join(addresses))
+    check_addresses(addresses)
     now = datetime.now(UTC)
     with transaction(engine) as conn:
         before = load(conn, tenant)
