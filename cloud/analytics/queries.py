@@ -302,15 +302,18 @@ def wait_histogram(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> list[
 
 
 def arrivals(conn: Connection, scope: Scope, query: kpi.KpiQuery) -> list[tuple[int, int, int]]:
-    """Per local hour of creation: (hour, tickets, done) over the range (what the heat map's day rows sum to)."""
+    """Per local hour: (hour, tickets created in it, tickets done in it) over the range — the heat map's columns
+    summed. Done in an hour is completed in that hour (a rollup row's `active` - `tickets`), not done among the
+    tickets created in it."""
     where = [*scope.where(rollups), *_filters(rollups, query)]
     rows = conn.execute(
-        sa.select(rollups.c.local_hour, sa.func.sum(rollups.c.tickets), sa.func.sum(rollups.c.done))
+        sa.select(rollups.c.local_hour, sa.func.sum(rollups.c.tickets), sa.func.sum(rollups.c.active))
         .where(*where)
         .group_by(rollups.c.local_hour)
         .order_by(rollups.c.local_hour)
     ).all()
-    return [(int(h), int(n or 0), int(d or 0)) for h, n, d in rows if n]
+    hours = [(int(h), int(n or 0), int(a or 0) - int(n or 0)) for h, n, a in rows]
+    return [(h, n, d) for h, n, d in hours if n or d]
 
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

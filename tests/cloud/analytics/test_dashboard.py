@@ -10,10 +10,13 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import sqlalchemy as sa
 import uvicorn
@@ -25,9 +28,13 @@ from cloud.hq_users import upsert_user
 from cloud.notify import contacts
 from cloud.store import create_store_engine, utcnow_iso
 from cloud.web.app import CloudSettings, create_app
+from edge.demo import demo_config
+from edge.engine import commands as c
+from edge.replication import read_outgoing
+from edge.service import QueueService
 from sync.relay import Outgoing
 from tests.cloud.branch_events import TENANT, make_branch_events, subject
-from tests.support.appliance import free_port
+from tests.support.appliance import free_port, seed_demo
 from tests.support.cloud_hub import wait_until
 
 PASSWORD = "correct horse battery staple 42"
@@ -182,3 +189,62 @@ def test_heat_map_by_weekday_and_hour_matches_the_facts(hub: tuple[TestClient[An
             for hour, a, d in re.findall(r'data-hour="(\d+)">(\d+)/(\d+)<', row)
         }
         assert cells == expected
+
+
+def _timed_branch_log(data_dir: Path, day: date) -> list[Outgoing]:
+    """A branch (Asia/Jakarta) whose tickets cross hours, on a clock the test moves (local times in comments): A made
+    09:50 and done 09:58; B made 09:55 and done 10:10; C made 10:20 and done 11:40."""
+    seed_demo(data_dir, msgspec.structs.replace(demo_config(), branch_id=TIMED_BRANCH), users=[])
+    now = [datetime.combine(day, dt_time(2, 50), tzinfo=UTC)]
+    service = QueueService(data_dir, clock=lambda: now[0])
+    service.start()
+
+    def at(hh: int, mm: int, command: Any) -> Any:
+        now[0] = datetime.combine(day, dt_time(hh - 7, mm), tzinfo=UTC)  # local (UTC+7) -> UTC
+        return service.execute(command).response
+
+    try:
+        at(9, 50, c.Enqueue(service_id="teller"))
+        at(9, 55, c.Enqueue(service_id="teller"))
+        for called_at, done_at in (((9, 56), (9, 58)), ((10, 0), (10, 10))):
+            ticket = at(*called_at, c.CallNext(counter_id="1"))["ticket"]["ticket_id"]
+            at(*called_at, c.Start(ticket_id=ticket, counter_id="1"))
+            at(*done_at, c.Complete(ticket_id=ticket, counter_id="1"))
+        at(10, 20, c.Enqueue(service_id="teller"))
+        ticket = at(11, 30, c.CallNext(counter_id="1"))["ticket"]["ticket_id"]
+        at(11, 30, c.Start(ticket_id=ticket, counter_id="1"))
+        at(11, 40, c.Complete(ticket_id=ticket, counter_id="1"))
+        return list(service.read(lambda conn: read_outgoing(conn, 0, 1_000_000)))
+    finally:
+        service.stop()
+
+
+TIMED_BRANCH = "bdg-dago"
+
+
+def test_heat_map_counts_done_in_the_hour_of_completion(store_url: str, tmp_path: Path) -> None:
+    """Done in an hour = completed in that hour, not done among the tickets created in it (a ticket made at 09:55 and
+    done at 10:10 counts at 10:00); the hourly arrivals table's done column is the heat map's column sums."""
+    day = (_NOW - timedelta(days=2)).date()
+    log = _timed_branch_log(tmp_path / "edge", day)
+    engine = create_store_engine(store_url)
+    assert not apply_batch(engine, [Incoming(subject(TIMED_BRANCH), o.payload) for o in log]).problems
+    upsert_user(engine, "ana", PASSWORD, "tenant_admin", [TENANT])
+    weekday = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[day.weekday()]
+    params = {"lang": "en", "from": day.isoformat(), "to": day.isoformat(), "branch_id": TIMED_BRANCH}
+    try:
+        with TestClient(app=create_app(CloudSettings(db_url=store_url))) as client:
+            page = client.get("/analytics", params=params, headers=auth("ana"))
+    finally:
+        engine.dispose()
+    assert page.status_code == 200, page.text
+    cells = {
+        (day_name, int(hour)): (int(a), int(d))
+        for day_name, row in re.findall(r'<tr data-weekday="(\w+)">(.*?)</tr>', page.text, re.S)
+        for hour, a, d in re.findall(r'data-hour="(\d+)">(\d+)/(\d+)<', row)
+    }
+    assert cells == {(weekday, 9): (2, 1), (weekday, 10): (1, 1), (weekday, 11): (0, 1)}
+    table = re.search(r'<table id="arrivals-table">(.*?)</table>', page.text, re.S)
+    assert table is not None
+    hourly = re.findall(r'<td>(\d\d):00</td><td class="num">(\d+)</td><td class="num">(\d+)</td>', table[1])
+    assert [(int(h), int(n), int(d)) for h, n, d in hourly] == [(9, 2, 1), (10, 1, 1), (11, 0, 1)]
