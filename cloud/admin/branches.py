@@ -31,6 +31,7 @@ BRANCH_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")  # also a NATS subject toke
 CLOCK = re.compile(r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")
 CODE_TTL = timedelta(hours=24)
 NAME_MAX, ADDRESS_MAX = 120, 500
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # never in a name (PostgreSQL refuses NUL in text)
 ENROL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: typed by a technician from a printout
 
 
@@ -66,21 +67,26 @@ class Profile:
 def parse_form(tenant: str, form: dict[str, str], *, new: bool) -> tuple[Profile, dict[str, str]]:
     """The profile a submitted form describes, and per field the error key (empty when valid)."""
     errors: dict[str, str] = {}
-    branch_id = form.get("branch_id", "").strip()
+
+    def text(key: str) -> str:  # a field sent twice arrives as a list: refused by the field's own check
+        value = form.get(key, "")
+        return value.strip() if isinstance(value, str) else "\x00"
+
+    branch_id = text("branch_id")
     if new and not BRANCH_ID.match(branch_id):
         errors["branch_id"] = "err_branch_id"
-    name = form.get("name", "").strip()
-    if not 1 <= len(name) <= NAME_MAX:
+    name = text("name")
+    if not 1 <= len(name) <= NAME_MAX or CONTROL.search(name):
         errors["name"] = "err_name"
-    zone = form.get("timezone", "").strip() or "Asia/Jakarta"
+    zone = text("timezone") or "Asia/Jakarta"
     if zone not in available_timezones():
         errors["timezone"] = "err_timezone"
-    address = form.get("address", "").strip()
-    if len(address) > ADDRESS_MAX:
+    address = text("address")
+    if len(address) > ADDRESS_MAX or CONTROL.search(address):
         errors["address"] = "err_address"
     hours: dict[str, list[list[str]]] = {}
     for day in WEEKDAYS:
-        opens, closes = form.get(f"open_{day}", "").strip(), form.get(f"close_{day}", "").strip()
+        opens, closes = text(f"open_{day}"), text(f"close_{day}")
         if not opens and not closes:
             continue
         if not (CLOCK.match(opens) and CLOCK.match(closes)) or opens >= closes:
@@ -88,12 +94,12 @@ def parse_form(tenant: str, form: dict[str, str], *, new: bool) -> tuple[Profile
             continue
         hours[day] = [[opens, closes]]
     areas: list[dict[str, str]] = []
-    for line in form.get("areas", "").splitlines():
+    for line in text("areas").splitlines():
         if not line.strip():
             continue
         area_id, sep, area_name = line.partition(":")
         area_id, area_name = area_id.strip(), area_name.strip()
-        if not sep or not IDENT.match(area_id) or not 1 <= len(area_name) <= NAME_MAX:
+        if not sep or not IDENT.match(area_id) or not 1 <= len(area_name) <= NAME_MAX or CONTROL.search(area_name):
             errors["areas"] = "err_areas"
             break
         if any(a["id"] == area_id for a in areas):

@@ -160,3 +160,24 @@ def test_another_tenants_branch_is_404_and_an_auditor_cannot_change_it(store_url
         sign_in(client, "ira")
         assert client.get("/admin/branches/acme/jkt-kuningan").status_code == 200
         assert client.post("/admin/branches/acme/jkt-kuningan/retire").status_code == 403
+
+
+def test_a_doubled_field_or_a_control_character_is_a_400_and_creates_nothing(
+    client: TestClient, store_url: str, tmp_path: Path
+) -> None:
+    """A form with a field twice (a list at the parser) or a NUL in a text (PostgreSQL refuses it in a string) was a
+    500, and the NUL one after the branch's NATS key had been issued."""
+    doubled = "&".join(f"{k}={v}" for k, v in {**FORM, "branch_id": "jkt-dua"}.items()) + "&branch_id=jkt-tiga"
+    answer = client.post(
+        "/admin/branches?lang=en",
+        content=doubled.encode(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 400, answer.text
+    for field in ("name", "address", "areas"):
+        value = "f1: Lantai\x001" if field == "areas" else "KCP\x00Kuningan"
+        answer = client.post("/admin/branches?lang=en", data={**FORM, field: value})
+        assert answer.status_code == 400, (field, answer.text)
+        assert f'id="error-{field}"' in answer.text
+    assert not (tmp_path / "keys" / "acme.jkt-kuningan.nk").exists()
+    assert "jkt-kuningan" not in client.get("/api/v1/branches").text
