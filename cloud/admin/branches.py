@@ -64,7 +64,7 @@ class Profile:
         return "\n".join(f"{a['id']}: {a['name']}" for a in self.areas)
 
 
-def parse_form(tenant: str, form: dict[str, str], *, new: bool) -> tuple[Profile, dict[str, str]]:
+def parse_form(tenant: str, form: dict[str, Any], *, new: bool) -> tuple[Profile, dict[str, str]]:
     """The profile a submitted form describes, and per field the error key (empty when valid)."""
     errors: dict[str, str] = {}
 
