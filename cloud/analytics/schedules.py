@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -40,6 +41,7 @@ log = logging.getLogger("qms.cloud.analytics.schedules")
 MAX_RECIPIENTS = 20
 MAX_DAYS = 31
 CLAIM_LIMIT = 20
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ScheduleInvalid(ValueError):
@@ -75,6 +77,8 @@ class NewSchedule:
         """Raise ScheduleInvalid naming the first bad field."""
         if not self.name.strip() or len(self.name) > 120:  # noqa: PLR2004 - the column's size
             raise ScheduleInvalid("name", "1..120 characters")
+        if CONTROL.search(self.name):  # PostgreSQL refuses NUL in text; the others garble a mail's subject
+            raise ScheduleInvalid("name", "no control characters")
         if not croniter.is_valid(self.cron) or len(self.cron.split()) != 5:  # noqa: PLR2004 - minute hour dom mon dow
             raise ScheduleInvalid("cron", "expected five cron fields, e.g. '0 7 * * 1-5'")
         if not self.recipients or len(self.recipients) > MAX_RECIPIENTS:
@@ -142,6 +146,8 @@ def listed(engine: Engine, tenants: frozenset[str] | None) -> list[dict[str, Any
 
 def get(engine: Engine, schedule_id: str, tenants: frozenset[str] | None) -> dict[str, Any] | None:
     """One schedule of these tenants (None: any), or None (unknown, or another tenant's)."""
+    if "\x00" in schedule_id:  # never an id, and PostgreSQL refuses it in a query
+        return None
     query = sa.select(schedules).where(schedules.c.schedule_id == schedule_id)
     if tenants is not None:
         query = query.where(schedules.c.tenant_id.in_(sorted(tenants)))

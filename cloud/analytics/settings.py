@@ -19,8 +19,9 @@ from cloud.store import transaction
 
 MAX_RECIPIENTS = 20
 MAX_ADDRESS = 254
-# One address: no spaces, separators or angle brackets; something before and after one @, a dot in the domain.
-ADDRESS = re.compile(r"[^@\s,;<>\"']{1,64}@[^@\s,;<>\"']+\.[^@\s,;<>\"'.]{2,}")
+# One address: no spaces, control characters, separators or angle brackets; something before and after one @, a dot
+# in the domain.
+ADDRESS = re.compile(r"[^@\s,;<>\"'\x00-\x1f\x7f]{1,64}@[^@\s,;<>\"'\x00-\x1f\x7f]+\.[^@\s,;<>\"'.\x00-\x1f\x7f]{2,}")
 SEPARATORS = re.compile(r"[\s,;]+")
 
 

@@ -310,3 +310,20 @@ def test_the_openapi_document_describes_the_routes_and_refusals(hub: Hub) -> Non
     assert create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith("/Schedule")
     assert "application/problem+json" in create["responses"]["400"]["content"]
     assert set(doc["components"]["schemas"]["SettingsChange"]["properties"]) == {"show_contacts", "alert_recipients"}
+
+
+def test_control_characters_are_400_and_a_nul_schedule_id_is_404(any_store_hub: Hub) -> None:
+    """A NUL in a schedule's name or in its id in the path was a 500 on PostgreSQL (it refuses NUL in text); an
+    address with a control character was stored as an alert recipient."""
+    hub = any_store_hub
+    for name in ("Harian\x00", "Harian\x1b[2J"):
+        refused(hub.api("POST", "/acme/schedules", json={**GOOD, "name": name}), 400, "name")
+    refused(hub.api("POST", "/acme/schedules", json={**GOOD, "recipients": ["ops\x00@bank.example"]}), 400,
+            "recipients")  # fmt: skip
+    refused(hub.api("PUT", "/acme/settings", json={"alert_recipients": ["ops\x00@bank.example"]}), 400,
+            "alert_recipients")  # fmt: skip
+    for method, suffix in (("GET", ""), ("PUT", ""), ("DELETE", ""), ("POST", "/pause"), ("POST", "/resume")):
+        body = {"json": GOOD} if method == "PUT" else {}
+        refused(hub.api(method, f"/acme/schedules/ab%00cd{suffix}", **body), 404)
+    with hub.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schedule_rows)).scalar_one() == 0
