@@ -46,9 +46,11 @@ DB_NAME = "qms.sqlite3"
 DATA_PREFIX = "data/"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 GZIP_MAGIC = b"\x1f\x8b"
-# Not copied: the live database (a snapshot goes in instead), SQLite's side files, the serving lock, re-fetchable
-# caches and our own staging files.
-SKIPPED_FILES = {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", LOCK_NAME}
+# Not copied: the live database (a snapshot goes in instead), SQLite's side files, the serving lock, the running
+# appliance's link state (edge.replication.LINK_FILE: it names that process's pid, so a restored copy would read as
+# another box's live link), re-fetchable caches and our own staging files.
+LINK_STATE = "cloud-link.json"
+SKIPPED_FILES = {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", LOCK_NAME, LINK_STATE}
 SKIPPED_DIRS = {"board-media/cache"}
 CHUNK = 1 << 20
 LIFETIME_ENV = "QMS_BACKUP_MAX_AGE_DAYS"

@@ -95,3 +95,24 @@ def test_a_new_box_restored_from_the_archive_accepts_the_old_boxes_tokens_and_bo
         assert {"qms.sqlite3", "qms.sqlite3-wal", "qms.sqlite3-shm", "token.key", "qms-edge.lock"} <= set(modes)
         assert {name: oct(mode) for name, mode in modes.items() if mode != 0o600} == {}
         assert stat.S_IMODE(new.stat().st_mode) == 0o700
+
+
+def test_a_restored_box_does_not_report_the_old_boxes_cloud_link(tmp_path: Path) -> None:
+    """cloud-link.json is the running appliance's own state (with its pid): a box restored from a backup taken while
+    another appliance served must not show that appliance's link as its own while nothing serves on it."""
+    old = tmp_path / "old-box"
+    seed_demo(old)
+    archive = tmp_path / "old-box.tar.gz"
+    with RunningAppliance(old) as appliance:
+        assert (old / "cloud-link.json").is_file()  # written by the serving process, with its pid
+        assert cli("backup", str(archive), "--data-dir", str(old)).exit_code == 0
+        new = tmp_path / "new-box"
+        assert cli("restore", str(archive), "--data-dir", str(new)).exit_code == 0
+        shown = cli("status", "--json", "--data-dir", str(new))
+        assert shown.exit_code == 0, shown.output
+        link = json.loads(shown.output)["link"]
+        assert appliance.proc is not None
+        assert link.get("pid") != appliance.proc.pid, link
+        assert link["link"] == "unknown", link  # nothing has served on the new box yet
+    with tarfile.open(archive, "r:gz") as tar:
+        assert "data/cloud-link.json" not in tar.getnames()
