@@ -444,6 +444,7 @@ def _from_s3(data_dir: Path, tenant: str, branch: str, name: str | None, key: Pa
         found = backup_fetch.locate(target, tenant, branch, name=name, max_age=lifetime())
         if key is None:
             raise backup_fetch.needs_hub_key(found, then)
+        backup_fetch.load_key(key)  # a missing, public or foreign-format key is refused before anything is fetched
         typer.echo(f"fetching {found.item.name} ({found.item.size} bytes) from {found.url}")
         work = backups_dir(data_dir)
         with backup_fetch.opened(found, key, work if work.is_dir() else None) as archive:

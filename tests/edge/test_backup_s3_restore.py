@@ -112,6 +112,12 @@ def test_wrong_keys_expired_copies_and_missing_settings_are_refused_in_words(
     code, out = _edge("restore", "--from-s3", "--key", public, "--data-dir", str(blank))
     assert code == 1
     assert "is a public key" in out
+    assert "fetching" not in out  # refused before the download, not after announcing it
+
+    code, out = _edge("restore", "--from-s3", "--key", str(tmp_path / "no-such.key"), "--data-dir", str(blank))
+    assert code == 1
+    assert "cannot read the key" in out
+    assert "fetching" not in out
 
     other = tmp_path / "other-hub" / "backup.key"
     assert CliRunner().invoke(cloud_app, ["backups", "keygen", "--key", str(other)]).exit_code == 0
