@@ -96,7 +96,8 @@ def create_app(settings: Settings, service: QueueService | None = None) -> Lites
         if replication.alerts_watch is not None:  # HQ's anomaly alerts re-render the supervisor's floor
             replication.alerts_watch.listeners.append(lambda _doc: broadcaster.notice("hq_alerts"))
         sweeper = await staff_presence.start_sweeper(service)  # counters nobody is signed in to close
-        log.info("appliance ready: branch %s at seq %s", service.view.state.branch_id, service.view.seq)
+        branch = service.view.state.branch_id or "(none yet: waiting for the hub's configuration)"
+        log.info("appliance ready: branch %s at seq %s", branch, service.view.seq)
         try:
             yield
         finally:
