@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tarfile
@@ -75,6 +76,12 @@ def restore_to_time(
         run_as = "postgres"  # PostgreSQL refuses to run as root
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     _unpack_base(base, data_dir)
+    started_at = _backup_start(data_dir / "backup_label")
+    if started_at is not None and target < started_at:  # PostgreSQL would promote at the backup's end, not there
+        shutil.rmtree(data_dir)
+        raise HubBackupError(
+            f"{target.isoformat()} is before the base backup (started {started_at.isoformat()}): use an older one"
+        )
     (data_dir / "pg_wal" / "archive_status").mkdir(parents=True, exist_ok=True)
     for stale in ("postmaster.pid", "postmaster.opts", "backup_manifest"):
         (data_dir / stale).unlink(missing_ok=True)
@@ -113,6 +120,24 @@ def restore_to_time(
             raise HubBackupError(f"recovery stopped: {_tail(log)}")
         time.sleep(0.5)
     raise HubBackupError(f"recovery did not end within {RECOVERY_TIMEOUT:.0f} s: {_tail(log)}")
+
+
+def _backup_start(label: Path) -> datetime | None:
+    """The base backup's `START TIME` from its backup_label (None when absent or in a zone given by name)."""
+    try:
+        found = re.search(r"^START TIME: (\S+ \S+) (\S+)$", label.read_text(), re.MULTILINE)
+    except OSError:
+        return None
+    if found is None:
+        return None
+    stamp, zone = found.groups()
+    offset = "+00:00" if zone in ("UTC", "GMT") else zone
+    if not re.fullmatch(r"[+-]\d\d(:?\d\d)?", offset):
+        return None
+    try:
+        return datetime.fromisoformat(f"{stamp}{offset}")
+    except ValueError:
+        return None
 
 
 def stop(server: RecoveredServer) -> None:

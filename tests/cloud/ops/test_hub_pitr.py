@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -73,6 +73,7 @@ def test_recovery_to_a_moment_into_a_scratch_data_dir(archiving: tuple[PostgresC
     with engine.connect() as conn:
         conn.execute(sa.text("CREATE TABLE tickets (n int)"))
         conn.execute(sa.text("INSERT INTO tickets SELECT generate_series(1, 10)"))
+        before_base: datetime = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
     base = work / "base"
     user = cluster.run_as or pwd.getpwuid(os.geteuid()).pw_name
     command = [str(cluster.bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", user,
@@ -88,6 +89,14 @@ def test_recovery_to_a_moment_into_a_scratch_data_dir(archiving: tuple[PostgresC
         conn.execute(sa.text("INSERT INTO tickets SELECT generate_series(21, 30)"))
     _archived(engine)
     engine.dispose()
+
+    early = work / "early"  # a moment the base backup cannot go back to: it was printed as "recovered to" it
+    refused = CliRunner().invoke(app, ["db", "pitr-restore", "--base-backup", str(base), "--wal-archive",
+                                       str(archive), "--target-time", (before_base - timedelta(seconds=2)).isoformat(),
+                                       "--data-dir", str(early), "--port", str(free_port())])  # fmt: skip
+    assert refused.exit_code == 1, refused.output
+    assert "before the base backup" in refused.output
+    assert not early.exists()
 
     scratch = work / "scratch"
     port = free_port()
