@@ -73,7 +73,8 @@ def run_drill(data_dir: Path, backup: Path | None = None) -> DrillResult:
         _boot(scratch)
     result = DrillResult(source, events, tickets, time.time())
     record = {"last_success": result.finished_at, "backup": source.name, "events": events, "tickets": tickets}
-    write_private(data_dir / DRILL_FILE, json.dumps(record).encode())
+    if data_dir.is_dir():  # a backup drilled away from any appliance (the hub host after a fetch) records nothing
+        write_private(data_dir / DRILL_FILE, json.dumps(record).encode())
     return result
 
 

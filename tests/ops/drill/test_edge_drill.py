@@ -78,3 +78,16 @@ def test_a_damaged_archive_fails_the_drill_and_records_nothing(tmp_path: Path, m
     assert failed.returncode == 1
     assert "restore drill failed: newest.tar.gz" in failed.stderr
     assert last_success(data) is None
+
+
+def test_a_fetched_backup_drills_where_no_appliance_data_dir_exists(tmp_path: Path) -> None:
+    """On the hub host after `qms-cloud backups fetch` (which prints `qms-edge drill --backup FILE` as the next step)
+    there is no appliance data dir: the drill passed and then died with a FileNotFoundError writing its record."""
+    data = tmp_path / "qms"
+    seed_demo(data, users=[])
+    assert run_cli("backup", str(tmp_path / "fetched.tar.gz"), "--data-dir", str(data)).returncode == 0
+    nowhere = tmp_path / "no-appliance-here"
+    drilled = run_cli("drill", "--backup", str(tmp_path / "fetched.tar.gz"), "--data-dir", str(nowhere))
+    assert drilled.returncode == 0, drilled.stderr
+    assert "restore drill passed: fetched.tar.gz" in drilled.stdout
+    assert not nowhere.exists()
