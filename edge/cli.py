@@ -285,7 +285,7 @@ def update(
         return
     outcome = updates.apply_release(bundle=found, public_key=public, root=root, data_dir=data_dir,
                                     restart=updates.systemd_restart,
-                                    health_url=f"http://127.0.0.1:{port}/api/v1/health")  # fmt: skip
+                                    health_url=updates.local_health_url(port, data_dir))  # fmt: skip
     seed = os.environ.get("QMS_NATS_NKEY", "")
     if hub and seed:
         updates.report(hub, outcome, tenant, branch, Path(seed).read_bytes().strip())

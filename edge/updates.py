@@ -72,7 +72,10 @@ class Outcome:
 
 def load_public_key(pem: bytes) -> Ed25519PublicKey:
     """The hub's release key (PEM, SubjectPublicKeyInfo)."""
-    key = load_pem_public_key(pem)
+    try:
+        key = load_pem_public_key(pem)
+    except (ValueError, TypeError):
+        raise UpdateRefused("the release key is not a PEM public key (the hub's release.pub)") from None
     if not isinstance(key, Ed25519PublicKey):
         raise UpdateRefused("the release key is not an Ed25519 public key")
     return key
@@ -187,12 +190,21 @@ def switch(root: Path, version_dir: Path) -> Path:
     return previous
 
 
+def local_health_url(port: int, data_dir: Path, env: dict[str, str] | None = None) -> str:
+    """The appliance's health URL on loopback: HTTPS when it has a certificate (it then serves HTTPS only)."""
+    from edge.tls import server_files
+
+    scheme = "https" if server_files(data_dir, env) else "http"
+    return f"{scheme}://127.0.0.1:{port}/api/v1/health"
+
+
 def healthy(url: str, timeout: float = HEALTH_SECONDS, sleep: Callable[[float], None] = time.sleep) -> bool:
     """`/api/v1/health` answers 2xx within `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url, timeout=5).is_success:
+            # A self-probe on loopback: the certificate names the appliance's mDNS name and LAN address, not 127.0.0.1.
+            if httpx.get(url, timeout=5, verify=False).is_success:  # noqa: S501  # nosec B501  # nosemgrep
                 return True
         except httpx.HTTPError:
             pass
