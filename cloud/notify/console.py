@@ -88,13 +88,17 @@ class Filters:
             except ValueError:
                 return None
 
+        def text(name: str) -> str | None:  # a NUL matches nothing (and PostgreSQL refuses it in a query)
+            value = query.get(name) or None
+            return None if value is None else value if "\x00" not in value else "\ufffd"
+
         status = "dead" if dead_only else (query.get("status") if query.get("status") in STATUSES else None)
         try:
             limit = max(1, min(1000, int(query.get("limit") or PAGE)))
         except ValueError:
             limit = PAGE
-        return cls(status=status, channel=query.get("channel") or None, trigger=query.get("trigger") or None,
-                   branch_id=query.get("branch_id") or None, since=day("from"), until=day("to"),
+        return cls(status=status, channel=text("channel"), trigger=text("trigger"),
+                   branch_id=text("branch_id"), since=day("from"), until=day("to"),
                    limit=limit)  # fmt: skip
 
 

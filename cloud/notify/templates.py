@@ -105,7 +105,10 @@ def default_wording(trigger: str, channel: str, lang: str) -> Wording:
 
 
 def check(source: str) -> None:
-    """Raise TemplateInvalid when `source` does not parse in the sandbox."""
+    """Raise TemplateInvalid when `source` does not parse in the sandbox, or holds a control character (PostgreSQL
+    refuses NUL in text; none belongs in a message)."""
+    if any((ord(c) < 32 and c not in "\t\n\r") or c == "\x7f" for c in source):  # noqa: PLR2004 - below space
+        raise TemplateInvalid("a control character is not allowed in a template")
     try:
         _text_env.parse(source)
     except jinja2.TemplateSyntaxError as exc:

@@ -229,3 +229,29 @@ def test_settings_forms_need_manage_and_the_tenant(hub: Hub) -> None:
     api = client.put(f"/api/v1/notify/settings?tenant={TENANT}", json={"to_go_threshold": 2})
     assert api.status_code == 200
     assert [r["action"] for r in _audit_rows(hub[1]) if r["action"] == "notify.policy"] == ["notify.policy"]
+
+
+@pytest.fixture
+def any_store_hub(store_url: str) -> Iterator[Hub]:
+    """The hub app over SQLite or PostgreSQL, signed in as the tenant's admin (as `hub`)."""
+    engine = create_store_engine(store_url)
+    upsert_user(engine, "acme-admin", PASSWORD, "tenant_admin", [TENANT])
+    with TestClient(app=create_app(CloudSettings(db_url=store_url)), base_url="http://hub.test") as client:
+        assert sign_in(client, "acme-admin", PASSWORD).status_code == 303
+        client.headers["X-CSRFToken"] = csrf_of(client)
+        yield client, engine
+    engine.dispose()
+
+
+def test_a_nul_in_a_template_or_a_log_filter_is_refused_not_a_500(any_store_hub: Hub) -> None:
+    """PostgreSQL refuses NUL in text: a wording with one and the log's or DLQ's filters with one were 500s."""
+    client, _ = any_store_hub
+    saved = client.put(f"/api/v1/notify/templates/ticket.called/sms/id?tenant={TENANT}",
+                       json={"body": "Nomor {{ ticket_number }}\x00"})  # fmt: skip
+    assert saved.status_code == 400, saved.text
+    assert saved.headers["content-type"].startswith("application/problem+json")
+    for path in ("/api/v1/notify/messages", "/api/v1/notify/dlq"):
+        for name in ("trigger", "channel", "branch_id", "status"):
+            listed = client.get(path, params={"tenant": TENANT, name: "a\x00b"})
+            assert listed.status_code == 200, (path, name, listed.text)
+            assert listed.json() == {"messages": []}
