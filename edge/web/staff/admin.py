@@ -40,6 +40,8 @@ from sync.contract_config import BranchConfig
 
 STAFF_ROLES = [r for r in ROLES if r != "device"]
 MIN_PASSWORD = 8
+MAX_USERNAME = 64  # what sign-in takes (the login form, POST /api/v1/auth/token)
+MAX_CURSOR = 2**63 - 1  # audit ids are SQLite integers
 
 
 def _config(request: Request[Any, Any, Any]) -> BranchConfig:
@@ -234,6 +236,8 @@ class AdminPages(Controller):
         errors = []
         if not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
             errors.append(_("Username: letters, digits, dot, dash and underscore only."))
+        if len(username) > MAX_USERNAME:
+            errors.append(_("Username: at most %(n)s characters.", n=MAX_USERNAME))
         if role not in STAFF_ROLES:
             errors.append(_("Choose a role."))
         if role == "agent" and not counters:
@@ -285,6 +289,8 @@ class AdminPages(Controller):
         staff.require("admin")
         app = appliance(request)
         filters = _audit_filters(day_from, day_to, actor, action)
+        if before is not None:  # a hand-edited cursor past SQLite's integers: the nearest one it can compare
+            before = max(-MAX_CURSOR, min(before, MAX_CURSOR))
         rows = _audit_rows(request, filters, audit_log.DEFAULT_LIMIT, before)
         actors, actions = app.service.read(audit_log.known_values)
         older = rows[-1].id if len(rows) == audit_log.DEFAULT_LIMIT else None
