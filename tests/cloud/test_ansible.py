@@ -57,7 +57,32 @@ def _context(inventory: dict[str, Any], group: str, host: str, play_vars: dict[s
     everything = inventory["all"]
     groups = {name: list(g["hosts"]) for name, g in everything["children"].items()}
     host_vars = everything["children"][group]["hosts"][host] or {}
-    return {**everything["vars"], **play_vars, **host_vars, "groups": groups, "qms_edge_etc": "/etc/qms-edge"}
+    # Ansible's order: role defaults lowest, then the inventory's all vars, then its host vars.
+    return {**play_vars, **everything["vars"], **host_vars, "groups": groups, "qms_edge_etc": "/etc/qms-edge"}
+
+
+def play_defaults(playbook: str, index: int) -> dict[str, Any]:
+    """A play's own vars and the defaults of the roles it lists (the playbooks keep their defaults as role defaults
+    so the inventory overrides them)."""
+    play = load(playbook)[index]
+    found: dict[str, Any] = {}
+    for role in play.get("roles", []):
+        name = role if isinstance(role, str) else role["role"]
+        found.update(yaml.safe_load((ANSIBLE / "roles" / name / "defaults" / "main.yml").read_text()) or {})
+    return {**found, **play.get("vars", {})}
+
+
+def test_the_inventory_overrides_the_playbooks_defaults() -> None:
+    """Play vars outrank every inventory variable in Ansible: a default kept there silently ignored the example
+    inventory's `qms_wheelhouse`. The playbooks keep no vars of their own; their defaults are role defaults."""
+    for playbook in PLAYBOOKS:
+        for play in load(playbook):
+            assert "vars" not in play or set(play["vars"]) <= {"qms_edge_etc"}, f"{playbook}: {sorted(play['vars'])}"
+    inventory = load("inventory.example.yml")
+    host = next(iter(inventory["all"]["children"]["appliances"]["hosts"]))
+    context = _context(inventory, "appliances", host, play_defaults("appliance.yml", 0))
+    assert context["qms_wheelhouse"] == inventory["all"]["vars"]["qms_wheelhouse"] == "../build/wheels-aarch64"
+    assert context["qms_data_dir"] == "/var/lib/qms"  # a default the inventory leaves alone
 
 
 @pytest.mark.parametrize(
@@ -74,7 +99,7 @@ def _context(inventory: dict[str, Any], group: str, host: str, play_vars: dict[s
 def test_templates_render_with_the_example_inventory(template: str, group: str, playbook: str, play_index: int) -> None:
     inventory = load("inventory.example.yml")
     host = next(iter(inventory["all"]["children"][group]["hosts"]))
-    play_vars = load(playbook)[play_index].get("vars", {})
+    play_vars = play_defaults(playbook, play_index)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701 - config files, not HTML
     context = _context(inventory, group, host, play_vars)
     text = env.from_string((ANSIBLE / "templates" / template).read_text()).render(**context)
@@ -107,7 +132,7 @@ def test_backup_settings_render_with_an_s3_store(
     setting per line, and only the variables given (no empty prefix or region)."""
     inventory = load("inventory.example.yml")
     host = next(iter(inventory["all"]["children"][group]["hosts"]))
-    context = {**_context(inventory, group, host, load(playbook)[play_index].get("vars", {})), **S3_VARS}
+    context = {**_context(inventory, group, host, play_defaults(playbook, play_index)), **S3_VARS}
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True,
                              autoescape=False)  # noqa: S701 - config files, not HTML  # fmt: skip
     text = env.from_string((ANSIBLE / "templates" / template).read_text()).render(**context)
