@@ -25,9 +25,8 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 from sqlalchemy.engine import Engine
 
 from cloud.apply import ApplyResult, Incoming, apply_batch, subject_branch
-from cloud.notify.outbox import writer_turn
 from cloud.ops import pii
-from cloud.store import utcnow_iso
+from cloud.store import utcnow_iso, writer_turn
 from sync.observability import NATS_CORRELATION_HEADER, event_correlations, valid_correlation_id
 from sync.relay import CONFIG_BUCKET, STREAM, SUBJECT_PREFIX, error_text
 

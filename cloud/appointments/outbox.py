@@ -20,6 +20,8 @@ and back-off (`cloud.notify.outbox.backoff`).
 * Delivery reports (the provider webhooks of `cloud.notify.web`) reach these rows too, matched by provider and
   provider message id (`apply_deliveries`): `delivered`, or a `failed` report makes the row `dead` and owes the
   message on the channel's fallback (WhatsApp → `whatsapp_fallback`, SMS → `sms_fallback`), as notifications do.
+  A report that came before its send was recorded waits in `notify_parked_reports` (`cloud.notify.reports`) and is
+  applied by the transaction that records the send.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from sqlalchemy.engine import Connection, Engine
 from cloud.appointments import booking, messages
 from cloud.appointments.tables import appt_bookings, appt_message_attempts, appt_messages
 from cloud.background import Background
-from cloud.notify import contacts, policy
+from cloud.notify import contacts, policy, reports
 from cloud.notify.outbox import FALLBACK_CODES, LEASE, backoff
 from cloud.notify.providers import REGISTRY
 from cloud.notify.providers.base import (
@@ -53,7 +55,7 @@ from cloud.notify.providers.base import (
     WhatsAppTemplate,
 )
 from cloud.notify.tables import providers
-from cloud.store import insert_ignore
+from cloud.store import insert_ignore, writer_turn
 
 log = logging.getLogger("qms.cloud.appointments")
 KINDS = ("confirm", "remind")
@@ -131,12 +133,12 @@ def _insert(conn: Connection, row: Any, kind: str, channel: str, now: datetime, 
 def owe(engine: Engine, now: datetime) -> int:
     """Write the rows owed now (each booking and kind once: the booking is marked in the same transaction);
     returns how many bookings got rows."""
-    with engine.connect() as conn:
+    with writer_turn(engine), engine.connect() as conn:  # on SQLite every transaction takes the write lock
         found = _candidates(conn, now)
     owed = 0
     for candidate, kind in found:
         column = appt_bookings.c.confirmed_at if kind == "confirm" else appt_bookings.c.reminded_at
-        with engine.begin() as conn:
+        with writer_turn(engine), engine.begin() as conn:
             # none: the contact does not parse or the tenant switched the channel off; marked all the same, so it
             # does not come back every pass
             channels = usable_channels(conn, candidate)
@@ -181,7 +183,7 @@ def _due(stamp: str) -> sa.ColumnElement[bool]:
 
 def next_due(engine: Engine) -> datetime | None:
     """When the next row falls due (a retry, an expired lease), for the sender's sleep."""
-    with engine.connect() as conn:
+    with writer_turn(engine), engine.connect() as conn:
         first = conn.execute(
             sa.select(sa.func.min(appt_messages.c.next_attempt_at)).where(appt_messages.c.status.in_(DUE))
         ).scalar_one_or_none()
@@ -249,7 +251,7 @@ def claim(engine: Engine, now: datetime, limit: int = BATCH) -> list[Job]:
     """Claim due rows under a lease, re-check their bookings (superseded rows stop here) and build their messages."""
     stamp = _iso(now)
     jobs: list[Job] = []
-    with engine.begin() as conn:
+    with writer_turn(engine), engine.begin() as conn:
         query = sa.select(appt_messages).where(_due(stamp)).order_by(appt_messages.c.next_attempt_at).limit(limit)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
@@ -292,7 +294,8 @@ def claim(engine: Engine, now: datetime, limit: int = BATCH) -> list[Job]:
 
 def record(engine: Engine, job: Job, result: SendResult, now: datetime,
            rand: Callable[[], float] = random.random) -> str:  # fmt: skip
-    """Record one attempt; the row's new status (`lost_lease`: another claim holds the row now)."""
+    """Record one attempt; the row's new status (`lost_lease`: another claim holds the row now). Delivery reports
+    parked for the message sent (the provider called back before this commit) are applied in the same transaction."""
     stamp = _iso(now)
     values: dict[str, Any] = {"updated_at": stamp, "code": result.code, "reason": result.reason}
     if result.outcome == "sent":
@@ -308,7 +311,11 @@ def record(engine: Engine, job: Job, result: SendResult, now: datetime,
         values |= {"lease_until": None, "next_attempt_at": None}
         if result.outcome == "retry":
             values["reason"] = f"gave up after {job.attempt} attempts: {result.reason or result.code}"
-    with engine.begin() as conn:
+    accepted: list[reports.Key] = []
+    if status == "sent" and result.provider_message_id:
+        accepted.append((job.tenant, job.provider, result.provider_message_id))
+    with writer_turn(engine), engine.begin() as conn:
+        reports.lock(conn, accepted)  # before the row's lock, as the webhook takes them
         conn.execute(
             appt_message_attempts.update()
             .where(appt_message_attempts.c.message_id == job.message_id,
@@ -325,6 +332,8 @@ def record(engine: Engine, job: Job, result: SendResult, now: datetime,
             return "lost_lease"
         if status == "dead" and job.channel == "whatsapp" and result.code in FALLBACK_CODES:
             fall_back(conn, job.message_id, job.fallback, now)
+        for (tenant, provider), early in reports.take(conn, accepted).items():
+            apply_deliveries(conn, tenant, provider, early, now)
     return status
 
 

@@ -1,5 +1,6 @@
 """The dispatcher: claims due outbox rows, sends each through its tenant's provider, records the result (all state
-in the database: `cloud.notify.outbox`), and purges contacts whose retention ended. One runs in every hub replica;
+in the database: `cloud.notify.outbox`), purges contacts whose retention ended and sweeps early delivery reports
+whose sends were never recorded. One runs in every hub replica;
 `FOR UPDATE SKIP LOCKED` shares the rows between them on PostgreSQL."""
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from cloud.notify import contacts, metrics, outbox, triggers
+from cloud.notify import contacts, metrics, outbox, reports, triggers
 from cloud.notify.providers import REGISTRY
 from cloud.notify.providers.base import Provider, SendResult
+from cloud.store import writer_turn
 from sync.observability import correlation_scope
 
 log = logging.getLogger("qms.notify")
@@ -138,10 +140,14 @@ class Dispatcher:
         """Delete contacts past their retention."""
 
         def run() -> int:
-            with self.engine.begin() as conn:
+            with writer_turn(self.engine), self.engine.begin() as conn:
                 return contacts.purge(conn, self.clock())
 
         return await asyncio.to_thread(run)
+
+    async def sweep(self) -> int:
+        """Delete early delivery reports whose sends were never recorded (`reports.sweep`)."""
+        return await asyncio.to_thread(reports.sweep, self.engine, self.clock())
 
     async def run(self) -> None:
         """Until cancelled: claim what is due while fewer than ROUNDS batches are on their way (a slow provider
@@ -158,6 +164,7 @@ class Dispatcher:
                         self._last_purge = time.monotonic()
                         if purged := await self.purge():
                             log.info("notify: purged the contacts of %d tickets past their retention", purged)
+                        await self.sweep()
                     if len(rounds) < ROUNDS and (jobs := await self.claim(idle_check=not woken)):
                         claimed = len(jobs)
                         task = asyncio.create_task(self._round(jobs))

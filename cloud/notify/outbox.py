@@ -11,12 +11,8 @@ deliver twice; for the others (SMTP) a crash between the provider accepting and 
 
 from __future__ import annotations
 
-import contextlib
 import random
-import threading
-import time
-import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,12 +22,11 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from cloud.appointments.tables import appt_messages
-from cloud.notify import contacts, policy, push_store, templates
+from cloud.notify import contacts, policy, push_store, reports, templates
 from cloud.notify.providers.base import DeliveryUpdate, OutgoingMessage, SendResult, WhatsAppTemplate
 from cloud.notify.tables import attempts, outbox, providers
 from cloud.notify.triggers import recipient_of
-from cloud.store import insert_ignore, tickets
+from cloud.store import insert_ignore, tickets, writer_turn
 from sync import links
 
 LEASE = timedelta(seconds=60)  # longer than any provider call (their timeouts are ≤ 30 s)
@@ -45,8 +40,6 @@ STILL = {
     "ticket.called": ("called",),
     "ticket.recalled": ("called",),
 }
-PARK_SECONDS = 600.0  # an early delivery report waits this long for its send to be recorded
-PARK_MAX = 10_000
 FALLBACK_CODES = frozenset({"131026", "132000", "132001", "132005", "132007", "132012", "132015", "132016",
                             "no_template"})  # fmt: skip
 
@@ -93,25 +86,6 @@ class Job:
 
 def _now(now: datetime) -> str:
     return now.isoformat()
-
-
-_TURNS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
-_TURNS_GUARD = threading.Lock()
-
-
-@contextlib.contextmanager
-def writer_turn(engine: Engine) -> Iterator[None]:
-    """On SQLite, one write transaction at a time among the consumer and the dispatcher of this process, handed on
-    the moment its holder commits. SQLite's own busy handler retries with sleeps of up to 100 ms, so a claim waiting
-    for `BEGIN IMMEDIATE` kept missing the few milliseconds between two consumer batches (the dispatcher stalled for
-    0.7-2.4 s at 100 events/s). PostgreSQL needs no turn: rows are locked there, not the database."""
-    if engine.dialect.name != "sqlite":
-        yield
-        return
-    with _TURNS_GUARD:
-        lock = _TURNS.setdefault(engine, threading.Lock())
-    with lock:
-        yield
 
 
 def has_due(engine: Engine, now: datetime) -> bool:
@@ -277,8 +251,13 @@ def record_many(
 ) -> list[str]:
     """Record a round's results in one transaction; the rows' new statuses (`lost_lease` for a row reclaimed after
     its lease ran out: it belongs to the newer attempt, whose record wins). The rows still ours are read at once
-    and updated by one statement for the round (an UPDATE built per row was most of a round's CPU)."""
+    and updated by one statement for the round (an UPDATE built per row was most of a round's CPU). Delivery reports
+    parked for the messages sent (`cloud.notify.reports`: the provider called back before this commit) are applied
+    in the same transaction."""
+    accepted = [(job.tenant, job.provider, result.provider_message_id) for job, result in results
+                if result.outcome == "sent" and result.provider_message_id]  # fmt: skip
     with writer_turn(engine), engine.begin() as conn:
+        reports.lock(conn, accepted)  # before the rows' locks, as the webhook takes them
         ids = sorted({job.outbox_id for job, _ in results})
         query = sa.select(outbox.c.id, outbox.c.status, outbox.c.attempts).where(outbox.c.id.in_(ids))
         if conn.dialect.name == "postgresql":
@@ -314,9 +293,10 @@ def record_many(
                 [{"b_id": job.outbox_id, "b_no": job.log_no, "b_outcome": result.outcome, "b_code": result.code,
                   "b_reason": result.reason} for job, result in results],
             )  # fmt: skip
-    sent = [(job.tenant, job.provider, result.provider_message_id) for (job, result), status
-            in zip(results, statuses, strict=True) if status == "sent" and result.provider_message_id]  # fmt: skip
-    apply_parked(engine, sent, now)
+        sent = [(job.tenant, job.provider, result.provider_message_id) for (job, result), status
+                in zip(results, statuses, strict=True) if status == "sent" and result.provider_message_id]  # fmt: skip
+        for (tenant, provider), early in reports.take(conn, sent).items():
+            apply_deliveries(conn, tenant, provider, early, now)
     return statuses
 
 
@@ -391,88 +371,25 @@ def fall_back(conn: Connection, outbox_id: int, channel: str, now: datetime) -> 
     )  # fmt: skip
 
 
-class _ParkedReports:
-    """Delivery reports that came before their send was recorded: a provider may call back while our transaction
-    recording the send has not committed yet (the provider's answer carries the id we match reports by). Kept in
-    the process that received the webhook, `PARK_SECONDS` at most, and applied by `record_many` right after it
-    committed the send. The lock makes "no row yet → park" and "committed → take the parked" exclusive, so a report
-    is either matched by its webhook or taken by the recorder, never missed by both."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.reports: dict[tuple[str, str, str], list[tuple[float, DeliveryUpdate]]] = {}
-
-    def park(self, tenant: str, provider: str, update: DeliveryUpdate) -> None:
-        """Keep one report (the caller holds the lock); the oldest go when too many or too old."""
-        now = time.monotonic()
-        self.reports.setdefault((tenant, provider, update.provider_message_id), []).append((now, update))
-        for key in [k for k, v in self.reports.items() if now - v[0][0] > PARK_SECONDS]:
-            del self.reports[key]
-        while len(self.reports) > PARK_MAX:
-            del self.reports[next(iter(self.reports))]
-
-    def take(self, sent: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str], list[DeliveryUpdate]]:
-        """The parked reports of these sends, by (tenant, provider); removed from the park."""
-        found: dict[tuple[str, str], list[DeliveryUpdate]] = {}
-        if not self.reports:  # the usual case: no lock taken
-            return found
-        with self.lock:
-            for tenant, provider, message_id in sent:
-                for _at, update in self.reports.pop((tenant, provider, message_id), []):
-                    found.setdefault((tenant, provider), []).append(update)
-        return found
-
-
-PARKED = _ParkedReports()
-
-
-def apply_parked(engine: Engine, sent: Sequence[tuple[str, str, str]], now: datetime) -> int:
-    """Apply the reports parked for sends just recorded (tenant, provider, provider message id); rows changed."""
-    changed = 0
-    for (tenant, provider), updates in PARKED.take(sent).items():
-        with writer_turn(engine), engine.begin() as conn:
-            changed += apply_deliveries(conn, tenant, provider, updates, now)
-    return changed
-
-
-def _booking_message(conn: Connection, tenant: str, provider: str, message_id: str) -> bool:
-    """Whether a report is a booking message's (the appointments outbox applies those)."""
-    return (
-        conn.execute(
-            sa.select(appt_messages.c.id).where(appt_messages.c.tenant_id == tenant,
-                                                appt_messages.c.provider == provider,
-                                                appt_messages.c.provider_message_id == message_id)
-        ).first()
-        is not None
-    )  # fmt: skip
-
-
 def apply_deliveries(
     conn: Connection, tenant: str, provider: str, updates: Sequence[DeliveryUpdate], now: datetime
 ) -> int:
     """Apply a provider's delivery reports to the tenant's rows sent through it; returns how many rows changed.
     Reports never move a row backwards (a late `sent` after `delivered` is ignored); a `failed` report (the message
     did not reach the customer, whatever the code) makes the row `dead` and owes the message on the channel's
-    fallback (WhatsApp → `whatsapp_fallback`, SMS → `sms_fallback`), named in the row's reason. A report for a
-    send not recorded yet is parked (`_ParkedReports`) and applied when it is."""
+    fallback (WhatsApp → `whatsapp_fallback`, SMS → `sms_fallback`), named in the row's reason. A report matching
+    no row is left to `reports.park_unmatched` (the webhook's caller)."""
     stamp = _now(now)
     changed = 0
     rules = policy.load(conn, tenant)
     for update in updates:
-        with PARKED.lock:
-            row = conn.execute(
-                sa.select(outbox.c.id, outbox.c.status, outbox.c.channel).where(
-                    outbox.c.tenant_id == tenant, outbox.c.provider == provider,
-                    outbox.c.provider_message_id == update.provider_message_id,
-                )
-            ).first()  # fmt: skip
-            if row is None:
-                if update.status in ("delivered", "failed") and not _booking_message(
-                    conn, tenant, provider, update.provider_message_id
-                ):
-                    PARKED.park(tenant, provider, update)
-                continue
-        if row.status in ("delivered", "dead", "superseded", "skipped"):
+        row = conn.execute(
+            sa.select(outbox.c.id, outbox.c.status, outbox.c.channel).where(
+                outbox.c.tenant_id == tenant, outbox.c.provider == provider,
+                outbox.c.provider_message_id == update.provider_message_id,
+            )
+        ).first()  # fmt: skip
+        if row is None or row.status in ("delivered", "dead", "superseded", "skipped"):
             continue
         if update.status == "delivered":
             _finish(conn, row.id, "delivered", stamp, delivered_at=stamp)

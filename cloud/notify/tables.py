@@ -10,6 +10,8 @@
 * `notify_outbox` — one row per (tenant, branch, ticket, trigger, channel), the idempotency key; its status moves
   pending → sending → sent → delivered | failed → (retry) | dead, or skipped / superseded.
 * `notify_attempts` — every send attempt of an outbox row, for the message log.
+* `notify_parked_reports` — delivery reports that came before their send was recorded (`cloud.notify.reports`),
+  for either outbox; applied and deleted when it is, swept after 10 minutes (migration `0014_parked_reports`).
 """
 
 from __future__ import annotations
@@ -110,7 +112,21 @@ attempts = sa.Table(
     sa.Column("reason", sa.Text),
 )
 
-TABLES = (settings, providers, templates, contacts, outbox, attempts)
+parked_reports = sa.Table(
+    "notify_parked_reports",
+    metadata,
+    # the key is the report itself: a provider's retried callback parks nothing twice
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("provider", sa.String(32), primary_key=True),
+    sa.Column("provider_message_id", sa.String(255), primary_key=True),
+    sa.Column("status", sa.String(16), primary_key=True),  # delivered | failed
+    sa.Column("code", sa.String(64)),
+    sa.Column("reason", sa.Text),  # the provider's words for a failure: codes, never contacts
+    sa.Column("received_at", sa.String(40), nullable=False),
+)
+sa.Index("notify_parked_reports_age", parked_reports.c.received_at)
+
+TABLES = (settings, providers, templates, contacts, outbox, attempts, parked_reports)
 
 # --- web push (US-NOTIF-008; cloud.notify.push_store, brief N2) --------------------------------------------------
 # * `notify_push_subscriptions` — the browsers a ticket's status page subscribed (one row per ticket and endpoint).

@@ -30,11 +30,12 @@ from cloud.admin.audit import record as audit
 from cloud.admin.words import COOKIE, pick_lang
 from cloud.appointments import outbox as booking_outbox
 from cloud.identity.permissions import requires
-from cloud.notify import console, outbox, policy, push_web, templates
+from cloud.notify import console, outbox, policy, push_web, reports, templates
 from cloud.notify.dispatcher import Dispatcher, app_dispatcher
 from cloud.notify.providers import REGISTRY
 from cloud.notify.providers.base import CHANNELS, InvalidWebhook, WebhookRequest, secret_fields
 from cloud.notify.segments import segment_count
+from cloud.store import writer_turn
 from cloud.web.console_auth import HqPrincipal
 from sync.observability import current_correlation_id
 
@@ -160,11 +161,16 @@ async def webhook(request: Request[Any, Any, Any], provider: FromPath[str], tena
         raise _bad(str(exc)) from None
 
     def apply() -> int:
-        # the same provider sends tickets' and bookings' messages: a report matches a row of either outbox
+        # the same provider sends tickets' and bookings' messages: a report matches a row of either outbox, or is
+        # parked until its send is recorded (the provider called back before that commit)
         now = datetime.now(UTC)
-        with _engine(request).begin() as conn:
+        engine = _engine(request)
+        with writer_turn(engine), engine.begin() as conn:
+            reports.lock(conn, [(tenant, provider, u.provider_message_id) for u in updates])
             tickets = outbox.apply_deliveries(conn, tenant, provider, updates, now)
-            return tickets + booking_outbox.apply_deliveries(conn, tenant, provider, updates, now)
+            bookings = booking_outbox.apply_deliveries(conn, tenant, provider, updates, now)
+            reports.park_unmatched(conn, tenant, provider, updates, now)
+            return tickets + bookings
 
     changed = await asyncio.to_thread(apply)
     if (dispatcher := app_dispatcher(request.app.state)) is not None:
