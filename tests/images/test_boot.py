@@ -50,7 +50,8 @@ def test_the_image_boots_serves_and_pairs_with_the_hub(tmp_path: Path) -> None:
             shutil.which("qemu-system-aarch64") or "qemu-system-aarch64",
             "-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1536",
             "-kernel", str(IMAGE_DIR / "vmlinuz"), "-initrd", str(IMAGE_DIR / "initrd.img"),
-            "-append", "root=LABEL=QMSROOT rw console=ttyAMA0 net.ifnames=0",
+            # journald forwards every service's log to the serial console: a stalled boot says what it waits for
+            "-append", "root=LABEL=QMSROOT rw console=ttyAMA0 net.ifnames=0 systemd.journald.forward_to_console=1",
             "-drive", f"file={disk},if=virtio,format=raw",
             "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8080",
             "-device", "virtio-net-pci,netdev=n0,romfile=",  # no iPXE option ROM (not installed, not needed)
