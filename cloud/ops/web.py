@@ -126,4 +126,25 @@ def install(app: Litestar, engine: Engine) -> None:
     latency by route template."""
     registry = hub_registry(engine, lambda: app.state.get("consumer"))
     app.state["ops_registry"] = registry
+    app.asgi_handler = _refuse_nul(app.asgi_handler)
     instrument(app, HttpMetrics(registry))
+
+
+NUL_PROBLEM = msgspec.json.encode({"status": 400, "title": "Bad request", "code": "bad_request",
+                                   "detail": "a NUL character (%00) in the address"})  # fmt: skip
+
+
+def _refuse_nul(handler: Any) -> Any:
+    """400 problem+json for a path or query string with a NUL: no id, name or filter holds one, and PostgreSQL
+    refuses it in a query (every route that passed it on answered 500)."""
+
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", b"application/problem+json"),
+                                    (b"content-length", str(len(NUL_PROBLEM)).encode())]})  # fmt: skip
+            await send({"type": "http.response.body", "body": NUL_PROBLEM})
+            return
+        await handler(scope, receive, send)
+
+    return guarded
