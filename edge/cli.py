@@ -38,6 +38,13 @@ from edge.web.board.cli import board_app
 from edge.web.kiosk.cli import kiosk_app
 from sync.contract_config import config_hash, short_hash
 
+# What SQLite says when the data partition is full (or a write is otherwise refused): not damage, no restore needed.
+DISK_ERRORS = ("disk I/O error", "database or disk is full")
+DISK_ADVICE = (
+    "the data partition is probably full: check `df -h` and `qms-edge doctor`, free space (old backups, voice packs),"
+    " then try again; do not restore a backup for this"
+)
+
 
 class _Cli(typer.Typer):
     """The `qms-edge` entry point: a database file SQLite cannot read is a one-line error saying what to do, not a
@@ -47,6 +54,10 @@ class _Cli(typer.Typer):
         try:
             return super().__call__(*args, **kwargs)
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and str(exc) in DISK_ERRORS:
+                typer.secho(f"SQLite cannot write beside the database ({exc}): {DISK_ADVICE}", fg=typer.colors.RED,
+                            err=True)  # fmt: skip
+                raise SystemExit(1) from None
             if type(exc) is not sqlite3.DatabaseError:  # OperationalError, IntegrityError…: not damage
                 raise
             typer.secho(

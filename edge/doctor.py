@@ -230,6 +230,13 @@ def check_database(data_dir: Path) -> Finding:
     try:
         result = check_file(path)
     except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and str(exc) in ("disk I/O error", "database or disk is full"):
+            return _fault(
+                "database",
+                f"the database cannot be opened: {exc}",
+                "the data partition is probably full (see the disk check): free space, then run the doctor again; "
+                "do not restore a backup for this",
+            )
         return _fault("database", f"the database file is unreadable: {exc}", "restore the last good backup")
     if not result.ok:
         return _fault(
