@@ -68,17 +68,12 @@ def locate(
     client = client or target.client()
     now = now or datetime.now(UTC)
     try:
-        listed = backup_s3.listing(target, client, tenant, branch_id)
+        chosen = backup_s3.newest(target, client, tenant, branch_id, name=name, now=now, max_age=max_age)
     except backup_s3.S3Failed as exc:
         raise FetchFailed(f"{exc}: check QMS_BACKUP_S3_ENDPOINT, the bucket and the key's read rights") from None
-    held = [o for o in listed if not backup_seal.expired(o.name, now, max_age, o.last_modified)]
-    chosen = [o for o in held if name is None or o.name == name]
-    if not chosen:
-        where = f"s3://{target.bucket}/{target.folder(tenant, branch_id)}"
-        what = f"no unexpired backup named {name}" if name else "no unexpired backup"
-        also = f" ({len(listed) - len(held)} expired there)" if len(listed) > len(held) else ""
-        raise FetchFailed(f"{what} for {tenant}/{branch_id} in {where}{also}")
-    return Located(target, tenant, branch_id, chosen[-1])
+    except FileNotFoundError as exc:
+        raise FetchFailed(str(exc)) from None
+    return Located(target, tenant, branch_id, chosen)
 
 
 def hub_fetch_command(found: Located, out: str = HUB_OUT) -> str:

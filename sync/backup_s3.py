@@ -149,6 +149,22 @@ def listing(target: S3Target, client: Any, tenant: str, branch_id: str) -> list[
     return sorted(found, key=lambda o: o.name)
 
 
+def newest(
+    target: S3Target, client: Any, tenant: str, branch_id: str, *, name: str | None, now: datetime, max_age: timedelta
+) -> S3Object:
+    """The branch's newest unexpired sealed copy (or the one named); FileNotFoundError saying where it looked and how
+    many expired copies are there (the hub's `backups fetch --from-s3` and the appliance's `--from-s3` both pick so)."""
+    listed = listing(target, client, tenant, branch_id)
+    held = [o for o in listed if not backup_seal.expired(o.name, now, max_age, o.last_modified)]
+    chosen = [o for o in held if name is None or o.name == name]
+    if not chosen:
+        where = f"s3://{target.bucket}/{target.folder(tenant, branch_id)}"
+        what = f"no unexpired backup named {name}" if name else "no unexpired backup"
+        also = f" ({len(listed) - len(held)} expired there)" if len(listed) > len(held) else ""
+        raise FileNotFoundError(f"{what} for {tenant}/{branch_id} in {where}{also}")
+    return chosen[-1]
+
+
 def sweep(target: S3Target, client: Any, tenant: str, branch_id: str, now: datetime, max_age: timedelta) -> list[str]:
     """Delete the branch's objects past their expiry (or older than `max_age`); the names deleted."""
     gone = []

@@ -317,16 +317,7 @@ def fetch_s3(
     sealed copy (or `name`) and open it with the hub's private key into `dest`."""
     client = target.client()
     now = now or datetime.now(UTC)
-    held = [
-        o
-        for o in backup_s3.listing(target, client, tenant, branch_id)
-        if not backup_seal.expired(o.name, now, max_age(), o.last_modified) and (name is None or o.name == name)
-    ]
-    if not held:
-        where = f"s3://{target.bucket}/{target.folder(tenant, branch_id)}"
-        wanted = f"backup {name}" if name else "backup"
-        raise FileNotFoundError(f"no unexpired shipped {wanted} for {tenant}/{branch_id} in {where}")
-    chosen = held[-1]
+    chosen = backup_s3.newest(target, client, tenant, branch_id, name=name, now=now, max_age=max_age())
     sealed = dest.with_name(f".{dest.name}.{os.getpid()}.sealed")
     try:
         backup_s3.download(target, client, chosen, sealed)
