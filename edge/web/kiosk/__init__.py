@@ -27,7 +27,7 @@ from edge.wait_words import wait_text
 from edge.web.deps import provide_principal, require_role
 from edge.web.favicon import favicon
 from edge.web.kiosk import links
-from edge.web.kiosk.catalog import catalog, local_time, service_name, words
+from edge.web.kiosk.catalog import WORDS, catalog, local_time, service_name, words
 from edge.web.kiosk.printing import ISSUED_AT_SLOT, PrintDesk, offline_job
 from edge.web.kiosk.schemas import KioskTicket, LeaseRequest, OfflineBatch, OfflineTicket
 from edge.web.problems import ApiError
@@ -139,6 +139,20 @@ def _check_inputs(app: KioskApp, data: KioskTicket | OfflineTicket) -> None:
             raise ApiError(422, f"{field}_required", f"this branch requires a {field} at the kiosk")
 
 
+def spoken(config: BranchConfig) -> set[str]:
+    """The languages a kiosk ticket may carry: the appliance's own (its kiosk words) and the branch's configured."""
+    return set(WORDS) | set(config.languages)
+
+
+def check_lang(config: BranchConfig, lang: str) -> None:
+    """A 400 problem naming `lang` unless the appliance or the branch speaks it (the status page and the printed
+    ticket are rendered in it; `<html lang="zz">` with Indonesian words helped no one)."""
+    if lang not in spoken(config):
+        known = ", ".join(sorted(spoken(config)))
+        raise ApiError(400, "invalid_body", f"lang {lang!r} is not a language of this branch ({known})",
+                       errors=[{"key": "lang", "message": f"expected one of: {known}", "source": "body"}])  # fmt: skip
+
+
 def _kiosk_app(request: Request[Any, Any, Any]) -> KioskApp:
     kiosk: KioskApp = request.app.state["kiosk"]
     return kiosk
@@ -207,6 +221,7 @@ async def kiosk_issue(
     the same request_id gets the same ticket (`Idempotent-Replayed: true`) and prints nothing again."""
     require_role(principal, *KIOSK_ROLES)
     app = _kiosk_app(request)
+    check_lang(app.config(), data.lang)
     _check_inputs(app, data)
     command = c.Enqueue(actor=principal.username, request_id=data.request_id, service_id=data.service_id,
                         channel="kiosk", phone=data.phone, customer_ref=data.customer_ref, lang=data.lang,
@@ -289,6 +304,8 @@ async def kiosk_offline(
 async def _reconcile(app: KioskApp, item: OfflineTicket, device_id: str) -> dict[str, Any]:
     if item.temp_id != f"off-{item.lease_id}-{item.seq_no}":
         return {"temp_id": item.temp_id, "ok": False, "code": "temp_id_mismatch", "retry": False}
+    if item.lang not in spoken(app.config()):  # the customer still has a ticket: in the branch's first language
+        item = msgspec.structs.replace(item, lang=app.config().languages[0])
     try:
         view = await app.submit(c.EnqueueLeased(
             actor=device_id, request_id=item.temp_id, lease_id=item.lease_id, seq_no=item.seq_no,
@@ -342,6 +359,8 @@ def status_page(request: Request[Any, Any, Any], token: FromPath[str]) -> Respon
     ticket, pending_number = _status(app, token)
     config = app.config()
     lang = (ticket or {}).get("lang") or config.languages[0]
+    if lang not in spoken(config):  # a ticket issued elsewhere (staff API) in a language nobody here speaks
+        lang = config.languages[0]
     service = config.service(ticket["service_id"]) if ticket else None
     counter = config.counter(ticket["counter_id"]) if ticket and ticket.get("counter_id") else None
     eta = wait_text(ticket.get("eta_seconds"), lang, ticket.get("position")) if ticket else None

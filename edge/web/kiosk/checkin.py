@@ -46,11 +46,12 @@ async def kiosk_checkin(
 ) -> Response[dict[str, Any]]:
     """A valid code inside its window → the appointment's ticket (channel `appointment`, its time and priority); a
     late one → a walk-in ticket or a refusal by the branch's policy; anything else → 422 with a `checkin_*` code."""
-    from edge.web.kiosk import KIOSK_ROLES, _kiosk_app, _public_ticket, _seen  # the package imports this module
+    from edge.web.kiosk import KIOSK_ROLES, _kiosk_app, _public_ticket, _seen, check_lang  # the package imports this
 
     require_role(principal, *KIOSK_ROLES)
     app = _kiosk_app(request)
     config = app.config()
+    check_lang(config, data.lang)
     if principal.role == "device":
         _seen(app, principal.username)
     now = app.service.clock()

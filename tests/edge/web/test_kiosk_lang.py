@@ -1,0 +1,53 @@
+"""The kiosk takes only languages the appliance or the branch speaks: a ticket's language becomes `<html lang>` on
+its status page and the words of its paper, so an unknown code is a 400 naming `lang`, never a page in "zz"."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from edge.auth import load_secret
+from sync.links import link_key, sign
+from tests.edge.web.conftest import Api, assert_problem
+
+
+def issue(api: Api, lang: str, request_id: str) -> Any:
+    return api.client.post("/kiosk/api/tickets", json={"service_id": "cs", "lang": lang, "request_id": request_id},
+                           headers=api.h("admin"))  # fmt: skip
+
+
+@pytest.mark.parametrize("lang", ["zz", "fr"])
+def test_a_language_nobody_here_speaks_is_a_400_naming_lang(api: Api, lang: str) -> None:
+    body = assert_problem(issue(api, lang, f"k-{lang}"), 400, "invalid_body")
+    assert [e["key"] for e in body["errors"]] == ["lang"], body
+    assert lang in body["detail"]
+    listed = api.get("/tickets")
+    assert listed.status_code == 200, listed.text
+    assert [t for t in listed.json()["tickets"] if t.get("lang") == lang] == []
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_the_appliances_languages_issue_and_their_status_page_speaks_them(api: Api, lang: str) -> None:
+    r = issue(api, lang, f"k-{lang}")
+    assert r.status_code == 201, r.text
+    page = api.client.get(urlsplit(r.json()["status_url"]).path)
+    assert page.status_code == 200
+    assert f'<html lang="{lang}">' in page.text
+
+
+def test_a_check_in_in_an_unknown_language_is_refused_before_the_code(api: Api) -> None:
+    r = api.client.post("/kiosk/api/checkin", json={"code": "NOPE", "lang": "zz"}, headers=api.h("admin"))
+    body = assert_problem(r, 400, "invalid_body")
+    assert [e["key"] for e in body["errors"]] == ["lang"], body
+
+
+def test_a_staff_ticket_in_another_language_still_issues_and_its_page_falls_back(api: Api) -> None:
+    """The staff API's `lang` is unchanged (the hub may pass codes through); the page speaks the branch's language."""
+    r = api.post("/tickets", {"service_id": "cs", "lang": "zz", "request_id": "s-1"})
+    assert r.status_code == 201, r.text
+    token = sign(link_key(load_secret(api.data_dir)), "jkt-sudirman", f"t:{r.json()['ticket_id']}")
+    page = api.client.get(f"/t/{token}")
+    assert page.status_code == 200
+    assert '<html lang="id">' in page.text
