@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -33,7 +33,7 @@ from cloud.identity.permissions import requires
 from cloud.notify import console, outbox, policy, push_web, reports, templates
 from cloud.notify.dispatcher import Dispatcher, app_dispatcher
 from cloud.notify.providers import REGISTRY
-from cloud.notify.providers.base import CHANNELS, InvalidWebhook, WebhookRequest, secret_fields
+from cloud.notify.providers.base import CHANNELS, DeliveryUpdate, InvalidWebhook, WebhookRequest, secret_fields
 from cloud.notify.segments import segment_count
 from cloud.store import writer_turn
 from cloud.web.console_auth import HqPrincipal
@@ -145,6 +145,18 @@ def _public_url(request: Request[Any, Any, Any], settings: dict[str, Any]) -> st
     return configured
 
 
+def apply_reports(engine: Engine, tenant: str, provider: str, updates: Sequence[DeliveryUpdate], now: datetime) -> int:
+    """Apply a webhook's verified reports in one transaction; rows changed. The same provider sends tickets' and
+    bookings' messages, so a report matches a row of either outbox, or is parked until its send is recorded (the
+    provider called back before that commit: `cloud.notify.reports`)."""
+    with writer_turn(engine), engine.begin() as conn:
+        reports.lock(conn, [(tenant, provider, u.provider_message_id) for u in updates])
+        tickets = outbox.apply_deliveries(conn, tenant, provider, updates, now)
+        bookings = booking_outbox.apply_deliveries(conn, tenant, provider, updates, now)
+        reports.park_unmatched(conn, tenant, provider, updates, now)
+        return tickets + bookings
+
+
 @post("/api/v1/notify/webhooks/{provider:str}/{tenant:str}", request_max_body_size=MAX_BODY, status_code=200)
 async def webhook(request: Request[Any, Any, Any], provider: FromPath[str], tenant: FromPath[str]) -> dict[str, int]:
     """A provider's delivery report: verified and parsed by the provider module, applied to the tenant's rows."""
@@ -160,19 +172,7 @@ async def webhook(request: Request[Any, Any, Any], provider: FromPath[str], tena
         log.warning("notify: refused a %s webhook for tenant %s: %s", provider, tenant, exc)
         raise _bad(str(exc)) from None
 
-    def apply() -> int:
-        # the same provider sends tickets' and bookings' messages: a report matches a row of either outbox, or is
-        # parked until its send is recorded (the provider called back before that commit)
-        now = datetime.now(UTC)
-        engine = _engine(request)
-        with writer_turn(engine), engine.begin() as conn:
-            reports.lock(conn, [(tenant, provider, u.provider_message_id) for u in updates])
-            tickets = outbox.apply_deliveries(conn, tenant, provider, updates, now)
-            bookings = booking_outbox.apply_deliveries(conn, tenant, provider, updates, now)
-            reports.park_unmatched(conn, tenant, provider, updates, now)
-            return tickets + bookings
-
-    changed = await asyncio.to_thread(apply)
+    changed = await asyncio.to_thread(apply_reports, _engine(request), tenant, provider, updates, datetime.now(UTC))
     if (dispatcher := app_dispatcher(request.app.state)) is not None:
         dispatcher.wake()  # a fallback may be owed now
     if (sender := request.app.state.get("appt_sender")) is not None:
