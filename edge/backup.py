@@ -46,11 +46,15 @@ DB_NAME = "qms.sqlite3"
 DATA_PREFIX = "data/"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 GZIP_MAGIC = b"\x1f\x8b"
-# Not copied: the live database (a snapshot goes in instead), SQLite's side files, the serving lock, the running
-# appliance's link state (edge.replication.LINK_FILE: it names that process's pid, so a restored copy would read as
-# another box's live link), re-fetchable caches and our own staging files.
+# Not copied: the live database (a snapshot goes in instead), SQLite's side files, the serving lock, the box's own
+# runtime state (RUNTIME_STATE), re-fetchable caches and our own staging files.
 LINK_STATE = "cloud-link.json"
-SKIPPED_FILES = {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", LOCK_NAME, LINK_STATE}
+# What this box did, not what the branch is: a new box restored from a backup would otherwise report the old box's
+# link and pid (edge.replication.LINK_FILE), last S3 upload (edge.backup_ship.STATUS_FILE), passed drill
+# (edge.drill.DRILL_FILE), update outcome (edge.updates.STATUS_FILE) and certificate renewal (edge.tls) as its own.
+# Neither backed up nor restored (archives made before they were left out still carry them).
+RUNTIME_STATE = frozenset({LINK_STATE, "backup-ship.json", "drill.json", "update-status.json", "tls/renewal.json"})
+SKIPPED_FILES = {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", LOCK_NAME, *RUNTIME_STATE}
 SKIPPED_DIRS = {"board-media/cache"}
 CHUNK = 1 << 20
 LIFETIME_ENV = "QMS_BACKUP_MAX_AGE_DAYS"
@@ -339,7 +343,8 @@ def restore_backup(source: Path, data_dir: Path, *, replace: bool, other_branch:
         check = _check_staged(staging / DB_NAME, manifest)
         _refuse_to_overwrite(data_dir, staging / DB_NAME, replace=replace, other_branch=other_branch)
         set_aside = _put_database(staging / DB_NAME, data_dir)
-        names = [str(f["path"]) for f in manifest["files"] if f["path"] != DB_NAME]  # type: ignore[attr-defined]
+        files: list[dict[str, object]] = manifest["files"]  # type: ignore[assignment]
+        names = [str(f["path"]) for f in files if f["path"] != DB_NAME and f["path"] not in RUNTIME_STATE]
         for name in names:
             _put_file(staging, data_dir, _safe(name))
         _give_to_owner(data_dir)
