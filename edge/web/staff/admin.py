@@ -146,7 +146,9 @@ class AdminPages(Controller):
             )
             response = await run(appliance(request), cmd, audit)
         except (FormError, DomainError) as exc:
-            errors = exc.errors if isinstance(exc, FormError) else [error_message(request, exc)]
+            errors = (
+                exc.translated(translator(request)) if isinstance(exc, FormError) else [error_message(request, exc)]
+            )
             if isinstance(exc, DomainError):
                 errors += [str(e) for e in exc.extra.get("errors", [])]  # type: ignore[attr-defined]
             return self._form_again(request, staff, kind, old_id, form, errors)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,12 +16,45 @@ Item = TypeVar("Item", Area, Service, Counter)
 _SPAN = re.compile(r"^\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*$")
 
 
-class FormError(Exception):
-    """The form's values are not a valid configuration; the messages say why."""
+Message = tuple[str, dict[str, Any]]  # an English msgid of the staff catalogs and its %(name)s values
 
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
+
+class FormError(Exception):
+    """The form's values are not a valid configuration; the messages say why (`errors` in English, `translated` in
+    the page's language when the message is a catalog msgid)."""
+
+    def __init__(self, errors: Sequence[str | Message]) -> None:
+        self.messages: list[Message] = [(e, {}) if isinstance(e, str) else e for e in errors]
+        self.errors = [msgid % values if values else msgid for msgid, values in self.messages]
+        super().__init__("; ".join(self.errors))
+
+    def translated(self, translate: Callable[..., str]) -> list[str]:
+        """The messages through a translator (`edge.web.staff.i18n.Translator`)."""
+        return [translate(msgid, **values) for msgid, values in self.messages]
+
+
+# A field the configuration document refuses, in the form's own words (msgids of edge/web/i18n/*.json): msgspec's
+# "Expected `str` matching regex …" means nothing to a branch admin, least of all on the Indonesian page.
+FIELD_MESSAGES = {
+    "id": "Id: letters, digits, dot, dash and underscore (up to 64), starting with a letter or digit.",
+    "name": "Name: 1 to 120 characters.",
+    "names": "Names per language: 1 to 120 characters.",
+    "prefix": "Prefix: 1 to 3 capital letters.",
+    "digits": "Digits: a whole number from 1 to 6.",
+    "area_id": "Area: choose one of the branch's areas.",
+    "hours": "Opening hours: times like 08:00-15:00, from 00:00 to 24:00.",
+    "daily_capacity": "Daily capacity: a whole number of at least 1, or empty for unlimited.",
+    "sla_minutes": "SLA target: 1 to 1440 minutes.",
+    "default_priority": "Default priority: a whole number from 0 to 9.",
+    "grace_seconds": "Grace period: 5 to 86400 seconds, or empty.",
+    "no_show_policy": "No-show policy: choose one of the listed policies.",
+    "max_returns": "Returns allowed: a whole number from 0 to 10.",
+    "avg_service_seconds": "Average service time: 1 to 86400 seconds.",
+    "outcome_codes": "Outcome codes: letters, digits, dot, dash and underscore, separated by commas.",
+    "services": "Services: choose services of this branch.",
+}
+FIELD_FALLBACK = "%(field)s: this value is not accepted."
+_AT = re.compile(r"at `\$\.([A-Za-z_]+)")
 
 
 def _int(form: dict[str, Any], key: str, default: int | None = None) -> int | None:
@@ -28,7 +62,7 @@ def _int(form: dict[str, Any], key: str, default: int | None = None) -> int | No
     if not raw:
         return default
     if not re.fullmatch(r"-?\d{1,7}", raw):
-        raise FormError([f"{key}: not a whole number"])
+        raise FormError([FIELD_MESSAGES.get(key) or ("%(field)s: not a whole number.", {"field": key})])
     return int(raw)
 
 
@@ -176,7 +210,16 @@ def _convert(data: dict[str, Any], kind: type[T]) -> T:
     try:
         return msgspec.convert(data, kind)
     except msgspec.ValidationError as exc:
-        raise FormError([str(exc)]) from None
+        raise FormError([field_message(str(exc))]) from None
+
+
+def field_message(error: str) -> Message:
+    """A msgspec validation error (`… - at `$.prefix``) as the refused field's own message."""
+    found = _AT.search(error)
+    field = found[1] if found else ""
+    if field in FIELD_MESSAGES:
+        return FIELD_MESSAGES[field], {}
+    return FIELD_FALLBACK, {"field": field or "?"}
 
 
 def replace_item(items: list[Item], item: Item, old_id: str | None) -> list[Item]:
