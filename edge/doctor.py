@@ -256,10 +256,16 @@ def backups_dir(data_dir: Path, env: dict[str, str]) -> Path:
 
 def check_backups(data_dir: Path, probes: Probes) -> Finding:
     """The newest backup archive's age."""
-    where = backups_dir(data_dir, probes.env)
+    where = backups_dir(data_dir, probes.env).absolute()  # `--data-dir qms` made it "backups": say where exactly
     newest = max((p.stat().st_mtime for p in where.glob("*.tar.gz")), default=None) if where.is_dir() else None
     if newest is None:
-        return _warn("backups", f"no backup in {where}", "run `qms-edge backup` (and schedule it daily)")
+        said = f"No backup yet: {where} has no backup archive (*.tar.gz)." if where.is_dir() else (
+            f"No backup yet: the backup folder {where} does not exist.")  # fmt: skip
+        return _warn(
+            "backups",
+            said,
+            f"run `qms-edge backup {where / 'first.tar.gz'} --data-dir {data_dir.absolute()}` (and schedule it daily)",
+        )
     age = probes.now() - datetime.fromtimestamp(newest, UTC)
     hours = age.total_seconds() / 3600
     if age > BACKUP_MAX_AGE:
@@ -357,7 +363,10 @@ def check_link(data_dir: Path, probes: Probes) -> Finding:
             return _warn("hub link", f"connected, but: {error}", "see the hub operations guide for the warning")
         return _ok("hub link", status)
     if link == "not configured" or (link == "unknown" and not configured):
-        return _warn("hub link", f"not configured ({status})", "pair the appliance: `qms-edge enrol --hub … --code …`")
+        said = "This appliance is not paired with a hub: no hub address (QMS_NATS_URL) is configured."
+        if link == "unknown":
+            said += " It has not served with this data directory yet."
+        return _warn("hub link", said, "pair the appliance: `qms-edge enrol --hub … --code …`")
     if link in ("appliance not running", "unknown"):
         return _fault("hub link", status, "start the appliance: `sudo systemctl start qms-edge`")
     return _fault(
