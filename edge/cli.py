@@ -80,6 +80,10 @@ app.add_typer(devices_app, name="devices")
 app.add_typer(voice_app, name="voice")
 app.add_typer(board_app, name="board")
 app.add_typer(kiosk_app, name="kiosk")
+tls_app = typer.Typer(
+    help="The appliance's HTTPS certificate, signed by hand when renewal cannot.", no_args_is_help=True
+)
+app.add_typer(tls_app, name="tls")
 
 DataDir = Annotated[Path, typer.Option("--data-dir", "-d", envvar="QMS_DATA_DIR", help="Where the database lives.")]
 Host = Annotated[str, typer.Option("--host", envvar="QMS_HOST", help="Address to listen on.")]
@@ -609,6 +613,41 @@ def replication_resend(
     what = f"seq {from_seq}..{head} will be shipped again" if from_seq <= head else f"shipping goes on at {from_seq}"
     typer.echo(f"replication cursor {before} -> {from_seq - 1} (resend epoch {epoch}): {what}")
     typer.echo("  a running appliance's relay follows within a second, a stopped one at its next start")
+
+
+@tls_app.command("csr")
+def tls_csr(
+    data_dir: DataDir = DEFAULT_DATA,
+    name: Annotated[str | None, typer.Option(help="The certificate's name (default: qms-<branch>.local).")] = None,
+) -> None:
+    """Write a new EC P-256 key (<data>/tls/appliance.key.new, 0600) and its CSR (<data>/tls/appliance.csr) for HQ
+    to sign; the live certificate and key stay in use until `qms-edge tls install`."""
+    from edge.tls import write_csr
+
+    if name is None:
+        config = current_config(connect(_db(data_dir), readonly=True))
+        if config is None:
+            raise _fail("no configuration applied yet: give --name qms-<branch>.local")
+        name = f"qms-{config.branch_id}.local"
+    key, csr = write_csr(data_dir, name)
+    typer.echo(f"key: {key}\nCSR: {csr} (for {name})")
+    typer.echo(f"HQ signs it: qms-cloud ca issue appliance.csr --name {name} --address <lan-ip> > appliance.crt")
+    typer.echo(f"then: qms-edge tls install appliance.crt --data-dir {data_dir} and restart qms-edge")
+
+
+@tls_app.command("install")
+def tls_install(
+    cert: Annotated[Path, typer.Argument(help="The signed certificate (PEM).")],
+    data_dir: DataDir = DEFAULT_DATA,
+) -> None:
+    """Install a certificate HQ signed for the key of `qms-edge tls csr` (or for the live key); restart to use it."""
+    from edge.tls import install_certificate
+
+    try:
+        path = install_certificate(data_dir, cert.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise _fail(f"not installed: {exc}") from None
+    typer.echo(f"installed {path}; restart the appliance to serve it: sudo systemctl restart qms-edge")
 
 
 @config_app.command("show")

@@ -60,6 +60,38 @@ def keep_key(data_dir: Path, key_pem: bytes) -> Path:
     return path
 
 
+PENDING_KEY, CSR_FILE = "appliance.key.new", "appliance.csr"
+
+
+def write_csr(data_dir: Path, name: str) -> tuple[Path, Path]:
+    """`qms-edge tls csr`: a new P-256 key beside the live one (`<data>/tls/appliance.key.new`, 0600: the serving
+    pair stays as it is until the signed certificate is installed) and its CSR (`<data>/tls/appliance.csr`)."""
+    folder = data_dir / TLS_DIR
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key_pem, csr = new_key_and_csr(name)
+    write_private(folder / PENDING_KEY, key_pem)
+    write_private(folder / CSR_FILE, csr.encode())
+    return folder / PENDING_KEY, folder / CSR_FILE
+
+
+def install_certificate(data_dir: Path, cert_pem: bytes) -> Path:
+    """`qms-edge tls install`: a certificate signed by hand for the key of `write_csr` (which then replaces the live
+    key) or for the live key; any other certificate is refused (ValueError) and nothing changes."""
+    folder = data_dir / TLS_DIR
+    x509.load_pem_x509_certificate(cert_pem)  # ValueError: not a PEM certificate
+    pending, live = folder / PENDING_KEY, folder / KEY_FILE
+    for key in (pending, live):
+        if key.is_file() and _certificate_matches(cert_pem, key.read_bytes()):
+            if key == pending:  # the key first, then the certificate (as renew does)
+                write_private(live, pending.read_bytes())
+            write_private(folder / CERT_FILE, cert_pem)
+            if key == pending:
+                pending.unlink()
+                (folder / CSR_FILE).unlink(missing_ok=True)
+            return folder / CERT_FILE
+    raise ValueError(f"the certificate is not for the key of `qms-edge tls csr` ({pending}) nor for {live}")
+
+
 def lan_address(hub_url: str) -> str | None:
     """The address this appliance reaches the hub from (its LAN address for the certificate); None if unknown.
     A UDP "connect" sends nothing: it only asks the kernel for the route's source address."""
