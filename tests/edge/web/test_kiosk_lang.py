@@ -51,3 +51,20 @@ def test_a_staff_ticket_in_another_language_still_issues_and_its_page_falls_back
     page = api.client.get(f"/t/{token}")
     assert page.status_code == 200
     assert '<html lang="id">' in page.text
+
+
+def test_an_offline_ticket_in_an_unknown_language_is_kept_in_the_branchs_first(api: Api) -> None:
+    """An offline ticket is a customer already holding paper: not refused, its language set to the branch's own."""
+    lease = api.client.post("/kiosk/api/leases", json={"service_id": "cs"}, headers=api.h("admin"))
+    assert lease.status_code == 201, lease.text
+    body = lease.json()
+    first = body["numbers"][0]
+    item = {"temp_id": first["temp_id"], "lease_id": body["lease_id"], "seq_no": first["seq_no"],
+            "issued_at": "2026-01-01T00:00:00Z", "lang": "zz"}  # fmt: skip
+    r = api.client.post("/kiosk/api/offline", json={"tickets": [item]}, headers=api.h("admin"))
+    (result,) = r.json()["results"]
+    assert result["ok"], result
+    ticket = api.get(f"/tickets/{result['ticket_id']}").json()
+    assert ticket["lang"] == "id", ticket
+    page = api.client.get(urlsplit(first["status_url"]).path)
+    assert '<html lang="id">' in page.text
