@@ -7,14 +7,16 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, Response, get, post, put
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.exceptions.responses import create_exception_response
 from litestar.params import JSONBody
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.engine import Engine
@@ -128,6 +130,52 @@ def install(app: Litestar, engine: Engine) -> None:
     app.state["ops_registry"] = registry
     app.asgi_handler = _refuse_nul(app.asgi_handler)
     instrument(app, HttpMetrics(registry))
+
+
+PROBLEM = "application/problem+json"
+CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+         409: "conflict", 413: "too_large", 415: "unsupported_media_type", 429: "too_many_requests",
+         500: "internal_error", 503: "unavailable"}  # fmt: skip
+UNMATCHED = "unmatched"
+
+
+def _problem(status: int, detail: str, headers: Mapping[str, str] | None = None, **extra: Any) -> Response[Any]:
+    """An RFC 9457 answer: type, title (the status phrase), status, detail and a stable `code`."""
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
+            "code": CODES.get(status, "error"), **extra}  # fmt: skip
+    kept = {k: v for k, v in (headers or {}).items() if k.lower() != "content-type"}
+    return Response(body, status_code=status, media_type=PROBLEM, headers=kept or None)
+
+
+def http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """The app-level handler of every HTTP refusal no area answers itself (guards' 401/403, an unknown address's 404,
+    405, a body that does not decode): problem+json. A redirect raised by a guard (303 to /signin) stays one."""
+    if exc.status_code < HTTPStatus.BAD_REQUEST:
+        return create_exception_response(request, exc)
+    if exc.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR and exc.status_code != HTTPStatus.SERVICE_UNAVAILABLE:
+        return server_error(request, exc)
+    extra: dict[str, Any] = {}
+    if isinstance(exc.extra, Mapping):
+        extra = {k: v for k, v in exc.extra.items() if k not in {"type", "title", "status", "detail", "code"}}
+    elif exc.extra:
+        extra = {"errors": exc.extra}  # a body that did not decode: which key, and why
+    return _problem(exc.status_code, str(exc.detail), exc.headers, **extra)
+
+
+def server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """An unhandled exception: one error line (JSON through the hub's formatter, with the correlation id, method,
+    route template and traceback; never the concrete path or query) and a 500 problem+json without internals."""
+    route = request.scope.get("path_template") or UNMATCHED
+    log.error("unhandled %s in %s %s", type(exc).__name__, request.method, route, exc_info=exc)
+    return _problem(500, "the hub failed to answer this request; its log has the details under this request's"
+                         " X-Request-ID")  # fmt: skip
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {HTTPException: http_problem, Exception: server_error}
 
 
 NUL_PROBLEM = msgspec.json.encode({"status": 400, "title": "Bad request", "code": "bad_request",

@@ -152,6 +152,8 @@ def create_app(settings: CloudSettings) -> Litestar:
         logging_config=None,
         before_request=settings.rate_limits.before_request,  # runs after the route's guards: the caller is known
         plugins=[ProblemDetailsPlugin()],  # refusals raised as ProblemDetailsException are RFC 9457 problem+json
+        # every other refusal too (guards, unknown addresses, 405), and an unhandled exception: logged once, 500
+        exception_handlers=cloud.ops.web.EXCEPTION_HANDLERS,
     )
     cloud.ops.web.install(app, engine)  # /metrics registry, X-Request-ID, HTTP latency by route template
     return app
