@@ -14,9 +14,10 @@ report) with their offset; they are stored in UTC. (BI tokens have their JSON AP
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, post, put
@@ -38,6 +39,7 @@ from sync import kpi
 
 PROBLEM = "application/problem+json"
 NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
+AT_FIELD = re.compile(r"at `\$\.([A-Za-z_][A-Za-z0-9_]*)")
 MAX_BODY = 64 * 1024
 CODES = {400: "invalid_body", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
          413: "too_large", 429: "too_many_requests"}  # fmt: skip
@@ -120,10 +122,57 @@ def problem(status: int, detail: str, code: str | None = None, field: str | None
 class FieldRefused(ClientException):
     """A field the forms' validation refused (400 with its `code` and `field`)."""
 
+    field: str | None
+
     def __init__(self, refused: schedules.ScheduleInvalid | tenant_settings.SettingInvalid, code: str) -> None:
         """Keep the field and the code beside the words."""
         super().__init__(detail=str(refused))
         self.code, self.field = code, refused.field
+
+
+class BodyRefused(FieldRefused):
+    """A body that decodes only leniently: a wrong type (`"7"` for a number, `1` for a boolean) or a key given twice."""
+
+    def __init__(self, detail: str, field: str | None) -> None:
+        """400 `invalid_body`, naming the field."""
+        ClientException.__init__(self, detail=detail)
+        self.code, self.field = "invalid_body", field
+
+
+class _Twice(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _Twice(key)
+        found[key] = value
+    return found
+
+
+T = TypeVar("T")
+
+
+async def strict(request: Request[Any, Any, Any], model: type[T]) -> T:
+    """The body decoded strictly (Litestar's own decoding converts `"7"` to 7 and `1` to true, and keeps the last of a
+    duplicated key): the route's typed `data` is only its schema; this is what it acts on."""
+    body = await request.body()
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates)
+    except _Twice as twice:
+        raise BodyRefused(f"{twice.key}: given more than once", twice.key) from None
+    except (ValueError, RecursionError):
+        raise BodyRefused("the body is not JSON", None) from None
+    try:
+        return msgspec.json.decode(body, type=model, strict=True)
+    except msgspec.ValidationError as exc:
+        named = AT_FIELD.search(str(exc)) or NAMED_FIELD.search(str(exc))
+        field = named[1] if named else None
+        raise BodyRefused(f"{field}: {exc}" if field else str(exc), field) from None
 
 
 def as_problem(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -206,6 +255,7 @@ async def settings_change(
 ) -> AnalyticsSettings:
     """Change the PII switch and/or the alert recipients (each checked before either is stored; each change is
     audited as on the page: analytics.pii, analytics.alert_recipients)."""
+    data = await strict(request, SettingsChange)
     engine = _engine(request)
     await asyncio.to_thread(_tenant, engine, _user(request), tenant)
     addresses = None
@@ -242,6 +292,7 @@ async def schedule_create(
     request: Request[Any, Any, Any], tenant: FromPath[str], data: JSONBody[ScheduleFields]
 ) -> Response[Schedule]:
     """Add a scheduled report (201 with it and its `Location`); its first run is the cron's next occurrence."""
+    data = await strict(request, ScheduleFields)
     engine, principal = _engine(request), _user(request)
     await asyncio.to_thread(_tenant, engine, principal, tenant)
     try:
@@ -268,6 +319,7 @@ async def schedule_replace(
     request: Request[Any, Any, Any], tenant: FromPath[str], schedule_id: FromPath[str], data: JSONBody[ScheduleFields]
 ) -> Schedule:
     """Replace a schedule's fields (its next run is recomputed from now), as the page's edit form does."""
+    data = await strict(request, ScheduleFields)
     engine, principal = _engine(request), _user(request)
     await asyncio.to_thread(_tenant, engine, principal, tenant)
     await asyncio.to_thread(schedule_in_scope, engine, principal, schedule_id, tenant)
