@@ -39,6 +39,7 @@ def run_playbook(root: Path, wheelhouse: Path, seed: Path) -> str:
     return out.stdout
 
 
+@pytest.mark.timeout(3 * 3600)  # two playbook runs, pip under qemu-user: far past the suite's 300 s per test
 def test_appliance_playbook_provisions_the_rootfs_and_is_idempotent(tmp_path: Path) -> None:
     base = subprocess.run([str(REPO / "images" / "base.sh")], capture_output=True, text=True, check=True).stdout
     root = tmp_path / "rootfs"
