@@ -16,8 +16,8 @@ import yaml
 
 ANSIBLE = Path(__file__).resolve().parents[2] / "ansible"
 PLAYBOOKS = ["cloud-hub.yml", "appliance-sync.yml", "appliance.yml"]
-MODULES = {"ansible.builtin.pip", "ansible.builtin.command", "ansible.builtin.user", "ansible.builtin.file", "ansible.builtin.copy",
-           "ansible.builtin.template", "ansible.builtin.systemd", "ansible.builtin.apt",
+MODULES = {"ansible.builtin.pip", "ansible.builtin.command", "ansible.builtin.user", "ansible.builtin.file",
+           "ansible.builtin.copy", "ansible.builtin.template", "ansible.builtin.systemd", "ansible.builtin.apt",
            "ansible.builtin.group"}  # fmt: skip
 TASK_KEYS = {"name", "become", "loop", "notify", "tags", "when", "register"}
 
