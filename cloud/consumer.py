@@ -160,12 +160,14 @@ class StandingPull:
             msgs.append(msg)
         elif status != "100":  # not an idle heartbeat: the request ended (expired, or nothing to wait for)
             self._left = 0
-            if status == "409":  # refused (consumer deleted, leader changed, too many waiting): set up afresh
-                raise PullRefused((msg.headers or {}).get("Description") or "409")
+            if status == "409":  # ended (server shutdown, consumer deleted, leader changed, too many waiting): afresh
+                raise PullEnded((msg.headers or {}).get("Description") or "409")
 
 
-class PullRefused(Exception):
-    """The server refused the standing pull request (409); the supervisor reconnects and sets the consumer up."""
+class PullEnded(Exception):
+    """The server ended the standing pull request with a 409 (e.g. "Server Shutdown", consumer deleted, leader
+    changed): the supervisor reconnects and sets the consumer up. Not a refusal of our connection, and logged as what
+    it is (the NATS outage's own refusal is logged once beside it)."""
 
 
 class EventConsumer:
