@@ -145,11 +145,12 @@ def spoken(config: BranchConfig) -> set[str]:
 
 
 def check_lang(config: BranchConfig, lang: str) -> None:
-    """A 400 problem naming `lang` unless the appliance or the branch speaks it (the status page and the printed
-    ticket are rendered in it; `<html lang="zz">` with Indonesian words helped no one)."""
+    """A 422 problem naming `lang` unless the appliance or the branch speaks it (the status page and the printed
+    ticket are rendered in it; `<html lang="zz">` with Indonesian words helped no one). 422, not 400: the code is
+    well-formed, the branch's configuration refuses it (as `phone_not_enabled`); the OpenAPI document says so."""
     if lang not in spoken(config):
         known = ", ".join(sorted(spoken(config)))
-        raise ApiError(400, "invalid_body", f"lang {lang!r} is not a language of this branch ({known})",
+        raise ApiError(422, "lang_not_spoken", f"lang {lang!r} is not a language of this branch ({known})",
                        errors=[{"key": "lang", "message": f"expected one of: {known}", "source": "body"}])  # fmt: skip
 
 

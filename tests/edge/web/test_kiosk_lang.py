@@ -1,5 +1,5 @@
 """The kiosk takes only languages the appliance or the branch speaks: a ticket's language becomes `<html lang>` on
-its status page and the words of its paper, so an unknown code is a 400 naming `lang`, never a page in "zz"."""
+its status page and the words of its paper, so an unknown code is a 422 naming `lang`, never a page in "zz"."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ def issue(api: Api, lang: str, request_id: str) -> Any:
 
 
 @pytest.mark.parametrize("lang", ["zz", "fr"])
-def test_a_language_nobody_here_speaks_is_a_400_naming_lang(api: Api, lang: str) -> None:
-    body = assert_problem(issue(api, lang, f"k-{lang}"), 400, "invalid_body")
+def test_a_language_nobody_here_speaks_is_a_422_naming_lang(api: Api, lang: str) -> None:
+    body = assert_problem(issue(api, lang, f"k-{lang}"), 422, "lang_not_spoken")
     assert [e["key"] for e in body["errors"]] == ["lang"], body
     assert lang in body["detail"]
     listed = api.get("/tickets")
@@ -39,7 +39,7 @@ def test_the_appliances_languages_issue_and_their_status_page_speaks_them(api: A
 
 def test_a_check_in_in_an_unknown_language_is_refused_before_the_code(api: Api) -> None:
     r = api.client.post("/kiosk/api/checkin", json={"code": "NOPE", "lang": "zz"}, headers=api.h("admin"))
-    body = assert_problem(r, 400, "invalid_body")
+    body = assert_problem(r, 422, "lang_not_spoken")
     assert [e["key"] for e in body["errors"]] == ["lang"], body
 
 
