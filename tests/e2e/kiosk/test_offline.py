@@ -51,7 +51,7 @@ def test_offline_tickets_are_reconciled_exactly_once(page: Page, rig: KioskRig, 
     assert offline_numbers == [f"A{first_seq}", f"A{first_seq + 1}"] == ["A901", "A902"]  # the offline block
     assert page.evaluate(PENDING) == 2
 
-    with RunningAppliance(rig.data_dir, port=rig.appliance.port):
+    with RunningAppliance(rig.data_dir, port=rig.appliance.port) as back:
         expect(page.locator("#offline")).to_be_hidden(timeout=15000)
         page.wait_for_function(f"({PENDING})().then(n => n === 0)", timeout=15000)
         tickets = rig.tickets()
@@ -62,10 +62,12 @@ def test_offline_tickets_are_reconciled_exactly_once(page: Page, rig: KioskRig, 
         assert r.status_code == 201, r.text
         after = r.json()["ticket"]["ticket_number"]
         positions = {t["ticket_number"]: t["position"] for t in rig.tickets()}
+        said = [line for line in back.log().splitlines() if "offline" in line.lower()][-10:]
 
     assert online_before == []
     by_number = {t["ticket_number"]: t for t in tickets}
     for number in offline_numbers:
+        assert number in by_number, f"{number} was dropped in the reconciliation; the appliance said: {said}"
         assert by_number[number]["status"] == "waiting"
         assert by_number[number]["channel"] == "kiosk"
     assert after == "A001"
