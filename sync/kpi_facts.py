@@ -239,8 +239,9 @@ def fold_event(
     return msgspec.structs.replace(src, **changes)
 
 
-def fact_of(source: FactSource, tz: str | None) -> TicketFact:
-    """The fact of a folded source in the branch's time zone."""
+def fact_of(source: FactSource, tz: str | None, branch_id: str | None = None) -> TicketFact:
+    """The fact of a folded source in the branch's time zone (`branch_id` where the source does not carry it: the
+    hub knows the branch from the subject, not the fold)."""
     return ticket_fact(
         ticket_id=source.ticket_id,
         status=source.status,
@@ -249,7 +250,7 @@ def fact_of(source: FactSource, tz: str | None) -> TicketFact:
         served_at=source.served_at,
         completed_at=source.completed_at,
         ticket_number=source.ticket_number,
-        branch_id=source.branch_id,
+        branch_id=source.branch_id if branch_id is None else branch_id,
         service_id=source.service_id,
         counter_id=source.counter_id,
         priority=source.priority,

@@ -153,24 +153,7 @@ def _measured(
     """A folded source as a measured fact row and its `sync.kpi` fact (built once: the row's measures and its export
     record both come from it; the same as `derive(_as_row(...))` and `as_ticket_fact` on that row, without formatting
     the timestamps and parsing them back)."""
-    fact = kpi.ticket_fact(
-        ticket_id=source.ticket_id,
-        status=source.status,
-        created_at=source.created_at,
-        called_at=source.called_at,
-        served_at=source.served_at,
-        completed_at=source.completed_at,
-        ticket_number=source.ticket_number,
-        branch_id=branch_id,
-        service_id=source.service_id,
-        counter_id=source.counter_id,
-        priority=source.priority,
-        channel=source.channel,
-        transferred=bool(source.transferred),
-        returned=bool(source.returned),
-        sla_minutes=source.sla_minutes,
-        tz=timezone,
-    )
+    fact = kpi.fact_of(source, timezone, branch_id)  # served_by rides along: never exported, never stored
     row = _as_row(source, seen_at, timezone)
     if fact.business_date is None or fact.hour is None:  # no timestamp known: dated by its first event at the hub
         local_date, local_hour = kpi.local_date_hour(datetime.fromisoformat(seen_at), timezone)
