@@ -39,7 +39,6 @@ WAITING = 40  # tickets kept in the queue ahead of the ones being served
 ROUND = 50  # tickets enqueued, then as many called, served and completed, per round
 N_COUNTERS = 20
 BATCH = 500  # cloud.consumer's default fetch
-_databases = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -104,12 +103,7 @@ def _serve(service: QueueService, ticket_ids: list[str], served: int) -> None:
 
 
 def _pg_database(cluster: PostgresCluster) -> str:
-    name = f"bench_apply_{next(_databases)}"
-    admin = sa.create_engine(cluster.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return cluster.url.rsplit("/", 1)[0] + f"/{name}"
+    return cluster.new_database("bench_apply")
 
 
 class _Timed:

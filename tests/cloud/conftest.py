@@ -3,17 +3,13 @@ of the test's own."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from tests.support.nats_server import NatsServer
 from tests.support.postgres import PostgresCluster
-
-_databases = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -32,12 +28,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'cloud.sqlite3'}"
     cluster: PostgresCluster = request.getfixturevalue("postgres")
-    name = f"qms_test_{next(_databases)}"
-    admin = sa.create_engine(cluster.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return cluster.url.rsplit("/", 1)[0] + f"/{name}"
+    return cluster.new_database("qms_test")
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ and removed afterwards. PostgreSQL refuses to run as root, so as root the cluste
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import pwd
 import shutil
@@ -33,12 +34,24 @@ class PostgresCluster:
         self.root = Path(tempfile.mkdtemp(prefix="qms-pg-"))
         self.datadir = self.root / "data"
         self.run_as: str | None = "postgres" if os.geteuid() == 0 else None
+        self._databases = itertools.count(1)
 
     @property
     def url(self) -> str:
         """`postgresql+psycopg://…/postgres` on the cluster."""
         user = self.run_as or pwd.getpwuid(os.geteuid()).pw_name
         return f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/postgres"
+
+    def new_database(self, prefix: str = "qms_test") -> str:
+        """A new, empty database in the cluster (`<prefix>_<n>`); its SQLAlchemy URL."""
+        import sqlalchemy as sa  # only the tests that use PostgreSQL pay for it
+
+        name = f"{prefix}_{next(self._databases)}"
+        admin = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
 
     def _run(self, *args: str) -> None:
         cmd = list(args)

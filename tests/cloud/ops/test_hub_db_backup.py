@@ -5,13 +5,10 @@ copied beside it, filtered, from the dump's own snapshot), and expired dumps are
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
@@ -27,29 +24,14 @@ from sync.relay import event_subject
 from tests.support.appliance import seed_demo
 from tests.support.postgres import PostgresCluster
 
-_names = itertools.count(1)
 runner = CliRunner()
 SOON_PHONE, SOON_EMAIL = "+6281299887766", "siti.rahma@example.co.id"
 LATER_PHONE, LATER_EMAIL = "+6281355501234", "budi.santoso@example.co.id"
 PARKED_KEY = "k" * 43
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster().start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
 def _database(cluster: PostgresCluster) -> str:
-    name = f"qms_hub_bk_{next(_names)}"
-    admin = sa.create_engine(cluster.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return cluster.url.rsplit("/", 1)[0] + f"/{name}"
+    return cluster.new_database("qms_hub_bk")  # in the suite's cluster (tests/cloud/conftest.py)
 
 
 def _hub(cluster: PostgresCluster, tmp_path: Path) -> str:

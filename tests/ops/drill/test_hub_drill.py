@@ -5,7 +5,6 @@ hub does and drops it; a damaged dump fails the drill."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,6 @@ from sync.relay import event_subject
 from tests.support.appliance import seed_demo
 from tests.support.postgres import PostgresCluster
 
-_names = itertools.count(1)
 runner = CliRunner()
 
 
@@ -39,12 +37,7 @@ def postgres() -> Iterator[PostgresCluster]:
 
 
 def _hub_with_events(cluster: PostgresCluster, tmp_path: Path) -> str:
-    name = f"qms_hub_{next(_names)}"
-    admin = sa.create_engine(cluster.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = cluster.url.rsplit("/", 1)[0] + f"/{name}"
+    url = cluster.new_database("qms_hub")
     seed_demo(tmp_path / "edge", users=[])
     service = QueueService(tmp_path / "edge")
     try:
