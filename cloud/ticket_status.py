@@ -45,6 +45,7 @@ WORDS: dict[str, dict[str, str]] = {
         "notify_denied": "Notifikasi diblokir di browser ini. Izinkan di pengaturan situs.",
         "notify_unsupported": "Browser ini tidak mendukung notifikasi. Di iPhone: Bagikan → Tambah ke Layar Utama.",
         "notify_failed": "Notifikasi belum bisa diaktifkan. Coba lagi.",
+        "notify_full": "Tiket ini sudah memberi tahu perangkat sebanyak batasnya. Matikan di perangkat lain dulu.",
     },
     "en": {
         "title": "Queue status",
@@ -66,6 +67,7 @@ WORDS: dict[str, dict[str, str]] = {
         "notify_denied": "Notifications are blocked in this browser. Allow them in the site settings.",
         "notify_unsupported": "This browser cannot show notifications. On iPhone: Share → Add to Home Screen.",
         "notify_failed": "Notifications could not be turned on. Please try again.",
+        "notify_full": "This ticket already notifies as many devices as it may. Turn it off on another one first.",
     },
 }
 _applied_decoder = msgspec.json.Decoder(ConfigApplied)

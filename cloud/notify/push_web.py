@@ -1,7 +1,8 @@
 """The status page's "notify me" (US-NOTIF-008): the tenant's VAPID public key, the subscription a browser registers
 for its ticket, the service worker that shows the pushes, and the manifest that makes the page installable (iOS only
 delivers web push to a home-screen app). Public like the page itself: the signed link is the credential; anything that
-does not check out is a plain 404, and a malformed body is a 400 problem+json."""
+does not check out is a plain 404, a malformed body is a 400 problem+json, and a subscription the ticket cannot take
+is a 409 problem+json (`ticket_finished`, `too_many_devices`)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from litestar.params import FromPath
 from sqlalchemy.engine import Engine
 
 from cloud.notify import push_store
+from cloud.notify.problems import NO_STORE, refusal
 from cloud.ticket_status import TicketRef, ticket_ref, words
 
 ASSETS = Path(__file__).resolve().parents[1] / "web" / "templates" / "notify" / "push"
 FINISHED = frozenset({"done", "cancelled", "no_show"})  # nothing left to be told about
 MAX_BODY = 8192  # a subscription is ~500 bytes
-NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 class Unsubscribe(msgspec.Struct, frozen=True):
@@ -78,13 +79,14 @@ def _subscribe(request: Request[Any, Any, Any], token: str, sub: push_store.Subs
     """Store a validated subscription for the link's ticket unless it is finished or has enough devices."""
     ref = _ticket(request, token)
     if ref.status in FINISHED:
-        return Response({"subscribed": False, "reason": "finished"}, status_code=409, headers=NO_STORE)
+        raise refusal(409, "ticket_finished", f"the ticket is {ref.status}: nothing left to be told about", NO_STORE)
     with request.app.state["engine"].begin() as conn:
         if push_store.push_settings(conn, ref.tenant) is None:
             raise NotFoundException()
         saved = push_store.save(conn, ref.tenant, ref.branch_id, ref.ticket_id, sub, ref.lang)
     if not saved:
-        return Response({"subscribed": False, "reason": "too many devices"}, status_code=409, headers=NO_STORE)
+        raise refusal(409, "too_many_devices", f"this ticket already notifies {push_store.MAX_PER_TICKET} devices",
+                      NO_STORE)  # fmt: skip
     return Response({"subscribed": True}, status_code=201, headers=NO_STORE)
 
 

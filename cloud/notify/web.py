@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 import msgspec
-from litestar import Litestar, Request, Response, delete, get, post, put
+from litestar import Litestar, Request, delete, get, post, put
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.plugins.problem_details import ProblemDetailsException
@@ -32,6 +32,7 @@ from cloud.appointments import outbox as booking_outbox
 from cloud.identity.permissions import requires
 from cloud.notify import console, outbox, policy, push_web, reports, templates
 from cloud.notify.dispatcher import Dispatcher, app_dispatcher
+from cloud.notify.problems import refusal
 from cloud.notify.providers import REGISTRY
 from cloud.notify.providers.base import CHANNELS, DeliveryUpdate, InvalidWebhook, WebhookRequest, secret_fields
 from cloud.notify.segments import segment_count
@@ -72,8 +73,9 @@ def _lang(request: Request[Any, Any, Any]) -> str:
     return pick_lang(request.query_params.get("lang"), request.cookies.get(COOKIE))
 
 
-def _bad(detail: str) -> ProblemDetailsException:
-    return ProblemDetailsException(status_code=400, detail=detail, title="Bad request")
+def _bad(detail: str, code: str = "invalid_body") -> ProblemDetailsException:
+    """A 400 problem+json with a stable `code`."""
+    return refusal(400, code, detail)
 
 
 def _tenant(request: Request[Any, Any, Any], given: str | None = None) -> str:
@@ -83,7 +85,7 @@ def _tenant(request: Request[Any, Any, Any], given: str | None = None) -> str:
     if not tenant and user.tenants is not None and len(user.tenants) == 1:
         tenant = next(iter(user.tenants))
     if not tenant:
-        raise _bad("name the tenant: ?tenant=<id>")
+        raise _bad("name the tenant: ?tenant=<id>", "tenant_required")
     if not user.sees_tenant(tenant):
         raise NotFoundException()
     return tenant
@@ -170,7 +172,7 @@ async def webhook(request: Request[Any, Any, Any], provider: FromPath[str], tena
         updates = REGISTRY[provider].parse_webhook(incoming, settings)
     except InvalidWebhook as exc:
         log.warning("notify: refused a %s webhook for tenant %s: %s", provider, tenant, exc)
-        raise _bad(str(exc)) from None
+        raise _bad(str(exc), "invalid_webhook") from None
 
     changed = await asyncio.to_thread(apply_reports, _engine(request), tenant, provider, updates, datetime.now(UTC))
     if (dispatcher := app_dispatcher(request.app.state)) is not None:
@@ -190,7 +192,7 @@ async def webhook_verify(request: Request[Any, Any, Any], provider: FromPath[str
     try:
         return str(verify(dict(request.query_params), settings))
     except InvalidWebhook:
-        raise ProblemDetailsException(status_code=403, detail="verification failed") from None
+        raise refusal(403, "verification_failed", "verification failed") from None
 
 
 # --- settings and providers ---------------------------------------------------------------------------------------
@@ -249,7 +251,7 @@ def _save_provider(request: Request[Any, Any, Any], tenant: str, channel: str, c
     """Store a channel's provider (400 when it does not send on that channel) and audit it, secrets masked."""
     module = REGISTRY.get(choice.provider)
     if channel not in CHANNELS or module is None or channel != module.CHANNEL:
-        raise _bad(f"provider {choice.provider!r} does not send on channel {channel!r}")
+        raise _bad(f"provider {choice.provider!r} does not send on channel {channel!r}", "provider_not_for_channel")
     with _engine(request).begin() as conn:
         before = _masked(policy.provider_settings(conn, tenant).get(channel))
         policy.save_provider(conn, tenant, channel, choice.provider, dict(choice.settings), tuple(module.SECRETS))
@@ -321,7 +323,7 @@ def policy_from_form(form: dict[str, str], current: policy.TenantPolicy) -> poli
     for name in ("to_go_threshold", "retention_days", "max_attempts"):
         if (value := form.get(name, "").strip()) != "":
             if not (value.isascii() and value.isdigit()):
-                raise _bad(f"{name} must be a whole number")
+                raise _bad(f"{name} must be a whole number", "invalid_settings")
             doc[name] = int(value)
     for name in ("whatsapp_fallback", "sms_fallback", "public_url"):
         if name in form:
@@ -329,7 +331,7 @@ def policy_from_form(form: dict[str, str], current: policy.TenantPolicy) -> poli
     try:
         return msgspec.convert(doc, policy.TenantPolicy)
     except msgspec.ValidationError as exc:
-        raise _bad(f"invalid settings: {exc}") from None
+        raise _bad(f"invalid settings: {exc}", "invalid_settings") from None
 
 
 async def _form(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -458,7 +460,7 @@ async def template_save(
     try:
         return await asyncio.to_thread(save)
     except templates.TemplateInvalid as exc:
-        raise _bad(f"template does not parse: {exc}") from None
+        raise _bad(f"template does not parse: {exc}", "template_invalid") from None
 
 
 @delete("/api/v1/notify/templates/{trigger:str}/{channel:str}/{lang:str}", guards=[requires("notify.manage")],
@@ -534,17 +536,19 @@ def _replay(request: Request[Any, Any, Any], outbox_id: int) -> bool:
         if owner is None or not _user(request).sees_branch(*owner):
             raise NotFoundException()
         done = outbox.replay(conn, owner[0], outbox_id, datetime.now(UTC))
-    log.info("notify: message %d replayed by %s", outbox_id, _user(request).username)
+    if done:
+        log.info("notify: message %d replayed by %s", outbox_id, _user(request).username)
     return done
 
 
 @post("/api/v1/notify/messages/{outbox_id:int}/replay", guards=[requires("notify.manage")], status_code=200)
-async def replay_json(request: Request[Any, Any, Any], outbox_id: FromPath[int]) -> Response[dict[str, Any]]:
-    """Send a dead message again (409 when it is not dead)."""
-    done = await asyncio.to_thread(_replay, request, outbox_id)
+async def replay_json(request: Request[Any, Any, Any], outbox_id: FromPath[int]) -> dict[str, bool]:
+    """Send a dead message again: `{"replayed": true}`, or 409 problem+json `not_dead` when it is not dead."""
+    if not await asyncio.to_thread(_replay, request, outbox_id):
+        raise refusal(409, "not_dead", f"message {outbox_id} is not dead: only a dead message is sent again")
     if (dispatcher := app_dispatcher(request.app.state)) is not None:
         dispatcher.wake()
-    return Response({"replayed": done}, status_code=200 if done else 409)
+    return {"replayed": True}
 
 
 @get("/api/v1/notify/booking-messages/{message_id:int}/attempts", guards=[requires("notify.read")],
@@ -567,7 +571,8 @@ def _replay_booking(request: Request[Any, Any, Any], message_id: int) -> bool:
         if owner is None or not _user(request).sees_branch(*owner):
             raise NotFoundException()
         done = booking_outbox.replay(conn, owner[0], message_id, datetime.now(UTC))
-    log.info("notify: booking message %d replayed by %s", message_id, _user(request).username)
+    if done:
+        log.info("notify: booking message %d replayed by %s", message_id, _user(request).username)
     if (sender := request.app.state.get("appt_sender")) is not None:
         sender.wake()
     return done
@@ -575,10 +580,11 @@ def _replay_booking(request: Request[Any, Any, Any], message_id: int) -> bool:
 
 @post("/api/v1/notify/booking-messages/{message_id:int}/replay", guards=[requires("notify.manage")],
       status_code=200)  # fmt: skip
-async def replay_booking_json(request: Request[Any, Any, Any], message_id: FromPath[int]) -> Response[dict[str, Any]]:
-    """Send a dead booking confirmation or reminder again (409 when it is not dead)."""
-    done = await asyncio.to_thread(_replay_booking, request, message_id)
-    return Response({"replayed": done}, status_code=200 if done else 409)
+async def replay_booking_json(request: Request[Any, Any, Any], message_id: FromPath[int]) -> dict[str, bool]:
+    """Send a dead booking confirmation or reminder again: `{"replayed": true}`, or 409 problem+json `not_dead`."""
+    if not await asyncio.to_thread(_replay_booking, request, message_id):
+        raise refusal(409, "not_dead", f"booking message {message_id} is not dead: only a dead message is sent again")
+    return {"replayed": True}
 
 
 # --- pages ----------------------------------------------------------------------------------------------------------

@@ -190,7 +190,10 @@ def test_reports_log_dlq_replay_and_metrics(tmp_path: Path, stand_ins: tuple[Wha
             assert replayed.status_code == 303
             wait_until(lambda: _rows(engine, failed, "whatsapp")[0].status == "sent", timeout=60, what="replayed")
             assert len(wa.sent) == 3
-            assert client.post(f"/api/v1/notify/booking-messages/{dead.id}/replay").status_code == 409  # not dead
+            not_dead = client.post(f"/api/v1/notify/booking-messages/{dead.id}/replay")
+            assert not_dead.status_code == 409, not_dead.text
+            assert not_dead.headers["content-type"].startswith("application/problem+json")
+            assert (not_dead.json()["code"], not_dead.json()["type"]) == ("not_dead", "about:blank")
             attempts = client.get(f"/api/v1/notify/booking-messages/{dead.id}/attempts").json()["attempts"]
             assert [a["outcome"] for a in attempts] == ["sent", "sent"]  # the first, then the replay
             assert client.get("/api/v1/notify/booking-messages/999999/attempts").status_code == 404

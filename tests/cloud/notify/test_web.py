@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -22,6 +23,18 @@ from tests.support.cloud_hub import wait_until
 
 PASSWORD = "correct horse battery"
 Hub = tuple[TestClient, sa.Engine]
+
+
+def assert_problem(answer: Any, status: int, code: str) -> dict[str, Any]:
+    """An RFC 9457 refusal like every other of the hub's: type, title, status, detail and the stable `code`."""
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json"), answer.headers
+    body: dict[str, Any] = answer.json()
+    assert body["type"] == "about:blank", body
+    assert (body["status"], body["code"]) == (status, code), body
+    assert body["title"], body
+    assert body["detail"], body
+    return body
 
 
 @pytest.fixture
@@ -55,8 +68,7 @@ def test_provider_secrets_are_write_only(hub: Hub, smtp_server: SmtpServer) -> N
         stored = conn.execute(sa.select(providers.c.settings)).scalar_one()
     assert smtp_server.settings["password"] in stored  # kept, not overwritten with the mask
     wrong = client.put(f"/api/v1/notify/providers/sms?tenant={TENANT}", json={"provider": "email", "settings": {}})
-    assert wrong.status_code == 400
-    assert wrong.headers["content-type"].startswith("application/problem+json")
+    assert_problem(wrong, 400, "provider_not_for_channel")
     page = client.get(f"/notify/settings?tenant={TENANT}&lang=en")
     assert page.status_code == 200
     assert smtp_server.settings["password"] not in page.text
@@ -71,8 +83,7 @@ def test_malformed_bodies_are_400_problem_json(hub: Hub) -> None:
         for body in (b"{", b'{"to_go_threshold": "x"}', b"[]"):
             answer = client.request(method, f"{path}?tenant={TENANT}", content=body,
                                     headers={"content-type": "application/json"})  # fmt: skip
-            assert answer.status_code == 400, (path, body, answer.text)
-            assert answer.headers["content-type"].startswith("application/problem+json")
+            assert_problem(answer, 400, "invalid_body")
     settings = client.put(f"/api/v1/notify/settings?tenant={TENANT}", json={"to_go_threshold": 2,
                           "to_go_by_service": {"cs": 4}, "whatsapp_fallback": "email"})  # fmt: skip
     assert settings.status_code == 200
@@ -89,7 +100,7 @@ def test_template_editor_preview_and_segments(hub: Hub) -> None:
     emoji = client.post("/api/v1/notify/templates/preview", json={"body": "Giliran Anda 🎉 " + "x" * 60})
     assert emoji.json()["segments"] == {"encoding": "ucs2", "units": 76, "segments": 2}
     broken = client.put(f"/api/v1/notify/templates/ticket.called/sms/id?tenant={TENANT}", json={"body": "{{ oops"})
-    assert broken.status_code == 400
+    assert_problem(broken, 400, "template_invalid")
     ok = client.put(f"/api/v1/notify/templates/ticket.called/sms/id?tenant={TENANT}",
                     json={"body": "Silakan ke {{ counter_name }}, nomor {{ ticket_number }}"})  # fmt: skip
     assert ok.status_code == 200, ok.text
@@ -149,7 +160,8 @@ def test_log_dlq_replay_and_tenant_scope(
     assert [a["outcome"] for a in attempts.json()["attempts"]] == ["permanent"]
     smtp_server.fail_with(None)
     assert client.post(f"/api/v1/notify/messages/{row['id']}/replay").json() == {"replayed": True}
-    assert client.post(f"/api/v1/notify/messages/{row['id']}/replay").status_code == 409  # no longer dead
+    again = assert_problem(client.post(f"/api/v1/notify/messages/{row['id']}/replay"), 409, "not_dead")
+    assert str(row["id"]) in again["detail"]
     smtp_server.wait_for(1)
     assert smtp_server.messages[0].recipients == ["rina@example.com"]
 
@@ -158,6 +170,21 @@ def test_webhooks_unknown_or_unsigned(hub: Hub) -> None:
     client, _ = hub
     assert client.post(f"/api/v1/notify/webhooks/nope/{TENANT}", content=b"{}").status_code == 404
     assert client.post(f"/api/v1/notify/webhooks/twilio/{TENANT}", content=b"{}").status_code == 404  # not configured
+
+
+def test_webhook_and_tenant_refusals_are_problems_with_a_code(hub: Hub) -> None:
+    client, engine = hub
+    whatsapp = {"phone_number_id": "1", "access_token": "t", "app_secret": "s", "verify_token": "v"}
+    assert client.put(f"/api/v1/notify/providers/whatsapp?tenant={TENANT}",
+                      json={"provider": "whatsapp", "settings": whatsapp}).status_code == 200  # fmt: skip
+    unsigned = client.post(f"/api/v1/notify/webhooks/whatsapp/{TENANT}", content=b"{}")
+    assert_problem(unsigned, 400, "invalid_webhook")
+    handshake = {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "42"}
+    assert_problem(client.get(f"/api/v1/notify/webhooks/whatsapp/{TENANT}", params=handshake), 403,
+                   "verification_failed")  # fmt: skip
+    upsert_user(engine, "two-tenants", PASSWORD, "tenant_admin", [TENANT, "other"])
+    both = TestClient(app=client.app, base_url="http://hub.test")
+    assert_problem(both.get("/api/v1/notify/settings", auth=("two-tenants", PASSWORD)), 400, "tenant_required")
 
 
 @pytest.mark.parametrize("outbox_id", ["99999999999999999999999", "9223372036854775808", "-1", "0"])
@@ -196,7 +223,9 @@ def test_settings_are_edited_in_forms_and_audited(hub: Hub, smtp_server: SmtpSer
     assert rules["triggers"]["ticket.created"] is False
     assert (rules["whatsapp_fallback"], rules["retention_days"]) == ("email", 14)
     bad = client.post(f"/notify/settings?tenant={TENANT}", data={**form, "to_go_threshold": "500"})
-    assert bad.status_code == 400
+    assert_problem(bad, 400, "invalid_settings")
+    assert_problem(client.post(f"/notify/settings?tenant={TENANT}", data={**form, "retention_days": "x"}), 400,
+                   "invalid_settings")  # fmt: skip
     settings = {k: str(v) for k, v in smtp_server.settings.items() if v is not None}
     provider = client.post(f"/notify/settings/providers/email?tenant={TENANT}&lang={lang}",
                            data={"provider": "email", **settings}, follow_redirects=False)  # fmt: skip

@@ -27,6 +27,7 @@ from cloud.notify import policy, push_store
 from cloud.notify.providers import webpush
 from cloud.notify.providers.base import OutgoingMessage, SendResult
 from cloud.store import create_store_engine
+from cloud.ticket_status import words
 from cloud.web.app import CloudSettings, create_app
 from edge.demo import demo_config
 from edge.engine import commands as c
@@ -217,7 +218,39 @@ def test_finished_ticket_and_bad_subscriptions_are_refused(branch: Branch, hub: 
     assert httpx.post(f"{link}/push/stop", json={"endpoint": good["endpoint"]}).status_code == 204
     branch.run(c.Cancel(ticket_id=ticket["ticket_id"]))
     branch.ship()
-    assert httpx.post(f"{link}/push", json=good).status_code == 409
+    finished = httpx.post(f"{link}/push", json=good)
+    assert finished.status_code == 409
+    assert finished.headers["content-type"].startswith("application/problem+json")
+    assert (finished.json()["code"], finished.json()["type"]) == ("ticket_finished", "about:blank")
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_the_page_acts_on_the_refusals_code(browser: Browser, branch: Branch, hub: Hub,
+                                            push_service: PushServiceStandIn, lang: str) -> None:  # fmt: skip
+    """A ticket that already notifies as many devices as it may says so (not "try again"); a ticket that finished
+    while the page was open hides "notify me"."""
+    full = branch.run(c.Enqueue(service_id="teller", lang=lang))
+    ending = branch.run(c.Enqueue(service_id="teller", lang=lang))
+    branch.ship()
+    for _ in range(push_store.MAX_PER_TICKET):
+        assert httpx.post(f"{hub.link(full['ticket_id'])}/push", json=push_service.subscribe()).status_code == 201
+    page = _page(browser, hub, lang, push_service.subscribe())
+    page.goto(hub.link(full["ticket_id"]))
+    with page.expect_response(lambda r: r.url.endswith("/push") and r.request.method == "POST") as answer:
+        page.locator("#notify-me").click()
+    assert answer.value.status == 409
+    state = page.locator("#notify-state")
+    expect(state).to_have_attribute("data-state", "full")
+    expect(state).to_have_text(words(lang)["notify_full"])
+    expect(page.locator("#notify-me")).to_be_hidden()
+    page.screenshot(path=str(SCREENSHOTS / f"status-notify-full-{lang}.png"), full_page=True)
+    page.goto(hub.link(ending["ticket_id"]))
+    expect(page.locator("#notify-me")).to_be_visible()
+    branch.run(c.Cancel(ticket_id=ending["ticket_id"]))
+    branch.ship()
+    page.locator("#notify-me").click()
+    expect(page.locator("#notify")).to_be_hidden()
+    page.context.close()
 
 
 def test_no_notify_me_when_the_tenant_offers_no_web_push(browser: Browser, branch: Branch, hub: Hub,

@@ -1,7 +1,8 @@
 // "Beri tahu saya / Notify me" on the ticket status page. The section stays hidden unless the hub answers with the
 // tenant's VAPID key (the tenant offers web push). A click asks for notification permission, registers the service
 // worker (/t/push-sw.js, scope /t/), subscribes with that key and posts the subscription to the hub. The page
-// reloads every 15 s, so a browser that subscribed remembers it (localStorage) and only shows "on".
+// reloads every 15 s, so a browser that subscribed remembers it (localStorage) and only shows "on". The hub's refusals
+// are problem+json with a `code`: `ticket_finished` hides the section, `too_many_devices` says so.
 (async () => {
   const box = document.getElementById("notify");
   if (!box) return;
@@ -57,7 +58,20 @@
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify(subscription),
       });
-      if (!answer.ok) throw new Error("hub answered " + answer.status);
+      if (!answer.ok) {
+        // A refusal is problem+json: act on its code (the ticket finished meanwhile, or has enough devices).
+        const problem = await answer.json().catch(() => ({}));
+        if (problem.code === "ticket_finished") {
+          box.hidden = true;
+          return;
+        }
+        if (problem.code === "too_many_devices") {
+          button.hidden = true;
+          say("full");
+          return;
+        }
+        throw new Error("hub answered " + answer.status + " " + (problem.code || ""));
+      }
       localStorage.setItem(remembered, "1");
       button.hidden = true;
       say("on");
