@@ -31,6 +31,7 @@ from edge.web.deps import (
     require_counter,
     require_role,
 )
+from edge.web.kiosk import check_lang
 from edge.web.problems import ApiError, decode_json_body
 from edge.web.schemas import (
     CallTicketBody,
@@ -159,7 +160,10 @@ class TicketController(Controller):
 
     @post("/", status_code=201, summary="Create a ticket (enqueue)")
     async def create(self, data: JSONBody[CreateTicket], app: AppDep, principal: Caller) -> Response[dict[str, Any]]:
-        """Enqueue a ticket for a service; the same request_id returns the same ticket."""
+        """Enqueue a ticket for a service; the same request_id returns the same ticket. A `lang` neither the appliance
+        nor the branch speaks is `422 lang_not_spoken`, as at the kiosk (the status page and notices speak it)."""
+        if data.lang is not None and (config := app.service.view.state.config) is not None:
+            check_lang(config, data.lang)
         outcome = await run(app, c.Enqueue(actor=principal.username, **msgspec.structs.asdict(data)))
         return replayable(outcome, status=201)
 

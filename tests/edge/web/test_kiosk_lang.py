@@ -1,5 +1,6 @@
 """The kiosk takes only languages the appliance or the branch speaks: a ticket's language becomes `<html lang>` on
-its status page and the words of its paper, so an unknown code is a 422 naming `lang`, never a page in "zz"."""
+its status page and the words of its paper, so an unknown code is a 422 naming `lang`, never a page in "zz"; the
+staff API's `POST /tickets` refuses it the same way."""
 
 from __future__ import annotations
 
@@ -43,14 +44,24 @@ def test_a_check_in_in_an_unknown_language_is_refused_before_the_code(api: Api) 
     assert [e["key"] for e in body["errors"]] == ["lang"], body
 
 
-def test_a_staff_ticket_in_another_language_still_issues_and_its_page_falls_back(api: Api) -> None:
-    """The staff API's `lang` is unchanged (the hub may pass codes through); the page speaks the branch's language."""
-    r = api.post("/tickets", {"service_id": "cs", "lang": "zz", "request_id": "s-1"})
+@pytest.mark.parametrize("lang", ["zz", "fr"])
+def test_a_staff_ticket_in_a_language_nobody_here_speaks_is_the_kiosks_422(api: Api, lang: str) -> None:
+    """The staff API refuses what the kiosk refuses, with the same code: the ticket's status page and notices would
+    speak a language the branch does not have."""
+    body = assert_problem(api.post("/tickets", {"service_id": "cs", "lang": lang, "request_id": f"s-{lang}"}), 422,
+                          "lang_not_spoken")  # fmt: skip
+    assert [e["key"] for e in body["errors"]] == ["lang"], body
+    assert lang in body["detail"]
+    assert [t for t in api.get("/tickets").json()["tickets"] if t.get("lang") == lang] == []
+
+
+def test_a_staff_ticket_in_a_branch_language_issues_and_its_page_speaks_it(api: Api) -> None:
+    r = api.post("/tickets", {"service_id": "cs", "lang": "en", "request_id": "s-en"})
     assert r.status_code == 201, r.text
     token = sign(link_key(load_secret(api.data_dir)), "jkt-sudirman", f"t:{r.json()['ticket_id']}")
     page = api.client.get(f"/t/{token}")
     assert page.status_code == 200
-    assert '<html lang="id">' in page.text
+    assert '<html lang="en">' in page.text
 
 
 def test_an_offline_ticket_in_an_unknown_language_is_kept_in_the_branchs_first(api: Api) -> None:
