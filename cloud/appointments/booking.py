@@ -12,7 +12,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -38,8 +38,9 @@ BOOKING_HORIZON_DAYS = 60
 
 
 class BookingRefused(Exception):
-    """A booking that cannot be made; `code` is stable (`slot_full`, `day_closed`, `no_slot`, `unknown_service`,
-    `not_found`, `not_active`)."""
+    """A booking that cannot be made or changed; `code` is stable: `slot_full`, `day_closed`, `past` (the time has
+    begun), `no_slot` (no slot starts then, or beyond the horizon), `unknown_service`, `not_found`, `cancelled` and
+    `checked_in` (the booking can no longer change)."""
 
     def __init__(self, code: str, detail: str = "") -> None:
         super().__init__(detail or code)
@@ -248,8 +249,10 @@ def _check_slot(conn: Connection, branch: Branch, service: BookableService, at: 
     zone = ZoneInfo(branch.zone)
     local = at.astimezone(zone)
     day = local.date()
-    if at <= now or day > (now.astimezone(zone).date() + timedelta(days=BOOKING_HORIZON_DAYS)):
-        raise BookingRefused("no_slot", "that time cannot be booked")
+    if at <= now:
+        raise BookingRefused("past", "that time has already begun")
+    if day > now.astimezone(zone).date() + timedelta(days=BOOKING_HORIZON_DAYS):
+        raise BookingRefused("no_slot", "that time is beyond the booking horizon")
     if calendar.closed_reason(day, entries(conn, branch.tenant), branch_id=branch.branch_id, region=branch.region):
         raise BookingRefused("day_closed", "the branch takes no bookings that day")
     if local not in calendar.slot_starts(branch.hours, day, service.slot_minutes, branch.zone):
@@ -389,6 +392,12 @@ def contact_email(conn: Connection, tenant: str, booking_id: str) -> str | None:
     ).scalar_one_or_none()
 
 
+def _refuse_inactive(status: str) -> NoReturn:
+    if status == "cancelled":
+        raise BookingRefused("cancelled", "the booking was cancelled")
+    raise BookingRefused("checked_in", "the visitor has already checked in")
+
+
 def cancel(conn: Connection, tenant: str, booking_id: str, now: datetime) -> Booking:
     """Cancel a booked visit and free its place."""
     current = get(conn, tenant, booking_id)
@@ -399,22 +408,28 @@ def cancel(conn: Connection, tenant: str, booking_id: str, now: datetime) -> Boo
         .where(appt_bookings.c.booking_id == booking_id, appt_bookings.c.status == "booked")
         .values(status="cancelled", updated_at=now.astimezone(UTC).isoformat())
     )
-    if changed.rowcount != 1:
-        raise BookingRefused("not_active", "only a booked visit can be cancelled")
+    if changed.rowcount != 1:  # read again: another request may have changed it since
+        _refuse_inactive((get(conn, tenant, booking_id) or current).status)
     _release(conn, tenant, current.branch_id, current.service_id, _iso(current.starts_at))
     return get(conn, tenant, booking_id) or current
 
 
 def reschedule(conn: Connection, branch: Branch, booking_id: str, at: datetime, now: datetime) -> Booking:
-    """Move a booked visit to another slot of the same service: the new place is taken before the old is freed, so
-    a full new slot leaves the booking as it was (the caller's transaction rolls back)."""
+    """Move a booked visit to another slot of the same service and branch, by the booking's rules (calendar, not in
+    the past, the conditional update on the new slot): the new place is taken before the old is freed, so a full new
+    slot leaves the booking as it was (the caller's transaction rolls back). The booking keeps its id; its check-in
+    code names the day, so a move to another day makes a new code and the old one no longer checks in (the kiosk
+    refuses a code whose day is not today or not the pushed visit's day); a move within the day keeps the code, and
+    the kiosk's check-in window follows the pushed new time. Moving to the time it already has changes nothing."""
     current = get(conn, branch.tenant, booking_id)
     if current is None or current.branch_id != branch.branch_id:
         raise BookingRefused("not_found")
     if current.status != "booked":
-        raise BookingRefused("not_active", "only a booked visit can be moved")
+        _refuse_inactive(current.status)
     service = _service(conn, branch, current.service_id)
     day = _check_slot(conn, branch, service, at, now)
+    if _iso(at) == _iso(current.starts_at):
+        return current
     _take(conn, branch, service, at, day)
     _release(conn, branch.tenant, branch.branch_id, current.service_id, _iso(current.starts_at))
     conn.execute(

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import io
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import icalendar
 import segno
 
 from cloud.appointments import booking
@@ -54,3 +55,30 @@ def short_text(kind: str, visit: booking.Booking, branch: booking.Branch, servic
     w = WORDS.get(visit.lang, WORDS["id"])
     return w[f"sms_{kind}"].format(service=service_name, branch=branch.name, when=local_when(visit, branch),
                                    link=link)  # fmt: skip
+
+
+def visit_ical(visit: booking.Booking, branch: booking.Branch, service_name: str, minutes: int, address: str,
+               link: str, lang: str) -> bytes:  # fmt: skip
+    """The visit as an iCalendar file: one VEVENT (UID the booking number, so a re-import after a move updates the
+    same event), start and end in UTC, the branch's zone named in `X-WR-TIMEZONE` and the local time in the text."""
+    w = WORDS.get(lang, WORDS["id"])
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//QMS//booking//ID")
+    cal.add("version", "2.0")
+    cal.add("method", "PUBLISH")
+    cal.add("x-wr-timezone", branch.zone)
+    event = icalendar.Event()
+    start = visit.starts_at.astimezone(UTC)
+    event.add("uid", f"{visit.booking_id}@{visit.tenant}.qms")
+    event.add("dtstamp", datetime.now(UTC).replace(microsecond=0))
+    event.add("dtstart", start)
+    event.add("dtend", start + timedelta(minutes=minutes))
+    event.add("summary", w["ics_summary"].format(service=service_name, branch=branch.name))
+    event.add("location", ", ".join(x for x in (branch.name, address.strip()) if x))
+    event.add("description", w["ics_text"].format(
+        booking=visit.booking_id, when=local_when(visit, branch), zone=branch.zone, link=link,
+        before=branch.checkin_before, after=branch.checkin_after))  # fmt: skip
+    event.add("url", link)
+    event.add("status", "CANCELLED" if visit.status == "cancelled" else "CONFIRMED")
+    cal.add_component(event)
+    return cal.to_ical()

@@ -40,6 +40,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from cloud.admin.tables import branch_profiles
 from cloud.appointments import booking, messages
 from cloud.appointments.tables import appt_bookings, appt_message_attempts, appt_messages
 from cloud.background import Background
@@ -226,8 +227,8 @@ def build_message(conn: Connection, row: Any, visit: booking.Booking, to: str, n
     """The row's message: the e-mail with the QR attached, the WhatsApp template with the code, or the SMS."""
     branch = booking.load_branch(conn, row.tenant_id, visit.branch_id)
     assert branch is not None
-    names = {s.service_id: s.name for s in booking.services(conn, row.tenant_id, branch.branch_id)}
-    service = names.get(visit.service_id, visit.service_id)
+    offered = {s.service_id: s for s in booking.services(conn, row.tenant_id, branch.branch_id)}
+    service = offered[visit.service_id].name if visit.service_id in offered else visit.service_id
     code = booking.qr_text(conn, visit, now)
     base = policy.load(conn, row.tenant_id).public_url.rstrip("/")
     link = f"{base}/book/{row.tenant_id}/v/{code}"
@@ -236,7 +237,14 @@ def build_message(conn: Connection, row: Any, visit: booking.Booking, to: str, n
     if row.channel == "email":
         png = Attachment(filename=f"checkin-{visit.booking_id}.png", content_type="image/png",
                          data=messages.qr_png(code))  # fmt: skip
-        return OutgoingMessage(key=key, channel="email", to=to, text=text, subject=subject, attachments=(png,))
+        minutes = offered[visit.service_id].slot_minutes if visit.service_id in offered else 30
+        address = conn.execute(
+            sa.select(branch_profiles.c.address).where(branch_profiles.c.tenant_id == row.tenant_id,
+                                                       branch_profiles.c.branch_id == visit.branch_id)
+        ).scalar_one_or_none() or ""  # fmt: skip
+        ical = messages.visit_ical(visit, branch, service, minutes, address, link, visit.lang)
+        ics = Attachment(filename=f"booking-{visit.booking_id}.ics", content_type="text/calendar", data=ical)
+        return OutgoingMessage(key=key, channel="email", to=to, text=text, subject=subject, attachments=(png, ics))
     when = messages.local_when(visit, branch)
     if row.channel == "whatsapp":
         template = WhatsAppTemplate(WA_TEMPLATES[row.kind], visit.lang,

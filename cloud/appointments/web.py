@@ -2,11 +2,13 @@
 
 Public, no sign-in (a customer's phone): `/book/<tenant>/<branch>` to choose a service, a day and a time and book
 (rate limited per address: QMS_BOOKING_RATE, default 10/minute), and `/book/<tenant>/v/<code>` — the booking's own
-page, reachable only with its signed QR text — to show the QR or cancel. Staff (`appointments.read` /
-`appointments.manage`, scoped to the caller's tenants and branches): `/appointments` (a branch's day with checked-in /
-no-show, booking, rescheduling and cancelling for a customer, bookable services, check-in policy) and
-`/appointments/<tenant>/calendar` (holidays, blackouts, iCal import/export). The lifespan pushes bookings to the
-branches and sends the confirmation and reminder e-mails."""
+page, reachable only with its signed QR text — to show the QR, add the visit to a calendar (`booking.ics`), move it
+to another free time or cancel. Staff (`appointments.read` / `appointments.manage`, scoped to the caller's tenants
+and branches): `/appointments` (a branch's day with checked-in / no-show, booking, rescheduling and cancelling for a
+customer, bookable services, check-in policy) and `/appointments/<tenant>/calendar` (holidays, blackouts, iCal
+import/export). Integrators book, cancel and reschedule through `/api/v1/appointments/<tenant>/<branch>/bookings…`
+(refusals are problem+json with a stable `code`). The lifespan pushes bookings to the branches and sends the
+confirmation and reminder e-mails."""
 
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ PHONE = re.compile(r"^\+?[0-9 -]{6,20}$")
 DAYS_SHOWN = 14
 NAME_MAX = 120
 RATE_DEFAULT = "10/minute"
+YEARS = (2000, 2999)  # a booking's time; outside is a malformed starts_at
 
 
 @asynccontextmanager
@@ -135,6 +138,13 @@ def _day(text: str | None, fallback: date) -> date:
         return fallback
 
 
+def _maybe_day(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
 def _at(text: str) -> datetime:
     try:
         at = datetime.fromisoformat(text)
@@ -142,6 +152,8 @@ def _at(text: str) -> datetime:
         raise ValidationException("starts_at must be an RFC 3339 time") from None
     if at.tzinfo is None:
         raise ValidationException("starts_at needs its offset")
+    if not YEARS[0] <= at.year <= YEARS[1]:  # also keeps the zone conversions inside datetime's range
+        raise ValidationException("starts_at is out of range")
     return at
 
 
@@ -257,24 +269,92 @@ def _by_code(conn: sa.Connection, tenant: str, code: str, now: datetime) -> tupl
     return found, _branch_or_404(conn, tenant, found.branch_id)
 
 
+def _current_code(conn: sa.Connection, found: booking.Booking, now: datetime) -> str:
+    """The booking's check-in code now (a move to another day signs a new one)."""
+    return booking.qr_text(conn, found, now)
+
+
+def _booked_page(request: Request[Any, Any, Any], conn: sa.Connection, tenant: str, code: str,
+                 found: booking.Booking, branch: booking.Branch, *, day: date | None = None,
+                 error: str | None = None, status: int = 200) -> Template:  # fmt: skip
+    """The booking's own page: time, number, QR, add-to-calendar, and (while booked) the other free times of the
+    same service to move to, a day at a time (`?day=`)."""
+    now = _now(request)
+    names = {s.service_id: s.name for s in booking.services(conn, tenant, branch.branch_id)}
+    zone = ZoneInfo(branch.zone)
+    days: list[dict[str, Any]] = []
+    times: list[dict[str, Any]] = []
+    chosen: date = found.day
+    if found.status == "booked" and found.service_id in names:
+        days = _days(conn, branch, found.service_id, now)
+        shown = {d["day"]: d["open"] for d in days}
+        first_open: date = next((d["day"] for d in days if d["open"]), days[0]["day"])
+        own = found.day if shown.get(found.day) else first_open  # the booking's own day while it has times
+        chosen = day if day is not None and day in shown else own
+        current = _iso_utc(found.starts_at)
+        times = [{"value": s.starts_at.isoformat(), "label": s.starts_at.astimezone(zone).strftime("%H:%M"),
+                  "left": s.left, "current": _iso_utc(s.starts_at) == current}
+                 for s in booking.day_slots(conn, branch, found.service_id, chosen, now)]  # fmt: skip
+    closed = next((d["reason"] for d in days if d["day"] == chosen), None)
+    when = found.starts_at.astimezone(zone).strftime("%d/%m/%Y %H:%M")
+    lang = _lang(request) if "lang" in request.query_params else found.lang
+    return _page(request, "booked.html", status, lang=lang, booking=found, branch=branch, when=when,
+                 service=names.get(found.service_id, found.service_id), code=code, qr=messages.qr_svg(code),
+                 tenant=tenant, days=days, day=chosen, times=times, closed=closed, error=error,
+                 moved=request.query_params.get("moved") == "1")  # fmt: skip
+
+
+def _iso_utc(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
+
 @get("/book/{tenant:str}/v/{code:str}", sync_to_thread=True, include_in_schema=False)
-def booking_view(request: Request[Any, Any, Any], tenant: FromPath[str], code: FromPath[str]) -> Template:
-    """The booking's own page: its time, number and QR (the code in the address is the secret)."""
+def booking_view(request: Request[Any, Any, Any], tenant: FromPath[str], code: FromPath[str]) -> Template | Redirect:
+    """The booking's own page: its time, number and QR (the code in the address is the secret). A code from before
+    the booking moved to another day (the link in an earlier e-mail) leads to the current one."""
     with transaction(_engine(request)) as conn:
         found, branch = _by_code(conn, tenant, code, _now(request))
-        names = {s.service_id: s.name for s in booking.services(conn, tenant, branch.branch_id)}
-    when = found.starts_at.astimezone(ZoneInfo(branch.zone)).strftime("%d/%m/%Y %H:%M")
-    return _page(request, "booked.html", lang=_lang(request) if "lang" in request.query_params else found.lang,
-                 booking=found, branch=branch, when=when, service=names.get(found.service_id, found.service_id),
-                 code=code, qr=messages.qr_svg(code), tenant=tenant)  # fmt: skip
+        current = _current_code(conn, found, _now(request))
+        if current != code:
+            return Redirect(path=f"/book/{tenant}/v/{current}?lang={_lang(request)}", status_code=303)
+        day = _maybe_day(request.query_params.get("day"))
+        return _booked_page(request, conn, tenant, code, found, branch, day=day)
 
 
 @get("/book/{tenant:str}/v/{code:str}/qr.png", sync_to_thread=True, include_in_schema=False)
 def booking_qr(request: Request[Any, Any, Any], tenant: FromPath[str], code: FromPath[str]) -> Response[bytes]:
-    """The check-in QR as PNG (to save, or to send on WhatsApp)."""
+    """The check-in QR as PNG (to save, or to send on WhatsApp): always the booking's current code."""
     with transaction(_engine(request)) as conn:
-        _by_code(conn, tenant, code, _now(request))
-    return Response(messages.qr_png(code), media_type="image/png", headers={"Cache-Control": "no-store"})
+        found, _branch = _by_code(conn, tenant, code, _now(request))
+        current = _current_code(conn, found, _now(request))
+    return Response(messages.qr_png(current), media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@get("/book/{tenant:str}/v/{code:str}/booking.ics", sync_to_thread=True, include_in_schema=False)
+def booking_ics(request: Request[Any, Any, Any], tenant: FromPath[str], code: FromPath[str]) -> Response[bytes]:
+    """The visit as an iCalendar file (one VEVENT, times in UTC) for the customer's calendar app."""
+    with transaction(_engine(request)) as conn:
+        found, branch = _by_code(conn, tenant, code, _now(request))
+        current = _current_code(conn, found, _now(request))
+        address = conn.execute(
+            sa.select(branch_profiles.c.address).where(
+                branch_profiles.c.tenant_id == tenant, branch_profiles.c.branch_id == branch.branch_id
+            )
+        ).scalar_one_or_none()
+        service = next((s for s in booking.services(conn, tenant, branch.branch_id)
+                        if s.service_id == found.service_id), None)  # fmt: skip
+    lang = _lang(request) if "lang" in request.query_params else found.lang
+    page = f"{str(request.base_url).rstrip('/')}/book/{tenant}/v/{current}"
+    body = messages.visit_ical(found, branch, service.name if service else found.service_id,
+                               service.slot_minutes if service else 30, address or "", page, lang)  # fmt: skip
+    return Response(
+        body,
+        media_type="text/calendar; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="booking-{found.booking_id}.ics"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @post("/book/{tenant:str}/v/{code:str}/cancel", sync_to_thread=True, include_in_schema=False)
@@ -285,8 +365,39 @@ def booking_cancel(request: Request[Any, Any, Any], tenant: FromPath[str], code:
         found, _branch = _by_code(conn, tenant, code, _now(request))
         with contextlib.suppress(booking.BookingRefused):
             booking.cancel(conn, tenant, found.booking_id, _now(request))
+        current = _current_code(conn, found, _now(request))
     _changed(request)
-    return Redirect(path=f"/book/{tenant}/v/{code}?lang={_lang(request)}", status_code=303)
+    return Redirect(path=f"/book/{tenant}/v/{current}?lang={_lang(request)}", status_code=303)
+
+
+@post("/book/{tenant:str}/v/{code:str}/reschedule", sync_to_thread=True, include_in_schema=False)
+def booking_reschedule(
+    request: Request[Any, Any, Any],
+    tenant: FromPath[str],
+    code: FromPath[str],
+    data: dict[str, Any] = Body(media_type=RequestEncodingType.URL_ENCODED),
+) -> Template | Redirect:
+    """Move the booking to another free time of the same service (the booking's rules); a move to another day signs
+    a new code, and the page moves to it. A refusal (full, closed, past, cancelled, checked in) is said on the page."""
+    _limit(request)
+    form = _form(data)
+    now = _now(request)
+    engine = _engine(request)
+    try:
+        with transaction(engine) as conn:
+            found, branch = _by_code(conn, tenant, code, now)
+            at = _at(form.get("starts_at", ""))
+            moved = booking.reschedule(conn, branch, found.booking_id, at, now)
+            current = _current_code(conn, moved, now)
+    except (booking.BookingRefused, ValidationException) as exc:
+        key = f"err_{exc.code}" if isinstance(exc, booking.BookingRefused) else "err_no_slot"
+        with transaction(engine) as conn:
+            found, branch = _by_code(conn, tenant, code, now)
+            return _booked_page(request, conn, tenant, code, found, branch,
+                                day=_maybe_day(form.get("day")), error=key,
+                                status=400 if isinstance(exc, ValidationException) else 409)  # fmt: skip
+    _changed(request)
+    return Redirect(path=f"/book/{tenant}/v/{current}?lang={_lang(request)}&moved=1", status_code=303)
 
 
 @get("/api/v1/appointments/{tenant:str}/{branch_id:str}/slots", sync_to_thread=True)
@@ -582,12 +693,85 @@ def book_json(
                                 now=_now(request))  # fmt: skip
             code = booking.qr_text(conn, made, _now(request))
     except booking.BookingRefused as exc:
-        return Response({"code": exc.code, "detail": str(exc), "status": 409}, status_code=409,
-                        media_type="application/problem+json")  # fmt: skip
+        return _refused(exc)
     _changed(request)
     body = {"booking_id": made.booking_id, "starts_at": made.starts_at.isoformat(), "day": made.day.isoformat(),
             "qr_text": code}  # fmt: skip
     return Response(body, status_code=201)
+
+
+def _refused(exc: booking.BookingRefused) -> Response[dict[str, Any]]:
+    """A refused booking change as RFC 9457 problem+json with the stable `code`: 404 `not_found`, else 409
+    (`slot_full`, `day_closed`, `past`, `no_slot`, `unknown_service`, `cancelled`, `checked_in`)."""
+    missing = exc.code == "not_found"
+    status = 404 if missing else 409
+    body = {"type": "about:blank", "title": "booking not found" if missing else "booking refused",
+            "status": status, "detail": str(exc), "code": exc.code}  # fmt: skip
+    return Response(body, status_code=status, media_type="application/problem+json")
+
+
+def _booking_json(conn: sa.Connection, found: booking.Booking, now: datetime) -> dict[str, Any]:
+    return {"booking_id": found.booking_id, "service_id": found.service_id,
+            "starts_at": found.starts_at.isoformat(), "day": found.day.isoformat(), "status": found.status,
+            "qr_text": booking.qr_text(conn, found, now)}  # fmt: skip
+
+
+BOOKING_ID = re.compile(r"^[A-Z2-7]{16}$")
+
+
+Change = Callable[[sa.Connection, booking.Branch], booking.Booking]
+
+
+def _change_json(request: Request[Any, Any, Any], tenant: str, branch_id: str, booking_id: str,
+                 change: Change) -> Response[dict[str, Any]]:  # fmt: skip
+    """Run a cancel or reschedule of one booking of the branch; a booking of another branch or tenant is not_found."""
+    require_branch(_user(request), tenant, branch_id)
+    now = _now(request)
+    try:
+        with transaction(_engine(request)) as conn:
+            branch = _branch_or_404(conn, tenant, branch_id)
+            found = booking.get(conn, tenant, booking_id) if BOOKING_ID.match(booking_id) else None
+            if found is None or found.branch_id != branch_id:
+                return _refused(booking.BookingRefused("not_found", "no such booking at this branch"))
+            body = _booking_json(conn, change(conn, branch), now)
+    except booking.BookingRefused as exc:
+        return _refused(exc)
+    _changed(request)
+    return Response(body, status_code=200)
+
+
+@post("/api/v1/appointments/{tenant:str}/{branch_id:str}/bookings/{booking_id:str}/cancel", sync_to_thread=True,
+      guards=[requires("appointments.manage")], status_code=200)  # fmt: skip
+def cancel_json(
+    request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str], booking_id: FromPath[str]
+) -> Response[dict[str, Any]]:
+    """Cancel a booking (frees its place, tells the branch) -> 200 `{booking_id, service_id, starts_at, day, status,
+    qr_text}`; 404 `not_found` (unknown here, or another branch's or tenant's), 409 `cancelled` / `checked_in`."""
+    return _change_json(request, tenant, branch_id, booking_id,
+                        lambda conn, _branch: booking.cancel(conn, tenant, booking_id, _now(request)))  # fmt: skip
+
+
+@post("/api/v1/appointments/{tenant:str}/{branch_id:str}/bookings/{booking_id:str}/reschedule", sync_to_thread=True,
+      guards=[requires("appointments.manage")], status_code=200)  # fmt: skip
+def reschedule_json(
+    request: Request[Any, Any, Any],
+    tenant: FromPath[str],
+    branch_id: FromPath[str],
+    booking_id: FromPath[str],
+    data: JSONBody[dict[str, Any]],
+) -> Response[dict[str, Any]]:
+    """Move a booking to another slot of its service: `{starts_at}` (RFC 3339 with offset) -> 200 as cancel, with
+    the new `qr_text` (a new one when the day changed: the old code no longer checks in). 400 for a malformed
+    `starts_at`; 404 `not_found`; 409 `slot_full`, `day_closed`, `past`, `no_slot`, `cancelled`, `checked_in`."""
+    text = data.get("starts_at")
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationException("starts_at is required", extra={"fields": ["starts_at"]})
+    at = _at(text.strip())
+
+    def move(conn: sa.Connection, branch: booking.Branch) -> booking.Booking:
+        return booking.reschedule(conn, branch, booking_id, at, _now(request))
+
+    return _change_json(request, tenant, branch_id, booking_id, move)
 
 
 @post("/api/v1/appointments/{tenant:str}/messages/{message_id:int}/replay", guards=[requires("appointments.manage")],
@@ -615,5 +799,5 @@ async def message_replay(
 ROUTES: list[Any] = [Router(path="/", route_handlers=[
     booking_page, booking_submit, booking_view, booking_qr, booking_cancel, slots_json, staff_page, staff_book,
     staff_change, staff_settings, calendar_page, calendar_change, calendar_export, bookings_json, book_json,
-    message_replay,
+    cancel_json, reschedule_json, message_replay, booking_ics, booking_reschedule,
 ])]  # fmt: skip

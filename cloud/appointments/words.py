@@ -45,6 +45,15 @@ WORDS: dict[str, dict[str, str]] = {
         "msg_skipped": "dilewati", "msg_delivered": "diterima",
         "sms_confirm": "Janji temu {service} di {branch} {when} tercatat. Kode QR untuk check-in: {link}",
         "sms_remind": "Pengingat: janji temu {service} di {branch} {when}. Kode QR untuk check-in: {link}",
+        "add_calendar": "Tambahkan ke kalender", "move_title": "Ganti jadwal",
+        "move_lead": "Pilih tanggal dan jam lain untuk layanan yang sama.", "move": "Pindahkan ke jam ini",
+        "moved": "Jadwal Anda telah diganti. Tunjukkan kode QR di halaman ini; jika tanggalnya berubah, kode yang"
+        " lama tidak berlaku lagi.",
+        "current": "jadwal Anda", "err_past": "Jam itu sudah lewat.",
+        "err_cancelled": "Janji ini sudah dibatalkan.", "err_checked_in": "Anda sudah check-in untuk janji ini.",
+        "ics_summary": "Janji temu {service} · {branch}",
+        "ics_text": "Nomor pemesanan {booking}. Waktu {when} ({zone}). Tunjukkan kode QR di kios; check-in dibuka"
+        " {before} menit sebelum dan ditutup {after} menit setelah jadwal. Kode QR, ganti jadwal atau batalkan: {link}",
     },
     "en": {
         "book_title": "Book an appointment", "service": "Service", "day": "Date", "time": "Time", "choose": "Choose",
@@ -88,6 +97,16 @@ WORDS: dict[str, dict[str, str]] = {
         "msg_skipped": "skipped", "msg_delivered": "delivered",
         "sms_confirm": "Appointment for {service} at {branch} {when} is booked. Check-in QR code: {link}",
         "sms_remind": "Reminder: appointment for {service} at {branch} {when}. Check-in QR code: {link}",
+        "add_calendar": "Add to calendar", "move_title": "Change the time",
+        "move_lead": "Choose another date and time for the same service.", "move": "Move to this time",
+        "moved": "Your appointment has moved. Show the QR code on this page; if the date changed, an earlier code no"
+        " longer works.",
+        "current": "your time", "err_past": "That time has already passed.",
+        "err_cancelled": "This appointment was cancelled.", "err_checked_in": "You have already checked in for this"
+        " appointment.",
+        "ics_summary": "Appointment: {service} · {branch}",
+        "ics_text": "Booking number {booking}. Time {when} ({zone}). Show the QR code at the kiosk; check-in opens"
+        " {before} minutes before and closes {after} minutes after your time. QR code, change or cancel: {link}",
     },
 }  # fmt: skip
 

@@ -56,6 +56,8 @@ def decide(
     visit = next((v for v in document.visits if v.booking_id == code.booking_id), None)
     if visit is None:
         return Refuse("unknown")
+    if visit.day != code.day.isoformat():
+        return Refuse("wrong_day")  # a code from before the booking moved to another day
     if visit.status == "cancelled":
         return Refuse("cancelled")
     if code.booking_id in used:
