@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-from edge.analytics import facts
+from edge.analytics import fact_check, facts
 from edge.engine import commands as c
 from edge.service import QueueService
 from edge.store.db import connect
@@ -155,3 +156,72 @@ def test_retention_drops_old_facts_only(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv(facts.RETENTION_ENV, "a year")
     with pytest.raises(ValueError, match=facts.RETENTION_ENV):
         facts.retention_days()
+
+
+def _check(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return run_cli("rebuild", "--check", "--data-dir", str(data_dir))
+
+
+def test_qms_edge_rebuild_check_compares_the_facts_and_names_the_first_difference(tmp_path: Path) -> None:
+    """`rebuild --check` folds the log again beside the live facts (writing nothing): identical facts pass; an
+    altered value, an altered fact document, a missing row and a stray CSV record each fail with the first ticket
+    that differs; the altered row is still there afterwards."""
+    data_dir = tmp_path / "data"
+    _served_branch(data_dir)
+    ok = _check(data_dir)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "projections identical; report facts of 4 tickets identical" in ok.stdout
+    conn = connect(data_dir / "qms.sqlite3")
+    try:
+        first, second = [r[0] for r in conn.execute("SELECT ticket_id FROM ticket_facts ORDER BY sort_key LIMIT 2")]
+        served = conn.execute("SELECT ticket_id, wait_seconds FROM ticket_facts WHERE status = 'done'").fetchone()
+        conn.execute("UPDATE ticket_facts SET wait_seconds = 9999 WHERE ticket_id = ?", (served[0],))
+        altered = _check(data_dir)
+        assert altered.returncode == 1, altered.stdout
+        assert f"report fact differs: ticket {served[0]}: wait_seconds is 9999.0 here, {served[1]!r} from the log" \
+            in altered.stdout  # fmt: skip
+        assert "1 of 4 tickets' report facts differ from the log" in altered.stderr
+        assert conn.execute("SELECT wait_seconds FROM ticket_facts WHERE ticket_id = ?", (served[0],)).fetchone() == (
+            9999,
+        )  # compared only: nothing rewritten
+        conn.execute("UPDATE ticket_facts SET wait_seconds = ? WHERE ticket_id = ?", (served[1], served[0]))
+        fact = conn.execute("SELECT fact FROM ticket_facts WHERE ticket_id = ?", (second,)).fetchone()[0]
+        conn.execute("UPDATE ticket_facts SET fact = ? WHERE ticket_id = ?",
+                     (fact.replace(b'"channel":"walk_in"', b'"channel":"kiosk"'), second))  # fmt: skip
+        assert "fact.channel is 'kiosk' here, 'walk_in' from the log" in _check(data_dir).stdout
+        conn.execute("UPDATE ticket_facts SET fact = ? WHERE ticket_id = ?", (fact, second))
+        assert _check(data_dir).returncode == 0
+        conn.execute("DELETE FROM ticket_facts WHERE ticket_id = ?", (first,))
+        missing = _check(data_dir)
+        assert f"ticket {first}: no fact row here, the log has one" in missing.stdout
+        assert "1 of 4 tickets' report facts differ" in missing.stderr
+    finally:
+        conn.close()
+    fixed = run_cli("rebuild", "--data-dir", str(data_dir))
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    conn = connect(data_dir / "qms.sqlite3")
+    try:
+        conn.execute("UPDATE ticket_fact_csv SET csv_comma = 'x' WHERE ticket_id = ?", (second,))
+        assert f"ticket {second}: its CSV record differs from the log's" in _check(data_dir).stdout
+    finally:
+        conn.close()
+
+
+def test_facts_the_retention_dropped_are_not_a_difference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retention deletes old facts while the log keeps the tickets: `rebuild --check` does not count them."""
+    data_dir = tmp_path / "data"
+    _served_branch(data_dir)
+    conn = connect(data_dir / "qms.sqlite3")
+    try:
+        day = date.fromisoformat(conn.execute("SELECT min(business_date) FROM ticket_facts").fetchone()[0])
+        conn.execute("BEGIN IMMEDIATE")
+        assert facts.prune(conn, day + timedelta(days=1), 1) == 4  # a one-day retention, run the next day
+        conn.execute("COMMIT")
+        found = fact_check.check(conn, day + timedelta(days=1), 1)
+        assert (found.differing, found.first) == (0, None)
+        kept = fact_check.check(conn, day + timedelta(days=1), 0)  # keeping everything, the rows are missing
+        assert kept.differing == 4
+        assert kept.first is not None
+        assert kept.first.endswith("no fact row here, the log has one")
+    finally:
+        conn.close()
