@@ -167,8 +167,11 @@ def _values(raw: object) -> list[str]:
     return []
 
 
-def grant_for(tenant: str, settings: IdpSettings, claims: dict[str, Any], protocol: str) -> SessionGrant:
-    """The session an IdP's claims/attributes give: the strongest mapped role, a branch manager's branches;
+Branches = frozenset[tuple[str, str]] | None  # a branch manager's (tenant, branch) pairs; None = every branch
+
+
+def role_of(tenant: str, settings: IdpSettings, claims: dict[str, Any]) -> tuple[str, Branches]:
+    """The strongest role the claims' groups map to and, for a branch manager, its branches (None = every branch);
     raises SsoRefused when no group maps to a role or a branch manager names no branch."""
     groups = _values(claims.get(settings.role_claim))
     mapped = {settings.roles[g] for g in groups if g in settings.roles}
@@ -176,16 +179,34 @@ def grant_for(tenant: str, settings: IdpSettings, claims: dict[str, Any], protoc
     if role is None:
         log.info("SSO user of %s without a mapped role; %s=%r", tenant, settings.role_claim, groups[:20])
         raise SsoRefused("your account has no role in this console (ask your administrator)")
+    if role != "branch_manager":
+        return role, None
+    ids = [b for b in _values(claims.get(settings.branch_claim)) if b]
+    if not ids:
+        raise SsoRefused("a branch manager needs branches (claim missing)")
+    return role, frozenset((tenant, b) for b in ids)
+
+
+def username_of(settings: IdpSettings, claims: dict[str, Any]) -> str:
+    """The user an IdP's claims name (the username claim, else `sub`; at most 200 characters), "" when none."""
     name = next(iter(_values(claims.get(settings.username_claim))), "") or str(claims.get("sub", ""))
+    return name[:200]
+
+
+def kept_claims(settings: IdpSettings, claims: dict[str, Any]) -> dict[str, list[str]]:
+    """What is remembered of a sign-in's claims to map the role again later: the role and branch claims only."""
+    return {name: _values(claims.get(name))[:100] for name in (settings.role_claim, settings.branch_claim)}
+
+
+def grant_for(tenant: str, settings: IdpSettings, claims: dict[str, Any], protocol: str) -> SessionGrant:
+    """The session an IdP's claims/attributes give: the strongest mapped role, a branch manager's branches;
+    raises SsoRefused when no group maps to a role, a branch manager names no branch, or no user is named."""
+    role, branches = role_of(tenant, settings, claims)
+    name = username_of(settings, claims)
     if not name:
         raise SsoRefused("the identity provider named no user")
-    branches = None
-    if role == "branch_manager":
-        ids = [b for b in _values(claims.get(settings.branch_claim)) if b]
-        if not ids:
-            raise SsoRefused("a branch manager needs branches (claim missing)")
-        branches = frozenset((tenant, b) for b in ids)
-    return SessionGrant(f"{name[:200]}", role, frozenset({tenant}), branches, protocol)
+    return SessionGrant(name, role, frozenset({tenant}), branches, protocol)
 
 
-__all__ = ["Flow", "Idp", "IdpSettings", "SsoRefused", "begin", "finish", "grant_for", "load", "remove", "save"]
+__all__ = ["Flow", "Idp", "IdpSettings", "SsoRefused", "begin", "finish", "grant_for", "kept_claims", "load", "remove",
+           "role_of", "save", "username_of"]  # fmt: skip

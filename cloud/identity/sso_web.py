@@ -1,6 +1,6 @@
 """SSO routes: start a tenant's sign-in (`/sso/start?tenant=`), the OIDC callback and the SAML assertion consumer
-(both open: the IdP's signed answer is the proof), the SP metadata, and the per-tenant IdP configuration API
-(`users.manage`, the secret write-only)."""
+(both open: the IdP's signed answer is the proof), the SP metadata, the per-tenant IdP configuration API
+(`users.manage`, the secret write-only), and the tenant's SSO users as the hub knows them (list, disable, enable)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response import Redirect
 
-from cloud.identity import saml, sso, staff_sso
+from cloud.identity import saml, sso, sso_accounts, staff_sso
 from cloud.identity.oidc import OidcClient, SsoRefused
 from cloud.identity.permissions import require_tenant, requires
 from cloud.identity.sessions import SessionGrant
@@ -159,6 +159,11 @@ async def _signed_in(request: Request[Any, Any, Any], idp: sso.Idp, claims: dict
     auth = _auth(request)
     staff = staff_sso.StaffFlow.decoded(flow.tenant, flow.next_path)
     if staff is None:
+        before = await asyncio.to_thread(sso_accounts.signed_in, auth.engine, idp, claims, auth.clock())
+        if before is not None and before.disabled_at is not None:
+            log.warning("%s sign-in of %s (%s) refused: disabled at the hub", idp.protocol.upper(), before.username,
+                        flow.tenant)  # fmt: skip
+            return _failed("your account is disabled in this console (ask your administrator)")
         try:
             grant = sso.grant_for(flow.tenant, idp.settings, claims, idp.protocol)
         except SsoRefused as exc:
@@ -268,7 +273,42 @@ def idp_remove(request: Request[Any, Any, Any], tenant: FromPath[str], protocol:
     return Response(None, status_code=204)
 
 
+@get("/api/v1/tenants/{tenant:str}/sso/users", guards=[requires("users.manage")], sync_to_thread=True)
+def sso_users(request: Request[Any, Any, Any], tenant: FromPath[str]) -> dict[str, Any]:
+    """The tenant's SSO users the hub has signed in: role as mapped now, IdP, last sign-in, disabled or not."""
+    require_tenant(request.scope["user"], tenant)
+    return {"users": [a.as_dict() for a in sso_accounts.list_accounts(_auth(request).engine, tenant)]}
+
+
+def _set_disabled(request: Request[Any, Any, Any], tenant: str, username: str, disabled: bool) -> dict[str, Any]:
+    require_tenant(request.scope["user"], tenant)
+    auth = _auth(request)
+    actor = request.scope["user"].username or "open"
+    account = sso_accounts.set_disabled(auth.engine, tenant, username, disabled, auth.clock(), actor)
+    if account is None:
+        raise NotFoundException(f"no SSO user {username!r} of {tenant}")
+    log.info("SSO user %s of %s %s by %s", username, tenant, "disabled" if disabled else "enabled", actor)
+    return account.as_dict()
+
+
+@post("/api/v1/tenants/{tenant:str}/sso/users/{username:str}/disable", guards=[requires("users.manage")],
+      sync_to_thread=True, status_code=200)  # fmt: skip
+def sso_user_disable(request: Request[Any, Any, Any], tenant: FromPath[str], username: FromPath[str]) -> dict[str, Any]:
+    """Shut an SSO user out at the hub: their sessions end, their sign-ins and API tokens are refused."""
+    return _set_disabled(request, tenant, username, True)
+
+
+@post("/api/v1/tenants/{tenant:str}/sso/users/{username:str}/enable", guards=[requires("users.manage")],
+      sync_to_thread=True, status_code=200)  # fmt: skip
+def sso_user_enable(request: Request[Any, Any, Any], tenant: FromPath[str], username: FromPath[str]) -> dict[str, Any]:
+    """Let a disabled SSO user in again (their tokens work again unless expired or revoked)."""
+    return _set_disabled(request, tenant, username, False)
+
+
 ROUTES: list[Any] = [
+    sso_users,
+    sso_user_disable,
+    sso_user_enable,
     sso_start,
     oidc_callback,
     saml_acs,

@@ -2,7 +2,8 @@
 its tenants), limited to a set of permissions, expiring, stored as a SHA-256 digest and shown once.
 
 A token acts as its owner with at most the owner's current role: disabling the owner or lowering the role takes
-effect on the token's next call."""
+effect on the token's next call. The owner is an HQ account, or an SSO user of one tenant (`Owner.sso_tenant`; see
+`sso_accounts`: their role is mapped again from their last sign-in's claims with the IdP's current settings)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cloud.admin.audit import record
 from cloud.hq_users import HqUser, get_user
+from cloud.identity import sso_accounts
 from cloud.identity.roles import PERMISSIONS, role_allows
 from cloud.identity.sessions import digest
 from cloud.identity.tables import hq_tokens
@@ -25,6 +28,13 @@ from cloud.store import transaction
 PREFIX = "qms_"
 MAX_DAYS = 366
 MAX_NAME = 100
+
+
+class Owner(NamedTuple):
+    """Whose tokens: an HQ account (`sso_tenant` None) or the SSO user `username` of the tenant `sso_tenant`."""
+
+    username: str
+    sso_tenant: str | None = None
 
 
 class TokenRefused(ValueError):
@@ -44,6 +54,7 @@ class TokenInfo:
     expires_at: str
     last_used_at: str | None
     revoked: bool
+    sso_tenant: str | None = None  # owned by this tenant's SSO user `username`; None = an HQ account
 
     def as_dict(self) -> dict[str, object]:
         """JSON form."""
@@ -59,9 +70,10 @@ def issue(
     now: datetime,
     tenant: str | None = None,
     actor: str | None = None,
+    sso_tenant: str | None = None,
 ) -> tuple[str, TokenInfo]:
     """A new token for `user` (the secret, returned once, and what is stored about it), audited (`token.issue`, by
-    `actor`, default the user)."""
+    `actor`, default the user); `sso_tenant` when `user` is that tenant's SSO user (`sso_accounts.SsoAccount`)."""
     unknown = sorted(set(scopes) - set(PERMISSIONS))
     if unknown:
         raise TokenRefused(f"unknown permission(s): {', '.join(unknown)}")
@@ -81,21 +93,26 @@ def issue(
     token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     raw = f"{PREFIX}{token_id}_{secret}"
     info = TokenInfo(token_id, user.username, name.strip(), tenant, tuple(sorted(set(scopes))), now.isoformat(),
-                     (now + timedelta(days=days)).isoformat(), None, False)  # fmt: skip
+                     (now + timedelta(days=days)).isoformat(), None, False, sso_tenant)  # fmt: skip
+    after: dict[str, object] = {"owner": user.username, "name": info.name, "scopes": list(info.scopes),
+                                "expires_at": info.expires_at}  # fmt: skip
+    if sso_tenant is not None:
+        after["owner_sso_tenant"] = sso_tenant
     with transaction(engine) as conn:
         conn.execute(sa.insert(hq_tokens).values(
             token_id=token_id, token_hash=digest(raw), username=user.username, name=info.name, tenant_id=tenant,
             scopes=json.dumps(list(info.scopes)), created_at=info.created_at, expires_at=info.expires_at,
+            sso_tenant=sso_tenant,
         ))  # fmt: skip
-        record(conn, actor=actor or user.username, action="token.issue", tenant=tenant, target=token_id, at=now,
-               after={"owner": user.username, "name": info.name, "scopes": list(info.scopes),
-                      "expires_at": info.expires_at})  # fmt: skip
+        record(conn, actor=actor or user.username, action="token.issue", tenant=tenant or sso_tenant,
+               target=token_id, at=now, after=after)  # fmt: skip
     return raw, info
 
 
 def verify(engine: Engine, raw: str, now: datetime) -> tuple[HqUser, TokenInfo] | None:
     """The owner and token for a presented bearer token; None when malformed, unknown, revoked, expired, or its
-    owner is gone or disabled."""
+    owner is gone or disabled (an SSO user also when the IdP configuration that admitted them is gone or no longer
+    maps their groups to a role)."""
     if not raw.startswith(PREFIX):
         return None
     token_id, sep, _ = raw[len(PREFIX) :].partition("_")
@@ -107,7 +124,7 @@ def verify(engine: Engine, raw: str, now: datetime) -> tuple[HqUser, TokenInfo] 
         return None
     if row.revoked_at is not None or now >= datetime.fromisoformat(row.expires_at):
         return None
-    user = get_user(engine, row.username)
+    user = _owner(engine, Owner(row.username, row.sso_tenant))
     if user is None or not user.active:
         return None
     if row.last_used_at is None or now - datetime.fromisoformat(row.last_used_at) >= timedelta(minutes=1):
@@ -117,31 +134,59 @@ def verify(engine: Engine, raw: str, now: datetime) -> tuple[HqUser, TokenInfo] 
     return user, _info(row)
 
 
+def _owner(engine: Engine, owner: Owner) -> HqUser | None:
+    """The owner as currently known: the HQ account, or the SSO user with their role mapped now."""
+    if owner.sso_tenant is None:
+        return get_user(engine, owner.username)
+    account = sso_accounts.get(engine, owner.sso_tenant, owner.username)
+    return None if account is None else account.as_user()
+
+
+def owner_of(engine: Engine, raw: str) -> Owner | None:
+    """Whose token this presented bearer token is (no checks beyond its id: call after `verify`)."""
+    token_id = raw[len(PREFIX) :].partition("_")[0] if raw.startswith(PREFIX) else ""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(hq_tokens.c.username, hq_tokens.c.sso_tenant).where(
+            hq_tokens.c.token_id == token_id)).first()  # fmt: skip
+    return None if row is None else Owner(row.username, row.sso_tenant)
+
+
 def _info(row: sa.Row[tuple[object, ...]]) -> TokenInfo:
     return TokenInfo(row.token_id, row.username, row.name, row.tenant_id, tuple(json.loads(row.scopes)),
-                     row.created_at, row.expires_at, row.last_used_at, row.revoked_at is not None)  # fmt: skip
+                     row.created_at, row.expires_at, row.last_used_at, row.revoked_at is not None,
+                     row.sso_tenant)  # fmt: skip
 
 
-def list_tokens(engine: Engine, username: str | None = None) -> list[TokenInfo]:
-    """Issued tokens (one user's, or all), newest first."""
+def _of(owner: Owner) -> sa.ColumnElement[bool]:
+    sso_tenant = hq_tokens.c.sso_tenant
+    kind = sso_tenant.is_(None) if owner.sso_tenant is None else sso_tenant == owner.sso_tenant
+    return sa.and_(hq_tokens.c.username == owner.username, kind)
+
+
+def list_tokens(engine: Engine, username: str | None = None, owner: Owner | None = None) -> list[TokenInfo]:
+    """Issued tokens (one owner's; every token named `username`, HQ account or SSO user; or all), newest first."""
     query = sa.select(hq_tokens).order_by(hq_tokens.c.created_at.desc())
     if username is not None:
         query = query.where(hq_tokens.c.username == username)
+    if owner is not None:
+        query = query.where(_of(owner))
     with engine.connect() as conn:
         return [_info(r) for r in conn.execute(query)]
 
 
-def revoke(engine: Engine, token_id: str, now: datetime, username: str | None = None, actor: str | None = None) -> bool:
-    """Revoke a token (only `username`'s when given), audited (`token.revoke`); False when there is no such live
-    token."""
+def revoke(engine: Engine, token_id: str, now: datetime, owner: Owner | None = None, actor: str | None = None) -> bool:
+    """Revoke a token (only `owner`'s when given), audited (`token.revoke`, filed under the token's tenant, else its
+    SSO owner's); False when there is no such live token."""
     query = sa.update(hq_tokens).where(hq_tokens.c.token_id == token_id, hq_tokens.c.revoked_at.is_(None))
-    if username is not None:
-        query = query.where(hq_tokens.c.username == username)
+    if owner is not None:
+        query = query.where(_of(owner))
+    returning = query.values(revoked_at=now.isoformat()).returning(hq_tokens.c.tenant_id, hq_tokens.c.sso_tenant)
     with transaction(engine) as conn:
-        done = bool(conn.execute(query.values(revoked_at=now.isoformat())).rowcount)
-        if done:
-            record(conn, actor=actor or username or "cli", action="token.revoke", target=token_id, at=now)
-    return done
+        row = conn.execute(returning).first()
+        if row is not None:
+            record(conn, actor=actor or (owner.username if owner else "cli"), action="token.revoke",
+                   tenant=row.tenant_id or row.sso_tenant, target=token_id, at=now)  # fmt: skip
+    return row is not None
 
 
-__all__ = ["TokenInfo", "TokenRefused", "issue", "list_tokens", "revoke", "verify"]
+__all__ = ["Owner", "TokenInfo", "TokenRefused", "issue", "list_tokens", "owner_of", "revoke", "verify"]

@@ -1,5 +1,6 @@
 """API tokens (`tokens.manage`), over the API and on the console's /tokens page: list one's own, issue one (the
-secret is in that answer or page only), revoke."""
+secret is in that answer or page only), revoke. The caller is an HQ account or a tenant's SSO user (signed in through
+OIDC or SAML, or calling with a token of theirs): each sees and revokes only the tokens of that same owner."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_201_CREATED
 
-from cloud.hq_users import get_user
-from cloud.identity import tokens
+from cloud.hq_users import HqUser, get_user
+from cloud.identity import sso_accounts, tokens
 from cloud.identity.permissions import requires
 from cloud.identity.signin import language
 from cloud.web.console_auth import ConsoleAuth, HqPrincipal
@@ -34,11 +35,33 @@ def _auth(request: Request[Any, Any, Any]) -> ConsoleAuth:
     return auth
 
 
+def owner(request: Request[Any, Any, Any]) -> tokens.Owner:
+    """Whose tokens the caller manages: its HQ account, or its tenant's SSO user (a session of an OIDC/SAML sign-in,
+    or a token such a user owns)."""
+    me: HqPrincipal = request.scope["user"]
+    if me.auth_method in sso_accounts.SSO_METHODS and me.tenants is not None and len(me.tenants) == 1:
+        return tokens.Owner(me.username or "", next(iter(me.tenants)))
+    if me.auth_method == "token":
+        raw = request.headers.get("authorization", "").partition(" ")[2].strip()
+        found = tokens.owner_of(_auth(request).engine, raw)
+        if found is not None:
+            return found
+    return tokens.Owner(me.username or "")
+
+
+def _owner_user(request: Request[Any, Any, Any], mine: tokens.Owner) -> HqUser | None:
+    """The caller's account as a token owner (an SSO user with their role as currently known), None when none."""
+    engine = _auth(request).engine
+    if mine.sso_tenant is None:
+        return get_user(engine, mine.username) if mine.username else None
+    account = sso_accounts.get(engine, mine.sso_tenant, mine.username)
+    return None if account is None else account.as_user()
+
+
 @get("/api/v1/tokens", guards=[requires("tokens.manage")], sync_to_thread=True)
 def my_tokens(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """The caller's API tokens (never their secrets)."""
-    me: HqPrincipal = request.scope["user"]
-    return {"tokens": [t.as_dict() for t in tokens.list_tokens(_auth(request).engine, me.username or "")]}
+    return {"tokens": [t.as_dict() for t in tokens.list_tokens(_auth(request).engine, owner=owner(request))]}
 
 
 @post("/api/v1/tokens", guards=[requires("tokens.manage")], status_code=HTTP_201_CREATED)
@@ -51,15 +74,19 @@ async def _issue(request: Request[Any, Any, Any], data: TokenRequest) -> dict[st
     """Issue a token for the caller (raises ClientException with what is wrong)."""
     me: HqPrincipal = request.scope["user"]
     auth = _auth(request)
-    user = await asyncio.to_thread(get_user, auth.engine, me.username or "") if me.username else None
+    mine = await asyncio.to_thread(owner, request)
+    user = await asyncio.to_thread(_owner_user, request, mine)
+    if user is None and mine.sso_tenant is not None:
+        raise ClientException("the hub has no record of this single sign-on: sign out and sign in again")
     if user is None:
         raise ClientException("API tokens belong to HQ accounts (qms-cloud users add); this sign-in has none")
     if me.scopes is not None and not set(data.scopes) <= me.scopes:
         raise ClientException("a token cannot grant more than the token it was issued with")
     try:
         raw, info = await asyncio.to_thread(
-            tokens.issue, auth.engine, user, data.name, data.scopes, data.days, auth.clock(), data.tenant
-        )
+            tokens.issue, auth.engine, user, data.name, data.scopes, data.days, auth.clock(), data.tenant,
+            sso_tenant=mine.sso_tenant,
+        )  # fmt: skip
     except tokens.TokenRefused as exc:
         raise ClientException(str(exc)) from None
     return {**info.as_dict(), "token": raw}
@@ -68,9 +95,8 @@ async def _issue(request: Request[Any, Any, Any], data: TokenRequest) -> dict[st
 @delete("/api/v1/tokens/{token_id:str}", guards=[requires("tokens.manage")], sync_to_thread=True)
 def revoke_token(request: Request[Any, Any, Any], token_id: FromPath[str]) -> Response[None]:
     """Revoke one of the caller's tokens; someone else's or an unknown id is 404."""
-    me: HqPrincipal = request.scope["user"]
-    auth = _auth(request)
-    if not tokens.revoke(auth.engine, token_id, auth.clock(), me.username or "", me.username):
+    auth, mine = _auth(request), owner(request)
+    if not tokens.revoke(auth.engine, token_id, auth.clock(), mine, mine.username):
         raise NotFoundException("no such live token of yours")
     return Response(None, status_code=204)
 
@@ -95,7 +121,7 @@ WORDS = {
 def _page(request: Request[Any, Any, Any], new_token: str | None = None, error: str | None = None) -> Template:
     me: HqPrincipal = request.scope["user"]
     lang = language(request)
-    listed = tokens.list_tokens(_auth(request).engine, me.username or "")
+    listed = tokens.list_tokens(_auth(request).engine, owner=owner(request))
     context = {"lang": lang, "w": WORDS[lang], "tokens": listed, "grantable": sorted(me.permissions()),
                "new_token": new_token, "error": error, "active": "tokens"}  # fmt: skip
     return Template(template_name="identity/tokens.html", context=context, headers={"Cache-Control": "no-store"},
@@ -126,9 +152,9 @@ async def tokens_create_form(request: Request[Any, Any, Any]) -> Template:
 @post("/tokens/{token_id:str}/revoke", guards=[requires("tokens.manage")], include_in_schema=False)
 async def tokens_revoke_form(request: Request[Any, Any, Any], token_id: FromPath[str]) -> Response[Any]:
     """Revoke one of the caller's tokens from the page."""
-    me: HqPrincipal = request.scope["user"]
     auth = _auth(request)
-    if not await asyncio.to_thread(tokens.revoke, auth.engine, token_id, auth.clock(), me.username or "", me.username):
+    mine = await asyncio.to_thread(owner, request)
+    if not await asyncio.to_thread(tokens.revoke, auth.engine, token_id, auth.clock(), mine, mine.username):
         raise NotFoundException("no such live token of yours")
     return Redirect(path="/tokens", status_code=303)
 
