@@ -22,6 +22,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(users_app, name="users")
 tokens_app = typer.Typer(no_args_is_help=True, help="API tokens of HQ accounts (Authorization: Bearer).")
 app.add_typer(tokens_app, name="tokens")
+sso_users_app = typer.Typer(no_args_is_help=True, help="A tenant's SSO users as the hub knows them; disable, enable.")
+app.add_typer(sso_users_app, name="sso-users")
 app.add_typer(db_app, name="db")
 audit_app = typer.Typer(no_args_is_help=True, help="The hub audit log (console actions, hash-chained).")
 app.add_typer(audit_app, name="audit")
@@ -417,6 +419,52 @@ def users_disable(name: str, db_url: DbUrl = DEFAULT_DB) -> None:
     typer.echo(f"user {name} disabled")
 
 
+@sso_users_app.command("list")
+def sso_users_list(
+    tenant: str,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    db_url: DbUrl = DEFAULT_DB,
+) -> None:
+    """The tenant's SSO users the hub has signed in: role as mapped now, IdP, last sign-in, state."""
+    import json
+
+    from cloud.identity import sso_accounts
+    from cloud.store import create_store_engine
+
+    accounts = sso_accounts.list_accounts(create_store_engine(db_url), tenant)
+    if as_json:
+        typer.echo(json.dumps([a.as_dict() for a in accounts], indent=2))
+        return
+    for a in accounts:
+        state = "disabled" if a.disabled_at else "active" if a.active else "no role"
+        typer.echo(f"{a.username:32} {a.role or '-':14} {a.protocol:5} {state:9} last sign-in {a.last_sign_in_at}")
+
+
+def _sso_user_state(tenant: str, name: str, disabled: bool, db_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from cloud.identity import sso_accounts
+    from cloud.store import create_store_engine
+
+    if sso_accounts.set_disabled(create_store_engine(db_url), tenant, name, disabled, datetime.now(UTC), "cli") is None:
+        typer.secho(f"no SSO user {name!r} of {tenant} (the hub knows those who signed in)", fg=typer.colors.RED,
+                    err=True)  # fmt: skip
+        raise typer.Exit(1)
+    typer.echo(f"SSO user {name} of {tenant} {'disabled' if disabled else 'enabled'}")
+
+
+@sso_users_app.command("disable")
+def sso_users_disable(tenant: str, name: str, db_url: DbUrl = DEFAULT_DB) -> None:
+    """Shut an SSO user out at the hub: their sessions end, their sign-ins and API tokens are refused."""
+    _sso_user_state(tenant, name, True, db_url)
+
+
+@sso_users_app.command("enable")
+def sso_users_enable(tenant: str, name: str, db_url: DbUrl = DEFAULT_DB) -> None:
+    """Let a disabled SSO user in again (their tokens work again unless expired or revoked)."""
+    _sso_user_state(tenant, name, False, db_url)
+
+
 @audit_app.command("verify")
 def audit_verify(db_url: DbUrl = DEFAULT_DB) -> None:
     """Walk the hub audit log's hash chain: exit 0 when every entry is intact, 1 naming the first broken one."""
@@ -469,7 +517,8 @@ def tokens_list(user: Annotated[str | None, typer.Option("--user")] = None, db_u
 
     for t in tokens.list_tokens(create_store_engine(db_url), user):
         state = "revoked" if t.revoked else f"expires {t.expires_at}"
-        typer.echo(f"{t.token_id}  {t.username:16} {t.name:20} {','.join(t.scopes):30} {state}")
+        owner = f"{t.username} (SSO {t.sso_tenant})" if t.sso_tenant else t.username
+        typer.echo(f"{t.token_id}  {owner:16} {t.name:20} {','.join(t.scopes):30} {state}")
 
 
 @tokens_app.command("revoke")

@@ -16,7 +16,9 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 from saml2.server import Server  # type: ignore[import-untyped]
+from typer.testing import CliRunner
 
+from cloud.cli import app as cli
 from cloud.hq_users import upsert_user
 from cloud.store import create_store_engine
 from tests.cloud.identity.conftest import PASSWORD, Clock, audit_trail, csrf_of, sign_in
@@ -261,3 +263,25 @@ def test_a_saml_user_holds_a_token_until_the_saml_idp_is_removed(
     assert client.delete("/api/v1/tenants/acme/sso/saml", headers={"x-csrftoken": csrf_of(client)}).status_code == 204
     client.cookies.clear()
     assert_problem(client.get("/api/v1/branches", headers=bearer(made)), 401)
+
+
+def test_sso_users_from_the_cli(sso_client: TestClient, provider: Any, identity_store: str) -> None:
+    sub = new_user(provider, ADMINS)
+    name = f"{sub}@acme.example"
+    sso_sign_in(sso_client, sub)
+    made = issue(sso_client, {"name": "from cli", "scopes": ["branches.read"]})
+    sso_client.cookies.clear()
+    runner, db = CliRunner(), ["--db-url", identity_store]
+    listed = runner.invoke(cli, ["sso-users", "list", "acme", *db])
+    assert listed.exit_code == 0, listed.output
+    assert name in listed.output
+    assert "tenant_admin" in listed.output
+    assert f"{name} (SSO acme)" in runner.invoke(cli, ["tokens", "list", *db]).output
+    assert runner.invoke(cli, ["sso-users", "disable", "acme", name, *db]).exit_code == 0
+    assert_problem(sso_client.get("/api/v1/branches", headers=bearer(made)), 401)
+    assert "disabled" in runner.invoke(cli, ["sso-users", "list", "acme", *db]).output
+    assert runner.invoke(cli, ["sso-users", "enable", "acme", name, *db]).exit_code == 0
+    assert len(branch_ids(sso_client, made)) == 2
+    unknown = runner.invoke(cli, ["sso-users", "disable", "globex", name, *db])  # another tenant's user of that name
+    assert unknown.exit_code == 1
+    assert "no SSO user" in unknown.output
