@@ -1,6 +1,7 @@
 """The console page where a tenant admin configures the tenant's single sign-on (OIDC and SAML), id/en: the same
 validation and audit as the API (`cloud.identity.sso.save`), the client secret write-only (never shown, an empty box
-keeps the stored one), a refusal shown above the form with what was typed kept."""
+keeps the stored one), a refusal shown above the form with what was typed kept; below, the tenant's SSO users the hub
+has signed in (role as mapped now, IdP, last sign-in), each with a button to disable or enable them at the hub."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from cloud.identity import sso
+from cloud.identity import sso, sso_accounts
 from cloud.identity.oidc import SsoRefused
 from cloud.identity.permissions import require_tenant, requires
 from cloud.identity.signin import language
@@ -32,7 +33,13 @@ WORDS = {
            "branch_claim": "Klaim/atribut cabang", "username_claim": "Klaim/atribut nama pengguna",
            "staff_claim": "Klaim/atribut akun staf cabang", "save": "Simpan", "remove": "Hapus",
            "saved": "Tersimpan.", "removed": "Dihapus.", "configured": "aktif", "not_configured": "belum diatur",
-           "sp_metadata": "Metadata SP hub untuk admin IdP", "bad_roles": "Peta peran: tulis 'grup = peran' per baris"},
+           "sp_metadata": "Metadata SP hub untuk admin IdP", "bad_roles": "Peta peran: tulis 'grup = peran' per baris",
+           "users": "Pengguna SSO", "users_intro": "Yang pernah masuk lewat SSO. Menonaktifkan di sini mengakhiri sesi "
+           "mereka dan menghentikan token API mereka; hub tidak tahu bila pengguna dihapus di IdP.",
+           "user": "Pengguna", "role": "Peran (sekarang)", "idp": "IdP", "last_sign_in": "Terakhir masuk",
+           "state": "Status", "active": "aktif", "disabled": "nonaktif", "no_role": "tanpa peran",
+           "disable": "Nonaktifkan", "enable": "Aktifkan", "no_users": "Belum ada yang masuk lewat SSO.",
+           "user_disabled": "Pengguna dinonaktifkan.", "user_enabled": "Pengguna diaktifkan."},
     "en": {"title": "Single sign-on", "intro": "The organisation's identity provider (IdP), for the HQ console and for "
            "staff signing in at the branch appliances.", "tenant": "Tenant", "open": "Open",
            "display_name": "Name on the button", "issuer": "Issuer (URL)", "client_id": "Client ID",
@@ -43,7 +50,13 @@ WORDS = {
            "username_claim": "User name claim/attribute", "staff_claim": "Branch staff account claim/attribute",
            "save": "Save", "remove": "Remove", "saved": "Saved.", "removed": "Removed.", "configured": "on",
            "not_configured": "not set up", "sp_metadata": "The hub's SP metadata for the IdP's admin",
-           "bad_roles": "Role map: write 'group = role', one per line"},
+           "bad_roles": "Role map: write 'group = role', one per line",
+           "users": "SSO users", "users_intro": "Everyone who has signed in through SSO. Disabling a user here ends "
+           "their sessions and stops their API tokens; the hub does not learn of users removed at the IdP.",
+           "user": "User", "role": "Role (now)", "idp": "IdP", "last_sign_in": "Last sign-in", "state": "State",
+           "active": "active", "disabled": "disabled", "no_role": "no role", "disable": "Disable",
+           "enable": "Enable", "no_users": "Nobody has signed in through SSO yet.",
+           "user_disabled": "User disabled.", "user_enabled": "User enabled."},
 }  # fmt: skip
 
 
@@ -94,8 +107,10 @@ def _page(request: Request[Any, Any, Any], tenant: str, *, notice: str = "", err
     forms = _forms(_auth(request).engine, tenant) if tenant else {}
     if typed is not None and protocol:
         forms[protocol] = {**forms[protocol], **typed}
+    users = sso_accounts.list_accounts(_auth(request).engine, tenant) if tenant else []
     context = {"lang": lang, "w": WORDS[lang], "tenant": tenant, "forms": forms, "notice": notice, "error": error,
-               "error_protocol": protocol, "active": "sso", "base": str(request.base_url).rstrip("/")}  # fmt: skip
+               "error_protocol": protocol, "active": "sso", "base": str(request.base_url).rstrip("/"),
+               "users": users}  # fmt: skip
     return Template(template_name="identity/sso.html", context=context, headers={"Cache-Control": "no-store"},
                     status_code=400 if error else 200)  # fmt: skip
 
@@ -104,7 +119,7 @@ def _page(request: Request[Any, Any, Any], tenant: str, *, notice: str = "", err
 async def sso_page(request: Request[Any, Any, Any], tenant: FromQuery[str] = "", done: FromQuery[str] = "") -> Template:
     """The tenant's OIDC and SAML settings as forms."""
     chosen = _tenant_of(request.scope["user"], tenant.strip())
-    notice = WORDS[language(request)].get(done, "") if done in ("saved", "removed") else ""
+    notice = WORDS[language(request)][done] if done in ("saved", "removed", "user_disabled", "user_enabled") else ""
     return await asyncio.to_thread(_page, request, chosen, notice=notice)
 
 
@@ -148,4 +163,22 @@ async def sso_remove_form(request: Request[Any, Any, Any], tenant: FromPath[str]
     return Redirect(path=f"{PAGE}?tenant={tenant}&done=removed", status_code=303)
 
 
-ROUTES: list[Any] = [sso_page, sso_save_form, sso_remove_form]
+@post(PAGE + "/{tenant:str}/users/{username:str}/{action:str}", guards=[requires("users.manage")],
+      include_in_schema=False)  # fmt: skip
+async def sso_user_form(
+    request: Request[Any, Any, Any], tenant: FromPath[str], username: FromPath[str], action: FromPath[str]
+) -> Redirect:
+    """Disable or enable one SSO user (audited `sso_user.disable` / `sso_user.enable`); unknown → 404."""
+    me: HqPrincipal = request.scope["user"]
+    require_tenant(me, tenant)
+    if action not in ("disable", "enable"):
+        raise NotFoundException(f"no action {action!r}")
+    auth = _auth(request)
+    done = await asyncio.to_thread(sso_accounts.set_disabled, auth.engine, tenant, username, action == "disable",
+                                   auth.clock(), me.username or "open")  # fmt: skip
+    if done is None:
+        raise NotFoundException(f"no SSO user {username!r} of {tenant}")
+    return Redirect(path=f"{PAGE}?tenant={tenant}&done=user_{action}d", status_code=303)
+
+
+ROUTES: list[Any] = [sso_page, sso_save_form, sso_remove_form, sso_user_form]
