@@ -313,3 +313,23 @@ def test_sso_users_on_the_single_sign_on_page(sso_client: TestClient, provider: 
     gus = {"_csrf_token": csrf_of(sso_client)}
     assert sso_client.post(f"/sso-settings/acme/users/{name}/disable", data=gus).status_code == 404
     assert ("tina", "sso_user.disable", name) in audit_trail(identity_store)
+
+
+def test_an_sso_users_token_with_tokens_manage_issues_and_revokes_their_tokens(
+    sso_client: TestClient, provider: Any, identity_store: str
+) -> None:
+    sub = new_user(provider, ADMINS)
+    sso_sign_in(sso_client, sub)
+    admin = issue(sso_client, {"name": "provisioner", "scopes": ["tokens.manage", "branches.read"]})
+    sso_client.cookies.clear()
+    child = sso_client.post(
+        "/api/v1/tokens", json={"name": "child", "scopes": ["branches.read"]}, headers=bearer(admin)
+    )
+    assert child.status_code == 201, child.text
+    assert (child.json()["username"], child.json()["sso_tenant"]) == (f"{sub}@acme.example", "acme")
+    beyond = sso_client.post("/api/v1/tokens", json={"name": "x", "scopes": ["users.manage"]}, headers=bearer(admin))
+    assert_problem(beyond, 400)  # more than the token it was issued with
+    listed = sso_client.get("/api/v1/tokens", headers=bearer(admin)).json()["tokens"]
+    assert {t["name"] for t in listed} == {"provisioner", "child"}
+    assert sso_client.delete(f"/api/v1/tokens/{child.json()['token_id']}", headers=bearer(admin)).status_code == 204
+    assert_problem(sso_client.get("/api/v1/branches", headers=bearer(child.json())), 401)
