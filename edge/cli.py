@@ -27,6 +27,7 @@ from edge.devices.audio.cli import voice_app
 from edge.devices.cli import devices_app
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
+from edge.offline_refused import count_open
 from edge.replication import CloudLink, ResendRefused, read_link_state, rewind_cursor
 from edge.replication import lag as replication_lag
 from edge.service import QueueService
@@ -364,6 +365,14 @@ def rebuild(
             lock.release()
 
 
+def _refused_open(conn: sqlite3.Connection) -> int:
+    """Refused offline kiosk tickets no one has handled (0 on a database not migrated yet)."""
+    try:
+        return count_open(conn)
+    except sqlite3.OperationalError:
+        return 0
+
+
 @app.command()
 def status(
     data_dir: DataDir = DEFAULT_DATA,
@@ -391,6 +400,7 @@ def status(
         "counters": counters,
         "replication": replication_lag(conn),
         "link": read_link_state(data_dir),
+        "offline_refused_open": _refused_open(conn),
     }
     if as_json:
         typer.echo(json.dumps(info, indent=2))
@@ -399,6 +409,9 @@ def status(
     typer.echo(f"branch {info['branch_id'] or '-'}  config v{info['config_version']}{digest}  log seq {seq}")
     typer.echo(f"last event {info['last_event_at'] or '-'}  business date {state.business_date or '-'}")
     typer.echo("tickets: " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none"))
+    if info["offline_refused_open"]:
+        typer.echo(f"offline tickets refused: {info['offline_refused_open']} not yet handled"
+                   " (Supervisor page, Offline tickets refused)")  # fmt: skip
     for cid, ctr in counters.items():
         typer.echo(f"  counter {cid}: {ctr['presence']}" + (f", ticket {ctr['ticket']}" if ctr["ticket"] else ""))
     rep = replication_lag(conn)

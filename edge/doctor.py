@@ -501,6 +501,25 @@ def check_devices(rows: list[DeviceRow], probes: Probes) -> list[Finding]:
     return [_ok("devices", f"{len(rows)} active device(s), all online" if rows else "no devices registered")]
 
 
+def check_offline_refused(data_dir: Path) -> Finding:
+    """Offline kiosk tickets the appliance refused that no one has handled: customers holding unknown numbers."""
+    from edge.offline_refused import count_open
+    from edge.store.db import connect
+
+    conn = connect(data_dir / "qms.sqlite3", readonly=True)
+    try:
+        waiting = count_open(conn)
+    except sqlite3.OperationalError:  # a database the appliance has not migrated yet has none
+        waiting = 0
+    finally:
+        conn.close()
+    if waiting:
+        return _warn("offline", f"{waiting} offline kiosk ticket(s) refused and not yet handled",
+                     "a supervisor issues a real ticket or dismisses each on the Supervisor page (Offline tickets "
+                     "refused); `GET /api/v1/kiosk/offline-refused` lists them")  # fmt: skip
+    return _ok("offline", "no refused offline kiosk tickets waiting")
+
+
 def _read_branch(data_dir: Path) -> tuple[str | None, Printers, list[DeviceRow]]:
     """The branch's zone, its kiosk printers and active devices, read-only (never while a broken file is open)."""
     from edge.devices.registry import list_devices
@@ -555,6 +574,8 @@ def run(
     findings += check_printers(printers, probes)
     findings += [check_speakers(probes), check_mdns(probes, scan, port)]
     findings += check_devices(devices, probes)
+    if database.status == "ok":
+        findings.append(check_offline_refused(data_dir))
     return findings
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,14 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import File
 from litestar.static_files import create_static_files_router
 
+from edge import offline_refused
 from edge.auth import Principal
 from edge.devices.printer.layout import TicketPrint
 from edge.devices.registry import record_presence
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.engine.numbering import format_number
-from edge.service import QueueService
+from edge.service import QueueService, RequestIdReused
 from edge.wait_words import wait_text
 from edge.web.deps import provide_principal, require_role
 from edge.web.favicon import favicon
@@ -303,8 +305,9 @@ async def kiosk_offline(
 
 
 async def _reconcile(app: KioskApp, item: OfflineTicket, device_id: str) -> dict[str, Any]:
+    """One offline ticket into the queue; a refusal is recorded for staff before the kiosk is told to drop it."""
     if item.temp_id != f"off-{item.lease_id}-{item.seq_no}":
-        return {"temp_id": item.temp_id, "ok": False, "code": "temp_id_mismatch", "retry": False}
+        return await _refused(app, item, device_id, "temp_id_mismatch", "the temporary id does not name its number")
     if item.lang not in spoken(app.config()):  # the customer still has a ticket: in the branch's first language
         item = msgspec.structs.replace(item, lang=app.config().languages[0])
     try:
@@ -313,10 +316,44 @@ async def _reconcile(app: KioskApp, item: OfflineTicket, device_id: str) -> dict
             issued_at=item.issued_at, device_id=device_id, phone=item.phone, customer_ref=item.customer_ref,
             lang=item.lang, notify_opt_in=item.notify_opt_in if item.phone else None,
         ))  # fmt: skip
+    except RequestIdReused as exc:  # reconciled before with other details (e.g. a language since dropped): it exists
+        earlier = _reconciled_before(app, item.temp_id)
+        if earlier is None:
+            return await _refused(app, item, device_id, exc.code, exc.detail)
+        view = earlier
     except DomainError as exc:
-        log.warning("offline ticket %s refused: %s", item.temp_id, exc.detail)
-        return {"temp_id": item.temp_id, "ok": False, "code": exc.code, "retry": False}
+        return await _refused(app, item, device_id, exc.code, exc.detail)
     return {"temp_id": item.temp_id, "ok": True, "ticket_id": view["ticket_id"], "ticket_number": view["ticket_number"]}
+
+
+def _reconciled_before(app: KioskApp, temp_id: str) -> dict[str, Any] | None:
+    """The ticket an earlier reconciliation of this temporary id created, if it did."""
+    row = app.service.read(
+        lambda conn: conn.execute("SELECT response FROM requests WHERE request_id = ?", (temp_id,)).fetchone()
+    )
+    view: dict[str, Any] | None = msgspec.json.decode(row[0]) if row else None
+    return view if view and view.get("ticket_id") else None
+
+
+async def _refused(app: KioskApp, item: OfflineTicket, device_id: str, code: str, detail: str) -> dict[str, Any]:
+    """Record the refusal durably (staff help the person holding the paper), then tell the kiosk it may drop it.
+
+    If the record cannot be written the kiosk keeps the ticket and sends it again (`retry`): a refused ticket is
+    never dropped before the appliance holds it."""
+    service = app.service
+
+    def keep(conn: sqlite3.Connection) -> bool:  # in the writer thread: its live state is safe to read
+        return offline_refused.record(conn, item, device_id=device_id, code=code, detail=detail, now=service.clock(),
+                                      config=service.state.config, leases=service.state.leases)  # fmt: skip
+
+    try:
+        new = await asyncio.wrap_future(service.submit_store(keep))
+    except Exception:  # storage trouble: keep the ticket on the kiosk
+        log.exception("offline ticket %s refused (%s) but not recorded; the kiosk keeps it", item.temp_id, code)
+        return {"temp_id": item.temp_id, "ok": False, "code": code, "retry": True, "recorded": False}
+    if new:
+        log.warning("offline ticket %s refused (%s): %s; kept for staff", item.temp_id, code, detail)
+    return {"temp_id": item.temp_id, "ok": False, "code": code, "retry": False, "recorded": True}
 
 
 @get("/kiosk/api/printers", sync_to_thread=False, summary="Kiosk printer status (staff)")
@@ -374,11 +411,12 @@ def status_page(request: Request[Any, Any, Any], token: FromPath[str]) -> Respon
 def kiosk_router(service: QueueService, link_keys: tuple[bytes, ...]) -> tuple[Router, KioskApp]:
     """The kiosk's routes and its wiring (put it in `app.state["kiosk"]`); `link_keys` from `links.link_keys`."""
     from edge.web.kiosk.checkin import kiosk_checkin  # appointments' check-in (it imports this module's helpers)
+    from edge.web.kiosk.refused_api import offline_refused_list  # likewise
 
     app = KioskApp(service, link_keys)
     auth = {"principal": Provide(provide_principal)}
     api = Router(path="/", route_handlers=[kiosk_catalog, kiosk_issue, kiosk_lease, kiosk_offline, kiosk_printers,
-                                           kiosk_checkin], dependencies=auth)  # fmt: skip
+                                           kiosk_checkin, offline_refused_list], dependencies=auth)  # fmt: skip
     static = create_static_files_router(path="/kiosk/static", directories=[WEB / "static" / "kiosk"],
                                         include_in_schema=False, name="kiosk_static")  # fmt: skip
     return Router(path="/", route_handlers=[kiosk_page, kiosk_logo, status_page, favicon, api, static]), app

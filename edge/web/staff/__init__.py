@@ -13,6 +13,7 @@ from litestar.template.config import TemplateConfig
 
 from edge.analytics.pages import ReportPages
 from edge.web.staff.admin import AdminPages
+from edge.web.staff.offline_refused import OfflineRefusedPages
 from edge.web.staff.pages import AuthPages, DeskPages, wants_json
 from edge.web.staff.render import STATIC, TEMPLATES, render, translator
 from edge.web.staff.session import NotSignedIn, Refused, current_staff
@@ -63,6 +64,7 @@ def staff_router() -> Router:
             SsoPages,
             DeskPages,
             SupervisorPages,
+            OfflineRefusedPages,
             AdminPages,
             ReportPages,
             create_static_files_router(path="/static", directories=[STATIC], cache_control=None),

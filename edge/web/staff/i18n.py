@@ -107,6 +107,9 @@ DYNAMIC_MSGIDS = (
     "signed_out",
     "session_ended",
     "restart",
+    # refused offline kiosk tickets (edge.web.staff.offline_refused): audit actions
+    "offline_issue",
+    "offline_dismiss",
 )
 
 

@@ -15,7 +15,7 @@ from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.web.deps import appliance
 from edge.web.kiosk.printing import PrintDesk
-from edge.web.staff import boards, feedback
+from edge.web.staff import boards, feedback, offline_refused
 from edge.web.staff.pages import answer, run
 from edge.web.staff.render import RETRYABLE, error_message, language, render, translator
 from edge.web.staff.session import Refused, StaffDep, check_csrf, entry, provide_staff
@@ -133,6 +133,7 @@ class SupervisorPages(Controller):
             ),
             counter_name=lambda cid: config.counter(cid).name if config and config.counter(cid) else cid,  # type: ignore[union-attr]
             printers=kiosk_printers(request),
+            refused=offline_refused.floor_rows(app, language(request)),
             today=reports.today_row(app.service),
             hq_alerts=hq_alerts.floor_view(app.service.data_dir, reports.timezone(app.service)),
             error=request.query_params.get("err"),

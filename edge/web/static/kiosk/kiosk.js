@@ -559,10 +559,13 @@
     const pending = await pendingAll();
     if (!pending.length) return;
     pending.sort((a, b) => a.issued_at.localeCompare(b.issued_at));
-    const tickets = pending.map(({ temp_id, lease_id, seq_no, issued_at, lang: l, phone, customer_ref }) =>
-      ({ temp_id, lease_id, seq_no, issued_at, lang: l, phone, customer_ref }));
+    const tickets = pending.map(({ temp_id, lease_id, seq_no, issued_at, lang: l, phone, customer_ref,
+                                   notify_opt_in }) =>
+      ({ temp_id, lease_id, seq_no, issued_at, lang: l, phone, customer_ref, notify_opt_in }));
     const { results } = await call("POST", "/kiosk/api/offline", { tickets });
-    const finished = results.filter((r) => r.ok || !r.retry).map((r) => r.temp_id);
+    // Dropped once in the queue, or refused and recorded by the appliance for staff (the customer holds paper the
+    // queue does not know: someone at the branch must see it). Anything else stays and is sent again.
+    const finished = results.filter((r) => r.ok || (!r.retry && r.recorded)).map((r) => r.temp_id);
     await store("readwrite", (st) => { for (const id of finished) st.delete(id); return finished; });
   }
 

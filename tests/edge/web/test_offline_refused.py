@@ -1,0 +1,226 @@
+"""Offline kiosk tickets the appliance refuses never vanish: each is recorded (once, durably) before the kiosk drops
+it, shown to supervisors with its number, service, issue time and reason in words, and turned into a real ticket or
+dismissed from the floor page; `GET /api/v1/kiosk/offline-refused` lists them; `qms-edge status`/`doctor` mention
+the ones not handled."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from litestar.testing import TestClient
+
+from edge import doctor
+from edge.service import QueueService
+from edge.web.app import Settings, create_app
+from tests.edge.web.conftest import Api, assert_problem
+from tests.support.appliance import event_rows, run_cli
+
+KIOSK = "admin"  # a kiosk route accepts an admin (the demo data dir has no device account)
+FETCH = {"x-requested-with": "fetch"}
+
+
+def lease(api: Api, service_id: str = "teller") -> dict[str, Any]:
+    """A lease for the demo kiosk."""
+    r = api.client.post("/kiosk/api/leases", json={"service_id": service_id}, headers=api.h(KIOSK))
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def offline_item(block: dict[str, Any], index: int = 0, **extra: Any) -> dict[str, Any]:
+    number = block["numbers"][index]
+    return {"temp_id": number["temp_id"], "lease_id": block["lease_id"], "seq_no": number["seq_no"],
+            "issued_at": datetime.now(UTC).isoformat(), "lang": "en", **extra}  # fmt: skip
+
+
+def reconcile(api: Api, *items: dict[str, Any]) -> list[dict[str, Any]]:
+    r = api.client.post("/kiosk/api/offline", json={"tickets": list(items)}, headers=api.h(KIOSK))
+    assert r.status_code == 200, r.text
+    results: list[dict[str, Any]] = r.json()["results"]
+    return results
+
+
+def refused(api: Api, user: str = "supervisor", **params: str) -> dict[str, Any]:
+    r = api.get("/kiosk/offline-refused", user=user, params=params)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def next_day(api: Api) -> None:
+    """Move the appliance into the next business day (a ticket of the new day rolls it, dropping the leases)."""
+    api.clock.advance(24 * 3600)
+    api.enqueue("cs")
+
+
+class Supervisor:
+    """A signed-in supervisor's browser session over the TestClient."""
+
+    def __init__(self, client: TestClient[Any], lang: str = "id") -> None:
+        self.client = client
+        r = client.post("/staff/login", data={"username": "supervisor", "password": "demo"}, follow_redirects=False)
+        assert r.status_code == 303, r.text
+        if lang != "id":
+            client.get(f"/staff/lang/{lang}", follow_redirects=False)
+        page = client.get("/staff/supervisor/")
+        self.csrf = re.search(r'name="csrf-token" content="([0-9a-f]*)"', page.text)[1]  # type: ignore[index]
+
+    def floor(self) -> str:
+        r = self.client.get("/staff/supervisor/")
+        assert r.status_code == 200
+        return r.text
+
+    def act(self, action: str, temp_id: str) -> httpx.Response:
+        return self.client.post("/staff/offline-refused/act", headers=FETCH,
+                                data={"action": action, "temp_id": temp_id, "csrf_token": self.csrf})  # fmt: skip
+
+
+def test_a_lease_of_yesterday_is_refused_recorded_once_and_the_kiosk_may_drop_it(api: Api) -> None:
+    block = lease(api)
+    item = offline_item(block)
+    next_day(api)
+    (result,) = reconcile(api, item)
+    assert result == {"temp_id": item["temp_id"], "ok": False, "code": "lease_not_found", "retry": False,
+                      "recorded": True}  # fmt: skip
+    assert reconcile(api, item) == [result]  # the kiosk sends it again: same answer, still one record
+    body = refused(api)
+    assert body["open"] == 1
+    (row,) = body["tickets"]
+    assert (row["ticket_number"], row["service_id"], row["service_name"]) == ("A901", "teller", "Teller")
+    assert row["attempts"] == 2
+    assert row["state"] == "open"
+    assert row["device_id"] == KIOSK
+    assert row["issued_local"].endswith("+07:00")  # the branch's zone (Asia/Jakarta)
+    assert "earlier business day" in row["reason"]
+    assert not [e for e in api.events("ticket.created") if e.get("request_id") == item["temp_id"]]
+
+
+def remove_service(api: Api, service_id: str) -> None:
+    """PUT /config without the service (and without it on every counter)."""
+    doc, etag = api.config()
+    doc["services"] = [s for s in doc["services"] if s["id"] != service_id]
+    for counter in doc["counters"]:
+        counter["services"] = [s for s in counter["services"] if s != service_id]
+    doc["counters"] = [c for c in doc["counters"] if c["services"]]
+    r = api.put("/config", doc, headers={"If-Match": etag})
+    assert r.status_code == 200, r.text
+
+
+def test_a_removed_service_keeps_its_name_and_cannot_be_reissued(api: Api) -> None:
+    block = lease(api, "cs")
+    remove_service(api, "cs")
+    (result,) = reconcile(api, offline_item(block))
+    assert (result["code"], result["recorded"]) == ("unknown_service", True)
+    (row,) = refused(api, lang="id")["tickets"]
+    assert (row["ticket_number"], row["service_id"]) == (block["numbers"][0]["ticket_number"], "cs")
+    assert row["service_name"] == "Layanan Nasabah"  # from the configuration that still had it
+    assert row["reason"] == "Layanan tiket ini sudah dihapus dari konfigurasi."
+    staff = Supervisor(api.client)
+    r = staff.act("issue", row["temp_id"])
+    assert (r.status_code, r.json()["ok"]) == (422, False), r.text  # the engine refuses the gone service
+    assert refused(api)["open"] == 1  # still waiting: dismiss is the way out
+    assert staff.act("dismiss", row["temp_id"]).json()["ok"]
+    assert refused(api)["open"] == 0
+
+
+def test_a_supervisor_issues_a_real_ticket_for_it_once(api: Api, data_dir: Path) -> None:
+    block = lease(api)
+    item = offline_item(block, 1, lang="id")
+    next_day(api)
+    reconcile(api, item)
+    staff = Supervisor(api.client)
+    floor = staff.floor()
+    assert "Tiket offline ditolak" in floor
+    assert 'data-refused="A902"' in floor
+    assert "Nomor ini dipinjam untuk hari kerja sebelumnya" in floor
+    r = staff.act("issue", item["temp_id"])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["ok"], body
+    new = re.search(r"Tiket (\S+) diterbitkan untuk tiket offline ditolak A902", body["message"])
+    assert new, body["message"]
+    tickets = {t["ticket_number"]: t for t in api.get("/tickets").json()["tickets"]}
+    ticket = tickets[new[1]]
+    assert (ticket["service_id"], ticket["status"], ticket["channel"], ticket["lang"]) == (
+        "teller", "waiting", "front_desk", "id")  # fmt: skip
+    again = staff.act("issue", item["temp_id"])
+    assert (again.status_code, again.json()["ok"]) == (409, False)  # already handled: no second ticket
+    assert len([t for t in api.get("/tickets").json()["tickets"] if t["service_id"] == "teller"]) == 1
+    (row,) = refused(api, state="issued")["tickets"]
+    assert (row["resolved_by"], row["ticket_id"], row["new_number"]) == ("supervisor", ticket["ticket_id"], new[1])
+    assert refused(api)["tickets"] == []
+    assert 'data-refused="A902"' not in staff.floor()
+    conn = sqlite3.connect(f"file:{data_dir / 'qms.sqlite3'}?mode=ro", uri=True)
+    actions = conn.execute("SELECT action, target, detail FROM audit WHERE action LIKE 'offline_%'").fetchall()
+    conn.close()
+    assert [(a, t) for a, t, _ in actions] == [("offline_issue", f"offline:{item['temp_id']}")]
+    assert '"offline_number":"A902"' in actions[0][2].replace(" ", "")
+
+
+def test_the_floor_speaks_english_too_and_agents_are_refused(api: Api) -> None:
+    block = lease(api)
+    item = offline_item(block)
+    next_day(api)
+    reconcile(api, item)
+    floor = Supervisor(api.client, lang="en").floor()
+    assert "Offline tickets refused" in floor
+    assert "The number was leased for an earlier business day" in floor
+    assert_problem(api.get("/kiosk/offline-refused", user="agent1"), 403, "forbidden")
+    assert_problem(api.get("/kiosk/offline-refused", params={"state": "lost"}), 400, "invalid_parameter")
+
+
+def test_the_same_temp_id_sent_again_with_other_details_is_the_ticket_it_became(api: Api) -> None:
+    """A kiosk that reconciled a ticket and sends it again with other details (a language since dropped) gets the
+    ticket it became, not a refusal: the customer's number is in the queue."""
+    block = lease(api)
+    item = offline_item(block)
+    (first,) = reconcile(api, item)
+    assert first["ok"], first
+    (again,) = reconcile(api, {**item, "lang": "id"})
+    assert (again["ok"], again["ticket_id"]) == (True, first["ticket_id"])
+    assert refused(api)["open"] == 0
+
+
+def test_a_temp_id_that_does_not_name_its_number_is_recorded(api: Api) -> None:
+    block = lease(api)
+    item = {**offline_item(block), "temp_id": "off-somewhere-else-1"}
+    (result,) = reconcile(api, item)
+    assert (result["code"], result["retry"], result["recorded"]) == ("temp_id_mismatch", False, True)
+    (row,) = refused(api)["tickets"]
+    assert (row["temp_id"], row["ticket_number"]) == ("off-somewhere-else-1", "A901")
+
+
+def test_refused_tickets_survive_a_restart_and_status_and_doctor_say_so(data_dir: Path) -> None:
+    from tests.support.appliance import mint_token
+
+    headers = {"Authorization": f"Bearer {mint_token(data_dir, 'admin')}"}
+    item: dict[str, Any] = {}
+    with TestClient(create_app(Settings(data_dir=data_dir), service=QueueService(data_dir))) as client:
+        block = client.post("/kiosk/api/leases", json={"service_id": "teller"}, headers=headers).json()
+        item = {**offline_item(block), "temp_id": f"off-{block['lease_id']}-0"}  # refused: temp_id_mismatch
+        r = client.post("/kiosk/api/offline", json={"tickets": [item]}, headers=headers)
+        assert r.json()["results"][0]["recorded"], r.text
+    with TestClient(create_app(Settings(data_dir=data_dir), service=QueueService(data_dir))) as client:
+        listed = client.get("/api/v1/kiosk/offline-refused", headers=headers).json()
+        assert [t["temp_id"] for t in listed["tickets"]] == [item["temp_id"]]
+    finding = doctor.check_offline_refused(data_dir)
+    assert (finding.status, finding.message) == ("warn", "1 offline kiosk ticket(s) refused and not yet handled")
+    out = run_cli("status", "--data-dir", str(data_dir))
+    assert "offline tickets refused: 1 not yet handled" in out.stdout, out.stdout + out.stderr
+    assert event_rows(data_dir, "SELECT count(*) FROM events WHERE type = 'ticket.created'") == [(0,)]
+
+
+def test_a_refusal_that_cannot_be_recorded_stays_on_the_kiosk(api: Api) -> None:
+    """Storage trouble while recording (here: the table is gone) answers `retry`: the kiosk keeps the ticket."""
+    block = lease(api)
+    item = offline_item(block)
+    next_day(api)
+    service = api.client.app.state["appliance"].service
+    service.submit_store(lambda conn: conn.execute("DROP TABLE offline_refused")).result(10)
+    (result,) = reconcile(api, item)
+    assert (result["ok"], result["code"], result["retry"], result["recorded"]) == (
+        False, "lease_not_found", True, False)  # fmt: skip
