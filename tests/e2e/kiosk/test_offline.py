@@ -1,15 +1,20 @@
 """Appliance stopped -> the kiosk issues from its lease -> appliance back -> tickets reconciled once, no duplicates;
-over HTTP and over HTTPS with the test CA (the offline buffer in a secure context by the appliance's mDNS name)."""
+over HTTP and over HTTPS with the test CA (the offline buffer in a secure context by the appliance's mDNS name).
+A ticket the appliance refuses on its return is recorded for the supervisor before the kiosk lets it go."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
+from edge.engine import commands as c
+from edge.service import QueueService
 from tests.e2e.kiosk.conftest import KioskRig, open_kiosk
 from tests.support.appliance import RunningAppliance, event_rows
 
@@ -20,12 +25,25 @@ PENDING = """() => new Promise((resolve, reject) => {
     all.onsuccess = () => { resolve(all.result.length); req.result.close(); }; };
   req.onerror = () => reject(req.error);
 })"""
+# `page.wait_for_function` does not await a promise: a predicate returning one is truthy at once, so it "waits" for a
+# single look (this let the test read the queue while the kiosk was still reconciling: A902 "lost" under load).
+# The predicate below starts a count when none is running and is true once a finished count saw `n`.
+PENDING_IS = """n => { const probe = window.__pendingProbe ||= { busy: false, seen: null };
+  if (!probe.busy) { probe.busy = true; (COUNT)().then(c => { probe.seen = c; probe.busy = false; },
+                                                     () => { probe.busy = false; }); }
+  return probe.seen === n; }""".replace("COUNT", PENDING)
 
 
-def issue_offline(page: Page, lang: str) -> str:
-    """Take a teller ticket while the kiosk is offline; the number shown."""
+def wait_pending(page: Page, n: int, timeout: float = 15000) -> None:
+    """Until the kiosk's IndexedDB holds `n` pending offline tickets."""
+    page.evaluate("() => { delete window.__pendingProbe; }")
+    page.wait_for_function(PENDING_IS, arg=n, timeout=timeout)
+
+
+def issue_offline(page: Page, lang: str, service_id: str = "teller") -> str:
+    """Take a ticket while the kiosk is offline; the number shown."""
     page.click(f"#lang-{lang}")
-    page.click("#services [data-service='teller']")
+    page.click(f"#services [data-service='{service_id}']")
     page.click("#btn-skip")
     expect(page.locator("#screen-ticket")).to_be_visible()
     assert page.locator("#t-print").get_attribute("data-print") == "offline"
@@ -53,7 +71,7 @@ def test_offline_tickets_are_reconciled_exactly_once(page: Page, rig: KioskRig, 
 
     with RunningAppliance(rig.data_dir, port=rig.appliance.port) as back:
         expect(page.locator("#offline")).to_be_hidden(timeout=15000)
-        page.wait_for_function(f"({PENDING})().then(n => n === 0)", timeout=15000)
+        wait_pending(page, 0)
         tickets = rig.tickets()
         # The first ticket issued online afterwards is the day's first ordinary number: leases left no gap.
         r = httpx.post(f"{rig.appliance.base_url}/kiosk/api/tickets", timeout=10,
@@ -79,3 +97,67 @@ def test_offline_tickets_are_reconciled_exactly_once(page: Page, rig: KioskRig, 
     assert len(offline_ids) == len(set(offline_ids)) == 2  # each offline ticket exactly once, keyed by its temp id
     first = json.loads(next(body for rid, body in created if rid == offline_ids[0]))
     assert first["occurred_at"] < json.loads(created[-1][1])["occurred_at"]  # kept its original time
+
+
+def remove_service(data_dir: Path, service_id: str) -> None:
+    """HQ removes a service while the appliance is down (applied by a writer of its own, as `make_rig` does)."""
+    service = QueueService(data_dir)
+    try:
+        config = service.state.config
+        assert config is not None
+        counters = [msgspec.structs.replace(k, services=[s for s in k.services if s != service_id])
+                    for k in config.counters]  # fmt: skip
+        changed = msgspec.structs.replace(config, services=[s for s in config.services if s.id != service_id],
+                                          counters=[k for k in counters if k.services])  # fmt: skip
+        service.execute(c.ApplyConfig(actor="test", config=changed, base_version=config.version, source="test"))
+    finally:
+        service.stop()
+
+
+SHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+
+
+@pytest.mark.parametrize("scheme", ["http"])
+def test_a_refused_offline_ticket_is_recorded_for_staff_before_the_kiosk_drops_it(
+    page: Page, browser: Browser, rig: KioskRig, scheme: str
+) -> None:
+    open_kiosk(page, rig)
+    rig.appliance.stop()
+    expect(page.locator("#offline")).to_be_visible(timeout=15000)
+    kept, refused = issue_offline(page, "id"), issue_offline(page, "en", "cs")
+    assert (kept, refused) == ("A901", "B901")
+    assert page.evaluate(PENDING) == 2
+    remove_service(rig.data_dir, "cs")  # the customer holds B901 of a service that no longer exists
+
+    with RunningAppliance(rig.data_dir, port=rig.appliance.port) as back:
+        wait_pending(page, 0)
+        headers = rig.admin()
+        listed = httpx.get(f"{back.api}/kiosk/offline-refused", headers=headers, timeout=10).json()
+        numbers = [t["ticket_number"] for t in rig.tickets()]
+        staff = browser.new_context(viewport={"width": 1366, "height": 768})  # the staff screenshots' size
+        floor = staff.new_page()
+        floor.goto(f"{back.base_url}/staff/login")
+        floor.fill("input[name=username]", "supervisor")
+        floor.fill("input[name=password]", "demo")
+        floor.press("input[name=password]", "Enter")
+        floor.wait_for_url("**/staff/supervisor/")
+        for lang, title in (("id", "Tiket offline ditolak"), ("en", "Offline tickets refused")):
+            floor.goto(f"{back.base_url}/staff/lang/{lang}?next=/staff/supervisor/")
+            region = floor.locator("[data-region='offline-refused']")
+            expect(region.locator("h2")).to_contain_text(title)
+            expect(region.locator("tr[data-refused='B901']")).to_be_visible()
+            expect(region.locator("button", has_text="Issue")).to_have_count(0)  # its service is gone: dismiss only
+            floor.screenshot(path=str(SHOTS / f"staff-offline-refused-{lang}.png"))
+        floor.once("dialog", lambda dialog: dialog.accept())
+        region.locator("tr[data-refused='B901'] button", has_text="Dismiss").click()
+        expect(region).to_be_hidden(timeout=10000)  # the live refresh empties it
+        staff.close()
+        after = httpx.get(f"{back.api}/kiosk/offline-refused", headers=headers, params={"state": "all"}, timeout=10)
+
+    assert "A901" in numbers, (listed, numbers)
+    assert "B901" not in numbers
+    (row,) = listed["tickets"]
+    assert (row["ticket_number"], row["code"], row["service_name"], row["state"]) == (
+        "B901", "unknown_service", "Customer Service", "open")  # fmt: skip
+    assert [(t["ticket_number"], t["state"], t["resolved_by"]) for t in after.json()["tickets"]] == [
+        ("B901", "dismissed", "supervisor")]  # fmt: skip
