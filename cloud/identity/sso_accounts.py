@@ -76,11 +76,15 @@ def signed_in(engine: Engine, idp: sso.Idp, claims: dict[str, Any], now: datetim
               "last_sign_in_at": now.isoformat()}  # fmt: skip
     with transaction(engine) as conn:
         before = conn.execute(sa.select(sso_accounts).where(_key(idp.tenant, name))).first()
-        if before is None and role:
-            conn.execute(sa.insert(sso_accounts).values(tenant_id=idp.tenant, username=name,
-                                                        first_seen_at=now.isoformat(), **values))  # fmt: skip
-        elif before is not None and before.disabled_at is None:
+        if before is not None and before.disabled_at is None:
             conn.execute(sa.update(sso_accounts).where(_key(idp.tenant, name)).values(**values))
+    if before is None and role:
+        try:
+            with transaction(engine) as conn:
+                conn.execute(sa.insert(sso_accounts).values(tenant_id=idp.tenant, username=name,
+                                                            first_seen_at=now.isoformat(), **values))  # fmt: skip
+        except sa.exc.IntegrityError:  # the same user's first sign-in twice at once: the other one's row stands
+            log.info("SSO user %s of %s recorded by a concurrent sign-in", name, idp.tenant)
     return before
 
 
