@@ -443,7 +443,8 @@ class Replication:
             info["heartbeat"] = {"interval_seconds": self.beater.interval, "sent": self.beater.sent,
                                  "last_sent_at": last.isoformat() if last else None}  # fmt: skip
         if self.config_watch is not None:
-            info["config_watch"] = {"state": self.config_watch.state, "last_error": self.config_watch.last_error}
+            watch = self.config_watch
+            info["config_watch"] = {"state": watch.state, "last_error": watch.last_error, "retry_in": watch.retry_in}
         info["cloud_config"] = self.service.read(cloud_config_state)
         return info
 

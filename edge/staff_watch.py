@@ -69,7 +69,7 @@ class StaffWatch(ConfigWatch):
         self.service = service
         self.path = Path(service.data_dir) / STAFF_FILE
         self.applied = asyncio.Event()  # set whenever a document was applied (tests wait on it)
-        super().__init__(link, self._apply, poll_seconds=poll_seconds, subject=staff_subject)
+        super().__init__(link, self._apply, poll_seconds=poll_seconds, subject=staff_subject, label="staff watch")
 
     def _managed(self) -> set[str]:
         try:

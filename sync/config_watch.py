@@ -3,6 +3,10 @@
 The watcher reads only its own key, with a JetStream direct get of the last value (the one request the branch's
 credentials allow), every few seconds and whenever it reconnects. A new KV revision is handed to a callback that
 applies or refuses it; the callback persists the revision it handled, so a restart does not handle it twice.
+
+When the link fails it backs off like the relay (0.2 s doubling to 30 s, with jitter; back to the start only once the
+server answered a read, not on a bare connect), and the outage is one line in the log for all of the link's users
+(`sync.link_health`): a branch retired at the hub says so once, not every second per watcher.
 """
 
 from __future__ import annotations
@@ -15,11 +19,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+from nats.js.errors import Error as JetStreamError
 
-from sync.relay import CONFIG_BUCKET, LinkSettings, config_key
+from sync.link_health import LinkHealth
+from sync.liveness import describe_link_error
+from sync.relay import CONFIG_BUCKET, LinkSettings, config_key, error_text
 
 log = logging.getLogger("qms.config_watch")
 REQUEST_SECONDS = 2.0
+BACKOFF_INITIAL, BACKOFF_MAX = 0.2, 30.0  # the relay's
 HASH_HEADER = "Qms-Config-Hash"  # set by the hub on each KV entry: sync.contract_config.config_hash of the document
 VERSION_HEADER = "Qms-Config-Version"
 
@@ -77,14 +86,20 @@ class ConfigWatch:
         handled_revision: int = 0,
         poll_seconds: float = 2.0,
         subject: Callable[[str, str], str] = direct_get_subject,
+        label: str = "config watch",
     ) -> None:
         self.link = link
+        self.label = label  # who it is in the log and the status ("config watch", "staff watch", …)
         self.subject = subject  # the direct-get subject of the branch's key in the watched bucket
         self.handle = handle
         self.handled_revision = handled_revision
         self.poll_seconds = poll_seconds
         self.state = "starting"
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # in words (sync.liveness), None once the server answers again
+        self.retry_in: float | None = None
+        self.health = LinkHealth.of(link)
+        if handled_revision > 0:
+            self.health.accepted = True  # the hub delivered to this branch before
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -102,26 +117,42 @@ class ConfigWatch:
             self._task = None
 
     async def _run(self) -> None:
-        backoff = 0.2
+        backoff = BACKOFF_INITIAL
         while not self._stopping.is_set():
             nc: NatsClient | None = None
             try:
                 nc = await self.link.connect(name=f"qms-edge-config {self.link.tenant}.{self.link.branch_id}")
-                self.state, backoff = "connected", 0.2
+                self.state = "connected"
                 while not self._stopping.is_set() and nc.is_connected:
                     await self.poll_once(nc)
+                    self.last_error, self.retry_in, backoff = None, None, BACKOFF_INITIAL  # answered: start again
+                    self.health.up(self.label)
                     await self._sleep(self.poll_seconds)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # link down, refused read, or a failing handler: retried from the revision
-                self.state, self.last_error = "disconnected", f"{type(exc).__name__}: {exc}"
-                log.warning("config watch: %s", self.last_error)
-                await self._sleep(min(30.0, backoff) * (0.5 + random.random() / 2))  # noqa: S311 - jitter
-                backoff *= 2
+                delay = min(BACKOFF_MAX, backoff) * (0.5 + random.random() / 2)  # noqa: S311 - jitter
+                backoff = min(BACKOFF_MAX, backoff * 2)
+                self._failed(exc, delay)
+                await self._sleep(delay)
             finally:
                 if nc is not None:
                     with contextlib.suppress(Exception):
                         await nc.close()
+
+    def _failed(self, exc: Exception, delay: float) -> None:
+        """Say what went wrong: a link failure once per outage for all of the link's users, a failing handler (a
+        document it cannot apply) every time."""
+        self.state, self.retry_in = "disconnected", delay
+        if isinstance(exc, NatsError | JetStreamError | OSError | TimeoutError | ConfigFetchError):
+            self.last_error = describe_link_error(
+                exc, None, servers=self.link.servers, tenant=self.link.tenant, branch_id=self.link.branch_id,
+                seed_file=self.link.nkey_seed_file, accepted_before=self.health.accepted,
+            )  # fmt: skip
+            self.health.down(self.label, self.last_error, delay)
+            return
+        self.last_error = error_text(exc)
+        log.warning("%s: %s; retry in %.1fs", self.label, self.last_error, delay)
 
     async def poll_once(self, nc: NatsClient) -> None:
         """Read the key once and hand a new revision to the handler."""

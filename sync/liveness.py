@@ -254,14 +254,22 @@ def permission_denied(violation: str, tenant: str, branch_id: str, seed_file: st
 
 def describe_link_error(
     exc: BaseException | None, server_error: str | None, *, servers: tuple[str, ...], tenant: str, branch_id: str,
-    seed_file: str | None, ack_timeout: float = 10.0,
+    seed_file: str | None, ack_timeout: float = 10.0, accepted_before: bool = False,
 ) -> str:  # fmt: skip
-    """One sentence for what went wrong on the link; `server_error` is the last error the server reported."""
+    """One sentence for what went wrong on the link; `server_error` is the last error the server reported, and
+    `accepted_before` says the hub once took this credential (so a refusal now is a retirement, not a typo)."""
     text = f"{server_error or ''} {exc or ''}"
     where = ", ".join(servers) or "the configured server"
     if "permissions violation" in text.lower():
         return permission_denied(server_error if server_error and "violation" in server_error.lower() else text,
                                  tenant, branch_id, seed_file)  # fmt: skip
+    seed = f" (seed {seed_file})" if seed_file else ""
+    if accepted_before and ("authorization violation" in text.lower() or "authentication" in text.lower()):
+        return (
+            f"branch retired at the hub (or its NATS key replaced there): {where} refuses the credential it accepted"
+            f" before{seed}; the branch keeps working offline and keeps its events until HQ reactivates {tenant}"
+            f" {branch_id} (console, Branches) or, after a new key, its seed is installed (QMS_NATS_NKEY)"
+        )
     if "authorization violation" in text.lower() or "authentication" in text.lower():
         return (
             f"authorization failed: {where} does not accept this credential"

@@ -31,6 +31,7 @@ from nats.errors import Error as NatsError
 from nats.js.errors import Error as JetStreamError
 
 from sync.crypto import CONTACT_KEY_HEADER
+from sync.link_health import LinkHealth
 from sync.observability import NATS_CORRELATION_HEADER
 
 if TYPE_CHECKING:
@@ -217,6 +218,9 @@ class Relay:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.status = RelayStatus(acked_seq=cursor, epoch=epoch)
+        self.health = LinkHealth.of(link)  # shared with the KV watchers: one log line per outage
+        if cursor > 0:
+            self.health.accepted = True  # the hub acknowledged this branch's events before
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -279,14 +283,10 @@ class Relay:
                 self._link_down(exc)
                 delay = min(self.backoff_max, backoff) * (0.5 + random.random() / 2)  # noqa: S311 - jitter
                 self.status.retry_in = delay
-                expected = isinstance(exc, NatsError | JetStreamError | OSError | TimeoutError | RelayRefused)
-                log.log(
-                    logging.WARNING if expected else logging.ERROR,
-                    "relay: %s; retry in %.1fs",
-                    self.status.last_error,
-                    delay,
-                    exc_info=not expected,
-                )
+                if isinstance(exc, NatsError | JetStreamError | OSError | TimeoutError | RelayRefused):
+                    self.health.down("relay", self.status.link_error or self.status.last_error, delay)
+                else:  # not a link failure: every one with its traceback
+                    log.exception("relay: %s; retry in %.1fs", self.status.last_error, delay)
                 backoff = min(self.backoff_max, backoff * 2)
                 await self._sleep(delay)
             finally:
@@ -303,6 +303,7 @@ class Relay:
 
     def _link_up(self) -> None:
         self._on_probation = False
+        self.health.up("relay")
         self.status.link, self.status.down_since, self.status.link_error = "connected", None, None
         self.status.server_error = None  # a later outage is not described by an old refusal
         self._changed()
@@ -328,6 +329,7 @@ class Relay:
         self.status.link_error = describe_link_error(
             exc, self.status.server_error, servers=self.link.servers, tenant=self.link.tenant,
             branch_id=self.link.branch_id, seed_file=self.link.nkey_seed_file, ack_timeout=self.ack_timeout,
+            accepted_before=self.health.accepted,
         )  # fmt: skip
         self._changed()
 
@@ -337,6 +339,9 @@ class Relay:
         text = str(exc)
         log.debug("nats: %s", text)
         lowered = text.lower()
+        if "authorization violation" in lowered:  # the server dropped our credential (a branch retired, a re-key)
+            self.status.server_error = text
+            return
         if "violation" not in lowered:
             return
         from sync.liveness import seed_owner  # sync.liveness imports this module: import it late

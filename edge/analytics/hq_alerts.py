@@ -49,7 +49,7 @@ class AlertsWatch(ConfigWatch):
     def __init__(self, link: LinkSettings, data_dir: Path, *, poll_seconds: float = 5.0) -> None:
         self.data_dir = Path(data_dir)
         self.listeners: list[Callable[[AlertsDocument], None]] = []
-        super().__init__(link, self.accept, poll_seconds=poll_seconds, subject=alerts_subject)
+        super().__init__(link, self.accept, poll_seconds=poll_seconds, subject=alerts_subject, label="alerts watch")
 
     async def accept(self, entry: ConfigEntry) -> None:
         """Keep a document for this branch (another branch's or a malformed one is logged and ignored)."""

@@ -32,7 +32,7 @@ class BookingsWatch(ConfigWatch):
     def __init__(self, link: LinkSettings, data_dir: Path, *, poll_seconds: float = 5.0) -> None:
         self.data_dir = Path(data_dir)
         self.saved = asyncio.Event()  # set whenever a document was written (tests and the doctor wait on it)
-        super().__init__(link, self._save, poll_seconds=poll_seconds, subject=bookings_subject)
+        super().__init__(link, self._save, poll_seconds=poll_seconds, subject=bookings_subject, label="bookings watch")
 
     async def _save(self, entry: ConfigEntry) -> None:
         try:
