@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from edge.engine import commands as c
 from edge.service import QueueService
@@ -161,3 +161,44 @@ def test_a_refused_offline_ticket_is_recorded_for_staff_before_the_kiosk_drops_i
         "B901", "unknown_service", "Customer Service", "open")  # fmt: skip
     assert [(t["ticket_number"], t["state"], t["resolved_by"]) for t in after.json()["tickets"]] == [
         ("B901", "dismissed", "supervisor")]  # fmt: skip
+
+
+@pytest.mark.parametrize("scheme", ["http"])
+def test_a_lease_arriving_while_a_customer_takes_a_number_does_not_give_that_number_again(
+    page: Page, rig: KioskRig, scheme: str
+) -> None:
+    """The kiosk tops up its leases while online; a customer may take an offline number meanwhile (the issue request
+    failed at the network level). Saving the new lease must not put back a number already handed out: two customers
+    with the same paper number would share one temporary id, and the second would overwrite the first."""
+    open_kiosk(page, rig)
+    page.route("**/kiosk/api/tickets", lambda route: route.abort())  # issuing fails at the network level
+    held: list[Route] = []
+    assert [issue_offline(page, "id"), issue_offline(page, "id")] == ["A901", "A902"]
+    page.route("**/kiosk/api/leases", lambda route: held.append(route))  # noqa: PLW0108 - playwright needs a function, not a builtin method
+    assert issue_offline(page, "id") == "A903"  # 2 left of 5: the next poll asks for another lease
+    page.wait_for_event("request", lambda r: r.url.endswith("/kiosk/api/leases"), timeout=15000)
+    assert issue_offline(page, "id") == "A904"  # taken while the lease request is out
+    held[0].continue_()
+    page.wait_for_function("JSON.parse(localStorage.getItem('qms.kiosk.leases')).teller.length === 2", timeout=15000)
+    assert issue_offline(page, "id") == "A905"  # not A904 again
+
+
+@pytest.mark.parametrize("scheme", ["http"])
+def test_the_notify_me_answer_of_an_offline_ticket_reaches_the_queue(page: Page, rig: KioskRig, scheme: str) -> None:
+    """The customer untick "notify me" at a kiosk that is offline: the reconciled ticket carries the answer (it was
+    stored with the ticket but left out when the kiosk handed it in, so the hub saw no answer at all)."""
+    open_kiosk(page, rig)
+    page.route("**/kiosk/api/tickets", lambda route: route.abort())
+    page.click("#lang-en")
+    page.click("#services [data-service='teller']")
+    for key in "081234567890":
+        page.click(f".key[data-key='{key}']")
+    page.click("#notify")
+    page.click("#btn-issue")
+    expect(page.locator("#screen-ticket")).to_be_visible()
+    assert page.locator("#t-print").get_attribute("data-print") == "offline"
+    wait_pending(page, 0)  # handed in at the next poll (the appliance is reachable)
+    created = event_rows(rig.data_dir, "SELECT request_id, body FROM events WHERE type = 'ticket.created'")
+    [(temp_id, body)] = created
+    assert temp_id.startswith("off-")
+    assert json.loads(body)["notify_opt_in"] is False

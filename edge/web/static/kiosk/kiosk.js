@@ -569,21 +569,24 @@
     await store("readwrite", (st) => { for (const id of finished) st.delete(id); return finished; });
   }
 
+  // Each change is read-modify-written at once from what is stored *now*: a customer may take an offline number
+  // while a lease request is out (its issue request failed), and a copy read before the await would put that number
+  // back, handing it out twice (one temporary id for two customers, the second overwriting the first).
   async function topUpLeases() {
     if (!doc.settings.offline_lease_size) return;
-    const all = leases();
-    let changed = false;
+    const usable = (l) => l.business_date === doc.business_date && l.numbers.some((n) => !l.used.includes(n.seq_no));
+    const freeOf = (list) => list.reduce((sum, l) => sum + l.numbers.filter((n) => !l.used.includes(n.seq_no)).length,
+                                         0);
     for (const s of doc.services) {
-      const kept = (all[s.id] || []).filter((l) => l.business_date === doc.business_date
-        && l.numbers.some((n) => !l.used.includes(n.seq_no)));
-      const free = kept.reduce((sum, l) => sum + l.numbers.filter((n) => !l.used.includes(n.seq_no)).length, 0);
-      if (kept.length !== (all[s.id] || []).length) { all[s.id] = kept; changed = true; }
-      if (!s.open || free >= LEASE_LOW) continue;
+      let all = leases();
+      const kept = (all[s.id] || []).filter(usable);
+      if (kept.length !== (all[s.id] || []).length) { all[s.id] = kept; saveLeases(all); }
+      if (!s.open || freeOf(kept) >= LEASE_LOW) continue;
       const lease = await call("POST", "/kiosk/api/leases", { service_id: s.id });
-      all[s.id] = [...kept, { ...lease, used: [] }];
-      changed = true;
+      all = leases();
+      all[s.id] = [...(all[s.id] || []).filter(usable), { ...lease, used: [] }];
+      saveLeases(all);
     }
-    if (changed) saveLeases(all);
   }
 
   // A kiosk runs for months: while its token is still valid it asks for a fresh one (a revoked kiosk cannot).
