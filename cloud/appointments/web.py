@@ -763,6 +763,7 @@ def reschedule_json(
     """Move a booking to another slot of its service: `{starts_at}` (RFC 3339 with offset) -> 200 as cancel, with
     the new `qr_text` (a new one when the day changed: the old code no longer checks in). 400 for a malformed
     `starts_at`; 404 `not_found`; 409 `slot_full`, `day_closed`, `past`, `no_slot`, `cancelled`, `checked_in`."""
+    require_branch(_user(request), tenant, branch_id)  # out of scope is a 404 before the body is read
     text = data.get("starts_at")
     if not isinstance(text, str) or not text.strip():
         raise ValidationException("starts_at is required", extra={"fields": ["starts_at"]})
