@@ -3,7 +3,7 @@ their own NATS connection and retry with their own back-off, but an outage is on
 
 * Whether the hub ever accepted this appliance's credential: then an "Authorization Violation" means the branch was
   retired at the hub (or its key replaced there), not a credential that never worked (`sync.liveness`).
-* Which reasons were already logged in this outage: the first failure for a reason is one WARNING line, its retries
+* Who is failing, and why: the first failure for a reason nobody is failing for yet is one WARNING line, its retries
   (by any of them) are DEBUG, and when every one that failed is through again one INFO line closes the outage.
 """
 
@@ -29,8 +29,7 @@ class LinkHealth:
     def __init__(self) -> None:
         self.accepted = False  # the hub took this credential once (this process, or the store says so)
         self.down_since: str | None = None
-        self._failing: set[str] = set()  # who is failing now
-        self._reported: set[str] = set()  # reasons logged in this outage
+        self._failing: dict[str, str] = {}  # who is failing now, and why (a reason is logged when nobody had it)
 
     @classmethod
     def of(cls, link: LinkSettings) -> LinkHealth:
@@ -42,21 +41,19 @@ class LinkHealth:
     def up(self, who: str) -> None:
         """`who` got through (connected and was answered): the credential is good; the outage ends with the last."""
         self.accepted = True
-        if who not in self._failing:
+        if self._failing.pop(who, None) is None:
             return
-        self._failing.discard(who)
         if not self._failing:
             log.info("cloud link: through again (down since %s)", self.down_since)
-            self._reported.clear()
             self.down_since = None
 
     def down(self, who: str, reason: str, retry_in: float) -> None:
-        """`who` failed for `reason` (in words) and retries in `retry_in` s: a WARNING the first time in this outage
-        that anyone gives this reason, DEBUG after that."""
-        self._failing.add(who)
+        """`who` failed for `reason` (in words) and retries in `retry_in` s: a WARNING when nobody is failing for that
+        reason yet, DEBUG while somebody is (so one that never gets through hides no later outage)."""
+        known = reason in self._failing.values()
+        self._failing[who] = reason
         self.down_since = self.down_since or datetime.now(UTC).isoformat(timespec="seconds")
-        if reason in self._reported:
+        if known:
             log.debug("cloud link (%s): %s; retry in %.1fs", who, reason, retry_in)
             return
-        self._reported.add(reason)
         log.warning("cloud link: %s (%s; retrying with back-off, once per outage in this log)", reason, who)
