@@ -19,7 +19,7 @@ Wanted = Literal["open", "issued", "dismissed", "all"]
 StateParam = Annotated[Wanted, QueryParameter(name="state")]  # `state` is a reserved kwarg name in Litestar
 
 
-class RefusedView(Struct, kw_only=True):
+class RefusedView(Struct, kw_only=True, forbid_unknown_fields=True):
     """One refused offline ticket: what the customer's paper says, why the appliance refused it, what became of it."""
 
     temp_id: str
@@ -44,7 +44,7 @@ class RefusedView(Struct, kw_only=True):
     new_number: str | None
 
 
-class RefusedList(Struct, kw_only=True):
+class RefusedList(Struct, kw_only=True, forbid_unknown_fields=True):
     """The refused offline tickets in the asked state; `open` counts those still waiting for staff."""
 
     state: Wanted
