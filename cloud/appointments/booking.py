@@ -318,6 +318,7 @@ class Booking:
     name: str
     lang: str
     checked_in_at: str | None = None
+    round: int = 0  # how often it was moved (its messages of an older round are superseded)
 
 
 def _booking(row: Any) -> Booking:
@@ -332,6 +333,7 @@ def _booking(row: Any) -> Booking:
         row.name,
         row.lang,
         row.checked_in_at,
+        row.round,
     )
 
 
@@ -420,7 +422,11 @@ def reschedule(conn: Connection, branch: Branch, booking_id: str, at: datetime, 
     slot leaves the booking as it was (the caller's transaction rolls back). The booking keeps its id; its check-in
     code names the day, so a move to another day makes a new code and the old one no longer checks in (the kiosk
     refuses a code whose day is not today or not the pushed visit's day); a move within the day keeps the code, and
-    the kiosk's check-in window follows the pushed new time. Moving to the time it already has changes nothing."""
+    the kiosk's check-in window follows the pushed new time. Moving to the time it already has changes nothing.
+
+    A move starts the booking's next message round (`cloud.appointments.outbox`): unsent messages of the old round are
+    superseded, the "moved" message is owed (unless the confirmation is still owed: it tells the new time), and the
+    reminder is owed again for the new time."""
     current = get(conn, branch.tenant, booking_id)
     if current is None or current.branch_id != branch.branch_id:
         raise BookingRefused("not_found")
@@ -432,11 +438,14 @@ def reschedule(conn: Connection, branch: Branch, booking_id: str, at: datetime, 
         return current
     _take(conn, branch, service, at, day)
     _release(conn, branch.tenant, branch.branch_id, current.service_id, _iso(current.starts_at))
+    stamp = now.astimezone(UTC).isoformat()
     conn.execute(
         appt_bookings.update()
         .where(appt_bookings.c.booking_id == booking_id)
-        .values(starts_at=_iso(at), day=day.isoformat(), updated_at=now.astimezone(UTC).isoformat())
-    )
+        .values(starts_at=_iso(at), day=day.isoformat(), updated_at=stamp, round=appt_bookings.c.round + 1,
+                moved_at=stamp, reminded_at=None,
+                rescheduled_at=sa.case((appt_bookings.c.confirmed_at.is_(None), stamp), else_=None))
+    )  # fmt: skip
     return get(conn, branch.tenant, booking_id) or current
 
 

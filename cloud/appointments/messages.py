@@ -1,5 +1,6 @@
 """Booking messages' content: the check-in QR (PNG for e-mail, SVG for the pages) and the wording of the
-confirmation and the reminder the day before, in the booking's language. Sending them is `cloud.appointments.outbox`."""
+confirmation, the reminder the day before and the "moved" message after a reschedule, in the booking's language.
+Sending them is `cloud.appointments.outbox`."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def qr_svg(text: str, scale: int = 5) -> str:
 
 def compose(kind: str, visit: booking.Booking, branch: booking.Branch, service_name: str,
             link: str) -> tuple[str, str]:  # fmt: skip
-    """(subject, text) of a confirmation or reminder in the booking's language."""
+    """(subject, text) of a confirmation, reminder or "moved" message (`rescheduled`) in the booking's language."""
     w = WORDS.get(visit.lang, WORDS["id"])
     when = local_when(visit, branch)
     subject = w[f"mail_{kind}_subject"].format(branch=branch.name, when=when)
@@ -51,7 +52,8 @@ def local_when(visit: booking.Booking, branch: booking.Branch) -> str:
 
 
 def short_text(kind: str, visit: booking.Booking, branch: booking.Branch, service_name: str, link: str) -> str:
-    """The SMS of a confirmation or reminder (a WhatsApp fallback): time, place and the link to the QR."""
+    """The SMS of a confirmation, reminder or "moved" message (a WhatsApp fallback): time, place and the link to
+    the QR."""
     w = WORDS.get(visit.lang, WORDS["id"])
     return w[f"sms_{kind}"].format(service=service_name, branch=branch.name, when=local_when(visit, branch),
                                    link=link)  # fmt: skip
@@ -59,8 +61,9 @@ def short_text(kind: str, visit: booking.Booking, branch: booking.Branch, servic
 
 def visit_ical(visit: booking.Booking, branch: booking.Branch, service_name: str, minutes: int, address: str,
                link: str, lang: str) -> bytes:  # fmt: skip
-    """The visit as an iCalendar file: one VEVENT (UID the booking number, so a re-import after a move updates the
-    same event), start and end in UTC, the branch's zone named in `X-WR-TIMEZONE` and the local time in the text."""
+    """The visit as an iCalendar file: one VEVENT (UID the booking number and SEQUENCE its count of moves, so a
+    re-import after a move updates the same event), start and end in UTC, the branch's zone named in
+    `X-WR-TIMEZONE` and the local time in the text."""
     w = WORDS.get(lang, WORDS["id"])
     cal = icalendar.Calendar()
     cal.add("prodid", "-//QMS//booking//ID")
@@ -71,6 +74,7 @@ def visit_ical(visit: booking.Booking, branch: booking.Branch, service_name: str
     start = visit.starts_at.astimezone(UTC)
     event.add("uid", f"{visit.booking_id}@{visit.tenant}.qms")
     event.add("dtstamp", datetime.now(UTC).replace(microsecond=0))
+    event.add("sequence", visit.round)
     event.add("dtstart", start)
     event.add("dtend", start + timedelta(minutes=minutes))
     event.add("summary", w["ics_summary"].format(service=service_name, branch=branch.name))

@@ -1,9 +1,9 @@
-"""Booking messages (confirmation and reminder) through an outbox, as notifications are (US-NOTIF-004): retries with
-back-off, dead letters with replay, an attempt log, and WhatsApp delivery of the booking code where the tenant has
-WhatsApp. The notifications outbox is keyed by ticket, and a booking has no ticket, so these rows live in
-`appt_messages` (key: tenant, booking, kind, channel) and are sent through the same provider adapters
-(`cloud.notify.providers`) with the tenant's own provider settings, policy (switches, attempts, WhatsApp fallback)
-and back-off (`cloud.notify.outbox.backoff`).
+"""Booking messages (confirmation, reminder, and "your visit was moved") through an outbox, as notifications are
+(US-NOTIF-004): retries with back-off, dead letters with replay, an attempt log, and WhatsApp delivery of the booking
+code where the tenant has WhatsApp. The notifications outbox is keyed by ticket, and a booking has no ticket, so these
+rows live in `appt_messages` (key: tenant, booking, kind, channel, round) and are sent through the same provider
+adapters (`cloud.notify.providers`) with the tenant's own provider settings, policy (switches, attempts, WhatsApp
+fallback) and back-off (`cloud.notify.outbox.backoff`).
 
 * Owed once: a pass finds bookings whose confirmation (or, within 24 h of the visit, reminder) is not yet owed,
   and in one transaction marks the booking (`confirmed_at` / `reminded_at`, a conditional update) and writes one row
@@ -11,6 +11,12 @@ and back-off (`cloud.notify.outbox.backoff`).
   WhatsApp (template `janji_temu_dikonfirmasi` / `janji_temu_pengingat`, the booking code and link as parameters)
   when it has a phone and the tenant WhatsApp. A booking whose tenant has no provider for its contacts stays owed
   until it has one.
+* Rounds: a move (`booking.reschedule`, from the staff page, the customer's page or the JSON API) starts the
+  booking's next round. Unsent messages of an older round are `superseded` when claimed; the round's `rescheduled`
+  message (template `janji_temu_dijadwalkan_ulang`; the e-mail with the new QR, which a move to another day changes,
+  and the .ics) is owed, unless the confirmation still is (it tells the new time); and the reminder is owed again
+  for the new time by the first reminder's rule, "just booked" counted from the move. The round is in the key and in
+  the e-mail's Message-ID (round 0 keeps the key it always had), so every move's messages are new messages.
 * Sent at most once per row: claimed under a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL) before the provider is
   called; the result recorded only by the claim that holds the row. As with tickets, SMTP takes no idempotency key:
   a hub killed between the relay's answer and the record sends that e-mail again, with the same Message-ID.
@@ -59,10 +65,14 @@ from cloud.notify.tables import providers
 from cloud.store import insert_ignore, writer_turn
 
 log = logging.getLogger("qms.cloud.appointments")
-KINDS = ("confirm", "remind")
+KINDS = ("confirm", "remind", "rescheduled")
 REMIND_BEFORE = messages.REMIND_BEFORE
 JUST_BOOKED = timedelta(hours=2)  # booked this close to the reminder time: the confirmation is enough
-WA_TEMPLATES = {"confirm": "janji_temu_dikonfirmasi", "remind": "janji_temu_pengingat"}
+WA_TEMPLATES = {
+    "confirm": "janji_temu_dikonfirmasi",
+    "remind": "janji_temu_pengingat",
+    "rescheduled": "janji_temu_dijadwalkan_ulang",
+}
 DUE = ("pending", "failed")
 BATCH = 20
 PROVIDER_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -97,12 +107,18 @@ def _candidates(conn: Connection, now: datetime) -> list[tuple[Any, str]]:
             appt_bookings.c.reminded_at.is_(None),
             appt_bookings.c.starts_at <= _iso(now + REMIND_BEFORE),
             appt_bookings.c.starts_at > _iso(now),
-            appt_bookings.c.created_at < _iso(now - JUST_BOOKED),
+            # booked (or moved) this close to the reminder time: not yet, the confirmation (or "moved") is enough
+            sa.func.coalesce(appt_bookings.c.moved_at, appt_bookings.c.created_at) < _iso(now - JUST_BOOKED),
         )
         .order_by(appt_bookings.c.starts_at)
         .limit(200)
     ).all()
-    return [(r, "confirm") for r in confirm] + [(r, "remind") for r in remind]
+    moved = conn.execute(
+        sa.select(appt_bookings)
+        .where(live, appt_bookings.c.round > 0, appt_bookings.c.rescheduled_at.is_(None))
+        .order_by(appt_bookings.c.moved_at).limit(200)
+    ).all()  # fmt: skip
+    return [(r, "confirm") for r in confirm] + [(r, "rescheduled") for r in moved] + [(r, "remind") for r in remind]
 
 
 def usable_channels(conn: Connection, row: Any) -> list[str]:
@@ -121,35 +137,41 @@ def usable_channels(conn: Connection, row: Any) -> list[str]:
 
 
 def _insert(conn: Connection, row: Any, kind: str, channel: str, now: datetime, fallback_of: int | None = None) -> None:
+    """Owe one message (`row`: the booking, or the message it falls back from; either carries the round)."""
     stamp = _iso(now)
     conn.execute(
         insert_ignore(conn, appt_messages).values(
             tenant_id=row.tenant_id, branch_id=row.branch_id, booking_id=row.booking_id, kind=kind, channel=channel,
-            status="pending", attempts=0, next_attempt_at=stamp, fallback_of=fallback_of, created_at=stamp,
-            updated_at=stamp,
+            round=row.round, status="pending", attempts=0, next_attempt_at=stamp, fallback_of=fallback_of,
+            created_at=stamp, updated_at=stamp,
         )
     )  # fmt: skip
 
 
 def owe(engine: Engine, now: datetime) -> int:
-    """Write the rows owed now (each booking and kind once: the booking is marked in the same transaction);
-    returns how many bookings got rows."""
+    """Write the rows owed now (each booking, kind and round once: the booking is marked in the same transaction,
+    only if it is still in the round it was found in); returns how many bookings got rows."""
     with writer_turn(engine), engine.connect() as conn:  # on SQLite every transaction takes the write lock
         found = _candidates(conn, now)
     owed = 0
     for candidate, kind in found:
-        column = appt_bookings.c.confirmed_at if kind == "confirm" else appt_bookings.c.reminded_at
+        column = {"confirm": appt_bookings.c.confirmed_at, "remind": appt_bookings.c.reminded_at,
+                  "rescheduled": appt_bookings.c.rescheduled_at}[kind]  # fmt: skip
         with writer_turn(engine), engine.begin() as conn:
             # none: the contact does not parse or the tenant switched the channel off; marked all the same, so it
             # does not come back every pass
             channels = usable_channels(conn, candidate)
             marked = conn.execute(
                 appt_bookings.update()
-                .where(appt_bookings.c.booking_id == candidate.booking_id, column.is_(None))
+                .where(
+                    appt_bookings.c.booking_id == candidate.booking_id,
+                    column.is_(None),
+                    appt_bookings.c.round == candidate.round,
+                )  # moved since it was read: the next pass
                 .values({column.name: _iso(now)})
             ).rowcount
             if marked != 1:
-                continue  # another replica owed it
+                continue  # another replica owed it, or the booking moved meanwhile
             for channel in channels:
                 _insert(conn, candidate, kind, channel, now)
             owed += bool(channels)
@@ -195,12 +217,14 @@ def next_due(engine: Engine) -> datetime | None:
     return min(stamps, default=None)
 
 
-def superseded_reason(kind: str, visit: booking.Booking | None, now: datetime) -> str | None:
-    """Why the message no longer makes sense (None: send it)."""
+def superseded_reason(kind: str, visit: booking.Booking | None, now: datetime, round_: int = 0) -> str | None:
+    """Why the message (of the booking's round `round_`) no longer makes sense (None: send it)."""
     if visit is None:
         return "booking is gone"
     if visit.status != "booked":
         return f"booking is {visit.status}"
+    if round_ < visit.round:
+        return "the booking was moved"
     if kind == "remind" and visit.starts_at <= now:
         return "the visit has begun"
     return None
@@ -233,7 +257,10 @@ def build_message(conn: Connection, row: Any, visit: booking.Booking, to: str, n
     base = policy.load(conn, row.tenant_id).public_url.rstrip("/")
     link = f"{base}/book/{row.tenant_id}/v/{code}"
     subject, text = messages.compose(row.kind, visit, branch, service, link)
+    # the idempotency key the e-mail's Message-ID is made from; round 0 keeps the key of before rounds
     key = f"{row.tenant_id}/{row.branch_id}/booking:{row.booking_id}/{row.kind}/{row.channel}"
+    if row.round:
+        key += f"/r{row.round}"
     if row.channel == "email":
         png = Attachment(filename=f"checkin-{visit.booking_id}.png", content_type="image/png",
                          data=messages.qr_png(code))  # fmt: skip
@@ -265,7 +292,7 @@ def claim(engine: Engine, now: datetime, limit: int = BATCH) -> list[Job]:
             query = query.with_for_update(skip_locked=True)
         for row in conn.execute(query).all():
             visit = booking.get(conn, row.tenant_id, row.booking_id)
-            if (why := superseded_reason(row.kind, visit, now)) is not None:
+            if (why := superseded_reason(row.kind, visit, now, row.round)) is not None:
                 _finish(conn, row.id, "superseded", now, reason=why)
                 continue
             assert visit is not None
@@ -361,7 +388,8 @@ def _fallback_note(conn: Connection, message_id: int, channel: str) -> str:
     owed = conn.execute(
         sa.select(appt_messages.c.id).where(appt_messages.c.tenant_id == row.tenant_id,
                                             appt_messages.c.booking_id == row.booking_id,
-                                            appt_messages.c.kind == row.kind, appt_messages.c.channel == channel)
+                                            appt_messages.c.kind == row.kind, appt_messages.c.channel == channel,
+                                            appt_messages.c.round == row.round)
     ).first()  # fmt: skip
     return f"; fallback: {channel}" + (" (already owed)" if owed is not None else "")
 
@@ -387,7 +415,7 @@ def apply_deliveries(
         if row is None or row.status in FINAL:
             continue
         if update.status == "delivered":
-            _finish(conn, row.id, "delivered", now)
+            _finish(conn, row.id, "delivered", now, delivered_at=_iso(now))
         elif update.status == "failed":
             rules = rules or policy.load(conn, tenant)
             fallback = rules.fallback(row.channel)
@@ -415,7 +443,8 @@ def replay(conn: Connection, tenant: str, message_id: int, now: datetime) -> boo
 
 
 def message_log(conn: Connection, tenant: str, booking_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """Each booking's messages (kind, channel, status, attempts, reason: never the contact), for the staff page."""
+    """Each booking's messages (kind, round, channel, status, attempts, reason, when sent and delivered: never the
+    contact), for the staff page and the bookings JSON."""
     if not booking_ids:
         return {}
     rows = conn.execute(
@@ -426,8 +455,9 @@ def message_log(conn: Connection, tenant: str, booking_ids: Sequence[str]) -> di
     found: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         found.setdefault(r.booking_id, []).append(
-            {"id": r.id, "kind": r.kind, "channel": r.channel, "status": r.status, "attempts": r.attempts,
-             "code": r.code, "reason": r.reason, "sent_at": r.sent_at, "updated_at": r.updated_at}
+            {"id": r.id, "kind": r.kind, "round": r.round, "channel": r.channel, "status": r.status,
+             "attempts": r.attempts, "code": r.code, "reason": r.reason, "sent_at": r.sent_at,
+             "delivered_at": r.delivered_at, "updated_at": r.updated_at}
         )  # fmt: skip
     return found
 

@@ -84,6 +84,12 @@ appt_bookings = sa.Table(
     sa.Column("ticket_id", sa.String(64)),
     sa.Column("confirmed_at", sa.String(40)),  # confirmation e-mail claimed (null: owed)
     sa.Column("reminded_at", sa.String(40)),  # reminder e-mail claimed (null: owed)
+    # moves: `round` counts them (the booking messages of an older round are superseded), `moved_at` is the last
+    # one (the reminder rule's "just booked" counts from it), `rescheduled_at` the "moved" message claimed (null
+    # after a move: owed)
+    sa.Column("round", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("moved_at", sa.String(40)),
+    sa.Column("rescheduled_at", sa.String(40)),
 )
 sa.Index("appt_bookings_day", appt_bookings.c.tenant_id, appt_bookings.c.branch_id, appt_bookings.c.day)
 
@@ -97,8 +103,9 @@ appt_keys = sa.Table(
     sa.Column("created_at", sa.String(40), nullable=False),
 )
 
-# The booking messages' outbox (confirmation and reminder, issue 15), beside the notifications outbox (which is keyed
-# by ticket): one row per (tenant, booking, kind, channel) — the idempotency key, so each is owed once — moving
+# The booking messages' outbox (confirmation, reminder and "moved", issue 15), beside the notifications outbox (which
+# is keyed by ticket): one row per (tenant, booking, kind, channel, round) — the idempotency key, so each is owed once
+# per round; a move starts the booking's next round (`appt_bookings.round`) — moving
 # pending → sending → sent | failed → (retry) | dead, or skipped / superseded, like `notify_outbox`. Contacts stay in
 # `appt_bookings`; a row holds none.
 appt_messages = sa.Table(
@@ -108,7 +115,7 @@ appt_messages = sa.Table(
     sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("branch_id", sa.String(64), nullable=False),
     sa.Column("booking_id", sa.String(16), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),  # confirm | remind
+    sa.Column("kind", sa.String(16), nullable=False),  # confirm | remind | rescheduled
     sa.Column("channel", sa.String(16), nullable=False),  # email | whatsapp | sms (a WhatsApp fallback)
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
@@ -122,7 +129,9 @@ appt_messages = sa.Table(
     sa.Column("created_at", sa.String(40), nullable=False),
     sa.Column("updated_at", sa.String(40), nullable=False),
     sa.Column("sent_at", sa.String(40)),
-    sa.UniqueConstraint("tenant_id", "booking_id", "kind", "channel", name="appt_messages_key"),
+    sa.Column("round", sa.Integer, nullable=False, server_default="0"),  # the booking's round it was owed in
+    sa.Column("delivered_at", sa.String(40)),  # the provider's delivery report (status `delivered`)
+    sa.UniqueConstraint("tenant_id", "booking_id", "kind", "channel", "round", name="appt_messages_key"),
 )
 sa.Index("appt_messages_due", appt_messages.c.status, appt_messages.c.next_attempt_at)
 sa.Index("appt_messages_booking", appt_messages.c.tenant_id, appt_messages.c.booking_id)

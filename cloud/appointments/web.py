@@ -481,7 +481,8 @@ def staff_page(request: Request[Any, Any, Any]) -> Template:
     return _page(request, "staff.html", visible=visible, branch=branch, day=day, bookings=bookings,
                  services=services, all_services=all_services, free=free, counts=counts, active="appointments",
                  can_manage=user.can("appointments.manage"), saved=request.query_params.get("saved"),
-                 error=request.query_params.get("error"), status_word=_status_word)  # fmt: skip
+                 error=request.query_params.get("error"), status_word=_status_word,
+                 local_time=lambda at: datetime.fromisoformat(at).astimezone(zone).strftime("%d/%m %H:%M"))  # fmt: skip
 
 
 def _back(tenant: str, branch_id: str, day: str, lang: str, **extra: str) -> Redirect:

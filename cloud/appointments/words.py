@@ -40,6 +40,13 @@ WORDS: dict[str, dict[str, str]] = {
         "mail_remind_subject": "Pengingat janji temu di {branch}: {when}",
         "mail_remind_text": "Halo {name},\n\nPengingat: janji temu Anda untuk {service} di {branch} pada {when}"
         " (nomor {booking}). Bawa kode QR terlampir.\n\nLihat atau batalkan: {link}\n",
+        "mail_rescheduled_subject": "Janji temu di {branch} dipindah ke {when}",
+        "mail_rescheduled_text": "Halo {name},\n\nJanji temu Anda untuk {service} di {branch} (nomor {booking})"
+        " telah dipindah ke {when}.\nTunjukkan kode QR terlampir di kios cabang; jika tanggalnya berubah, kode yang"
+        " lama tidak berlaku lagi. Check-in dibuka {before} menit sebelum jadwal dan ditutup {after} menit"
+        " setelahnya.\n\nLihat, ganti jadwal atau batalkan: {link}\n",
+        "sms_rescheduled": "Janji temu {service} di {branch} dipindah ke {when}. Kode QR untuk check-in: {link}",
+        "msg_rescheduled": "Jadwal diganti", "msg_round": "pindah ke-{n}", "msg_delivered_at": "diterima {when}",
         "msg_confirm": "Konfirmasi", "msg_remind": "Pengingat", "msg_pending": "menunggu", "msg_sending": "dikirim",
         "msg_sent": "terkirim", "msg_failed": "dicoba lagi", "msg_dead": "gagal", "msg_superseded": "tidak perlu",
         "msg_skipped": "dilewati", "msg_delivered": "diterima",
@@ -92,6 +99,13 @@ WORDS: dict[str, dict[str, str]] = {
         "mail_remind_subject": "Reminder: appointment at {branch}: {when}",
         "mail_remind_text": "Hello {name},\n\nA reminder of your appointment for {service} at {branch} on {when}"
         " (number {booking}). Bring the attached QR code.\n\nView or cancel: {link}\n",
+        "mail_rescheduled_subject": "Appointment at {branch} moved to {when}",
+        "mail_rescheduled_text": "Hello {name},\n\nYour appointment for {service} at {branch} (number {booking})"
+        " has moved to {when}.\nShow the attached QR code at the branch's kiosk; if the date changed, an earlier"
+        " code no longer works. Check-in opens {before} minutes before your time and closes {after} minutes"
+        " after.\n\nView, change or cancel: {link}\n",
+        "sms_rescheduled": "Appointment for {service} at {branch} moved to {when}. Check-in QR code: {link}",
+        "msg_rescheduled": "Moved", "msg_round": "move {n}", "msg_delivered_at": "delivered {when}",
         "msg_confirm": "Confirmation", "msg_remind": "Reminder", "msg_pending": "waiting", "msg_sending": "sending",
         "msg_sent": "sent", "msg_failed": "retrying", "msg_dead": "failed", "msg_superseded": "not needed",
         "msg_skipped": "skipped", "msg_delivered": "delivered",

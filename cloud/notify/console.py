@@ -2,8 +2,9 @@
 and the DLQ, limited to what the caller may see; contacts only ever masked; times in the branch's zone.
 
 The log holds both outboxes: tickets' notifications (`notify_outbox`) and bookings' confirmations and reminders
-(`appt_messages`, issue 15), the latter with the triggers `booking.confirm` / `booking.remind`, `source: "booking"`
-and the booking id in place of the ticket; ids are per outbox, so a booking row is replayed by its own route."""
+(`appt_messages`, issue 15), the latter with the triggers `booking.confirm` / `booking.remind` /
+`booking.rescheduled`, `source: "booking"`, the booking id in place of the ticket and the booking's `round` (its count
+of moves when the message was owed); ids are per outbox, so a booking row is replayed by its own route."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ WORDS: dict[str, dict[str, str]] = {
         "dlq_none": "Tidak ada pesan gagal.", "chars": "karakter", "remove": "Berhenti memakai kanal ini",
         "max_attempts": "Percobaan maksimum", "public_url": "Alamat publik hub (tautan status)",
         "booking.confirm": "konfirmasi janji temu", "booking.remind": "pengingat janji temu",
+        "booking.rescheduled": "janji temu dipindah",
         "booking": "Janji temu",
     },
     "en": {
@@ -57,6 +59,7 @@ WORDS: dict[str, dict[str, str]] = {
         "dlq_none": "No dead letters.", "chars": "characters", "remove": "Stop using this channel",
         "max_attempts": "Attempts at most", "public_url": "Hub's public address (status links)",
         "booking.confirm": "booking confirmation", "booking.remind": "booking reminder", "booking": "Booking",
+        "booking.rescheduled": "booking moved",
     },
 }  # fmt: skip
 
@@ -114,7 +117,11 @@ def local_time(stamp: str | None) -> str | None:
     return datetime.fromisoformat(stamp).astimezone(ZONE).strftime("%Y-%m-%d %H:%M:%S")
 
 
-BOOKING_TRIGGERS = {"booking.confirm": "confirm", "booking.remind": "remind"}  # the log's trigger → appt kind
+BOOKING_TRIGGERS = {
+    "booking.confirm": "confirm",
+    "booking.remind": "remind",
+    "booking.rescheduled": "rescheduled",
+}  # the log's trigger → appt kind
 
 
 def _stamp(row: dict[str, Any]) -> datetime:
@@ -172,7 +179,7 @@ def _booking_view(row: Any) -> dict[str, Any]:
         "attempts": row["attempts"], "provider": row["provider"], "code": row["code"], "reason": row["reason"],
         "recipient": recipient, "fallback_of": row["fallback_of"], "created_at": row["created_at"],
         "created_local": local_time(row["created_at"]), "sent_at": row["sent_at"],
-        "delivered_at": row["updated_at"] if row["status"] == "delivered" else None,
+        "delivered_at": row["delivered_at"], "round": row["round"],
         "next_attempt_at": row["next_attempt_at"],
     }  # fmt: skip
 

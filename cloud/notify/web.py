@@ -497,7 +497,7 @@ def _messages(request: Request[Any, Any, Any], dead_only: bool = False) -> list[
 @get("/api/v1/notify/messages", guards=[requires("notify.read")], sync_to_thread=True)
 def messages_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """The message log of tickets and bookings (newest first): filters `status`, `channel`, `trigger` (a ticket
-    trigger, `booking.confirm` or `booking.remind`), `branch_id`, `from`, `to`, `tenant`."""
+    trigger, `booking.confirm`, `booking.remind` or `booking.rescheduled`), `branch_id`, `from`, `to`, `tenant`."""
     return {"messages": _messages(request)}
 
 
@@ -581,7 +581,8 @@ def _replay_booking(request: Request[Any, Any, Any], message_id: int) -> bool:
 @post("/api/v1/notify/booking-messages/{message_id:int}/replay", guards=[requires("notify.manage")],
       status_code=200)  # fmt: skip
 async def replay_booking_json(request: Request[Any, Any, Any], message_id: FromPath[int]) -> dict[str, bool]:
-    """Send a dead booking confirmation or reminder again: `{"replayed": true}`, or 409 problem+json `not_dead`."""
+    """Send a dead booking message (confirmation, reminder, "moved") again: `{"replayed": true}`, or 409
+    problem+json `not_dead`."""
     if not await asyncio.to_thread(_replay_booking, request, message_id):
         raise refusal(409, "not_dead", f"booking message {message_id} is not dead: only a dead message is sent again")
     return {"replayed": True}
