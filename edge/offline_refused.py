@@ -117,16 +117,33 @@ def _names(service: Service) -> dict[str, str]:
     return {"": service.name, **service.names}
 
 
+class Described(msgspec.Struct, frozen=True, kw_only=True):
+    """What the appliance knows of a refused ticket's number: its service (and names) and the printed number."""
+
+    service_id: str | None = None
+    service_names: dict[str, str] = {}
+    ticket_number: str | None = None
+
+
+def describe(
+    conn: sqlite3.Connection, lease_id: str, seq_no: int, config: BranchConfig | None, leases: dict[str, Lease]
+) -> Described:
+    """The service and number of a leased seq (on the read connection: an earlier day's lease is looked up in the
+    event log, which must not hold up the writer)."""
+    lease = _lease_of(conn, lease_id, leases)
+    service = _service_of(conn, config, lease[0]) if lease else None
+    if lease is None or service is None:
+        return Described(service_id=lease[0] if lease else None)
+    return Described(service_id=lease[0], service_names=_names(service), ticket_number=format_number(service, seq_no))
+
+
+def known(conn: sqlite3.Connection, temp_id: str) -> bool:
+    """Whether this temporary id's refusal is already recorded (a resend needs no look-up)."""
+    return conn.execute("SELECT 1 FROM offline_refused WHERE temp_id = ?", (temp_id,)).fetchone() is not None
+
+
 def record(
-    conn: sqlite3.Connection,
-    item: Any,
-    *,
-    device_id: str,
-    code: str,
-    detail: str,
-    now: datetime,
-    config: BranchConfig | None,
-    leases: dict[str, Lease],
+    conn: sqlite3.Connection, item: Any, about: Described, *, device_id: str, code: str, detail: str, now: datetime
 ) -> bool:
     """Keep a refused offline ticket (`item`: the kiosk's OfflineTicket), in the writer's transaction; True when new.
 
@@ -136,15 +153,12 @@ def record(
     ).rowcount
     if again:
         return False
-    lease = _lease_of(conn, item.lease_id, leases)
-    service = _service_of(conn, config, lease[0]) if lease else None
-    number = format_number(service, item.seq_no) if service is not None else None
     conn.execute(
         "INSERT INTO offline_refused (temp_id, lease_id, seq_no, device_id, service_id, service_names, ticket_number,"
         " issued_at, lang, code, detail, refused_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (item.temp_id, item.lease_id, item.seq_no, device_id, lease[0] if lease else None,
-         _encoder.encode(_names(service) if service else {}).decode(), number, item.issued_at.isoformat(),
-         item.lang, code, detail[:500], now.isoformat()),
+        (item.temp_id, item.lease_id, item.seq_no, device_id, about.service_id,
+         _encoder.encode(about.service_names).decode(), about.ticket_number, item.issued_at.isoformat(), item.lang,
+         code, detail[:500], now.isoformat()),
     )  # fmt: skip
     return True
 

@@ -341,12 +341,19 @@ async def _refused(app: KioskApp, item: OfflineTicket, device_id: str, code: str
     If the record cannot be written the kiosk keeps the ticket and sends it again (`retry`): a refused ticket is
     never dropped before the appliance holds it."""
     service = app.service
+    state = service.view.state
 
-    def keep(conn: sqlite3.Connection) -> bool:  # in the writer thread: its live state is safe to read
-        return offline_refused.record(conn, item, device_id=device_id, code=code, detail=detail, now=service.clock(),
-                                      config=service.state.config, leases=service.state.leases)  # fmt: skip
+    def look_up(conn: sqlite3.Connection) -> offline_refused.Described:
+        if offline_refused.known(conn, item.temp_id):  # a resend: only its attempt is counted
+            return offline_refused.Described()
+        return offline_refused.describe(conn, item.lease_id, item.seq_no, state.config, state.leases)
+
+    def keep(conn: sqlite3.Connection) -> bool:
+        return offline_refused.record(conn, item, about, device_id=device_id, code=code, detail=detail,
+                                      now=service.clock())  # fmt: skip
 
     try:
+        about = await asyncio.to_thread(service.read, look_up)  # off the writer: it may read the event log
         new = await asyncio.wrap_future(service.submit_store(keep))
     except Exception:  # storage trouble: keep the ticket on the kiosk
         log.exception("offline ticket %s refused (%s) but not recorded; the kiosk keeps it", item.temp_id, code)
