@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -132,14 +134,22 @@ def test_qms_edge_rebuild_refolds_the_facts(tmp_path: Path) -> None:
         conn.close()
 
 
-def test_retention_drops_old_facts_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Facts of tickets created more than the retention's days ago go (with their CSV records); 0 keeps all; a bad
-    setting is refused with its name."""
+@contextmanager
+def _served_facts(tmp_path: Path) -> Iterator[tuple[sqlite3.Connection, date]]:
+    """A served branch's store, open for writing, and the business day of its facts; closed on exit."""
     data_dir = tmp_path / "data"
     _served_branch(data_dir)
     conn = connect(data_dir / "qms.sqlite3")
     try:
-        day = date.fromisoformat(conn.execute("SELECT min(business_date) FROM ticket_facts").fetchone()[0])
+        yield conn, date.fromisoformat(conn.execute("SELECT min(business_date) FROM ticket_facts").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_retention_drops_old_facts_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Facts of tickets created more than the retention's days ago go (with their CSV records); 0 keeps all; a bad
+    setting is refused with its name."""
+    with _served_facts(tmp_path) as (conn, day):
         conn.execute("BEGIN IMMEDIATE")
         assert facts.prune(conn, day + timedelta(days=399), 400) == 0  # 400 days: that day is still kept
         assert facts.prune(conn, day + timedelta(days=500), 0) == 0  # 0: keep everything
@@ -147,8 +157,6 @@ def test_retention_drops_old_facts_only(tmp_path: Path, monkeypatch: pytest.Monk
         conn.execute("COMMIT")
         assert conn.execute("SELECT count(*) FROM ticket_facts").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM ticket_fact_csv").fetchone()[0] == 0
-    finally:
-        conn.close()
     monkeypatch.setenv(facts.RETENTION_ENV, "30")
     assert facts.retention_days() == 30
     monkeypatch.delenv(facts.RETENTION_ENV)
@@ -209,11 +217,7 @@ def test_qms_edge_rebuild_check_compares_the_facts_and_names_the_first_differenc
 
 def test_facts_the_retention_dropped_are_not_a_difference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The retention deletes old facts while the log keeps the tickets: `rebuild --check` does not count them."""
-    data_dir = tmp_path / "data"
-    _served_branch(data_dir)
-    conn = connect(data_dir / "qms.sqlite3")
-    try:
-        day = date.fromisoformat(conn.execute("SELECT min(business_date) FROM ticket_facts").fetchone()[0])
+    with _served_facts(tmp_path) as (conn, day):
         conn.execute("BEGIN IMMEDIATE")
         assert facts.prune(conn, day + timedelta(days=1), 1) == 4  # a one-day retention, run the next day
         conn.execute("COMMIT")
@@ -223,5 +227,3 @@ def test_facts_the_retention_dropped_are_not_a_difference(tmp_path: Path, monkey
         assert kept.differing == 4
         assert kept.first is not None
         assert kept.first.endswith("no fact row here, the log has one")
-    finally:
-        conn.close()
