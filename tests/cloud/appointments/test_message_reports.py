@@ -13,23 +13,16 @@ with the WhatsApp and Twilio stand-ins:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from litestar.testing import TestClient
 
-from cloud.appointments import booking, outbox
-from cloud.appointments.tables import appt_messages
+from cloud.appointments import outbox
 from cloud.hq_users import upsert_user
 from cloud.notify import console, policy
 from cloud.notify.metrics import registry_for
@@ -37,49 +30,16 @@ from cloud.notify.providers import REGISTRY
 from cloud.notify.providers.base import DeliveryUpdate
 from cloud.store import create_store_engine, transaction
 from cloud.web.app import CloudSettings, create_app
-from tests.cloud.appointments.support import add_branch
+from tests.cloud.appointments.support import NOW, add_branch, book, message_rows, use_whatsapp
 from tests.cloud.identity.conftest import csrf_of, sign_in
 from tests.support.cloud_hub import wait_until
 from tests.support.providers.twilio import TwilioStandIn
 from tests.support.providers.whatsapp import WhatsAppStandIn
 
 PASSWORD = "correct horse battery"
-NOW = datetime(2027, 3, 1, 1, 0, tzinfo=UTC)
-SLOT = datetime(2027, 3, 3, 9, 0, tzinfo=ZoneInfo("Asia/Jakarta"))
 HUB = "http://hub.test"
 PHONES = ("081234567890", "081298765432")
-
-
-def _book(engine: sa.Engine, phone: str) -> str:
-    with transaction(engine) as conn:
-        branch = booking.load_branch(conn, "acme", "jkt-01")
-        assert branch is not None
-        visit = booking.book(conn, branch, "cs", SLOT, name="Siti Aminah", email=None, phone=phone, lang="id",
-                             actor="public", now=NOW)  # fmt: skip
-    return visit.booking_id
-
-
-def _rows(engine: sa.Engine, booking_id: str, channel: str | None = None) -> list[Any]:
-    query = sa.select(appt_messages).where(appt_messages.c.booking_id == booking_id).order_by(appt_messages.c.id)
-    if channel:
-        query = query.where(appt_messages.c.channel == channel)
-    with engine.connect() as conn:
-        return list(conn.execute(query))
-
-
-def _wa_report(client: TestClient, wa: WhatsAppStandIn, wamid: str, status: str, code: int | None = None) -> Any:
-    """A Graph API status notification, signed with the app secret (`X-Hub-Signature-256`), as Meta posts it."""
-    entry: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(int(time.time())),
-                             "recipient_id": "6281298765432"}  # fmt: skip
-    if code:
-        entry["errors"] = [{"code": code, "title": "Message undeliverable", "message": "Message undeliverable"}]
-    body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp", "metadata": {"phone_number_id": wa.phone_number_id},
-        "statuses": [entry]}}]}]}  # fmt: skip
-    raw = json.dumps(body).encode()
-    signature = "sha256=" + hmac.new(wa.app_secret.encode(), raw, hashlib.sha256).hexdigest()
-    return client.post("/api/v1/notify/webhooks/whatsapp/acme", content=raw,
-                       headers={"X-Hub-Signature-256": signature, "Content-Type": "application/json"})  # fmt: skip
+WA_HOOK = "/api/v1/notify/webhooks/whatsapp/acme"
 
 
 def _twilio_report(client: TestClient, twilio: TwilioStandIn, sid: str, status: str) -> Any:
@@ -108,11 +68,9 @@ def _configure(engine: sa.Engine, wa: WhatsAppStandIn, twilio: TwilioStandIn) ->
     add_branch(engine)
     upsert_user(engine, "acme-admin", PASSWORD, "tenant_admin", ["acme"])
     upsert_user(engine, "other-admin", PASSWORD, "tenant_admin", ["other"])
+    use_whatsapp(engine, wa)
     with transaction(engine) as conn:
         policy.save(conn, "acme", policy.TenantPolicy(public_url="https://hq.example"))
-        policy.save_provider(conn, "acme", "whatsapp", "whatsapp", {
-            "base_url": wa.base_url, "phone_number_id": wa.phone_number_id, "access_token": wa.access_token,
-            "app_secret": wa.app_secret, "verify_token": "vt"}, REGISTRY["whatsapp"].SECRETS)  # fmt: skip
         policy.save_provider(conn, "acme", "sms", "twilio", {
             "account_sid": twilio.account_sid, "auth_token": twilio.auth_token, "from_number": "+15005550006",
             "base_url": twilio.base_url, "webhook_url": f"{HUB}/api/v1/notify/webhooks/twilio/acme"},
@@ -159,36 +117,41 @@ def test_reports_log_dlq_replay_and_metrics(tmp_path: Path, stand_ins: tuple[Wha
     url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
     engine = create_store_engine(url)
     _configure(engine, wa, twilio)
-    reached, failed = _book(engine, PHONES[0]), _book(engine, PHONES[1])
+    reached, failed = book(engine, phone=PHONES[0]), book(engine, phone=PHONES[1])
     try:
         with TestClient(app=create_app(CloudSettings(db_url=url)), base_url=HUB) as client:
             # the booking sender's first pass sends both confirmations on WhatsApp
             wait_until(lambda: len(wa.sent) == 2, timeout=60, what="both confirmations sent")
-            wait_until(lambda: all(_rows(engine, b)[0].status == "sent" for b in (reached, failed)), what="recorded")
-            first, second = (_rows(engine, b)[0] for b in (reached, failed))
+            wait_until(
+                lambda: all(message_rows(engine, b)[0].status == "sent" for b in (reached, failed)), what="recorded"
+            )
+            first, second = (message_rows(engine, b)[0] for b in (reached, failed))
 
             # delivery reports: delivered; failed → dead, and the SMS fallback is owed and sent
-            answer = _wa_report(client, wa, first.provider_message_id, "delivered")
+            answer = wa.report(WA_HOOK, first.provider_message_id, "delivered", via=client)
             assert (answer.status_code, answer.json()) == (200, {"updates": 1, "applied": 1})
-            assert _rows(engine, reached)[0].status == "delivered"
-            assert _wa_report(client, wa, first.provider_message_id, "read").json()["applied"] == 0  # never back
-            assert _wa_report(client, wa, second.provider_message_id, "failed", 131049).json()["applied"] == 1
-            (dead,) = _rows(engine, failed, "whatsapp")
+            assert message_rows(engine, reached)[0].status == "delivered"
+            read = wa.report(WA_HOOK, first.provider_message_id, "read", via=client)
+            assert read.json()["applied"] == 0  # never back
+            assert wa.report(WA_HOOK, second.provider_message_id, "failed", 131049, via=client).json()["applied"] == 1
+            (dead,) = message_rows(engine, failed, "whatsapp")
             assert (dead.status, dead.code) == ("dead", "131049")
             assert dead.reason.endswith("; fallback: sms")
-            wait_until(lambda: [r.status for r in _rows(engine, failed, "sms")] == ["sent"], timeout=60,
+            wait_until(lambda: [r.status for r in message_rows(engine, failed, "sms")] == ["sent"], timeout=60,
                        what="the SMS fallback sent")  # fmt: skip
-            (sms,) = _rows(engine, failed, "sms")
+            (sms,) = message_rows(engine, failed, "sms")
             assert sms.fallback_of == dead.id
             assert _twilio_report(client, twilio, sms.provider_message_id, "delivered").json()["applied"] == 1
-            assert _rows(engine, failed, "sms")[0].status == "delivered"
+            assert message_rows(engine, failed, "sms")[0].status == "delivered"
 
             _check_console(client, reached, failed, dead.id, sms.id)
 
             # replayed from the DLQ: sent again on WhatsApp
             replayed = client.post(f"/notify/booking-messages/{dead.id}/replay?lang=en", follow_redirects=False)
             assert replayed.status_code == 303
-            wait_until(lambda: _rows(engine, failed, "whatsapp")[0].status == "sent", timeout=60, what="replayed")
+            wait_until(
+                lambda: message_rows(engine, failed, "whatsapp")[0].status == "sent", timeout=60, what="replayed"
+            )
             assert len(wa.sent) == 3
             not_dead = client.post(f"/api/v1/notify/booking-messages/{dead.id}/replay")
             assert not_dead.status_code == 409, not_dead.text
@@ -216,9 +179,9 @@ async def test_reports_fallbacks_and_log_on_both_stores(
     sender = outbox.Sender(engine, clock=lambda: NOW)
     try:
         _configure(engine, wa, twilio)
-        visit = _book(engine, PHONES[0])
+        visit = book(engine, phone=PHONES[0])
         await sender.run_once()
-        (sent,) = _rows(engine, visit)
+        (sent,) = message_rows(engine, visit)
 
         def report(tenant: str, provider: str, update: DeliveryUpdate) -> int:
             with transaction(engine) as conn:
@@ -227,16 +190,16 @@ async def test_reports_fallbacks_and_log_on_both_stores(
         assert report("acme", "whatsapp", DeliveryUpdate(sent.provider_message_id, "sent")) == 0
         assert report("other", "whatsapp", DeliveryUpdate(sent.provider_message_id, "failed", code="131049")) == 0
         assert report("acme", "twilio", DeliveryUpdate(sent.provider_message_id, "failed", code="131049")) == 0
-        assert _rows(engine, visit)[0].status == "sent"
+        assert message_rows(engine, visit)[0].status == "sent"
         assert report("acme", "whatsapp", DeliveryUpdate(sent.provider_message_id, "failed", code="131049",
                                                           reason="undeliverable")) == 1  # fmt: skip
-        assert _rows(engine, visit, "whatsapp")[0].reason == "delivery failed: undeliverable; fallback: sms"
+        assert message_rows(engine, visit, "whatsapp")[0].reason == "delivery failed: undeliverable; fallback: sms"
         await sender.run_once()
-        (sms,) = _rows(engine, visit, "sms")
+        (sms,) = message_rows(engine, visit, "sms")
         assert sms.status == "sent"
         assert report("acme", "twilio", DeliveryUpdate(sms.provider_message_id, "failed", code="30003")) == 1
         await sender.run_once()
-        assert [(r.channel, r.status, r.reason) for r in _rows(engine, visit)] == [
+        assert [(r.channel, r.status, r.reason) for r in message_rows(engine, visit)] == [
             ("whatsapp", "dead", "delivery failed: undeliverable; fallback: sms"),
             ("sms", "dead", "delivery failed: 30003; fallback: email"),
             ("email", "skipped", "no_contact"),  # the booking has no e-mail

@@ -12,71 +12,21 @@ and the WhatsApp and Twilio stand-ins, with the clock injected.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cloud.appointments import booking, outbox
-from cloud.appointments.tables import appt_message_attempts, appt_messages
-from cloud.notify import policy
-from cloud.notify.providers import REGISTRY
-from cloud.store import create_store_engine, transaction
+from cloud.appointments.tables import appt_message_attempts
+from cloud.store import transaction
 from sync.appointments import verify
-from tests.cloud.appointments.support import add_branch
+from tests.cloud.appointments.support import NOW, SLOT, Clock, book, message_rows, use_provider, use_whatsapp
 from tests.cloud.notify.smtp_server import SmtpServer
 from tests.support.providers.twilio import TwilioStandIn
 from tests.support.providers.whatsapp import WhatsAppStandIn
-
-JKT = ZoneInfo("Asia/Jakarta")
-NOW = datetime(2027, 3, 1, 1, 0, tzinfo=UTC)  # Monday 08:00 in Jakarta
-SLOT = datetime(2027, 3, 3, 9, 0, tzinfo=JKT)
-
-
-class Clock:
-    """The senders' clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    engine = create_store_engine(store_url)
-    add_branch(engine)
-    with transaction(engine) as conn:
-        policy.save(conn, "acme", policy.TenantPolicy(public_url="https://hq.example"))
-    yield engine
-    engine.dispose()
-
-
-def _configure(engine: Engine, channel: str, provider: str, settings: dict[str, Any]) -> None:
-    with transaction(engine) as conn:
-        policy.save_provider(conn, "acme", channel, provider, settings, REGISTRY[provider].SECRETS)
-
-
-def _book(engine: Engine, *, email: str | None = None, phone: str | None = None, lang: str = "id") -> str:
-    with transaction(engine) as conn:
-        branch = booking.load_branch(conn, "acme", "jkt-01")
-        assert branch is not None
-        visit = booking.book(conn, branch, "cs", SLOT, name="Siti Aminah", email=email, phone=phone, lang=lang,
-                             actor="public", now=NOW)  # fmt: skip
-    return visit.booking_id
-
-
-def _rows(engine: Engine, booking_id: str) -> list[Any]:
-    with engine.connect() as conn:
-        return list(
-            conn.execute(sa.select(appt_messages).where(appt_messages.c.booking_id == booking_id).order_by("id"))
-        )
 
 
 def _attempts(engine: Engine, message_id: int) -> list[str | None]:
@@ -100,17 +50,17 @@ async def test_confirmation_is_retried_then_sent_once_and_the_reminder_once(engi
     clock = Clock()
     senders = [outbox.Sender(engine, clock=clock) for _ in range(2)]  # two hub replicas
     try:
-        _configure(engine, "email", "email", smtp.settings)
-        booking_id = _book(engine, email="siti@example.com")
+        use_provider(engine, "email", "email", smtp.settings)
+        booking_id = book(engine, email="siti@example.com")
         smtp.fail_with("451 4.3.0 try again later")
         await _passes(senders)
-        (row,) = _rows(engine, booking_id)
+        (row,) = message_rows(engine, booking_id)
         assert (row.kind, row.channel, row.status) == ("confirm", "email", "failed")
         smtp.fail_with(None)
         clock.now += timedelta(minutes=1)  # past the first back-off (≤ 2 s)
         await _passes(senders, times=3)
         smtp.wait_for(1)
-        (row,) = _rows(engine, booking_id)
+        (row,) = message_rows(engine, booking_id)
         assert row.status == "sent"
         assert _attempts(engine, row.id) == ["retry", "sent"]
         clock.now = SLOT - timedelta(hours=20)  # the day before: the reminder is owed
@@ -128,7 +78,7 @@ async def test_confirmation_is_retried_then_sent_once_and_the_reminder_once(engi
     for mail in (confirm, remind):
         (png,) = [p for p in mail.message.iter_attachments() if p.get_content_type() == "image/png"]
         assert png.get_content()[:4] == b"\x89PNG"
-    assert [(r.kind, r.status) for r in _rows(engine, booking_id)] == [("confirm", "sent"), ("remind", "sent")]
+    assert [(r.kind, r.status) for r in message_rows(engine, booking_id)] == [("confirm", "sent"), ("remind", "sent")]
 
 
 async def test_a_dead_confirmation_is_replayed_and_a_cancelled_booking_is_not_sent(
@@ -138,11 +88,11 @@ async def test_a_dead_confirmation_is_replayed_and_a_cancelled_booking_is_not_se
     clock = Clock()
     sender = outbox.Sender(engine, clock=clock)
     try:
-        _configure(engine, "email", "email", smtp.settings)
-        refused = _book(engine, email="siti@example.com")
+        use_provider(engine, "email", "email", smtp.settings)
+        refused = book(engine, email="siti@example.com")
         smtp.fail_with("550 5.1.1 mailbox unavailable")
         await sender.run_once()
-        (dead,) = _rows(engine, refused)
+        (dead,) = message_rows(engine, refused)
         assert dead.status == "dead"
         smtp.fail_with(None)
         with transaction(engine) as conn:
@@ -150,9 +100,9 @@ async def test_a_dead_confirmation_is_replayed_and_a_cancelled_booking_is_not_se
             assert not outbox.replay(conn, "other", dead.id, clock.now)  # another tenant's row: untouched
         await sender.run_once()
         smtp.wait_for(1)
-        assert _rows(engine, refused)[0].status == "sent"
+        assert message_rows(engine, refused)[0].status == "sent"
         assert _attempts(engine, dead.id) == ["permanent", "sent"]
-        cancelled = _book(engine, email="budi@example.com")
+        cancelled = book(engine, email="budi@example.com")
         await asyncio.to_thread(outbox.owe, engine, clock.now)  # owed, then the customer cancels before it goes
         with transaction(engine) as conn:
             booking.cancel(conn, "acme", cancelled, clock.now)
@@ -160,7 +110,7 @@ async def test_a_dead_confirmation_is_replayed_and_a_cancelled_booking_is_not_se
     finally:
         await sender.stop()
         smtp.stop()
-    (row,) = _rows(engine, cancelled)
+    (row,) = message_rows(engine, cancelled)
     assert (row.status, row.reason) == ("superseded", "booking is cancelled")
     assert len(smtp.messages) == 1
 
@@ -170,17 +120,15 @@ async def test_whatsapp_carries_the_booking_code_and_a_number_not_on_whatsapp_ge
     clock = Clock()
     sender = outbox.Sender(engine, clock=clock)
     with WhatsAppStandIn() as wa, TwilioStandIn() as twilio:
-        _configure(engine, "whatsapp", "whatsapp", {
-            "base_url": wa.base_url, "phone_number_id": wa.phone_number_id, "access_token": wa.access_token,
-            "app_secret": wa.app_secret, "verify_token": "vt"})  # fmt: skip
-        _configure(engine, "sms", "twilio", {
+        use_whatsapp(engine, wa)
+        use_provider(engine, "sms", "twilio", {
             "account_sid": twilio.account_sid, "auth_token": twilio.auth_token, "from_number": "+15005550006",
             "base_url": twilio.base_url})  # fmt: skip
         try:
-            on_wa = _book(engine, phone="0812-3456-7890", lang="en")
+            on_wa = book(engine, phone="0812-3456-7890", lang="en")
             await sender.run_once()
             wa.then("permanent")  # the next number is not on WhatsApp (131026)
-            not_on_wa = _book(engine, phone="081298765432")
+            not_on_wa = book(engine, phone="081298765432")
             await sender.run_once()
             await sender.run_once()
         finally:
@@ -195,8 +143,8 @@ async def test_whatsapp_carries_the_booking_code_and_a_number_not_on_whatsapp_ge
             public = bytes.fromhex(booking.public_key_hex(conn, "acme", NOW))
         assert verify(code, public).branch_id == "jkt-01"
         assert f"https://hq.example/book/acme/v/{code}" in params
-        assert [(r.channel, r.status) for r in _rows(engine, on_wa)] == [("whatsapp", "sent")]
-        dead, sms = _rows(engine, not_on_wa)
+        assert [(r.channel, r.status) for r in message_rows(engine, on_wa)] == [("whatsapp", "sent")]
+        dead, sms = message_rows(engine, not_on_wa)
         assert (dead.channel, dead.status, dead.code) == ("whatsapp", "dead", "131026")
         assert (sms.channel, sms.status, sms.fallback_of) == ("sms", "sent", dead.id)
         (text,) = twilio.sent

@@ -19,17 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
-import json
-import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import icalendar
-import pytest
 import sqlalchemy as sa
 import zxingcpp
 from litestar.testing import TestClient
@@ -37,60 +31,30 @@ from PIL import Image
 from sqlalchemy.engine import Engine
 
 from cloud.appointments import booking, outbox
-from cloud.appointments.tables import appt_messages
 from cloud.hq_users import upsert_user
 from cloud.notify import policy
-from cloud.notify.providers import REGISTRY
 from cloud.notify.tables import parked_reports
-from cloud.store import create_store_engine, transaction
+from cloud.store import transaction
 from cloud.web.app import CloudSettings, create_app
 from sync.appointments import verify
 from tests.cloud.admin.conftest import PASSWORD, sign_in
-from tests.cloud.appointments.support import add_branch
-from tests.cloud.appointments.test_early_reports import EagerWhatsApp
+from tests.cloud.appointments.support import (
+    JKT,
+    NOW,
+    SLOT,
+    Clock,
+    EagerWhatsApp,
+    book,
+    message_rows,
+    use_provider,
+    use_whatsapp,
+)
 from tests.cloud.notify.smtp_server import Received, SmtpServer
 from tests.support.cloud_hub import wait_until
 from tests.support.providers.hub import served
 from tests.support.providers.whatsapp import WhatsAppStandIn
 
-JKT = ZoneInfo("Asia/Jakarta")
-NOW = datetime(2027, 3, 1, 1, 0, tzinfo=UTC)  # Monday 08:00 in Jakarta
-SLOT = datetime(2027, 3, 3, 9, 0, tzinfo=JKT)  # Wednesday
 THURSDAY = datetime(2027, 3, 4, 10, 0, tzinfo=JKT)
-
-
-class Clock:
-    """The senders' (and the app's) clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    engine = create_store_engine(store_url)
-    add_branch(engine)
-    with transaction(engine) as conn:
-        policy.save(conn, "acme", policy.TenantPolicy(public_url="https://hq.example"))
-    yield engine
-    engine.dispose()
-
-
-def _email(engine: Engine, smtp: SmtpServer) -> None:
-    with transaction(engine) as conn:
-        policy.save_provider(conn, "acme", "email", "email", smtp.settings, REGISTRY["email"].SECRETS)
-
-
-def _book(engine: Engine, *, email: str | None = "siti@example.com", phone: str | None = None) -> str:
-    with transaction(engine) as conn:
-        branch = booking.load_branch(conn, "acme", "jkt-01")
-        assert branch is not None
-        visit = booking.book(conn, branch, "cs", SLOT, name="Siti Aminah", email=email, phone=phone, lang="id",
-                             actor="public", now=NOW)  # fmt: skip
-    return visit.booking_id
 
 
 def _move(engine: Engine, booking_id: str, at: datetime, now: datetime) -> booking.Booking:
@@ -98,13 +62,6 @@ def _move(engine: Engine, booking_id: str, at: datetime, now: datetime) -> booki
         branch = booking.load_branch(conn, "acme", "jkt-01")
         assert branch is not None
         return booking.reschedule(conn, branch, booking_id, at, now)
-
-
-def _rows(engine: Engine, booking_id: str) -> list[Any]:
-    with engine.connect() as conn:
-        return list(
-            conn.execute(sa.select(appt_messages).where(appt_messages.c.booking_id == booking_id).order_by("id"))
-        )
 
 
 def _public(engine: Engine) -> bytes:
@@ -139,8 +96,8 @@ async def test_a_move_sends_one_moved_mail_with_the_new_qr_then_the_reminder_for
     clock = Clock()
     sender = outbox.Sender(engine, clock=clock)
     try:
-        _email(engine, smtp)
-        booking_id = _book(engine)
+        use_provider(engine, "email", "email", smtp.settings)
+        booking_id = book(engine, email="siti@example.com")
         await _passes(sender)
         clock.now = SLOT - timedelta(hours=20)  # Tuesday 13:00: the reminder of Wednesday's visit goes
         await _passes(sender)
@@ -168,7 +125,7 @@ async def test_a_move_sends_one_moved_mail_with_the_new_qr_then_the_reminder_for
         await sender.stop()
         smtp.stop()
     _check_moved_mails(smtp.messages, tmp_path, _public(engine))
-    assert [(r.kind, r.round, r.status) for r in _rows(engine, booking_id)] == [
+    assert [(r.kind, r.round, r.status) for r in message_rows(engine, booking_id)] == [
         ("confirm", 0, "sent"), ("remind", 0, "sent"), ("rescheduled", 1, "sent"), ("remind", 1, "sent"),
         ("rescheduled", 2, "sent"), ("remind", 2, "sent")]  # fmt: skip
 
@@ -199,13 +156,13 @@ async def test_moves_supersede_the_old_round_and_a_cancel_the_last(engine: Engin
     clock = Clock()
     sender = outbox.Sender(engine, clock=clock)
     try:
-        early = _book(engine, email="budi@example.com")  # booked before the tenant had e-mail: not yet confirmed
+        early = book(engine, email="budi@example.com")  # booked before the tenant had e-mail: not yet confirmed
         _move(engine, early, SLOT + timedelta(hours=1), clock.now)
-        _email(engine, smtp)
+        use_provider(engine, "email", "email", smtp.settings)
         smtp.fail_with("451 4.3.0 try again later")
-        booking_id = _book(engine)
+        booking_id = book(engine, email="siti@example.com")
         await sender.run_once()
-        assert {(r.kind, r.status) for r in _rows(engine, booking_id)} == {("confirm", "failed")}
+        assert {(r.kind, r.status) for r in message_rows(engine, booking_id)} == {("confirm", "failed")}
         _move(engine, booking_id, SLOT + timedelta(minutes=30), clock.now)  # same day: the code stays
         smtp.fail_with(None)
         clock.now += timedelta(minutes=1)  # past the confirmation's back-off
@@ -228,33 +185,21 @@ async def test_moves_supersede_the_old_round_and_a_cancel_the_last(engine: Engin
         by_address[mail.recipients[0]].append(mail)
     (confirmation,) = by_address["budi@example.com"]  # the move came first: the confirmation tells the new time
     assert "10:00" in confirmation.message["Subject"]
-    assert [(r.kind, r.round, r.status) for r in _rows(engine, early)] == [("confirm", 1, "sent")]
+    assert [(r.kind, r.round, r.status) for r in message_rows(engine, early)] == [("confirm", 1, "sent")]
     first, second = by_address["siti@example.com"]
     assert "03/03/2027 09:30" in first.text
     assert "03/03/2027 10:30" in second.text
     assert first.message["Message-ID"] != second.message["Message-ID"]
-    assert [(r.kind, r.round, r.status, r.reason) for r in _rows(engine, booking_id)] == [
+    assert [(r.kind, r.round, r.status, r.reason) for r in message_rows(engine, booking_id)] == [
         ("confirm", 0, "superseded", "the booking was moved"), ("rescheduled", 1, "sent", None),
         ("rescheduled", 2, "sent", None), ("rescheduled", 3, "superseded", "booking is cancelled")]  # fmt: skip
-
-
-def _wa_report(client: TestClient[Any], wa: WhatsAppStandIn, wamid: str, status: str) -> Any:
-    """A Graph API status notification, signed with the app secret (`X-Hub-Signature-256`), as Meta posts it."""
-    entry = {"id": wamid, "status": status, "timestamp": str(int(time.time())), "recipient_id": "6281234567890"}
-    body = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp", "metadata": {"phone_number_id": wa.phone_number_id},
-        "statuses": [entry]}}]}]}  # fmt: skip
-    raw = json.dumps(body).encode()
-    signature = "sha256=" + hmac.new(wa.app_secret.encode(), raw, hashlib.sha256).hexdigest()
-    return client.post("/api/v1/notify/webhooks/whatsapp/acme", content=raw,
-                       headers={"X-Hub-Signature-256": signature, "Content-Type": "application/json"})  # fmt: skip
 
 
 def _delivery_is_stamped_and_shown(client: TestClient[Any], wa: WhatsAppStandIn, booking_id: str) -> None:
     """The "moved" message's delivery report stamps `delivered_at` (the webhook's time), shown on the staff page (id
     and en), in the bookings JSON and in the notify log."""
     before = datetime.now(UTC)
-    report = _wa_report(client, wa, wa.sent[1]["id"], "delivered")
+    report = wa.report("/api/v1/notify/webhooks/whatsapp/acme", wa.sent[1]["id"], "delivered", via=client)
     assert (report.status_code, report.json()) == (200, {"updates": 1, "applied": 1})
     after = datetime.now(UTC)
     listed = client.get("/api/v1/appointments/acme/jkt-01/bookings?day=2027-03-04").json()["bookings"]
@@ -278,17 +223,17 @@ def test_every_move_path_tells_the_customer_on_whatsapp_and_delivery_is_stamped(
     clock = Clock()
     upsert_user(engine, "ana", PASSWORD, "tenant_admin", ["acme"])
     with WhatsAppStandIn() as wa:
+        use_whatsapp(engine, wa)
         with transaction(engine) as conn:
-            policy.save_provider(conn, "acme", "whatsapp", "whatsapp", {
-                "base_url": wa.base_url, "phone_number_id": wa.phone_number_id, "access_token": wa.access_token,
-                "app_secret": wa.app_secret, "verify_token": "vt"}, REGISTRY["whatsapp"].SECRETS)  # fmt: skip
             policy.save(conn, "acme", policy.TenantPolicy(public_url="https://hq.example", whatsapp_fallback="none"))
-        booking_id = _book(engine, email=None, phone="081234567890")
+        booking_id = book(engine, email=None, phone="081234567890")
         app = create_app(CloudSettings(db_url=store_url, keys_dir=tmp_path / "keys"))
         app.state["appt_clock"] = clock
         app.state["appt_mail_seconds"] = 3600  # one pass at start and one per booking change
         with TestClient(app=app) as client:
-            wait_until(lambda: [r.status for r in _rows(engine, booking_id)] == ["sent"], what="confirmation sent")
+            wait_until(
+                lambda: [r.status for r in message_rows(engine, booking_id)] == ["sent"], what="confirmation sent"
+            )
             sign_in(client, "ana")
 
             # the JSON API moves it to Thursday: the template carries the new code
@@ -296,7 +241,7 @@ def test_every_move_path_tells_the_customer_on_whatsapp_and_delivery_is_stamped(
                                 json={"starts_at": THURSDAY.isoformat()})  # fmt: skip
             assert moved.status_code == 200, moved.text
             new_code = moved.json()["qr_text"]
-            wait_until(lambda: len(_rows(engine, booking_id)) == 2 and _rows(engine, booking_id)[1].status == "sent",
+            wait_until(lambda: [r.status for r in message_rows(engine, booking_id)] == ["sent", "sent"],
                        what="the moved message sent")  # fmt: skip
             template = wa.sent[1]["template"]
             assert template["name"] == "janji_temu_dijadwalkan_ulang"
@@ -315,13 +260,13 @@ def test_every_move_path_tells_the_customer_on_whatsapp_and_delivery_is_stamped(
                                follow_redirects=False)  # fmt: skip
             assert form.status_code == 303, form.text
             assert "saved=1" in form.headers["location"]
-            dead = wait_until(lambda: next((r for r in _rows(engine, booking_id) if r.status == "dead"), None),
+            dead = wait_until(lambda: next((r for r in message_rows(engine, booking_id) if r.status == "dead"), None),
                               what="the second moved message dead")  # fmt: skip
             assert (dead.kind, dead.round, dead.code) == ("rescheduled", 2, "132001")
             (in_dlq,) = client.get("/api/v1/notify/dlq").json()["messages"]
             assert (in_dlq["id"], in_dlq["trigger"], in_dlq["round"]) == (dead.id, "booking.rescheduled", 2)
             assert client.post(f"/api/v1/notify/booking-messages/{dead.id}/replay").json() == {"replayed": True}
-            wait_until(lambda: next(r for r in _rows(engine, booking_id) if r.id == dead.id).status == "sent",
+            wait_until(lambda: next(r for r in message_rows(engine, booking_id) if r.id == dead.id).status == "sent",
                        what="the replay sent")  # fmt: skip
             assert wa.sent[-1]["template"]["components"][0]["parameters"][3]["text"] == "04/03/2027 11:00"
             attempts = client.get(f"/api/v1/notify/booking-messages/{dead.id}/attempts").json()["attempts"]
@@ -336,7 +281,7 @@ def test_every_move_path_tells_the_customer_on_whatsapp_and_delivery_is_stamped(
             wait_until(lambda: len(wa.sent) == 4, what="the third moved message sent")
             params = [p["text"] for p in wa.sent[3]["template"]["components"][0]["parameters"]]
             assert (params[3], params[4]) == ("05/03/2027 09:00", friday_code)
-    assert [(r.kind, r.round, r.channel, r.status) for r in _rows(engine, booking_id)] == [
+    assert [(r.kind, r.round, r.channel, r.status) for r in message_rows(engine, booking_id)] == [
         ("confirm", 0, "whatsapp", "sent"), ("rescheduled", 1, "whatsapp", "delivered"),
         ("rescheduled", 2, "whatsapp", "sent"), ("rescheduled", 3, "whatsapp", "sent")]  # fmt: skip
 
@@ -347,16 +292,15 @@ def test_an_early_report_of_a_moved_message_is_applied_when_its_send_is_recorded
     """The provider reports `sent` and `delivered` of the round-1 message before answering its send: parked, then
     applied by the record, with `delivered_at` stamped (as for the confirmation)."""
     with EagerWhatsApp() as wa:
-        with transaction(engine) as conn:
-            policy.save_provider(conn, "acme", "whatsapp", "whatsapp", {
-                "base_url": wa.base_url, "phone_number_id": wa.phone_number_id, "access_token": wa.access_token,
-                "app_secret": wa.app_secret, "verify_token": "vt"}, REGISTRY["whatsapp"].SECRETS)  # fmt: skip
-        booking_id = _book(engine, email=None, phone="081234567890")
+        use_whatsapp(engine, wa)
+        booking_id = book(engine, email=None, phone="081234567890")
         app = create_app(CloudSettings(db_url=store_url, keys_dir=tmp_path / "keys"))
         app.state["appt_mail_seconds"] = 0.5  # the move below is made in the store: the sender finds it by itself
 
         def delivered(kind: str) -> Any:
-            return next((r for r in _rows(engine, booking_id) if r.kind == kind and r.status == "delivered"), None)
+            return next(
+                (r for r in message_rows(engine, booking_id) if r.kind == kind and r.status == "delivered"), None
+            )
 
         with served(app) as base:
             wa.webhook_url = f"{base}/api/v1/notify/webhooks/whatsapp/acme"

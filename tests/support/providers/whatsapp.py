@@ -77,8 +77,9 @@ class WhatsAppStandIn(StandIn):
         return httpx.get(webhook_url, params=params)
 
     def report(self, webhook_url: str, wamid: str, status: str, error_code: int | None = None,
-               tamper: bool = False) -> httpx.Response:  # fmt: skip
-        """POST a status notification for a sent message, signed with the app secret (tampered: altered after)."""
+               tamper: bool = False, via: httpx.Client | None = None) -> httpx.Response:  # fmt: skip
+        """POST a status notification for a sent message, signed with the app secret (tampered: altered after);
+        through `via` (e.g. an app's TestClient) when given."""
         message = next(m for m in self.sent if m["id"] == wamid)
         entry: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(int(time.time())),
                                  "recipient_id": message["to"]}  # fmt: skip
@@ -93,5 +94,6 @@ class WhatsAppStandIn(StandIn):
         signature = "sha256=" + hmac.new(self.app_secret.encode(), raw, hashlib.sha256).hexdigest()
         if tamper:
             raw = raw.replace(status.encode(), b"delivered", 1) if status != "delivered" else raw + b" "
-        return httpx.post(webhook_url, content=raw, headers={"X-Hub-Signature-256": signature,
-                                                              "Content-Type": "application/json"})  # fmt: skip
+        post = httpx.post if via is None else via.post
+        return post(webhook_url, content=raw, headers={"X-Hub-Signature-256": signature,
+                                                       "Content-Type": "application/json"})  # fmt: skip
