@@ -21,16 +21,13 @@ from cloud.admin.tables import branch_profiles
 from cloud.appointments import booking
 from cloud.appointments.tables import appt_slots
 from cloud.hq_users import upsert_user
-from cloud.notify import policy
-from cloud.notify.providers import email as email_provider
 from cloud.store import create_store_engine, transaction
 from cloud.web.app import CloudSettings, create_app
 from edge.appointments.checkin import Admit, Refuse, decide
 from sync.appointments import verify
 from sync.rate_limit import Limit, RateLimiter
 from tests.cloud.admin.conftest import PASSWORD, sign_in
-from tests.cloud.appointments.support import add_branch
-from tests.cloud.notify.smtp_server import SmtpServer
+from tests.cloud.appointments.support import add_branch, mail_relay
 
 JKT = ZoneInfo("Asia/Jakarta")
 NOW = datetime(2027, 3, 1, 1, 0, tzinfo=UTC)  # Monday 08:00 in Jakarta
@@ -196,11 +193,7 @@ def test_the_confirmation_e_mail_carries_the_calendar_file(
     app_parts: tuple[TestClient[Any], Any], tmp_path: Path
 ) -> None:
     client, engine = app_parts
-    smtp = SmtpServer(tmp_path / "smtp").start()
-    try:
-        with transaction(engine) as conn:
-            policy.save_provider(conn, "acme", "email", "email", smtp.settings, email_provider.SECRETS)
-            policy.save(conn, "acme", policy.TenantPolicy(public_url="https://hq.example"))
+    with mail_relay(engine, tmp_path) as smtp:
         code = _book(client, email="siti@example.com", lang="id")
         (mail,) = smtp.wait_for(1)
         (ics,) = [p for p in mail.message.iter_attachments() if p.get_content_type() == "text/calendar"]
@@ -210,8 +203,6 @@ def test_the_confirmation_e_mail_carries_the_calendar_file(
         assert event.decoded("dtstart") == SLOT.astimezone(UTC)
         assert str(event["summary"]) == "Janji temu Customer service · KCP Kuningan"
         assert str(event["url"]) == f"https://hq.example/book/acme/v/{code}"
-    finally:
-        smtp.stop()
 
 
 def test_integrators_cancel_and_reschedule_with_problem_codes(app_parts: tuple[TestClient[Any], Any]) -> None:

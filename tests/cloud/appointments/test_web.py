@@ -20,15 +20,12 @@ from PIL import Image
 
 from cloud.appointments import booking, outbox
 from cloud.hq_users import upsert_user
-from cloud.notify import policy
-from cloud.notify.providers import email as email_provider
-from cloud.store import create_store_engine, transaction
+from cloud.store import create_store_engine
 from cloud.web.app import CloudSettings, create_app
 from sync.appointments import verify
 from sync.rate_limit import Limit, RateLimiter
 from tests.cloud.admin.conftest import PASSWORD, sign_in
-from tests.cloud.appointments.support import add_branch
-from tests.cloud.notify.smtp_server import SmtpServer
+from tests.cloud.appointments.support import add_branch, mail_relay
 from tests.support.cloud_hub import wait_until
 
 JKT = ZoneInfo("Asia/Jakarta")
@@ -94,11 +91,7 @@ def test_public_booking_page_books_shows_the_qr_and_cancels(app_parts: tuple[Tes
 
 def test_the_confirmation_e_mail_carries_a_decodable_qr(app_parts: tuple[TestClient[Any], Any], tmp_path: Path) -> None:
     client, engine = app_parts
-    smtp = SmtpServer(tmp_path / "smtp").start()
-    try:
-        with transaction(engine) as conn:
-            policy.save_provider(conn, "acme", "email", "email", smtp.settings, email_provider.SECRETS)
-            policy.save(conn, "acme", policy.TenantPolicy(public_url="https://hq.example"))
+    with mail_relay(engine, tmp_path) as smtp:
         code = _book_form(client).headers["location"].split("/v/")[1].split("?")[0]
         (mail,) = smtp.wait_for(1)  # sent by the hub's own mail pass, nudged by the booking
         sign_in(client, "ana")  # the staff see the message's state (never the address), and replay only dead ones
@@ -116,8 +109,6 @@ def test_the_confirmation_e_mail_carries_a_decodable_qr(app_parts: tuple[TestCli
         assert "Confirmation · email: sent" in page
         assert client.post(f"/api/v1/appointments/acme/messages/{sent['id']}/replay").status_code == 404
         assert client.post(f"/api/v1/appointments/other/messages/{sent['id']}/replay").status_code == 404
-    finally:
-        smtp.stop()
     assert mail.recipients == ["siti@example.com"]
     assert "03/03/2027 09:00" in mail.text
     assert f"https://hq.example/book/acme/v/{code}" in mail.text
