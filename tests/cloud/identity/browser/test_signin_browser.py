@@ -4,59 +4,14 @@ lockout, sign-out, and the SSO button through a real local OpenID provider."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
 import pytest
-import uvicorn
-from oidc_provider_mock import User, run_server_in_thread  # type: ignore[import-untyped]
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from cloud.hq_users import upsert_user
-from cloud.identity import sso
-from cloud.store import create_store_engine
-from cloud.web.app import CloudSettings, create_app
-from tests.support.appliance import free_port
-from tests.support.cloud_hub import wait_until
+from tests.cloud.identity.browser.conftest import through_the_idp
+from tests.cloud.identity.conftest import PASSWORD
+from tests.support.browser import SCREENSHOTS, submit_sign_in
 
 pytestmark = pytest.mark.slow
-SCREENSHOTS = Path(__file__).resolve().parents[4] / "docs" / "screenshots"
-PASSWORD = "correct-horse-battery"
-
-
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[str]:
-    """The hub on a free port with accounts tina (tenant admin) and audi (auditor), acme's OIDC provider running."""
-    store_url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
-    engine = create_store_engine(store_url)
-    upsert_user(engine, "tina", PASSWORD, "tenant_admin", ["acme"])
-    upsert_user(engine, "audi", PASSWORD, "auditor", ["acme"])
-    users = [User(sub="alice", claims={"email": "alice@acme.example", "groups": ["qms-auditors"]})]
-    with run_server_in_thread(require_nonce=True, user_claims=users, access_token_max_age=timedelta(minutes=5)) as idp:
-        settings = sso.IdpSettings(roles={"qms-auditors": "auditor"}, issuer=f"http://localhost:{idp.server_port}",
-                                   client_id="qms-hub", client_secret="hub-client-secret")  # fmt: skip
-        sso.save(engine, "acme", "oidc", settings, datetime.now(UTC))
-        port = free_port()
-        app = create_app(CloudSettings(db_url=store_url))
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        wait_until(lambda: server.started, what="the hub to listen")
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(10)
-            engine.dispose()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1100, "height": 720})
-    yield context.new_page()
-    context.close()
 
 
 @pytest.mark.parametrize("lang", ["id", "en"])
@@ -67,9 +22,7 @@ def test_signin_page_wrong_password_and_sign_out(hub: str, page: Page, lang: str
     expect(page).to_have_url(f"{hub}/signin?next=%2F")  # the console sends a stranger to sign in
     expect(page.locator("#signin")).to_have_text(words[0])
     page.screenshot(path=str(SCREENSHOTS / f"hq-signin-{lang}.png"))
-    page.fill("#username", "tina")
-    page.fill("#password", "not-the-password")
-    page.click("#signin")
+    submit_sign_in(page, "tina", "not-the-password")
     expect(page.locator("#error")).to_have_text(words[1])
     expect(page.locator("#username")).to_have_value("tina")
     page.fill("#password", PASSWORD)
@@ -91,24 +44,15 @@ def test_signin_page_wrong_password_and_sign_out(hub: str, page: Page, lang: str
 def test_lockout(hub: str, page: Page) -> None:
     page.goto(f"{hub}/lang/en?next=/signin")
     for _ in range(5):
-        page.fill("#username", "audi")
-        page.fill("#password", "wrong-password-x")
-        page.click("#signin")
+        submit_sign_in(page, "audi", "wrong-password-x")
         expect(page.locator("#error")).to_have_text("Wrong username or password.")
-    page.fill("#username", "audi")
-    page.fill("#password", PASSWORD)
-    page.click("#signin")
+    submit_sign_in(page, "audi", PASSWORD)
     expect(page.locator("#error")).to_contain_text("Too many failed attempts")
 
 
 def test_sso_button_through_the_local_openid_provider(hub: str, page: Page) -> None:
     page.goto(f"{hub}/lang/en?next=/signin")
-    page.fill("#tenant", "acme")
-    page.click("#sso")
-    page.wait_for_url("**/oauth2/authorize**")  # the provider's own consent page
-    page.fill("input[name=sub]", "alice")
-    page.locator("button[type=submit], input[type=submit]").first.click()
-    page.wait_for_url(f"{hub}/")
+    through_the_idp(page, hub)
     page.goto(f"{hub}/api/v1/me")
     assert '"auth_method":"oidc"' in page.content()
     assert '"role":"auditor"' in page.content()

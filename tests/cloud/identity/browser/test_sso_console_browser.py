@@ -4,26 +4,20 @@ Screenshots docs/screenshots/hq-sso-{id,en}.png."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.cloud.identity.browser.test_signin_browser import PASSWORD, hub, page
+from tests.cloud.identity.conftest import PASSWORD
+from tests.support.browser import SCREENSHOTS, sign_in_to_console
 
 pytestmark = pytest.mark.slow
-SCREENSHOTS = Path(__file__).resolve().parents[4] / "docs" / "screenshots"
-__all__ = ["hub", "page"]  # the hub and page fixtures of the sign-in tests
 
 
 @pytest.mark.parametrize("lang", ["id", "en"])
 def test_sso_settings_page(hub: str, page: Page, lang: str) -> None:
     words = {"id": ("Tersimpan.", "Peta peran", "tersimpan — kosongkan untuk mempertahankan"),
              "en": ("Saved.", "Role map", "stored — leave empty to keep it")}[lang]  # fmt: skip
-    page.goto(f"{hub}/lang/{lang}?next=/signin")
-    page.fill("#username", "tina")
-    page.fill("#password", PASSWORD)
-    page.click("#signin")
+    sign_in_to_console(page, hub, "tina", PASSWORD, lang)
     page.goto(f"{hub}/sso-settings")
     saml = page.locator("#form-saml")
     saml.locator("textarea[name=roles]").fill("just-a-group")

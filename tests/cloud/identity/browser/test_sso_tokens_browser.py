@@ -5,34 +5,26 @@ docs/screenshots/hq-tokens-sso-{id,en}.png and docs/screenshots/hq-sso-users-{id
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from oidc_provider_mock import User, run_server_in_thread  # type: ignore[import-untyped]
 from playwright.sync_api import Page, expect
 
 from cloud.hq_users import upsert_user
-from cloud.identity import sso
 from cloud.store import branches, create_store_engine, transaction
-from cloud.web.app import CloudSettings, create_app
-from tests.cloud.identity.browser.test_signin_browser import PASSWORD, page
-from tests.support.appliance import free_port
-from tests.support.cloud_hub import wait_until
+from tests.cloud.identity.browser.conftest import hub_with_idp, through_the_idp
+from tests.cloud.identity.conftest import PASSWORD
+from tests.support.browser import SCREENSHOTS, submit_sign_in
 
 pytestmark = pytest.mark.slow
-SCREENSHOTS = Path(__file__).resolve().parents[4] / "docs" / "screenshots"
-__all__ = ["page"]  # the page fixture of the sign-in tests
 
 
 @pytest.fixture
 def sso_hub(tmp_path: Path) -> Iterator[str]:
-    """The hub on a free port: acme with one branch, tina (tenant admin, password), acme's OIDC provider mapping
-    the group qms-admins to tenant_admin, and alice in that group."""
+    """The hub: acme with one branch, tina (tenant admin, password), acme's OIDC provider mapping the group qms-admins
+    to tenant_admin, and alice in that group."""
     store_url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
     engine = create_store_engine(store_url)
     with transaction(engine) as conn:
@@ -40,23 +32,9 @@ def sso_hub(tmp_path: Path) -> Iterator[str]:
                "duplicates": 0, "status": "ok", "updated_at": "2026-12-04T00:00:00+00:00"}  # fmt: skip
         conn.execute(branches.insert().values(**row))
     upsert_user(engine, "tina", PASSWORD, "tenant_admin", ["acme"])
-    users = [User(sub="alice", claims={"email": "alice@acme.example", "groups": ["qms-admins"]})]
-    with run_server_in_thread(require_nonce=True, user_claims=users, access_token_max_age=timedelta(minutes=5)) as idp:
-        settings = sso.IdpSettings(roles={"qms-admins": "tenant_admin"}, issuer=f"http://localhost:{idp.server_port}",
-                                   client_id="qms-hub", client_secret="hub-client-secret")  # fmt: skip
-        sso.save(engine, "acme", "oidc", settings, datetime.now(UTC))
-        port = free_port()
-        app = create_app(CloudSettings(db_url=store_url))
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        wait_until(lambda: server.started, what="the hub to listen")
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(10)
-            engine.dispose()
+    engine.dispose()
+    with hub_with_idp(store_url, "qms-admins", "tenant_admin") as url:
+        yield url
 
 
 @pytest.mark.parametrize("lang", ["id", "en"])
@@ -64,12 +42,7 @@ def test_an_sso_user_creates_a_token_and_is_disabled(sso_hub: str, page: Page, l
     words = {"id": ("Salin sekarang", "Pengguna dinonaktifkan.", "nonaktif"),
              "en": ("Copy it now", "User disabled.", "disabled")}[lang]  # fmt: skip
     page.goto(f"{sso_hub}/lang/{lang}?next=/signin")
-    page.fill("#tenant", "acme")
-    page.click("#sso")
-    page.wait_for_url("**/oauth2/authorize**")  # the provider's own consent page
-    page.fill("input[name=sub]", "alice")
-    page.locator("button[type=submit], input[type=submit]").first.click()
-    page.wait_for_url(f"{sso_hub}/")
+    through_the_idp(page, sso_hub)
     expect(page.locator("#signed-in")).to_contain_text("alice@acme.example")
     page.goto(f"{sso_hub}/tokens")
     page.fill("#token-form input[name=name]", "nightly export")
@@ -87,9 +60,7 @@ def test_an_sso_user_creates_a_token_and_is_disabled(sso_hub: str, page: Page, l
     assert [b["branch_id"] for b in seen.json()["branches"]] == ["jkt-sudirman"]
 
     page.click("#signout")
-    page.fill("#username", "tina")
-    page.fill("#password", PASSWORD)
-    page.click("#signin")
+    submit_sign_in(page, "tina", PASSWORD)
     page.goto(f"{sso_hub}/sso-settings")
     row = page.locator('#sso-users tr[data-user="alice@acme.example"]')
     expect(row).to_contain_text("tenant_admin")
