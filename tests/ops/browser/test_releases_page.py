@@ -4,13 +4,11 @@ rest of the tenant through the page's form; photographed to docs/screenshots/hq-
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from playwright.sync_api import Browser, expect
 
 from cloud.credentials import issue
@@ -19,11 +17,10 @@ from cloud.releases import fleet, signing
 from cloud.releases.tables import release_reports
 from cloud.store import create_store_engine
 from cloud.web.app import CloudSettings, create_app
-from tests.support.appliance import free_port
-from tests.support.cloud_hub import wait_until
+from tests.support.browser import SCREENSHOTS, console_page
+from tests.support.providers.hub import served
 
 pytestmark = pytest.mark.slow
-SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 PASSWORD = "correct-horse-battery"
 WORDS = {"id": ("Rilis perangkat lunak", "Kanari", "Sisanya", "Terbitkan"),
          "en": ("Software releases", "Canary", "The rest", "Publish")}  # fmt: skip
@@ -47,30 +44,17 @@ def hub(tmp_path: Path) -> Iterator[str]:
                                                        status="rolled_back", running="0.2.0",
                                                        detail="health check failed after the switch",
                                                        reported_at="2026-12-05T01:00:00+00:00"))  # fmt: skip
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(CloudSettings(db_url=db)), host="127.0.0.1", port=port,
-                                           log_level="warning"))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=60, what="hub started")
     try:
-        yield f"http://127.0.0.1:{port}"
+        with served(create_app(CloudSettings(db_url=db))) as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
 
 
 @pytest.mark.parametrize("lang", ["id", "en"])
 def test_releases_page_shows_waves_and_failures_and_publishes(browser: Browser, hub: str, lang: str) -> None:
     title, canary, rest, publish = WORDS[lang]
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto(f"{hub}/lang/{lang}?next=/signin")
-    page.fill("#username", "root")
-    page.fill("#password", PASSWORD)
-    page.click("#signin")
-    page.wait_for_url(f"{hub}/")
+    page = console_page(browser, hub, "root", PASSWORD, lang)
     page.click("a[data-nav=releases]")
     expect(page.locator("h1")).to_have_text(title)
     row = page.locator('tr[data-branch="acme/jkt-sudirman"]')
@@ -82,4 +66,4 @@ def test_releases_page_shows_waves_and_failures_and_publishes(browser: Browser, 
     page.click(f"#publish-form button:has-text('{publish}')")
     expect(page.locator("#published")).to_be_visible()
     expect(page.locator('tr[data-branch="acme/bdg-dago"]')).to_contain_text(rest)
-    context.close()
+    page.context.close()

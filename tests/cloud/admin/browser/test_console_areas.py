@@ -6,14 +6,12 @@ page is photographed to docs/screenshots/hq-<area>-<lang>.png."""
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.engine import Engine
 
@@ -24,12 +22,11 @@ from cloud.web.app import CloudSettings, create_app
 from sync.liveness import DeviceState, Heartbeat
 from tests.cloud.admin.conftest import PASSWORD, add_accounts
 from tests.cloud.branch_events import make_branch_events, subject
-from tests.support.appliance import free_port
-from tests.support.cloud_hub import wait_until
+from tests.support.browser import SCREENSHOTS, console_page
 from tests.support.nats_server import NatsServer
+from tests.support.providers.hub import served
 
 pytestmark = pytest.mark.slow
-SCREENSHOTS = Path(__file__).resolve().parents[4] / "docs" / "screenshots"
 WORDS = {
     "id": {
         "create": "Buat",
@@ -83,34 +80,16 @@ def hub(tmp_path: Path, nats_server: NatsServer) -> Iterator[Hub]:
     apply_batch(engine, [Incoming(subject("jkt-sudirman"), o.payload) for o in log])
     add_accounts(engine, "ana", "budi")
     settings = CloudSettings(db_url=store_url, nats_servers=(nats_server.url,), keys_dir=tmp_path / "keys")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, what="hub started")
     try:
-        yield Hub(f"http://127.0.0.1:{port}", engine)
+        with served(create_app(settings)) as url:
+            yield Hub(url, engine)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
-
-
-def signed_in(browser: Browser, hub: Hub, username: str, lang: str) -> Page:
-    """A new browser context signed in through the sign-in page, in `lang`."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="id-ID" if lang == "id" else "en-US")
-    page = context.new_page()
-    page.goto(f"{hub.url}/lang/{lang}?next=/signin")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#signin")
-    page.wait_for_url(f"{hub.url}/")
-    return page
 
 
 @pytest.mark.parametrize("lang", ["id", "en"])
 def test_branches_config_approvals_and_audit_in_the_browser(browser: Browser, hub: Hub, lang: str) -> None:
-    page = signed_in(browser, hub, "ana", lang)
+    page = console_page(browser, hub.url, "ana", PASSWORD, lang)
     create_branch(page, hub, lang)
     edit_services(page, hub, lang)
     approver = approve_a_change(browser, page, hub, lang)
@@ -179,7 +158,7 @@ def approve_a_change(browser: Browser, page: Page, hub: Hub, lang: str) -> Page:
     page.fill("#s-prefix", "V")
     page.click("#save-service")
     expect(page.locator("#notice")).to_contain_text(w["requested"])
-    approver = signed_in(browser, hub, "budi", lang)
+    approver = console_page(browser, hub.url, "budi", PASSWORD, lang)
     approver.goto(f"{hub.url}/admin/approvals")
     pending = approver.locator("#requests tr[data-status=pending]")
     expect(pending).to_contain_text("service forex")
@@ -267,7 +246,7 @@ def test_device_fleet_and_supervisor_floor_in_the_browser(browser: Browser, hub:
             devices=devices,
         ),
     )
-    page = signed_in(browser, hub, "ana", lang)
+    page = console_page(browser, hub.url, "ana", PASSWORD, lang)
     page.goto(f"{hub.url}/admin/fleet")
     expect(page.locator("#fleet-summary")).to_contain_text("2/5")
     expect(page.locator("tr[data-device=printer-kiosk-lobby]")).to_have_attribute("data-online", "0")
@@ -304,7 +283,7 @@ def test_overview_in_the_browser_stays_current_without_reloading(
 ) -> None:
     """Signing in lands on the overview; a branch that replicates later appears without a reload (the page's
     stream), and the page is never reloaded (a marker set by the test survives)."""
-    page = signed_in(browser, hub, "ana", lang)
+    page = console_page(browser, hub.url, "ana", PASSWORD, lang)
     expect(page.locator("h1")).to_contain_text(WORDS[lang]["overview"])
     expect(page.locator("#live-state")).to_have_text(WORDS[lang]["live"], timeout=15_000)
     expect(page.locator("#branches tr[data-branch=jkt-sudirman]")).to_be_visible()

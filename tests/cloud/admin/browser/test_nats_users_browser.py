@@ -4,22 +4,19 @@ the manual commands. Photographed to docs/screenshots/hq-nats-users{,-failed}-<l
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, expect
 
 from cloud.credentials import write_authorization
 from cloud.store import create_store_engine
 from cloud.web.app import CloudSettings, create_app
-from tests.cloud.admin.browser.test_console_areas import SCREENSHOTS, Hub, signed_in
-from tests.cloud.admin.conftest import add_accounts
-from tests.support.appliance import free_port
-from tests.support.cloud_hub import wait_until
+from tests.cloud.admin.conftest import PASSWORD, add_accounts
+from tests.support.browser import SCREENSHOTS, console_page
 from tests.support.nats_server import NatsServer
+from tests.support.providers.hub import served
 
 pytestmark = pytest.mark.slow
 WORDS = {
@@ -33,7 +30,7 @@ WORDS = {
 
 
 @pytest.fixture
-def operated_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Hub, NatsServer]]:
+def operated_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, NatsServer]]:
     """A nats-server reading the hub's include (with a pid file) and a hub that operates it, account ana."""
     store_url = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
     engine = create_store_engine(store_url)
@@ -45,27 +42,21 @@ def operated_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
     monkeypatch.setenv("QMS_NATS_AUTH_FILE", str(nats_dir / "auth.conf"))
     monkeypatch.setenv("QMS_NATS_PID_FILE", str(nats_dir / "nats.pid"))
     settings = CloudSettings(db_url=store_url, keys_dir=tmp_path / "keys")
-    port = free_port()
-    web = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=web.run, daemon=True)
-    thread.start()
-    wait_until(lambda: web.started, what="hub started")
     try:
-        yield Hub(f"http://127.0.0.1:{port}", engine), server
+        with served(create_app(settings)) as url:
+            yield url, server
     finally:
-        web.should_exit = True
-        thread.join(timeout=10)
         server.stop()
         engine.dispose()
 
 
 @pytest.mark.parametrize("lang", ["id", "en"])
 def test_the_branch_page_says_whether_nats_took_the_new_users(
-    browser: Browser, operated_hub: tuple[Hub, NatsServer], lang: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    browser: Browser, operated_hub: tuple[str, NatsServer], lang: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hub, _server = operated_hub
-    page = signed_in(browser, hub, "ana", lang)
-    page.goto(f"{hub.url}/admin/branches/new")
+    page = console_page(browser, hub, "ana", PASSWORD, lang)
+    page.goto(f"{hub}/admin/branches/new")
     page.fill("#tenant", "acme")
     page.fill("#branch_id", "jkt-kuningan")
     page.fill("#name", "KCP Kuningan")
