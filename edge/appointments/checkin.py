@@ -7,11 +7,13 @@ garbage, forgeries and another tenant's codes; `wrong_branch` / `wrong_day` / `u
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sync.appointments import BookedVisit, BookingsDocument, QrInvalid, verify
+from sync.appointments import PREFIX, BookedVisit, BookingsDocument, QrInvalid, verify
 
+OURS = re.compile(PREFIX + "[A-Z2-7]+")  # the shape of a check-in code (its signature is checked below)
 REFUSALS = ("invalid", "no_bookings", "wrong_branch", "wrong_day", "unknown", "cancelled", "too_early", "too_late",
             "used")  # fmt: skip
 
@@ -43,6 +45,8 @@ def decide(
     used: frozenset[str],
 ) -> Admit | Refuse:
     """Check one scanned code against the pushed bookings (works with the hub unreachable)."""
+    if not OURS.fullmatch(text.strip().upper()):
+        return Refuse("invalid")  # not a check-in code at all (a web address, another QR): whatever is loaded
     if document is None:
         return Refuse("no_bookings")
     try:

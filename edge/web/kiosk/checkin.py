@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 from msgspec import Meta, Struct
 
@@ -21,10 +22,12 @@ from edge.wait_words import wait_text
 from edge.web.deps import require_role
 from edge.web.kiosk import links
 from edge.web.kiosk.catalog import local_time, zone
-from edge.web.problems import ApiError
+from edge.web.problems import PROBLEM_MEDIA_TYPE, ApiError, Problem
 from edge.web.schemas import Lang
 
-QrText = Annotated[str, Meta(min_length=1, max_length=400, pattern=r"^\s*[A-Za-z0-9]+\s*$")]
+# Whatever a scanner read: any QR (a web address, a payment code) is a well-formed request that is not one of ours,
+# refused as `422 checkin_invalid` like a forged code; 4296 characters is the most a QR symbol holds.
+QrText = Annotated[str, Meta(min_length=1, max_length=4296, description="the QR's text as read (any text)")]
 
 
 class CheckinRequest(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -40,12 +43,22 @@ def _used(state: Any) -> frozenset[str]:
     return frozenset(r for r in refs if r)
 
 
-@post("/kiosk/api/checkin", status_code=201, summary="Check in a booked visit from its QR and issue its ticket")
+REFUSED = ResponseSpec(
+    data_container=Problem, media_type=PROBLEM_MEDIA_TYPE,
+    description="No ticket for this code (`checkin_invalid`: not one of our check-in codes, e.g. any other QR, or a "
+    "forged one; `checkin_no_bookings`, `checkin_wrong_branch`, `checkin_wrong_day`, `checkin_unknown`, "
+    "`checkin_cancelled`, `checkin_too_early` with `opens_at`, `checkin_too_late`, `checkin_used`)",
+)  # fmt: skip
+
+
+@post("/kiosk/api/checkin", status_code=201, summary="Check in a booked visit from its QR and issue its ticket",
+      responses={422: REFUSED})  # fmt: skip
 async def kiosk_checkin(
     request: Request[Any, Any, Any], data: JSONBody[CheckinRequest], principal: NamedDependency[Principal]
 ) -> Response[dict[str, Any]]:
     """A valid code inside its window → the appointment's ticket (channel `appointment`, its time and priority); a
-    late one → a walk-in ticket or a refusal by the branch's policy; anything else → 422 with a `checkin_*` code."""
+    late one → a walk-in ticket or a refusal by the branch's policy; any other text (another QR, a forged or tampered
+    code) → 422 with a `checkin_*` code. A body that is not JSON or has no `code` is 400."""
     from edge.web.kiosk import KIOSK_ROLES, _kiosk_app, _public_ticket, _seen, check_lang  # the package imports this
 
     require_role(principal, *KIOSK_ROLES)

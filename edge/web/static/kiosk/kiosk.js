@@ -428,7 +428,8 @@
       const look = async () => {
         if (!cameraStream || app.dataset.screen !== "checkin") { stopCamera(); return; }
         const text = ((await readFrame(video, detector, canvas)) || "").toUpperCase();
-        if (QR_CODE.test(text)) { stopCamera(); checkin(text); } else setTimeout(look, 250);
+        // any QR held up here goes to the appliance: one not ours gets the "cannot be read here" answer
+        if (text) { stopCamera(); checkin(text); } else setTimeout(look, 250);
       };
       look();
     } catch (err) {

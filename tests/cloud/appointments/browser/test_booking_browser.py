@@ -182,6 +182,12 @@ def test_book_email_scan_offline_and_call_in_blend_order(browser: Browser, world
         if text == codes["id"]:
             _shot(kiosk, "kiosk-checkin-refused.png")  # already used
         kiosk.click("#screen-message [data-go='lang']")
+    # a QR that is not a booking (a web address) typed into the check-in field: the same safe words, not an error
+    kiosk.click("#btn-checkin")
+    kiosk.fill("#checkin-code", "https://example.com/x")
+    kiosk.press("#checkin-code", "Enter")
+    expect(kiosk.locator("#message")).to_contain_text("tidak dapat dibaca")
+    kiosk.click("#screen-message [data-go='lang']")
 
     # blending: both appointments are due, so they are called before the two walk-ins who came earlier
     answers = [_api(appliance, data, f"/counters/{c}/call-next") for c in ("1", "2", "3")]
