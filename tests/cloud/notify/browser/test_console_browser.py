@@ -5,26 +5,24 @@ docs/screenshots/notify-<page>-<lang>.png."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from cloud.hq_users import upsert_user
 from cloud.store import create_store_engine
 from cloud.web.app import CloudSettings, create_app
 from tests.cloud.notify.branch import TENANT, Branch, rows, use_email
 from tests.cloud.notify.smtp_server import SmtpServer
-from tests.support.appliance import free_port
+from tests.support.browser import SCREENSHOTS, console_page
 from tests.support.cloud_hub import wait_until
+from tests.support.providers.hub import served
 
 pytestmark = pytest.mark.slow
-SCREENSHOTS = Path(__file__).resolve().parents[4] / "docs" / "screenshots"
 PASSWORD = "correct horse battery"
 WORDS = {
     "id": {"segments": "Segmen SMS", "saved": "Tersimpan.", "replayed": "Dijadwalkan ulang.", "replay": "Kirim ulang"},
@@ -45,51 +43,34 @@ def hub(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[Hub]:
     engine = create_store_engine(store_url)
     upsert_user(engine, "nina", PASSWORD, "tenant_admin", [TENANT])
     use_email(engine, smtp_server.settings)
-    port = free_port()
     app = create_app(CloudSettings(db_url=store_url, keys_dir=tmp_path / "keys"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, what="hub started")
     branch = Branch(tmp_path / "edge", engine)
     try:
-        for i in range(3):
-            branch.enqueue("teller", email=f"nasabah{i}@example.com", phone="081234567890", lang="id")
-        branch.enqueue("cs")
-        branch.ship()
-        wait_until(lambda: len(smtp_server.messages) >= 3, what="three created e-mails")
-        branch.call_next("1")
-        branch.ship()
-        wait_until(lambda: len(smtp_server.messages) >= 4, what="the called e-mail")
-        smtp_server.fail_with("550 5.1.1 mailbox unavailable")
-        branch.enqueue("teller", email="rudi@example.com", lang="en")
-        branch.enqueue("teller", email="sari@example.com", lang="id")
-        branch.ship()
-        wait_until(lambda: len(rows(engine, status="dead")) >= 2, what="two dead letters")
-        smtp_server.fail_with(None)
-        yield Hub(f"http://127.0.0.1:{port}", engine)
+        with served(app) as url:
+            for i in range(3):
+                branch.enqueue("teller", email=f"nasabah{i}@example.com", phone="081234567890", lang="id")
+            branch.enqueue("cs")
+            branch.ship()
+            wait_until(lambda: len(smtp_server.messages) >= 3, what="three created e-mails")
+            branch.call_next("1")
+            branch.ship()
+            wait_until(lambda: len(smtp_server.messages) >= 4, what="the called e-mail")
+            smtp_server.fail_with("550 5.1.1 mailbox unavailable")
+            branch.enqueue("teller", email="rudi@example.com", lang="en")
+            branch.enqueue("teller", email="sari@example.com", lang="id")
+            branch.ship()
+            wait_until(lambda: len(rows(engine, status="dead")) >= 2, what="two dead letters")
+            smtp_server.fail_with(None)
+            yield Hub(url, engine)
     finally:
         branch.stop()
-        server.should_exit = True
-        thread.join(timeout=10)
         engine.dispose()
-
-
-def signed_in(browser: Browser, hub: Hub, lang: str) -> Page:
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="id-ID" if lang == "id" else "en-US")
-    page = context.new_page()
-    page.goto(f"{hub.url}/lang/{lang}?next=/signin")
-    page.fill("#username", "nina")
-    page.fill("#password", PASSWORD)
-    page.click("#signin")
-    page.wait_for_url(f"{hub.url}/**")
-    return page
 
 
 @pytest.mark.parametrize("lang", ["id", "en"])
 def test_templates_log_and_dlq_in_the_browser(browser: Browser, hub: Hub, smtp_server: SmtpServer, lang: str) -> None:
     w = WORDS[lang]
-    page = signed_in(browser, hub, lang)
+    page = console_page(browser, hub.url, "nina", PASSWORD, lang, height=860)
     # template editor: live preview with the SMS segment count; an emoji switches to UCS-2
     page.goto(f"{hub.url}/notify/templates?tenant={TENANT}&trigger=ticket.called&channel=sms&tlang={lang}")
     expect(page.locator("#segments")).to_contain_text(w["segments"])
@@ -127,7 +108,7 @@ def test_templates_log_and_dlq_in_the_browser(browser: Browser, hub: Hub, smtp_s
 @pytest.mark.parametrize("lang", ["id", "en"])
 def test_settings_are_edited_in_the_browser(browser: Browser, hub: Hub, lang: str) -> None:
     """The policy form saves a new threshold; the e-mail provider's password box stays empty (write-only)."""
-    page = signed_in(browser, hub, lang)
+    page = console_page(browser, hub.url, "nina", PASSWORD, lang, height=860)
     page.goto(f"{hub.url}/notify/settings?tenant={TENANT}&lang={lang}")
     page.fill("#policy input[name='to_go_threshold']", "4")
     page.click("#policy button[type='submit']")
