@@ -87,7 +87,12 @@ def check_layout(page: Page, height: int) -> None:
 
 ASSET = "/board/static/board.css"
 FETCH_PAST_HTTP_CACHE = f"fetch('{ASSET}', {{cache: 'no-store'}}).then(r => r.ok, () => false)"
-IN_WORKER_CACHE = f"caches.open('qms-board-v1').then(c => c.match('{ASSET}')).then(Boolean)"
+# `page.wait_for_function` does not await a promise (one returned is truthy at once: a single look, see 747b18c), so
+# the predicate starts a cache look when none is running and is true once a finished look found the asset.
+IN_WORKER_CACHE = """() => { const probe = window.__cacheProbe ||= { busy: false, seen: false };
+  if (!probe.busy) { probe.busy = true; caches.open('qms-board-v1').then(c => c.match('ASSET')).then(
+    r => { probe.seen = Boolean(r); probe.busy = false; }, () => { probe.busy = false; }); }
+  return probe.seen; }""".replace("ASSET", ASSET)
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
