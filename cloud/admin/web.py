@@ -469,6 +469,7 @@ def _config_view(request: Request[Any, Any, Any], tenant: str, branch_id: str, *
         others=others,
         gated=gated,
         short_hash=short_hash,
+        zone=next((p.timezone for p in profiles if (p.tenant, p.branch_id) == (tenant, branch_id)), "Asia/Jakarta"),
         **extra,
     )
 
