@@ -47,6 +47,12 @@ def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     b.close()
 
 
+def shot(page: Page, name: str) -> None:
+    """Photograph the whole page to docs/screenshots/`name`."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
 def submit_sign_in(page: Page, username: str, password: str) -> None:
     """Fill the hub console's sign-in form shown on `page` and submit it (the caller expects what follows)."""
     page.fill("#username", username)

@@ -32,17 +32,20 @@ NOW = datetime(2027, 3, 1, 1, 0, tzinfo=UTC)  # Monday 08:00 in Jakarta
 SLOT = datetime(2027, 3, 3, 9, 0, tzinfo=JKT)  # Wednesday
 
 
-def add_branch(engine: Engine, tenant: str = "acme", branch_id: str = "jkt-01", zone: str = "Asia/Jakarta") -> None:
-    """An active branch open 08:00-12:00 on weekdays, with a bookable service `cs` (30-minute slots, 2 places)."""
+def add_branch(engine: Engine, tenant: str = "acme", branch_id: str = "jkt-01", zone: str = "Asia/Jakarta", *,
+               name: str = "KCP Kuningan", address: str = "", hours: dict[str, list[list[str]]] = HOURS,
+               service: tuple[str, str] = ("cs", "Customer service"), capacity: int = 2) -> None:  # fmt: skip
+    """An active branch (open 08:00-12:00 on weekdays unless `hours` say otherwise), with one bookable service (by
+    default `cs`: 30-minute slots, 2 places)."""
     with transaction(engine) as conn:
         conn.execute(
             branch_profiles.insert().values(
-                tenant_id=tenant, branch_id=branch_id, name="KCP Kuningan", timezone=zone, address="",
-                hours=json.dumps(HOURS), areas="[]", status="active", created_at="2026-01-01T00:00:00+00:00",
+                tenant_id=tenant, branch_id=branch_id, name=name, timezone=zone, address=address,
+                hours=json.dumps(hours), areas="[]", status="active", created_at="2026-01-01T00:00:00+00:00",
                 updated_at="2026-01-01T00:00:00+00:00",
             )
         )  # fmt: skip
-        booking.save_service(conn, tenant, branch_id, "cs", name="Customer service", slot_minutes=30, capacity=2)
+        booking.save_service(conn, tenant, branch_id, service[0], name=service[1], slot_minutes=30, capacity=capacity)
 
 
 class Clock:

@@ -9,7 +9,6 @@ Screenshots: docs/screenshots/booking-{id,en}.png, kiosk-checkin-{id,en}.png, st
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,6 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
-from cloud.admin.tables import branch_profiles
 from cloud.appointments import booking
 from cloud.hq_users import upsert_user
 from cloud.notify import policy
@@ -33,15 +31,16 @@ from cloud.web.app import CloudSettings, create_app
 from edge.appointments import store
 from edge.demo import DEMO_USERS, demo_config
 from tests.cloud.admin.conftest import PASSWORD
+from tests.cloud.appointments.browser.booking_page import BRANCH, TENANT, book_first_free_time
+from tests.cloud.appointments.support import add_branch
 from tests.cloud.notify.smtp_server import SmtpServer
 from tests.support.appliance import RunningAppliance, mint_token, seed_demo
+from tests.support.browser import shot, sign_in_to_console
 from tests.support.cloud_hub import wait_until
 from tests.support.nats_server import NatsServer
 from tests.support.providers.hub import served
 
 pytestmark = pytest.mark.slow
-SHOTS = Path(__file__).resolve().parents[4] / "docs" / "screenshots"
-TENANT, BRANCH = "demo-bank", "jkt-sudirman"
 USERS = [*DEMO_USERS, ("kiosk-1", "device", [])]
 ALL_DAY = {d: [["00:00", "23:30"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 
@@ -60,12 +59,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
     smtp = SmtpServer(tmp_path / "smtp").start()
     url = f"sqlite:///{tmp_path / 'cloud.sqlite3'}"
     engine = create_store_engine(url)
+    add_branch(engine, TENANT, BRANCH, name="KC Sudirman", hours=ALL_DAY, service=("teller", "Teller"), capacity=3)
     with transaction(engine) as conn:
-        conn.execute(branch_profiles.insert().values(
-            tenant_id=TENANT, branch_id=BRANCH, name="KC Sudirman", timezone="Asia/Jakarta", address="",
-            hours=json.dumps(ALL_DAY), areas="[]", status="active", created_at="2026-01-01T00:00:00+00:00",
-            updated_at="2026-01-01T00:00:00+00:00"))  # fmt: skip
-        booking.save_service(conn, TENANT, BRANCH, "teller", name="Teller", slot_minutes=30, capacity=3)
         policy.save_provider(conn, TENANT, "email", "email", smtp.settings, email_provider.SECRETS)
     upsert_user(engine, "ana", PASSWORD, "tenant_admin", [TENANT])
     data = tmp_path / "edge"
@@ -82,23 +77,6 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
         smtp.stop()
         nats.stop()
         engine.dispose()
-
-
-def _shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name), full_page=True)
-
-
-def _book(page: Page, hub: str, lang: str, name: str) -> str:
-    """Book the first free time on the public page (phone-sized); returns the signed code from the confirmation."""
-    page.goto(f"{hub}/book/{TENANT}/{BRANCH}?lang={lang}")
-    page.locator("#times label").first.click()
-    page.fill("#name", name)
-    page.fill("#email", f"{name.split(maxsplit=1)[0].lower()}@example.com")
-    _shot(page, f"booking-{lang}.png")
-    page.click("#submit")
-    expect(page.locator("#qr svg")).to_be_visible()
-    return page.url.split("/v/")[1].split("?")[0]
 
 
 def _api(appliance: RunningAppliance, data: Path, path: str, body: Any = None) -> Any:
@@ -122,15 +100,11 @@ def _decoded_mails(smtp: SmtpServer, folder: Path) -> dict[str, str]:
 
 def _staff_view(browser: Browser, hub: str) -> None:
     """The branch manager's page shows both visits checked in, in both languages."""
-    staff = browser.new_page(viewport={"width": 1440, "height": 900})
-    staff.goto(f"{hub}/signin")
-    staff.fill("input[name=username]", "ana")
-    staff.fill("input[name=password]", PASSWORD)
-    staff.click("button[type=submit]")
+    staff = sign_in_to_console(browser.new_page(viewport={"width": 1440, "height": 900}), hub, "ana", PASSWORD)
     for lang in ("id", "en"):
         staff.goto(f"{hub}/appointments?tenant={TENANT}&branch={BRANCH}&lang={lang}")
         expect(staff.locator("#bookings [data-status='checked_in']")).to_have_count(2)
-        _shot(staff, f"staff-bookings-{lang}.png")
+        shot(staff, f"staff-bookings-{lang}.png")
 
 
 def _kiosk_scan(page: Page, code: str) -> None:
@@ -142,8 +116,10 @@ def _kiosk_scan(page: Page, code: str) -> None:
 def test_book_email_scan_offline_and_call_in_blend_order(browser: Browser, world: dict[str, Any]) -> None:
     hub, appliance, data = world["hub"], world["appliance"], world["data"]
     phone = browser.new_page(viewport={"width": 390, "height": 844})
-    codes = {lang: _book(phone, hub, lang, name) for lang, name in (("id", "Siti Aminah"), ("en", "John Smith"))}
-    _shot(phone, "booking-confirmed-en.png")
+    codes = {lang: book_first_free_time(phone, hub, lang, name, email=f"{name.split()[0].lower()}@example.com",
+                                        photo=f"booking-{lang}.png")
+             for lang, name in (("id", "Siti Aminah"), ("en", "John Smith"))}  # fmt: skip
+    shot(phone, "booking-confirmed-en.png")
     decoded = _decoded_mails(world["smtp"], data)
     assert decoded == {"siti@example.com": codes["id"], "john@example.com": codes["en"]}
 
@@ -158,13 +134,13 @@ def test_book_email_scan_offline_and_call_in_blend_order(browser: Browser, world
     expect(kiosk.locator("#screen-checkin")).to_be_visible()
     _kiosk_scan(kiosk, decoded["siti@example.com"])
     expect(kiosk.locator("#screen-ticket")).to_be_visible()
-    _shot(kiosk, "kiosk-checkin-id.png")
+    shot(kiosk, "kiosk-checkin-id.png")
     kiosk.click("#btn-done")
     kiosk.click("#lang-en")  # English chosen, then scanned straight away: the scanner works on any screen
     _kiosk_scan(kiosk, decoded["john@example.com"])
     expect(kiosk.locator("#screen-ticket")).to_be_visible()
     expect(kiosk.locator("#t-number")).not_to_be_empty()
-    _shot(kiosk, "kiosk-checkin-en.png")
+    shot(kiosk, "kiosk-checkin-en.png")
     kiosk.click("#btn-done")
     tickets = {t["customer_ref"]: t for t in httpx.get(
         f"{appliance.api}/tickets", timeout=10,
@@ -180,7 +156,7 @@ def test_book_email_scan_offline_and_call_in_blend_order(browser: Browser, world
         expect(kiosk.locator("#message")).to_contain_text(words)
         assert "Siti" not in kiosk.locator("#message").inner_text()
         if text == codes["id"]:
-            _shot(kiosk, "kiosk-checkin-refused.png")  # already used
+            shot(kiosk, "kiosk-checkin-refused.png")  # already used
         kiosk.click("#screen-message [data-go='lang']")
     # a QR that is not a booking (a web address) typed into the check-in field: the same safe words, not an error
     kiosk.click("#btn-checkin")

@@ -4,24 +4,22 @@ English. Screenshots: docs/screenshots/booking-reschedule-{id,en}.png (the page 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
-from cloud.admin.tables import branch_profiles
-from cloud.appointments import booking
-from cloud.store import create_store_engine, transaction
+from cloud.store import create_store_engine
 from cloud.web.app import CloudSettings, create_app
+from tests.cloud.appointments.browser.booking_page import BRANCH, TENANT, book_first_free_time
+from tests.cloud.appointments.support import add_branch
+from tests.support.browser import shot
 from tests.support.providers.hub import served
 
 pytestmark = pytest.mark.slow
-SHOTS = Path(__file__).resolve().parents[4] / "docs" / "screenshots"
-TENANT, BRANCH = "demo-bank", "jkt-sudirman"
 ALL_DAY = {d: [["08:00", "16:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 MOVED = {"id": "Jadwal Anda telah diganti", "en": "Your appointment has moved"}
 
@@ -30,12 +28,8 @@ MOVED = {"id": "Jadwal Anda telah diganti", "en": "Your appointment has moved"}
 def hub(tmp_path: Path) -> Iterator[str]:
     url = f"sqlite:///{tmp_path / 'cloud.sqlite3'}"
     engine = create_store_engine(url)
-    with transaction(engine) as conn:
-        conn.execute(branch_profiles.insert().values(
-            tenant_id=TENANT, branch_id=BRANCH, name="KC Sudirman", timezone="Asia/Jakarta",
-            address="Jl. Jend. Sudirman Kav. 1, Jakarta", hours=json.dumps(ALL_DAY), areas="[]", status="active",
-            created_at="2026-01-01T00:00:00+00:00", updated_at="2026-01-01T00:00:00+00:00"))  # fmt: skip
-        booking.save_service(conn, TENANT, BRANCH, "teller", name="Teller", slot_minutes=30, capacity=3)
+    add_branch(engine, TENANT, BRANCH, name="KC Sudirman", address="Jl. Jend. Sudirman Kav. 1, Jakarta", hours=ALL_DAY,
+               service=("teller", "Teller"), capacity=3)  # fmt: skip
     app = create_app(CloudSettings(db_url=url, keys_dir=tmp_path / "keys"))
     try:
         with served(app) as base:
@@ -44,25 +38,11 @@ def hub(tmp_path: Path) -> Iterator[str]:
         engine.dispose()
 
 
-def _shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name), full_page=True)
-
-
-def _book(page: Page, hub: str, lang: str, name: str) -> str:
-    page.goto(f"{hub}/book/{TENANT}/{BRANCH}?lang={lang}")
-    page.locator("#times label").first.click()
-    page.fill("#name", name)
-    page.click("#submit")
-    expect(page.locator("#qr svg")).to_be_visible()
-    return page.url.split("/v/")[1].split("?")[0]
-
-
 @pytest.mark.parametrize("lang", ["id", "en"])
 def test_the_customer_moves_the_booking_on_a_phone(browser: Browser, hub: str, lang: str) -> None:
     phone = browser.new_page(viewport={"width": 390, "height": 844})
     try:
-        code = _book(phone, hub, lang, "Siti Aminah" if lang == "id" else "John Smith")
+        code = book_first_free_time(phone, hub, lang, "Siti Aminah" if lang == "id" else "John Smith")
         before = phone.locator("#when").inner_text()
         # another day (the day after tomorrow, Jakarta time: always within the days shown), then its second time
         target = (datetime.now(UTC).astimezone(ZoneInfo("Asia/Jakarta")).date() + timedelta(days=2)).isoformat()
@@ -77,7 +57,7 @@ def test_the_customer_moves_the_booking_on_a_phone(browser: Browser, hub: str, l
         assert after.startswith(f"{target[8:10]}/{target[5:7]}/{target[:4]} 08:30")
         assert phone.url.split("/v/")[1].split("?")[0] != code  # another day: a new code in the address
         assert phone.locator("html").get_attribute("lang") == lang
-        _shot(phone, f"booking-reschedule-{lang}.png")
+        shot(phone, f"booking-reschedule-{lang}.png")
         ics = phone.locator("#ics").get_attribute("href")
         assert ics is not None
         calendar = phone.request.get(f"{hub}{ics}")
@@ -91,7 +71,7 @@ def test_time_choice_on_the_phone_is_kept_to_free_times(browser: Browser, hub: s
     """The booking's own time is shown but cannot be chosen again; the move button is the page's own."""
     phone = browser.new_page(viewport={"width": 390, "height": 844})
     try:
-        _book(phone, hub, "en", "Ana")
+        book_first_free_time(phone, hub, "en", "Ana")
         own = phone.locator("#move-times input[disabled]")
         expect(own.first).to_be_attached()
         expect(phone.locator("#move-times")).to_contain_text("your time")
