@@ -6,22 +6,19 @@ schedules,bi-tokens}-{id,en}.png."""
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, expect
 
 from cloud.analytics.anomalies import INTERVAL_ENV
 from cloud.hq_users import upsert_user
 from cloud.store import create_store_engine, register_branch, transaction
 from cloud.web.app import CloudSettings, create_app
-from tests.support.appliance import free_port
-from tests.support.cloud_hub import wait_until
+from tests.support.browser import SCREENSHOTS, submit_sign_in
+from tests.support.providers.hub import served
 
-SCREENSHOTS = Path(__file__).parents[4] / "docs" / "screenshots"
 PASSWORD = "correct horse battery staple 42"
 TENANT = "acme"
 
@@ -36,16 +33,10 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         register_branch(conn, TENANT, "jkt-sudirman")
         register_branch(conn, TENANT, "bdg-dago")
     upsert_user(engine, "ana", PASSWORD, "tenant_admin", [TENANT])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(CloudSettings(db_url=url)), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=30, what="the hub to listen")
     try:
-        yield f"http://127.0.0.1:{port}"
+        with served(create_app(CloudSettings(db_url=url))) as base:
+            yield base
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         engine.dispose()
 
 
@@ -63,9 +54,7 @@ def open_as_ana(page: Page, hub: str, path: str, lang: str) -> None:
     """Open a console page in a language, signing in through the form when sent there."""
     page.goto(f"{hub}/lang/{lang}?next={path}")
     if "/signin" in page.url:
-        page.fill("#username", "ana")
-        page.fill("#password", PASSWORD)
-        page.click("#signin")
+        submit_sign_in(page, "ana", PASSWORD)
     page.wait_for_url(re.compile(re.escape(path)))
 
 

@@ -5,7 +5,6 @@ docs/screenshots/notify-booking-dlq-<lang>.png."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +13,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from playwright.sync_api import Browser, expect
 
 from cloud.appointments import booking
@@ -26,11 +24,11 @@ from cloud.store import create_store_engine, transaction
 from cloud.web.app import CloudSettings, create_app
 from tests.cloud.appointments.support import add_branch
 from tests.cloud.notify.smtp_server import SmtpServer
-from tests.support.appliance import free_port
+from tests.support.browser import SCREENSHOTS, console_page
 from tests.support.cloud_hub import wait_until
+from tests.support.providers.hub import served
 
 pytestmark = pytest.mark.slow
-SCREENSHOTS = Path(__file__).resolve().parents[4] / "docs" / "screenshots"
 PASSWORD = "correct horse battery"
 NOW = datetime(2027, 3, 1, 1, 0, tzinfo=UTC)
 SLOT = datetime(2027, 3, 3, 9, 0, tzinfo=ZoneInfo("Asia/Jakarta"))
@@ -66,19 +64,13 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
         for name, email in (("Siti Aminah", "siti@example.com"), ("Budi Santoso", "budi@example.com")):
             booking.book(conn, branch, "cs", SLOT, name=name, email=email, phone=None, lang="id", actor="public",
                          now=NOW)  # fmt: skip
-    port = free_port()
     app = create_app(CloudSettings(db_url=store_url, keys_dir=tmp_path / "keys"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        wait_until(lambda: server.started, timeout=90, what="hub started")
-        wait_until(lambda: _statuses(engine) == ["dead", "dead"], timeout=60, what="two dead confirmations")
-        smtp.fail_with(None)
-        yield Hub(f"http://127.0.0.1:{port}", engine, smtp)
+        with served(app) as url:
+            wait_until(lambda: _statuses(engine) == ["dead", "dead"], timeout=60, what="two dead confirmations")
+            smtp.fail_with(None)
+            yield Hub(url, engine, smtp)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         smtp.stop()
         engine.dispose()
 
@@ -86,13 +78,7 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
 @pytest.mark.parametrize("lang", ["id", "en"])
 def test_booking_confirmations_in_the_dlq_are_replayed(browser: Browser, hub: Hub, lang: str) -> None:
     kind, replayed = WORDS[lang]
-    context = browser.new_context(viewport={"width": 1280, "height": 700}, locale="id-ID" if lang == "id" else "en-US")
-    page = context.new_page()
-    page.goto(f"{hub.url}/lang/{lang}?next=/signin")
-    page.fill("#username", "nina")
-    page.fill("#password", PASSWORD)
-    page.click("#signin")
-    page.wait_for_url(f"{hub.url}/**")
+    page = console_page(browser, hub.url, "nina", PASSWORD, lang, height=700)
     page.goto(f"{hub.url}/notify/dlq")
     dead = page.locator("#messages tbody tr[data-source=booking][data-status=dead]")
     expect(dead).to_have_count(2)
@@ -106,4 +92,4 @@ def test_booking_confirmations_in_the_dlq_are_replayed(browser: Browser, hub: Hu
     hub.smtp.wait_for(1)
     wait_until(lambda: "sent" in _statuses(hub.engine), what="the replayed confirmation recorded")
     expect(page.locator("#messages tbody tr[data-source=booking]")).to_have_count(1)
-    context.close()
+    page.context.close()
