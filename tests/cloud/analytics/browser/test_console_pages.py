@@ -33,11 +33,9 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         register_branch(conn, TENANT, "jkt-sudirman")
         register_branch(conn, TENANT, "bdg-dago")
     upsert_user(engine, "ana", PASSWORD, "tenant_admin", [TENANT])
-    try:
-        with served(create_app(CloudSettings(db_url=url))) as base:
-            yield base
-    finally:
-        engine.dispose()
+    engine.dispose()
+    with served(create_app(CloudSettings(db_url=url))) as base:
+        yield base
 
 
 @pytest.fixture

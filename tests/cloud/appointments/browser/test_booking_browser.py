@@ -113,6 +113,26 @@ def _kiosk_scan(page: Page, code: str) -> None:
     page.keyboard.press("Enter")
 
 
+def _invalid_codes_get_safe_words(kiosk: Page, used: str) -> None:
+    """Each invalid code (forged, already used, malformed, not a booking at all) gets its own safe message on the
+    kiosk, naming nobody; `used` is Siti's code, checked in already."""
+    forged = used[:-6] + ("A" * 6 if not used.endswith("AAAAAA") else "B" * 6)
+    for text, words in ((forged, "tidak dapat dibaca"), (used, "sudah dipakai"), ("Q1" + "A" * 60, "tidak")):
+        _kiosk_scan(kiosk, text)
+        expect(kiosk.locator("#screen-message")).to_be_visible()
+        expect(kiosk.locator("#message")).to_contain_text(words)
+        assert "Siti" not in kiosk.locator("#message").inner_text()
+        if text == used:
+            shot(kiosk, "kiosk-checkin-refused.png")  # already used
+        kiosk.click("#screen-message [data-go='lang']")
+    # a QR that is not a booking (a web address) typed into the check-in field: the same safe words, not an error
+    kiosk.click("#btn-checkin")
+    kiosk.fill("#checkin-code", "https://example.com/x")
+    kiosk.press("#checkin-code", "Enter")
+    expect(kiosk.locator("#message")).to_contain_text("tidak dapat dibaca")
+    kiosk.click("#screen-message [data-go='lang']")
+
+
 def test_book_email_scan_offline_and_call_in_blend_order(browser: Browser, world: dict[str, Any]) -> None:
     hub, appliance, data = world["hub"], world["appliance"], world["data"]
     phone = browser.new_page(viewport={"width": 390, "height": 844})
@@ -148,22 +168,7 @@ def test_book_email_scan_offline_and_call_in_blend_order(browser: Browser, world
         if t.get("customer_ref")}  # fmt: skip
     assert {t["channel"] for t in tickets.values()} == {"appointment"}
 
-    # each invalid code gets its own safe message, and names nobody
-    forged = codes["id"][:-6] + ("A" * 6 if not codes["id"].endswith("AAAAAA") else "B" * 6)
-    for text, words in ((forged, "tidak dapat dibaca"), (codes["id"], "sudah dipakai"), ("Q1" + "A" * 60, "tidak")):
-        _kiosk_scan(kiosk, text)
-        expect(kiosk.locator("#screen-message")).to_be_visible()
-        expect(kiosk.locator("#message")).to_contain_text(words)
-        assert "Siti" not in kiosk.locator("#message").inner_text()
-        if text == codes["id"]:
-            shot(kiosk, "kiosk-checkin-refused.png")  # already used
-        kiosk.click("#screen-message [data-go='lang']")
-    # a QR that is not a booking (a web address) typed into the check-in field: the same safe words, not an error
-    kiosk.click("#btn-checkin")
-    kiosk.fill("#checkin-code", "https://example.com/x")
-    kiosk.press("#checkin-code", "Enter")
-    expect(kiosk.locator("#message")).to_contain_text("tidak dapat dibaca")
-    kiosk.click("#screen-message [data-go='lang']")
+    _invalid_codes_get_safe_words(kiosk, codes["id"])
 
     # blending: both appointments are due, so they are called before the two walk-ins who came earlier
     answers = [_api(appliance, data, f"/counters/{c}/call-next") for c in ("1", "2", "3")]

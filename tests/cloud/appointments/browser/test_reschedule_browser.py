@@ -30,12 +30,9 @@ def hub(tmp_path: Path) -> Iterator[str]:
     engine = create_store_engine(url)
     add_branch(engine, TENANT, BRANCH, name="KC Sudirman", address="Jl. Jend. Sudirman Kav. 1, Jakarta", hours=ALL_DAY,
                service=("teller", "Teller"), capacity=3)  # fmt: skip
-    app = create_app(CloudSettings(db_url=url, keys_dir=tmp_path / "keys"))
-    try:
-        with served(app) as base:
-            yield base
-    finally:
-        engine.dispose()
+    engine.dispose()
+    with served(create_app(CloudSettings(db_url=url, keys_dir=tmp_path / "keys"))) as base:
+        yield base
 
 
 @pytest.mark.parametrize("lang", ["id", "en"])
