@@ -8,6 +8,7 @@ breaks every later asyncio test; it must end with the package that uses it. A mi
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,3 +76,12 @@ def console_page(browser: Browser, hub: str, username: str, password: str, lang:
     locale = "id-ID" if lang == "id" else "en-US"
     context = browser.new_context(viewport={"width": width, "height": height}, locale=locale)
     return sign_in_to_console(context.new_page(), hub, username, password, lang)
+
+
+def basic_auth_page(browser: Browser, username: str, password: str, *, width: int = 1280, height: int = 900) -> Page:
+    """A new browser context that sends HTTP Basic credentials with every request (as a BI tool or script signs in to
+    the hub); the caller closes it with `page.context.close()`."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    context = browser.new_context(extra_http_headers={"Authorization": f"Basic {token}"},
+                                  viewport={"width": width, "height": height})  # fmt: skip
+    return context.new_page()

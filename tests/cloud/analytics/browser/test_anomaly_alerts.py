@@ -4,14 +4,11 @@ docs/screenshots/hq-anomaly-alert-{id,en}.png."""
 
 from __future__ import annotations
 
-import base64
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from playwright.sync_api import Browser, expect
 
 from cloud.analytics.anomalies import INTERVAL_ENV
@@ -21,10 +18,9 @@ from cloud.hq_users import upsert_user
 from cloud.store import create_store_engine
 from cloud.web.app import CloudSettings, create_app
 from tests.cloud.branch_events import TENANT, make_branch_events, subject
-from tests.support.appliance import free_port
-from tests.support.cloud_hub import wait_until
+from tests.support.browser import SCREENSHOTS, basic_auth_page
+from tests.support.providers.hub import served
 
-SCREENSHOTS = Path(__file__).parents[4] / "docs" / "screenshots"
 PASSWORD = "correct horse battery staple 42"
 BRANCH = "jkt-sudirman"
 
@@ -44,24 +40,13 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
                                               p90_seconds=1650.0, baseline_seconds=410.0,
                                               updated_at="2026-12-07T02:00:00+00:00"))  # fmt: skip
     upsert_user(engine, "ana", PASSWORD, "tenant_admin", [TENANT])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(CloudSettings(db_url=url)), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=30, what="the hub to listen")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        engine.dispose()
+    engine.dispose()
+    with served(create_app(CloudSettings(db_url=url))) as base:
+        yield base
 
 
 def test_an_open_alert_is_listed_in_both_languages(browser: Browser, hub: str) -> None:
-    token = base64.b64encode(f"ana:{PASSWORD}".encode()).decode()
-    context = browser.new_context(extra_http_headers={"Authorization": f"Basic {token}"},
-                                  viewport={"width": 1280, "height": 900})  # fmt: skip
-    page = context.new_page()
+    page = basic_auth_page(browser, "ana", PASSWORD)
     try:
         for lang, heading in (("id", "antrean lebih lambat"), ("en", "slower than usual")):
             page.goto(f"{hub}/analytics?lang={lang}")
@@ -73,4 +58,4 @@ def test_an_open_alert_is_listed_in_both_languages(browser: Browser, hub: str) -
             expect(row).to_contain_text("2026-12-07 09:00 WIB")
             page.screenshot(path=str(SCREENSHOTS / f"hq-anomaly-alert-{lang}.png"))
     finally:
-        context.close()
+        page.context.close()

@@ -6,15 +6,12 @@ The hub runs for real (uvicorn on a free port, SQLite store); the branch's event
 
 from __future__ import annotations
 
-import base64
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from playwright.sync_api import Browser, expect
 
 from cloud.apply import Incoming, apply_batch
@@ -23,10 +20,9 @@ from cloud.store import create_store_engine
 from cloud.web.app import CloudSettings, create_app
 from sync.relay import Outgoing
 from tests.cloud.branch_events import TENANT, make_branch_events, subject
-from tests.support.appliance import free_port
-from tests.support.cloud_hub import wait_until
+from tests.support.browser import SCREENSHOTS, basic_auth_page
+from tests.support.providers.hub import served
 
-SCREENSHOTS = Path(__file__).parents[4] / "docs" / "screenshots"
 PASSWORD = "correct horse battery staple 42"
 BRANCH = "jkt-sudirman"
 
@@ -44,16 +40,10 @@ def hub(tmp_path: Path, branch_log: list[Outgoing]) -> Iterator[tuple[str, sa.En
     engine = create_store_engine(url)
     assert not apply_batch(engine, [Incoming(subject(), o.payload) for o in branch_log[:-1]]).problems
     upsert_user(engine, "ana", PASSWORD, "tenant_admin", [TENANT])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(CloudSettings(db_url=url)), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=30, what="the hub to listen")
     try:
-        yield f"http://127.0.0.1:{port}", engine
+        with served(create_app(CloudSettings(db_url=url))) as base:
+            yield base, engine
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         engine.dispose()
 
 
@@ -63,10 +53,7 @@ def test_dashboard_follows_a_call_filters_and_drills_down(
     """Open the dashboard, apply the branch's next call: the row changes within 1 s; filter by service, open the
     tickets behind a figure; screenshots in both languages."""
     base, engine = hub
-    token = base64.b64encode(f"ana:{PASSWORD}".encode()).decode()
-    context = browser.new_context(extra_http_headers={"Authorization": f"Basic {token}"},
-                                  viewport={"width": 1280, "height": 1000})  # fmt: skip
-    page = context.new_page()
+    page = basic_auth_page(browser, "ana", PASSWORD, height=1000)
     page.goto(f"{base}/analytics?lang=en")
     row = page.locator(f"#live-{TENANT}-{BRANCH}")
     expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
@@ -91,4 +78,4 @@ def test_dashboard_follows_a_call_filters_and_drills_down(
     expect(page.locator("h1")).to_have_text("Analitik")
     expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
     page.screenshot(path=str(SCREENSHOTS / "hq-dashboard-id.png"), full_page=True)
-    context.close()
+    page.context.close()
