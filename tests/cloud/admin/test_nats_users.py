@@ -8,7 +8,6 @@ two rewrites never interleave (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import subprocess
@@ -22,7 +21,6 @@ import msgspec
 import nats
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from litestar.testing import TestClient
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
@@ -36,28 +34,14 @@ from cloud.store import create_store_engine, events
 from cloud.web.app import CloudSettings, create_app
 from edge.demo import demo_config
 from tests.cloud.admin.conftest import add_accounts, sign_in
-from tests.support.appliance import RunningAppliance, free_port, run_cli, seed_demo
+from tests.support.appliance import RunningAppliance, run_cli, seed_demo
 from tests.support.cloud_hub import wait_until
 from tests.support.nats_server import NatsServer
+from tests.support.providers.hub import served
 
 TENANT, BRANCH = "acme", "jkt-kuningan"
 FORM = {"tenant": TENANT, "branch_id": BRANCH, "name": "KCP Kuningan", "timezone": "Asia/Jakarta"}
 CODE = re.compile(r"<code>([A-Z0-9]{4}(?:-[A-Z0-9]{4}){3})</code>")
-
-
-@contextlib.contextmanager
-def served_hub(settings: CloudSettings) -> Iterator[str]:
-    """The hub app served by uvicorn on a free port (the appliance enrols over real HTTP): its URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=60, what="hub started")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def actions(engine: Engine) -> list[tuple[str, str]]:
@@ -119,7 +103,7 @@ def test_a_branch_created_in_the_console_connects_and_a_retired_one_is_refused( 
     edge = tmp_path / "edge"
     seed_demo(edge, msgspec.structs.replace(demo_config(), tenant_id=TENANT, branch_id=BRANCH))
     try:
-        with served_hub(settings) as hub, httpx.Client(base_url=hub, timeout=30) as console:
+        with served(create_app(settings)) as hub, httpx.Client(base_url=hub, timeout=30) as console:
             sign_in(console, "root")  # type: ignore[arg-type]  # an httpx client, as the TestClient is
             created = console.post("/admin/branches?lang=en", data=FORM)
             assert created.status_code == 201, created.text

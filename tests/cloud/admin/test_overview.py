@@ -4,7 +4,6 @@ swept from the store on the hub's schedule (a fixed clock moved by the test)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from litestar.testing import TestClient
 
 from cloud.apply import Incoming, apply_batch
@@ -24,8 +22,8 @@ from cloud.web.console_auth import ConsoleAuth
 from tests.cloud.admin.conftest import PASSWORD, add_accounts, sign_in
 from tests.cloud.branch_events import make_branch_events, subject
 from tests.cloud.identity.conftest import Clock
-from tests.support.appliance import free_port
 from tests.support.cloud_hub import wait_until
+from tests.support.providers import hub as hub_server
 
 
 def test_overview_in_both_languages_without_a_self_refresh(tmp_path: Path) -> None:
@@ -60,16 +58,10 @@ def served(tmp_path: Path) -> Iterator[tuple[str, sa.Engine, Clock]]:
     auth: ConsoleAuth = app.state["console_auth"]
     auth.clock = clock
     app.state[LIVE_SECONDS_KEY] = 0.2
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, what="hub started")
     try:
-        yield f"http://127.0.0.1:{port}", engine, clock
+        with hub_server.served(app) as base:
+            yield base, engine, clock
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         engine.dispose()
 
 

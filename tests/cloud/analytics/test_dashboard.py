@@ -19,7 +19,6 @@ import httpx
 import msgspec
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from litestar.testing import TestClient
 
 from cloud.analytics.tables import facts, tenant_settings
@@ -34,8 +33,8 @@ from edge.replication import read_outgoing
 from edge.service import QueueService
 from sync.relay import Outgoing
 from tests.cloud.branch_events import TENANT, make_branch_events, subject
-from tests.support.appliance import free_port, seed_demo
-from tests.support.cloud_hub import wait_until
+from tests.support.appliance import seed_demo
+from tests.support.providers import hub as hub_server
 
 PASSWORD = "correct horse battery staple 42"
 _NOW = datetime.now(UTC)
@@ -90,16 +89,10 @@ def served(store_url: str, branch_log: list[Outgoing]) -> Iterator[tuple[str, sa
     engine = create_store_engine(store_url)
     assert not apply_batch(engine, [Incoming(subject(), o.payload) for o in branch_log[:-3]]).problems
     upsert_user(engine, "ana", PASSWORD, "tenant_admin", [TENANT])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(CloudSettings(db_url=store_url)), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=30, what="the hub to listen")
     try:
-        yield f"http://127.0.0.1:{port}", engine
+        with hub_server.served(create_app(CloudSettings(db_url=store_url))) as base:
+            yield base, engine
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         engine.dispose()
 
 
