@@ -418,12 +418,17 @@ def status_page(request: Request[Any, Any, Any], token: FromPath[str]) -> Respon
 def kiosk_router(service: QueueService, link_keys: tuple[bytes, ...]) -> tuple[Router, KioskApp]:
     """The kiosk's routes and its wiring (put it in `app.state["kiosk"]`); `link_keys` from `links.link_keys`."""
     from edge.web.kiosk.checkin import kiosk_checkin  # appointments' check-in (it imports this module's helpers)
-    from edge.web.kiosk.refused_api import offline_refused_list  # likewise
+    from edge.web.kiosk.refused_api import (  # likewise
+        offline_refused_dismiss,
+        offline_refused_issue,
+        offline_refused_list,
+    )
 
     app = KioskApp(service, link_keys)
     auth = {"principal": Provide(provide_principal)}
     api = Router(path="/", route_handlers=[kiosk_catalog, kiosk_issue, kiosk_lease, kiosk_offline, kiosk_printers,
-                                           kiosk_checkin, offline_refused_list], dependencies=auth)  # fmt: skip
+                                           kiosk_checkin, offline_refused_list, offline_refused_issue,
+                                           offline_refused_dismiss], dependencies=auth)  # fmt: skip
     static = create_static_files_router(path="/kiosk/static", directories=[WEB / "static" / "kiosk"],
                                         include_in_schema=False, name="kiosk_static")  # fmt: skip
     return Router(path="/", route_handlers=[kiosk_page, kiosk_logo, status_page, favicon, api, static]), app

@@ -1,22 +1,38 @@
-"""`GET /api/v1/kiosk/offline-refused`: offline kiosk tickets the appliance refused, for supervisors and admins."""
+"""`/api/v1/kiosk/offline-refused`: offline kiosk tickets the appliance refused, for supervisors and admins (and
+integrators with their token): the list, and per refused ticket `issue` (a real ticket for the person holding the
+paper, idempotent) or `dismiss` — the floor page's two buttons (edge/web/staff/offline_refused.py) as JSON."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from litestar import Request, get
-from litestar.params import FromQuery, QueryParameter
+from litestar import Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, FromQuery, QueryParameter
 from msgspec import Struct
 
 from edge import offline_refused
-from edge.web.deps import require_role
+from edge.engine.model import ticket_decoder
+from edge.views import ticket_view
+from edge.web.deps import Appliance, appliance, audit_entry, require_role
 from edge.web.kiosk import Caller, _kiosk_app
+from edge.web.problems import PROBLEM_MEDIA_TYPE, ApiError, Problem
+from edge.web.staff.offline_refused import issue_command, resolve_refused
 
 ROLES = ("admin", "supervisor")
 Wanted = Literal["open", "issued", "dismissed", "all"]
 StateParam = Annotated[Wanted, QueryParameter(name="state")]  # `state` is a reserved kwarg name in Litestar
+LangParam = FromQuery[Literal["id", "en"]]
+
+
+def _problem(text: str) -> ResponseSpec:
+    return ResponseSpec(data_container=Problem, media_type=PROBLEM_MEDIA_TYPE, description=text)
+
+
+NOT_FOUND = _problem("No refused offline ticket with this temporary id (`offline_refused_not_found`)")
 
 
 class RefusedView(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -58,7 +74,7 @@ def offline_refused_list(
     request: Request[Any, Any, Any],
     principal: Caller,
     wanted: StateParam = "open",
-    lang: FromQuery[Literal["id", "en"]] = "en",
+    lang: LangParam = "en",
 ) -> RefusedList:
     """Tickets a kiosk issued offline that the appliance refused at reconciliation (oldest first), with the reason
     in words (`lang`) and the issue time in the branch's zone; `state=all` lists every one kept."""
@@ -84,3 +100,80 @@ def _view(t: offline_refused.RefusedTicket, lang: str, tz: ZoneInfo) -> RefusedV
         attempts=t.attempts, state=t.state, resolved_by=t.resolved_by, resolved_at=t.resolved_at,
         ticket_id=t.ticket_id, new_number=t.new_number,
     )  # fmt: skip
+
+
+def _found(app: Appliance, temp_id: str) -> offline_refused.RefusedTicket:
+    found = app.service.read(lambda conn: offline_refused.find(conn, temp_id))
+    if found is None:
+        raise ApiError(404, "offline_refused_not_found", "no refused offline ticket with this temporary id")
+    return found
+
+
+def _zone(app: Appliance) -> ZoneInfo:
+    config = app.service.view.state.config
+    return ZoneInfo(config.timezone if config else "Asia/Jakarta")
+
+
+def _issued_ticket(app: Appliance, ticket_id: str) -> dict[str, Any]:
+    """The ticket issued for a refused one: from memory (today's), else from the tickets projection (earlier day)."""
+    found = app.service.view.ticket(ticket_id)
+    if found is not None:
+        return found
+    row = app.service.read(lambda conn: conn.execute("SELECT data FROM tickets WHERE ticket_id = ?",
+                                                     (ticket_id,)).fetchone())  # fmt: skip
+    if row is None:  # cannot happen: a ticket is never deleted from the projection
+        raise ApiError(404, "ticket_not_found", f"no ticket {ticket_id!r}")
+    return ticket_view(ticket_decoder.decode(row[0]))
+
+
+@post("/api/v1/kiosk/offline-refused/{temp_id:str}/issue", status_code=201,
+      summary="Issue a real ticket for a refused offline ticket (supervisor, admin)",
+      responses={404: NOT_FOUND,
+                 409: _problem("The refused ticket was dismissed (`offline_refused_handled`)"),
+                 422: _problem("No ticket can be made: the refusal has no known service "
+                               "(`offline_refused_no_service`) or the engine refuses it (`unknown_service`, "
+                               "`service_inactive`, …: dismiss it then)")})  # fmt: skip
+async def offline_refused_issue(request: Request[Any, Any, Any], principal: Caller,
+                                temp_id: FromPath[str]) -> Response[dict[str, Any]]:  # fmt: skip
+    """Enqueue a ticket of the refused one's service and language (channel `front_desk`) for the person holding the
+    paper, audited with the offline number; the ticket is the answer. Idempotent: asked again (or after the floor's
+    button), it answers the same ticket with `Idempotent-Replayed: true`. Not printed: tickets staff issue never are."""
+    require_role(principal, *ROLES)
+    app = appliance(request)
+    found = _found(app, temp_id)
+    if found.state == "issued" and found.ticket_id:
+        return Response(_issued_ticket(app, found.ticket_id), status_code=201, headers={"Idempotent-Replayed": "true"})
+    if found.state != "open":
+        raise ApiError(409, "offline_refused_handled", f"this refused ticket was {found.state}", state=found.state)
+    if found.service_id is None:
+        raise ApiError(422, "offline_refused_no_service", "the refused ticket's service is not known: dismiss it")
+    number = found.ticket_number or f"#{found.seq_no}"
+    audit = audit_entry(request, principal.username, principal.role, "offline_issue", f"offline:{temp_id}",
+                        offline_number=number, refusal=found.code, via="api")  # fmt: skip
+    outcome = await asyncio.wrap_future(app.service.submit(issue_command(found, principal.username), audit=audit))
+    ticket: dict[str, Any] = outcome.response
+    await resolve_refused(app, temp_id, "issued", principal.username, None, ticket)
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+    return Response(ticket, status_code=201, headers=headers)
+
+
+@post("/api/v1/kiosk/offline-refused/{temp_id:str}/dismiss", status_code=200,
+      summary="Dismiss a refused offline ticket (supervisor, admin)",
+      responses={404: NOT_FOUND,
+                 409: _problem("Already handled: issued or dismissed before (`offline_refused_handled`)")})  # fmt: skip
+async def offline_refused_dismiss(request: Request[Any, Any, Any], principal: Caller, temp_id: FromPath[str],
+                                  lang: LangParam = "en") -> RefusedView:  # fmt: skip
+    """Close it without a ticket (the person left, or was helped otherwise), audited; the answer is the closed row
+    (reason in `lang`)."""
+    require_role(principal, *ROLES)
+    app = appliance(request)
+    found = _found(app, temp_id)
+    if found.state == "open":
+        audit = audit_entry(request, principal.username, principal.role, "offline_dismiss", f"offline:{temp_id}",
+                            offline_number=found.ticket_number or f"#{found.seq_no}", refusal=found.code,
+                            via="api")  # fmt: skip
+        if await resolve_refused(app, temp_id, "dismissed", principal.username, audit):
+            return _view(_found(app, temp_id), lang, _zone(app))
+        found = _found(app, temp_id)  # handled meanwhile
+    raise ApiError(409, "offline_refused_handled", f"this refused ticket was already {found.state}",
+                   state=found.state)  # fmt: skip

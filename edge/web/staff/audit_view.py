@@ -14,6 +14,7 @@ import msgspec
 
 from edge.audit import AuditRecord
 from edge.engine.model import State
+from edge.offline_refused import reason_text
 from edge.web.staff.boards import service_name
 from edge.web.staff.i18n import Translator
 from edge.web.staff.render import outcome_name
@@ -43,6 +44,11 @@ FIELD_LABELS = {
     "outcome_codes": "Outcome codes (comma separated)",
 }
 ITEM_KINDS = {"service": "services", "counter": "counters", "area": "areas"}
+# Detail keys of other parts' audit rows, labelled here (refused offline tickets: edge.web.staff.offline_refused).
+DETAIL_WORDS = {
+    "id": {"offline_number": "nomor tiket offline", "refusal": "alasan penolakan"},
+    "en": {"offline_number": "offline ticket number", "refusal": "refusal reason"},
+}
 SKIP = frozenset({"version", "services", "counters", "areas", "kiosk", "signage", "config_hash"})
 
 
@@ -186,9 +192,16 @@ class Readable:
                 pairs.append((self._(key), outcome_name(self._, value)))
             elif key in ("status", "reason", "via") and isinstance(value, str):
                 pairs.append((self._(key), self._(value)))
+            elif key == "refusal" and isinstance(value, str):  # the engine's refusal code, as the floor words it
+                pairs.append((self._label(key), f"{reason_text(value, self.lang)} ({value[:MAX_VALUE]})"))
+            elif key in DETAIL_WORDS["en"]:
+                pairs.append((self._label(key), _short(value)))
             else:
                 pairs.append((key, _short(value)))
         return pairs
+
+    def _label(self, key: str) -> str:
+        return DETAIL_WORDS.get(self.lang, DETAIL_WORDS["id"])[key]
 
     def details_text(self, record: AuditRecord) -> str:
         """The details as one line (the CSV export)."""

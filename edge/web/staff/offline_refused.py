@@ -78,33 +78,42 @@ class OfflineRefusedPages(Controller):
         if action == "dismiss":
             audit = entry(request, staff.username, staff.role, "offline_dismiss", target=f"offline:{temp_id}",
                           offline_number=number, refusal=found.code)  # fmt: skip
-            await _resolve(app, temp_id, "dismissed", staff.username, audit)
+            if not await resolve_refused(app, temp_id, "dismissed", staff.username, audit):
+                return answer(request, BACK, False, _("This refused ticket was already handled."), status=409)
             return answer(request, BACK, True, _("Refused ticket %(n)s dismissed.", n=number))
         if action != "issue" or found.service_id is None:
             raise Refused("input", status=422)
         audit = entry(request, staff.username, staff.role, "offline_issue", target=f"offline:{temp_id}",
                       offline_number=number, refusal=found.code)  # fmt: skip
-        command = c.Enqueue(actor=staff.username, request_id=issue_request_id(temp_id), service_id=found.service_id,
-                            channel="front_desk", lang=found.lang)  # fmt: skip
         try:
-            ticket = await run(app, command, audit)
+            ticket = await run(app, issue_command(found, staff.username), audit)
         except DomainError as exc:
             return answer(request, BACK, False, error_message(request, exc), status=exc.status)
-        await _resolve(app, temp_id, "issued", staff.username, None, ticket)
+        await resolve_refused(app, temp_id, "issued", staff.username, None, ticket)
         message = _("Ticket %(new)s issued for refused offline ticket %(n)s.", new=ticket["ticket_number"], n=number)
         return answer(request, BACK, True, message)
 
 
-async def _resolve(app: Appliance, temp_id: str, state: offline_refused.State, actor: str, audit: Any,
-                   ticket: dict[str, Any] | None = None) -> None:  # fmt: skip
-    """Close the refused ticket (and write the audit entry with it) in one writer transaction."""
+def issue_command(found: offline_refused.RefusedTicket, actor: str) -> c.Enqueue:
+    """The real ticket for the person holding a refused one: the same service and language, idempotent per refusal
+    (the floor's button and `POST /api/v1/kiosk/offline-refused/{temp_id}/issue` make the same one)."""
+    assert found.service_id is not None  # callers refuse a refusal without a service first
+    return c.Enqueue(actor=actor, request_id=issue_request_id(found.temp_id), service_id=found.service_id,
+                     channel="front_desk", lang=found.lang)  # fmt: skip
+
+
+async def resolve_refused(app: Appliance, temp_id: str, state: offline_refused.State, actor: str, audit: Any,
+                          ticket: dict[str, Any] | None = None) -> bool:  # fmt: skip
+    """Close the refused ticket (and write the audit entry with it) in one writer transaction; False (and no audit
+    entry) when it was no longer open (someone else handled it meanwhile)."""
     now = datetime.now(UTC)
 
-    def write(conn: sqlite3.Connection) -> None:
-        if audit is not None:
+    def write(conn: sqlite3.Connection) -> bool:
+        done = offline_refused.resolve(conn, temp_id, state, actor=actor, now=now,  # type: ignore[arg-type]
+                                       ticket_id=ticket["ticket_id"] if ticket else None,
+                                       new_number=ticket["ticket_number"] if ticket else None)  # fmt: skip
+        if done and audit is not None:
             insert_audit(conn, audit, now)
-        offline_refused.resolve(conn, temp_id, state, actor=actor, now=now,  # type: ignore[arg-type]
-                                ticket_id=ticket["ticket_id"] if ticket else None,
-                                new_number=ticket["ticket_number"] if ticket else None)  # fmt: skip
+        return done
 
-    await asyncio.wrap_future(app.service.submit_store(write))
+    return bool(await asyncio.wrap_future(app.service.submit_store(write)))

@@ -224,3 +224,82 @@ def test_a_refusal_that_cannot_be_recorded_stays_on_the_kiosk(api: Api) -> None:
     (result,) = reconcile(api, item)
     assert (result["ok"], result["code"], result["retry"], result["recorded"]) == (
         False, "lease_not_found", True, False)  # fmt: skip
+
+
+# --- the JSON actions for integrators, and the audit viewer's words for them -------------------------------------
+
+
+def refused_action(api: Api, temp_id: str, action: str, user: str = "supervisor", **params: str) -> httpx.Response:
+    return api.client.post(f"/api/v1/kiosk/offline-refused/{temp_id}/{action}", params=params, headers=api.h(user))
+
+
+def test_an_integrator_issues_once_and_dismisses_by_json(api: Api) -> None:
+    block = lease(api)
+    first, second = offline_item(block, 0), offline_item(block, 1, lang="id")
+    next_day(api)
+    reconcile(api, first, second)
+    assert_problem(refused_action(api, first["temp_id"], "issue", user="agent1"), 403, "forbidden")
+    assert_problem(refused_action(api, "off-nobody", "issue"), 404, "offline_refused_not_found")
+    assert_problem(refused_action(api, "off-nobody", "dismiss"), 404, "offline_refused_not_found")
+
+    r = refused_action(api, first["temp_id"], "issue")
+    assert r.status_code == 201, r.text
+    assert "idempotent-replayed" not in r.headers
+    ticket = r.json()
+    assert (ticket["service_id"], ticket["status"], ticket["channel"], ticket["lang"]) == (
+        "teller", "waiting", "front_desk", "en")  # fmt: skip
+    again = refused_action(api, first["temp_id"], "issue", user="admin")
+    assert (again.status_code, again.headers.get("idempotent-replayed")) == (201, "true"), again.text
+    assert again.json()["ticket_id"] == ticket["ticket_id"]
+    assert len([t for t in api.get("/tickets").json()["tickets"] if t["service_id"] == "teller"]) == 1
+    assert Supervisor(api.client).act("issue", first["temp_id"]).status_code == 409  # the floor sees it handled
+    assert_problem(refused_action(api, first["temp_id"], "dismiss"), 409, "offline_refused_handled")
+
+    dismissed = refused_action(api, second["temp_id"], "dismiss", lang="id")
+    assert dismissed.status_code == 200, dismissed.text
+    row = dismissed.json()
+    assert (row["state"], row["resolved_by"], row["ticket_number"]) == ("dismissed", "supervisor", "A902")
+    assert row["reason"].startswith("Nomor ini dipinjam")
+    assert_problem(refused_action(api, second["temp_id"], "dismiss"), 409, "offline_refused_handled")
+    assert_problem(refused_action(api, second["temp_id"], "issue"), 409, "offline_refused_handled")
+    assert refused(api)["open"] == 0
+    (issued,) = refused(api, state="issued")["tickets"]
+    assert (issued["ticket_id"], issued["new_number"]) == (ticket["ticket_id"], ticket["ticket_number"])
+
+    rows = audit_rows(api)
+    assert [(a, t) for a, t, _ in rows] == [("offline_issue", f"offline:{first['temp_id']}"),
+                                             ("offline_dismiss", f"offline:{second['temp_id']}")]  # fmt: skip
+    assert all('"via":"api"' in d.replace(" ", "") for _, _, d in rows)
+
+
+def audit_rows(api: Api) -> list[tuple[str, str, str]]:
+    service = api.client.app.state["appliance"].service
+    found: list[tuple[str, str, str]] = service.read(lambda conn: conn.execute(
+        "SELECT action, target, detail FROM audit WHERE action LIKE 'offline_%' ORDER BY id").fetchall())  # fmt: skip
+    return found
+
+
+def test_the_audit_viewer_labels_the_offline_number_and_the_refusal(api: Api) -> None:
+    block = lease(api)
+    item = offline_item(block)
+    next_day(api)
+    reconcile(api, item)
+    assert Supervisor(api.client).act("dismiss", item["temp_id"]).json()["ok"]
+    r = api.client.post("/staff/login", data={"username": "admin", "password": "demo"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    words = {
+        "id": ("nomor tiket offline: A901", "alasan penolakan: Nomor ini dipinjam untuk hari kerja sebelumnya"),
+        "en": ("offline ticket number: A901", "refusal reason: The number was leased for an earlier business day"),
+    }
+    for lang, expected in words.items():
+        api.client.get(f"/staff/lang/{lang}", follow_redirects=False)
+        csv = api.client.get("/staff/admin/audit.csv")
+        assert csv.status_code == 200, csv.text
+        (line,) = [x for x in csv.text.splitlines() if "offline_dismiss" in x or "offline:" in x]
+        for text in expected:
+            assert text in line, line
+        assert "(lease_not_found)" in line
+        page = api.client.get("/staff/admin/audit")
+        label = expected[0].split(":")[0]
+        assert f'<span class="kv-key">{label}</span> <strong>A901</strong>' in page.text
+        assert '<span class="kv-key">offline_number</span>' not in page.text  # the raw key, as before
