@@ -30,7 +30,8 @@ from cloud.appointments.tables import (
     appt_settings,
     appt_slots,
 )
-from cloud.store import insert_ignore
+from cloud.store import branches, insert_ignore
+from cloud.ticket_status import branch_config
 from sync.appointments import BookedVisit, BookingsDocument, CheckinCode, booking_id_text, sign
 
 DEFAULT_HOURS = {d: [["08:00", "15:00"]] for d in calendar.WEEKDAYS[:5]}
@@ -182,8 +183,29 @@ def save_service(
         )
 
 
+def configured_services(conn: Connection, tenant: str, branch_id: str) -> dict[str, str] | None:
+    """The active services of the configuration the branch runs (id -> name), None while the hub has none of it
+    (before the branch's first `config.applied` or HQ's first distribution)."""
+    version = conn.execute(
+        sa.select(branches.c.config_version).where(branches.c.tenant_id == tenant, branches.c.branch_id == branch_id)
+    ).scalar_one_or_none()
+    config = branch_config(conn, _BranchRef(tenant, branch_id, version))
+    return None if config is None else {s.id: s.name for s in config.services if s.active}
+
+
+@dataclass(frozen=True)
+class _BranchRef:
+    """What `branch_config` reads of a `branches` row."""
+
+    tenant_id: str
+    branch_id: str
+    config_version: int | None
+
+
 def services(conn: Connection, tenant: str, branch_id: str) -> list[BookableService]:
-    """The branch's active bookable services with their effective slot capacity."""
+    """The branch's active bookable services with their effective slot capacity: those of its configuration only,
+    once the hub knows one (a service removed there is no longer offered)."""
+    configured = configured_services(conn, tenant, branch_id)
     rows = conn.execute(
         sa.select(appt_services)
         .where(
@@ -204,6 +226,7 @@ def services(conn: Connection, tenant: str, branch_id: str) -> list[BookableServ
             r.priority,
         )
         for r in rows
+        if configured is None or r.service_id in configured
     ]
 
 

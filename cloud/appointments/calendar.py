@@ -98,10 +98,39 @@ def to_ical(entries: Iterable[Entry], prodid: str = "-//QMS//appointments//ID") 
 
 
 class IcalInvalid(ValueError):
-    """The upload is not an iCalendar file we can read."""
+    """The upload is not an iCalendar file we can take; `code` says why: `malformed` (not iCalendar, or a date it
+    cannot read), `no_start` (an event without DTSTART), `range` (an event before 2000, after 2100 or longer than a
+    year), `too_many` (more than MAX_IMPORT_DAYS days in one import)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
 
 
 MAX_IMPORT_DAYS = 366
+YEARS = (2000, 2100)  # the days an entry may name
+
+
+def _event_days(event: icalendar.cal.Component) -> tuple[date, date]:
+    """The first day an event closes and the day after its last one."""
+    start = event.get("dtstart")
+    if start is None:
+        raise IcalInvalid("no_start", "an event has no DTSTART")
+    end = event.get("dtend")
+    try:
+        first = start.dt.date() if isinstance(start.dt, datetime) else start.dt
+        last = (end.dt.date() if isinstance(end.dt, datetime) else end.dt) if end is not None else first
+    except AttributeError:
+        raise IcalInvalid("malformed", "an event's date cannot be read") from None
+    if not isinstance(first, date) or not isinstance(last, date):
+        raise IcalInvalid("malformed", "an event's date is not a date")
+    if last <= first:
+        last = first + timedelta(days=1)
+    if not YEARS[0] <= first.year <= YEARS[1] or not YEARS[0] <= last.year <= YEARS[1] + 1:
+        raise IcalInvalid("range", f"an event on {first.isoformat()}: outside {YEARS[0]}-{YEARS[1]}")
+    if (last - first).days > MAX_IMPORT_DAYS:
+        raise IcalInvalid("range", f"an event from {first.isoformat()} spans more than a year")
+    return first, last
 
 
 def from_ical(data: bytes, scope: str, default_kind: str = "blackout") -> list[Entry]:
@@ -109,17 +138,10 @@ def from_ical(data: bytes, scope: str, default_kind: str = "blackout") -> list[E
     try:
         cal = icalendar.Calendar.from_ical(data)
     except (ValueError, IndexError, KeyError) as exc:
-        raise IcalInvalid(f"not an iCalendar file: {exc}") from None
+        raise IcalInvalid("malformed", f"not an iCalendar file: {exc}") from None
     entries: list[Entry] = []
     for event in cal.walk("VEVENT"):
-        start = event.get("dtstart")
-        if start is None:
-            raise IcalInvalid("an event has no DTSTART")
-        first = start.dt.date() if isinstance(start.dt, datetime) else start.dt
-        end = event.get("dtend")
-        last = (end.dt.date() if isinstance(end.dt, datetime) else end.dt) if end is not None else first
-        if last <= first:
-            last = first + timedelta(days=1)
+        first, last = _event_days(event)
         kind = str(event.get("x-qms-kind", default_kind))
         if kind not in KINDS:
             kind = default_kind
@@ -129,5 +151,5 @@ def from_ical(data: bytes, scope: str, default_kind: str = "blackout") -> list[E
             entries.append(Entry(scope, day, kind, name))
             day += timedelta(days=1)
             if len(entries) > MAX_IMPORT_DAYS:
-                raise IcalInvalid("more than a year of days in one import")
+                raise IcalInvalid("too_many", "more than a year of days in one import")
     return entries

@@ -27,13 +27,14 @@ import sqlalchemy as sa
 from litestar import Litestar, MediaType, Request, Response, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import NotFoundException, PermissionDeniedException, ValidationException
 from litestar.params import Body, FromPath, JSONBody
 from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_200_OK, HTTP_403_FORBIDDEN, HTTP_404_NOT_FOUND
 from sqlalchemy.engine import Engine
 
 from cloud.admin.tables import branch_profiles
-from cloud.appointments import booking, calendar, messages, outbox
+from cloud.appointments import admin, booking, calendar, messages, outbox
 from cloud.appointments.publish import Publisher
 from cloud.appointments.words import WORDS, pick
 from cloud.identity.permissions import require_branch, require_tenant, requires, scope_filter
@@ -456,32 +457,56 @@ def _day_view(conn: sa.Connection, branch: booking.Branch, day: date, now: datet
 def staff_page(request: Request[Any, Any, Any]) -> Template:
     """A branch's bookings of a day with their state (booked, checked in, no-show, cancelled) and the staff forms."""
     user = _user(request)
-    now = _now(request)
     with _engine(request).connect() as conn:
         visible = _visible_branches(conn, user)
-        tenant = request.query_params.get("tenant") or (visible[0][0] if visible else "")
-        branch_id = request.query_params.get("branch") or next((b for t, b, _ in visible if t == tenant), "")
-        if not visible:
-            return _page(request, "staff.html", visible=[], branch=None, active="appointments")
-        require_branch(user, tenant, branch_id)
+    if not visible:
+        return _page(request, "staff.html", visible=[], branch=None, active="appointments")
+    tenant = request.query_params.get("tenant") or visible[0][0]
+    branch_id = request.query_params.get("branch") or next((b for t, b, _ in visible if t == tenant), "")
+    return _staff_view(request, tenant, branch_id, request.query_params.get("day"))
+
+
+def _staff_view(request: Request[Any, Any, Any], tenant: str, branch_id: str, day_text: str | None, *,
+                forms: dict[str, dict[str, str]] | None = None, errors: dict[str, dict[str, str]] | None = None,
+                status: int = 200) -> Template:  # fmt: skip
+    """The staff page of one branch and day; a refused settings form comes back with its values and errors (`forms`
+    and `errors` by form: `service`, `policy`)."""
+    user = _user(request)
+    now = _now(request)
+    require_branch(user, tenant, branch_id)
+    with _engine(request).connect() as conn:
+        visible = _visible_branches(conn, user)
         branch = _branch_or_404(conn, tenant, branch_id)
-        day = _day(request.query_params.get("day"), now.astimezone(ZoneInfo(branch.zone)).date())
+        day = _day(day_text, now.astimezone(ZoneInfo(branch.zone)).date())
         bookings = _day_view(conn, branch, day, now)
         services = booking.services(conn, tenant, branch_id)
         all_services = conn.execute(
-            sa.select(booking.appt_services).where(
-                booking.appt_services.c.tenant_id == tenant, booking.appt_services.c.branch_id == branch_id
-            )
+            sa.select(booking.appt_services)
+            .where(booking.appt_services.c.tenant_id == tenant, booking.appt_services.c.branch_id == branch_id)
+            .order_by(booking.appt_services.c.service_id)
         ).all()
+        configured = booking.configured_services(conn, tenant, branch_id)
         slots = {s.service_id: booking.day_slots(conn, branch, s.service_id, day, now) for s in services}
+        numbers = admin.ticket_numbers(conn, tenant, branch_id, [b["ticket_id"] for b in bookings])
     zone = ZoneInfo(branch.zone)
     free = {sid: [{"value": s.starts_at.isoformat(), "label": s.starts_at.astimezone(zone).strftime("%H:%M"),
                    "left": s.left} for s in v if s.left] for sid, v in slots.items()}  # fmt: skip
     counts = {k: sum(1 for b in bookings if b["status"] == k) for k in ("booked", "checked_in", "no_show", "cancelled")}
-    return _page(request, "staff.html", visible=visible, branch=branch, day=day, bookings=bookings,
+    names = {s.service_id: s.name for s in all_services}
+    derived = {s.service_id: calendar.derived_capacity(s.counters, s.slot_minutes, s.mean_service_minutes, s.quota_pct)
+               for s in all_services}  # fmt: skip
+    forms = forms or {}
+    service_form = forms.get("service") or {k: str(v[2]) for k, v in admin.SERVICE_BOUNDS.items() if v[2] is not None}
+    policy_form = forms.get("policy") or {"region": branch.region or "", "before": str(branch.checkin_before),
+                                          "after": str(branch.checkin_after), "late": branch.late_policy}  # fmt: skip
+    fresh = status == HTTP_200_OK  # not a refused form shown again
+    saved = request.query_params.get("saved") if fresh else None
+    error = request.query_params.get("error") if fresh else None
+    return _page(request, "staff.html", status, visible=visible, branch=branch, day=day, bookings=bookings,
                  services=services, all_services=all_services, free=free, counts=counts, active="appointments",
-                 can_manage=user.can("appointments.manage"), saved=request.query_params.get("saved"),
-                 error=request.query_params.get("error"), status_word=_status_word,
+                 can_manage=user.can("appointments.manage"), saved=saved, error=error, status_word=_status_word,
+                 names=names, derived=derived, numbers=numbers, configured=configured, service_form=service_form,
+                 policy_form=policy_form, errors=errors or {},
                  local_time=lambda at: datetime.fromisoformat(at).astimezone(zone).strftime("%d/%m %H:%M"))  # fmt: skip
 
 
@@ -570,29 +595,26 @@ def staff_settings(
     tenant: FromPath[str],
     branch_id: FromPath[str],
     data: dict[str, Any] = Body(media_type=RequestEncodingType.URL_ENCODED),
-) -> Redirect:
-    """The branch's check-in window, late policy and region; or one bookable service (when `service_id` is sent)."""
+) -> Template | Redirect:
+    """One bookable service (when `service_id` is sent: one of the branch's configuration), or the branch's check-in
+    window, late policy and region. A bad field re-renders the page (400) with the errors beside the fields and
+    changes nothing (bounds: cloud/appointments/admin.py)."""
     require_branch(_user(request), tenant, branch_id)
     form = _form(data)
+    which = "service" if "service_id" in form else "policy"
     with transaction(_engine(request)) as conn:
         _branch_or_404(conn, tenant, branch_id)
-        if form.get("service_id"):
-            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", form["service_id"]):
-                raise ValidationException("service_id")
-            booking.save_service(
-                conn, tenant, branch_id, form["service_id"], name=form.get("name") or form["service_id"],
-                slot_minutes=_int(form, "slot_minutes", 5, 240, 30) or 30,
-                capacity=_int(form, "capacity", 1, 500), counters=_int(form, "counters", 0, 100, 1) or 0,
-                mean_service_minutes=float(_int(form, "mean_service_minutes", 1, 240, 10) or 10),
-                quota_pct=_int(form, "quota_pct", 0, 100, 50) or 0, priority=_int(form, "priority", 0, 9, 0) or 0,
-                active=form.get("active", "on") == "on",
-            )  # fmt: skip
+        if which == "service":
+            values, errors = admin.service_values(form, booking.configured_services(conn, tenant, branch_id))
+            if not errors:
+                booking.save_service(conn, tenant, branch_id, values.pop("service_id"), **values)
         else:
-            booking.save_settings(
-                conn, tenant, branch_id, region=form.get("region", "")[:32] or None,
-                before=_int(form, "before", 0, 240, 30) or 0, after=_int(form, "after", 0, 240, 15) or 0,
-                late="refuse" if form.get("late") == "refuse" else "walk_in", now=_now(request).isoformat(),
-            )  # fmt: skip
+            values, errors = admin.policy_values(form)
+            if not errors:
+                booking.save_settings(conn, tenant, branch_id, now=_now(request).isoformat(), **values)
+    if errors:
+        return _staff_view(request, tenant, branch_id, form.get("day"), forms={which: form}, errors={which: errors},
+                           status=400)  # fmt: skip
     _changed(request)
     return _back(tenant, branch_id, form.get("day", ""), _lang(request), saved="1")
 
@@ -600,51 +622,130 @@ def staff_settings(
 @get("/appointments/{tenant:str}/calendar", sync_to_thread=True, guards=[requires("appointments.read")],
      include_in_schema=False)  # fmt: skip
 def calendar_page(request: Request[Any, Any, Any], tenant: FromPath[str]) -> Template:
-    """The tenant's calendar: the national holidays and joint leave days of a year, and its own entries."""
-    require_tenant(_user(request), tenant)
-    year = _int(dict(request.query_params), "year", 2000, 2100, _now(request).year) or _now(request).year
+    """The tenant's calendar: the national holidays and joint leave days of a year, its own entries (a branch manager
+    sees the tenant's and regions' and its branches' ones, and may change only its branches'), and the bookings
+    left on closed days."""
+    return _calendar_view(request, tenant)
+
+
+# the calendar page's messages (`?error=` shows only these; anything else shows nothing)
+CALENDAR_ERRORS = ("err_scope", "err_scope_branch", "err_kind", "err_day", "err_entry_name", "err_ics_malformed",
+                   "err_ics_no_start", "err_ics_range", "err_ics_too_many", "err_ics_too_big",
+                   "err_ics_empty")  # fmt: skip
+ICS_MAX_BYTES = 1_000_000
+
+
+def _calendar_view(request: Request[Any, Any, Any], tenant: str, *, form: dict[str, str] | None = None,
+                   errors: dict[str, str] | None = None, status: int = 200) -> Template:  # fmt: skip
+    user = _user(request)
+    require_tenant(user, tenant)
+    now = _now(request)
+    year = _int(dict(request.query_params), "year", 2000, 2100, now.year) or now.year
     with _engine(request).connect() as conn:
-        entries = sorted(booking.entries(conn, tenant), key=lambda e: (e.day, e.scope))
-    return _page(request, "calendar.html", tenant=tenant, year=year, national=sorted(calendar.national(year).items()),
-                 entries=entries, active="appointments", can_manage=_user(request).can("appointments.manage"),
-                 error=request.query_params.get("error"))  # fmt: skip
+        every = booking.entries(conn, tenant)
+        branches = [(b, n) for b, n in admin.tenant_branches(conn, tenant) if user.sees_branch(tenant, b)]
+        regions = admin.known_regions(conn, tenant, every) if admin.tenant_wide(user, tenant) else []
+        closed = admin.bookings_on_closed_days(conn, tenant, [b for b, _ in branches], now)
+    entries = sorted((e for e in every if admin.may_see(user, tenant, e.scope)), key=lambda e: (e.day, e.scope))
+    can_manage = user.can("appointments.manage")
+    query_error = request.query_params.get("error")
+    fresh = status == HTTP_200_OK  # not a refused form shown again
+    imported = _int(dict(request.query_params), "imported", 0, calendar.MAX_IMPORT_DAYS)
+    return _page(request, "calendar.html", status, tenant=tenant, year=year, entries=entries, active="appointments",
+                 national=sorted(calendar.national(year).items()), can_manage=can_manage,
+                 editable=lambda scope: can_manage and admin.may_change(user, tenant, scope),
+                 tenant_wide=admin.tenant_wide(user, tenant), branches=branches, branch_names=dict(branches),
+                 regions=regions, closed=closed,
+                 closed_total=sum(c.bookings for c in closed), form=form or {}, errors=errors or {},
+                 error=query_error if fresh and query_error in CALENDAR_ERRORS else None,
+                 imported=imported if fresh else None,
+                 saved=fresh and request.query_params.get("saved") == "1")  # fmt: skip
 
 
-SCOPE = re.compile(r"^(tenant|region:[A-Za-z0-9_-]{1,32}|branch:[A-Za-z0-9_-]{1,64})$")
+def _calendar_scope(fields: dict[str, str]) -> str:
+    """The form's scope: `tenant`, `branch:<id>`, `region:<code>`, or `region` with the code in `region`."""
+    scope = fields.get("scope") or "tenant"
+    return f"region:{fields.get('region', '')}" if scope == "region" else scope
+
+
+def _entry_fields(fields: dict[str, str], scope: str, errors: dict[str, str]) -> list[calendar.Entry]:
+    """The one entry the add/delete form names (errors added by field)."""
+    text = fields.get("day", "")
+    day = None
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        with contextlib.suppress(ValueError):
+            day = date.fromisoformat(text)
+    if day is None or not calendar.YEARS[0] <= day.year <= calendar.YEARS[1]:
+        errors["day"] = "err_day"
+    name = fields.get("name", "")
+    if len(name) > admin.ENTRY_NAME_MAX or re.search(r"[\x00-\x1f\x7f]", name):
+        errors["name"] = "err_entry_name"
+    if errors or day is None:
+        return []
+    return [calendar.Entry(scope, day, fields.get("kind") or "blackout", name)]
 
 
 @post("/appointments/{tenant:str}/calendar", guards=[requires("appointments.manage")], include_in_schema=False)
-async def calendar_change(request: Request[Any, Any, Any], tenant: FromPath[str]) -> Redirect:
-    """Add or delete an entry, or import an iCal file (multipart `ics`) into one scope."""
-    require_tenant(_user(request), tenant)
+async def calendar_change(request: Request[Any, Any, Any], tenant: FromPath[str]) -> Template | Redirect:
+    """Add or delete an entry, or import an iCal file (multipart `ics`) into one scope. The scope must be the
+    tenant's (`tenant`, `region:<code>`, `branch:<one of its branches>`) and the caller's: tenant and region entries
+    need the whole tenant (403 for a branch manager), another branch is 404. A bad field re-renders the page (400)
+    with the reason (a refused .ics says why); an import says how many entries it took."""
+    user = _user(request)
+    require_tenant(user, tenant)
     form = await request.form()
-    scope = str(form.get("scope") or "tenant").strip()
-    lang = _lang(request)
-    if not SCOPE.match(scope):
-        return Redirect(path=f"/appointments/{tenant}/calendar?lang={lang}&error=scope", status_code=303)
-    upload = form.get("ics")
+    fields = {k: str(v).strip() for k, v in form.items() if isinstance(v, str)}
+    scope = _calendar_scope(fields)
+    deleting = bool(fields.get("delete"))
+
+    def tenant_branch_ids() -> list[str]:
+        with _engine(request).connect() as conn:
+            return [b for b, _ in admin.tenant_branches(conn, tenant)]
+
+    errors: dict[str, str] = {}
     try:
-        if isinstance(upload, UploadFile):
-            raw = await upload.read()
-            entries = calendar.from_ical(raw[:1_000_000], scope, str(form.get("kind") or "blackout"))
-        else:
-            kind = str(form.get("kind") or "blackout")
-            entries = [calendar.Entry(scope, date.fromisoformat(str(form.get("day"))), kind,
-                                      str(form.get("name") or "")[:200])] if kind in calendar.KINDS else []  # fmt: skip
-    except (calendar.IcalInvalid, ValueError):
-        return Redirect(path=f"/appointments/{tenant}/calendar?lang={lang}&error=invalid", status_code=303)
+        admin.check_scope(scope, user, tenant, await asyncio.to_thread(tenant_branch_ids))
+    except admin.ScopeRefused as exc:
+        if exc.status == HTTP_404_NOT_FOUND:
+            raise NotFoundException(f"no branch {tenant}/{scope.removeprefix('branch:')}") from None
+        if exc.status == HTTP_403_FORBIDDEN:
+            raise PermissionDeniedException("tenant and region entries need the whole tenant in scope") from None
+        errors["scope"] = exc.code
+    kind = fields.get("kind") or "blackout"
+    if kind not in calendar.KINDS and not deleting:
+        errors["kind"] = "err_kind"
+    upload = form.get("ics")
+    entries: list[calendar.Entry] = []
+    if isinstance(upload, UploadFile):
+        raw = await upload.read(ICS_MAX_BYTES + 1)
+        if len(raw) > ICS_MAX_BYTES:
+            errors["ics"] = "err_ics_too_big"
+        elif not errors:
+            try:
+                entries = calendar.from_ical(raw, scope, kind)
+            except calendar.IcalInvalid as exc:
+                errors["ics"] = f"err_ics_{exc.code}"
+            if not entries and "ics" not in errors:
+                errors["ics"] = "err_ics_empty"
+    else:
+        entries = _entry_fields(fields, scope, errors)
+    if errors:
+        which = "import" if isinstance(upload, UploadFile) else "entry"
+        return await asyncio.to_thread(_calendar_view, request, tenant, form={**fields, "form": which},
+                                       errors=errors, status=400)  # fmt: skip
 
     def write() -> None:
         with transaction(_engine(request)) as conn:
             for entry in entries:
-                if form.get("delete"):
+                if deleting:
                     booking.delete_entry(conn, tenant, entry.scope, entry.day.isoformat())
                 else:
                     booking.put_entry(conn, tenant, entry)
 
     await asyncio.to_thread(write)
     _changed(request)
-    return Redirect(path=f"/appointments/{tenant}/calendar?lang={lang}", status_code=303)
+    done = f"imported={len(entries)}" if isinstance(upload, UploadFile) else "saved=1"
+    return Redirect(path=f"/appointments/{tenant}/calendar?lang={_lang(request)}&{done}", status_code=303)
 
 
 @get("/appointments/{tenant:str}/calendar.ics", sync_to_thread=True, guards=[requires("appointments.read")],

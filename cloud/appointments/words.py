@@ -125,6 +125,74 @@ WORDS: dict[str, dict[str, str]] = {
 }  # fmt: skip
 
 
+# The staff side's words (settings forms' field errors, the calendar's scopes, reasons and notices), kept apart from
+# the customers' pages above.
+STAFF_WORDS: dict[str, dict[str, str]] = {
+    "id": {
+        "err_form": "Belum tersimpan: periksa kolom yang ditandai.",
+        "err_service_id": "Pilih layanan dari konfigurasi cabang.",
+        "err_service_name": "Isi nama layanan (maks. 120 karakter).",
+        "err_slot_minutes": "Isi 5-240 menit.", "err_capacity": "Isi 1-500, atau kosongkan agar dihitung otomatis.",
+        "err_counters": "Isi 1-100 loket.", "err_mean_service_minutes": "Isi 1-240 menit.",
+        "err_quota_pct": "Isi 0-100 %.", "err_priority": "Isi 0-9.", "err_window": "Isi 0-240 menit.",
+        "err_late": "Pilih jadi walk-in atau ditolak.",
+        "err_region": "Kode wilayah: huruf, angka, - atau _ (maks. 32 karakter), atau kosong.",
+        "err_scope": "Cakupan tidak valid: seluruh tenant, wilayah (kode) atau salah satu cabang.",
+        "err_scope_branch": "Cabang itu bukan cabang tenant ini.",
+        "err_kind": "Jenis tidak dikenal: libur, blackout atau buka.", "err_day": "Tanggal tidak valid.",
+        "err_entry_name": "Nama maks. 200 karakter, tanpa baris baru.",
+        "err_ics_malformed": "Berkas bukan iCalendar (.ics) yang bisa dibaca.",
+        "err_ics_no_start": "Ada acara tanpa tanggal mulai (DTSTART).",
+        "err_ics_range": "Ada acara di luar tahun 2000-2100 atau lebih panjang dari setahun.",
+        "err_ics_too_many": "Terlalu banyak hari dalam satu impor (maks. 366).",
+        "err_ics_too_big": "Berkas terlalu besar (maks. 1 MB).", "err_ics_empty": "Berkas tidak memuat acara.",
+        "imported": "{n} entri diimpor.", "import_kind": "Jenis (bila berkas tidak menyebut)",
+        "scope_tenant": "Seluruh tenant", "scope_new_region": "Wilayah lain (isi kode)",
+        "scope_region_code": "Kode wilayah", "read_only": "hanya baca",
+        "closed_bookings": "{n} pemesanan pada hari tutup",
+        "closed_bookings_lead": "Hari ini ditutup setelah pemesanan dibuat. Pindahkan atau batalkan pemesanan ini"
+        " secara manual di halaman Janji temu (nasabah menerima pesan jadwal baru):",
+        "closed_bookings_n": "{n} pemesanan",
+        "service_name": "Nama layanan (untuk nasabah)", "priority": "Prioritas (0-9)", "ticket": "Tiket",
+        "ticket_pending": "tiket belum diterima", "derived_n": "otomatis ({n})",
+        "not_configured": "tidak ada di konfigurasi cabang: tidak ditawarkan", "inactive": "nonaktif",
+        "no_configured": "Konfigurasi cabang belum diterima hub atau tidak memuat layanan aktif.",
+    },
+    "en": {
+        "err_form": "Not saved: check the marked fields.",
+        "err_service_id": "Choose a service of the branch's configuration.",
+        "err_service_name": "Enter the service's name (up to 120 characters).",
+        "err_slot_minutes": "Enter 5-240 minutes.", "err_capacity": "Enter 1-500, or leave it empty to derive it.",
+        "err_counters": "Enter 1-100 counters.", "err_mean_service_minutes": "Enter 1-240 minutes.",
+        "err_quota_pct": "Enter 0-100 %.", "err_priority": "Enter 0-9.", "err_window": "Enter 0-240 minutes.",
+        "err_late": "Choose become walk-ins or refused.",
+        "err_region": "Region code: letters, digits, - or _ (up to 32 characters), or empty.",
+        "err_scope": "Not a valid scope: the whole tenant, a region (code) or one of its branches.",
+        "err_scope_branch": "That branch is not one of this tenant's.",
+        "err_kind": "Unknown kind: holiday, blackout or open.", "err_day": "That date is not valid.",
+        "err_entry_name": "Name up to 200 characters, on one line.",
+        "err_ics_malformed": "The file is not an iCalendar (.ics) file that can be read.",
+        "err_ics_no_start": "An event has no start date (DTSTART).",
+        "err_ics_range": "An event lies outside 2000-2100 or is longer than a year.",
+        "err_ics_too_many": "Too many days in one import (at most 366).",
+        "err_ics_too_big": "The file is too large (at most 1 MB).", "err_ics_empty": "The file holds no event.",
+        "imported": "{n} entries imported.", "import_kind": "Kind (when the file does not say)",
+        "scope_tenant": "Whole tenant", "scope_new_region": "Another region (enter its code)",
+        "scope_region_code": "Region code", "read_only": "read-only",
+        "closed_bookings": "{n} bookings on closed days",
+        "closed_bookings_lead": "These days were closed after the bookings were made. Move or cancel them by hand on"
+        " the Appointments page (the customer is sent the new time):",
+        "closed_bookings_n": "{n} bookings",
+        "service_name": "Service name (shown to customers)", "priority": "Priority (0-9)", "ticket": "Ticket",
+        "ticket_pending": "ticket not received yet", "derived_n": "derived ({n})",
+        "not_configured": "not in the branch's configuration: not offered", "inactive": "inactive",
+        "no_configured": "The hub has no configuration of this branch yet, or it has no active service.",
+    },
+}  # fmt: skip
+for _lang, _words in STAFF_WORDS.items():
+    WORDS[_lang].update(_words)
+
+
 def pick(lang: str | None) -> str:
     """A supported language (Indonesian by default)."""
     return lang if lang in LANGS else "id"
