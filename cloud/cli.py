@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -128,6 +129,14 @@ def serve(
         str, typer.Option(envvar="QMS_CLOUD_TLS_CERT", help="Certificate (PEM) to serve HTTPS with; with --tls-key.")
     ] = "",
     tls_key: Annotated[str, typer.Option(envvar="QMS_CLOUD_TLS_KEY", help="The certificate's private key (PEM).")] = "",
+    public_url: Annotated[
+        str,
+        typer.Option(
+            envvar="QMS_PUBLIC_URL",
+            help="The hub's public address as customers reach it (https://hq.example): booking e-mails link to it"
+            " when the tenant's notification policy names no public address.",
+        ),
+    ] = "",
 ) -> None:
     """Run the console, the public ticket status pages (`/t/…`, keyed by the branch seeds in --keys-dir) and (with
     --nats-url) the durable consumers that apply branch events."""
@@ -137,6 +146,10 @@ def serve(
     from sync.observability import configure_logging
 
     configure_logging(log_level)  # JSON lines, scrubbed, with correlation ids (QMS_LOG_FORMAT=text for people)
+    if public_url and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", public_url):
+        typer.secho(f"--public-url / QMS_PUBLIC_URL: not an http(s) address: {public_url!r}", fg=typer.colors.RED,
+                    err=True)  # fmt: skip
+        raise typer.Exit(2)
     settings = CloudSettings(
         db_url=db_url,
         nats_servers=tuple(_servers(nats_url)),
@@ -146,6 +159,7 @@ def serve(
         console_password=console_password,
         keys_dir=keys_dir,
         fetch_timeout=fetch_timeout,
+        public_url=public_url,
     )
     https = bool(tls_cert and tls_key)  # HTTPS with uvicorn's TLS (issue 16); plain HTTP behind a terminating proxy
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False, log_config=None,

@@ -249,10 +249,27 @@ class Slot:
     left: int
 
 
+BEYOND_HORIZON = "beyond_horizon"
+
+
+def beyond_horizon(branch: Branch, day: date, now: datetime) -> bool:
+    """`day` (branch-local) is further ahead than bookings are taken (BOOKING_HORIZON_DAYS): offered as closed and
+    refused alike."""
+    return day > now.astimezone(ZoneInfo(branch.zone)).date() + timedelta(days=BOOKING_HORIZON_DAYS)
+
+
+def closed_reason(conn: Connection, branch: Branch, day: date, now: datetime) -> str | None:
+    """Why `day` takes no bookings: `beyond_horizon`, or the holiday's or blackout's name; None when it is open."""
+    if beyond_horizon(branch, day, now):
+        return BEYOND_HORIZON
+    return calendar.closed_reason(day, entries(conn, branch.tenant), branch_id=branch.branch_id, region=branch.region)
+
+
 def day_slots(conn: Connection, branch: Branch, service_id: str, day: date, now: datetime) -> list[Slot]:
-    """The slots offered on `day` (none on a holiday, blackout or closed weekday; only future ones)."""
+    """The slots offered on `day` (none on a holiday, blackout or closed weekday, nor beyond the booking horizon;
+    only future ones)."""
     service = _service(conn, branch, service_id)
-    if calendar.closed_reason(day, entries(conn, branch.tenant), branch_id=branch.branch_id, region=branch.region):
+    if closed_reason(conn, branch, day, now):
         return []
     starts = calendar.slot_starts(branch.hours, day, service.slot_minutes, branch.zone)
     booked = dict(
@@ -274,7 +291,7 @@ def _check_slot(conn: Connection, branch: Branch, service: BookableService, at: 
     day = local.date()
     if at <= now:
         raise BookingRefused("past", "that time has already begun")
-    if day > now.astimezone(zone).date() + timedelta(days=BOOKING_HORIZON_DAYS):
+    if beyond_horizon(branch, day, now):
         raise BookingRefused("no_slot", "that time is beyond the booking horizon")
     if calendar.closed_reason(day, entries(conn, branch.tenant), branch_id=branch.branch_id, region=branch.region):
         raise BookingRefused("day_closed", "the branch takes no bookings that day")
@@ -424,7 +441,10 @@ def _refuse_inactive(status: str) -> NoReturn:
 
 
 def cancel(conn: Connection, tenant: str, booking_id: str, now: datetime) -> Booking:
-    """Cancel a booked visit and free its place."""
+    """Cancel a booked visit, free its place and owe the customer the cancellation message
+    (`cloud.appointments.outbox.owe_cancelled`, in this transaction)."""
+    from cloud.appointments import outbox  # the outbox builds on this module
+
     current = get(conn, tenant, booking_id)
     if current is None:
         raise BookingRefused("not_found")
@@ -436,6 +456,7 @@ def cancel(conn: Connection, tenant: str, booking_id: str, now: datetime) -> Boo
     if changed.rowcount != 1:  # read again: another request may have changed it since
         _refuse_inactive((get(conn, tenant, booking_id) or current).status)
     _release(conn, tenant, current.branch_id, current.service_id, _iso(current.starts_at))
+    outbox.owe_cancelled(conn, tenant, booking_id, now)
     return get(conn, tenant, booking_id) or current
 
 

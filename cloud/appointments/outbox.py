@@ -65,13 +65,14 @@ from cloud.notify.tables import providers
 from cloud.store import insert_ignore, writer_turn
 
 log = logging.getLogger("qms.cloud.appointments")
-KINDS = ("confirm", "remind", "rescheduled")
+KINDS = ("confirm", "remind", "rescheduled", "cancelled")
 REMIND_BEFORE = messages.REMIND_BEFORE
 JUST_BOOKED = timedelta(hours=2)  # booked this close to the reminder time: the confirmation is enough
 WA_TEMPLATES = {
     "confirm": "janji_temu_dikonfirmasi",
     "remind": "janji_temu_pengingat",
     "rescheduled": "janji_temu_dijadwalkan_ulang",
+    "cancelled": "janji_temu_dibatalkan",
 }
 DUE = ("pending", "failed")
 BATCH = 20
@@ -148,6 +149,21 @@ def _insert(conn: Connection, row: Any, kind: str, channel: str, now: datetime, 
     )  # fmt: skip
 
 
+def owe_cancelled(conn: Connection, tenant: str, booking_id: str, now: datetime) -> int:
+    """A cancellation (by staff, the JSON API or the customer on their own page) owes the customer a `cancelled`
+    message in the booking's round, in the caller's transaction, on every usable channel — when the customer was
+    told of the booking (its confirmation was owed); returns how many rows were owed."""
+    row = conn.execute(
+        sa.select(appt_bookings).where(appt_bookings.c.tenant_id == tenant, appt_bookings.c.booking_id == booking_id)
+    ).one_or_none()
+    if row is None or row.status != "cancelled" or row.confirmed_at is None:
+        return 0
+    channels = usable_channels(conn, row)
+    for channel in channels:
+        _insert(conn, row, "cancelled", channel, now)
+    return len(channels)
+
+
 def owe(engine: Engine, now: datetime) -> int:
     """Write the rows owed now (each booking, kind and round once: the booking is marked in the same transaction,
     only if it is still in the round it was found in); returns how many bookings got rows."""
@@ -221,6 +237,8 @@ def superseded_reason(kind: str, visit: booking.Booking | None, now: datetime, r
     """Why the message (of the booking's round `round_`) no longer makes sense (None: send it)."""
     if visit is None:
         return "booking is gone"
+    if kind == "cancelled":  # the one message of a cancelled booking
+        return None if visit.status == "cancelled" else f"booking is {visit.status}"
     if visit.status != "booked":
         return f"booking is {visit.status}"
     if round_ < visit.round:
@@ -247,14 +265,17 @@ def _contact(conn: Connection, tenant: str, booking_id: str) -> tuple[str | None
     return contacts.normalise_email(row.email), contacts.normalise_phone(row.phone)
 
 
-def build_message(conn: Connection, row: Any, visit: booking.Booking, to: str, now: datetime) -> OutgoingMessage:
-    """The row's message: the e-mail with the QR attached, the WhatsApp template with the code, or the SMS."""
+def build_message(conn: Connection, row: Any, visit: booking.Booking, to: str, now: datetime,
+                  hub_url: str = "") -> OutgoingMessage:  # fmt: skip
+    """The row's message: the e-mail with the QR attached, the WhatsApp template with the code, or the SMS. Its link
+    to the booking's page is absolute: the tenant's public address (notification policy `public_url`), else the
+    hub's own (`qms-cloud serve --public-url`, QMS_PUBLIC_URL)."""
     branch = booking.load_branch(conn, row.tenant_id, visit.branch_id)
     assert branch is not None
     offered = {s.service_id: s for s in booking.services(conn, row.tenant_id, branch.branch_id)}
     service = offered[visit.service_id].name if visit.service_id in offered else visit.service_id
     code = booking.qr_text(conn, visit, now)
-    base = policy.load(conn, row.tenant_id).public_url.rstrip("/")
+    base = (policy.load(conn, row.tenant_id).public_url or hub_url).rstrip("/")
     link = f"{base}/book/{row.tenant_id}/v/{code}"
     subject, text = messages.compose(row.kind, visit, branch, service, link)
     # the idempotency key the e-mail's Message-ID is made from; round 0 keeps the key of before rounds
@@ -262,8 +283,6 @@ def build_message(conn: Connection, row: Any, visit: booking.Booking, to: str, n
     if row.round:
         key += f"/r{row.round}"
     if row.channel == "email":
-        png = Attachment(filename=f"checkin-{visit.booking_id}.png", content_type="image/png",
-                         data=messages.qr_png(code))  # fmt: skip
         minutes = offered[visit.service_id].slot_minutes if visit.service_id in offered else 30
         address = conn.execute(
             sa.select(branch_profiles.c.address).where(branch_profiles.c.tenant_id == row.tenant_id,
@@ -271,7 +290,12 @@ def build_message(conn: Connection, row: Any, visit: booking.Booking, to: str, n
         ).scalar_one_or_none() or ""  # fmt: skip
         ical = messages.visit_ical(visit, branch, service, minutes, address, link, visit.lang)
         ics = Attachment(filename=f"booking-{visit.booking_id}.ics", content_type="text/calendar", data=ical)
-        return OutgoingMessage(key=key, channel="email", to=to, text=text, subject=subject, attachments=(png, ics))
+        if row.kind == "cancelled":  # no QR: only the .ics, its event CANCELLED
+            attachments: tuple[Attachment, ...] = (ics,)
+        else:
+            attachments = (Attachment(filename=f"checkin-{visit.booking_id}.png", content_type="image/png",
+                                      data=messages.qr_png(code)), ics)  # fmt: skip
+        return OutgoingMessage(key=key, channel="email", to=to, text=text, subject=subject, attachments=attachments)
     when = messages.local_when(visit, branch)
     if row.channel == "whatsapp":
         template = WhatsAppTemplate(WA_TEMPLATES[row.kind], visit.lang,
@@ -282,8 +306,9 @@ def build_message(conn: Connection, row: Any, visit: booking.Booking, to: str, n
     )
 
 
-def claim(engine: Engine, now: datetime, limit: int = BATCH) -> list[Job]:
-    """Claim due rows under a lease, re-check their bookings (superseded rows stop here) and build their messages."""
+def claim(engine: Engine, now: datetime, limit: int = BATCH, hub_url: str = "") -> list[Job]:
+    """Claim due rows under a lease, re-check their bookings (superseded rows stop here) and build their messages
+    (links on the tenant's public address, else `hub_url`)."""
     stamp = _iso(now)
     jobs: list[Job] = []
     with writer_turn(engine), engine.begin() as conn:
@@ -310,7 +335,7 @@ def claim(engine: Engine, now: datetime, limit: int = BATCH) -> list[Job]:
             ).scalar_one_or_none()
             attempt = row.attempts + 1
             job = Job(row.id, attempt, (logged or 0) + 1, row.tenant_id, row.channel, found["provider"],
-                      found["settings"], build_message(conn, row, visit, to, now), rules.max_attempts,
+                      found["settings"], build_message(conn, row, visit, to, now, hub_url), rules.max_attempts,
                       rules.whatsapp_fallback)  # fmt: skip
             conn.execute(
                 appt_messages.update()
@@ -453,13 +478,34 @@ def message_log(conn: Connection, tenant: str, booking_ids: Sequence[str]) -> di
         .order_by(appt_messages.c.id)
     )
     found: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
+    for r in rows.all():
         found.setdefault(r.booking_id, []).append(
             {"id": r.id, "kind": r.kind, "round": r.round, "channel": r.channel, "status": r.status,
              "attempts": r.attempts, "code": r.code, "reason": r.reason, "sent_at": r.sent_at,
              "delivered_at": r.delivered_at, "updated_at": r.updated_at}
         )  # fmt: skip
+    silent = [b for b in booking_ids if b not in found]
+    if silent:
+        for visit in conn.execute(sa.select(appt_bookings).where(appt_bookings.c.tenant_id == tenant,
+                                                                 appt_bookings.c.booking_id.in_(silent))):  # fmt: skip
+            if (reason := unreachable(conn, visit)) is not None:
+                found[visit.booking_id] = [
+                    {"id": None, "kind": "confirm", "round": visit.round, "channel": "none", "status": "skipped",
+                     "attempts": 0, "code": reason, "reason": reason, "sent_at": None, "delivered_at": None,
+                     "updated_at": visit.updated_at}
+                ]  # fmt: skip
     return found
+
+
+def unreachable(conn: Connection, row: Any) -> str | None:
+    """Why no message can reach a booking's customer (a computed `skipped`, as notify records one): `no_contact`
+    (neither e-mail nor phone), `no_channel` (the tenant has no provider, or the channel switched off, for the
+    contacts it has: a phone-only booking without WhatsApp); None when a channel is usable."""
+    if usable_channels(conn, row):
+        return None
+    if contacts.normalise_email(row.email) is None and contacts.normalise_phone(row.phone) is None:
+        return "no_contact"
+    return "no_channel"
 
 
 # --- the sender ----------------------------------------------------------------------------------------------------
@@ -471,8 +517,10 @@ class Sender(Background):
 
     task_name = "qms-booking-messages"
 
-    def __init__(self, engine: Engine, *, interval: float = 60.0, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, engine: Engine, *, interval: float = 60.0, clock: Callable[[], datetime] | None = None,
+                 hub_url: str = "") -> None:  # fmt: skip
         self.engine = engine
+        self.hub_url = hub_url  # the hub's public address: the links of tenants without their own
         self.interval = interval
         self.clock = clock or (lambda: datetime.now(UTC))
         self.client = httpx.AsyncClient(timeout=PROVIDER_TIMEOUT)
@@ -506,7 +554,7 @@ class Sender(Background):
         """Owe what is owed, then send every due row once; returns how many attempts were made."""
         await asyncio.to_thread(owe, self.engine, self.clock())
         attempted = 0
-        while jobs := await asyncio.to_thread(claim, self.engine, self.clock()):
+        while jobs := await asyncio.to_thread(claim, self.engine, self.clock(), BATCH, self.hub_url):
             results = await asyncio.gather(*(self._send(job) for job in jobs))
             for job, result in zip(jobs, results, strict=True):
                 status = await asyncio.to_thread(record, self.engine, job, result, self.clock())

@@ -20,6 +20,7 @@ import re
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,8 +28,9 @@ import sqlalchemy as sa
 from litestar import Litestar, MediaType, Request, Response, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotFoundException, PermissionDeniedException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException, ValidationException
 from litestar.params import Body, FromPath, JSONBody
+from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_200_OK, HTTP_403_FORBIDDEN, HTTP_404_NOT_FOUND
 from sqlalchemy.engine import Engine
@@ -51,6 +53,10 @@ from sync.rate_limit import Limit, RateLimiter
 log = logging.getLogger("qms.cloud.appointments")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
 PHONE = re.compile(r"^\+?[0-9 -]{6,20}$")
+# control characters (NUL, newlines, C1) and the Unicode line/paragraph separators: no name or contact holds one, and
+# they break a mail header, the staff page or PostgreSQL (NUL)
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+DAY_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DAYS_SHOWN = 14
 NAME_MAX = 120
 RATE_DEFAULT = "10/minute"
@@ -74,8 +80,9 @@ async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         app.state["appt_publisher"] = publisher
 
     sender = outbox.Sender(
-        engine, interval=float(app.state.get("appt_mail_seconds", 60)), clock=app.state.get("appt_clock")
-    )
+        engine, interval=float(app.state.get("appt_mail_seconds", 60)), clock=app.state.get("appt_clock"),
+        hub_url=str(app.state.get("public_url") or ""),
+    )  # fmt: skip
     app.state["appt_sender"] = sender
     sender.start()
     async with contextlib.AsyncExitStack() as stack:
@@ -128,7 +135,7 @@ def _page(request: Request[Any, Any, Any], name: str, status: int = 200, **value
 def _branch_or_404(conn: sa.Connection, tenant: str, branch_id: str) -> booking.Branch:
     branch = booking.load_branch(conn, tenant, branch_id)
     if branch is None:
-        raise NotFoundException("no such branch")
+        raise NotFoundException("no such branch", extra={"code": "unknown_branch"})
     return branch
 
 
@@ -137,6 +144,30 @@ def _day(text: str | None, fallback: date) -> date:
         return date.fromisoformat(text) if text else fallback
     except ValueError:
         return fallback
+
+
+def problem(status: int, code: str, detail: str, headers: dict[str, str] | None = None,
+            **extra: Any) -> ProblemDetailsException:  # fmt: skip
+    """An appointments refusal as RFC 9457 problem+json like the rest of the hub: `type` (urn:qms:problem:<code>),
+    the status phrase as `title`, `detail`, and the stable `code` callers act on."""
+    return ProblemDetailsException(status_code=status, title=HTTPStatus(status).phrase, type_=f"urn:qms:problem:{code}",
+                                   detail=detail, headers=headers, extra={"code": code, **extra})  # fmt: skip
+
+
+def invalid(errors: dict[str, str]) -> ProblemDetailsException:
+    """400 `invalid_fields`: every bad field at once (`fields`, sorted) with why (`errors`: field -> reason key)."""
+    return problem(400, "invalid_fields", "invalid " + ", ".join(sorted(errors)), fields=sorted(errors),
+                   errors={k: errors[k] for k in sorted(errors)})  # fmt: skip
+
+
+def _strict_day(text: str | None, fallback: date) -> date:
+    """An API's `day` (YYYY-MM-DD; absent = `fallback`): anything else is 400 naming `day`, never another day."""
+    if text is None or text == "":
+        return fallback
+    with contextlib.suppress(ValueError):
+        if DAY_TEXT.match(text):
+            return date.fromisoformat(text)
+    raise invalid({"day": "err_day"})
 
 
 def _maybe_day(text: str | None) -> date | None:
@@ -150,24 +181,24 @@ def _at(text: str) -> datetime:
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
-        raise ValidationException("starts_at must be an RFC 3339 time") from None
+        raise ValidationException("starts_at must be an RFC 3339 time", extra={"fields": ["starts_at"]}) from None
     if at.tzinfo is None:
-        raise ValidationException("starts_at needs its offset")
+        raise ValidationException("starts_at needs its offset", extra={"fields": ["starts_at"]})
     if not YEARS[0] <= at.year <= YEARS[1]:  # also keeps the zone conversions inside datetime's range
-        raise ValidationException("starts_at is out of range")
+        raise ValidationException("starts_at is out of range", extra={"fields": ["starts_at"]})
     return at
 
 
 def _contact_errors(form: dict[str, Any]) -> dict[str, str]:
     errors: dict[str, str] = {}
     name = str(form.get("name") or "").strip()
-    if not 1 <= len(name) <= NAME_MAX:
+    if not 1 <= len(name) <= NAME_MAX or CONTROL.search(name):
         errors["name"] = "err_name"
     email = str(form.get("email") or "").strip()
-    if email and not EMAIL.match(email):
+    if email and (not EMAIL.match(email) or CONTROL.search(email)):
         errors["email"] = "err_email"
     phone = str(form.get("phone") or "").strip()
-    if phone and not PHONE.match(phone):
+    if phone and not PHONE.match(phone):  # digits, spaces, dashes and a leading + only: no control character
         errors["phone"] = "err_phone"
     return errors
 
@@ -175,11 +206,10 @@ def _contact_errors(form: dict[str, Any]) -> dict[str, str]:
 def _days(conn: sa.Connection, branch: booking.Branch, service_id: str, now: datetime) -> list[dict[str, Any]]:
     """The next DAYS_SHOWN days with their open/closed state and free places."""
     today = now.astimezone(ZoneInfo(branch.zone)).date()
-    entries = booking.entries(conn, branch.tenant)
     shown = []
     for offset in range(DAYS_SHOWN):
         day = today + timedelta(days=offset)
-        reason = calendar.closed_reason(day, entries, branch_id=branch.branch_id, region=branch.region)
+        reason = booking.closed_reason(conn, branch, day, now)
         slots = [] if reason else booking.day_slots(conn, branch, service_id, day, now)
         shown.append({"day": day, "reason": reason, "free": sum(s.left for s in slots), "open": bool(slots)})
     return shown
@@ -196,10 +226,48 @@ def _limit(request: Request[Any, Any, Any]) -> None:
         raise too_many(wait, "bookings from this address")
 
 
+def _closed_words(reason: str | None, lang: str) -> str | None:
+    """A closed day's reason as the page says it: the holiday's or blackout's name, or the horizon in words."""
+    return WORDS[lang]["beyond_horizon"] if reason == booking.BEYOND_HORIZON else reason
+
+
+PUBLIC_PAGES = {"no_such_booking": "page_no_booking", "no_bookable_service": "page_no_online",
+                "unknown_branch": "page_no_branch"}  # fmt: skip
+
+
+def html_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Template:
+    """A refusal on a page people open (the public booking pages; a staff form may use it too) as a friendly id/en
+    page with the status kept (404, 429 with its Retry-After, 400), not problem+json: "booking not found", "this
+    branch does not take bookings online", "too many attempts, try again in N minutes"."""
+    status = exc.status_code
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        raise exc  # the app's own handler logs it and answers 500
+    extra = exc.extra if isinstance(exc.extra, dict) else {}
+    lang = _lang(request)
+    w = WORDS[lang]
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "retry-after"}
+    if status == HTTPStatus.TOO_MANY_REQUESTS:
+        seconds = int(headers.get("Retry-After") or extra.get("retry_after") or 60)
+        message = w["page_rate"].format(n=max(1, -(-seconds // 60)))
+    elif status == HTTPStatus.NOT_FOUND:
+        message = w[PUBLIC_PAGES.get(str(extra.get("code")), "not_found")]
+    else:
+        message = w["page_bad_request"]
+    return Template(template_name="appointments/problem.html", status_code=status, media_type=MediaType.HTML,
+                    headers={"Cache-Control": "no-store", **headers},
+                    context={"w": w, "lang": lang, "other": "en" if lang == "id" else "id", "request": request,
+                             "message": message, "status_code": status})  # fmt: skip
+
+
+# the public pages' refusals (raised or from a guard-less route's parameter checks) as pages
+PUBLIC_ERRORS: dict[Any, Any] = {HTTPException: html_problem, ProblemDetailsException: html_problem}
+
+
 # --- public booking -------------------------------------------------------------------------------------------
 
 
-@get("/book/{tenant:str}/{branch_id:str}", sync_to_thread=True, include_in_schema=False)
+@get("/book/{tenant:str}/{branch_id:str}", sync_to_thread=True, include_in_schema=False,
+      exception_handlers=PUBLIC_ERRORS)  # fmt: skip
 def booking_page(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> Template:
     """Choose a service, a day (holidays and blackouts say why they are closed) and a time; then name and e-mail."""
     return _booking_view(request, tenant, branch_id, {}, {})
@@ -212,7 +280,7 @@ def _booking_view(request: Request[Any, Any, Any], tenant: str, branch_id: str, 
         branch = _branch_or_404(conn, tenant, branch_id)
         services = booking.services(conn, tenant, branch_id)
         if not services:
-            raise NotFoundException("no bookable service")
+            raise NotFoundException("no bookable service", extra={"code": "no_bookable_service"})
         chosen = form.get("service_id") or request.query_params.get("service") or services[0].service_id
         service = next((s for s in services if s.service_id == chosen), services[0])
         days = _days(conn, branch, service.service_id, now)
@@ -222,13 +290,16 @@ def _booking_view(request: Request[Any, Any, Any], tenant: str, branch_id: str, 
     zone = ZoneInfo(branch.zone)
     times = [{"value": s.starts_at.isoformat(), "label": s.starts_at.astimezone(zone).strftime("%H:%M"),
               "left": s.left} for s in slots]  # fmt: skip
-    closed = next((d["reason"] for d in days if d["day"] == day), None)
     lang = pick(form["lang"]) if form.get("lang") else _lang(request)
+    reason = next((d["reason"] for d in days if d["day"] == day), None)
+    closed = _closed_words(reason or (booking.BEYOND_HORIZON if booking.beyond_horizon(branch, day, now) else None),
+                           lang)  # fmt: skip
     return _page(request, "book.html", status, lang=lang, branch=branch, services=services, service=service, days=days,
                  day=day, times=times, closed=closed, form=form, errors=errors)  # fmt: skip
 
 
-@post("/book/{tenant:str}/{branch_id:str}", sync_to_thread=True, include_in_schema=False)
+@post("/book/{tenant:str}/{branch_id:str}", sync_to_thread=True, include_in_schema=False,
+      exception_handlers=PUBLIC_ERRORS)  # fmt: skip
 def booking_submit(
     request: Request[Any, Any, Any],
     tenant: FromPath[str],
@@ -263,10 +334,10 @@ def _by_code(conn: sa.Connection, tenant: str, code: str, now: datetime) -> tupl
     try:
         checked = verify(code, bytes.fromhex(booking.public_key_hex(conn, tenant, now)))
     except QrInvalid:
-        raise NotFoundException("no such booking") from None
+        raise NotFoundException("no such booking", extra={"code": "no_such_booking"}) from None
     found = booking.get(conn, tenant, checked.booking_id)
     if found is None:
-        raise NotFoundException("no such booking")
+        raise NotFoundException("no such booking", extra={"code": "no_such_booking"})
     return found, _branch_or_404(conn, tenant, found.branch_id)
 
 
@@ -279,8 +350,12 @@ def _booked_page(request: Request[Any, Any, Any], conn: sa.Connection, tenant: s
                  found: booking.Booking, branch: booking.Branch, *, day: date | None = None,
                  error: str | None = None, status: int = 200) -> Template:  # fmt: skip
     """The booking's own page: time, number, QR, add-to-calendar, and (while booked) the other free times of the
-    same service to move to, a day at a time (`?day=`)."""
+    same service to move to, a day at a time (`?day=`). A booking no longer waiting (checked in, cancelled, or a
+    no-show once its check-in window has passed) shows that state instead of the QR."""
     now = _now(request)
+    state = found.status
+    if state == "booked" and now > found.starts_at + timedelta(minutes=branch.checkin_after):
+        state = "no_show"
     names = {s.service_id: s.name for s in booking.services(conn, tenant, branch.branch_id)}
     zone = ZoneInfo(branch.zone)
     days: list[dict[str, Any]] = []
@@ -296,10 +371,10 @@ def _booked_page(request: Request[Any, Any, Any], conn: sa.Connection, tenant: s
         times = [{"value": s.starts_at.isoformat(), "label": s.starts_at.astimezone(zone).strftime("%H:%M"),
                   "left": s.left, "current": _iso_utc(s.starts_at) == current}
                  for s in booking.day_slots(conn, branch, found.service_id, chosen, now)]  # fmt: skip
-    closed = next((d["reason"] for d in days if d["day"] == chosen), None)
     when = found.starts_at.astimezone(zone).strftime("%d/%m/%Y %H:%M")
     lang = _lang(request) if "lang" in request.query_params else found.lang
-    return _page(request, "booked.html", status, lang=lang, booking=found, branch=branch, when=when,
+    closed = _closed_words(next((d["reason"] for d in days if d["day"] == chosen), None), lang)
+    return _page(request, "booked.html", status, lang=lang, booking=found, branch=branch, when=when, state=state,
                  service=names.get(found.service_id, found.service_id), code=code, qr=messages.qr_svg(code),
                  tenant=tenant, days=days, day=chosen, times=times, closed=closed, error=error,
                  moved=request.query_params.get("moved") == "1")  # fmt: skip
@@ -309,7 +384,8 @@ def _iso_utc(at: datetime) -> str:
     return at.astimezone(UTC).isoformat()
 
 
-@get("/book/{tenant:str}/v/{code:str}", sync_to_thread=True, include_in_schema=False)
+@get("/book/{tenant:str}/v/{code:str}", sync_to_thread=True, include_in_schema=False,
+      exception_handlers=PUBLIC_ERRORS)  # fmt: skip
 def booking_view(request: Request[Any, Any, Any], tenant: FromPath[str], code: FromPath[str]) -> Template | Redirect:
     """The booking's own page: its time, number and QR (the code in the address is the secret). A code from before
     the booking moved to another day (the link in an earlier e-mail) leads to the current one."""
@@ -322,7 +398,8 @@ def booking_view(request: Request[Any, Any, Any], tenant: FromPath[str], code: F
         return _booked_page(request, conn, tenant, code, found, branch, day=day)
 
 
-@get("/book/{tenant:str}/v/{code:str}/qr.png", sync_to_thread=True, include_in_schema=False)
+@get("/book/{tenant:str}/v/{code:str}/qr.png", sync_to_thread=True, include_in_schema=False,
+      exception_handlers=PUBLIC_ERRORS)  # fmt: skip
 def booking_qr(request: Request[Any, Any, Any], tenant: FromPath[str], code: FromPath[str]) -> Response[bytes]:
     """The check-in QR as PNG (to save, or to send on WhatsApp): always the booking's current code."""
     with transaction(_engine(request)) as conn:
@@ -331,7 +408,8 @@ def booking_qr(request: Request[Any, Any, Any], tenant: FromPath[str], code: Fro
     return Response(messages.qr_png(current), media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
-@get("/book/{tenant:str}/v/{code:str}/booking.ics", sync_to_thread=True, include_in_schema=False)
+@get("/book/{tenant:str}/v/{code:str}/booking.ics", sync_to_thread=True, include_in_schema=False,
+      exception_handlers=PUBLIC_ERRORS)  # fmt: skip
 def booking_ics(request: Request[Any, Any, Any], tenant: FromPath[str], code: FromPath[str]) -> Response[bytes]:
     """The visit as an iCalendar file (one VEVENT, times in UTC) for the customer's calendar app."""
     with transaction(_engine(request)) as conn:
@@ -358,20 +436,26 @@ def booking_ics(request: Request[Any, Any, Any], tenant: FromPath[str], code: Fr
     )
 
 
-@post("/book/{tenant:str}/v/{code:str}/cancel", sync_to_thread=True, include_in_schema=False)
-def booking_cancel(request: Request[Any, Any, Any], tenant: FromPath[str], code: FromPath[str]) -> Redirect:
-    """Cancel from the booking's own page (frees the place and tells the branch)."""
+@post("/book/{tenant:str}/v/{code:str}/cancel", sync_to_thread=True, include_in_schema=False,
+      exception_handlers=PUBLIC_ERRORS)  # fmt: skip
+def booking_cancel(request: Request[Any, Any, Any], tenant: FromPath[str], code: FromPath[str]) -> Template | Redirect:
+    """Cancel from the booking's own page (frees the place, tells the branch, and owes the customer a cancellation
+    message). A booking already checked in or cancelled says so on its page (409) instead."""
     _limit(request)
+    now = _now(request)
     with transaction(_engine(request)) as conn:
-        found, _branch = _by_code(conn, tenant, code, _now(request))
-        with contextlib.suppress(booking.BookingRefused):
-            booking.cancel(conn, tenant, found.booking_id, _now(request))
-        current = _current_code(conn, found, _now(request))
+        found, branch = _by_code(conn, tenant, code, now)
+        try:
+            booking.cancel(conn, tenant, found.booking_id, now)
+        except booking.BookingRefused as exc:
+            return _booked_page(request, conn, tenant, code, found, branch, error=f"err_{exc.code}", status=409)
+        current = _current_code(conn, found, now)
     _changed(request)
     return Redirect(path=f"/book/{tenant}/v/{current}?lang={_lang(request)}", status_code=303)
 
 
-@post("/book/{tenant:str}/v/{code:str}/reschedule", sync_to_thread=True, include_in_schema=False)
+@post("/book/{tenant:str}/v/{code:str}/reschedule", sync_to_thread=True, include_in_schema=False,
+      exception_handlers=PUBLIC_ERRORS)  # fmt: skip
 def booking_reschedule(
     request: Request[Any, Any, Any],
     tenant: FromPath[str],
@@ -403,16 +487,18 @@ def booking_reschedule(
 
 @get("/api/v1/appointments/{tenant:str}/{branch_id:str}/slots", sync_to_thread=True)
 def slots_json(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]) -> dict[str, Any]:
-    """Free times of a service on a day (public: what the booking page shows). `?service_id=&day=YYYY-MM-DD`."""
+    """Free times of a service on a day (public: what the booking page shows). `?service_id=&day=YYYY-MM-DD`
+    (absent: today; malformed or impossible: 400 `invalid_fields` naming `day`). `closed` says why a day has no
+    times: the holiday's or blackout's name, or `beyond_horizon` (further ahead than bookings are taken)."""
     now = _now(request)
     with _engine(request).connect() as conn:
         branch = _branch_or_404(conn, tenant, branch_id)
-        day = _day(request.query_params.get("day"), now.astimezone(ZoneInfo(branch.zone)).date())
+        day = _strict_day(request.query_params.get("day"), now.astimezone(ZoneInfo(branch.zone)).date())
         try:
             slots = booking.day_slots(conn, branch, request.query_params.get("service_id", ""), day, now)
         except booking.BookingRefused:
-            raise NotFoundException("no such bookable service") from None
-        reason = calendar.closed_reason(day, booking.entries(conn, tenant), branch_id=branch_id, region=branch.region)
+            raise problem(404, "unknown_service", "no such bookable service at this branch") from None
+        reason = booking.closed_reason(conn, branch, day, now)
     return {"day": day.isoformat(), "closed": reason,
             "slots": [{"starts_at": s.starts_at.isoformat(), "left": s.left} for s in slots]}  # fmt: skip
 
@@ -770,7 +856,7 @@ def bookings_json(request: Request[Any, Any, Any], tenant: FromPath[str], branch
     now = _now(request)
     with _engine(request).connect() as conn:
         branch = _branch_or_404(conn, tenant, branch_id)
-        day = _day(request.query_params.get("day"), now.astimezone(ZoneInfo(branch.zone)).date())
+        day = _strict_day(request.query_params.get("day"), now.astimezone(ZoneInfo(branch.zone)).date())
         return {"day": day.isoformat(), "bookings": _day_view(conn, branch, day, now)}
 
 
@@ -780,16 +866,24 @@ def book_json(
     request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str], data: JSONBody[dict[str, Any]]
 ) -> Response[dict[str, Any]]:
     """Book: `{service_id, starts_at, name, email?, phone?, lang?}` -> 201 `{booking_id, starts_at, day, qr_text}`;
-    a full slot is 409 `slot_full`, a closed day 409 `day_closed`."""
+    a full slot is 409 `slot_full`, a closed day 409 `day_closed`, an unknown service 422 `unknown_service`; bad
+    fields are 400 `invalid_fields` listing every one (`fields`, and `errors` with why)."""
     require_branch(_user(request), tenant, branch_id)
     form = {k: v.strip() for k, v in data.items() if isinstance(v, str)}
     errors = _contact_errors(form)
-    if errors or not form.get("starts_at"):
-        raise ValidationException("invalid booking", extra={"fields": sorted(errors) or ["starts_at"]})
+    at: datetime | None = None
+    try:
+        at = _at(form.get("starts_at", ""))
+    except ValidationException:
+        errors["starts_at"] = "err_starts_at"
+    if not form.get("service_id"):
+        errors["service_id"] = "err_unknown_service"
+    if errors or at is None:
+        raise invalid(errors)
     try:
         with transaction(_engine(request)) as conn:
             branch = _branch_or_404(conn, tenant, branch_id)
-            made = booking.book(conn, branch, form.get("service_id", ""), _at(form["starts_at"]), name=form["name"],
+            made = booking.book(conn, branch, form["service_id"], at, name=form["name"],
                                 email=form.get("email") or None, phone=form.get("phone") or None,
                                 lang=pick(form.get("lang")), actor=_user(request).username or "staff",
                                 now=_now(request))  # fmt: skip
@@ -803,12 +897,12 @@ def book_json(
 
 
 def _refused(exc: booking.BookingRefused) -> Response[dict[str, Any]]:
-    """A refused booking change as RFC 9457 problem+json with the stable `code`: 404 `not_found`, else 409
-    (`slot_full`, `day_closed`, `past`, `no_slot`, `unknown_service`, `cancelled`, `checked_in`)."""
-    missing = exc.code == "not_found"
-    status = 404 if missing else 409
-    body = {"type": "about:blank", "title": "booking not found" if missing else "booking refused",
-            "status": status, "detail": str(exc), "code": exc.code}  # fmt: skip
+    """A refused booking change as RFC 9457 problem+json with the stable `code` (type `urn:qms:problem:<code>`, the
+    status phrase as title): 404 `not_found`, 422 `unknown_service`, else 409 (`slot_full`, `day_closed`, `past`,
+    `no_slot`, `cancelled`, `checked_in`)."""
+    status = {"not_found": 404, "unknown_service": 422}.get(exc.code, 409)
+    body = {"type": f"urn:qms:problem:{exc.code}", "title": HTTPStatus(status).phrase, "status": status,
+            "detail": str(exc), "code": exc.code}  # fmt: skip
     return Response(body, status_code=status, media_type="application/problem+json")
 
 
@@ -867,9 +961,10 @@ def reschedule_json(
     `starts_at`; 404 `not_found`; 409 `slot_full`, `day_closed`, `past`, `no_slot`, `cancelled`, `checked_in`."""
     require_branch(_user(request), tenant, branch_id)  # out of scope is a 404 before the body is read
     text = data.get("starts_at")
-    if not isinstance(text, str) or not text.strip():
-        raise ValidationException("starts_at is required", extra={"fields": ["starts_at"]})
-    at = _at(text.strip())
+    try:
+        at = _at(text.strip() if isinstance(text, str) else "")
+    except ValidationException:
+        raise invalid({"starts_at": "err_starts_at"}) from None
 
     def move(conn: sa.Connection, branch: booking.Branch) -> booking.Booking:
         return booking.reschedule(conn, branch, booking_id, at, _now(request))

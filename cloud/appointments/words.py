@@ -58,6 +58,21 @@ WORDS: dict[str, dict[str, str]] = {
         " lama tidak berlaku lagi.",
         "current": "jadwal Anda", "err_past": "Jam itu sudah lewat.",
         "err_cancelled": "Janji ini sudah dibatalkan.", "err_checked_in": "Anda sudah check-in untuk janji ini.",
+        "beyond_horizon": "belum dibuka untuk pemesanan (terlalu jauh ke depan)",
+        "page_no_booking": "Janji temu tidak ditemukan. Periksa tautan di e-mail atau pesan Anda.",
+        "page_no_online": "Cabang ini tidak menerima janji temu secara online.",
+        "page_no_branch": "Cabang tidak ditemukan.",
+        "page_rate": "Terlalu banyak percobaan. Coba lagi dalam {n} menit.",
+        "page_bad_request": "Permintaan tidak dapat diproses. Kembali dan coba lagi.", "page_title": "Janji temu",
+        "err_day": "Tanggal tidak valid.", "err_starts_at": "Waktu tidak valid (RFC 3339 dengan zona waktu).",
+        "state_checked_in": "Anda sudah check-in untuk janji ini. Kode QR tidak diperlukan lagi.",
+        "state_no_show": "Waktu check-in janji ini sudah lewat.",
+        "mail_cancelled_subject": "Janji temu di {branch} pada {when} dibatalkan",
+        "mail_cancelled_text": "Halo {name},\n\nJanji temu Anda untuk {service} di {branch} pada {when} (nomor"
+        " {booking}) telah dibatalkan. Kode QR-nya tidak berlaku lagi.\n\nBuat janji baru kapan saja di halaman"
+        " pemesanan cabang.\nRincian: {link}\n",
+        "sms_cancelled": "Janji temu {service} di {branch} {when} telah dibatalkan. Rincian: {link}",
+        "msg_cancelled": "Pembatalan", "msg_no_channel": "tidak ada saluran untuk kontak ini",
         "ics_summary": "Janji temu {service} · {branch}",
         "ics_text": "Nomor pemesanan {booking}. Waktu {when} ({zone}). Tunjukkan kode QR di kios; check-in dibuka"
         " {before} menit sebelum dan ditutup {after} menit setelah jadwal. Kode QR, ganti jadwal atau batalkan: {link}",
@@ -118,6 +133,21 @@ WORDS: dict[str, dict[str, str]] = {
         "current": "your time", "err_past": "That time has already passed.",
         "err_cancelled": "This appointment was cancelled.", "err_checked_in": "You have already checked in for this"
         " appointment.",
+        "beyond_horizon": "not open for booking yet (too far ahead)",
+        "page_no_booking": "Booking not found. Check the link in your e-mail or message.",
+        "page_no_online": "This branch does not take bookings online.",
+        "page_no_branch": "Branch not found.",
+        "page_rate": "Too many attempts. Try again in {n} minutes.",
+        "page_bad_request": "The request could not be processed. Go back and try again.", "page_title": "Appointments",
+        "err_day": "That date is not valid.", "err_starts_at": "That time is not valid (RFC 3339 with its offset).",
+        "state_checked_in": "You have checked in for this appointment. The QR code is no longer needed.",
+        "state_no_show": "The check-in time of this appointment has passed.",
+        "mail_cancelled_subject": "Appointment at {branch} on {when} cancelled",
+        "mail_cancelled_text": "Hello {name},\n\nYour appointment for {service} at {branch} on {when} (number"
+        " {booking}) has been cancelled. Its QR code no longer works.\n\nBook again any time on the branch's booking"
+        " page.\nDetails: {link}\n",
+        "sms_cancelled": "Appointment for {service} at {branch} {when} has been cancelled. Details: {link}",
+        "msg_cancelled": "Cancellation", "msg_no_channel": "no channel for this contact",
         "ics_summary": "Appointment: {service} · {branch}",
         "ics_text": "Booking number {booking}. Time {when} ({zone}). Show the QR code at the kiosk; check-in opens"
         " {before} minutes before and closes {after} minutes after your time. QR code, change or cancel: {link}",

@@ -62,6 +62,9 @@ class CloudSettings:
     fetch_timeout: float = FETCH_TIMEOUT_SECONDS  # one idle pull's wait (QMS_CLOUD_FETCH_TIMEOUT)
     # Per credential and per tenant (QMS_HUB_RATE_PER_TOKEN, QMS_HUB_RATE_PER_TENANT): 429 problem+json.
     rate_limits: HubRateLimits = field(default_factory=HubRateLimits.from_env)
+    # The hub's own public address (QMS_PUBLIC_URL, `https://hq.example`): absolute links in booking messages of a
+    # tenant whose notification policy names none
+    public_url: str = ""
 
 
 STATUS_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
@@ -130,7 +133,8 @@ def create_app(settings: CloudSettings) -> Litestar:
     _warn_about_console_access(engine, settings.console_password)
     state: dict[str, Any] = {"engine": engine, "consumer": None, "keys_dir": settings.keys_dir,
                              "console_auth": ConsoleAuth(engine, settings.console_password),
-                             "nats_servers": settings.nats_servers, "nats_options": settings.nats_options}  # fmt: skip
+                             "nats_servers": settings.nats_servers, "nats_options": settings.nats_options,
+                             "public_url": settings.public_url.rstrip("/")}  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:

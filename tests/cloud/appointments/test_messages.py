@@ -110,9 +110,10 @@ async def test_a_dead_confirmation_is_replayed_and_a_cancelled_booking_is_not_se
     finally:
         await sender.stop()
         smtp.stop()
-    (row,) = message_rows(engine, cancelled)
-    assert (row.status, row.reason) == ("superseded", "booking is cancelled")
-    assert len(smtp.messages) == 1
+    row, cancellation = message_rows(engine, cancelled)
+    assert (row.kind, row.status, row.reason) == ("confirm", "superseded", "booking is cancelled")
+    assert (cancellation.kind, cancellation.status) == ("cancelled", "sent")  # the customer is told it is cancelled
+    assert len(smtp.messages) == 2
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)

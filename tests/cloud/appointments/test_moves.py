@@ -179,20 +179,22 @@ async def test_moves_supersede_the_old_round_and_a_cancel_the_last(engine: Engin
     finally:
         await sender.stop()
         smtp.stop()
-    assert len(smtp.messages) == 3
+    assert len(smtp.messages) == 4
     by_address: dict[str, list[Received]] = {m.recipients[0]: [] for m in smtp.messages}
     for mail in smtp.messages:
         by_address[mail.recipients[0]].append(mail)
     (confirmation,) = by_address["budi@example.com"]  # the move came first: the confirmation tells the new time
     assert "10:00" in confirmation.message["Subject"]
     assert [(r.kind, r.round, r.status) for r in message_rows(engine, early)] == [("confirm", 1, "sent")]
-    first, second = by_address["siti@example.com"]
+    first, second, cancelled = by_address["siti@example.com"]
     assert "03/03/2027 09:30" in first.text
     assert "03/03/2027 10:30" in second.text
-    assert first.message["Message-ID"] != second.message["Message-ID"]
+    assert "03/03/2027 11:00" in cancelled.message["Subject"]  # the cancellation names the time it had last
+    assert len({first.message["Message-ID"], second.message["Message-ID"], cancelled.message["Message-ID"]}) == 3
     assert [(r.kind, r.round, r.status, r.reason) for r in message_rows(engine, booking_id)] == [
         ("confirm", 0, "superseded", "the booking was moved"), ("rescheduled", 1, "sent", None),
-        ("rescheduled", 2, "sent", None), ("rescheduled", 3, "superseded", "booking is cancelled")]  # fmt: skip
+        ("rescheduled", 2, "sent", None), ("rescheduled", 3, "superseded", "booking is cancelled"),
+        ("cancelled", 3, "sent", None)]  # fmt: skip
 
 
 def _delivery_is_stamped_and_shown(client: TestClient[Any], wa: WhatsAppStandIn, booking_id: str) -> None:
