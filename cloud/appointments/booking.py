@@ -183,14 +183,31 @@ def save_service(
         )
 
 
+# (tenant, branch, version, content hash) -> its active services: the public page asks for every day it shows, and
+# a branch running a configuration HQ never distributed is read from its `config.applied` event
+_CONFIGURED: dict[tuple[str, str, int | None, str], dict[str, str] | None] = {}
+_CONFIGURED_MAX = 1024
+
+
 def configured_services(conn: Connection, tenant: str, branch_id: str) -> dict[str, str] | None:
     """The active services of the configuration the branch runs (id -> name), None while the hub has none of it
     (before the branch's first `config.applied` or HQ's first distribution)."""
-    version = conn.execute(
-        sa.select(branches.c.config_version).where(branches.c.tenant_id == tenant, branches.c.branch_id == branch_id)
-    ).scalar_one_or_none()
+    row = conn.execute(
+        sa.select(branches.c.config_version, branches.c.config_hash).where(
+            branches.c.tenant_id == tenant, branches.c.branch_id == branch_id
+        )
+    ).first()
+    version, digest = (row.config_version, row.config_hash) if row is not None else (None, None)
+    key = (tenant, branch_id, version, digest or "")
+    if digest and key in _CONFIGURED:
+        return _CONFIGURED[key]
     config = branch_config(conn, _BranchRef(tenant, branch_id, version))
-    return None if config is None else {s.id: s.name for s in config.services if s.active}
+    found = None if config is None else {s.id: s.name for s in config.services if s.active}
+    if digest:  # the content the branch reported running: the same key is always the same services
+        if len(_CONFIGURED) >= _CONFIGURED_MAX:
+            _CONFIGURED.clear()
+        _CONFIGURED[key] = found
+    return found
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,10 @@ from sqlalchemy.engine import Engine
 from cloud.appointments import booking
 from cloud.appointments.tables import appt_calendar, appt_services, appt_settings
 from cloud.hq_users import upsert_user
-from cloud.store import config_versions, create_store_engine, tickets, transaction, utcnow_iso
+from cloud.store import branches, config_versions, create_store_engine, tickets, transaction, utcnow_iso
 from cloud.web.app import CloudSettings, create_app
 from edge.demo import demo_config
+from sync.contract_config import config_hash
 from tests.cloud.admin.conftest import PASSWORD, sign_in
 from tests.cloud.appointments.support import NOW, SLOT, add_branch
 
@@ -336,3 +337,32 @@ def test_the_staff_page_names_services_ticket_numbers_and_the_derived_capacity(h
     assert times is not None
     assert ">Teller 09:30" in times.group(0)
     assert ">cs " not in times.group(0)
+
+
+def test_a_configuration_the_branch_applies_changes_what_is_offered(hub: Hub) -> None:
+    client, engine = hub
+
+    def applied(version: int, drop: tuple[str, ...] = ()) -> None:  # the consumer's record of a config.applied
+        config = msgspec.structs.replace(demo_config(), version=version,
+                                         services=[s for s in demo_config().services if s.id not in drop])  # fmt: skip
+        values = {"config_version": version, "config_hash": config_hash(config), "updated_at": utcnow_iso()}
+        with transaction(engine) as conn:
+            if version > 1:
+                conn.execute(config_versions.insert().values(tenant_id=TENANT, branch_id=BRANCH, version=version,
+                                                             doc=msgspec.json.encode(config).decode(),
+                                                             created_at=utcnow_iso()))  # fmt: skip
+            if conn.execute(branches.update().where(branches.c.branch_id == BRANCH).values(**values)).rowcount == 0:
+                conn.execute(branches.insert().values(tenant_id=TENANT, branch_id=BRANCH, next_seq=1,
+                                                      last_hash="0" * 64, events=0, duplicates=0, status="ok",
+                                                      **values))  # fmt: skip
+
+    applied(1)
+    with transaction(engine) as conn:
+        booking.save_service(conn, TENANT, BRANCH, "teller", name="Teller", slot_minutes=30, capacity=2)
+    assert "Teller" in client.get(f"/book/{TENANT}/{BRANCH}?lang=en").text
+    assert "Teller" in client.get(f"/book/{TENANT}/{BRANCH}?lang=en").text  # asked again: the same answer
+    _configure(engine, 2)  # distributed, not applied yet: what the branch runs still counts
+    applied(3, drop=("teller",))
+    assert "Teller" not in client.get(f"/book/{TENANT}/{BRANCH}?lang=en").text
+    applied(4)  # back again
+    assert "Teller" in client.get(f"/book/{TENANT}/{BRANCH}?lang=en").text
