@@ -442,6 +442,22 @@ def get(conn: Connection, tenant: str, booking_id: str) -> Booking | None:
     return None if row is None else _booking(row)
 
 
+def find(conn: Connection, tenant: str, booking_id: str, contact: str) -> Booking | None:
+    """The tenant's booking with that number whose e-mail or phone is `contact` (compared normalised: the domain's
+    case, 0812… / +62812…); None for a wrong number and a wrong contact alike, so neither can be probed."""
+    from cloud.notify.contacts import normalise_email, normalise_phone
+
+    row = conn.execute(
+        sa.select(appt_bookings).where(appt_bookings.c.tenant_id == tenant, appt_bookings.c.booking_id == booking_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    email, phone = normalise_email(contact), normalise_phone(contact)
+    by_email = email is not None and normalise_email(row.email) is not None and normalise_email(row.email) == email
+    by_phone = phone is not None and normalise_phone(row.phone) == phone
+    return _booking(row) if by_email or by_phone else None
+
+
 def contact_email(conn: Connection, tenant: str, booking_id: str) -> str | None:
     """The booking's e-mail address, for sending only (never shown back)."""
     return conn.execute(

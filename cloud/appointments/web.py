@@ -329,6 +329,34 @@ def booking_submit(
     return Redirect(path=f"/book/{tenant}/v/{code}?lang={lang}", status_code=303)
 
 
+@post("/book/{tenant:str}/{branch_id:str}/find", sync_to_thread=True, include_in_schema=False,
+      exception_handlers=PUBLIC_ERRORS)  # fmt: skip
+def booking_find(
+    request: Request[Any, Any, Any],
+    tenant: FromPath[str],
+    branch_id: FromPath[str],
+    data: dict[str, Any] = Body(media_type=RequestEncodingType.URL_ENCODED),
+) -> Template | Redirect:
+    """Find my booking: its number and its e-mail or phone lead to the booking's own page (any branch of the
+    tenant). Rate limited with the bookings (QMS_BOOKING_RATE); a wrong number and a wrong contact get the same
+    answer (404, the booking page with one message), so neither can be probed."""
+    _limit(request)
+    form = _form(data)
+    lang = pick(form.get("lang") or _lang(request))
+    number = re.sub(r"[\s-]", "", form.get("booking_id", "")).upper()
+    contact = form.get("contact", "")
+    now = _now(request)
+    with _engine(request).connect() as conn:
+        found = None
+        if BOOKING_ID.match(number) and contact and not CONTROL.search(contact):
+            found = booking.find(conn, tenant, number, contact)
+        code = booking.qr_text(conn, found, now) if found is not None else None
+    if code is None:
+        shown = {"lang": lang, "find_booking_id": number[:16], "find_contact": contact[:254]}
+        return _booking_view(request, tenant, branch_id, shown, {"find": "err_find"}, 404)
+    return Redirect(path=f"/book/{tenant}/v/{code}?lang={lang}", status_code=303)
+
+
 def _by_code(conn: sa.Connection, tenant: str, code: str, now: datetime) -> tuple[booking.Booking, booking.Branch]:
     """The booking a signed code names (404 for anything else: no way to probe other bookings)."""
     try:
@@ -997,5 +1025,5 @@ async def message_replay(
 ROUTES: list[Any] = [Router(path="/", route_handlers=[
     booking_page, booking_submit, booking_view, booking_qr, booking_cancel, slots_json, staff_page, staff_book,
     staff_change, staff_settings, calendar_page, calendar_change, calendar_export, bookings_json, book_json,
-    cancel_json, reschedule_json, message_replay, booking_ics, booking_reschedule,
+    cancel_json, reschedule_json, message_replay, booking_ics, booking_reschedule, booking_find,
 ])]  # fmt: skip

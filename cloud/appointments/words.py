@@ -73,6 +73,10 @@ WORDS: dict[str, dict[str, str]] = {
         " pemesanan cabang.\nRincian: {link}\n",
         "sms_cancelled": "Janji temu {service} di {branch} {when} telah dibatalkan. Rincian: {link}",
         "msg_cancelled": "Pembatalan", "msg_no_channel": "tidak ada saluran untuk kontak ini",
+        "find_title": "Cari janji saya",
+        "find_lead": "Masukkan nomor pemesanan dan e-mail atau telepon yang Anda pakai.",
+        "find_contact": "E-mail atau telepon", "find": "Cari",
+        "err_find": "Tidak ada janji dengan nomor dan kontak itu.",
         "ics_summary": "Janji temu {service} · {branch}",
         "ics_text": "Nomor pemesanan {booking}. Waktu {when} ({zone}). Tunjukkan kode QR di kios; check-in dibuka"
         " {before} menit sebelum dan ditutup {after} menit setelah jadwal. Kode QR, ganti jadwal atau batalkan: {link}",
@@ -148,6 +152,9 @@ WORDS: dict[str, dict[str, str]] = {
         " page.\nDetails: {link}\n",
         "sms_cancelled": "Appointment for {service} at {branch} {when} has been cancelled. Details: {link}",
         "msg_cancelled": "Cancellation", "msg_no_channel": "no channel for this contact",
+        "find_title": "Find my booking", "find_lead": "Enter the booking number and the e-mail or phone you used.",
+        "find_contact": "E-mail or phone", "find": "Find",
+        "err_find": "No booking matches that number and contact.",
         "ics_summary": "Appointment: {service} · {branch}",
         "ics_text": "Booking number {booking}. Time {when} ({zone}). Show the QR code at the kiosk; check-in opens"
         " {before} minutes before and closes {after} minutes after your time. QR code, change or cancel: {link}",

@@ -26,6 +26,7 @@ from cloud.hq_users import upsert_user
 from cloud.notify import policy
 from cloud.store import create_store_engine, transaction
 from cloud.web.app import CloudSettings, create_app
+from sync.rate_limit import Limit, RateLimiter
 from tests.cloud.admin.conftest import PASSWORD, sign_in
 from tests.cloud.appointments.support import add_branch, mail_relay
 
@@ -267,3 +268,38 @@ def test_serve_refuses_a_public_url_that_is_not_an_address() -> None:
     result = CliRunner().invoke(cli, ["serve", "--public-url", "hq.example/book"])
     assert result.exit_code == 2
     assert "QMS_PUBLIC_URL" in result.output
+
+
+def test_find_my_booking_by_number_and_contact_without_probing(parts: tuple[TestClient[Any], Any]) -> None:
+    client, engine = parts
+    client.app.state["appt_limiter"] = RateLimiter(Limit.parse("100/minute"))
+    code = _code(_book(client, phone="0812-3456-7890"))
+    (row,) = _bookings(engine)
+    number = row.booking_id
+    spaced = f"{number[:4].lower()} {number[4:8]}-{number[8:]}"  # typed as read aloud
+    for contact in ("siti@EXAMPLE.com", "+62 812 3456 7890", "6281234567890"):
+        found = client.post("/book/acme/jkt-01/find?lang=en", data={"booking_id": spaced, "contact": contact},
+                            follow_redirects=False)  # fmt: skip
+        assert found.status_code == 303, contact
+        assert found.headers["location"] == f"/book/acme/v/{code}?lang=en"
+    other = "A" * 16 if number != "A" * 16 else "B" * 16
+    answers = []
+    wrong = [(number, "budi@example.com"), (other, "siti@example.com"), (number, "0812 0000 0000"),
+             ("nonsense", "siti@example.com"), (number, ""), (number, "siti@example.com\x00")]  # fmt: skip
+    for number_, contact in wrong:
+        missed = client.post("/book/acme/jkt-01/find?lang=en", data={"booking_id": number_, "contact": contact},
+                             follow_redirects=False)  # fmt: skip
+        assert missed.status_code == 404
+        assert "No booking matches that number and contact." in missed.text
+        answers.append(missed.text.split('id="err-find"')[1][:120])
+    assert len(set(answers)) == 1  # the same answer whichever half was wrong
+    in_id = client.post("/book/acme/jkt-01/find?lang=id", data={"booking_id": other, "contact": "x@example.com"})
+    assert in_id.text.count("Tidak ada janji dengan nomor dan kontak itu.") == 1
+    client.app.state["appt_limiter"] = RateLimiter(Limit.parse("2/minute"))  # searches spend the bookings' budget
+    for _ in range(2):
+        client.post("/book/acme/jkt-01/find", data={"booking_id": other, "contact": "x@example.com"})
+    limited = client.post("/book/acme/jkt-01/find?lang=en", data={"booking_id": number, "contact": "siti@example.com"},
+                          follow_redirects=False)  # fmt: skip
+    assert limited.status_code == 429
+    assert "Too many attempts" in limited.text
+    assert limited.headers["retry-after"]
