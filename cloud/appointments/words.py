@@ -189,7 +189,8 @@ STAFF_WORDS: dict[str, dict[str, str]] = {
         "closed_bookings": "{n} pemesanan pada hari tutup",
         "closed_bookings_lead": "Hari ini ditutup setelah pemesanan dibuat. Pindahkan atau batalkan pemesanan ini"
         " secara manual di halaman Janji temu (nasabah menerima pesan jadwal baru):",
-        "closed_bookings_n": "{n} pemesanan",
+        "closed_bookings_n": "{n} pemesanan", "closed_bookings_one": "1 pemesanan pada hari tutup",
+        "closed_bookings_n_one": "1 pemesanan",
         "service_name": "Nama layanan (untuk nasabah)", "priority": "Prioritas (0-9)", "ticket": "Tiket",
         "ticket_pending": "tiket belum diterima", "derived_n": "otomatis ({n})",
         "not_configured": "tidak ada di konfigurasi cabang: tidak ditawarkan", "inactive": "nonaktif",
@@ -219,7 +220,8 @@ STAFF_WORDS: dict[str, dict[str, str]] = {
         "closed_bookings": "{n} bookings on closed days",
         "closed_bookings_lead": "These days were closed after the bookings were made. Move or cancel them by hand on"
         " the Appointments page (the customer is sent the new time):",
-        "closed_bookings_n": "{n} bookings",
+        "closed_bookings_n": "{n} bookings", "closed_bookings_one": "1 booking on a closed day",
+        "closed_bookings_n_one": "1 booking",
         "service_name": "Service name (shown to customers)", "priority": "Priority (0-9)", "ticket": "Ticket",
         "ticket_pending": "ticket not received yet", "derived_n": "derived ({n})",
         "not_configured": "not in the branch's configuration: not offered", "inactive": "inactive",

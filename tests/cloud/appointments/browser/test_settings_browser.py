@@ -14,13 +14,14 @@ import sqlalchemy as sa
 from playwright.sync_api import Browser, expect
 from sqlalchemy.engine import Engine
 
+from cloud.appointments import booking
 from cloud.appointments.tables import appt_services
 from cloud.hq_users import upsert_user
 from cloud.store import config_versions, create_store_engine, transaction, utcnow_iso
 from cloud.web.app import CloudSettings, create_app
 from edge.demo import demo_config
 from tests.cloud.admin.conftest import PASSWORD
-from tests.cloud.appointments.support import NOW, add_branch
+from tests.cloud.appointments.support import NOW, SLOT, add_branch
 from tests.support.browser import console_page, shot
 from tests.support.providers.hub import served
 
@@ -71,4 +72,30 @@ def test_a_bad_service_form_is_shown_again_with_its_errors(browser: Browser, hub
     with engine.connect() as conn:
         saved = conn.execute(sa.select(appt_services.c.service_id).where(appt_services.c.branch_id == BRANCH))
         assert sorted(saved.scalars()) == ["cs"]
+    page.context.close()
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_the_calendar_lists_bookings_on_a_day_closed_later(browser: Browser, hub: tuple[str, Engine],
+                                                           lang: str) -> None:  # fmt: skip
+    base, engine = hub
+    with transaction(engine) as conn:
+        branch = booking.load_branch(conn, TENANT, BRANCH)
+        assert branch is not None
+        booking.book(conn, branch, "cs", SLOT, name="Siti", email=None, phone=None, lang="id", actor="public", now=NOW)
+    page = console_page(browser, base, "ana", PASSWORD, lang, width=1280, height=1000)
+    page.goto(f"{base}/appointments/{TENANT}/calendar?lang={lang}&year=2027")
+    page.fill("#entry-form input[name=day]", SLOT.date().isoformat())
+    page.select_option("#entry-scope", f"branch:{BRANCH}")
+    page.fill("#entry-form input[name=name]", "Pemeliharaan listrik gedung " * 7)  # a long name wraps
+    page.click("#entry-form button")
+    expect(page.locator("#closed-bookings li")).to_have_count(1)
+    expect(page.locator("#closed-bookings h2")).to_have_text(
+        {"id": "1 pemesanan pada hari tutup", "en": "1 booking on a closed day"}[lang]
+    )
+    width = page.evaluate("document.getElementById('entries').getBoundingClientRect().right")
+    assert width <= 1280  # the window's width: no sideways scrolling
+    shot(page, f"appointments-calendar-{lang}.png")
+    page.click("#closed-bookings a")
+    expect(page.locator("#bookings [data-status='booked']")).to_have_count(1)  # that day's staff page
     page.context.close()
