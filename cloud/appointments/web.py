@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -355,6 +356,16 @@ def booking_find(
         shown = {"lang": lang, "find_booking_id": number[:16], "find_contact": contact[:254]}
         return _booking_view(request, tenant, branch_id, shown, {"find": "err_find"}, 404)
     return Redirect(path=f"/book/{tenant}/v/{code}?lang={lang}", status_code=303)
+
+
+@get("/book/{tenant:str}/{branch_id:str}/find", include_in_schema=False)
+async def booking_find_page(
+    request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str]
+) -> Redirect:
+    """The search's answer page re-opened (its language switch, a reload): the branch's booking page."""
+    query = urlencode([(k, v) for k, v in request.query_params.items() if k in {"lang", "service", "day"}])
+    path = f"/book/{quote(tenant, safe='')}/{quote(branch_id, safe='')}"
+    return Redirect(path=path + (f"?{query}" if query else ""), status_code=303)
 
 
 def _by_code(conn: sa.Connection, tenant: str, code: str, now: datetime) -> tuple[booking.Booking, booking.Branch]:
@@ -1026,4 +1037,5 @@ ROUTES: list[Any] = [Router(path="/", route_handlers=[
     booking_page, booking_submit, booking_view, booking_qr, booking_cancel, slots_json, staff_page, staff_book,
     staff_change, staff_settings, calendar_page, calendar_change, calendar_export, bookings_json, book_json,
     cancel_json, reschedule_json, message_replay, booking_ics, booking_reschedule, booking_find,
+    booking_find_page,
 ])]  # fmt: skip

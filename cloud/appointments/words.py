@@ -144,7 +144,7 @@ WORDS: dict[str, dict[str, str]] = {
         "page_rate": "Too many attempts. Try again in {n} minutes.",
         "page_bad_request": "The request could not be processed. Go back and try again.", "page_title": "Appointments",
         "err_day": "That date is not valid.", "err_starts_at": "That time is not valid (RFC 3339 with its offset).",
-        "state_checked_in": "You have checked in for this appointment. The QR code is no longer needed.",
+        "state_checked_in": "You have already checked in for this appointment. The QR code is no longer needed.",
         "state_no_show": "The check-in time of this appointment has passed.",
         "mail_cancelled_subject": "Appointment at {branch} on {when} cancelled",
         "mail_cancelled_text": "Hello {name},\n\nYour appointment for {service} at {branch} on {when} (number"

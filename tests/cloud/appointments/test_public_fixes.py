@@ -202,7 +202,7 @@ def test_a_checked_in_booking_cannot_be_cancelled_and_its_page_says_so(parts: tu
         assert 'id="cancel"' not in refused.text
     assert _bookings(engine)[0].status == "checked_in"
     view = client.get(f"/book/acme/v/{code}?lang=en")
-    assert "You have checked in for this appointment" in view.text
+    assert "You have already checked in for this appointment" in view.text
     assert 'id="qr"' not in view.text
     other = _code(_book(client, name="Budi", starts_at=(SLOT + timedelta(minutes=30)).isoformat()))
     client.app.state["test_clock"]["now"] = SLOT + timedelta(minutes=46)  # its check-in window (15 min) passed
@@ -303,3 +303,11 @@ def test_find_my_booking_by_number_and_contact_without_probing(parts: tuple[Test
     assert limited.status_code == 429
     assert "Too many attempts" in limited.text
     assert limited.headers["retry-after"]
+
+
+def test_the_search_answer_page_reopened_leads_to_the_booking_page(parts: tuple[TestClient[Any], Any]) -> None:
+    client, _engine = parts
+    again = client.get("/book/acme/jkt-01/find?lang=en&service=cs&day=2027-03-03&x=<y>", follow_redirects=False)
+    assert again.status_code == 303
+    assert again.headers["location"] == "/book/acme/jkt-01?lang=en&service=cs&day=2027-03-03"
+    assert "Find my booking" in client.get("/book/acme/jkt-01/find?lang=en").text
