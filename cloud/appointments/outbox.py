@@ -265,6 +265,13 @@ def _contact(conn: Connection, tenant: str, booking_id: str) -> tuple[str | None
     return contacts.normalise_email(row.email), contacts.normalise_phone(row.phone)
 
 
+def link_base(conn: Connection, tenant: str, hub_url: str) -> str:
+    """Where booking messages' links point: the tenant's public address (notification policy `public_url`), else the
+    hub's own (`app.state["public_url"]`, QMS_PUBLIC_URL); "" when neither is set — customers' links cannot be made
+    absolute, which the staff page should say."""
+    return (policy.load(conn, tenant).public_url or hub_url).rstrip("/")
+
+
 def build_message(conn: Connection, row: Any, visit: booking.Booking, to: str, now: datetime,
                   hub_url: str = "") -> OutgoingMessage:  # fmt: skip
     """The row's message: the e-mail with the QR attached, the WhatsApp template with the code, or the SMS. Its link
@@ -275,7 +282,7 @@ def build_message(conn: Connection, row: Any, visit: booking.Booking, to: str, n
     offered = {s.service_id: s for s in booking.services(conn, row.tenant_id, branch.branch_id)}
     service = offered[visit.service_id].name if visit.service_id in offered else visit.service_id
     code = booking.qr_text(conn, visit, now)
-    base = (policy.load(conn, row.tenant_id).public_url or hub_url).rstrip("/")
+    base = link_base(conn, row.tenant_id, hub_url)
     link = f"{base}/book/{row.tenant_id}/v/{code}"
     subject, text = messages.compose(row.kind, visit, branch, service, link)
     # the idempotency key the e-mail's Message-ID is made from; round 0 keeps the key of before rounds

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from litestar.testing import TestClient
 from typer.testing import CliRunner
 
-from cloud.appointments import booking
+from cloud.appointments import booking, outbox
 from cloud.appointments.tables import appt_bookings
 from cloud.cli import app as cli
 from cloud.hq_users import upsert_user
@@ -311,3 +311,11 @@ def test_the_search_answer_page_reopened_leads_to_the_booking_page(parts: tuple[
     assert again.status_code == 303
     assert again.headers["location"] == "/book/acme/jkt-01?lang=en&service=cs&day=2027-03-03"
     assert "Find my booking" in client.get("/book/acme/jkt-01/find?lang=en").text
+
+
+def test_links_are_the_tenants_address_else_the_hubs_else_unknown(engine: Any) -> None:
+    with transaction(engine) as conn:
+        assert outbox.link_base(conn, "acme", HUB) == "https://hq.example"  # the tenant's own wins
+        policy.save(conn, "acme", policy.TenantPolicy(public_url=""))
+        assert outbox.link_base(conn, "acme", HUB + "/") == HUB
+        assert outbox.link_base(conn, "acme", "") == ""  # unknown: the staff page has to say so
