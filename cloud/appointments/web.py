@@ -236,13 +236,15 @@ PUBLIC_PAGES = {"no_such_booking": "page_no_booking", "no_bookable_service": "pa
                 "unknown_branch": "page_no_branch"}  # fmt: skip
 
 
-def html_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Template:
+def html_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Template | Response[Any]:
     """A refusal on a page people open (the public booking pages; a staff form may use it too) as a friendly id/en
     page with the status kept (404, 429 with its Retry-After, 400), not problem+json: "booking not found", "this
     branch does not take bookings online", "too many attempts, try again in N minutes"."""
     status = exc.status_code
     if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-        raise exc  # the app's own handler logs it and answers 500
+        from cloud.ops.web import http_problem  # the hub's own answer (a 500 logged once)
+
+        return http_problem(request, exc)
     extra = exc.extra if isinstance(exc.extra, dict) else {}
     lang = _lang(request)
     w = WORDS[lang]
