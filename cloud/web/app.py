@@ -8,10 +8,8 @@ import logging
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from litestar import Litestar, Request, Response, get
 from litestar.params import FromPath
@@ -30,7 +28,7 @@ import cloud.notify.web
 import cloud.ops.web
 import cloud.releases.web
 import cloud.web.console
-from cloud.admin.audit import DEFAULT_ZONE
+import cloud.web.times
 from cloud.consumer import FETCH_TIMEOUT_SECONDS, EventConsumer
 from cloud.hq_users import has_accounts
 from cloud.liveness import LivenessListener
@@ -113,20 +111,6 @@ def _warn_about_console_access(engine: Engine, console_password: str) -> None:
                     " localhost only, or add an account with `qms-cloud users add`")  # fmt: skip
 
 
-def hub_time(value: str | datetime | None, zone: str = DEFAULT_ZONE) -> str:
-    """A stored UTC time as the console shows it: in the tenant's zone (Asia/Jakarta unless a branch says otherwise),
-    to the minute, with the zone's abbreviation ("2026-12-05 13:33 WIB"); "—" for none."""
-    if not value:
-        return "—"
-    at = datetime.fromisoformat(value) if isinstance(value, str) else value
-    local = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(ZoneInfo(zone))
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
-
-
-def _filters(engine: JinjaTemplateEngine) -> None:
-    engine.engine.filters["hub_time"] = hub_time
-
-
 def create_app(settings: CloudSettings) -> Litestar:
     """Build the hub's app; with NATS servers configured, the durable consumers start and stop with it."""
     engine = create_store_engine(settings.db_url)
@@ -169,7 +153,9 @@ def create_app(settings: CloudSettings) -> Litestar:
         route_handlers=[health, ticket_status, *(r for area in AREAS for r in area.ROUTES)],
         state=state,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_filters),
+        template_config=TemplateConfig(
+            directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=cloud.web.times.install
+        ),
         logging_config=None,
         before_request=settings.rate_limits.before_request,  # runs after the route's guards: the caller is known
         plugins=[ProblemDetailsPlugin()],  # refusals raised as ProblemDetailsException are RFC 9457 problem+json

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from litestar.testing import TestClient
 from typer.testing import CliRunner
 
+from cloud.admin.branches import Profile, save_profile
 from cloud.cli import app as cli
 from cloud.hq_users import disable_user
 from cloud.identity.tables import hq_tokens
@@ -128,3 +129,18 @@ def test_the_tokens_page(client: TestClient) -> None:
     assert client.get("/api/v1/branches", headers=bearer(raw)).status_code == 401
     forged = client.post("/tokens", data={"name": "x", "days": "7", "scopes": ["branches.read"]})
     assert forged.status_code == 403  # no CSRF token
+
+
+def test_the_tokens_page_shows_times_in_the_tenants_zone(client: TestClient, identity_store: str) -> None:
+    """acme's branches keep Asia/Jayapura: its tokens' times read WIT, not the default WIB."""
+    engine = create_store_engine(identity_store)
+    with engine.begin() as conn:
+        for branch_id in ("jyp-1", "jyp-2"):
+            save_profile(conn, Profile("acme", branch_id, branch_id, timezone="Asia/Jayapura"), actor="test",
+                         source_ip=None, new=True)  # fmt: skip
+    engine.dispose()
+    sign_in(client, "tina")
+    issue(client, {"name": "cron", "scopes": ["branches.read"], "days": 7, "tenant": "acme"})
+    row = client.get("/tokens?lang=en").text.split('data-token="', 1)[1].split("</tr>", 1)[0]
+    assert " WIT</td>" in row
+    assert "WIB" not in row
