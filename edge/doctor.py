@@ -369,11 +369,23 @@ def check_link(data_dir: Path, probes: Probes) -> Finding:
         return _warn("hub link", said, "pair the appliance: `qms-edge enrol --hub … --code …`")
     if link in ("appliance not running", "unknown"):
         return _fault("hub link", status, "start the appliance: `sudo systemctl start qms-edge`")
-    return _fault(
-        "hub link",
-        f"{status}" + (f"; last error: {error}" if error else ""),
-        "check the network and the hub address (QMS_NATS_URL); `qms-edge status` shows the replication lag",
-    )
+    return _fault("hub link", f"{status}" + (f"; last error: {error}" if error else ""), _link_remedy(error))
+
+
+def _link_remedy(error: str) -> str:
+    """What to do about a link that is down, by its last error (sync.liveness.describe_link_error's words): the network
+    is no remedy for a hub that reached us and refuses the credential."""
+    from sync.liveness import RETIRED
+
+    if error.startswith(RETIRED):
+        return (
+            "ask HQ to reactivate the branch (hub console, Branches), or enrol again with a new key (HQ issues a new"
+            " enrolment code, then `qms-edge enrol --hub … --code …`); the branch keeps working offline and keeps its"
+            " events meanwhile"
+        )
+    if error.startswith(("authorization failed", "permission denied")):
+        return "install this branch's own seed (QMS_NATS_NKEY) as the last error says, or enrol again"
+    return "check the network and the hub address (QMS_NATS_URL); `qms-edge status` shows the replication lag"
 
 
 def check_certificates(data_dir: Path, probes: Probes) -> list[Finding]:

@@ -133,23 +133,24 @@ class ConfigWatch:
             except Exception as exc:  # link down, refused read, or a failing handler: retried from the revision
                 delay = min(BACKOFF_MAX, backoff) * (0.5 + random.random() / 2)  # noqa: S311 - jitter
                 backoff = min(BACKOFF_MAX, backoff * 2)
-                self._failed(exc, delay)
+                self._failed(exc, delay, dropped=nc is not None and not nc.is_connected)
                 await self._sleep(delay)
             finally:
                 if nc is not None:
                     with contextlib.suppress(Exception):
                         await nc.close()
 
-    def _failed(self, exc: Exception, delay: float) -> None:
+    def _failed(self, exc: Exception, delay: float, *, dropped: bool = False) -> None:
         """Say what went wrong: a link failure once per outage for all of the link's users, a failing handler (a
-        document it cannot apply) every time."""
+        document it cannot apply) every time; `dropped`: the server closed the connection that was up (the reconnect
+        says why, `sync.link_health`)."""
         self.state, self.retry_in = "disconnected", delay
         if isinstance(exc, NatsError | JetStreamError | OSError | TimeoutError | ConfigFetchError):
             self.last_error = describe_link_error(
                 exc, None, servers=self.link.servers, tenant=self.link.tenant, branch_id=self.link.branch_id,
                 seed_file=self.link.nkey_seed_file, accepted_before=self.health.accepted,
             )  # fmt: skip
-            self.health.down(self.label, self.last_error, delay)
+            self.health.down(self.label, self.last_error, delay, dropped=dropped)
             return
         self.last_error = error_text(exc)
         log.warning("%s: %s; retry in %.1fs", self.label, self.last_error, delay)

@@ -5,6 +5,10 @@ their own NATS connection and retry with their own back-off, but an outage is on
   retired at the hub (or its key replaced there), not a credential that never worked (`sync.liveness`).
 * Who is failing, and why: the first failure for a reason nobody is failing for yet is one WARNING line, its retries
   (by any of them) are DEBUG, and when every one that failed is through again one INFO line closes the outage.
+* A connection the server closed says nothing of why: nats-server closes a user it dropped on a reload (a branch
+  retired) with no error, just as it closes everyone when it stops. Such a drop is DEBUG, and the reconnect that
+  follows says why (the retirement, or "cannot reach the cloud" when the server is down); a drop with no failed
+  reconnect since the last quiet one is said as it is (a server that keeps closing connections is not hidden).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class LinkHealth:
         self.accepted = False  # the hub took this credential once (this process, or the store says so)
         self.down_since: str | None = None
         self._failing: dict[str, str] = {}  # who is failing now, and why (a reason is logged when nobody had it)
+        self._dropped: set[str] = set()  # whose last failure was a quiet drop (the next one is said as it is)
 
     @classmethod
     def of(cls, link: LinkSettings) -> LinkHealth:
@@ -47,9 +52,17 @@ class LinkHealth:
             log.info("cloud link: through again (down since %s)", self.down_since)
             self.down_since = None
 
-    def down(self, who: str, reason: str, retry_in: float) -> None:
+    def down(self, who: str, reason: str, retry_in: float, *, dropped: bool = False) -> None:
         """`who` failed for `reason` (in words) and retries in `retry_in` s: a WARNING when nobody is failing for that
-        reason yet, DEBUG while somebody is (so one that never gets through hides no later outage)."""
+        reason yet, DEBUG while somebody is (so one that never gets through hides no later outage). `dropped`: the
+        server closed a connection that was up, which is DEBUG once, until the reconnect says why."""
+        if dropped and who not in self._dropped:
+            self._dropped.add(who)
+            log.debug("cloud link (%s): the server closed the connection; reconnecting in %.1fs to learn why",
+                      who, retry_in)  # fmt: skip
+            return
+        if not dropped:
+            self._dropped.discard(who)
         known = reason in self._failing.values()
         self._failing[who] = reason
         self.down_since = self.down_since or datetime.now(UTC).isoformat(timespec="seconds")

@@ -222,6 +222,7 @@ async def cancel(task: asyncio.Task[Any] | None) -> None:
 
 # ---- the link's errors in words ------------------------------------------------------------------------------
 
+RETIRED = "branch retired at the hub"  # how a link error about a retired branch begins (edge.doctor's remedy)
 _VIOLATION = re.compile(r"permissions violation for (publish|subscription) to \"?([^\"\s]+)\"?", re.IGNORECASE)
 _SEED_NAME = re.compile(r"^([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{1,64})\.nk$")
 
@@ -266,7 +267,7 @@ def describe_link_error(
     seed = f" (seed {seed_file})" if seed_file else ""
     if accepted_before and ("authorization violation" in text.lower() or "authentication" in text.lower()):
         return (
-            f"branch retired at the hub (or its NATS key replaced there): {where} refuses the credential it accepted"
+            f"{RETIRED} (or its NATS key replaced there): {where} refuses the credential it accepted"
             f" before{seed}; the branch keeps working offline and keeps its events until HQ reactivates {tenant}"
             f" {branch_id} (console, Branches) or, after a new key, its seed is installed (QMS_NATS_NKEY)"
         )

@@ -284,7 +284,9 @@ class Relay:
                 delay = min(self.backoff_max, backoff) * (0.5 + random.random() / 2)  # noqa: S311 - jitter
                 self.status.retry_in = delay
                 if isinstance(exc, NatsError | JetStreamError | OSError | TimeoutError | RelayRefused):
-                    self.health.down("relay", self.status.link_error or self.status.last_error, delay)
+                    # The server closed a connection that was up: why is for the reconnect to say (sync.link_health).
+                    dropped = nc is not None and nc.is_closed and not self._violation.is_set()
+                    self.health.down("relay", self.status.link_error or self.status.last_error, delay, dropped=dropped)
                 else:  # not a link failure: every one with its traceback
                     log.exception("relay: %s; retry in %.1fs", self.status.last_error, delay)
                 backoff = min(self.backoff_max, backoff * 2)

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edge.cli import app
+from sync.liveness import RETIRED, describe_link_error
 from tests.support.appliance import seed_demo
 
 
@@ -52,3 +53,26 @@ def test_an_unpaired_box_is_said_so_once(relative_box: Path) -> None:
     message = found["hub link"]
     assert "not configured (not configured)" not in message
     assert message.startswith("This appliance is not paired with a hub: no hub address (QMS_NATS_URL)"), message
+
+
+def test_a_retired_branch_is_told_to_ask_hq_not_to_check_the_network(relative_box: Path) -> None:
+    """The hub reached us and refuses a credential it took before: the network and QMS_NATS_URL are no remedy."""
+    error = describe_link_error(
+        None, "nats: 'Authorization Violation'", servers=("nats://hub.example:4222",), tenant="acme",
+        branch_id="jkt", seed_file="/var/lib/qms/acme.jkt.nk", accepted_before=True,
+    )  # fmt: skip
+    assert error.startswith(RETIRED), error
+    link = {"link": "down", "link_status": "down since 2026-12-05T06:00:00+00:00", "link_error": error,
+            "pid": os.getpid()}  # fmt: skip
+    (relative_box / "qms" / "cloud-link.json").write_text(json.dumps(link))
+    message, fix = doctor_lines("--json")["hub link"].split(" | ")
+    assert RETIRED in message, message
+    assert fix.startswith("ask HQ to reactivate the branch"), fix
+    assert "qms-edge enrol" in fix
+    assert "QMS_NATS_URL" not in fix
+    assert "check the network" not in fix
+    # a link down for want of the server keeps the network remedy
+    link["link_error"] = "cannot reach the cloud at nats://hub.example:4222: connection refused or server down"
+    (relative_box / "qms" / "cloud-link.json").write_text(json.dumps(link))
+    fix = doctor_lines("--json")["hub link"].split(" | ")[1]
+    assert fix.startswith("check the network and the hub address (QMS_NATS_URL)"), fix

@@ -24,11 +24,12 @@ from cloud.kv_publish import ensure_bucket
 from sync.appointments import BOOKINGS_BUCKET
 from sync.config_watch import ConfigEntry, ConfigWatch
 from sync.hq_alerts import ALERTS_BUCKET
-from sync.relay import CONFIG_BUCKET, LinkSettings
+from sync.relay import CONFIG_BUCKET, LinkSettings, Relay
 from sync.staff import STAFF_BUCKET
 from tests.support.appliance import RunningAppliance, run_cli, seed_demo
 from tests.support.cloud_hub import wait_until
 from tests.support.nats_server import NatsServer
+from tests.support.relay_source import ListSource
 from tests.sync.test_link_status import BRANCH, HUB_PASSWORD, TENANT, authorized_server, create_stream, replication
 
 pytestmark = pytest.mark.slow
@@ -114,6 +115,9 @@ def test_a_retired_branch_backs_off_says_it_once_and_comes_back(
             assert len(retired) == 1, retired
             assert retired[0]["level"] == "warning"
             assert retired[0]["logger"] == "qms.link"
+            link_warnings = [line["message"] for line in lines if line["logger"] == "qms.link"
+                             and line["level"] in ("warning", "error")]  # fmt: skip
+            assert link_warnings == [retired[0]["message"]], link_warnings  # not also "cannot reach the cloud"
             chatter = [line for line in lines if line["level"] in ("warning", "error")
                        and line["logger"] in ("qms.config_watch", "qms.relay")]  # fmt: skip
             assert chatter == [], chatter
@@ -157,3 +161,83 @@ async def test_a_watch_whose_reads_fail_backs_off_although_it_connects(
 
 async def _never(entry: ConfigEntry) -> None:
     raise AssertionError(f"no entry expected, got revision {entry.revision}")
+
+
+async def test_retirement_while_connected_is_the_only_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A reload that drops the branch's user closes its connected relay's and watcher's connections with no error (a
+    plain end of stream, as when the server stops): that outage is the retirement, one warning, never also "cannot
+    reach the cloud … connection refused or server down" (QA: both within 200 ms, in either order)."""
+    caplog.set_level(logging.DEBUG, logger="qms.link")
+    keys = tmp_path / "keys"
+    server = authorized_server(tmp_path / "nats", keys, (BRANCH,))
+    try:
+        await create_stream(server)
+        await _buckets(server)
+        link = LinkSettings(servers=(server.url,), tenant=TENANT, branch_id=BRANCH,
+                            nkey_seed_file=str(keys / f"{TENANT}.{BRANCH}.nk"))  # fmt: skip
+        relay = Relay(link, ListSource([]), cursor=0, idle_poll=0.2)
+        watch = ConfigWatch(link, _never, poll_seconds=0.2)
+        relay.start()
+        watch.start()
+        try:
+            await _until(lambda: relay.status.link == "connected" and watch.state == "connected",
+                                   what="both connected")  # fmt: skip
+            _users(server)  # retired
+            await _until(lambda: relay.status.link == "down" and watch.last_error, what="both down")
+            await asyncio.sleep(2)  # both retry (and fail) a few times
+        finally:
+            await relay.stop()
+            await watch.stop()
+    finally:
+        server.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "qms.link" and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert RETIRED in warnings[0], warnings
+    assert relay.status.link_error is not None
+    assert relay.status.link_error.startswith(RETIRED), relay.status.link_error
+    assert watch.last_error is not None
+    assert watch.last_error.startswith(RETIRED), watch.last_error
+
+
+async def _until(condition: Any, *, what: str) -> None:
+    """Await `condition()` turning true (polled every 20 ms in the test's own loop, for at most 15 s)."""
+    try:
+        async with asyncio.timeout(15):
+            while not condition():  # noqa: ASYNC110 - the relay and the watch expose no event to await
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+async def test_a_stopped_server_while_connected_is_still_cannot_reach(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The drop that says nothing (above) hides no real outage: the server stopped, the reconnect is refused, and
+    that is the one warning."""
+    caplog.set_level(logging.DEBUG, logger="qms.link")
+    with NatsServer(tmp_path / "nats") as server:
+        await create_stream_plain(server)
+        link = LinkSettings(servers=(server.url,), tenant=TENANT, branch_id="stopped")
+        relay = Relay(link, ListSource([]), cursor=0, idle_poll=0.2)
+        relay.start()
+        try:
+            await _until(lambda: relay.status.link == "connected", what="connected")
+            server.stop()
+            await _until(lambda: relay.status.link == "down", what="down")
+            await _until(lambda: any(r.levelno == logging.WARNING for r in caplog.records if r.name == "qms.link"),
+                         what="the warning")  # fmt: skip
+        finally:
+            await relay.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "qms.link" and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "cannot reach the cloud" in warnings[0], warnings
+    assert any("closed the connection" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
+
+
+async def create_stream_plain(server: NatsServer) -> None:
+    """The event stream on a server without users."""
+    nc = await nats.connect(server.url)
+    try:
+        await nc.jetstream().add_stream(name="QMS_EVENTS", subjects=["qms.evt.>"])
+    finally:
+        await nc.close()
