@@ -439,6 +439,10 @@ class Relay:
     async def _acks(self, futures: list[asyncio.Future[Any]]) -> list[Any]:
         """Every ack of a batch, cut short when the server refuses our subject (its acks would never come)."""
         gathered = asyncio.ensure_future(asyncio.gather(*futures))
+        # Dropped unawaited when the server refuses the batch (or the acks time out, or the relay stops): its outcome
+        # (a CancelledError, once its acks are cancelled) is retrieved here, else asyncio logs "_GatheringFuture
+        # exception was never retrieved" beside the refusal.
+        gathered.add_done_callback(_retrieve)
         refused = asyncio.ensure_future(self._violation.wait())
         try:
             done, _pending = await asyncio.wait({gathered, refused}, timeout=self.ack_timeout,
@@ -451,6 +455,12 @@ class Relay:
         if refused in done:
             raise RelayRefused(self.status.server_error or f"permissions violation for publish to {self.subject}")
         raise TimeoutError(f"no acknowledgement within {self.ack_timeout:g} s")
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a finished future's exception as seen (nobody awaits it any more)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class RelayRefused(Exception):

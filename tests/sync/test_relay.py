@@ -5,7 +5,9 @@ exactly once, in order, with the hash chain verified."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +24,7 @@ from sync.relay import STREAM, LinkSettings, Outgoing, Relay, event_subject
 from tests.support.appliance import RunningAppliance, free_port, run_cli, seed_demo
 from tests.support.cloud_hub import CloudHub, wait_until
 from tests.support.nats_server import NatsServer
+from tests.support.relay_source import ListSource
 
 pytestmark = pytest.mark.slow
 BRANCH = "jkt-sudirman"
@@ -231,3 +234,34 @@ async def wait_for(condition: object, what: str, seconds: float = 30.0) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {seconds}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def test_a_refused_batch_leaves_no_unretrieved_gather(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A seed of another branch: the server refuses the batch's publishes and the relay stops waiting for their acks.
+    The gather of those acks was cancelled and dropped, so asyncio logged "_GatheringFuture exception was never
+    retrieved … CancelledError" next to the right "permission denied" (QA, first start with a wrong seed)."""
+    from tests.sync.test_link_status import OTHER, authorized_server, create_stream
+
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    keys = tmp_path / "keys"
+    server = authorized_server(tmp_path / "nats", keys, (BRANCH, OTHER))
+    try:
+        await create_stream(server)
+        link = LinkSettings(servers=(server.url,), tenant=TENANT, branch_id=BRANCH,
+                            nkey_seed_file=str(keys / f"{TENANT}.{OTHER}.nk"))  # fmt: skip
+        events = [Outgoing(seq=n, payload=b"{}", occurred_at=0.0) for n in range(1, 4)]
+        relay = Relay(link, ListSource(events), cursor=0, backoff_initial=0.05, backoff_max=0.2)
+        relay.start()
+        try:
+            await wait_for(lambda: (relay.status.link_error or "").startswith("permission denied"), "the refusal")
+            await wait_for(lambda: relay.status.batches == 0 and relay.status.retry_in is not None, "a retry")
+            await asyncio.sleep(0.5)  # a few refused batches more
+        finally:
+            await relay.stop()
+    finally:
+        server.stop()
+    gc.collect()  # an unretrieved future says so when it is collected
+    await asyncio.sleep(0)
+    unretrieved = [r.getMessage() for r in caplog.records if "never retrieved" in r.getMessage()]
+    assert unretrieved == [], unretrieved
+    assert relay.status.acked_seq == 0
