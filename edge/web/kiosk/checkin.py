@@ -26,8 +26,10 @@ from edge.web.problems import PROBLEM_MEDIA_TYPE, ApiError, Problem
 from edge.web.schemas import Lang
 
 # Whatever a scanner read: any QR (a web address, a payment code) is a well-formed request that is not one of ours,
-# refused as `422 checkin_invalid` like a forged code; 4296 characters is the most a QR symbol holds.
-QrText = Annotated[str, Meta(min_length=1, max_length=4296, description="the QR's text as read (any text)")]
+# refused as `422 checkin_invalid` like a forged code. 7089 characters is the most a QR symbol holds (version 40-L, all
+# digits; 4296 in its alphanumeric mode); only longer text, which no scanner reads from a QR, is a `400`.
+QR_MAX_CHARS = 7089
+QrText = Annotated[str, Meta(min_length=1, max_length=QR_MAX_CHARS, description="the QR's text as read (any text)")]
 
 
 class CheckinRequest(Struct, forbid_unknown_fields=True, kw_only=True):

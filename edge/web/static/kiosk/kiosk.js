@@ -452,6 +452,8 @@
       if (err instanceof Refused && err.status === 401) show("unpaired");
       else if (err instanceof Refused && err.body.code && err.body.code.startsWith("checkin_")) {
         message(w(err.body.code, { time: (err.body.opens_at || "").slice(11) }));
+      } else if (err instanceof Refused && err.status === 400) {
+        message(w("checkin_invalid")); // text longer than any QR holds: not one of ours, said as such
       } else message(w("error"));
     } finally {
       busy(false);
