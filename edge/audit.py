@@ -28,6 +28,21 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     detail: dict[str, Any] = {}
     ip: str | None = None
     user_agent: str | None = None
+    new_ticket: bool = False  # the command makes a ticket: its id and number join `detail` when it is written
+
+
+def with_ticket(entry: AuditEntry, response: Any) -> AuditEntry:
+    """`entry` as written for a command that answered `response`: with the ticket it made (`ticket_id`, `new_number`)
+    when it asked for it (`new_ticket`), else as it is."""
+    if not entry.new_ticket or not isinstance(response, dict) or not response.get("ticket_id"):
+        return entry
+    made = {"ticket_id": response["ticket_id"], "new_number": response.get("ticket_number")}
+    return msgspec.structs.replace(entry, detail={**entry.detail, **made})
+
+
+def making_ticket(entry: AuditEntry) -> AuditEntry:
+    """`entry` for a command that makes a ticket: written with the ticket's id and number (`with_ticket`)."""
+    return msgspec.structs.replace(entry, new_ticket=True)
 
 
 def technician_entry(action: str, target: str | None, detail: dict[str, Any]) -> AuditEntry:

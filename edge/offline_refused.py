@@ -24,12 +24,15 @@ State = Literal["open", "issued", "dismissed"]
 STATES: tuple[State, ...] = ("open", "issued", "dismissed")
 _encoder = msgspec.json.Encoder()
 
-# Why the appliance refused an offline ticket, as staff read it (keys: the engine's refusal codes; `other` for the
-# rest, whose English detail is shown beside it).
+# Why the appliance refused an offline ticket, as staff read it (keys: the engine's refusal codes, `lease_unknown` for
+# a `lease_not_found` whose lease this appliance never granted (see `record`); `other` for the rest, whose English
+# detail is shown beside it).
 REFUSED_WORDS: dict[str, dict[str, str]] = {
     "id": {
         "lease_not_found": "Nomor ini dipinjam untuk hari kerja sebelumnya (tiket dibuat sebelum hari ditutup atau "
         "baru tersinkron setelah pergantian hari).",
+        "lease_unknown": "Blok nomor kios ini tidak dikenal appliance ini (dipinjam dari appliance lain, atau sebelum "
+        "cadangan dipulihkan).",
         "lease_wrong_device": "Nomor ini dipinjam oleh kios lain.",
         "lease_number_invalid": "Nomor ini tidak termasuk blok yang dipinjam kios.",
         "lease_number_used": "Nomor ini sudah dipakai tiket lain.",
@@ -42,6 +45,8 @@ REFUSED_WORDS: dict[str, dict[str, str]] = {
     "en": {
         "lease_not_found": "The number was leased for an earlier business day (issued before the day closed, or "
         "synced after the day changed).",
+        "lease_unknown": "The kiosk's number range is unknown to this appliance (leased from another appliance, or "
+        "before a backup was restored).",
         "lease_wrong_device": "The number was leased to another kiosk.",
         "lease_number_invalid": "The number is not in the block the kiosk leased.",
         "lease_number_used": "The number is already used by another ticket.",
@@ -78,6 +83,15 @@ class RefusedTicket(msgspec.Struct, frozen=True, kw_only=True):
 
 
 COLUMNS = ", ".join(RefusedTicket.__struct_fields__)
+
+
+NO_NUMBER = "\u2014"  # a refused ticket whose printed number is not known (its lease is unknown here)
+
+
+def printed_number(ticket: RefusedTicket) -> str:
+    """The number as the kiosk printed it (its service's prefix and digits), or "—" when the appliance cannot know it
+    (never "#1": that is no number anybody holds)."""
+    return ticket.ticket_number or NO_NUMBER
 
 
 def reason_text(code: str, lang: str) -> str:
@@ -147,7 +161,11 @@ def record(
 ) -> bool:
     """Keep a refused offline ticket (`item`: the kiosk's OfflineTicket), in the writer's transaction; True when new.
 
-    The same temporary id again only counts another attempt: one row per ticket the customer holds."""
+    The same temporary id again only counts another attempt: one row per ticket the customer holds. The engine's
+    `lease_not_found` (no such lease today) is kept as `lease_unknown` when this appliance never granted the lease at
+    all (no earlier day's lease in its log either): not "leased for an earlier business day"."""
+    if code == "lease_not_found" and about.service_id is None:
+        code = "lease_unknown"
     again = conn.execute(
         "UPDATE offline_refused SET attempts = attempts + 1 WHERE temp_id = ?", (item.temp_id,)
     ).rowcount

@@ -20,7 +20,7 @@ import msgspec
 import uuid_utils
 
 from edge import pii
-from edge.audit import AuditEntry
+from edge.audit import AuditEntry, with_ticket
 from edge.audit import insert as insert_audit
 from edge.engine import Ticket, decide, evolve
 from edge.engine import commands as c
@@ -338,7 +338,8 @@ class QueueService:
         except DomainError as exc:
             return work, None, exc
         if work.audit is not None and not outcome.replayed:
-            insert_audit(self._conn, work.audit, now, outcome.events[-1].seq if outcome.events else None)
+            entry = with_ticket(work.audit, outcome.response)
+            insert_audit(self._conn, entry, now, outcome.events[-1].seq if outcome.events else None)
         return work, outcome, None
 
     def _command(self, cmd: c.Command, now: datetime, committed: list[Event], touched: dict[str, Ticket]) -> Outcome:

@@ -15,6 +15,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from msgspec import Struct
 
 from edge import offline_refused
+from edge.audit import making_ticket
 from edge.engine.model import ticket_decoder
 from edge.views import ticket_view
 from edge.web.deps import Appliance, appliance, audit_entry, require_role
@@ -147,9 +148,10 @@ async def offline_refused_issue(request: Request[Any, Any, Any], principal: Call
         raise ApiError(409, "offline_refused_handled", f"this refused ticket was {found.state}", state=found.state)
     if found.service_id is None:
         raise ApiError(422, "offline_refused_no_service", "the refused ticket's service is not known: dismiss it")
-    number = found.ticket_number or f"#{found.seq_no}"
+    number = offline_refused.printed_number(found)
     audit = audit_entry(request, principal.username, principal.role, "offline_issue", f"offline:{temp_id}",
                         offline_number=number, refusal=found.code, via="api")  # fmt: skip
+    audit = making_ticket(audit)  # with the new ticket's id and number
     outcome = await asyncio.wrap_future(app.service.submit(issue_command(found, principal.username), audit=audit))
     ticket: dict[str, Any] = outcome.response
     await resolve_refused(app, temp_id, "issued", principal.username, None, ticket)
@@ -170,7 +172,7 @@ async def offline_refused_dismiss(request: Request[Any, Any, Any], principal: Ca
     found = _found(app, temp_id)
     if found.state == "open":
         audit = audit_entry(request, principal.username, principal.role, "offline_dismiss", f"offline:{temp_id}",
-                            offline_number=found.ticket_number or f"#{found.seq_no}", refusal=found.code,
+                            offline_number=offline_refused.printed_number(found), refusal=found.code,
                             via="api")  # fmt: skip
         if await resolve_refused(app, temp_id, "dismissed", principal.username, audit):
             return _view(_found(app, temp_id), lang, _zone(app))

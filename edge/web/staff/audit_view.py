@@ -46,8 +46,8 @@ FIELD_LABELS = {
 ITEM_KINDS = {"service": "services", "counter": "counters", "area": "areas"}
 # Detail keys of other parts' audit rows, labelled here (refused offline tickets: edge.web.staff.offline_refused).
 DETAIL_WORDS = {
-    "id": {"offline_number": "nomor tiket offline", "refusal": "alasan penolakan"},
-    "en": {"offline_number": "offline ticket number", "refusal": "refusal reason"},
+    "id": {"offline_number": "nomor tiket offline", "refusal": "alasan penolakan", "new_number": "nomor tiket baru"},
+    "en": {"offline_number": "offline ticket number", "refusal": "refusal reason", "new_number": "new ticket number"},
 }
 SKIP = frozenset({"version", "services", "counters", "areas", "kiosk", "signage", "config_hash"})
 

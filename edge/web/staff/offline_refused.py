@@ -13,6 +13,7 @@ from litestar.di import Provide
 
 from edge import offline_refused
 from edge.audit import insert as insert_audit
+from edge.audit import making_ticket
 from edge.engine import commands as c
 from edge.engine.errors import DomainError
 from edge.web.deps import Appliance, appliance
@@ -39,7 +40,7 @@ def floor_rows(app: Appliance, lang: str) -> list[dict[str, Any]]:
         names = t.service_names
         rows.append({
             "temp_id": t.temp_id,
-            "number": t.ticket_number or f"#{t.seq_no}",
+            "number": offline_refused.printed_number(t),
             "service": names.get(lang) or names.get("") or t.service_id or "\u2013",
             "issued": t.issued_at.astimezone(tz).strftime("%d/%m/%Y %H:%M"),
             "device_id": t.device_id,
@@ -73,7 +74,7 @@ class OfflineRefusedPages(Controller):
             raise Refused("not_found", status=404)
         if found.state != "open":
             return answer(request, BACK, False, _("This refused ticket was already handled."), status=409)
-        number = found.ticket_number or f"#{found.seq_no}"
+        number = offline_refused.printed_number(found)
         action = str(form.get("action") or "")
         if action == "dismiss":
             audit = entry(request, staff.username, staff.role, "offline_dismiss", target=f"offline:{temp_id}",
@@ -83,8 +84,8 @@ class OfflineRefusedPages(Controller):
             return answer(request, BACK, True, _("Refused ticket %(n)s dismissed.", n=number))
         if action != "issue" or found.service_id is None:
             raise Refused("input", status=422)
-        audit = entry(request, staff.username, staff.role, "offline_issue", target=f"offline:{temp_id}",
-                      offline_number=number, refusal=found.code)  # fmt: skip
+        audit = making_ticket(entry(request, staff.username, staff.role, "offline_issue", target=f"offline:{temp_id}",
+                                    offline_number=number, refusal=found.code))  # fmt: skip
         try:
             ticket = await run(app, issue_command(found, staff.username), audit)
         except DomainError as exc:

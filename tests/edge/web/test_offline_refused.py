@@ -5,6 +5,7 @@ the ones not handled."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from datetime import UTC, datetime
@@ -158,7 +159,15 @@ def test_a_supervisor_issues_a_real_ticket_for_it_once(api: Api, data_dir: Path)
     actions = conn.execute("SELECT action, target, detail FROM audit WHERE action LIKE 'offline_%'").fetchall()
     conn.close()
     assert [(a, t) for a, t, _ in actions] == [("offline_issue", f"offline:{item['temp_id']}")]
-    assert '"offline_number":"A902"' in actions[0][2].replace(" ", "")
+    detail = json.loads(actions[0][2])
+    assert detail["offline_number"] == "A902"
+    assert (detail["ticket_id"], detail["new_number"]) == (ticket["ticket_id"], new[1])  # the ticket it became
+    r = api.client.post("/staff/login", data={"username": "admin", "password": "demo"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    for lang, label in (("id", "nomor tiket baru"), ("en", "new ticket number")):
+        api.client.get(f"/staff/lang/{lang}", follow_redirects=False)
+        (line,) = [x for x in api.client.get("/staff/admin/audit.csv").text.splitlines() if "offline:" in x]
+        assert f"{label}: {new[1]}" in line, line
 
 
 def test_the_floor_speaks_english_too_and_agents_are_refused(api: Api) -> None:
@@ -270,6 +279,9 @@ def test_an_integrator_issues_once_and_dismisses_by_json(api: Api) -> None:
     assert [(a, t) for a, t, _ in rows] == [("offline_issue", f"offline:{first['temp_id']}"),
                                              ("offline_dismiss", f"offline:{second['temp_id']}")]  # fmt: skip
     assert all('"via":"api"' in d.replace(" ", "") for _, _, d in rows)
+    issue_detail = json.loads(rows[0][2])
+    assert (issue_detail["ticket_id"], issue_detail["new_number"]) == (ticket["ticket_id"], ticket["ticket_number"])
+    assert "ticket_id" not in json.loads(rows[1][2])  # a dismissal made no ticket
 
 
 def audit_rows(api: Api) -> list[tuple[str, str, str]]:
@@ -303,3 +315,37 @@ def test_the_audit_viewer_labels_the_offline_number_and_the_refusal(api: Api) ->
         label = expected[0].split(":")[0]
         assert f'<span class="kv-key">{label}</span> <strong>A901</strong>' in page.text
         assert '<span class="kv-key">offline_number</span>' not in page.text  # the raw key, as before
+
+
+def test_a_lease_this_appliance_never_granted_is_said_so_with_no_made_up_number(api: Api) -> None:
+    """A lease id the appliance never knew (not yesterday's: none of its days): the engine's `lease_not_found` is kept
+    as `lease_unknown`, whose words do not say "an earlier business day", and its number, which nobody can know here,
+    is "—" on the floor, in the API and in the audit row (before: "#1", a number nobody holds)."""
+    item = {"temp_id": "off-nowhere-1", "lease_id": "nowhere", "seq_no": 1, "issued_at": datetime.now(UTC).isoformat(),
+            "lang": "en"}  # fmt: skip
+    (result,) = reconcile(api, item)
+    assert (result["code"], result["recorded"]) == ("lease_not_found", True)  # the kiosk's answer is the engine's
+    (row,) = refused(api, lang="en")["tickets"]
+    assert (row["code"], row["ticket_number"], row["service_id"]) == ("lease_unknown", None, None)
+    assert row["reason"].startswith("The kiosk's number range is unknown to this appliance"), row["reason"]
+    assert "earlier business day" not in row["reason"]
+    assert refused(api, lang="id")["tickets"][0]["reason"].startswith("Blok nomor kios ini tidak dikenal appliance ini")
+    staff = Supervisor(api.client, lang="en")
+    floor = staff.floor()
+    row_html = re.search(r'<tr data-refused="([^"]*)" data-code="lease_unknown">(.*?)</tr>', floor, re.S)
+    assert row_html, floor
+    assert row_html[1] == "\u2014"
+    assert "number range is unknown to this appliance" in row_html[2]
+    assert "#1" not in row_html[2]
+    assert staff.act("dismiss", item["temp_id"]).json()["ok"]
+    ((action, _target, detail),) = audit_rows(api)
+    assert action == "offline_dismiss"
+    assert json.loads(detail)["offline_number"] == "\u2014"
+    assert json.loads(detail)["refusal"] == "lease_unknown"
+    r = api.client.post("/staff/login", data={"username": "admin", "password": "demo"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    for lang, words in (("en", "The kiosk's number range is unknown"), ("id", "Blok nomor kios ini tidak dikenal")):
+        api.client.get(f"/staff/lang/{lang}", follow_redirects=False)
+        (line,) = [x for x in api.client.get("/staff/admin/audit.csv").text.splitlines() if "offline_dismiss" in x]
+        assert words in line, line
+        assert "(lease_unknown)" in line
