@@ -474,6 +474,13 @@ def replay(conn: Connection, tenant: str, message_id: int, now: datetime) -> boo
     )  # fmt: skip
 
 
+def message_status(conn: Connection, tenant: str, message_id: int) -> str | None:
+    """The status of the tenant's booking message `message_id`, or None when the tenant has no such message."""
+    return conn.execute(
+        sa.select(appt_messages.c.status).where(appt_messages.c.id == message_id, appt_messages.c.tenant_id == tenant)
+    ).scalar_one_or_none()
+
+
 def message_log(conn: Connection, tenant: str, booking_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     """Each booking's messages (kind, round, channel, status, attempts, reason, when sent and delivered: never the
     contact), for the staff page and the bookings JSON."""

@@ -29,7 +29,13 @@ import sqlalchemy as sa
 from litestar import Litestar, MediaType, Request, Response, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException, ValidationException
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
 from litestar.params import Body, FromPath, JSONBody
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response import Redirect, Template
@@ -155,10 +161,49 @@ def problem(status: int, code: str, detail: str, headers: dict[str, str] | None 
                                    detail=detail, headers=headers, extra={"code": code, **extra})  # fmt: skip
 
 
+# what the JSON API says of a bad field (`errors`: field -> reason), for the pages' word keys of the same checks
+API_REASONS = {
+    "err_name": f"a name of 1-{NAME_MAX} characters without control characters is required",
+    "err_email": "not an e-mail address (or it holds a control character)",
+    "err_phone": "a phone number is digits, spaces, dashes and a leading + (6-20 characters)",
+    "err_unknown_service": "required: the id of one of the branch's bookable services",
+    "err_day": "a real date as YYYY-MM-DD is required",
+}
+STARTS_AT_REQUIRED = "required: an RFC 3339 time with offset (2026-12-07T10:30:00+07:00)"
+
+
 def invalid(errors: dict[str, str]) -> ProblemDetailsException:
-    """400 `invalid_fields`: every bad field at once (`fields`, sorted) with why (`errors`: field -> reason key)."""
+    """400 `invalid_fields`: every bad field at once (`fields`, sorted) with why (`errors`: field -> an English reason
+    for people reading the answer; a page's word key is said as API_REASONS says it)."""
     return problem(400, "invalid_fields", "invalid " + ", ".join(sorted(errors)), fields=sorted(errors),
-                   errors={k: errors[k] for k in sorted(errors)})  # fmt: skip
+                   errors={k: API_REASONS.get(errors[k], errors[k]) for k in sorted(errors)})  # fmt: skip
+
+
+def _starts_at(value: Any) -> datetime:
+    """A JSON body's `starts_at`, or 400 `invalid_fields` saying why (missing, not a string, no offset, ...)."""
+    if value is None or value == "":
+        raise invalid({"starts_at": STARTS_AT_REQUIRED})
+    if not isinstance(value, str):
+        raise invalid({"starts_at": f"must be a string: an RFC 3339 time with offset, not {type(value).__name__}"})
+    try:
+        return _at(value.strip())
+    except ValidationException as exc:
+        raise invalid({"starts_at": str(exc.detail)}) from None
+
+
+def body_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """A JSON route's body that is not JSON or not an object: 400 `invalid_body` (type urn:qms:problem:invalid_body)
+    like the appointments API's other refusals; any other refusal is the hub's own answer."""
+    if exc.status_code != HTTPStatus.BAD_REQUEST or not isinstance(exc, ClientException):
+        from cloud.ops.web import http_problem
+
+        return http_problem(request, exc)
+    body = {"type": "urn:qms:problem:invalid_body", "title": HTTPStatus(400).phrase, "status": 400,
+            "detail": "the body must be a JSON object", "code": "invalid_body"}  # fmt: skip
+    return Response(body, status_code=400, media_type="application/problem+json")
+
+
+JSON_ERRORS: dict[Any, Any] = {ClientException: body_problem}
 
 
 def _strict_day(text: str | None, fallback: date) -> date:
@@ -182,11 +227,13 @@ def _at(text: str) -> datetime:
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
-        raise ValidationException("starts_at must be an RFC 3339 time", extra={"fields": ["starts_at"]}) from None
+        raise ValidationException("an RFC 3339 time with offset is required", extra={"fields": ["starts_at"]}) from None
     if at.tzinfo is None:
-        raise ValidationException("starts_at needs its offset", extra={"fields": ["starts_at"]})
+        raise ValidationException("an RFC 3339 time with offset is required: this one has no offset",
+                                  extra={"fields": ["starts_at"]})  # fmt: skip
     if not YEARS[0] <= at.year <= YEARS[1]:  # also keeps the zone conversions inside datetime's range
-        raise ValidationException("starts_at is out of range", extra={"fields": ["starts_at"]})
+        raise ValidationException(f"out of range: a year from {YEARS[0]} to {YEARS[1]} is required",
+                                  extra={"fields": ["starts_at"]})  # fmt: skip
     return at
 
 
@@ -469,7 +516,7 @@ def booking_ics(request: Request[Any, Any, Any], tenant: FromPath[str], code: Fr
                                service.slot_minutes if service else 30, address or "", page, lang)  # fmt: skip
     return Response(
         body,
-        media_type="text/calendar; charset=utf-8",
+        media_type="text/calendar",  # Litestar adds "; charset=utf-8" to a text/ type itself
         headers={
             "Content-Disposition": f'attachment; filename="booking-{found.booking_id}.ics"',
             "Cache-Control": "no-store",
@@ -615,6 +662,8 @@ def _staff_view(request: Request[Any, Any, Any], tenant: str, branch_id: str, da
         configured = booking.configured_services(conn, tenant, branch_id)
         slots = {s.service_id: booking.day_slots(conn, branch, s.service_id, day, now) for s in services}
         numbers = admin.ticket_numbers(conn, tenant, branch_id, [b["ticket_id"] for b in bookings])
+        # no public address known: the customers' messages cannot carry a link to their booking's page
+        links_unknown = outbox.link_base(conn, tenant, str(request.app.state.get("public_url") or "")) == ""
     zone = ZoneInfo(branch.zone)
     free = {sid: [{"value": s.starts_at.isoformat(), "label": s.starts_at.astimezone(zone).strftime("%H:%M"),
                    "left": s.left} for s in v if s.left] for sid, v in slots.items()}  # fmt: skip
@@ -633,7 +682,7 @@ def _staff_view(request: Request[Any, Any, Any], tenant: str, branch_id: str, da
                  services=services, all_services=all_services, free=free, counts=counts, active="appointments",
                  can_manage=user.can("appointments.manage"), saved=saved, error=error, status_word=_status_word,
                  names=names, derived=derived, numbers=numbers, configured=configured, service_form=service_form,
-                 policy_form=policy_form, errors=errors or {},
+                 policy_form=policy_form, errors=errors or {}, links_unknown=links_unknown,
                  local_time=lambda at: datetime.fromisoformat(at).astimezone(zone).strftime("%d/%m %H:%M"))  # fmt: skip
 
 
@@ -664,9 +713,13 @@ def staff_book(
     if errors:
         return _back(tenant, branch_id, day, _lang(request), error=next(iter(errors.values())))
     try:
+        at = _at(form.get("starts_at", ""))
+    except ValidationException:  # a time the form never offers: back to the page saying so
+        return _back(tenant, branch_id, day, _lang(request), error="err_starts_at")
+    try:
         with transaction(_engine(request)) as conn:
             branch = _branch_or_404(conn, tenant, branch_id)
-            booking.book(conn, branch, form.get("service_id", ""), _at(form.get("starts_at", "")), name=form["name"],
+            booking.book(conn, branch, form.get("service_id", ""), at, name=form["name"],
                          email=form.get("email") or None, phone=form.get("phone") or None, lang=lang,
                          actor=_user(request).username or "staff", now=_now(request))  # fmt: skip
     except booking.BookingRefused as exc:
@@ -685,10 +738,16 @@ def staff_change(
     action: FromPath[str],
     data: dict[str, Any] = Body(media_type=RequestEncodingType.URL_ENCODED),
 ) -> Redirect:
-    """Cancel or reschedule a booking."""
+    """Cancel or reschedule a booking; a refusal (or a malformed new time) goes back to the page saying why."""
     require_branch(_user(request), tenant, branch_id)
     form = _form(data)
     day = form.get("day", "")
+    at: datetime | None = None
+    if action == "reschedule":
+        try:
+            at = _at(form.get("starts_at", ""))
+        except ValidationException:
+            return _back(tenant, branch_id, day, _lang(request), error="err_starts_at")
     try:
         with transaction(_engine(request)) as conn:
             found = booking.get(conn, tenant, booking_id)
@@ -696,9 +755,9 @@ def staff_change(
                 raise NotFoundException("no such booking")
             if action == "cancel":
                 booking.cancel(conn, tenant, booking_id, _now(request))
-            elif action == "reschedule":
+            elif action == "reschedule" and at is not None:
                 branch = _branch_or_404(conn, tenant, branch_id)
-                booking.reschedule(conn, branch, booking_id, _at(form.get("starts_at", "")), _now(request))
+                booking.reschedule(conn, branch, booking_id, at, _now(request))
             else:
                 raise NotFoundException("no such action")
     except booking.BookingRefused as exc:
@@ -902,21 +961,22 @@ def bookings_json(request: Request[Any, Any, Any], tenant: FromPath[str], branch
 
 
 @post("/api/v1/appointments/{tenant:str}/{branch_id:str}/bookings", sync_to_thread=True,
-      guards=[requires("appointments.manage")])  # fmt: skip
+      guards=[requires("appointments.manage")], exception_handlers=JSON_ERRORS)  # fmt: skip
 def book_json(
     request: Request[Any, Any, Any], tenant: FromPath[str], branch_id: FromPath[str], data: JSONBody[dict[str, Any]]
 ) -> Response[dict[str, Any]]:
     """Book: `{service_id, starts_at, name, email?, phone?, lang?}` -> 201 `{booking_id, starts_at, day, qr_text}`;
     a full slot is 409 `slot_full`, a closed day 409 `day_closed`, an unknown service 422 `unknown_service`; bad
-    fields are 400 `invalid_fields` listing every one (`fields`, and `errors` with why)."""
+    fields are 400 `invalid_fields` listing every one (`fields`, and `errors` with why); a body that is not a JSON
+    object is 400 `invalid_body`."""
     require_branch(_user(request), tenant, branch_id)
     form = {k: v.strip() for k, v in data.items() if isinstance(v, str)}
     errors = _contact_errors(form)
     at: datetime | None = None
     try:
-        at = _at(form.get("starts_at", ""))
-    except ValidationException:
-        errors["starts_at"] = "err_starts_at"
+        at = _starts_at(data.get("starts_at"))
+    except ProblemDetailsException as exc:
+        errors["starts_at"] = exc.extra["errors"]["starts_at"] if isinstance(exc.extra, dict) else "invalid"
     if not form.get("service_id"):
         errors["service_id"] = "err_unknown_service"
     if errors or at is None:
@@ -989,7 +1049,7 @@ def cancel_json(
 
 
 @post("/api/v1/appointments/{tenant:str}/{branch_id:str}/bookings/{booking_id:str}/reschedule", sync_to_thread=True,
-      guards=[requires("appointments.manage")], status_code=200)  # fmt: skip
+      guards=[requires("appointments.manage")], status_code=200, exception_handlers=JSON_ERRORS)  # fmt: skip
 def reschedule_json(
     request: Request[Any, Any, Any],
     tenant: FromPath[str],
@@ -999,13 +1059,10 @@ def reschedule_json(
 ) -> Response[dict[str, Any]]:
     """Move a booking to another slot of its service: `{starts_at}` (RFC 3339 with offset) -> 200 as cancel, with
     the new `qr_text` (a new one when the day changed: the old code no longer checks in). 400 for a malformed
-    `starts_at`; 404 `not_found`; 409 `slot_full`, `day_closed`, `past`, `no_slot`, `cancelled`, `checked_in`."""
+    `starts_at` (`errors.starts_at` says why), `invalid_body` for a body that is not a JSON object; 404
+    `not_found`; 409 `slot_full`, `day_closed`, `past`, `no_slot`, `cancelled`, `checked_in`."""
     require_branch(_user(request), tenant, branch_id)  # out of scope is a 404 before the body is read
-    text = data.get("starts_at")
-    try:
-        at = _at(text.strip() if isinstance(text, str) else "")
-    except ValidationException:
-        raise invalid({"starts_at": "err_starts_at"}) from None
+    at = _starts_at(data.get("starts_at"))
 
     def move(conn: sa.Connection, branch: booking.Branch) -> booking.Booking:
         return booking.reschedule(conn, branch, booking_id, at, _now(request))
@@ -1018,17 +1075,24 @@ def reschedule_json(
 async def message_replay(
     request: Request[Any, Any, Any], tenant: FromPath[str], message_id: FromPath[int]
 ) -> dict[str, Any]:
-    """Send a dead booking message again (pending, attempts afresh); 404 when the tenant has no such dead message."""
+    """Send a dead booking message again (pending, attempts afresh); 409 `not_dead` for a message of the tenant that
+    is not dead (as notify's booking-messages replay says it), 404 when the tenant has no such message."""
     require_tenant(_user(request), tenant)
     if not 0 < message_id < 2**63:
         raise NotFoundException()
 
-    def run() -> bool:
+    def run() -> str | None:
+        """None when replayed, else the message's status (`""`: the tenant has no such message)."""
         with transaction(_engine(request)) as conn:
-            return outbox.replay(conn, tenant, message_id, _now(request))
+            if outbox.replay(conn, tenant, message_id, _now(request)):
+                return None
+            return outbox.message_status(conn, tenant, message_id) or ""
 
-    if not await asyncio.to_thread(run):
+    status = await asyncio.to_thread(run)
+    if status == "":
         raise NotFoundException()
+    if status is not None:
+        raise problem(409, "not_dead", f"booking message {message_id} is {status}: only a dead message is sent again")
     _changed(request)
     return {"id": message_id, "status": "pending"}
 

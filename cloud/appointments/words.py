@@ -195,6 +195,11 @@ STAFF_WORDS: dict[str, dict[str, str]] = {
         "ticket_pending": "tiket belum diterima", "derived_n": "otomatis ({n})",
         "not_configured": "tidak ada di konfigurasi cabang: tidak ditawarkan", "inactive": "nonaktif",
         "no_configured": "Konfigurasi cabang belum diterima hub atau tidak memuat layanan aktif.",
+        "links_unknown": "Pesan untuk nasabah tidak dapat memuat tautan ke halaman janjinya: alamat publik belum"
+        " diatur. Isi 'Alamat publik hub (tautan status)' di pengaturan notifikasi tenant, atau QMS_PUBLIC_URL"
+        " (--public-url) pada layanan hub.",
+        "lang_field": "Bahasa", "lang_id": "Bahasa Indonesia", "lang_en": "English",
+        "msg_no_contact": "tidak ada e-mail atau telepon", "msg_no_provider": "tidak ada penyedia untuk saluran ini",
     },
     "en": {
         "err_form": "Not saved: check the marked fields.",
@@ -226,6 +231,11 @@ STAFF_WORDS: dict[str, dict[str, str]] = {
         "ticket_pending": "ticket not received yet", "derived_n": "derived ({n})",
         "not_configured": "not in the branch's configuration: not offered", "inactive": "inactive",
         "no_configured": "The hub has no configuration of this branch yet, or it has no active service.",
+        "links_unknown": "Customers' messages cannot link to their booking's page: no public address is set."
+        " Set 'Hub's public address (status links)' in the tenant's notification settings, or QMS_PUBLIC_URL"
+        " (--public-url) in the hub's service.",
+        "lang_field": "Language", "lang_id": "Bahasa Indonesia", "lang_en": "English",
+        "msg_no_contact": "no e-mail or phone", "msg_no_provider": "no provider for this channel",
     },
 }  # fmt: skip
 for _lang, _words in STAFF_WORDS.items():
