@@ -104,6 +104,9 @@ def _staff_view(browser: Browser, hub: str) -> None:
     for lang in ("id", "en"):
         staff.goto(f"{hub}/appointments?tenant={TENANT}&branch={BRANCH}&lang={lang}")
         expect(staff.locator("#bookings [data-status='checked_in']")).to_have_count(2)
+        # neither the tenant nor this hub names a public address: the page says customers' links cannot be made
+        expect(staff.locator("#links-unknown")).to_contain_text("QMS_PUBLIC_URL")
+        expect(staff.locator("#sb-lang option")).to_have_text(["Bahasa Indonesia", "English"])
         shot(staff, f"staff-bookings-{lang}.png")
 
 
