@@ -531,8 +531,8 @@ def tokens_list(user: Annotated[str | None, typer.Option("--user")] = None, db_u
 
     for t in tokens.list_tokens(create_store_engine(db_url), user):
         state = "revoked" if t.revoked else f"expires {t.expires_at}"
-        owner = f"{t.username} (SSO {t.sso_tenant})" if t.sso_tenant else t.username
-        typer.echo(f"{t.token_id}  {owner:16} {t.name:20} {','.join(t.scopes):30} {state}")
+        owner = tokens.shown_name(f"{t.username} (SSO {t.sso_tenant})" if t.sso_tenant else t.username)
+        typer.echo(f"{t.token_id}  {owner:16} {tokens.shown_name(t.name):20} {','.join(t.scopes):30} {state}")
 
 
 @tokens_app.command("revoke")

@@ -35,6 +35,7 @@ from sqlalchemy.engine import Engine
 from cloud.admin.audit import record
 from cloud.analytics.tables import bi_tokens, daily, facts
 from cloud.identity.permissions import requires
+from cloud.identity.tokens import hidden_characters
 from cloud.store import transaction
 from cloud.web.request_state import store_engine as _engine
 from sync.rate_limit import Limit, RateLimiter
@@ -87,6 +88,8 @@ def validate(req: TokenRequest) -> None:
         raise BiRequestError(f"days: 1 to {MAX_DAYS}")
     if not req.name.strip() or len(req.name) > MAX_NAME:
         raise BiRequestError(f"name: 1-{MAX_NAME} characters")
+    if hidden := hidden_characters(req.name):
+        raise BiRequestError(f"name: no control or format characters ({', '.join(hidden[:5])})")
 
 
 def issue(engine: Engine, req: TokenRequest, actor: str, now: datetime) -> tuple[str, dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -38,7 +39,24 @@ class Owner(NamedTuple):
 
 
 class TokenRefused(ValueError):
-    """A token that cannot be issued as asked (unknown permission, beyond the owner's role, bad expiry)."""
+    """A token that cannot be issued as asked (unknown permission, beyond the owner's role, bad expiry); `field`
+    names the request's field at fault when it is one (`name`)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def hidden_characters(text: str) -> list[str]:
+    """The control and format characters in `text` (Unicode Cc, Cf, and the line/paragraph separators U+2028/9),
+    as `U+XXXX`: a token's name is shown in lists and terminals, where these would hide or reorder what is seen."""
+    found = (c for c in text if unicodedata.category(c) in ("Cc", "Cf") or c in "\u2028\u2029")
+    return list(dict.fromkeys(f"U+{ord(c):04X}" for c in found))
+
+
+def shown_name(text: str) -> str:
+    """`text` with any control or format character written as an escape (names stored before they were refused)."""
+    return "".join(f"\\u{ord(c):04x}" if hidden_characters(c) else c for c in text)
 
 
 @dataclass(frozen=True)
@@ -85,7 +103,9 @@ def issue(
     if not 1 <= days <= MAX_DAYS:
         raise TokenRefused(f"expiry: 1 to {MAX_DAYS} days")
     if not name.strip() or len(name) > MAX_NAME:
-        raise TokenRefused(f"name: 1-{MAX_NAME} characters")
+        raise TokenRefused(f"name: 1-{MAX_NAME} characters", "name")
+    if hidden := hidden_characters(name):
+        raise TokenRefused(f"name: no control or format characters ({', '.join(hidden[:5])})", "name")
     if tenant is not None and not user.all_tenants and tenant not in user.tenants:
         raise TokenRefused(f"{user.username} does not see tenant {tenant!r}")
     if not user.active:
@@ -189,4 +209,5 @@ def revoke(engine: Engine, token_id: str, now: datetime, owner: Owner | None = N
     return row is not None
 
 
-__all__ = ["Owner", "TokenInfo", "TokenRefused", "issue", "list_tokens", "owner_of", "revoke", "verify"]
+__all__ = ["Owner", "TokenInfo", "TokenRefused", "hidden_characters", "issue", "list_tokens", "owner_of", "revoke",
+           "shown_name", "verify"]  # fmt: skip

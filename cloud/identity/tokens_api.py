@@ -11,6 +11,7 @@ import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import FromPath, JSONBody
+from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_201_CREATED
 
@@ -71,7 +72,8 @@ async def issue_token(request: Request[Any, Any, Any], data: JSONBody[TokenReque
 
 
 async def _issue(request: Request[Any, Any, Any], data: TokenRequest) -> dict[str, Any]:
-    """Issue a token for the caller (raises ClientException with what is wrong)."""
+    """Issue a token for the caller (raises ClientException with what is wrong, a 400 `invalid_fields` problem
+    naming the field when it is one)."""
     me: HqPrincipal = request.scope["user"]
     auth = _auth(request)
     mine = await asyncio.to_thread(owner, request)
@@ -88,7 +90,11 @@ async def _issue(request: Request[Any, Any, Any], data: TokenRequest) -> dict[st
             sso_tenant=mine.sso_tenant,
         )  # fmt: skip
     except tokens.TokenRefused as exc:
-        raise ClientException(str(exc)) from None
+        if exc.field is None:
+            raise ClientException(str(exc)) from None
+        raise ProblemDetailsException(status_code=400, title="Bad Request", type_="urn:qms:problem:invalid_fields",
+                                      detail=str(exc), extra={"code": "invalid_fields", "fields": [exc.field]}
+                                      ) from None  # fmt: skip
     return {**info.as_dict(), "token": raw}
 
 
@@ -144,7 +150,7 @@ async def tokens_create_form(request: Request[Any, Any, Any]) -> Template:
         body = TokenRequest(name=name if isinstance(name, str) else "", scopes=scopes,
                             days=int(days) if isinstance(days, str) and days.isdigit() else 0)  # fmt: skip
         made = await _issue(request, body)
-    except ClientException as exc:
+    except (ClientException, ProblemDetailsException) as exc:
         return await asyncio.to_thread(_page, request, None, str(exc.detail))
     return await asyncio.to_thread(_page, request, str(made["token"]))
 

@@ -117,6 +117,17 @@ def test_malformed_token_requests_are_400_problems(hub: Any, body: bytes) -> Non
     assert answer.headers["content-type"].startswith("application/problem+json")
 
 
+@pytest.mark.parametrize("name", ["Power\u202eBI", "a\x00b", "two\nlines", "zero\u200bwidth", "line\u2028sep"])
+def test_a_name_with_control_or_format_characters_is_refused(hub: Any, name: str) -> None:
+    client, admins, _ = hub
+    answer = client.post("/api/v1/bi/tokens", json={"tenant": TENANT, "name": name, "datasets": ["kpis"]},
+                         headers=admins["ana"])  # fmt: skip
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["detail"].startswith("name: no control or format characters (U+")
+    assert client.get("/api/v1/bi/tokens", headers=admins["ana"]).json()["tokens"] == []
+
+
 def test_pages_walk_every_row_once_in_a_stable_order(hub: Any) -> None:
     client, admins, _ = hub
     made = client.post("/api/v1/bi/tokens", json={"tenant": TENANT, "name": "BI", "datasets": ["tickets", "kpis"]},
