@@ -443,15 +443,24 @@ def sso_users_list(
     import json
 
     from cloud.identity import sso_accounts
+    from cloud.identity.tokens import shown_name
     from cloud.store import create_store_engine
 
-    accounts = sso_accounts.list_accounts(create_store_engine(db_url), tenant)
+    engine = create_store_engine(db_url)
+    if not sso_accounts.tenant_known(engine, tenant):
+        typer.secho(f"no such tenant {tenant!r} (no branch, no IdP configured, no SSO user)", fg=typer.colors.RED,
+                    err=True)  # fmt: skip
+        raise typer.Exit(1)
+    accounts = sso_accounts.list_accounts(engine, tenant)
     if as_json:
         typer.echo(json.dumps([a.as_dict() for a in accounts], indent=2))
         return
+    if not accounts:
+        typer.echo(f"no SSO users of {tenant} yet (the hub lists those who signed in through SSO)")
     for a in accounts:
         state = "disabled" if a.disabled_at else "active" if a.active else "no role"
-        typer.echo(f"{a.username:32} {a.role or '-':14} {a.protocol:5} {state:9} last sign-in {a.last_sign_in_at}")
+        name = shown_name(a.username)  # a name from the IdP: no control or bidi character reaches the terminal
+        typer.echo(f"{name:32} {a.role or '-':14} {a.protocol:5} {state:9} last sign-in {a.last_sign_in_at}")
 
 
 def _sso_user_state(tenant: str, name: str, disabled: bool, db_url: str) -> None:

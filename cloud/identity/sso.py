@@ -5,6 +5,7 @@ attributes to a role and branches of that tenant."""
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -167,6 +168,12 @@ def _values(raw: object) -> list[str]:
     return []
 
 
+def branch_ids(raw: object) -> list[str]:
+    """The branch ids a branch claim names: a list (an OIDC array, a SAML attribute's values), each item or a single
+    string split on commas and whitespace (`"bdg-dago, jkt-sudirman"`), empty pieces dropped."""
+    return [b for value in _values(raw) for b in re.split(r"[,\s]+", value) if b]
+
+
 Branches = frozenset[tuple[str, str]] | None  # a branch manager's (tenant, branch) pairs; None = every branch
 
 
@@ -181,7 +188,7 @@ def role_of(tenant: str, settings: IdpSettings, claims: dict[str, Any]) -> tuple
         raise SsoRefused("your account has no role in this console (ask your administrator)")
     if role != "branch_manager":
         return role, None
-    ids = [b for b in _values(claims.get(settings.branch_claim)) if b]
+    ids = branch_ids(claims.get(settings.branch_claim))
     if not ids:
         raise SsoRefused("a branch manager needs branches (claim missing)")
     return role, frozenset((tenant, b) for b in ids)
@@ -208,5 +215,5 @@ def grant_for(tenant: str, settings: IdpSettings, claims: dict[str, Any], protoc
     return SessionGrant(name, role, frozenset({tenant}), branches, protocol)
 
 
-__all__ = ["Flow", "Idp", "IdpSettings", "SsoRefused", "begin", "finish", "grant_for", "kept_claims", "load", "remove",
-           "role_of", "save", "username_of"]  # fmt: skip
+__all__ = ["Flow", "Idp", "IdpSettings", "SsoRefused", "begin", "branch_ids", "finish", "grant_for", "kept_claims",
+           "load", "remove", "role_of", "save", "username_of"]  # fmt: skip

@@ -22,8 +22,8 @@ from cloud.admin.audit import record
 from cloud.hq_users import HqUser
 from cloud.identity import sso
 from cloud.identity.oidc import SsoRefused
-from cloud.identity.tables import hq_sessions, sso_accounts
-from cloud.store import transaction
+from cloud.identity.tables import hq_sessions, idp_configs, sso_accounts
+from cloud.store import branches, transaction
 
 log = logging.getLogger("qms.cloud.auth")
 SSO_METHODS = ("oidc", "saml")
@@ -118,6 +118,15 @@ def list_accounts(engine: Engine, tenant: str) -> list[SsoAccount]:
     return [_account(r, idps.get(r.protocol)) for r in rows]
 
 
+def tenant_known(engine: Engine, tenant: str) -> bool:
+    """Whether the hub knows `tenant`: a branch of it, an IdP configured for it, or an SSO user of it."""
+    queries = [sa.select(branches.c.tenant_id).where(branches.c.tenant_id == tenant).limit(1),
+               sa.select(idp_configs.c.tenant_id).where(idp_configs.c.tenant_id == tenant).limit(1),
+               sa.select(sso_accounts.c.tenant_id).where(sso_accounts.c.tenant_id == tenant).limit(1)]  # fmt: skip
+    with engine.connect() as conn:
+        return any(conn.execute(q).first() is not None for q in queries)
+
+
 def set_disabled(
     engine: Engine, tenant: str, username: str, disabled: bool, now: datetime, actor: str
 ) -> SsoAccount | None:
@@ -140,4 +149,4 @@ def set_disabled(
     return get(engine, tenant, username)
 
 
-__all__ = ["SSO_METHODS", "SsoAccount", "get", "list_accounts", "set_disabled", "signed_in"]
+__all__ = ["SSO_METHODS", "SsoAccount", "get", "list_accounts", "set_disabled", "signed_in", "tenant_known"]

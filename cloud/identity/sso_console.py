@@ -163,16 +163,17 @@ async def sso_remove_form(request: Request[Any, Any, Any], tenant: FromPath[str]
     return Redirect(path=f"{PAGE}?tenant={tenant}&done=removed", status_code=303)
 
 
-@post(PAGE + "/{tenant:str}/users/{username:str}/{action:str}", guards=[requires("users.manage")],
-      include_in_schema=False)  # fmt: skip
-async def sso_user_form(
-    request: Request[Any, Any, Any], tenant: FromPath[str], username: FromPath[str], action: FromPath[str]
-) -> Redirect:
-    """Disable or enable one SSO user (audited `sso_user.disable` / `sso_user.enable`); unknown → 404."""
+@post(PAGE + "/{tenant:str}/users/{action:str}", guards=[requires("users.manage")], include_in_schema=False)
+async def sso_user_form(request: Request[Any, Any, Any], tenant: FromPath[str], action: FromPath[str]) -> Redirect:
+    """Disable or enable one SSO user (audited `sso_user.disable` / `sso_user.enable`), named in the form's
+    `username` field so that any name (`dept/bob`, `%`, `?`, `#`, spaces) arrives exactly; unknown → 404."""
     me: HqPrincipal = request.scope["user"]
     require_tenant(me, tenant)
     if action not in ("disable", "enable"):
         raise NotFoundException(f"no action {action!r}")
+    username = (await request.form()).get("username")
+    if not isinstance(username, str) or not username:
+        raise NotFoundException("no SSO user named")
     auth = _auth(request)
     done = await asyncio.to_thread(sso_accounts.set_disabled, auth.engine, tenant, username, action == "disable",
                                    auth.clock(), me.username or "open")  # fmt: skip

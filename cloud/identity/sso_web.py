@@ -8,7 +8,7 @@ import asyncio
 import logging
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote_to_bytes, urlencode
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -291,24 +291,50 @@ def _set_disabled(request: Request[Any, Any, Any], tenant: str, username: str, d
     return account.as_dict()
 
 
-@post("/api/v1/tenants/{tenant:str}/sso/users/{username:str}/disable", guards=[requires("users.manage")],
-      sync_to_thread=True, status_code=200)  # fmt: skip
-def sso_user_disable(request: Request[Any, Any, Any], tenant: FromPath[str], username: FromPath[str]) -> dict[str, Any]:
-    """Shut an SSO user out at the hub: their sessions end, their sign-ins and API tokens are refused."""
-    return _set_disabled(request, tenant, username, True)
+class SsoUserName(msgspec.Struct, forbid_unknown_fields=True):
+    """The SSO user to disable or enable, for names a URL cannot carry exactly (`.`, `..`)."""
+
+    username: str
 
 
-@post("/api/v1/tenants/{tenant:str}/sso/users/{username:str}/enable", guards=[requires("users.manage")],
-      sync_to_thread=True, status_code=200)  # fmt: skip
-def sso_user_enable(request: Request[Any, Any, Any], tenant: FromPath[str], username: FromPath[str]) -> dict[str, Any]:
-    """Let a disabled SSO user in again (their tokens work again unless expired or revoked)."""
-    return _set_disabled(request, tenant, username, False)
+_USERS = b"/sso/users/"
+
+
+def _named_in_path(request: Request[Any, Any, Any], rest: str) -> tuple[str, str]:
+    """(user name, action) of `…/sso/users/<name>/<action>`: the name is read from the raw path and percent-decoded
+    once, so `dept/bob` (or `dept%2Fbob`), `%25`, `%3F`, `%23`, spaces and non-ASCII arrive exactly as sent; the
+    routed path would have merged `//` and lost a leading or trailing `/`. ("", action) when no name is in the path."""
+    raw: bytes = request.scope.get("raw_path") or b""  # optional in ASGI: then the routed path, as decoded
+    if _USERS in raw:
+        raw_name, _, raw_action = raw.partition(_USERS)[2].rpartition(b"/")
+        return unquote_to_bytes(raw_name).decode("utf-8", "replace"), raw_action.decode("ascii", "replace")
+    name, _, action = rest.strip("/").rpartition("/")
+    return name, action
+
+
+@post("/api/v1/tenants/{tenant:str}/sso/users/{rest:path}", guards=[requires("users.manage")], status_code=200)
+async def sso_user_state(request: Request[Any, Any, Any], tenant: FromPath[str], rest: FromPath[str]) -> dict[str, Any]:
+    """Disable (`…/sso/users/<name>/disable`: their sessions end, sign-ins and API tokens are refused) or enable
+    (`…/enable`) an SSO user at the hub; the name percent-encoded in the path, or for any name at all
+    `POST …/sso/users/disable` (or `/enable`) with `{"username": …}`."""
+    name, action = _named_in_path(request, rest)
+    if action not in ("disable", "enable"):
+        raise NotFoundException(f"no action {action!r} (disable or enable)")
+    if not name:
+        try:
+            name = msgspec.json.decode(await request.body(), type=SsoUserName).username
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ProblemDetailsException(
+                status_code=400, title="Bad Request", type_="urn:qms:problem:invalid_fields",
+                detail=f"username: give {{\"username\": …}} ({exc})",
+                extra={"code": "invalid_fields", "fields": ["username"]},
+            ) from None  # fmt: skip
+    return await asyncio.to_thread(_set_disabled, request, tenant, name, action == "disable")
 
 
 ROUTES: list[Any] = [
     sso_users,
-    sso_user_disable,
-    sso_user_enable,
+    sso_user_state,
     sso_start,
     oidc_callback,
     saml_acs,

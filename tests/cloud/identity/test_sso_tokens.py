@@ -297,21 +297,19 @@ def test_sso_users_on_the_single_sign_on_page(sso_client: TestClient, provider: 
     assert page.status_code == 200
     assert f'data-user="{name}"' in page.text
     assert "tenant_admin" in page.text
-    csrf = {"_csrf_token": csrf_of(sso_client)}
-    done = sso_client.post(f"/sso-settings/acme/users/{name}/disable", data=csrf, follow_redirects=False)
+    csrf = {"_csrf_token": csrf_of(sso_client), "username": name}
+    done = sso_client.post("/sso-settings/acme/users/disable", data=csrf, follow_redirects=False)
     assert done.status_code == 303
     assert_problem(sso_client.get("/api/v1/branches", headers=bearer(made)), 401)
     page = sso_client.get(done.headers["location"] + "&lang=en")
     assert "User disabled." in page.text
-    assert f"/sso-settings/acme/users/{sub}%40acme.example/enable" in page.text
-    assert (
-        sso_client.post(f"/sso-settings/acme/users/{name}/enable", data=csrf, follow_redirects=False).status_code == 303
-    )
+    assert 'action="/sso-settings/acme/users/enable"' in page.text
+    assert sso_client.post("/sso-settings/acme/users/enable", data=csrf, follow_redirects=False).status_code == 303
     assert len(branch_ids(sso_client, made)) == 2
-    assert sso_client.post(f"/sso-settings/acme/users/{name}/delete", data=csrf).status_code == 404
+    assert sso_client.post("/sso-settings/acme/users/delete", data=csrf).status_code == 404
     sign_in(sso_client, "gus")
-    gus = {"_csrf_token": csrf_of(sso_client)}
-    assert sso_client.post(f"/sso-settings/acme/users/{name}/disable", data=gus).status_code == 404
+    gus = {"_csrf_token": csrf_of(sso_client), "username": name}
+    assert sso_client.post("/sso-settings/acme/users/disable", data=gus).status_code == 404
     assert ("tina", "sso_user.disable", name) in audit_trail(identity_store)
 
 
