@@ -321,8 +321,8 @@ def test_a_lease_this_appliance_never_granted_is_said_so_with_no_made_up_number(
     """A lease id the appliance never knew (not yesterday's: none of its days): the engine's `lease_not_found` is kept
     as `lease_unknown`, whose words do not say "an earlier business day", and its number, which nobody can know here,
     is "—" on the floor, in the API and in the audit row (before: "#1", a number nobody holds)."""
-    item = {"temp_id": "off-nowhere-1", "lease_id": "nowhere", "seq_no": 1, "issued_at": datetime.now(UTC).isoformat(),
-            "lang": "en"}  # fmt: skip
+    item: dict[str, Any] = {"temp_id": "off-nowhere-1", "lease_id": "nowhere", "seq_no": 1, "lang": "en",
+                            "issued_at": datetime.now(UTC).isoformat()}  # fmt: skip
     (result,) = reconcile(api, item)
     assert (result["code"], result["recorded"]) == ("lease_not_found", True)  # the kiosk's answer is the engine's
     (row,) = refused(api, lang="en")["tickets"]
