@@ -208,7 +208,7 @@ def page(engine: Engine, tenant: str, dataset: str, params: dict[str, str]) -> d
 
 
 def _problem(status: int, title: str, detail: str, code: str, headers: dict[str, str] | None = None) -> Response[Any]:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code}
+    body = {"type": f"urn:qms:problem:{code}", "title": title, "status": status, "detail": detail, "code": code}
     return Response(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 

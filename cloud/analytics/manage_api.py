@@ -114,8 +114,8 @@ def problem(status: int, detail: str, code: str | None = None, field: str | None
             headers: dict[str, str] | None = None) -> Response[Any]:  # fmt: skip
     """A problem+json answer."""
     code = code or CODES.get(status, "error")
-    body = Problem(type="about:blank", title=code.replace("_", " "), status=status, detail=detail, code=code,
-                   field=field)  # fmt: skip
+    body = Problem(type=f"urn:qms:problem:{code}", title=code.replace("_", " "), status=status, detail=detail,
+                   code=code, field=field)  # fmt: skip
     return Response(msgspec.to_builtins(body), status_code=status, media_type=PROBLEM, headers=headers)
 
 

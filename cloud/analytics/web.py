@@ -51,7 +51,7 @@ class NotInScope(Exception):
 
 def problem(status: int, title: str, detail: str, code: str, headers: dict[str, str] | None = None) -> Response[Any]:
     """An RFC 9457 problem+json answer with a stable `code`."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code}
+    body = {"type": f"urn:qms:problem:{code}", "title": title, "status": status, "detail": detail, "code": code}
     return Response(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 

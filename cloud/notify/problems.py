@@ -1,5 +1,6 @@
-"""The notify area's refusals as RFC 9457 problem+json (type, title, status, detail and a stable `code`), like the
-rest of the hub (`cloud.ops.web`): raised here, answered by Litestar's problem-details plugin."""
+"""The notify area's refusals as RFC 9457 problem+json (type `urn:qms:problem:<code>`, title, status, detail and a
+stable `code`), like the rest of the hub (`cloud.ops.web`): raised here, answered by Litestar's problem-details
+plugin."""
 
 from __future__ import annotations
 
@@ -13,4 +14,4 @@ NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}  # th
 def refusal(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> ProblemDetailsException:
     """A problem to raise: `code` is what callers act on, `detail` says it in words."""
     return ProblemDetailsException(status_code=status, detail=detail, title=HTTPStatus(status).phrase,
-                                   type_="about:blank", extra={"code": code}, headers=headers)  # fmt: skip
+                                   type_=f"urn:qms:problem:{code}", extra={"code": code}, headers=headers)  # fmt: skip

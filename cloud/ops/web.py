@@ -49,8 +49,8 @@ async def upload_backup(request: Request[Any, Any, Any], tenant: str, branch_id:
         size, digest = await asyncio.to_thread(backup_store.check_signature, engine, tenant, branch_id, name, headers)
         stored, created = await backup_store.receive(store, tenant, branch_id, name, size, digest, request.stream())
     except backup_store.UploadRefused as exc:
-        problem = {"type": "about:blank", "title": "backup refused", "status": exc.status, "detail": str(exc),
-                   "code": "backup_refused"}  # fmt: skip
+        problem = {"type": "urn:qms:problem:backup_refused", "title": "backup refused", "status": exc.status,
+                   "detail": str(exc), "code": "backup_refused"}  # fmt: skip
         return Response(problem, status_code=exc.status, media_type="application/problem+json")
     log.info("backup %s of %s/%s stored (%d bytes)", stored.name, tenant, branch_id, stored.size)
     body = {"name": stored.name, "size": stored.size, "sha256": stored.sha256, "received_at": stored.received_at}
@@ -72,8 +72,8 @@ async def renew_certificate(request: Request[Any, Any, Any], data: JSONBody[Rene
     try:
         issued = await asyncio.to_thread(ca.renew_certificate, engine, data.request[:16000], data.signature[:200])
     except ca.RenewalRefused as exc:
-        problem = {"type": "about:blank", "title": "renewal refused", "status": exc.status, "detail": str(exc),
-                   "code": "renewal_refused"}  # fmt: skip
+        problem = {"type": "urn:qms:problem:renewal_refused", "title": "renewal refused", "status": exc.status,
+                   "detail": str(exc), "code": "renewal_refused"}  # fmt: skip
         return Response(problem, status_code=exc.status, media_type="application/problem+json")
     return Response(issued, status_code=200, headers={"Cache-Control": "no-store"})
 
@@ -145,8 +145,9 @@ def _problem(status: int, detail: str, headers: Mapping[str, str] | None = None,
         title = HTTPStatus(status).phrase
     except ValueError:
         title = "Error"
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
-            "code": CODES.get(status, "error"), **extra}  # fmt: skip
+    code = extra.pop("code", None) or CODES.get(status, "error")
+    body = {"type": f"urn:qms:problem:{code}", "title": title, "status": status, "detail": detail, "code": code,
+            **extra}  # fmt: skip
     kept = {k: v for k, v in (headers or {}).items() if k.lower() != "content-type"}
     return Response(body, status_code=status, media_type=PROBLEM, headers=kept or None)
 

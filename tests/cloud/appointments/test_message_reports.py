@@ -156,7 +156,7 @@ def test_reports_log_dlq_replay_and_metrics(tmp_path: Path, stand_ins: tuple[Wha
             not_dead = client.post(f"/api/v1/notify/booking-messages/{dead.id}/replay")
             assert not_dead.status_code == 409, not_dead.text
             assert not_dead.headers["content-type"].startswith("application/problem+json")
-            assert (not_dead.json()["code"], not_dead.json()["type"]) == ("not_dead", "about:blank")
+            assert (not_dead.json()["code"], not_dead.json()["type"]) == ("not_dead", "urn:qms:problem:not_dead")
             attempts = client.get(f"/api/v1/notify/booking-messages/{dead.id}/attempts").json()["attempts"]
             assert [a["outcome"] for a in attempts] == ["sent", "sent"]  # the first, then the replay
             assert client.get("/api/v1/notify/booking-messages/999999/attempts").status_code == 404

@@ -30,7 +30,7 @@ def assert_problem(answer: Any, status: int, code: str) -> dict[str, Any]:
     assert answer.status_code == status, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json"), answer.headers
     body: dict[str, Any] = answer.json()
-    assert body["type"] == "about:blank", body
+    assert body["type"] == f"urn:qms:problem:{body['code']}", body
     assert (body["status"], body["code"]) == (status, code), body
     assert body["title"], body
     assert body["detail"], body

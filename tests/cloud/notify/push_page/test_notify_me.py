@@ -221,7 +221,7 @@ def test_finished_ticket_and_bad_subscriptions_are_refused(branch: Branch, hub: 
     finished = httpx.post(f"{link}/push", json=good)
     assert finished.status_code == 409
     assert finished.headers["content-type"].startswith("application/problem+json")
-    assert (finished.json()["code"], finished.json()["type"]) == ("ticket_finished", "about:blank")
+    assert (finished.json()["code"], finished.json()["type"]) == ("ticket_finished", "urn:qms:problem:ticket_finished")
 
 
 @pytest.mark.parametrize("lang", ["id", "en"])
