@@ -145,11 +145,11 @@ def serve(
     from cloud.web.app import CloudSettings, create_app
     from sync.observability import configure_logging
 
-    configure_logging(log_level)  # JSON lines, scrubbed, with correlation ids (QMS_LOG_FORMAT=text for people)
     if public_url and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", public_url):
         typer.secho(f"--public-url / QMS_PUBLIC_URL: not an http(s) address: {public_url!r}", fg=typer.colors.RED,
                     err=True)  # fmt: skip
-        raise typer.Exit(2)
+        raise typer.Exit(2)  # refused before the process's logging is set up: nothing has started
+    configure_logging(log_level)  # JSON lines, scrubbed, with correlation ids (QMS_LOG_FORMAT=text for people)
     settings = CloudSettings(
         db_url=db_url,
         nats_servers=tuple(_servers(nats_url)),
