@@ -36,7 +36,7 @@ def _body_routes(api: Api) -> list[tuple[str, str, bool]]:
     """Every POST/PUT route the OpenAPI document declares, with real ids filled in, and whether it takes a body."""
     schema = api.client.get("/schema/openapi.json").json()
     ticket = api.enqueue("teller")["ticket_id"]
-    ids = {"ticket_id": ticket, "counter_id": "1", "device_id": "kiosk-1"}
+    ids = {"ticket_id": ticket, "counter_id": "1", "device_id": "kiosk-1", "temp_id": "off-1-1"}
     return [
         (method.upper(), path.format(**ids), "requestBody" in item[method])
         for path, item in schema["paths"].items()
