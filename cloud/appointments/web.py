@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
@@ -358,7 +358,7 @@ def booking_submit(
 ) -> Template | Redirect:
     """Book the chosen time; errors are shown beside their fields, a full slot says so and offers the others."""
     _limit(request)
-    form = {k: str(v).strip() for k, v in data.items() if isinstance(v, str)}
+    form = _form(data)
     lang = pick(form.get("lang"))
     errors = _contact_errors(form)
     if not form.get("starts_at"):
@@ -692,7 +692,8 @@ def _back(tenant: str, branch_id: str, day: str, lang: str, **extra: str) -> Red
     return Redirect(path=f"/appointments?{query}", status_code=303)
 
 
-def _form(data: dict[str, Any]) -> dict[str, str]:
+def _form(data: Mapping[str, Any]) -> dict[str, str]:
+    """A form's text fields, trimmed (an uploaded file is not one)."""
     return {k: str(v).strip() for k, v in data.items() if isinstance(v, str)}
 
 
@@ -880,7 +881,7 @@ async def calendar_change(request: Request[Any, Any, Any], tenant: FromPath[str]
     user = _user(request)
     require_tenant(user, tenant)
     form = await request.form()
-    fields = {k: str(v).strip() for k, v in form.items() if isinstance(v, str)}
+    fields = _form(form)
     scope = _calendar_scope(fields)
     deleting = bool(fields.get("delete"))
 
