@@ -52,6 +52,7 @@ from cloud.notify.contacts import mask_email, mask_phone
 from cloud.ops.rate_limits import too_many
 from cloud.store import transaction
 from cloud.web.console_auth import HqPrincipal
+from cloud.web.problems import refusal
 from cloud.web.request_state import principal as _user
 from cloud.web.request_state import store_engine as _engine
 from sync.appointments import QrInvalid, verify
@@ -153,14 +154,6 @@ def _day(text: str | None, fallback: date) -> date:
         return fallback
 
 
-def problem(status: int, code: str, detail: str, headers: dict[str, str] | None = None,
-            **extra: Any) -> ProblemDetailsException:  # fmt: skip
-    """An appointments refusal as RFC 9457 problem+json like the rest of the hub: `type` (urn:qms:problem:<code>),
-    the status phrase as `title`, `detail`, and the stable `code` callers act on."""
-    return ProblemDetailsException(status_code=status, title=HTTPStatus(status).phrase, type_=f"urn:qms:problem:{code}",
-                                   detail=detail, headers=headers, extra={"code": code, **extra})  # fmt: skip
-
-
 # what the JSON API says of a bad field (`errors`: field -> reason), for the pages' word keys of the same checks
 API_REASONS = {
     "err_name": f"a name of 1-{NAME_MAX} characters without control characters is required",
@@ -175,7 +168,7 @@ STARTS_AT_REQUIRED = "required: an RFC 3339 time with offset (2026-12-07T10:30:0
 def invalid(errors: dict[str, str]) -> ProblemDetailsException:
     """400 `invalid_fields`: every bad field at once (`fields`, sorted) with why (`errors`: field -> an English reason
     for people reading the answer; a page's word key is said as API_REASONS says it)."""
-    return problem(400, "invalid_fields", "invalid " + ", ".join(sorted(errors)), fields=sorted(errors),
+    return refusal(400, "invalid_fields", "invalid " + ", ".join(sorted(errors)), fields=sorted(errors),
                    errors={k: API_REASONS.get(errors[k], errors[k]) for k in sorted(errors)})  # fmt: skip
 
 
@@ -585,7 +578,7 @@ def slots_json(request: Request[Any, Any, Any], tenant: FromPath[str], branch_id
         try:
             slots = booking.day_slots(conn, branch, request.query_params.get("service_id", ""), day, now)
         except booking.BookingRefused:
-            raise problem(404, "unknown_service", "no such bookable service at this branch") from None
+            raise refusal(404, "unknown_service", "no such bookable service at this branch") from None
         reason = booking.closed_reason(conn, branch, day, now)
     return {"day": day.isoformat(), "closed": reason,
             "slots": [{"starts_at": s.starts_at.isoformat(), "left": s.left} for s in slots]}  # fmt: skip
@@ -1093,7 +1086,7 @@ async def message_replay(
     if status == "":
         raise NotFoundException()
     if status is not None:
-        raise problem(409, "not_dead", f"booking message {message_id} is {status}: only a dead message is sent again")
+        raise refusal(409, "not_dead", f"booking message {message_id} is {status}: only a dead message is sent again")
     _changed(request)
     return {"id": message_id, "status": "pending"}
 

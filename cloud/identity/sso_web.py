@@ -25,6 +25,7 @@ from cloud.identity.sessions import SessionGrant
 from cloud.identity.signin import safe_next, start_session
 from cloud.identity.sso_limits import per_address
 from cloud.web.console_auth import ConsoleAuth, HqPrincipal
+from cloud.web.problems import refusal
 
 log = logging.getLogger("qms.cloud.auth")
 
@@ -324,11 +325,8 @@ async def sso_user_state(request: Request[Any, Any, Any], tenant: FromPath[str],
         try:
             name = msgspec.json.decode(await request.body(), type=SsoUserName).username
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ProblemDetailsException(
-                status_code=400, title="Bad Request", type_="urn:qms:problem:invalid_fields",
-                detail=f"username: give {{\"username\": …}} ({exc})",
-                extra={"code": "invalid_fields", "fields": ["username"]},
-            ) from None  # fmt: skip
+            raise refusal(400, "invalid_fields", f"username: give {{\"username\": …}} ({exc})",
+                          fields=["username"]) from None  # fmt: skip
     return await asyncio.to_thread(_set_disabled, request, tenant, name, action == "disable")
 
 

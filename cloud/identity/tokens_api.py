@@ -20,6 +20,7 @@ from cloud.identity import sso_accounts, tokens
 from cloud.identity.permissions import requires
 from cloud.identity.signin import language
 from cloud.web.console_auth import ConsoleAuth, HqPrincipal
+from cloud.web.problems import refusal
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -92,9 +93,7 @@ async def _issue(request: Request[Any, Any, Any], data: TokenRequest) -> dict[st
     except tokens.TokenRefused as exc:
         if exc.field is None:
             raise ClientException(str(exc)) from None
-        raise ProblemDetailsException(status_code=400, title="Bad Request", type_="urn:qms:problem:invalid_fields",
-                                      detail=str(exc), extra={"code": "invalid_fields", "fields": [exc.field]}
-                                      ) from None  # fmt: skip
+        raise refusal(400, "invalid_fields", str(exc), fields=[exc.field]) from None
     return {**info.as_dict(), "token": raw}
 
 

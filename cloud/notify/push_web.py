@@ -17,8 +17,9 @@ from litestar.params import FromPath
 from sqlalchemy.engine import Engine
 
 from cloud.notify import push_store
-from cloud.notify.problems import NO_STORE, refusal
+from cloud.notify.problems import NO_STORE
 from cloud.ticket_status import TicketRef, ticket_ref, words
+from cloud.web.problems import refusal
 
 ASSETS = Path(__file__).resolve().parents[1] / "web" / "templates" / "notify" / "push"
 FINISHED = frozenset({"done", "cancelled", "no_show"})  # nothing left to be told about

@@ -32,12 +32,12 @@ from cloud.appointments import outbox as booking_outbox
 from cloud.identity.permissions import requires
 from cloud.notify import console, outbox, policy, push_web, reports, templates
 from cloud.notify.dispatcher import Dispatcher, app_dispatcher
-from cloud.notify.problems import refusal
 from cloud.notify.providers import REGISTRY
 from cloud.notify.providers.base import CHANNELS, DeliveryUpdate, InvalidWebhook, WebhookRequest, secret_fields
 from cloud.notify.segments import segment_count
 from cloud.store import writer_turn
 from cloud.web.console_auth import HqPrincipal
+from cloud.web.problems import refusal
 from sync.observability import current_correlation_id
 
 log = logging.getLogger("qms.notify.web")
