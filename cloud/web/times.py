@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from litestar.plugins.jinja import JinjaTemplateEngine
 from sqlalchemy.engine import Engine
 
 from cloud.admin.audit import DEFAULT_ZONE
-from cloud.admin.tables import branch_profiles
+from cloud.admin.audit import zones as branch_zones
 
 REFRESH_SECONDS = 30.0
 
@@ -55,21 +55,20 @@ class Zones:
 
 
 _lock = threading.Lock()
-_cache: dict[int, tuple[float, Zones]] = {}
+_cache: weakref.WeakKeyDictionary[Engine, tuple[float, Zones]] = weakref.WeakKeyDictionary()  # per store
 
 
 def zones(engine: Engine) -> Zones:
     """The zones, read again when older than REFRESH_SECONDS."""
     now = time.monotonic()
     with _lock:
-        cached = _cache.get(id(engine))
+        cached = _cache.get(engine)
         if cached is not None and now - cached[0] < REFRESH_SECONDS:
             return cached[1]
-    query = sa.select(branch_profiles.c.tenant_id, branch_profiles.c.branch_id, branch_profiles.c.timezone)
     with engine.connect() as conn:
-        found = Zones({(t, b): z for t, b, z in conn.execute(query) if z})
+        found = Zones({key: zone for key, zone in branch_zones(conn).items() if zone})
     with _lock:
-        _cache[id(engine)] = (now, found)
+        _cache[engine] = (now, found)
     return found
 
 
