@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from cloud.admin.tables import branch_profiles
 from cloud.appointments import booking, calendar
 from cloud.appointments.tables import appt_bookings, appt_settings
-from cloud.store import tickets
+from cloud.store import probe_rows, tickets
 from cloud.web.console_auth import HqPrincipal
 
 REGION = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -195,11 +195,5 @@ def bookings_on_closed_days(conn: Connection, tenant: str, branch_ids: Iterable[
 def ticket_numbers(conn: Connection, tenant: str, branch_id: str, ticket_ids: Iterable[str | None]) -> dict[str, str]:
     """The ticket numbers (A012) of checked-in visits' tickets, of those the hub has received."""
     wanted = sorted({t for t in ticket_ids if t})
-    if not wanted:
-        return {}
-    rows = conn.execute(
-        sa.select(tickets.c.ticket_id, tickets.c.ticket_number).where(
-            tickets.c.tenant_id == tenant, tickets.c.branch_id == branch_id, tickets.c.ticket_id.in_(wanted)
-        )
-    ).all()
+    rows = probe_rows(conn, tickets, tenant, branch_id, "ticket_id", wanted, ("ticket_id", "ticket_number"))
     return {r.ticket_id: r.ticket_number for r in rows}
